@@ -1,0 +1,36 @@
+"""The attack catalogue and its one entry point (SPEC §1; STYLE §2).
+
+    result = attacks.run("pgd", model, x, eps=0.03, steps=10)
+    result.x_adv, result.delta, result.success, result.pred_adv
+"""
+from __future__ import annotations
+
+from engine.attacks import cw, deepfool, gradient, square
+from engine.attacks.base import AttackResult, AttackSpec, Callback, Param, execute
+
+ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in [*gradient.SPECS, cw.SPEC, deepfool.SPEC, square.SPEC]}
+
+
+def get(name: str) -> AttackSpec:
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
+    return ATTACKS[name]
+
+
+def available() -> list[dict]:
+    """Every attack with its parameters (name, type, default, range, help) for forms and the CLI."""
+    return [spec.describe() for spec in ATTACKS.values()]
+
+
+def run(name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, **params) -> AttackResult:
+    """Run attack `name` on a batch `x` in [0, 1].
+
+    `y=None` attacks the model's own predictions; `target` (an int or one per
+    example) makes it targeted. `callback(step, total, state)` is called every
+    iteration; returning False stops early and the partial result comes back
+    with `stopped_early=True`. Out-of-range parameters raise ValueError.
+    """
+    return execute(get(name), model, x, y=y, target=target, seed=seed, callback=callback, **params)
+
+
+__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "available", "get", "run"]

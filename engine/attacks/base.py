@@ -1,0 +1,295 @@
+"""The attack protocol (SPEC §1; STYLE §2 "Attack protocol").
+
+An attack is an `AttackSpec`: a name, its declared parameters and a function
+`fn(ctx, **params) -> x_adv`. `run()` validates the parameters, fixes labels,
+targets and randomness, calls the function and then `finalize()`s: the budget
+projection and [0, 1] clamp happen there, once, whatever the attack returned.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from engine.attacks.projections import clamp_unit, project_linf
+
+Callback = Callable[[int, int, dict], Optional[bool]]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared attack parameter; the UI renders a form widget from it."""
+
+    name: str
+    kind: type  # float, int or bool
+    default: Any  # None means "derived from others" (see help)
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+    low_open: bool = False  # the range excludes `low` (e.g. a step size must be > 0)
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            if self.default is None:
+                return None
+            raise ValueError(f"parameter {self.name!r} needs a value")
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise ValueError(f"parameter {self.name!r} must be true or false, got {value!r}")
+        if isinstance(value, bool):
+            raise ValueError(f"parameter {self.name!r} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {self.name!r} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"parameter {self.name!r} must be finite, got {value!r}")
+        if self.kind is int:
+            if number != int(number):
+                raise ValueError(f"parameter {self.name!r} must be a whole number, got {value!r}")
+            number = int(number)
+        too_low = self.low is not None and (number <= self.low if self.low_open else number < self.low)
+        too_high = self.high is not None and number > self.high
+        if too_low or too_high:
+            raise ValueError(f"parameter {self.name!r}={value!r} is outside its range {self.range_text()}")
+        return number
+
+    def range_text(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low}, {self.high}]"
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.kind.__name__,
+            "default": self.default,
+            "low": self.low,
+            "high": self.high,
+            "low_open": self.low_open,
+            "help": self.help,
+        }
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    name: str
+    title: str
+    fn: Callable[..., torch.Tensor]
+    params: tuple[Param, ...]
+    norm: str  # "linf": projected to the eps ball; "l2"/"min": unbounded minimal-perturbation attacks
+    targeted: bool  # a targeted variant exists
+    untargeted: bool = True
+    uses_gradients: bool = True
+    reference: str = ""
+    summary: str = ""
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "norm": self.norm,
+            "targeted": self.targeted,
+            "untargeted": self.untargeted,
+            "uses_gradients": self.uses_gradients,
+            "reference": self.reference,
+            "summary": self.summary,
+            "params": [p.describe() for p in self.params],
+        }
+
+
+
+@dataclass
+class Context:
+    """What an attack function gets besides its hyperparameters."""
+
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    generator: torch.Generator
+    callback: Callback | None
+    iterations: torch.Tensor = field(init=False)  # per example, filled by the attack
+    queries: torch.Tensor | None = None
+    stopped_early: bool = False
+
+    def __post_init__(self):
+        self.iterations = torch.zeros(self.x.shape[0], dtype=torch.long, device=self.x.device)
+
+    @property
+    def targeted(self) -> bool:
+        return self.target is not None
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The class the loss is about: the target when targeted, else the true label."""
+        return self.target if self.target is not None else self.y
+
+    def report(self, step: int, total: int, **state) -> bool:
+        """Tell the callback; False means stop now and keep what we have."""
+        if self.callback is None:
+            return True
+        if self.callback(step, total, state) is False:
+            self.stopped_early = True
+            return False
+        return True
+
+    def rand(self, *shape) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.generator, device=self.x.device)
+
+    def randint(self, high: torch.Tensor | int, shape) -> torch.Tensor:
+        """Uniform integers in [0, high) per entry; `high` may be a tensor."""
+        return (self.rand(*shape) * high).long()
+
+
+def loss_gradient(ctx: Context, x_adv: torch.Tensor) -> torch.Tensor:
+    """∇ of the per-example CE summed over the batch: ascend it untargeted, descend it targeted.
+
+    The sign is folded in here (−CE towards the target), so callers always step *up* the gradient.
+    """
+    x_adv = x_adv.detach().requires_grad_(True)
+    logits = ctx.model(x_adv)
+    loss = F.cross_entropy(logits, ctx.labels, reduction="sum")
+    if ctx.targeted:
+        loss = -loss
+    return torch.autograd.grad(loss, x_adv)[0]
+
+
+@dataclass
+class AttackResult:
+    """Everything one attack run produced, per example where it makes sense."""
+
+    attack: str
+    params: dict
+    x: torch.Tensor
+    x_adv: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    logits_clean: torch.Tensor
+    logits_adv: torch.Tensor
+    success: torch.Tensor
+    iterations: torch.Tensor
+    queries: torch.Tensor | None
+    stopped_early: bool
+    seconds: float
+    seed: int
+
+    @property
+    def delta(self) -> torch.Tensor:
+        return self.x_adv - self.x
+
+    @property
+    def pred_clean(self) -> torch.Tensor:
+        return self.logits_clean.argmax(1)
+
+    @property
+    def pred_adv(self) -> torch.Tensor:
+        return self.logits_adv.argmax(1)
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.success.float().mean())
+
+
+def finalize(spec: AttackSpec, ctx: Context, x_adv: torch.Tensor, params: dict, logits_clean, seconds: float, seed: int):
+    """Project to the budget and clamp to [0, 1] (always last), then score the result."""
+    x_adv = x_adv.detach()
+    if spec.norm == "linf":
+        x_adv = project_linf(x_adv, ctx.x, params["eps"])
+    else:
+        x_adv = clamp_unit(x_adv)
+    with torch.no_grad():
+        logits_adv = ctx.model(x_adv)
+    pred = logits_adv.argmax(1)
+    success = pred == ctx.target if ctx.targeted else pred != ctx.y
+    return AttackResult(
+        attack=spec.name,
+        params=params,
+        x=ctx.x,
+        x_adv=x_adv,
+        y=ctx.y,
+        target=ctx.target,
+        logits_clean=logits_clean,
+        logits_adv=logits_adv,
+        success=success,
+        iterations=ctx.iterations,
+        queries=ctx.queries,
+        stopped_early=ctx.stopped_early,
+        seconds=seconds,
+        seed=seed,
+    )
+
+
+def _as_labels(value, n: int, num_classes: int, what: str, device) -> torch.Tensor:
+    t = torch.as_tensor(value, device=device)
+    if t.dtype.is_floating_point or t.dtype == torch.bool:
+        raise ValueError(f"{what} must be integer class indices")
+    t = t.long().reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n).clone()
+    if t.numel() != n:
+        raise ValueError(f"{what} has {t.numel()} entries for a batch of {n}")
+    if bool(((t < 0) | (t >= num_classes)).any()):
+        raise ValueError(f"{what} must be class indices in 0..{num_classes - 1}")
+    return t
+
+
+def check_input(x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError("x must be a torch tensor of images")
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape N×C×H×W, got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("x is an empty batch")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"x must be a float tensor in [0, 1], got dtype {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinite values")
+    if float(x.min()) < 0.0 or float(x.max()) > 1.0:
+        raise ValueError("x must lie in [0, 1]")
+    return x.detach()
+
+
+def execute(spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=None, **params) -> AttackResult:
+    """Validate, run and finalize one attack (the body of `engine.attacks.run`)."""
+    x = check_input(x)
+    known = {p.name for p in spec.params}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"{spec.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(sorted(known))}")
+    values = {p.name: p.check(params.get(p.name, p.default)) for p in spec.params}
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+    with torch.no_grad():
+        logits_clean = model(x)
+    num_classes = logits_clean.shape[1]
+    y = logits_clean.argmax(1) if y is None else _as_labels(y, x.shape[0], num_classes, "y", x.device)
+    if target is not None:
+        if not spec.targeted:
+            raise ValueError(f"{spec.name} has no targeted variant")
+        target = _as_labels(target, x.shape[0], num_classes, "target", x.device)
+        if bool((target == y).any()):
+            raise ValueError("target must differ from the source class of every example")
+    elif not spec.untargeted:
+        raise ValueError(f"{spec.name} needs a target class")
+
+    generator = torch.Generator(device=x.device)
+    generator.manual_seed(seed)
+    ctx = Context(model=model, x=x, y=y, target=target, generator=generator, callback=callback)
+    start = time.perf_counter()
+    x_adv = spec.fn(ctx, **values)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    return finalize(spec, ctx, x_adv, values, logits_clean, time.perf_counter() - start, seed)

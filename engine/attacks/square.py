@@ -1,0 +1,79 @@
+"""Square Attack, L∞ (SPEC §1): random square patches of ±ε, kept when the margin drops.
+
+Query-only: the model is called without gradients, once per iteration for the
+images not yet fooled, and `queries` counts those calls per image (the initial
+stripes included). Patch size follows the paper's schedule (p halves at fixed
+fractions of the query budget, rescaled to `n_queries`). Each image gets its own
+patch position and signs, drawn from the seeded generator.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from engine.attacks.base import AttackSpec, Context, Param
+from engine.attacks.margins import margin
+from engine.attacks.params import EPS
+from engine.attacks.projections import clamp_unit
+
+N_QUERIES = Param("n_queries", int, 1000, 1, 100000, "query budget per image")
+P_INIT = Param("p_init", float, 0.05, 0.0, 1.0, "initial share of pixels in a square (paper: 0.05 on ImageNet)", low_open=True)
+
+_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256), (10000, 512))
+
+
+def p_selection(p_init: float, it: int, n_iters: int) -> float:
+    """The paper's piecewise-constant schedule, written for 10,000 iterations and rescaled."""
+    it = int(it / n_iters * 10000)
+    for bound, divisor in _SCHEDULE:
+        if it <= bound:
+            return p_init / divisor
+    return p_init
+
+
+def square(ctx: Context, eps: float, n_queries: int, p_init: float) -> torch.Tensor:
+    x = ctx.x
+    n, c, h, w = x.shape
+    labels, targeted = ctx.labels, ctx.targeted
+
+    # Vertical stripes of ±ε are the paper's initialisation.
+    stripes = torch.where(ctx.rand(n, c, 1, w) < 0.5, -eps, eps)
+    x_best = clamp_unit(x + stripes)
+    with torch.no_grad():
+        best = margin(ctx.model(x_best), labels, targeted)
+    ctx.queries = torch.ones(n, dtype=torch.long, device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, 1, w)
+    for it in range(n_queries - 1):
+        idx = (best > 0).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        m = idx.numel()
+        side = min(max(round(math.sqrt(p_selection(p_init, it, n_queries) * h * w)), 1), min(h, w) - 1)
+        top = ctx.randint(h - side + 1, (m,)).view(m, 1, 1, 1)
+        left = ctx.randint(w - side + 1, (m,)).view(m, 1, 1, 1)
+        window = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
+        signs = torch.where(ctx.rand(m, c, 1, 1) < 0.5, -eps, eps)
+        x_cur = x[idx]
+        delta = torch.where(window, signs, x_best[idx] - x_cur)
+        candidate = clamp_unit(x_cur + delta)
+        with torch.no_grad():
+            new = margin(ctx.model(candidate), labels[idx], targeted)
+        improved = new < best[idx]
+        keep = idx[improved]
+        best[keep] = new[improved]
+        x_best[keep] = candidate[improved]
+        ctx.queries[idx] += 1
+        ctx.iterations[idx] += 1
+        if not ctx.report(it + 1, n_queries - 1, x_adv=x_best):
+            break
+    return x_best
+
+
+SPEC = AttackSpec(
+    "square", "Square (black-box)", square, (EPS, N_QUERIES, P_INIT), norm="linf", targeted=True,
+    uses_gradients=False,
+    reference="Andriushchenko et al. 2020, Square Attack: a query-efficient black-box adversarial attack",
+    summary="random ±ε squares accepted when they lower the margin; needs only the model's outputs",
+)

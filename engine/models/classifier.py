@@ -1,0 +1,134 @@
+"""The one model type the rest of the engine sees (SPEC, notation).
+
+A `Classifier` takes images in [0, 1], N×C×H×W, and returns logits. Resizing
+and mean/std normalisation happen inside `forward`, so attacks and analyses
+only ever work in pixel space and one adversarial batch can be fed to models
+with different input sizes (transfer between Lite0 at 224 px and Lite2 at
+260 px, for example).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.hooks import capture_activations
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One entry of a model's layer catalogue, numbered from input to output."""
+
+    index: int
+    name: str  # dotted module name, relative to the Classifier (usable with get_submodule)
+    shape: tuple[int, ...]  # C, H, W (or features) of the block's output for one image
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "name": self.name, "shape": list(self.shape)}
+
+
+class Classifier(nn.Module):
+    """Eval-mode, frozen classifier over [0, 1] pixels with its metadata.
+
+    `block_names` are dotted names inside `net`; they make up `.layers()`.
+    `resize_size`/`crop_size` describe how `engine.images` fits a photo to the
+    model (shorter side to `resize_size`, then a centred square crop).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        domain: str,
+        input_size: tuple[int, int, int],
+        class_names: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+        block_names: Sequence[str],
+        cam_layer: str | None = None,
+        resize_size: int | None = None,
+    ):
+        super().__init__()
+        if len(mean) != input_size[0] or len(std) != input_size[0]:
+            raise ValueError("mean/std must have one entry per input channel")
+        self.net = net
+        self.name = name
+        self.domain = domain
+        self.input_size = tuple(int(v) for v in input_size)
+        self.class_names = list(class_names)
+        self.resize_size = int(resize_size or input_size[1])
+        self.crop_size = int(input_size[1])
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self._block_names = [f"net.{b}" for b in block_names]
+        for block in self._block_names:
+            self.get_submodule(block)  # fail at build time, not in the UI
+        self.cam_layer = f"net.{cam_layer}" if cam_layer else self._block_names[-1]
+        self._layers: list[LayerInfo] | None = None
+        # Hooks mutate this shared module; analyses that register them hold this lock.
+        self.lock = threading.RLock()
+        self.eval()
+        self.requires_grad_(False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def train(self, mode: bool = True):
+        # A registry model is always in eval mode: batch-norm statistics and dropout
+        # must not change under an attack or between sessions.
+        return super().train(False)
+
+    def fit_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Bring a batch to this model's channels and size, differentiably."""
+        if x.dim() != 4:
+            raise ValueError(f"expected an N×C×H×W batch, got shape {tuple(x.shape)}")
+        c, h, w = self.input_size
+        if x.shape[1] != c:
+            if x.shape[1] == 1 and c == 3:
+                x = x.expand(-1, 3, -1, -1)
+            elif x.shape[1] == 3 and c == 1:
+                x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            else:
+                raise ValueError(f"{self.name} expects {c} channels, got {x.shape[1]}")
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fit_input(x)
+        return self.net((x - self.mean) / self.std)
+
+    def layers(self) -> list[LayerInfo]:
+        """The numbered catalogue of hookable blocks, input to output (shapes measured once)."""
+        if self._layers is None:
+            with self.lock, torch.no_grad():
+                probe = torch.zeros((1, *self.input_size), device=self.device)
+                with capture_activations(self, self._block_names) as acts:
+                    self(probe)
+                self._layers = [
+                    LayerInfo(i, name, tuple(acts[name].shape[1:])) for i, name in enumerate(self._block_names)
+                ]
+        return list(self._layers)
+
+    def layer(self, key: int | str) -> LayerInfo:
+        """Look up a catalogue entry by index or dotted name, with a clear error."""
+        layers = self.layers()
+        if isinstance(key, int) or (isinstance(key, str) and key.lstrip("-").isdigit()):
+            idx = int(key)
+            if not -len(layers) <= idx < len(layers):
+                raise ValueError(f"layer index {idx} out of range: {self.name} has layers 0..{len(layers) - 1}")
+            return layers[idx]
+        for info in layers:
+            if info.name == key or info.name == f"net.{key}":
+                return info
+        raise ValueError(f"layer {key!r} does not exist in {self.name}; see .layers() for the catalogue")

@@ -1,0 +1,99 @@
+"""Model registry: an explicit dict of builders, `available()` and `load()` (STYLE §1.D)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from engine.device import resolve
+from engine.models.classifier import Classifier
+
+
+class ModelUnavailable(RuntimeError):
+    """A known model that cannot be loaded here; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    domain: str
+    description: str
+    build: Callable[[], Classifier]
+    check: Callable[[], str | None]  # None when loadable, else the reason it is not
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def _always() -> None:
+    return None
+
+
+def register_model(name: str, *, domain: str, description: str = "", check: Callable[[], str | None] = _always):
+    """Register a builder returning a CPU `Classifier`; raises on a duplicate name."""
+
+    def wrapper(build: Callable[[], Classifier]) -> Callable[[], Classifier]:
+        if name in _REGISTRY:
+            raise ValueError(f"a model is already registered under the name {name!r}")
+        _REGISTRY[name] = ModelEntry(name, domain, description, build, check)
+        return build
+
+    return wrapper
+
+
+def unregister_model(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def available() -> list[dict]:
+    """Every known model, whether it can be loaded here, and if not, why."""
+    rows = []
+    for entry in _REGISTRY.values():
+        reason = entry.check()
+        rows.append(
+            {
+                "name": entry.name,
+                "domain": entry.domain,
+                "description": entry.description,
+                "available": reason is None,
+                "reason": reason or "",
+            }
+        )
+    return rows
+
+
+def load(name: str, device: str | torch.device | None = None) -> Classifier:
+    """Build model `name` in eval mode with frozen weights on `device` (default: best present)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
+    entry = _REGISTRY[name]
+    reason = entry.check()
+    if reason is not None:
+        raise ModelUnavailable(f"{name}: {reason}")
+    model = entry.build()
+    return model.to(resolve(device))
+
+
+def load_state_dict_file(path, what: str) -> dict:
+    """Read a weights file safely (`weights_only=True`), turning a corrupt file into a clear error."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise ModelUnavailable(f"{what}: the weights file {path} could not be read ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict):
+        raise ModelUnavailable(f"{what}: {path} does not hold a state_dict")
+    return state
+
+
+def apply_state_dict(net: torch.nn.Module, state: dict, what: str) -> None:
+    """Load `state` strictly; a mismatch names the first missing/unexpected keys."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0:3]
+        raise ModelUnavailable(f"{what}: the weights do not fit the architecture ({' '.join(first)[:300]})") from err
