@@ -154,13 +154,16 @@ class Context:
 
 
 def loss_gradient(ctx: Context, x_adv: torch.Tensor) -> torch.Tensor:
-    """∇ of the per-example CE summed over the batch: ascend it untargeted, descend it targeted.
+    """∇ of the batch-mean CE: ascend it untargeted, descend it targeted.
 
-    The sign is folded in here (−CE towards the target), so callers always step *up* the gradient.
+    The sign is folded in here (−CE towards the target), so callers always step *up*
+    the gradient. The batch mean only scales each example's gradient by 1/N, which
+    sign steps and L1-normalised momentum ignore; it is what torchattacks uses, so
+    our iterates agree with it bit for bit rather than up to rounding.
     """
     x_adv = x_adv.detach().requires_grad_(True)
     logits = ctx.model(x_adv)
-    loss = F.cross_entropy(logits, ctx.labels, reduction="sum")
+    loss = F.cross_entropy(logits, ctx.labels)
     if ctx.targeted:
         loss = -loss
     return torch.autograd.grad(loss, x_adv)[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from engine.attacks.base import AttackSpec, Context, loss_gradient
-from engine.attacks.params import ALPHA, DECAY, EPS, RANDOM_START, STEPS
+from engine.attacks.params import ALPHA, ALPHA_PGD, DECAY, EPS, PGD_ALPHA_FACTOR, RANDOM_START, STEPS
 from engine.attacks.projections import clamp_unit, project_linf
 
 
@@ -28,8 +28,9 @@ def sign_iterations(
     for step in range(steps):
         grad = loss_gradient(ctx, x_adv)
         if momentum is not None:
-            scale = grad.abs().mean(dim=tuple(range(1, x.dim())), keepdim=True).clamp_min(1e-12)
-            grad = grad / scale + decay * momentum
+            scale = grad.abs().mean(dim=tuple(range(1, x.dim())), keepdim=True)
+            # Confident examples have gradients far below 1e-12, so only an exact zero is guarded.
+            grad = grad / torch.where(scale > 0, scale, torch.ones_like(scale)) + decay * momentum
             momentum = grad
         x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps)
         ctx.iterations.fill_(step + 1)
@@ -50,6 +51,7 @@ def bim(ctx: Context, eps: float, alpha: float | None, steps: int) -> torch.Tens
 
 
 def pgd(ctx: Context, eps: float, alpha: float | None, steps: int, random_start: bool) -> torch.Tensor:
+    alpha = PGD_ALPHA_FACTOR * eps / steps if alpha is None else alpha
     return sign_iterations(ctx, eps, alpha, steps, random_start=random_start)
 
 
@@ -69,7 +71,7 @@ SPECS = [
         summary="K small sign-gradient steps, projected to the ε-ball and [0, 1] after each",
     ),
     AttackSpec(
-        "pgd", "PGD (TPGD when targeted)", pgd, (EPS, ALPHA, STEPS, RANDOM_START), norm="linf", targeted=True,
+        "pgd", "PGD (TPGD when targeted)", pgd, (EPS, ALPHA_PGD, STEPS, RANDOM_START), norm="linf", targeted=True,
         reference="Madry et al. 2018, Towards Deep Learning Models Resistant to Adversarial Attacks",
         summary="BIM from a uniformly random start in the ε-ball (seeded)",
     ),

@@ -9,8 +9,12 @@ def clamp_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Nearest point of the ε-ball around `x` that is also inside [0, 1]."""
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
+    """Nearest point of the ε-ball around `x` that is also inside [0, 1].
+
+    Written as x + clip(δ) (torchattacks' order of operations) so that iterates agree
+    bit for bit; MI-FGSM's momentum amplifies last-bit differences into sign flips.
+    """
+    return (x + (x_adv - x).clamp(-eps, eps)).clamp(0.0, 1.0)
 
 
 def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:

@@ -20,7 +20,7 @@ from engine.models.registry import ModelUnavailable, apply_state_dict, load_stat
 ARCHITECTURES = ("resnet18", "resnet50", "densenet121", "vgg16_bn", "vgg19_bn", "mobilenet_v3_large")
 
 # Old DenseNet checkpoints name layers "norm.1"; torchvision renames them the same way on load.
-_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def _weights(arch: str):

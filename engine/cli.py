@@ -1,0 +1,189 @@
+"""`python -m engine`: the engine's operations from a shell, with JSON output.
+
+Every user error (unknown model, unreadable image, parameter out of range)
+ends with one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine import attacks, images, models
+from engine.models import ModelUnavailable
+from engine.report import run_record
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise SystemExit(_fail(f"{self.prog}: {message}"))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _add_attack_params(parser: argparse.ArgumentParser) -> None:
+    """One flag per parameter name used by any attack; `run` rejects those the attack lacks."""
+    seen: dict[str, dict] = {}
+    for spec in attacks.available():
+        for p in spec["params"]:
+            seen.setdefault(p["name"], p)
+    for name, p in seen.items():
+        flag = "--" + name.replace("_", "-")
+        if p["type"] == "bool":
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=p["help"])
+        else:
+            kind = int if p["type"] == "int" else float
+            parser.add_argument(flag, dest=name, type=kind, default=None, help=p["help"])
+
+
+def _parse_target(value: str | None, model) -> int | None:
+    if value is None:
+        return None
+    if value.lstrip("-").isdigit():
+        return int(value)
+    lowered = value.strip().lower()
+    for i, name in enumerate(model.class_names):
+        if name.lower() == lowered:
+            return i
+    raise ValueError(f"target {value!r} is neither a class index nor a class name of {model.name}")
+
+
+def _image_source(value: str):
+    gallery = images.gallery()
+    if value in gallery:
+        return gallery[value]
+    return Path(value)
+
+
+def _save_pair(stem: str, picture: np.ndarray, array: np.ndarray) -> list[str]:
+    """Write `<stem>.png` (for eyes) and `<stem>.npy` (exact float values)."""
+    base = Path(stem)
+    if base.suffix.lower() in {".png", ".npy"}:
+        base = base.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    png, npy = base.with_suffix(".png"), base.with_suffix(".npy")
+    png.write_bytes(images.png_bytes(picture))
+    np.save(npy, array)
+    return [str(png), str(npy)]
+
+
+def cmd_models(args) -> int:
+    rows = models.available()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        state = "available" if r["available"] else f"unavailable: {r['reason']}"
+        print(f"{r['name']:<22} {r['domain']:<14} {state}")
+    return 0
+
+
+def cmd_attacks(args) -> int:
+    rows = attacks.available()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        params = ", ".join(f"{p['name']}={p['default']}" for p in r["params"])
+        print(f"{r['name']:<10} {r['title']:<34} {params}")
+    return 0
+
+
+def cmd_attack(args) -> int:
+    model = models.load(args.model, device=args.device)
+    x = images.load(_image_source(args.image), model)
+    spec = attacks.get(args.attack)
+    known = {p.name for p in spec.params}
+    params = {}
+    for name in _param_names():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name not in known:
+            raise ValueError(f"{spec.name} has no parameter {name!r}; its parameters are {', '.join(sorted(known))}")
+        params[name] = value
+    target = _parse_target(args.target, model)
+    result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params)
+    record = run_record(result, model)
+    record["image"] = str(args.image)
+    saved = []
+    if args.save_adv:
+        saved += _save_pair(args.save_adv, images.to_uint8(result.x_adv), result.x_adv[0].cpu().numpy())
+    if args.save_delta:
+        saved += _save_pair(args.save_delta, images.signed(result.delta), result.delta[0].cpu().numpy())
+    record["saved"] = saved
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    row = record["examples"][0]
+    clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
+    print(f"{model.name} · {spec.title} · {record['seconds']:.2f} s")
+    print(f"clean:       {clean['label']} ({clean['probability']:.1%})")
+    print(f"adversarial: {adv['label']} ({adv['probability']:.1%})  success={row['success']}")
+    print(f"L0 {row['l0_pct']:.1f} %  L2 {row['l2']:.4f}  L∞ {row['linf']:.4f}  SSIM {row['ssim']:.4f}")
+    for path in saved:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from engine.models import torchvision_zoo
+
+    path = torchvision_zoo.download(args.arch)
+    print(json.dumps({"model": args.arch, "path": str(path)}))
+    return 0
+
+
+def _param_names() -> list[str]:
+    return sorted({p["name"] for spec in attacks.available() for p in spec["params"]})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m engine", description="Perturbation Explorer engine")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("models", help="list models and whether they can be loaded here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("attacks", help="list attacks and their parameters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_attacks)
+
+    p = sub.add_parser("attack", help="attack one image and report predictions and perturbation sizes")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", required=True, help="an image file, or a gallery name such as 'chelsea'")
+    p.add_argument("--attack", required=True, choices=list(attacks.ATTACKS))
+    p.add_argument("--target", help="target class index or name (targeted attack)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
+    p.add_argument("--save-adv", metavar="PATH", help="write the adversarial image as PATH.png and PATH.npy")
+    p.add_argument("--save-delta", metavar="PATH", help="write the perturbation as PATH.png (signed) and PATH.npy")
+    p.add_argument("--json", action="store_true")
+    _add_attack_params(p)
+    p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("download", help="fetch a torchvision checkpoint into the torch cache (needs network)")
+    p.add_argument("arch")
+    p.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    except (ValueError, ModelUnavailable, OSError) as err:
+        return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    except KeyboardInterrupt:
+        return _fail("interrupted")

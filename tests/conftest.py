@@ -1,0 +1,35 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_models import linear_classifier, train_digits_classifier  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """(model, x, y): a trained digits CNN and 64 held-out images it classifies correctly."""
+    model, x, y = train_digits_classifier()
+    with torch.no_grad():
+        keep = model(x).argmax(1) == y
+    return model, x[keep][:64], y[keep][:64]
+
+
+@pytest.fixture(scope="session")
+def linear():
+    return linear_classifier()
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    from engine import models
+
+    return models.load("efficientnet-lite0", device="cpu")
+
+
+def hooks_left(model: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
