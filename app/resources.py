@@ -1,0 +1,50 @@
+"""The only place with Streamlit cache decorators (STYLE §2, "Streamlit").
+
+Models are shared by every session (`cache_resource`); they are read-only at
+inference, and anything that hooks them holds `model.lock`.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+import torch
+
+from engine import attacks, images, models
+
+
+@st.cache_resource(show_spinner="Loading model…")
+def load_model(name: str):
+    return models.load(name)
+
+
+@st.cache_data(show_spinner=False)
+def model_rows() -> list[dict]:
+    return models.available()
+
+
+@st.cache_data(show_spinner=False)
+def attack_rows() -> list[dict]:
+    return attacks.available()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def image_tensor(model_name: str, source_key: str, data: bytes | None) -> torch.Tensor:
+    """The chosen image fitted to the model (CPU copy; cached per model and image)."""
+    model = load_model(model_name)
+    source = data if data is not None else images.gallery()[source_key]
+    return images.load(source, model).cpu()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def upload_problem(data: bytes) -> str | None:
+    """None if an uploaded file decodes as an image, else the reason in plain words."""
+    try:
+        images.decode(data)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install what is needed (once) and run the test suite. This is exactly what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true
+# torchattacks' declared pins (requests) clash with streamlit's: it is a test oracle only.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps torchattacks==3.5.1 2>&1 | grep -v "^WARNING: Location" || true
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,73 @@
+"""The app page end to end, headless (Streamlit AppTest), on the offline default model."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+
+
+@pytest.fixture
+def app():
+    at = AppTest.from_file(MAIN, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_first_screen_already_shows_an_attacked_sample(app):
+    assert not app.error
+    assert "→" in app.subheader[0].value
+    values = metrics(app)
+    assert float(values["L∞"]) <= 0.03 + 1e-6
+    assert len(app.get("plotly_chart")) == 2
+    assert len(app.get("image")) >= 3
+
+
+def test_running_fgsm_from_the_form(app):
+    app.selectbox(key="attack").set_value("fgsm").run()
+    app.number_input(key="fgsm.eps").set_value(0.01)  # inside a form: sent on submit
+    app.button(key="FormSubmitter:attack-form-fgsm-Run attack").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["last_run_key"].attack == "fgsm"
+    assert float(metrics(app)["L∞"]) == pytest.approx(0.01, abs=1e-4)
+    assert metrics(app)["Iterations"] == "1"
+
+
+def test_targeted_run_and_switching_image(app):
+    app.selectbox(key="gallery_image").set_value("coffee").run()
+    app.selectbox(key="pgd.target").set_value(1)
+    app.button(key="FormSubmitter:attack-form-pgd-Run attack").click().run()
+    assert not app.exception
+    assert app.subheader[0].value.endswith("→ goldfish (fooled)")
+
+
+def test_display_control_does_not_rerun_the_attack(app):
+    before = app.session_state["last_run_key"]
+    n = len(app.session_state["attack_results"])
+    app.radio(key="delta_view").set_value("signed δ").run()
+    assert app.session_state["last_run_key"] == before
+    assert len(app.session_state["attack_results"]) == n
+
+
+def test_bad_upload_shows_an_error_box_and_keeps_working(app):
+    app.radio(key="image_source").set_value("Upload").run()
+    app.get("file_uploader")[0].upload("broken.png", b"\x89PNG\r\n\x1a\n garbage", "image/png").run()
+    assert not app.exception
+    assert any("cannot be used" in e.value for e in app.error)
+    assert "→" in app.subheader[0].value  # the gallery photo is still attacked and shown
+
+
+def test_good_upload_is_attacked(app):
+    from engine import images
+
+    data = images.png_bytes(images.to_uint8(images.to_tensor(images.decode(images.gallery()["coffee"]))))
+    app.radio(key="image_source").set_value("Upload").run()
+    app.get("file_uploader")[0].upload("coffee.png", data, "image/png").run()
+    assert not app.exception and not app.error
+    assert app.session_state["selection"].image_label == "coffee.png"
+    assert app.subheader[0].value.startswith("espresso")

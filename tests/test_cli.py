@@ -1,0 +1,100 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CHELSEA = str(ROOT / "assets" / "images" / "chelsea.png")
+QUICK = {"cw": ["--steps", "10"], "square": ["--n-queries", "100"], "deepfool": ["--steps", "10"]}
+
+
+def run_json(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square"])
+def test_every_attack_on_lite0_and_chelsea(capsys, attack):
+    record = run_json(
+        capsys, "attack", "--model", "efficientnet-lite0", "--image", CHELSEA, "--attack", attack, "--json", *QUICK.get(attack, [])
+    )
+    row = record["examples"][0]
+    assert record["attack"] == attack and record["model"] == "efficientnet-lite0"
+    assert row["clean_top5"][0]["label"] in {"Egyptian cat", "tiger cat", "tabby"}
+    assert len(row["clean_top5"]) == 5 and len(row["adversarial_top5"]) == 5
+    assert abs(sum(r["probability"] for r in row["clean_top5"])) <= 1.0 + 1e-6
+    for key in ("success", "l0_pct", "l2", "linf", "ssim", "iterations"):
+        assert key in row
+    assert record["seconds"] > 0 and record["environment"]["device"] == "cpu"
+    if attack in {"fgsm", "bim", "pgd", "mifgsm", "square"}:
+        assert row["linf"] <= 0.03 + 1e-6
+    if attack == "square":
+        assert 1 <= row["queries"] <= 100
+    assert row["success"] == (row["adversarial_top5"][0]["index"] != row["label"])
+
+
+def test_targeted_by_name_and_saved_outputs(capsys, tmp_path):
+    record = run_json(
+        capsys, "attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd",
+        "--eps", "0.03", "--steps", "10", "--target", "goldfish", "--json",
+        "--save-adv", str(tmp_path / "adv"), "--save-delta", str(tmp_path / "delta"),
+    )
+    row = record["examples"][0]
+    assert row["target_name"] == "goldfish" and row["success"]
+    assert row["adversarial_top5"][0]["label"] == "goldfish"
+    adv = np.load(tmp_path / "adv.npy")
+    delta = np.load(tmp_path / "delta.npy")
+    assert adv.shape == (3, 224, 224) and 0 <= adv.min() and adv.max() <= 1
+    assert np.abs(delta).max() <= 0.03 + 1e-6
+    assert Image.open(tmp_path / "adv.png").size == (224, 224)
+    assert Image.open(tmp_path / "delta.png").size == (224, 224)
+
+
+def test_models_lists_availability(capsys):
+    rows = run_json(capsys, "models", "--json")
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["efficientnet-lite0"]["available"]
+    assert "resnet50" in by_name
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--eps", "2"], "'eps'"),
+        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "fgsm", "--steps", "3"], "no parameter 'steps'"),
+        (["attack", "--model", "nope", "--image", "chelsea", "--attack", "pgd"], "unknown model"),
+        (["attack", "--model", "efficientnet-lite0", "--image", "/nonexistent.png", "--attack", "pgd"], "not found"),
+        (["attack", "--model", "efficientnet-lite0", "--image", __file__, "--attack", "pgd"], "not a recognised image"),
+        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--target", "unicorn"], "target"),
+        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "nope"], "invalid choice"),
+        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--steps", "x"], "invalid int"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_unavailable_model_message_says_what_to_download(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert main(["attack", "--model", "resnet50", "--image", "chelsea", "--attack", "fgsm"]) == 2
+    err = capsys.readouterr().err
+    assert "resnet50-11ad3fa6.pth" in err and str(tmp_path) in err
+
+
+def test_module_entry_point_exit_code():
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--eps", "-1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "'eps'" in proc.stderr
