@@ -53,12 +53,12 @@ def show(result, model, selection: state.Selection) -> None:
     b1.plotly_chart(figures.topk_bars(row["clean_top5"], "Top-5 before", highlight), width="stretch")
     b2.plotly_chart(figures.topk_bars(row["adversarial_top5"], "Top-5 after", highlight), width="stretch")
 
-    d1, d2, d3 = st.columns(3)
-    d1.download_button("Adversarial image (PNG)", images.png_bytes(images.to_uint8(result.x_adv)), "adversarial.png", "image/png")
-    buf = _npy(result.delta[0].cpu().numpy())
-    d2.download_button("Perturbation (.npy)", buf, "perturbation.npy", "application/octet-stream")
+    d = st.columns(4)
+    d[0].download_button("Adversarial image (PNG)", images.png_bytes(images.to_uint8(result.x_adv)), "adversarial.png", "image/png")
+    d[1].download_button("Perturbation (PNG, signed)", images.png_bytes(images.signed(result.delta)), "perturbation.png", "image/png")
+    d[2].download_button("Perturbation (.npy)", _npy(result.delta[0].cpu().numpy()), "perturbation.npy", "application/octet-stream")
     record["image"] = selection.image_label
-    d3.download_button("Numbers (JSON)", json.dumps(record, indent=2), "attack.json", "application/json")
+    d[3].download_button("Numbers (JSON)", json.dumps(record, indent=2), "attack.json", "application/json")
 
 
 def _npy(array: np.ndarray) -> bytes:
