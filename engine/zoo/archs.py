@@ -1,0 +1,158 @@
+"""Small architectures for 1×28×28 images, one per family the source papers compare.
+
+Each builder returns the network, its layer catalogue (dotted names of the
+blocks from input to output) and its Grad-CAM layer (the last spatial block).
+Every network is an `nn.Sequential` of named stages so the catalogue is just
+its stage names.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+def _conv_bn(cin, cout, k=3, stride=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=False))
+
+
+def lenet() -> nn.Sequential:
+    """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: the seeds' MNIST model."""
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU()),
+        pool1=nn.MaxPool2d(2),
+        conv2=nn.Sequential(nn.Conv2d(6, 16, 5), nn.ReLU()),
+        pool2=nn.MaxPool2d(2),
+        flatten=nn.Flatten(),
+        fc1=nn.Sequential(nn.Linear(16 * 5 * 5, 120), nn.ReLU()),
+        fc2=nn.Sequential(nn.Linear(120, 84), nn.ReLU()),
+        logits=nn.Linear(84, 10),
+    ))
+
+
+def vgg() -> nn.Sequential:
+    """VGG-style: stacked 3×3 conv + batch norm, max pooling, a small MLP head."""
+    return nn.Sequential(OrderedDict(
+        conv1=_conv_bn(1, 16), conv2=_conv_bn(16, 16), pool1=nn.MaxPool2d(2),
+        conv3=_conv_bn(16, 32), conv4=_conv_bn(32, 32), pool2=nn.MaxPool2d(2),
+        conv5=_conv_bn(32, 64), pool3=nn.MaxPool2d(2),
+        flatten=nn.Flatten(),
+        fc1=nn.Sequential(nn.Linear(64 * 3 * 3, 128), nn.ReLU(), nn.Dropout(0.3)),
+        logits=nn.Linear(128, 10),
+    ))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.skip(x))
+
+
+def resnet() -> nn.Sequential:
+    """A small ResNet (He et al. 2016): a 16-channel stem, then basic blocks at 14×14 and 7×7."""
+    return nn.Sequential(OrderedDict(
+        stem=_conv_bn(1, 16),
+        block1=BasicBlock(16, 32, 2), block2=BasicBlock(32, 32, 1),
+        block3=BasicBlock(32, 64, 2), block4=BasicBlock(64, 64, 1),
+        pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+        logits=nn.Linear(64, 10),
+    ))
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, growth, 3, 1, 1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.body(x)], 1)
+
+
+def _dense_block(cin, growth, layers):
+    return nn.Sequential(*[DenseLayer(cin + i * growth, growth) for i in range(layers)]), cin + layers * growth
+
+
+def _transition(cin, cout):
+    return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2))
+
+
+def densenet() -> nn.Sequential:
+    """A small DenseNet (Huang et al. 2017): a strided stem, two dense blocks of 4 layers, growth 12."""
+    stages: OrderedDict[str, nn.Module] = OrderedDict(stem=_conv_bn(1, 24, 3, 2))
+    ch = 24
+    for i in (1, 2):
+        stages[f"dense{i}"], ch = _dense_block(ch, 12, 4)
+        if i < 2:
+            stages[f"transition{i}"] = _transition(ch, ch // 2)
+            ch //= 2
+    stages["norm"] = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU())
+    stages["pool"] = nn.AdaptiveAvgPool2d(1)
+    stages["flatten"] = nn.Flatten()
+    stages["logits"] = nn.Linear(ch, 10)
+    return nn.Sequential(stages)
+
+
+def _separable(cin, cout, stride):
+    return nn.Sequential(_conv_bn(cin, cin, 3, stride, groups=cin), _conv_bn(cin, cout, 1))
+
+
+def mobilenet() -> nn.Sequential:
+    """MobileNet-style (Howard et al. 2017): depthwise-separable convolutions."""
+    return nn.Sequential(OrderedDict(
+        stem=_conv_bn(1, 16),
+        sep1=_separable(16, 32, 2), sep2=_separable(32, 64, 1),
+        sep3=_separable(64, 128, 2), sep4=_separable(128, 128, 1),
+        pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+        logits=nn.Linear(128, 10),
+    ))
+
+
+def widecnn() -> nn.Sequential:
+    """Wide and shallow: two wide convolutions, then a linear read-out."""
+    return nn.Sequential(OrderedDict(
+        conv1=_conv_bn(1, 48, 5), pool1=nn.MaxPool2d(2),
+        conv2=_conv_bn(48, 64, 3), pool2=nn.MaxPool2d(2),
+        flatten=nn.Flatten(), dropout=nn.Dropout(0.3),
+        logits=nn.Linear(64 * 7 * 7, 10),
+    ))
+
+
+def mlp() -> nn.Sequential:
+    """A fully connected baseline: no convolution, no spatial prior."""
+    return nn.Sequential(OrderedDict(
+        flatten=nn.Flatten(),
+        fc1=nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2)),
+        fc2=nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2)),
+        logits=nn.Linear(256, 10),
+    ))
+
+
+ARCHITECTURES: dict[str, Callable[[], nn.Sequential]] = {
+    "lenet": lenet, "vgg": vgg, "resnet": resnet, "densenet": densenet,
+    "mobilenet": mobilenet, "widecnn": widecnn, "mlp": mlp,
+}
+CONVOLUTIONAL = {"lenet", "vgg", "resnet", "densenet", "mobilenet", "widecnn"}
+_NOT_BLOCKS = (nn.Flatten, nn.Dropout, nn.AdaptiveAvgPool2d)
+
+
+def build(arch: str) -> tuple[nn.Sequential, list[str], str | None]:
+    """(network, layer catalogue, Grad-CAM layer) for an architecture name."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown zoo architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    net = ARCHITECTURES[arch]()
+    blocks = [name for name, m in net.named_children() if name != "logits" and not isinstance(m, _NOT_BLOCKS)]
+    spatial = [name for name in blocks if not name.startswith("fc")]
+    cam = spatial[-1] if arch in CONVOLUTIONAL else None
+    return net, blocks, cam
