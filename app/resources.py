@@ -11,6 +11,9 @@ import streamlit as st
 import torch
 
 from engine import attacks, images, models
+from engine import data as fmnist
+
+FMNIST_PREFIX = "fmnist:"
 
 
 @st.cache_resource(show_spinner="Loading model…")
@@ -24,16 +27,26 @@ def model_rows() -> list[dict]:
 
 
 @st.cache_data(show_spinner=False)
-def attack_rows() -> list[dict]:
-    return attacks.available()
+def attack_rows(domain: str) -> list[dict]:
+    return attacks.available(domain)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def image_tensor(model_name: str, source_key: str, data: bytes | None) -> torch.Tensor:
     """The chosen image fitted to the model (CPU copy; cached per model and image)."""
     model = load_model(model_name)
+    if source_key.startswith(FMNIST_PREFIX):
+        index = int(source_key[len(FMNIST_PREFIX):])
+        return fmnist.test_split()[0][index:index + 1]
     source = data if data is not None else images.gallery()[source_key]
     return images.load(source, model).cpu()
+
+
+@st.cache_data(show_spinner=False)
+def fmnist_bank() -> dict[int, list[int]]:
+    """Test-split indices per Fashion-MNIST class."""
+    _, y = fmnist.test_split()
+    return {c: idx.tolist() for c, idx in fmnist.class_bank(y).items()}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

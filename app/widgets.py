@@ -5,10 +5,15 @@ import streamlit as st
 
 from app import resources
 from app.state import RunSpec, Selection
+from engine import data as fmnist
 from engine import images
 
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_IMAGE = "chelsea"
+
+
+def model_domain(name: str) -> str:
+    return next(r["domain"] for r in resources.model_rows() if r["name"] == name)
 
 
 def model_ui() -> str:
@@ -26,6 +31,8 @@ def model_ui() -> str:
 
 def image_ui(model: str) -> Selection:
     gallery = list(images.gallery())
+    if model_domain(model) == "fashion-mnist":
+        return fmnist_ui(model)
     source = st.sidebar.radio("Source image", ["Gallery", "Upload"], horizontal=True, key="image_source")
     if source == "Upload":
         upload = st.sidebar.file_uploader(
@@ -45,6 +52,15 @@ def image_ui(model: str) -> Selection:
     default = gallery.index(DEFAULT_IMAGE) if DEFAULT_IMAGE in gallery else 0
     name = st.sidebar.selectbox("Gallery photo", gallery, index=default, key="gallery_image")
     return Selection(model, name, name, problem=problem)
+
+
+def fmnist_ui(model: str) -> Selection:
+    """A Fashion-MNIST test image picked by class and position within the class."""
+    bank = resources.fmnist_bank()
+    cls = st.sidebar.selectbox("Class", list(bank), format_func=lambda c: fmnist.CLASS_NAMES[c], key="fmnist_class")
+    k = st.sidebar.number_input("Example of that class", 0, len(bank[cls]) - 1, 0, key="fmnist_example")
+    index = bank[cls][int(k)]
+    return Selection(model, f"{resources.FMNIST_PREFIX}{index}", f"Fashion-MNIST test #{index} ({fmnist.CLASS_NAMES[cls]})")
 
 
 def _param_widget(spec: dict, prefix: str):
@@ -68,7 +84,8 @@ def _param_widget(spec: dict, prefix: str):
 
 def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
     """The attack picker and its parameter form; returns a RunSpec when submitted."""
-    rows = {r["name"]: r for r in resources.attack_rows()}
+    domain = model_domain(selection.model)
+    rows = {r["name"]: r for r in resources.attack_rows(domain)}
     name = st.selectbox(
         "Attack", list(rows), format_func=lambda n: rows[n]["title"], key="attack", index=list(rows).index("pgd")
     )
@@ -79,7 +96,7 @@ def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
         values = {}
         for i, p in enumerate(spec["params"]):
             with cols[i % len(cols)]:
-                values[p["name"]] = _param_widget(p, name)
+                values[p["name"]] = _param_widget(p, f"{domain}.{name}")
         left, right = st.columns(2)
         target = None
         with left:

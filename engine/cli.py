@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import attacks, images, models
+from engine import attacks, data, images, models
 from engine.models import ModelUnavailable
 from engine.report import run_record
 
@@ -56,11 +56,18 @@ def _parse_target(value: str | None, model) -> int | None:
     raise ValueError(f"target {value!r} is neither a class index nor a class name of {model.name}")
 
 
-def _image_source(value: str):
+def _load_image(value: str, model):
+    """A gallery name, an image file, or (Fashion-MNIST models) an index into the test split."""
+    if value.isdigit() and not Path(value).exists():
+        if model.domain != "fashion-mnist":
+            raise ValueError(f"image {value!r}: a test-set index needs a Fashion-MNIST model; give a file path instead")
+        x, _ = data.test_split()
+        index = int(value)
+        if index >= x.shape[0]:
+            raise ValueError(f"image index {index} out of range: the Fashion-MNIST test split has {x.shape[0]} images")
+        return x[index:index + 1].to(model.device)
     gallery = images.gallery()
-    if value in gallery:
-        return gallery[value]
-    return Path(value)
+    return images.load(gallery[value] if value in gallery else Path(value), model)
 
 
 def _save_pair(stem: str, picture: np.ndarray, array: np.ndarray) -> list[str]:
@@ -75,31 +82,35 @@ def _save_pair(stem: str, picture: np.ndarray, array: np.ndarray) -> list[str]:
     return [str(png), str(npy)]
 
 
-def cmd_models(args) -> int:
-    rows = models.available()
-    if args.json:
+def _emit(rows: list[dict], as_json: bool, line) -> int:
+    """Print rows as one JSON array or as one formatted line each."""
+    if as_json:
         print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        state = "available" if r["available"] else f"unavailable: {r['reason']}"
-        print(f"{r['name']:<22} {r['domain']:<14} {state}")
+    else:
+        for row in rows:
+            print(line(row))
     return 0
+
+
+def cmd_models(args) -> int:
+    def line(r):
+        state = "available" if r["available"] else f"unavailable: {r['reason']}"
+        return f"{r['name']:<22} {r['domain']:<14} {state}"
+
+    return _emit(models.available(), args.json, line)
 
 
 def cmd_attacks(args) -> int:
-    rows = attacks.available()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
+    def line(r):
         params = ", ".join(f"{p['name']}={p['default']}" for p in r["params"])
-        print(f"{r['name']:<10} {r['title']:<34} {params}")
-    return 0
+        return f"{r['name']:<10} {r['title']:<34} {params}"
+
+    return _emit(attacks.available(), args.json, line)
 
 
 def cmd_attack(args) -> int:
     model = models.load(args.model, device=args.device)
-    x = images.load(_image_source(args.image), model)
+    x = _load_image(args.image, model)
     spec = attacks.get(args.attack)
     known = {p.name for p in spec.params}
     params = {}
@@ -134,6 +145,17 @@ def cmd_attack(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    x, y = data.test_split()
+    if not 0 <= args.index < x.shape[0]:
+        raise ValueError(f"index {args.index} out of range: the Fashion-MNIST test split has {x.shape[0]} images")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(images.png_bytes(images.to_uint8(x[args.index])[..., 0]))
+    print(json.dumps({"index": args.index, "label": int(y[args.index]), "label_name": data.CLASS_NAMES[int(y[args.index])], "path": str(out)}))
+    return 0
+
+
 def cmd_download(args) -> int:
     from engine.models import torchvision_zoo
 
@@ -160,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("attack", help="attack one image and report predictions and perturbation sizes")
     p.add_argument("--model", required=True)
-    p.add_argument("--image", required=True, help="an image file, or a gallery name such as 'chelsea'")
+    p.add_argument("--image", required=True, help="an image file, a gallery name such as 'chelsea', or a Fashion-MNIST test index")
     p.add_argument("--attack", required=True, choices=list(attacks.ATTACKS))
     p.add_argument("--target", help="target class index or name (targeted attack)")
     p.add_argument("--seed", type=int, default=0)
@@ -170,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_attack_params(p)
     p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("export-fmnist", help="write one Fashion-MNIST test image as a 28×28 grey PNG")
+    p.add_argument("--index", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("download", help="fetch a torchvision checkpoint into the torch cache (needs network)")
     p.add_argument("arch")

@@ -30,7 +30,7 @@ def test_first_screen_already_shows_an_attacked_sample(app):
 
 def test_running_fgsm_from_the_form(app):
     app.selectbox(key="attack").set_value("fgsm").run()
-    app.number_input(key="fgsm.eps").set_value(0.01)  # inside a form: sent on submit
+    app.number_input(key="imagenet.fgsm.eps").set_value(0.01)  # inside a form: sent on submit
     app.button(key="FormSubmitter:attack-form-fgsm-Run attack").click().run()
     assert not app.exception and not app.error
     assert app.session_state["last_run_key"].attack == "fgsm"
@@ -71,3 +71,14 @@ def test_good_upload_is_attacked(app):
     assert not app.exception and not app.error
     assert app.session_state["selection"].image_label == "coffee.png"
     assert app.subheader[0].value.startswith("espresso")
+
+
+def test_fashion_mnist_model_uses_the_test_set(app):
+    app.sidebar.selectbox(key="model").set_value("fmnist-lenet-0").run()
+    assert not app.exception and not app.error
+    app.sidebar.selectbox(key="fmnist_class").set_value(9).run()  # ankle boots
+    selection = app.session_state["selection"]
+    assert selection.image_key.startswith("fmnist:") and "Ankle boot" in selection.image_label
+    # Domain defaults: the thesis' ε = 0.2 for MNIST-like images.
+    assert float(metrics(app)["L∞"]) == pytest.approx(0.2, abs=1e-4)
+    assert app.subheader[0].value.startswith("Ankle boot")

@@ -17,9 +17,12 @@ def get(name: str) -> AttackSpec:
     return ATTACKS[name]
 
 
-def available() -> list[dict]:
-    """Every attack with its parameters (name, type, default, range, help) for forms and the CLI."""
-    return [spec.describe() for spec in ATTACKS.values()]
+def available(domain: str | None = None) -> list[dict]:
+    """Every attack with its parameters (name, type, default, range, help) for forms and the CLI.
+
+    With a model `domain`, defaults are the ones `run` uses for that domain (e.g. ε = 0.2 on Fashion-MNIST).
+    """
+    return [spec.describe(domain) for spec in ATTACKS.values()]
 
 
 def run(name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, **params) -> AttackResult:

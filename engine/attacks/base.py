@@ -17,6 +17,9 @@ import torch.nn.functional as F
 
 from engine.attacks.projections import clamp_unit, project_linf
 
+# The thesis' per-domain budgets (SPEC §1, seed 002): small grey images need a larger ε.
+DOMAIN_DEFAULTS: dict[str, dict[str, float]] = {"fashion-mnist": {"eps": 0.2}}
+
 Callback = Callable[[int, int, dict], Optional[bool]]
 
 
@@ -95,7 +98,9 @@ class AttackSpec:
                 return p
         raise KeyError(name)
 
-    def describe(self) -> dict:
+    def describe(self, domain: str | None = None) -> dict:
+        overrides = DOMAIN_DEFAULTS.get(domain or "", {})
+        params = [{**p.describe(), **({"default": overrides[p.name]} if p.name in overrides else {})} for p in self.params]
         return {
             "name": self.name,
             "title": self.title,
@@ -105,7 +110,7 @@ class AttackSpec:
             "uses_gradients": self.uses_gradients,
             "reference": self.reference,
             "summary": self.summary,
-            "params": [p.describe() for p in self.params],
+            "params": params,
         }
 
 
@@ -271,7 +276,8 @@ def execute(spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=No
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"{spec.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(sorted(known))}")
-    values = {p.name: p.check(params.get(p.name, p.default)) for p in spec.params}
+    defaults = DOMAIN_DEFAULTS.get(getattr(model, "domain", ""), {})
+    values = {p.name: p.check(params.get(p.name, defaults.get(p.name, p.default))) for p in spec.params}
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 

@@ -1,0 +1,49 @@
+"""The project's own Fashion-MNIST models (issue 4), registered from assets/models/zoo.json."""
+from __future__ import annotations
+
+from engine import data
+from engine.models.classifier import Classifier
+from engine.models.registry import apply_state_dict, load_state_dict_file, register_model
+from engine.zoo import archs, manifest
+
+
+def build(entry: dict) -> Classifier:
+    net, blocks, cam = archs.build(entry["arch"])
+    path = manifest.MODELS_DIR / entry["file"]
+    state = load_state_dict_file(path, entry["name"])
+    # Weights are stored as float16 to keep the repository small; compute runs in float32.
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    apply_state_dict(net, state, entry["name"])
+    return Classifier(
+        net,
+        name=entry["name"],
+        domain="fashion-mnist",
+        input_size=data.INPUT_SIZE,
+        class_names=data.CLASS_NAMES,
+        mean=(data.MEAN,),
+        std=(data.STD,),
+        block_names=blocks,
+        cam_layer=cam,
+    )
+
+
+def _check(entry: dict):
+    def check() -> str | None:
+        path = manifest.MODELS_DIR / entry["file"]
+        return None if path.is_file() else f"weights file {path} is missing (train it: python -m engine.zoo.train --model {entry['name']})"
+
+    return check
+
+
+def register_all() -> None:
+    for entry in manifest.read().values():
+        register_model(
+            entry["name"],
+            domain="fashion-mnist",
+            description=f"{entry['arch']} on Fashion-MNIST, seed {entry['seed']}, {entry['role']} model, "
+            f"test accuracy {entry['test_accuracy']:.1%}",
+            check=_check(entry),
+        )(lambda _e=entry: build(_e))
+
+
+register_all()

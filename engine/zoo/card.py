@@ -1,0 +1,47 @@
+"""The model card (assets/models/README.md), generated from zoo.json so it cannot drift."""
+from __future__ import annotations
+
+from engine.zoo import manifest
+from engine.zoo.archs import CONVOLUTIONAL
+
+
+def render() -> str:
+    rows = manifest.read()
+    lines = [
+        "# Fashion-MNIST model zoo",
+        "",
+        "Trained here on the CPU by `python -m engine.zoo.train --all` (engine/zoo/train.py: AdamW, one-cycle",
+        "learning rate, batch 128, no augmentation, inputs normalised with the training mean/std). Weights are",
+        "float16 state dicts read with `torch.load(..., weights_only=True)`; accuracies are measured on those",
+        "committed weights. *Role*: `source` models are white-box / averaging models, `test` models are held out",
+        "(seed 002's test models). Load any of them with `engine.models.load(\"<name>\")`.",
+        "Generated from `zoo.json` by `python -m engine.zoo.card`.",
+        "",
+        "| name | architecture | role | seed | epochs | parameters | file size | test accuracy (10,000) | accuracy on slice 0:500 | training time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    total_bytes = total_seconds = 0
+    for r in rows.values():
+        total_bytes += r["bytes"]
+        total_seconds += r["train_seconds"]
+        kind = r["arch"] + ("" if r["arch"] in CONVOLUTIONAL else " (not a CNN)")
+        lines.append(
+            f"| {r['name']} | {kind} | {r['role']} | {r['seed']} | {r['epochs']} | {r['params']:,} | "
+            f"{r['bytes'] / 1024:.0f} KB | {r['test_accuracy']:.2%} | {r['slice500_accuracy']:.2%} | "
+            f"{r['train_seconds'] / 60:.1f} min |"
+        )
+    lines += [
+        "",
+        f"{len(rows)} models, {total_bytes / 2**20:.2f} MB of weights, {total_seconds / 60:.0f} min of training "
+        f"on {next(iter(rows.values()))['threads'] if rows else '?'} CPU threads.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write() -> None:
+    (manifest.MODELS_DIR / "README.md").write_text(render())
+
+
+if __name__ == "__main__":
+    write()

@@ -1,0 +1,143 @@
+"""Train the Fashion-MNIST zoo (issue 4). Deterministic from each model's seed.
+
+    python -m engine.zoo.train --all                  # every model in PLAN not yet trained
+    python -m engine.zoo.train --model fmnist-vgg-1   # one model (retrains it)
+    nohup python -m engine.zoo.train --all > train.log 2>&1 &
+
+Each model: AdamW with a one-cycle learning rate, batch 128, no augmentation,
+inputs normalised with the training set's mean/std (the Classifier wrapper does
+the same at inference). Weights are saved as float16 state dicts; the accuracies
+recorded in zoo.json are measured *after* the float16 round trip, i.e. on the
+weights that are committed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from engine import data
+from engine.zoo import archs, manifest
+
+# (arch, seed, role, epochs). Sources are white-box/averaging models; "test" models are held out.
+PLAN: list[tuple[str, int, str, int]] = [
+    ("lenet", 0, "source", 15), ("lenet", 1, "test", 15),
+    ("densenet", 0, "source", 4), ("resnet", 0, "source", 4),
+    ("vgg", 0, "source", 4), ("mlp", 0, "source", 15),
+    ("mobilenet", 0, "source", 4),
+    ("resnet", 1, "test", 4), ("vgg", 1, "test", 4), ("densenet", 1, "test", 4),
+    ("widecnn", 0, "test", 4),
+]
+BATCH = 128
+MAX_LR = 3e-3
+
+
+def model_name(arch: str, seed: int) -> str:
+    return f"fmnist-{arch}-{seed}"
+
+
+def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for lo in range(0, x.shape[0], 1000):
+            logits = net((x[lo:lo + 1000] - data.MEAN) / data.STD)
+            correct += int((logits.argmax(1) == y[lo:lo + 1000]).sum())
+    return correct / x.shape[0]
+
+
+def half_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+
+
+def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=print) -> dict:
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    net, _, _ = archs.build(arch)
+    x_train, y_train = train
+    steps = epochs * ((x_train.shape[0] + BATCH - 1) // BATCH)
+    opt = torch.optim.AdamW(net.parameters(), lr=MAX_LR, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=MAX_LR, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    name = model_name(arch, seed)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(x_train.shape[0], generator=gen)
+        running = 0.0
+        for i, idx in enumerate(order.split(BATCH)):
+            loss = F.cross_entropy(net((x_train[idx] - data.MEAN) / data.STD), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += float(loss.detach())
+            if (i + 1) % 100 == 0:
+                log(f"{name} epoch {epoch + 1}/{epochs} batch {i + 1}: loss {running / 100:.4f} "
+                    f"({time.perf_counter() - start:.0f} s)")
+                running = 0.0
+        log(f"{name} epoch {epoch + 1}: test accuracy {accuracy(net, *test):.4f}")
+    seconds = time.perf_counter() - start
+
+    state = half_state(net)
+    path = manifest.MODELS_DIR / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    # Measure what is committed: reload the float16 weights into a fresh float32 network.
+    check, _, _ = archs.build(arch)
+    check.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()})
+    x_test, y_test = test
+    entry = {
+        "name": name, "arch": arch, "seed": seed, "role": role, "epochs": epochs,
+        "params": sum(p.numel() for p in check.parameters()),
+        "file": path.name, "bytes": path.stat().st_size,
+        "test_accuracy": round(accuracy(check, x_test, y_test), 4),
+        "slice500_accuracy": round(accuracy(check, x_test[:500], y_test[:500]), 4),
+        "train_seconds": round(seconds, 1), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    }
+    manifest.write_entry(entry)
+    log(f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}, "
+        f"{seconds:.0f} s")
+    return entry
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Train the Fashion-MNIST model zoo")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--all", action="store_true", help="train every planned model not yet in zoo.json")
+    group.add_argument("--model", help="train one planned model, e.g. fmnist-resnet-0")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke runs)")
+    args = parser.parse_args(argv)
+
+    try:
+        train = data.train_split()
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.limit:
+        train = (train[0][: args.limit], train[1][: args.limit])
+    test = data.test_split()
+    plan = {model_name(a, s): (a, s, r, e) for a, s, r, e in PLAN}
+    if args.model:
+        if args.model not in plan:
+            print(f"error: {args.model} is not in the plan: {', '.join(plan)}", file=sys.stderr)
+            return 2
+        todo = [args.model]
+    else:
+        done = manifest.read()
+        todo = [n for n in plan if n not in done]
+    total = time.perf_counter()
+    for name in todo:
+        train_one(*plan[name], train, test, log=lambda m: print(m, flush=True))
+    print(f"trained {len(todo)} models in {time.perf_counter() - total:.0f} s", flush=True)
+    from engine.zoo import card
+
+    card.write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
