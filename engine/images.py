@@ -174,6 +174,12 @@ def signed_map(delta: torch.Tensor) -> np.ndarray:
     return (m / peak if peak > 0 else m).cpu().numpy()
 
 
+def enlarged(arr: np.ndarray, min_side: int = 224) -> np.ndarray:
+    """Nearest-neighbour upscaling of a small picture (28×28) so its pixels stay crisp on screen."""
+    factor = max(1, -(-min_side // min(arr.shape[:2])))
+    return arr if factor == 1 else arr.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
 def png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")

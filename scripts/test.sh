@@ -6,4 +6,6 @@ bash scripts/setup.sh
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt 2>&1 | grep -v "^WARNING: Location" || true
 # torchattacks' declared pins (requests) clash with streamlit's: it is a test oracle only.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps torchattacks==3.5.1 2>&1 | grep -v "^WARNING: Location" || true
+# grad-cam would pull opencv-python beside our opencv-python-headless: its other needs are in requirements-test.txt.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps grad-cam==1.5.7 2>&1 | grep -v "^WARNING: Location" || true
 exec .venv/bin/python -m pytest "$@"

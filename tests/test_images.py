@@ -155,3 +155,11 @@ def test_gallery_has_labelled_photos():
     readme = (images.ASSETS / "README.md").read_text()
     for name, path in gallery.items():
         assert path.name in readme, f"{path.name} is not documented in assets/README.md"
+
+
+def test_enlarged_keeps_pixels_crisp():
+    arr = np.arange(28 * 28 * 3, dtype=np.uint8).reshape(28, 28, 3)
+    big = images.enlarged(arr)
+    assert big.shape == (224, 224, 3)
+    assert np.array_equal(big[::8, ::8], arr)
+    assert images.enlarged(np.zeros((300, 300, 3), np.uint8)).shape == (300, 300, 3)

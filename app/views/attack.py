@@ -34,11 +34,11 @@ def show(result, model, selection: state.Selection) -> None:
     st.subheader(f"{clean['label']} → {adv['label']} ({verdict})")
 
     c1, c2, c3 = st.columns(3)
-    c1.image(images.to_uint8(result.x), caption=f"Clean: {clean['label']} ({clean['probability']:.1%})", width="stretch")
-    c2.image(images.to_uint8(result.x_adv), caption=f"Adversarial: {adv['label']} ({adv['probability']:.1%})", width="stretch")
+    c1.image(images.enlarged(images.to_uint8(result.x)), caption=f"Clean: {clean['label']} ({clean['probability']:.1%})", width="stretch")
+    c2.image(images.enlarged(images.to_uint8(result.x_adv)), caption=f"Adversarial: {adv['label']} ({adv['probability']:.1%})", width="stretch")
     view = c3.radio("Perturbation view", ["amplified |δ|", "signed δ"], horizontal=True, key="delta_view")
     picture = images.amplified(result.delta) if view == "amplified |δ|" else images.signed(result.delta)
-    c3.image(picture, caption=f"Perturbation ({view}, scaled to its maximum)", width="stretch")
+    c3.image(images.enlarged(picture), caption=f"Perturbation ({view}, scaled to its maximum)", width="stretch")
 
     m = st.columns(6)
     m[0].metric("L0 (% pixels)", f"{row['l0_pct']:.1f}")

@@ -92,12 +92,6 @@ class AttackSpec:
     reference: str = ""
     summary: str = ""
 
-    def param(self, name: str) -> Param:
-        for p in self.params:
-            if p.name == name:
-                return p
-        raise KeyError(name)
-
     def describe(self, domain: str | None = None) -> dict:
         overrides = DOMAIN_DEFAULTS.get(domain or "", {})
         params = [{**p.describe(), **({"default": overrides[p.name]} if p.name in overrides else {})} for p in self.params]
@@ -112,7 +106,6 @@ class AttackSpec:
             "summary": self.summary,
             "params": params,
         }
-
 
 
 @dataclass
