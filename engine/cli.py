@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from engine import attacks, data, images, models
 from engine.models import ModelUnavailable
@@ -42,6 +43,20 @@ def _add_attack_params(parser: argparse.ArgumentParser) -> None:
         else:
             kind = int if p["type"] == "int" else float
             parser.add_argument(flag, dest=name, type=kind, default=None, help=p["help"])
+
+
+def _target_image(args, model, x, target, layer):
+    """AA's target image: --target-image, else farthest-in-class from the bank (SPEC §2)."""
+    from engine.analysis.activation import farthest_in_class
+    from engine.attacks.activation import layer_name
+
+    if args.target_image:
+        goal = _load_image(args.target_image, model)
+        return goal, target
+    _, (bank_x, bank_y) = transfer_images(model, 1)
+    index = model.layer(layer_name(model, layer)).index
+    chosen, goal, _ = farthest_in_class(model, x, index, bank_x.to(model.device), bank_y.to(model.device), target=target, seed=args.seed)
+    return goal, chosen
 
 
 def _parse_target(value: str | None, model) -> int | None:
@@ -122,7 +137,10 @@ def cmd_attack(args) -> int:
             raise ValueError(f"{spec.name} has no parameter {name!r}; its parameters are {', '.join(sorted(known))}")
         params[name] = value
     target = _parse_target(args.target, model)
-    result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params)
+    extra = {}
+    if spec.needs_target_images:
+        extra["target_images"], target = _target_image(args, model, x, target, params.get("layer"))
+    result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params, **extra)
     record = run_record(result, model)
     record["image"] = str(args.image)
     saved = []
@@ -156,6 +174,57 @@ def cmd_export(args) -> int:
     return 0
 
 
+SPEC_EPS_SWEEP = [0.0, 0.01, 0.03, 0.05, 0.07]  # SPEC §2, the seed's ε sweep
+
+
+def transfer_images(model, n: int):
+    """Evaluation images and AA's target-image bank: disjoint halves of the Fashion-MNIST test split,
+    or the sample gallery (labelled by the white-box model) for photo models."""
+    if model.domain == "fashion-mnist":
+        x, y = data.test_split()
+        half = x.shape[0] // 2
+        if not 1 <= n <= half:
+            raise ValueError(f"--n must be between 1 and {half}")
+        return (x[:n], y[:n]), (x[half:], y[half:])
+    photos = torch.cat([images.load(p, model) for p in images.gallery().values()])
+    with torch.no_grad():
+        labels = model(photos).argmax(1)
+    return (photos[:n], labels[:n]), (photos, labels)
+
+
+def cmd_transfer(args) -> int:
+    from engine.analysis.transfer import METHODS, sweep
+
+    white = models.load(args.source, device=args.device)
+    blacks = [models.load(name, device=args.device) for name in args.target]
+    methods = list(METHODS) if args.attack == "all" else [args.attack]
+    (x, y), bank = transfer_images(white, args.n)
+    x, y = x.to(white.device), y.to(white.device)
+    bank = (bank[0].to(white.device), bank[1].to(white.device))
+    if args.sweep == "eps":
+        eps_values, layers = args.eps_values or SPEC_EPS_SWEEP, [args.layer]
+    elif args.sweep == "layer":
+        eps_values, layers = [args.eps], list(range(len(white.layers())))
+    else:
+        eps_values, layers = [args.eps], [args.layer]
+
+    def progress(done, total):
+        print(f"  {done}/{total} images", file=sys.stderr, flush=True)
+
+    rows = sweep(white, blacks, methods, x, y, eps_values=eps_values, layers=layers, steps=args.steps,
+                 seed=args.seed, bank=bank, progress=progress if not args.json else None)
+    if args.json:
+        print(json.dumps({"source": white.name, "targets": args.target, "sweep": args.sweep, "rows": rows}, indent=2))
+        return 0
+    print(f"{'method':<9}{'black-box':<20}{'eps':>6}{'layer':>6}{'n':>5}{'error':>8}{'uTR':>8}{'tSuc':>8}{'tTR':>8}")
+    fmt = lambda v: "   —" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in rows:
+        layer = "" if r["layer"] is None else r["layer"]
+        print(f"{r['method']:<9}{r['black']:<20}{r['eps']:>6}{layer:>6}{r['n']:>5}"
+              f"{fmt(r['error']):>8}{fmt(r['uTR']):>8}{fmt(r['tSuc']):>8}{fmt(r['tTR']):>8}")
+    return 0
+
+
 def cmd_download(args) -> int:
     from engine.models import torchvision_zoo
 
@@ -185,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="an image file, a gallery name such as 'chelsea', or a Fashion-MNIST test index")
     p.add_argument("--attack", required=True, choices=list(attacks.ATTACKS))
     p.add_argument("--target", help="target class index or name (targeted attack)")
+    p.add_argument("--target-image", help="aa only: the target image (default: farthest-in-class from the bank)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
     p.add_argument("--save-adv", metavar="PATH", help="write the adversarial image as PATH.png and PATH.npy")
@@ -192,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_attack_params(p)
     p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("transfer", help="transfer metrics (error, uTR, tSuc, tTR) of AA and targeted baselines")
+    p.add_argument("--source", required=True, help="white-box model")
+    p.add_argument("--target", required=True, nargs="+", help="black-box model(s)")
+    p.add_argument("--attack", default="aa", choices=["aa", "tmifgsm", "tpgd", "itcm", "all"])
+    p.add_argument("--eps", type=float, default=0.07)
+    p.add_argument("--eps-values", type=float, nargs="+", help="ε values for --sweep eps (default: 0 .01 .03 .05 .07)")
+    p.add_argument("--layer", type=int, default=None, help="AA layer index (default: the middle layer)")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--n", type=int, default=500, help="number of evaluation images")
+    p.add_argument("--sweep", choices=["eps", "layer"], default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("export-fmnist", help="write one Fashion-MNIST test image as a 28×28 grey PNG")
     p.add_argument("--index", type=int, required=True)

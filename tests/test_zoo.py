@@ -106,3 +106,15 @@ def test_cli_attacks_a_zoo_model_by_index_and_png(capsys, tmp_path):
 def test_index_needs_a_fashion_mnist_model(capsys):
     assert main(["attack", "--model", "efficientnet-lite0", "--image", "17", "--attack", "fgsm"]) == 2
     assert "Fashion-MNIST" in capsys.readouterr().err
+
+
+def test_training_is_deterministic_from_its_seed():
+    from engine.zoo.train import fit
+
+    x, y = data.evaluation_slice(512)  # stands in for the training split: the loop is what is tested
+    a, _ = fit("lenet", 3, 1, (x, y), log=lambda _m: None)
+    b, _ = fit("lenet", 3, 1, (x, y), log=lambda _m: None)
+    c, _ = fit("lenet", 4, 1, (x, y), log=lambda _m: None)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)

@@ -5,10 +5,12 @@
 """
 from __future__ import annotations
 
-from engine.attacks import cw, deepfool, gradient, square
+from engine.attacks import activation, cw, deepfool, gradient, square
 from engine.attacks.base import AttackResult, AttackSpec, Callback, Param, execute
 
-ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in [*gradient.SPECS, cw.SPEC, deepfool.SPEC, square.SPEC]}
+ATTACKS: dict[str, AttackSpec] = {
+    spec.name: spec for spec in [*gradient.SPECS, cw.SPEC, deepfool.SPEC, square.SPEC, activation.SPEC]
+}
 
 
 def get(name: str) -> AttackSpec:
@@ -25,15 +27,21 @@ def available(domain: str | None = None) -> list[dict]:
     return [spec.describe(domain) for spec in ATTACKS.values()]
 
 
-def run(name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, **params) -> AttackResult:
+def run(
+    name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, target_images=None, **params
+) -> AttackResult:
     """Run attack `name` on a batch `x` in [0, 1].
 
     `y=None` attacks the model's own predictions; `target` (an int or one per
     example) makes it targeted. `callback(step, total, state)` is called every
     iteration; returning False stops early and the partial result comes back
     with `stopped_early=True`. Out-of-range parameters raise ValueError.
+    Feature-level attacks (aa) also take `target_images`, one per example; their
+    classes are the targets unless `target` says otherwise.
     """
-    return execute(get(name), model, x, y=y, target=target, seed=seed, callback=callback, **params)
+    return execute(
+        get(name), model, x, y=y, target=target, seed=seed, callback=callback, target_images=target_images, **params
+    )
 
 
 __all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "available", "get", "run"]

@@ -89,6 +89,7 @@ class AttackSpec:
     targeted: bool  # a targeted variant exists
     untargeted: bool = True
     uses_gradients: bool = True
+    needs_target_images: bool = False  # feature-level attacks steer towards given images (AA)
     reference: str = ""
     summary: str = ""
 
@@ -102,6 +103,7 @@ class AttackSpec:
             "targeted": self.targeted,
             "untargeted": self.untargeted,
             "uses_gradients": self.uses_gradients,
+            "needs_target_images": self.needs_target_images,
             "reference": self.reference,
             "summary": self.summary,
             "params": params,
@@ -118,6 +120,7 @@ class Context:
     target: torch.Tensor | None
     generator: torch.Generator
     callback: Callback | None
+    target_images: torch.Tensor | None = None
     iterations: torch.Tensor = field(init=False)  # per example, filled by the attack
     queries: torch.Tensor | None = None
     stopped_early: bool = False
@@ -262,9 +265,19 @@ def check_input(x) -> torch.Tensor:
     return x.detach()
 
 
-def execute(spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=None, **params) -> AttackResult:
+def execute(
+    spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=None, target_images=None, **params
+) -> AttackResult:
     """Validate, run and finalize one attack (the body of `engine.attacks.run`)."""
     x = check_input(x)
+    if spec.needs_target_images:
+        if target_images is None:
+            raise ValueError(f"{spec.name} needs target images (see engine.analysis.activation.farthest_in_class)")
+        target_images = check_input(target_images)
+        if target_images.shape != x.shape:
+            raise ValueError(f"target images have shape {tuple(target_images.shape)}, the batch {tuple(x.shape)}")
+    elif target_images is not None:
+        raise ValueError(f"{spec.name} does not take target images")
     known = {p.name for p in spec.params}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -278,6 +291,9 @@ def execute(spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=No
         logits_clean = model(x)
     num_classes = logits_clean.shape[1]
     y = logits_clean.argmax(1) if y is None else _as_labels(y, x.shape[0], num_classes, "y", x.device)
+    if target is None and target_images is not None:
+        with torch.no_grad():
+            target = model(target_images).argmax(1)  # the class the target images stand for
     if target is not None:
         if not spec.targeted:
             raise ValueError(f"{spec.name} has no targeted variant")
@@ -289,7 +305,7 @@ def execute(spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=No
 
     generator = torch.Generator(device=x.device)
     generator.manual_seed(seed)
-    ctx = Context(model=model, x=x, y=y, target=target, generator=generator, callback=callback)
+    ctx = Context(model=model, x=x, y=y, target=target, generator=generator, callback=callback, target_images=target_images)
     start = time.perf_counter()
     x_adv = spec.fn(ctx, **values)
     if x.device.type == "cuda":

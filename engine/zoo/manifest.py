@@ -1,6 +1,7 @@
 """The committed zoo: weights files plus `zoo.json`, the record each training run leaves."""
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -15,7 +16,10 @@ def read() -> dict[str, dict]:
 
 
 def write_entry(entry: dict) -> None:
-    rows = read()
-    rows[entry["name"]] = entry
-    ordered = dict(sorted(rows.items()))
-    MANIFEST.write_text(json.dumps(ordered, indent=2) + "\n")
+    """Add or replace one model's record; safe when several training processes finish at once."""
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(MODELS_DIR / ".zoo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = read()
+        rows[entry["name"]] = entry
+        MANIFEST.write_text(json.dumps(dict(sorted(rows.items())), indent=2) + "\n")
