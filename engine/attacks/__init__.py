@@ -5,11 +5,12 @@
 """
 from __future__ import annotations
 
-from engine.attacks import activation, cw, deepfool, gradient, square
+from engine.attacks import activation, cw, deepfool, gradient, jsma, maskfgsm, square
 from engine.attacks.base import AttackResult, AttackSpec, Callback, Param, execute
 
 ATTACKS: dict[str, AttackSpec] = {
-    spec.name: spec for spec in [*gradient.SPECS, cw.SPEC, deepfool.SPEC, square.SPEC, activation.SPEC]
+    spec.name: spec
+    for spec in [*gradient.SPECS, cw.SPEC, deepfool.SPEC, square.SPEC, activation.SPEC, maskfgsm.SPEC, jsma.SPEC]
 }
 
 

@@ -1,0 +1,66 @@
+"""JSMA's teaching extras (SPEC §4; seed 001): success vs Υ, hardness H(s, t), adversarial distance A(X, t).
+
+One JSMA run at the largest Υ is enough for a whole curve: the greedy search is
+deterministic, so a run with a smaller Υ is the same trajectory cut short. An
+example succeeds at Υ when the share of features it changed is ≤ Υ.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine import attacks
+from engine.attacks.base import Context
+from engine.attacks.jsma import jacobian_terms, positive_saliency_share
+
+
+def distortions(model, x, y, target, *, max_distortion: float = 0.145, theta: int = 1, **kw) -> torch.Tensor:
+    """Per example: the share of features JSMA changed to reach `target` (inf where it failed)."""
+    result = attacks.run("jsma", model, x, y=y, target=target, theta=theta, max_distortion=max_distortion, **kw)
+    share = (result.delta.abs() > 0).flatten(1).float().mean(1)
+    return torch.where(result.success, share, torch.full_like(share, float("inf")))
+
+
+def success_curve(d: torch.Tensor, upsilons) -> list[dict]:
+    """Success rate and mean distortion of the successes at each Υ, from per-example distortions."""
+    rows = []
+    for u in upsilons:
+        hit = d <= u
+        rows.append({"upsilon": float(u), "success_rate": float(hit.float().mean()),
+                     "mean_distortion": float(d[hit].mean()) if bool(hit.any()) else 0.0})
+    return rows
+
+
+def hardness(d: torch.Tensor, upsilons) -> float:
+    """H(s, t) = ∫ ε(s, t, τ) dτ: distortion integrated over the success rate, by the trapezoid rule."""
+    curve = success_curve(d, upsilons)
+    tau = np.array([r["success_rate"] for r in curve])
+    eps = np.array([r["mean_distortion"] for r in curve])
+    return float(np.trapezoid(eps, tau))
+
+
+def hardness_matrix(model, x, y, *, classes=None, upsilons=None, per_pair: int = 10, **kw) -> list[dict]:
+    """H(s, t) for every source/target pair of `classes`, from `per_pair` images of each source."""
+    classes = list(range(model.num_classes)) if classes is None else list(classes)
+    upsilons = np.linspace(0.0, kw.get("max_distortion", 0.145), 30) if upsilons is None else upsilons
+    rows = []
+    for s in classes:
+        xs = x[y == s][:per_pair]
+        if xs.shape[0] == 0:
+            continue
+        ys = torch.full((xs.shape[0],), s, dtype=torch.long, device=x.device)
+        for t in classes:
+            if t == s:
+                continue
+            d = distortions(model, xs, ys, torch.full_like(ys, t), **kw)
+            rows.append({"source": s, "target": t, "images": int(xs.shape[0]),
+                         "success_rate": float(torch.isfinite(d).float().mean()), "hardness": hardness(d, upsilons)})
+    return rows
+
+
+def adversarial_distance(model, x, target, theta: int = 1) -> torch.Tensor:
+    """A(X, t) = 1 − share of features with positive saliency towards t; R(F) is its minimum."""
+    target = torch.as_tensor(target, device=x.device).long().reshape(-1).expand(x.shape[0])
+    ctx = Context(model, x, target, target, torch.Generator(device=x.device), None)
+    alpha, beta, _ = jacobian_terms(ctx, x, target)
+    return 1.0 - positive_saliency_share(alpha, beta, theta)
