@@ -225,6 +225,50 @@ def cmd_transfer(args) -> int:
     return 0
 
 
+def _evaluation_images(model, n: int):
+    (x, y), _ = transfer_images(model, n)
+    return x.to(model.device), (y.to(model.device) if model.domain == "fashion-mnist" else None)
+
+
+def cmd_compare_l0(args) -> int:
+    from engine.analysis.sparsity import comparison_table
+
+    model = models.load(args.model, device=args.device)
+    x, y = _evaluation_images(model, args.n)
+    rows = comparison_table(model, x, y, seed=args.seed)
+
+    def line(r):
+        return f"{r['method']:<10} success {r['success_rate']:6.1%}  L0 {r['l0_pct']:6.2f} %  SSIM {r['ssim']:.4f}"
+
+    return _emit(rows, args.json, line)
+
+
+def cmd_separability(args) -> int:
+    from engine.analysis.features import separability
+
+    model = models.load(args.model, device=args.device)
+    x, y = data.evaluation_slice(args.n) if model.domain == "fashion-mnist" else _evaluation_images(model, args.n)
+    if y is None:
+        raise ValueError("separability needs labelled images: use a Fashion-MNIST model")
+    rows = separability(model, x.to(model.device), y.to(model.device))
+    return _emit(rows, args.json, lambda r: f"{r['layer']:>3} {r['name']:<28} within {r['within']:.3f}  "
+                                            f"between {r['between']:.3f}  ratio {r['ratio']:.3f}")
+
+
+def cmd_jsma_hardness(args) -> int:
+    from engine.analysis.saliency_maps import hardness_matrix
+
+    model = models.load(args.model, device=args.device)
+    if model.domain != "fashion-mnist":
+        raise ValueError("jsma-hardness runs on the labelled Fashion-MNIST test split: use a Fashion-MNIST model")
+    x, y = data.evaluation_slice(2000)
+    rows = hardness_matrix(model, x.to(model.device), y.to(model.device), classes=args.classes,
+                           per_pair=args.per_pair, max_distortion=args.max_distortion, theta=args.theta)
+    return _emit(rows, args.json, lambda r: f"{data.CLASS_NAMES[r['source']]:>12} → {data.CLASS_NAMES[r['target']]:<12}"
+                                            f" success {r['success_rate']:6.1%}  H "
+                                            f"{'—' if r['hardness'] is None else format(r['hardness'], '.4f')}")
+
+
 def cmd_download(args) -> int:
     from engine.models import torchvision_zoo
 
@@ -277,6 +321,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("compare-l0", help="seed 004's table: FGSM, JSMA, DeepFool, Mask-FGSM by success, L0, SSIM")
+    p.add_argument("--model", required=True)
+    p.add_argument("--n", type=int, default=7, help="images: gallery photos, or the first N Fashion-MNIST test images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare_l0)
+
+    p = sub.add_parser("separability", help="per-layer class separability (angular distances)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_separability)
+
+    p = sub.add_parser("jsma-hardness", help="JSMA hardness H(s, t) over source/target classes (seed 001)")
+    p.add_argument("--model", default="fmnist-lenet-0")
+    p.add_argument("--classes", type=int, nargs="+", default=None)
+    p.add_argument("--per-pair", type=int, default=10)
+    p.add_argument("--max-distortion", type=float, default=0.145)
+    p.add_argument("--theta", type=int, default=1, choices=[1, -1])
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jsma_hardness)
 
     p = sub.add_parser("export-fmnist", help="write one Fashion-MNIST test image as a 28×28 grey PNG")
     p.add_argument("--index", type=int, required=True)

@@ -14,3 +14,24 @@ def test_attack_times_quick(capsys):
     assert names == ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square", "forward+backward"]
     for row in report["rows"]:
         assert row["min_s"] <= row["median_s"] <= row["max_s"]
+
+
+def test_transfer_sweeps_quick(tmp_path):
+    import transfer_sweeps
+
+    out = tmp_path / "sweeps"
+    assert transfer_sweeps.main(["--quick", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    pair = report["pairs"][0]
+    assert {r["method"] for r in pair["eps_sweep"]} == {"aa", "tmifgsm", "tpgd", "itcm"}
+    assert all(r["n"] <= 20 for r in pair["eps_sweep"] + pair["layer_sweep"])
+    assert "| aa |" in out.with_suffix(".md").read_text()
+
+
+def test_l0_ssim_table_quick(capsys):
+    import l0_ssim_table
+
+    assert l0_ssim_table.main(["--quick"]) == 0
+    text = capsys.readouterr().out
+    for method in ("fgsm", "jsma", "deepfool", "maskfgsm"):
+        assert f"| {method} |" in text

@@ -59,7 +59,9 @@ def test_success_curve_and_hardness():
 def test_hardness_matrix_and_adversarial_distance(digits):
     model, x, y = digits
     rows = hardness_matrix(model, x, y, classes=[0, 1, 7], per_pair=4, max_distortion=0.3)
-    assert len(rows) == 6 and all(r["hardness"] >= 0 and 0 <= r["success_rate"] <= 1 for r in rows)
+    assert len(rows) == 6 and all(0 <= r["success_rate"] <= 1 for r in rows)
+    assert all((r["hardness"] is None) == (r["success_rate"] == 0) for r in rows)
+    assert all(r["hardness"] is None or r["hardness"] >= 0 for r in rows)
     d = distortions(model, x[:8], y[:8], (y[:8] + 1) % 10, max_distortion=0.3)
     assert bool(((d > 0) & (d <= 0.3) | torch.isinf(d)).all())
     a = adversarial_distance(model, x[:8], 3)

@@ -53,8 +53,11 @@ def hardness_matrix(model, x, y, *, classes=None, upsilons=None, per_pair: int =
             if t == s:
                 continue
             d = distortions(model, xs, ys, torch.full_like(ys, t), **kw)
+            reached = bool(torch.isfinite(d).any())
+            # A pair never reached within Υ has no distortion to integrate: its hardness is unknown, not 0.
             rows.append({"source": s, "target": t, "images": int(xs.shape[0]),
-                         "success_rate": float(torch.isfinite(d).float().mean()), "hardness": hardness(d, upsilons)})
+                         "success_rate": float(torch.isfinite(d).float().mean()),
+                         "hardness": hardness(d, upsilons) if reached else None})
     return rows
 
 

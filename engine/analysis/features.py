@@ -1,0 +1,93 @@
+"""Per-layer feature analysis (SPEC §2, "Analyses"): class separability, a PCA plane, AA trajectories.
+
+- separability: mean angular distance between feature vectors of *different*
+  classes divided by the mean within a class (higher = classes lie apart);
+  layer `None` is the input pixels, for comparison.
+- PCA plane: the top-2 principal components (scikit-learn) of clean layer-L
+  features of a reference set; clean, adversarial and target examples and
+  every AA iterate are projected into it.
+- distances: L2 in pixel space and Euclidean distance in the PCA plane.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+from engine import attacks
+from engine.analysis.activation import features
+
+
+def _flat(model, x: torch.Tensor, layer) -> torch.Tensor:
+    return x.flatten(1) if layer is None else features(model, x, layer)
+
+
+def angular_distances(f: torch.Tensor) -> torch.Tensor:
+    """Pairwise angles between rows, in units of π (0 = same direction, 1 = opposite)."""
+    unit = torch.nn.functional.normalize(f.double(), dim=1)
+    return torch.arccos((unit @ unit.T).clamp(-1.0, 1.0)) / torch.pi
+
+
+def separability(model, x: torch.Tensor, y: torch.Tensor, layers=None) -> list[dict]:
+    """One row per layer (`None` = input pixels): within- and between-class angular distance and their ratio."""
+    layers = [None, *range(len(model.layers()))] if layers is None else list(layers)
+    same = y[:, None] == y[None, :]
+    off_diagonal = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
+    rows = []
+    for layer in layers:
+        angles = angular_distances(_flat(model, x, layer)).to(y.device)
+        within = float(angles[same & off_diagonal].mean())
+        between = float(angles[~same].mean())
+        rows.append({
+            "layer": -1 if layer is None else model.layer(layer).index,
+            "name": "input" if layer is None else model.layer(layer).name,
+            "within": within, "between": between, "ratio": between / within if within > 0 else float("inf"),
+        })
+    return rows
+
+
+@dataclass
+class Plane:
+    """The top-2 PCA plane of clean features at one layer."""
+
+    model: object
+    layer: int
+    pca: PCA
+
+    @classmethod
+    def fit(cls, model, x_ref: torch.Tensor, layer: int) -> "Plane":
+        f = features(model, x_ref, layer).double().cpu().numpy()
+        return cls(model, layer, PCA(n_components=2, random_state=0).fit(f))
+
+    def project(self, x: torch.Tensor) -> np.ndarray:
+        return self.pca.transform(features(self.model, x, self.layer).double().cpu().numpy())
+
+    @property
+    def explained(self) -> list[float]:
+        return [float(v) for v in self.pca.explained_variance_ratio_]
+
+
+def aa_trajectory(model, plane: Plane, x: torch.Tensor, target_images: torch.Tensor, *, eps: float,
+                  steps: int = 10, seed: int = 0) -> dict:
+    """Run AA at the plane's layer and return every iterate projected into the plane, plus distances.
+
+    Points: `source`, `target` (N×2), `trajectory` (steps+1 × N × 2, step 0 = clean).
+    Distances per example: pixel L2 from the source (adversarial and target image) and, in the
+    plane, from the adversarial point to the target point before and after the attack.
+    """
+    iterates = [x.detach().clone()]
+    result = attacks.run("aa", model, x, target_images=target_images, eps=eps, steps=steps, layer=plane.layer,
+                         seed=seed, callback=lambda step, total, state: iterates.append(state["x_adv"].detach().clone()))
+    trajectory = np.stack([plane.project(it) for it in iterates])
+    source, target = trajectory[0], plane.project(target_images)
+    final = plane.project(result.x_adv)
+    return {
+        "result": result,
+        "source": source, "target": target, "adversarial": final, "trajectory": trajectory,
+        "pixel_l2_adversarial": (result.x_adv - x).flatten(1).norm(dim=1).tolist(),
+        "pixel_l2_target": (target_images - x).flatten(1).norm(dim=1).tolist(),
+        "plane_distance_before": np.linalg.norm(source - target, axis=1).tolist(),
+        "plane_distance_after": np.linalg.norm(final - target, axis=1).tolist(),
+    }

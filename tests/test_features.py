@@ -1,0 +1,42 @@
+"""Per-layer separability, the PCA plane and AA trajectories (SPEC §2 analyses) on the zoo."""
+import numpy as np
+import pytest
+import torch
+
+from engine import data, models
+from engine.analysis.activation import farthest_in_class
+from engine.analysis.features import Plane, aa_trajectory, angular_distances, separability
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return models.load("fmnist-lenet-0", device="cpu")
+
+
+def test_angular_distances():
+    f = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]])
+    a = angular_distances(f)
+    assert a[0, 1] == pytest.approx(0.5) and a[0, 2] == pytest.approx(1.0) and a[1, 1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_separability_is_higher_deep_than_at_the_input(lenet):
+    x, y = data.evaluation_slice(300)
+    rows = separability(lenet, x, y)
+    assert rows[0]["name"] == "input" and len(rows) == len(lenet.layers()) + 1
+    assert rows[-1]["ratio"] > rows[0]["ratio"] * 1.2
+    assert all(r["between"] > r["within"] for r in rows[1:])
+
+
+def test_aa_moves_towards_the_target_in_the_pca_plane(lenet):
+    x, y = data.test_split()
+    layer = 4
+    plane = Plane.fit(lenet, x[:1000], layer)
+    assert len(plane.explained) == 2 and sum(plane.explained) < 1
+    src, ys = x[1000:1016], y[1000:1016]
+    _, goal, _ = farthest_in_class(lenet, src, layer, x[2000:3000], y[2000:3000], y=ys, seed=0)
+    out = aa_trajectory(lenet, plane, src, goal, eps=0.2, steps=10)
+    assert out["trajectory"].shape == (11, 16, 2)
+    assert np.allclose(out["trajectory"][-1], out["adversarial"], atol=1e-4)
+    before, after = np.array(out["plane_distance_before"]), np.array(out["plane_distance_after"])
+    assert after.mean() < 0.7 * before.mean()
+    assert max(out["pixel_l2_adversarial"]) <= 0.2 * 28 + 1e-4
