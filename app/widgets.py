@@ -70,8 +70,9 @@ def _param_widget(spec: dict, prefix: str):
         return st.checkbox(label, value=bool(spec["default"]), help=spec["help"], key=key)
     if spec["type"] == "int":
         return st.number_input(
-            label, min_value=int(spec["low"]), max_value=int(spec["high"]), value=int(spec["default"]),
-            step=1, help=spec["help"], key=key,
+            label, min_value=int(spec["low"]), max_value=int(spec["high"]),
+            value=None if spec["default"] is None else int(spec["default"]),
+            step=1, help=spec["help"], key=key, placeholder="auto",
         )
     step = 0.001 if spec["high"] <= 1 else 0.1
     low = float(spec["low"]) + (step if spec["low_open"] else 0.0)
@@ -102,9 +103,13 @@ def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
         with left:
             if spec["targeted"]:
                 options = [None, *range(len(class_names))]
+                automatic = "automatic (random class with a bank image)" if spec["needs_target_images"] else (
+                    "automatic (the runner-up class)")
                 target = st.selectbox(
-                    "Target class (targeted attack)", options, key=f"{name}.target",
-                    format_func=lambda i: "none (untargeted)" if i is None else f"{i}: {class_names[i]}",
+                    "Target class" if not spec["untargeted"] else "Target class (targeted attack)", options,
+                    key=f"{name}.target",
+                    format_func=lambda i: (automatic if not spec["untargeted"] else "none (untargeted)")
+                    if i is None else f"{i}: {class_names[i]}",
                 )
         with right:
             seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=f"{name}.seed")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from engine import models  # noqa: E402
 from engine.analysis.sparsity import comparison_table  # noqa: E402
-from engine.cli import transfer_images  # noqa: E402
+from engine.analysis.activation import evaluation_split  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     name = "fmnist-lenet-0" if args.quick else args.model
     model = models.load(name, device="cpu")
-    (x, y), _ = transfer_images(model, 8 if args.quick else 7)
+    (x, y), _ = evaluation_split(model, 8 if args.quick else 7)
     rows = comparison_table(model, x, y if model.domain == "fashion-mnist" else None)
     lines = [f"# FGSM / JSMA / DeepFool / Mask-FGSM on {name} ({x.shape[0]} images)", "",
              "Written by bench/l0_ssim_table.py. L0 = % of pixels changed by ≥ half an 8-bit level.", "",

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from engine import attacks, data, images, models
+from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.models import ModelUnavailable
 from engine.report import run_record
 
@@ -47,15 +48,9 @@ def _add_attack_params(parser: argparse.ArgumentParser) -> None:
 
 def _target_image(args, model, x, target, layer):
     """AA's target image: --target-image, else farthest-in-class from the bank (SPEC §2)."""
-    from engine.analysis.activation import farthest_in_class
-    from engine.attacks.activation import layer_name
-
     if args.target_image:
-        goal = _load_image(args.target_image, model)
-        return goal, target
-    _, (bank_x, bank_y) = transfer_images(model, 1)
-    index = model.layer(layer_name(model, layer)).index
-    chosen, goal, _ = farthest_in_class(model, x, index, bank_x.to(model.device), bank_y.to(model.device), target=target, seed=args.seed)
+        return _load_image(args.target_image, model), target
+    chosen, goal = choose_target_images(model, x, layer, target=target, seed=args.seed)
     return goal, chosen
 
 
@@ -177,28 +172,13 @@ def cmd_export(args) -> int:
 SPEC_EPS_SWEEP = [0.0, 0.01, 0.03, 0.05, 0.07]  # SPEC §2, the seed's ε sweep
 
 
-def transfer_images(model, n: int):
-    """Evaluation images and AA's target-image bank: disjoint halves of the Fashion-MNIST test split,
-    or the sample gallery (labelled by the white-box model) for photo models."""
-    if model.domain == "fashion-mnist":
-        x, y = data.test_split()
-        half = x.shape[0] // 2
-        if not 1 <= n <= half:
-            raise ValueError(f"--n must be between 1 and {half}")
-        return (x[:n], y[:n]), (x[half:], y[half:])
-    photos = torch.cat([images.load(p, model) for p in images.gallery().values()])
-    with torch.no_grad():
-        labels = model(photos).argmax(1)
-    return (photos[:n], labels[:n]), (photos, labels)
-
-
 def cmd_transfer(args) -> int:
     from engine.analysis.transfer import METHODS, sweep
 
     white = models.load(args.source, device=args.device)
     blacks = [models.load(name, device=args.device) for name in args.target]
     methods = list(METHODS) if args.attack == "all" else [args.attack]
-    (x, y), bank = transfer_images(white, args.n)
+    (x, y), bank = evaluation_split(white, args.n)
     x, y = x.to(white.device), y.to(white.device)
     bank = (bank[0].to(white.device), bank[1].to(white.device))
     if args.sweep == "eps":
@@ -226,7 +206,7 @@ def cmd_transfer(args) -> int:
 
 
 def _evaluation_images(model, n: int):
-    (x, y), _ = transfer_images(model, n)
+    (x, y), _ = evaluation_split(model, n)
     return x.to(model.device), (y.to(model.device) if model.domain == "fashion-mnist" else None)
 
 

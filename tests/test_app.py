@@ -82,3 +82,13 @@ def test_fashion_mnist_model_uses_the_test_set(app):
     # Domain defaults: the thesis' ε = 0.2 for MNIST-like images.
     assert float(metrics(app)["L∞"]) == pytest.approx(0.2, abs=1e-4)
     assert app.subheader[0].value.startswith("Ankle boot")
+
+
+@pytest.mark.parametrize("attack", ["aa", "jsma", "maskfgsm"])
+def test_seed_attacks_run_from_the_form(app, attack):
+    app.sidebar.selectbox(key="model").set_value("fmnist-lenet-0").run()
+    app.selectbox(key="attack").set_value(attack).run()
+    app.button(key=f"FormSubmitter:attack-form-{attack}-Run attack").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["last_run_key"].attack == attack
+    assert "→" in app.subheader[0].value

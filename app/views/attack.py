@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import figures, resources, state, widgets
 from engine import attacks, images
+from engine.analysis.activation import choose_target_images
 from engine.models import ModelUnavailable
 from engine.report import run_record
 
@@ -20,7 +21,13 @@ def run_attack(run: state.RunSpec, selection: state.Selection):
     def progress(step, total, _state):
         bar.progress(min(step / max(total, 1), 1.0), text=f"{run.attack}: step {step} of {total}")
 
-    result = attacks.run(run.attack, model, x, target=run.target, seed=run.seed, callback=progress, **dict(run.params))
+    spec = attacks.get(run.attack)
+    target, extra = run.target, {}
+    if spec.needs_target_images:  # AA: farthest-in-class target image from the domain's bank
+        target, extra["target_images"] = choose_target_images(model, x, dict(run.params).get("layer"), target, run.seed)
+    elif target is None and not spec.untargeted:
+        target = attacks.runner_up(model, x)
+    result = attacks.run(run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra)
     bar.empty()
     state.remember(run, result)
     return result

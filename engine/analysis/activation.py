@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from engine import data, images
 from engine.hooks import capture_activations
 
 
@@ -61,3 +62,32 @@ def farthest_in_class(
     distance = distance.masked_fill(bank_y[None, :] != target[:, None], float("-inf"))
     index = distance.argmax(1)
     return target, bank_x[index.to(bank_x.device)].to(x.device), index
+
+
+def evaluation_split(model, n: int):
+    """((images, labels), (bank images, bank labels)) for a model's domain.
+
+    Fashion-MNIST: the first n test images, and the second half of the test split as the
+    target-image bank (disjoint). Photos: the sample gallery for both, labelled by the model.
+    """
+    if model.domain == "fashion-mnist":
+        x, y = data.test_split()
+        half = x.shape[0] // 2
+        if not 1 <= n <= half:
+            raise ValueError(f"the number of images must be between 1 and {half}")
+        return (x[:n], y[:n]), (x[half:], y[half:])
+    photos = torch.cat([images.load(p, model) for p in images.gallery().values()])
+    with torch.no_grad():
+        labels = model(photos).argmax(1)
+    return (photos[:n], labels[:n]), (photos, labels)
+
+
+def choose_target_images(model, x: torch.Tensor, layer: int | None, target=None, seed: int = 0):
+    """(target classes, target images) for AA from the domain's bank, farthest-in-class at `layer`
+    (default: the middle of the catalogue, AA's own default)."""
+    from engine.attacks.activation import layer_name
+
+    _, (bank_x, bank_y) = evaluation_split(model, 1)
+    index = model.layer(layer_name(model, layer)).index
+    chosen, goal, _ = farthest_in_class(model, x, index, bank_x.to(x.device), bank_y.to(x.device), target=target, seed=seed)
+    return chosen, goal

@@ -28,12 +28,13 @@ def comparison_table(model, x: torch.Tensor, y: torch.Tensor | None = None, para
     params = {name: {**kw, **(params or {}).get(name, {})} for name, kw in DEFAULTS.items()}
     params["jsma"].setdefault("pairs", max(1, x[0].numel() // FEATURES_PER_PAIR))
     with torch.no_grad():
-        logits = model(x)
-    y = logits.argmax(1) if y is None else y
-    runner_up = logits.scatter(1, y[:, None], float("-inf")).argmax(1)
+        y = model(x).argmax(1) if y is None else y
+    nearest = attacks.runner_up(model, x)
+    # Where the model is wrong, its top class is not y; aim at it only if it differs from y.
+    nearest = torch.where(nearest == y, model(x).detach().argmax(1), nearest)
     rows = []
     for name, kw in params.items():
-        target = runner_up if name == "jsma" else None
+        target = nearest if name == "jsma" else None
         result = attacks.run(name, model, x, y=y, target=target, seed=seed, **kw)
         report = perturbation_report(x, result.x_adv)
         rows.append({

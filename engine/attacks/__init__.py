@@ -28,6 +28,15 @@ def available(domain: str | None = None) -> list[dict]:
     return [spec.describe(domain) for spec in ATTACKS.values()]
 
 
+def runner_up(model, x) -> "torch.Tensor":
+    """Each image's second most likely class: the nearest target for a targeted-only attack."""
+    import torch
+
+    with torch.no_grad():
+        logits = model(x)
+    return logits.scatter(1, logits.argmax(1, keepdim=True), float("-inf")).argmax(1)
+
+
 def run(
     name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, target_images=None, **params
 ) -> AttackResult:
@@ -45,4 +54,4 @@ def run(
     )
 
 
-__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "available", "get", "run"]
+__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "available", "get", "run", "runner_up"]
