@@ -261,6 +261,14 @@ def _param_names() -> list[str]:
     return sorted({p["name"] for spec in attacks.available() for p in spec["params"]})
 
 
+def _add_common(p: argparse.ArgumentParser, seed: bool = False) -> None:
+    """The flags every computing subcommand shares."""
+    if seed:
+        p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
+    p.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m engine", description="Perturbation Explorer engine")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -297,24 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--n", type=int, default=500, help="number of evaluation images")
     p.add_argument("--sweep", choices=["eps", "layer"], default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--json", action="store_true")
+    _add_common(p, seed=True)
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("compare-l0", help="seed 004's table: FGSM, JSMA, DeepFool, Mask-FGSM by success, L0, SSIM")
     p.add_argument("--model", required=True)
     p.add_argument("--n", type=int, default=7, help="images: gallery photos, or the first N Fashion-MNIST test images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--json", action="store_true")
+    _add_common(p, seed=True)
     p.set_defaults(func=cmd_compare_l0)
 
     p = sub.add_parser("separability", help="per-layer class separability (angular distances)")
     p.add_argument("--model", required=True)
     p.add_argument("--n", type=int, default=500)
-    p.add_argument("--device", default=None)
-    p.add_argument("--json", action="store_true")
+    _add_common(p)
     p.set_defaults(func=cmd_separability)
 
     p = sub.add_parser("jsma-hardness", help="JSMA hardness H(s, t) over source/target classes (seed 001)")
@@ -323,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-pair", type=int, default=10)
     p.add_argument("--max-distortion", type=float, default=0.145)
     p.add_argument("--theta", type=int, default=1, choices=[1, -1])
-    p.add_argument("--device", default=None)
-    p.add_argument("--json", action="store_true")
+    _add_common(p)
     p.set_defaults(func=cmd_jsma_hardness)
 
     p = sub.add_parser("export-fmnist", help="write one Fashion-MNIST test image as a 28×28 grey PNG")

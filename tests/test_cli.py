@@ -98,3 +98,31 @@ def test_module_entry_point_exit_code():
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "'eps'" in proc.stderr
+
+
+def test_transfer_sweep_json(capsys):
+    report = run_json(capsys, "transfer", "--source", "fmnist-lenet-0", "--target", "fmnist-lenet-1", "--attack", "all",
+                      "--sweep", "eps", "--eps-values", "0", "0.2", "--n", "24", "--json")
+    rows = report["rows"]
+    assert len(rows) == 4 * 2 and {r["method"] for r in rows} == {"aa", "tmifgsm", "tpgd", "itcm"}
+    zero = [r for r in rows if r["eps"] == 0]
+    assert all(r["error"] == 0 and r["tSuc"] == 0 for r in zero)
+    layers = run_json(capsys, "transfer", "--source", "fmnist-lenet-0", "--target", "fmnist-lenet-1", "--attack", "aa",
+                      "--sweep", "layer", "--eps", "0.2", "--n", "16", "--json")["rows"]
+    assert [r["layer"] for r in layers] == list(range(6))
+
+
+def test_analysis_subcommands(capsys):
+    table = run_json(capsys, "compare-l0", "--model", "fmnist-lenet-0", "--n", "8", "--json")
+    assert [r["method"] for r in table] == ["fgsm", "jsma", "deepfool", "maskfgsm"]
+    sep = run_json(capsys, "separability", "--model", "fmnist-lenet-0", "--n", "100", "--json")
+    assert sep[0]["name"] == "input" and len(sep) == 7
+    hard = run_json(capsys, "jsma-hardness", "--classes", "1", "7", "--per-pair", "2", "--json")
+    assert {(r["source"], r["target"]) for r in hard} == {(1, 7), (7, 1)}
+
+
+def test_aa_from_the_cli_picks_a_target_image(capsys):
+    record = run_json(capsys, "attack", "--model", "fmnist-lenet-0", "--image", "5", "--attack", "aa", "--layer", "4",
+                      "--target", "Bag", "--json")
+    row = record["examples"][0]
+    assert row["target_name"] == "Bag" and row["linf"] <= 0.2 + 1e-6

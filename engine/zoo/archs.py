@@ -152,7 +152,14 @@ def build(arch: str) -> tuple[nn.Sequential, list[str], str | None]:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown zoo architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     net = ARCHITECTURES[arch]()
-    blocks = [name for name, m in net.named_children() if name != "logits" and not isinstance(m, _NOT_BLOCKS)]
+    blocks = []
+    for name, m in net.named_children():
+        if name == "logits" or isinstance(m, _NOT_BLOCKS):
+            continue
+        if name.startswith("dense"):  # every dense layer is a depth of its own (a finer layer sweep)
+            blocks += [f"{name}.{i}" for i in range(len(m))]
+        else:
+            blocks.append(name)
     spatial = [name for name in blocks if not name.startswith("fc")]
     cam = spatial[-1] if arch in CONVOLUTIONAL else None
     return net, blocks, cam
