@@ -119,16 +119,6 @@ def mobilenet() -> nn.Sequential:
     ))
 
 
-def widecnn() -> nn.Sequential:
-    """Wide and shallow: two wide convolutions, then a linear read-out."""
-    return nn.Sequential(OrderedDict(
-        conv1=_conv_bn(1, 48, 5), pool1=nn.MaxPool2d(2),
-        conv2=_conv_bn(48, 64, 3), pool2=nn.MaxPool2d(2),
-        flatten=nn.Flatten(), dropout=nn.Dropout(0.3),
-        logits=nn.Linear(64 * 7 * 7, 10),
-    ))
-
-
 def mlp() -> nn.Sequential:
     """A fully connected baseline: no convolution, no spatial prior."""
     return nn.Sequential(OrderedDict(
@@ -141,9 +131,9 @@ def mlp() -> nn.Sequential:
 
 ARCHITECTURES: dict[str, Callable[[], nn.Sequential]] = {
     "lenet": lenet, "vgg": vgg, "resnet": resnet, "densenet": densenet,
-    "mobilenet": mobilenet, "widecnn": widecnn, "mlp": mlp,
+    "mobilenet": mobilenet, "mlp": mlp,
 }
-CONVOLUTIONAL = {"lenet", "vgg", "resnet", "densenet", "mobilenet", "widecnn"}
+CONVOLUTIONAL = {"lenet", "vgg", "resnet", "densenet", "mobilenet"}
 _NOT_BLOCKS = (nn.Flatten, nn.Dropout, nn.AdaptiveAvgPool2d)
 
 

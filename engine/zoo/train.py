@@ -25,7 +25,6 @@ from engine.zoo import archs, manifest
 # (arch, seed, role, epochs). Sources are white-box/averaging models; "test" models are held out.
 # Batch-norm networks reach 90 % in 3 one-cycle epochs (the small DenseNet needs 5: 89.98 % after 3);
 # LeNet and the MLP are cheap, so they get 15.
-# The wide CNN is defined in archs.py but not trained: at 28×28 it costs as much as two ResNets.
 PLAN: list[tuple[str, int, str, int]] = [
     ("lenet", 0, "source", 15), ("lenet", 1, "test", 15),
     ("densenet", 0, "source", 5), ("resnet", 0, "source", 3),
