@@ -154,8 +154,13 @@ def test_y_defaults_to_the_models_prediction(digits):
 def test_attacks_leave_the_model_untouched(digits):
     model, x, y = digits
     before = [p.clone() for p in model.parameters()]
-    for name in attacks.ATTACKS:
-        run(name, model, x[:4], y=y[:4])
+    for name, spec in attacks.ATTACKS.items():
+        extra = {}
+        if spec.needs_target_images:
+            extra["target_images"] = x[4:8]
+        elif not spec.untargeted:
+            extra["target"] = (y[:4] + 1) % 10
+        run(name, model, x[:4], y=y[:4], **extra)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert all(p.grad is None for p in model.parameters())
     assert not model.training and hooks_left(model) == 0
@@ -207,7 +212,7 @@ def test_bad_inputs_and_targets(digits):
 
 def test_available_describes_every_parameter():
     rows = attacks.available()
-    assert {r["name"] for r in rows} == {"fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square"}
+    assert {r["name"] for r in rows} == {"fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square", "aa", "jsma", "maskfgsm"}
     for row in rows:
         for p in row["params"]:
             assert p["type"] in ("float", "int", "bool") and p["help"]

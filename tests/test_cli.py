@@ -115,7 +115,7 @@ def test_transfer_sweep_json(capsys):
 def test_analysis_subcommands(capsys):
     table = run_json(capsys, "compare-l0", "--model", "fmnist-lenet-0", "--n", "8", "--json")
     assert [r["method"] for r in table] == ["fgsm", "jsma", "deepfool", "maskfgsm"]
-    assert all(r["l0_any_pct"] >= r["l0_pct"] for r in table)
+    assert all(r["l0_any_pct"] >= r["l0_pct"] - 1e-3 for r in table)  # float32 vs float64 means
     sep = run_json(capsys, "separability", "--model", "fmnist-lenet-0", "--n", "100", "--json")
     assert sep[0]["name"] == "input" and len(sep) == 7
     hard = run_json(capsys, "jsma-hardness", "--classes", "1", "7", "--per-pair", "2", "--json")
