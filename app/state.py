@@ -7,6 +7,7 @@ import streamlit as st
 
 _RESULTS = "attack_results"  # run key -> AttackResult (this session's cache)
 _LAST = "last_run_key"
+_UPLOADS = "uploaded_images"  # image key -> bytes of every image this session uploaded (AA's bank)
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,16 @@ def last_spec() -> RunSpec | None:
 
 def result_for(spec: RunSpec | None):
     return None if spec is None else results().get(spec)
+
+
+def remember_upload(selection: Selection) -> None:
+    if selection.upload is None:
+        return
+    uploads = st.session_state.setdefault(_UPLOADS, {})
+    uploads[selection.image_key] = selection.upload
+    while len(uploads) > 16:
+        uploads.pop(next(iter(uploads)))
+
+
+def uploads() -> dict[str, bytes]:
+    return dict(st.session_state.get(_UPLOADS, {}))

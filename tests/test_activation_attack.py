@@ -56,3 +56,19 @@ def test_aa_at_every_layer_and_errors(digits):
     with pytest.raises(ValueError, match="does not take target images"):
         attacks.run("pgd", model, x[:4], target_images=goal)
     assert hooks_left(model) == 0
+
+
+def test_uploaded_images_join_the_photo_bank(lite0):
+    from engine import images
+    from engine.analysis.activation import choose_target_images, evaluation_split
+
+    x = images.load(images.gallery()["chelsea"], lite0)
+    upload = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))  # stands in for a user's upload
+    with torch.no_grad():
+        upload_class = int(lite0(upload).argmax())
+    _, (_, gallery_labels) = evaluation_split(lite0, 1)
+    assert upload_class not in gallery_labels.tolist()
+    with pytest.raises(ValueError, match="no image of class"):
+        choose_target_images(lite0, x, 4, target=upload_class)
+    target, goal = choose_target_images(lite0, x, 4, target=upload_class, extra_images=upload)
+    assert int(target) == upload_class and torch.equal(goal, upload)

@@ -92,3 +92,16 @@ def test_seed_attacks_run_from_the_form(app, attack):
     assert not app.exception and not app.error
     assert app.session_state["last_run_key"].attack == attack
     assert "→" in app.subheader[0].value
+
+
+def test_aa_on_an_uploaded_photo(app):
+    from engine import images
+
+    data = images.png_bytes(images.to_uint8(images.to_tensor(images.decode(images.gallery()["camera"]))))
+    app.radio(key="image_source").set_value("Upload").run()
+    app.get("file_uploader")[0].upload("camera.png", data, "image/png").run()
+    app.selectbox(key="attack").set_value("aa").run()
+    app.button(key="FormSubmitter:attack-form-aa-Run attack").click().run()
+    assert not app.exception and not app.error
+    assert len(app.session_state["uploaded_images"]) == 1
+    assert app.session_state["last_run_key"].attack == "aa"

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import streamlit as st
+import torch
 
 from app import figures, resources, state, widgets
 from engine import attacks, images
@@ -23,8 +24,12 @@ def run_attack(run: state.RunSpec, selection: state.Selection):
 
     spec = attacks.get(run.attack)
     target, extra = run.target, {}
-    if spec.needs_target_images:  # AA: farthest-in-class target image from the domain's bank
-        target, extra["target_images"] = choose_target_images(model, x, dict(run.params).get("layer"), target, run.seed)
+    if spec.needs_target_images:  # AA: farthest-in-class target image from the gallery/test split plus uploads
+        uploaded = [resources.image_tensor(run.model, key, data) for key, data in state.uploads().items()]
+        extra_bank = torch.cat(uploaded) if uploaded and model.domain != "fashion-mnist" else None
+        target, extra["target_images"] = choose_target_images(
+            model, x, dict(run.params).get("layer"), target, run.seed, extra_images=extra_bank
+        )
     elif target is None and not spec.untargeted:
         target = attacks.runner_up(model, x)
     result = attacks.run(run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra)
@@ -91,6 +96,7 @@ def page() -> None:
         st.error(str(err))
         return
 
+    state.remember_upload(selection)
     submitted = widgets.attack_form(selection, model.class_names)
     run = submitted
     if run is None:

@@ -82,12 +82,19 @@ def evaluation_split(model, n: int):
     return (photos[:n], labels[:n]), (photos, labels)
 
 
-def choose_target_images(model, x: torch.Tensor, layer: int | None, target=None, seed: int = 0):
+def choose_target_images(model, x: torch.Tensor, layer: int | None, target=None, seed: int = 0,
+                         extra_images: torch.Tensor | None = None):
     """(target classes, target images) for AA from the domain's bank, farthest-in-class at `layer`
-    (default: the middle of the catalogue, AA's own default)."""
+    (default: the middle of the catalogue, AA's own default). `extra_images` (e.g. a user's
+    uploads, fitted to the model) join the bank, labelled by the model's predictions."""
     from engine.attacks.activation import layer_name
 
     _, (bank_x, bank_y) = evaluation_split(model, 1)
+    if extra_images is not None and extra_images.shape[0] > 0:
+        extra_images = extra_images.to(bank_x.device)
+        with torch.no_grad():
+            extra_y = model(extra_images.to(x.device)).argmax(1).to(bank_y.device)
+        bank_x, bank_y = torch.cat([bank_x, extra_images]), torch.cat([bank_y, extra_y])
     index = model.layer(layer_name(model, layer)).index
     chosen, goal, _ = farthest_in_class(model, x, index, bank_x.to(x.device), bank_y.to(x.device), target=target, seed=seed)
     return chosen, goal
