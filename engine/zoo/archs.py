@@ -18,6 +18,12 @@ def _conv_bn(cin, cout, k=3, stride=1, groups=1):
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=False))
 
 
+def _pooled(stages: "OrderedDict[str, nn.Module]", width: int) -> nn.Sequential:
+    """Convolutional stages followed by global average pooling and a linear read-out."""
+    stages.update(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), logits=nn.Linear(width, 10))
+    return nn.Sequential(stages)
+
+
 def lenet() -> nn.Sequential:
     """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: the seeds' MNIST model."""
     return nn.Sequential(OrderedDict(
@@ -62,13 +68,11 @@ class BasicBlock(nn.Module):
 
 def resnet() -> nn.Sequential:
     """A small ResNet (He et al. 2016): a 16-channel stem, then basic blocks at 14×14 and 7×7."""
-    return nn.Sequential(OrderedDict(
+    return _pooled(OrderedDict(
         stem=_conv_bn(1, 16),
         block1=BasicBlock(16, 32, 2), block2=BasicBlock(32, 32, 1),
         block3=BasicBlock(32, 64, 2), block4=BasicBlock(64, 64, 1),
-        pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
-        logits=nn.Linear(64, 10),
-    ))
+    ), 64)
 
 
 class DenseLayer(nn.Module):
@@ -98,10 +102,7 @@ def densenet() -> nn.Sequential:
             stages[f"transition{i}"] = _transition(ch, ch // 2)
             ch //= 2
     stages["norm"] = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU())
-    stages["pool"] = nn.AdaptiveAvgPool2d(1)
-    stages["flatten"] = nn.Flatten()
-    stages["logits"] = nn.Linear(ch, 10)
-    return nn.Sequential(stages)
+    return _pooled(stages, ch)
 
 
 def _separable(cin, cout, stride):
@@ -110,13 +111,11 @@ def _separable(cin, cout, stride):
 
 def mobilenet() -> nn.Sequential:
     """MobileNet-style (Howard et al. 2017): depthwise-separable convolutions."""
-    return nn.Sequential(OrderedDict(
+    return _pooled(OrderedDict(
         stem=_conv_bn(1, 16),
         sep1=_separable(16, 32, 2), sep2=_separable(32, 64, 1),
         sep3=_separable(64, 128, 2), sep4=_separable(128, 128, 1),
-        pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
-        logits=nn.Linear(128, 10),
-    ))
+    ), 128)
 
 
 def mlp() -> nn.Sequential:
