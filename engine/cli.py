@@ -249,6 +249,33 @@ def cmd_jsma_hardness(args) -> int:
                                             f"{'—' if r['hardness'] is None else format(r['hardness'], '.4f')}")
 
 
+def cmd_gradcam(args) -> int:
+    from engine.analysis.gradcam import grad_cam, saliency
+
+    model = models.load(args.model, device=args.device)
+    x = _load_image(args.image, model)
+    target = _parse_target(args.target_class, model)
+    with torch.no_grad():
+        predicted = int(model(x).argmax())
+    cls = predicted if target is None else target
+    if args.method == "saliency":
+        heat, layer = saliency(model, x, target=cls), None
+    else:
+        layer = model.layer(args.layer).name if args.layer is not None else model.cam_layer
+        heat = grad_cam(model, x, layer=layer, target=cls, method=args.method)
+    record = {"model": model.name, "image": args.image, "method": args.method, "layer": layer, "class": cls,
+              "class_name": model.class_names[cls], "predicted": model.class_names[predicted],
+              "shape": list(heat.shape[1:]), "mean": float(heat.mean()), "share_above_half": float((heat > 0.5).float().mean())}
+    if args.out:
+        picture = (heat[0].cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        _save_pair(args.out, picture, heat[0].cpu().numpy())
+        record["saved"] = [str(Path(args.out).with_suffix(s)) for s in (".png", ".npy")]
+    print(json.dumps(record, indent=2) if args.json else
+          f"{args.method} of {record['class_name']} at {layer or 'input'}: mean {record['mean']:.3f}, "
+          f"{record['share_above_half']:.1%} of pixels above 0.5")
+    return 0
+
+
 def cmd_download(args) -> int:
     from engine.models import torchvision_zoo
 
@@ -328,6 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theta", type=int, default=1, choices=[1, -1])
     _add_common(p)
     p.set_defaults(func=cmd_jsma_hardness)
+
+    p = sub.add_parser("gradcam", help="Grad-CAM / Grad-CAM++ / saliency heat map of one image (SPEC §6)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--method", choices=["gradcam", "gradcam++", "saliency"], default="gradcam")
+    p.add_argument("--layer", type=int, default=None, help="catalogue index (default: the model's Grad-CAM layer)")
+    p.add_argument("--class", dest="target_class", help="class index or name (default: the predicted class)")
+    p.add_argument("--out", metavar="PATH", help="write the map as PATH.png (grey) and PATH.npy")
+    _add_common(p)
+    p.set_defaults(func=cmd_gradcam)
 
     p = sub.add_parser("export-fmnist", help="write one Fashion-MNIST test image as a 28×28 grey PNG")
     p.add_argument("--index", type=int, required=True)

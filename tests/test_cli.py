@@ -127,3 +127,14 @@ def test_aa_from_the_cli_picks_a_target_image(capsys):
                       "--target", "Bag", "--json")
     row = record["examples"][0]
     assert row["target_name"] == "Bag" and row["linf"] <= 0.2 + 1e-6
+
+
+def test_gradcam_subcommand(capsys, tmp_path):
+    record = run_json(capsys, "gradcam", "--model", "efficientnet-lite0", "--image", "coffee", "--class", "espresso",
+                      "--out", str(tmp_path / "heat"), "--json")
+    assert record["class_name"] == "espresso" and record["shape"] == [224, 224]
+    heat = np.load(tmp_path / "heat.npy")
+    assert heat.min() >= 0 and heat.max() == pytest.approx(1.0, abs=1e-5)
+    sal = run_json(capsys, "gradcam", "--model", "fmnist-lenet-0", "--image", "0", "--method", "saliency", "--json")
+    assert sal["layer"] is None and sal["shape"] == [28, 28]
+    assert main(["gradcam", "--model", "efficientnet-lite0", "--image", "coffee", "--layer", "99"]) == 2
