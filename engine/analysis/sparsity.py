@@ -29,10 +29,7 @@ def comparison_table(model, x: torch.Tensor, y: torch.Tensor | None = None,
     variants = DEFAULT_VARIANTS if variants is None else variants
     with torch.no_grad():
         y = model(x).argmax(1) if y is None else y
-    nearest = attacks.runner_up(model, x)
-    # Where the model is wrong, its top class is not y; aim at it only if it differs from y.
-    with torch.no_grad():
-        nearest = torch.where(nearest == y, model(x).argmax(1), nearest)
+    nearest = attacks.runner_up(model, x, exclude=y)
     rows = []
     for name, kw in variants:
         kw = dict(kw)

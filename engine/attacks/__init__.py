@@ -28,13 +28,15 @@ def available(domain: str | None = None) -> list[dict]:
     return [spec.describe(domain) for spec in ATTACKS.values()]
 
 
-def runner_up(model, x) -> "torch.Tensor":
-    """Each image's second most likely class: the nearest target for a targeted-only attack."""
+def runner_up(model, x, exclude=None) -> "torch.Tensor":
+    """Each image's most likely class other than `exclude` (default: its prediction), i.e. the
+    nearest target for a targeted-only attack."""
     import torch
 
     with torch.no_grad():
         logits = model(x)
-    return logits.scatter(1, logits.argmax(1, keepdim=True), float("-inf")).argmax(1)
+    exclude = logits.argmax(1) if exclude is None else torch.as_tensor(exclude, device=logits.device)
+    return logits.scatter(1, exclude.reshape(-1, 1).expand(logits.shape[0], 1), float("-inf")).argmax(1)
 
 
 def run(
