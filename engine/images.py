@@ -180,6 +180,13 @@ def enlarged(arr: np.ndarray, min_side: int = 224) -> np.ndarray:
     return arr if factor == 1 else arr.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
+def npy_bytes(arr: np.ndarray) -> bytes:
+    """An array as the bytes of a .npy file (exact float values, for downloads)."""
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
 def png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")

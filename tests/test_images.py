@@ -163,3 +163,8 @@ def test_enlarged_keeps_pixels_crisp():
     assert big.shape == (224, 224, 3)
     assert np.array_equal(big[::8, ::8], arr)
     assert images.enlarged(np.zeros((300, 300, 3), np.uint8)).shape == (300, 300, 3)
+
+
+def test_npy_bytes_round_trip():
+    arr = np.linspace(-0.03, 0.03, 12, dtype=np.float32).reshape(3, 2, 2)
+    assert np.array_equal(np.load(io.BytesIO(images.npy_bytes(arr))), arr)

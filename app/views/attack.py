@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -68,17 +67,9 @@ def show(result, model, selection: state.Selection) -> None:
     d = st.columns(4)
     d[0].download_button("Adversarial image (PNG)", images.png_bytes(images.to_uint8(result.x_adv)), "adversarial.png", "image/png")
     d[1].download_button("Perturbation (PNG, signed)", images.png_bytes(images.signed(result.delta)), "perturbation.png", "image/png")
-    d[2].download_button("Perturbation (.npy)", _npy(result.delta[0].cpu().numpy()), "perturbation.npy", "application/octet-stream")
+    d[2].download_button("Perturbation (.npy)", images.npy_bytes(result.delta[0].cpu().numpy()), "perturbation.npy", "application/octet-stream")
     record["image"] = selection.image_label
     d[3].download_button("Numbers (JSON)", json.dumps(record, indent=2), "attack.json", "application/json")
-
-
-def _npy(array: np.ndarray) -> bytes:
-    import io
-
-    out = io.BytesIO()
-    np.save(out, array)
-    return out.getvalue()
 
 
 def page() -> None:

@@ -27,9 +27,7 @@ def comparison_table(model, x: torch.Tensor, y: torch.Tensor | None = None,
                      variants: list[tuple[str, dict]] | None = None, seed: int = 0) -> list[dict]:
     """One row per (method, parameters): success rate, mean L0 (two ways), SSIM, L2 and seconds."""
     variants = DEFAULT_VARIANTS if variants is None else variants
-    with torch.no_grad():
-        y = model(x).argmax(1) if y is None else y
-    nearest = attacks.runner_up(model, x, exclude=y)
+    nearest = attacks.runner_up(model, x, exclude=y)  # y=None: the runner-up of each prediction
     rows = []
     for name, kw in variants:
         kw = dict(kw)

@@ -137,6 +137,12 @@ class Context:
         """The class the loss is about: the target when targeted, else the true label."""
         return self.target if self.target is not None else self.y
 
+    def reached(self, pred: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Per example (of `idx`, default all): has the attack succeeded with these predictions?"""
+        if self.targeted:
+            return pred == (self.target if idx is None else self.target[idx])
+        return pred != (self.y if idx is None else self.y[idx])
+
     def report(self, step: int, total: int, **state) -> bool:
         """Tell the callback; False means stop now and keep what we have."""
         if self.callback is None:
@@ -216,7 +222,7 @@ def finalize(spec: AttackSpec, ctx: Context, x_adv: torch.Tensor, params: dict, 
     with torch.no_grad():
         logits_adv = ctx.model(x_adv)
     pred = logits_adv.argmax(1)
-    success = pred == ctx.target if ctx.targeted else pred != ctx.y
+    success = ctx.reached(pred)
     return AttackResult(
         attack=spec.name,
         params=params,

@@ -44,7 +44,7 @@ def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> 
         ctx.iterations[idx] += 1
         with torch.no_grad():
             pred = ctx.model(x_adv[idx]).argmax(1)
-        done = (pred == ctx.target[idx]) if ctx.targeted else (pred != ctx.y[idx])
+        done = ctx.reached(pred, idx)
         done |= norms(x_adv[idx] - ctx.x[idx])["l0_pct"] >= tau
         active[idx[done]] = False
         if not ctx.report(step + 1, steps, x_adv=x_adv):
