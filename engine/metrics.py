@@ -47,3 +47,9 @@ def topk(logits: torch.Tensor, class_names: list[str], k: int = 5) -> list[list[
         [{"index": int(j), "label": class_names[j], "probability": float(p)} for p, j in zip(pv, iv)]
         for pv, iv in zip(vals, idx)
     ]
+
+
+def predict_labels(model, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    """The model's predicted class for every image of `x`, in batches of `batch`."""
+    with torch.no_grad():
+        return torch.cat([model(x[lo:lo + batch]).argmax(1) for lo in range(0, x.shape[0], batch)])

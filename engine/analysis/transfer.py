@@ -19,6 +19,7 @@ import torch
 
 from engine import attacks
 from engine.analysis.activation import farthest_in_class, features, random_targets
+from engine.metrics import predict_labels
 
 # Names used in the seed's tables → (our attack, fixed parameters).
 METHODS: dict[str, tuple[str, dict]] = {
@@ -48,11 +49,6 @@ def transfer_metrics(y, target, white_clean, black_clean, white_adv, black_adv) 
         "white_error": _rate(white_adv != y, both),
         "white_tSuc": _rate(white_adv == target, both),
     }
-
-
-def _predict(model, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[lo:lo + batch]).argmax(1) for lo in range(0, x.shape[0], batch)])
 
 
 def evaluate(
@@ -87,10 +83,10 @@ def evaluate(
         if progress is not None:
             progress(min(lo + batch, x.shape[0]), x.shape[0])
     x_adv = torch.cat(adversarial)
-    white_clean, white_adv = _predict(white, x), _predict(white, x_adv)
+    white_clean, white_adv = predict_labels(white, x), predict_labels(white, x_adv)
     rows = []
     for black in blacks:
-        metrics = transfer_metrics(y, target, white_clean, _predict(black, x), white_adv, _predict(black, x_adv))
+        metrics = transfer_metrics(y, target, white_clean, predict_labels(black, x), white_adv, predict_labels(black, x_adv))
         rows.append({"white": white.name, "black": black.name, "method": method, "eps": eps,
                      "layer": params.get("layer"), "steps": steps, "images": int(x.shape[0]), **metrics})
     return rows

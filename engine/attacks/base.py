@@ -90,6 +90,7 @@ class AttackSpec:
     untargeted: bool = True
     uses_gradients: bool = True
     needs_target_images: bool = False  # feature-level attacks steer towards given images (AA)
+    averageable: bool = True  # only talks to the model through Context.logits (SPEC §3 averaging)
     reference: str = ""
     summary: str = ""
 
@@ -104,6 +105,7 @@ class AttackSpec:
             "untargeted": self.untargeted,
             "uses_gradients": self.uses_gradients,
             "needs_target_images": self.needs_target_images,
+            "averageable": self.averageable,
             "reference": self.reference,
             "summary": self.summary,
             "params": params,
@@ -124,6 +126,8 @@ class Context:
     iterations: torch.Tensor = field(init=False)  # per example, filled by the attack
     queries: torch.Tensor | None = None
     stopped_early: bool = False
+    # SPEC §3: noisy averaging lets iterates leave [0, 1] ("no clipping during generation").
+    clip: bool = True
 
     def __post_init__(self):
         self.iterations = torch.zeros(self.x.shape[0], dtype=torch.long, device=self.x.device)
@@ -136,6 +140,20 @@ class Context:
     def labels(self) -> torch.Tensor:
         """The class the loss is about: the target when targeted, else the true label."""
         return self.target if self.target is not None else self.y
+
+    def logits(self, inputs: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's logits for `inputs`, which are the batch rows `rows` (default: all, in order).
+
+        Attacks that evaluate a subset or repeated copies of the batch say which rows
+        they are, so that a row-wise model (one model and one calibration offset per
+        row, see engine.attacks.averaging) answers each with its own model.
+        """
+        if getattr(self.model, "rowwise", False):
+            return self.model(inputs, rows)
+        return self.model(inputs)
+
+    def clamp(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0.0, 1.0) if self.clip else x
 
     def reached(self, pred: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Per example (of `idx`, default all): has the attack succeeded with these predictions?"""
@@ -169,7 +187,7 @@ def loss_gradient(ctx: Context, x_adv: torch.Tensor) -> torch.Tensor:
     our iterates agree with it bit for bit rather than up to rounding.
     """
     x_adv = x_adv.detach().requires_grad_(True)
-    logits = ctx.model(x_adv)
+    logits = ctx.logits(x_adv)
     loss = F.cross_entropy(logits, ctx.labels)
     if ctx.targeted:
         loss = -loss
@@ -255,6 +273,37 @@ def _as_labels(value, n: int, num_classes: int, what: str, device) -> torch.Tens
     return t
 
 
+def resolve_params(spec: AttackSpec, domain: str, params: dict) -> dict:
+    """Every declared parameter of `spec`: given, else the domain's default, else the declared one; range-checked."""
+    known = {p.name for p in spec.params}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"{spec.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(sorted(known))}")
+    defaults = DOMAIN_DEFAULTS.get(domain or "", {})
+    return {p.name: p.check(params.get(p.name, defaults.get(p.name, p.default))) for p in spec.params}
+
+
+def check_seed(seed) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def resolve_labels(spec: AttackSpec, logits_clean: torch.Tensor, y, target) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Source labels (default: the prediction) and validated targets for a batch."""
+    n, num_classes = logits_clean.shape
+    device = logits_clean.device
+    y = logits_clean.argmax(1) if y is None else _as_labels(y, n, num_classes, "y", device)
+    if target is not None:
+        if not spec.targeted:
+            raise ValueError(f"{spec.name} has no targeted variant")
+        target = _as_labels(target, n, num_classes, "target", device)
+        if bool((target == y).any()):
+            raise ValueError("target must differ from the source class of every example")
+    elif not spec.untargeted:
+        raise ValueError(f"{spec.name} needs a target class")
+    return y, target
+
+
 def check_input(x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ValueError("x must be a torch tensor of images")
@@ -284,30 +333,15 @@ def execute(
             raise ValueError(f"target images have shape {tuple(target_images.shape)}, the batch {tuple(x.shape)}")
     elif target_images is not None:
         raise ValueError(f"{spec.name} does not take target images")
-    known = {p.name for p in spec.params}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(f"{spec.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(sorted(known))}")
-    defaults = DOMAIN_DEFAULTS.get(getattr(model, "domain", ""), {})
-    values = {p.name: p.check(params.get(p.name, defaults.get(p.name, p.default))) for p in spec.params}
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    values = resolve_params(spec, getattr(model, "domain", ""), params)
+    check_seed(seed)
 
     with torch.no_grad():
         logits_clean = model(x)
-    num_classes = logits_clean.shape[1]
-    y = logits_clean.argmax(1) if y is None else _as_labels(y, x.shape[0], num_classes, "y", x.device)
     if target is None and target_images is not None:
         with torch.no_grad():
             target = model(target_images).argmax(1)  # the class the target images stand for
-    if target is not None:
-        if not spec.targeted:
-            raise ValueError(f"{spec.name} has no targeted variant")
-        target = _as_labels(target, x.shape[0], num_classes, "target", x.device)
-        if bool((target == y).any()):
-            raise ValueError("target must differ from the source class of every example")
-    elif not spec.untargeted:
-        raise ValueError(f"{spec.name} needs a target class")
+    y, target = resolve_labels(spec, logits_clean, y, target)
 
     generator = torch.Generator(device=x.device)
     generator.manual_seed(seed)

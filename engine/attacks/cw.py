@@ -24,7 +24,13 @@ _EDGE = 1.0 - 1e-6  # atanh(±1) is infinite; pixels at 0 or 1 start just inside
 def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_search_steps: int) -> torch.Tensor:
     x, n = ctx.x, ctx.x.shape[0]
     view = (-1,) + (1,) * (x.dim() - 1)
-    w0 = torch.atanh((2.0 * x - 1.0).clamp(-_EDGE, _EDGE))
+    if ctx.clip:
+        w0 = torch.atanh((2.0 * x - 1.0).clamp(-_EDGE, _EDGE))
+        to_image = lambda w: (torch.tanh(w) + 1.0) / 2.0  # noqa: E731 - the box constraint by construction
+    else:
+        # SPEC §3 (no clipping during generation): optimise δ itself, unbounded.
+        w0 = torch.zeros_like(x)
+        to_image = lambda w: x + w  # noqa: E731
     const = torch.full((n,), float(c), device=x.device)
     lower = torch.zeros(n, device=x.device)
     upper = torch.full((n,), float("inf"), device=x.device)
@@ -38,9 +44,9 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
         found = torch.zeros(n, dtype=torch.bool, device=x.device)
         previous = float("inf")
         for step in range(steps):
-            adv = (torch.tanh(w) + 1.0) / 2.0
+            adv = to_image(w)
             l2 = (adv - x).flatten(1).pow(2).sum(1)
-            logits = ctx.model(adv)
+            logits = ctx.logits(adv)
             m = margin(logits, ctx.labels, ctx.targeted)
             cost = (l2 + const * m.clamp_min(-kappa)).sum()
             opt.zero_grad(set_to_none=True)

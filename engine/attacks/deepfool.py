@@ -20,17 +20,18 @@ OVERSHOOT = Param("overshoot", float, 0.02, 0.0, 10.0, "overshoot ξ: final step
 NUM_CLASSES = Param("num_classes", int, 10, 2, 1000, "candidate classes k (top-k of the clean prediction)")
 
 
-def _boundary_geometry(ctx: Context, x_cur: torch.Tensor, y: torch.Tensor, cand: torch.Tensor):
-    """For each image: f_c − f_y and ∇(f_c − f_y) for its k candidate classes."""
+def _boundary_geometry(ctx: Context, x_cur: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor):
+    """For each image (batch rows `rows`): f_c − f_y and ∇(f_c − f_y) for its k candidate classes."""
     n, k = cand.shape
     sample = x_cur.shape[1:]
     diffs, grads = [], []
     per_chunk = max(1, chunk_size(sample) // k)
     for lo in range(0, n, per_chunk):
-        xs, ys, cs = x_cur[lo:lo + per_chunk], y[lo:lo + per_chunk], cand[lo:lo + per_chunk]
+        xs, rs, cs = x_cur[lo:lo + per_chunk], rows[lo:lo + per_chunk], cand[lo:lo + per_chunk]
+        ys = ctx.y[rs]
         m = xs.shape[0]
         rep = xs.unsqueeze(1).expand(m, k, *sample).reshape(m * k, *sample).detach().requires_grad_(True)
-        logits = ctx.model(rep)
+        logits = ctx.logits(rep, rs.repeat_interleave(k))
         own = logits.gather(1, ys.repeat_interleave(k)[:, None]).squeeze(1)
         other = logits.gather(1, cs.reshape(-1, 1)).squeeze(1)
         diff = other - own
@@ -43,7 +44,7 @@ def _boundary_geometry(ctx: Context, x_cur: torch.Tensor, y: torch.Tensor, cand:
 def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> torch.Tensor:
     x, y = ctx.x, ctx.y
     with torch.no_grad():
-        logits = ctx.model(x)
+        logits = ctx.logits(x)
     k = min(num_classes, logits.shape[1]) - 1
     cand = logits.scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
     r_total = torch.zeros_like(x)
@@ -54,19 +55,19 @@ def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> to
         if step > 0:
             # A plain forward finds the images already across; only the rest pay for k gradients.
             with torch.no_grad():
-                still = ctx.model(x_adv[idx]).argmax(1) == y[idx]
+                still = ctx.logits(x_adv[idx], idx).argmax(1) == y[idx]
             active[idx[~still]] = False
             idx = idx[still]
         if idx.numel() == 0:
             break
-        f, w = _boundary_geometry(ctx, x_adv[idx], y[idx], cand[idx])
+        f, w = _boundary_geometry(ctx, x_adv[idx], idx, cand[idx])
         w_norm = w.norm(dim=2).clamp_min(1e-12)
         nearest = (f.abs() / w_norm).argmin(dim=1)
         f_l = f.gather(1, nearest[:, None]).squeeze(1)
         w_l = w[torch.arange(idx.numel(), device=x.device), nearest]
         r = ((f_l.abs() + 1e-4) / w_l.norm(dim=1).clamp_min(1e-12).pow(2))[:, None] * w_l
         r_total[idx] += r.view(-1, *x.shape[1:])
-        x_adv[idx] = (x[idx] + (1.0 + overshoot) * r_total[idx]).clamp(0.0, 1.0)
+        x_adv[idx] = ctx.clamp(x[idx] + (1.0 + overshoot) * r_total[idx])
         ctx.iterations[idx] += 1
         if not ctx.report(step + 1, steps, x_adv=x_adv):
             break

@@ -9,7 +9,7 @@ import torch
 
 from engine.attacks.base import AttackSpec, Context, loss_gradient
 from engine.attacks.params import ALPHA, ALPHA_PGD, DECAY, EPS, PGD_ALPHA_FACTOR, RANDOM_START, STEPS
-from engine.attacks.projections import clamp_unit, project_linf
+from engine.attacks.projections import project_linf
 
 
 def sign_iterations(
@@ -23,7 +23,7 @@ def sign_iterations(
     """
     x = ctx.x
     alpha = eps / steps if alpha is None else alpha
-    x_adv = clamp_unit(x + (2.0 * ctx.rand(*x.shape) - 1.0) * eps) if random_start else x.clone()
+    x_adv = ctx.clamp(x + (2.0 * ctx.rand(*x.shape) - 1.0) * eps) if random_start else x.clone()
     momentum = torch.zeros_like(x) if decay is not None else None
     for step in range(steps):
         grad = loss_gradient(ctx, x_adv)
@@ -32,7 +32,7 @@ def sign_iterations(
             # Confident examples have gradients far below 1e-12, so only an exact zero is guarded.
             grad = grad / torch.where(scale > 0, scale, torch.ones_like(scale)) + decay * momentum
             momentum = grad
-        x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps)
+        x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps, ctx.clip)
         ctx.iterations.fill_(step + 1)
         if not ctx.report(step + 1, steps, x_adv=x_adv):
             break

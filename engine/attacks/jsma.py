@@ -28,7 +28,7 @@ PAIRS = Param("pairs", int, 1, 1, 1024, "best pairs changed per step (1 = the pa
 def jacobian_terms(ctx: Context, x_adv: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """α (target logit's gradient), β (gradient of the other logits' sum), and the current prediction."""
     x_var = x_adv.detach().requires_grad_(True)
-    logits = ctx.model(x_var)
+    logits = ctx.logits(x_var)
     alpha = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x_var, retain_graph=True)[0].flatten(1)
     total = torch.autograd.grad(logits.sum(), x_var)[0].flatten(1)
     return alpha, total - alpha, logits.detach().argmax(1)

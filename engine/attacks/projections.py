@@ -8,13 +8,14 @@ def clamp_unit(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
 
 
-def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Nearest point of the ε-ball around `x` that is also inside [0, 1].
+def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: bool = True) -> torch.Tensor:
+    """Nearest point of the ε-ball around `x` that is also inside [0, 1] (unless `clip` is off).
 
     Written as x + clip(δ) (torchattacks' order of operations) so that iterates agree
     bit for bit; MI-FGSM's momentum amplifies last-bit differences into sign flips.
     """
-    return (x + (x_adv - x).clamp(-eps, eps)).clamp(0.0, 1.0)
+    x_adv = x + (x_adv - x).clamp(-eps, eps)
+    return x_adv.clamp(0.0, 1.0) if clip else x_adv
 
 
 def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:

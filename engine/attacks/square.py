@@ -15,7 +15,6 @@ import torch
 from engine.attacks.base import AttackSpec, Context, Param
 from engine.attacks.margins import margin
 from engine.attacks.params import EPS
-from engine.attacks.projections import clamp_unit
 
 N_QUERIES = Param("n_queries", int, 1000, 1, 100000, "query budget per image")
 P_INIT = Param("p_init", float, 0.05, 0.0, 1.0, "initial share of pixels in a square (paper: 0.05 on ImageNet)", low_open=True)
@@ -39,9 +38,9 @@ def square(ctx: Context, eps: float, n_queries: int, p_init: float) -> torch.Ten
 
     # Vertical stripes of ±ε are the paper's initialisation.
     stripes = torch.where(ctx.rand(n, c, 1, w) < 0.5, -eps, eps)
-    x_best = clamp_unit(x + stripes)
+    x_best = ctx.clamp(x + stripes)
     with torch.no_grad():
-        best = margin(ctx.model(x_best), labels, targeted)
+        best = margin(ctx.logits(x_best), labels, targeted)
     ctx.queries = torch.ones(n, dtype=torch.long, device=x.device)
     rows = torch.arange(h, device=x.device).view(1, 1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, 1, w)
@@ -57,9 +56,9 @@ def square(ctx: Context, eps: float, n_queries: int, p_init: float) -> torch.Ten
         signs = torch.where(ctx.rand(m, c, 1, 1) < 0.5, -eps, eps)
         x_cur = x[idx]
         delta = torch.where(window, signs, x_best[idx] - x_cur)
-        candidate = clamp_unit(x_cur + delta)
+        candidate = ctx.clamp(x_cur + delta)
         with torch.no_grad():
-            new = margin(ctx.model(candidate), labels[idx], targeted)
+            new = margin(ctx.logits(candidate, idx), labels[idx], targeted)
         improved = new < best[idx]
         keep = idx[improved]
         best[keep] = new[improved]
