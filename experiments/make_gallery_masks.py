@@ -1,0 +1,66 @@
+"""Object masks of the gallery photos for the contour-vs-background analysis (SPEC §3).
+
+GrabCut (engine.analysis.masking.grabcut_mask) from a hand-chosen rectangle per
+photo, at a working size of 320 px, written at the photo's full size to
+assets/images/masks/<name>.png (255 = object). Each mask was checked by eye on
+the overlays this script also writes (--preview DIR).
+
+    python experiments/make_gallery_masks.py [--preview /tmp/masks]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine import images
+from engine.analysis.masking import MASKS, grabcut_mask
+
+# (left, top, width, height) as fractions of the photo: where the object is.
+RECTS = {
+    "camera": (0.0, 0.05, 0.62, 0.95),
+    "chelsea": (0.02, 0.0, 0.83, 1.0),
+    "china": (0.33, 0.02, 0.36, 0.85),
+    "coffee": (0.08, 0.05, 0.84, 0.78),
+    "grace_hopper": (0.1, 0.05, 0.85, 0.94),
+    "motorcycle": (0.04, 0.08, 0.92, 0.9),
+    "rocket": (0.3, 0.02, 0.35, 0.96),
+}
+WORK = 320
+
+
+def make(name: str, path: Path) -> np.ndarray:
+    img = images.decode(path).convert("RGB")
+    w, h = img.size
+    scale = WORK / max(w, h)
+    small = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+    mask = grabcut_mask(images.to_tensor(small)[0], RECTS[name], iterations=8)[0].numpy()
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.NEAREST))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preview", type=Path, help="also write overlays (object tinted red) here")
+    parser.add_argument("--only", nargs="*", help="gallery names to redo (default: all)")
+    args = parser.parse_args()
+    MASKS.mkdir(parents=True, exist_ok=True)
+    for name, path in images.gallery().items():
+        if args.only and name not in args.only:
+            continue
+        mask = make(name, path)
+        Image.fromarray(mask).save(MASKS / f"{name}.png", optimize=True)
+        print(f"{name}: object covers {mask.mean() / 255:.1%} of the photo")
+        if args.preview:
+            args.preview.mkdir(parents=True, exist_ok=True)
+            rgb = np.asarray(images.decode(path).convert("RGB")).astype(np.float32)
+            tint = rgb.copy()
+            tint[mask == 0] *= 0.3
+            Image.fromarray(tint.astype(np.uint8)).save(args.preview / f"{name}.jpg")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main()
