@@ -284,6 +284,162 @@ def cmd_download(args) -> int:
     return 0
 
 
+# ---- SPEC §3: human-recognisable perturbations ----------------------------------------------
+
+_FMNIST_SOURCES = ["fmnist-resnet-0", "fmnist-lenet-0", "fmnist-vgg-0", "fmnist-densenet-0", "fmnist-mobilenet-0", "fmnist-mlp-0"]
+_FMNIST_TESTS = ["fmnist-lenet-1", "fmnist-vgg-1", "fmnist-resnet-1", "fmnist-densenet-1"]
+
+
+def _given_params(args) -> dict:
+    return {name: getattr(args, name) for name in _param_names() if getattr(args, name, None) is not None}
+
+
+def _own_params(chosen: list[str], given: dict) -> dict[str, dict]:
+    """Per chosen attack, the flags given that it declares (one flag set serves several attacks);
+    a flag none of them declares is an error, not silently dropped."""
+    declared = {a: {p.name for p in attacks.get(a).params} for a in chosen}
+    unused = sorted(set(given) - set().union(*declared.values()))
+    if unused:
+        raise ValueError(f"--{unused[0].replace('_', '-')} is not a parameter of {', '.join(chosen)}")
+    return {a: {k: v for k, v in given.items() if k in names} for a, names in declared.items()}
+
+
+def _image_batch(args, model) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+    """--images (gallery names, files or Fashion-MNIST indices), else the first --n test images
+    (Fashion-MNIST) or the gallery (ImageNet). Labels are known only for test-split images."""
+    values = args.images
+    if not values:
+        values = [str(i) for i in range(args.n)] if model.domain == "fashion-mnist" else list(images.gallery())[: args.n]
+    x = torch.cat([_load_image(v, model) for v in values])
+    y = None
+    if model.domain == "fashion-mnist" and all(v.isdigit() and not Path(v).exists() for v in values):
+        y = data.test_split()[1][[int(v) for v in values]].to(x.device)
+    return x, y, values
+
+
+def _recognisable_setup(args):
+    """Models, images, labels and the perturbations of every (attack, setting) for the §3 subcommands."""
+    from engine.analysis import recognisable
+
+    sources = [models.load(n, device=args.device) for n in args.sources]
+    tests = [models.load(n, device=args.device) for n in args.tests]
+    single = models.load(args.single, device=args.device) if args.single else sources[0]
+    x, y, names = _image_batch(args, sources[0])
+    if y is None:  # photos: the class the models agree on
+        with torch.no_grad():
+            y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
+    settings = recognisable.DOMAIN_SETTINGS.get(sources[0].domain, {})
+    copies = args.copies if args.copies is not None else settings.get("copies", 10)
+    sigma = args.sigma if args.sigma is not None else settings.get("sigma", 0.05)
+    eps = args.quantise_eps if args.quantise_eps is not None else settings.get("eps", 0.03)
+    given = _given_params(args)
+    deltas = recognisable.perturbations(sources, x, y, _own_params(args.attack, given),
+                                        single=single, copies=copies, sigma=sigma, seed=args.seed)
+    return sources, tests, x, y, names, deltas, eps
+
+
+def _rows_line(r: dict) -> str:
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
+
+
+def cmd_strength(args) -> int:
+    from engine.analysis import recognisable
+
+    _, tests, x, y, _, deltas, eps = _recognisable_setup(args)
+    return _emit(recognisable.strength_table(tests, x, y, deltas, eps, seed=args.seed), args.json, _rows_line)
+
+
+def cmd_recognizability(args) -> int:
+    from engine.analysis import recognisable
+
+    sources, tests, _, y, _, deltas, _ = _recognisable_setup(args)
+    return _emit(recognisable.recognisability_table(tests, y, deltas, sources[0].domain), args.json, _rows_line)
+
+
+def cmd_similarity(args) -> int:
+    from engine.analysis import recognisable
+
+    *_, deltas, _ = _recognisable_setup(args)
+    return _emit(recognisable.similarity_table(deltas), args.json, _rows_line)
+
+
+def _object_masks(args, model, x: torch.Tensor, names: list[str]) -> torch.Tensor:
+    """Fashion-MNIST: thresholded; gallery photos: their committed masks; other photos: GrabCut."""
+    from engine.analysis import masking
+
+    if model.domain == "fashion-mnist":
+        return masking.threshold_mask(x, args.threshold)
+    gallery = images.gallery()
+    return torch.stack([masking.gallery_mask(n, model) if n in gallery else masking.grabcut_mask(x[i])
+                        for i, n in enumerate(names)])
+
+
+def cmd_contour(args) -> int:
+    from engine.analysis import masking
+
+    sources, tests, x, y, names, deltas, eps = _recognisable_setup(args)
+    masks = _object_masks(args, sources[0], x, names)
+    attack = args.attack[0]
+    delta = deltas[(attack, "noisy multi-model")]
+    out = {
+        "attack": attack,
+        "parts": {s: masking.contour_vs_background(tests, x, y, deltas[(attack, s)], masks, eps, seed=args.seed)
+                  for s in ("single-model", "noisy multi-model")},
+        "mask_sweep": masking.mask_sweep(tests, x, y, delta, masks, eps, steps=args.sweep_steps, seed=args.seed),
+        "linf_sweep": masking.linf_sweep(tests, x, y, delta, masks, eps_values=args.linf_values, seed=args.seed),
+        "complementarity": masking.complementarity_coverage(delta, masks),
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for key in ("parts", "mask_sweep", "linf_sweep"):
+            rows = out[key] if key != "parts" else [{"setting": s, **r} for s, rs in out[key].items() for r in rs]
+            print(f"# {key}")
+            for r in rows:
+                print(_rows_line(r))
+    return 0
+
+
+def cmd_checkerboard(args) -> int:
+    from engine.analysis.checkerboard import checkerboard
+
+    model = models.load(args.model, device=args.device)
+    x = _load_image(args.image, model)
+    rows = checkerboard(model, x, sigmas=args.sigma, copies=args.copies, attack=args.attack, seed=args.seed,
+                        **_own_params([args.attack], _given_params(args))[args.attack])
+    for r in rows:
+        delta = r.pop("delta")
+        if args.out:
+            from engine.analysis.recognisable import display_normalise
+
+            shown = images.to_uint8(display_normalise(delta[None], model.domain)[0])
+            _save_pair(f"{args.out}_sigma{r['sigma']:g}", shown, delta.cpu().numpy())
+    return _emit(rows, args.json, lambda r: f"σ={r['sigma']:<6g} period {r['period']:6.2f} px  "
+                                            f"(fy {r['fy']:+.3f}, fx {r['fx']:+.3f})  prominence {r['prominence']:.1f}")
+
+
+def cmd_noise_classes(args) -> int:
+    from engine.analysis.recognisable import noise_classes
+
+    loaded = [models.load(n, device=args.device) for n in args.models]
+    rows = noise_classes(loaded, count=args.count, seed=args.seed, top=args.top)
+    return _emit(rows, args.json, lambda r: f"{r['model']:<22} #{r['rank']} {r['name']:<24} {r['share']:6.1%}")
+
+
+def _add_recognisable(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", nargs="+", default=_FMNIST_SOURCES, help="models whose perturbations are averaged")
+    p.add_argument("--tests", nargs="+", default=_FMNIST_TESTS, help="held-out models that judge them")
+    p.add_argument("--single", help="the single-model setting's model (default: the first source)")
+    p.add_argument("--attack", nargs="+", default=["bim"], choices=[n for n, s in attacks.ATTACKS.items() if s.averageable])
+    p.add_argument("--images", nargs="+", help="gallery names, image files or Fashion-MNIST test indices")
+    p.add_argument("--n", type=int, default=20, help="without --images: the first N test images (or gallery photos)")
+    p.add_argument("--copies", type=int, default=None, help="noisy copies per model (default: the thesis' for the domain)")
+    p.add_argument("--sigma", type=float, default=None, help="noise σ (default: the thesis' for the domain)")
+    p.add_argument("--quantise-eps", type=float, default=None, help="ε of δ' = ε·sign(δ) (default: 0.2 Fashion-MNIST, 0.02 ImageNet)")
+    _add_common(p, seed=True)
+    _add_attack_params(p)
+
+
 def _param_names() -> list[str]:
     return sorted({p["name"] for spec in attacks.available() for p in spec["params"]})
 
@@ -365,6 +521,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PATH", help="write the map as PATH.png (grey) and PATH.npy")
     _add_common(p)
     p.set_defaults(func=cmd_gradcam)
+
+    p = sub.add_parser("strength", help="SPEC §3 attack strength: held-out accuracy on clean, ±ε noise and δ' per setting")
+    _add_recognisable(p)
+    p.set_defaults(func=cmd_strength)
+
+    p = sub.add_parser("recognizability", help="SPEC §3: held-out models classify the display-normalised δ itself")
+    _add_recognisable(p)
+    p.set_defaults(func=cmd_recognizability)
+
+    p = sub.add_parser("similarity", help="SPEC §3: cosine similarity of different attacks' perturbations per setting")
+    _add_recognisable(p)
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("contour", help="SPEC §3 contour vs background, dilation/erosion and L∞ sweeps, with controls")
+    _add_recognisable(p)
+    p.add_argument("--threshold", type=float, default=0.05, help="Fashion-MNIST object mask threshold")
+    p.add_argument("--sweep-steps", type=int, nargs="+", default=[-2, -1, 0, 1, 2], help="3×3 erosion (<0) / dilation (>0) steps")
+    p.add_argument("--linf-values", type=float, nargs="+", default=[0.01 * i for i in range(1, 11)])
+    p.set_defaults(func=cmd_contour)
+
+    p = sub.add_parser("checkerboard", help="SPEC §3: period of noisy single-model averages per σ")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", default="0", help="gallery name, image file or Fashion-MNIST test index (default 0)")
+    p.add_argument("--sigma", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.5])
+    p.add_argument("--copies", type=int, default=256)
+    p.add_argument("--attack", default="bim", choices=[n for n, s in attacks.ATTACKS.items() if s.averageable])
+    p.add_argument("--out", metavar="STEM", help="write each average as STEM_sigma<σ>.png (display-normalised) and .npy")
+    _add_common(p, seed=True)
+    _add_attack_params(p)
+    p.set_defaults(func=cmd_checkerboard)
+
+    p = sub.add_parser("noise-classes", help="SPEC §3: classes each model sees in Gaussian noise with the dataset's statistics")
+    p.add_argument("--models", nargs="+", default=_FMNIST_SOURCES + _FMNIST_TESTS)
+    p.add_argument("--count", type=int, default=256)
+    p.add_argument("--top", type=int, default=3)
+    _add_common(p, seed=True)
+    p.set_defaults(func=cmd_noise_classes)
 
     p = sub.add_parser("export-fmnist", help="write one Fashion-MNIST test image as a 28×28 grey PNG")
     p.add_argument("--index", type=int, required=True)

@@ -35,3 +35,17 @@ def test_l0_ssim_table_quick(capsys):
     text = capsys.readouterr().out
     for method in ("fgsm", "jsma", "deepfool", "maskfgsm"):
         assert f"| {method} |" in text
+
+
+def test_recognisable_experiment_quick(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+    import recognisable_perturbations
+
+    assert recognisable_perturbations.main(["--domain", "fashion-mnist", "--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "recognisable_fashion-mnist_quick.json").read_text())
+    settings = {(r["attack"], r["setting"]) for r in report["strength"]}
+    assert ("bim", "noisy multi-model") in settings and ("—", "random ±ε") in settings
+    assert [r["sigma"] for r in report["checkerboard"]["rows"]] == [0.05, 0.1]
+    text = (tmp_path / "recognisable_fashion-mnist_quick.md").read_text()
+    assert "| bim |" in text and "Dilation/erosion sweep" in text
+    assert (tmp_path / "recognisable_fashion-mnist_quick_bim.png").stat().st_size > 0

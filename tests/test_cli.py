@@ -138,3 +138,37 @@ def test_gradcam_subcommand(capsys, tmp_path):
     sal = run_json(capsys, "gradcam", "--model", "fmnist-lenet-0", "--image", "0", "--method", "saliency", "--json")
     assert sal["layer"] is None and sal["shape"] == [28, 28]
     assert main(["gradcam", "--model", "efficientnet-lite0", "--image", "coffee", "--layer", "99"]) == 2
+
+
+def test_recognisable_subcommands(capsys):
+    small = ["--sources", "fmnist-lenet-0", "fmnist-vgg-0", "--tests", "fmnist-vgg-1", "--n", "4", "--copies", "2", "--steps", "3"]
+    rows = run_json(capsys, "strength", *small, "--attack", "bim", "deepfool", "--json")
+    settings = {(r["attack"], r["setting"]) for r in rows}
+    assert settings == {("—", "clean"), ("—", "random ±ε")} | {
+        (a, s) for a in ("bim", "deepfool") for s in ("single-model", "multi-model", "noisy multi-model")}
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    rows = run_json(capsys, "recognizability", *small, "--json")
+    assert {r["setting"] for r in rows} == {"single-model", "multi-model", "noisy multi-model"}
+    rows = run_json(capsys, "similarity", *small, "--attack", "bim", "cw", "--json")
+    assert len(rows) == 3 and all(r["a"] == "bim" and r["b"] == "cw" for r in rows)
+    out = run_json(capsys, "contour", *small, "--sweep-steps", "-1", "0", "1", "--linf-values", "0.1", "0.2", "--json")
+    areas = [r["area"] for r in out["mask_sweep"]]
+    assert areas == sorted(areas) and len(out["linf_sweep"]) == 4
+    rows = run_json(capsys, "checkerboard", "--model", "fmnist-lenet-0", "--sigma", "0.05", "0.2", "--copies", "8",
+                    "--steps", "3", "--json")
+    assert [r["sigma"] for r in rows] == [0.05, 0.2] and all(r["period"] > 0 for r in rows)
+    rows = run_json(capsys, "noise-classes", "--models", "fmnist-lenet-0", "--count", "32", "--json")
+    assert rows[0]["model"] == "fmnist-lenet-0" and rows[0]["rank"] == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["strength", "--attack", "bim", "--kappa", "3"], "--kappa is not a parameter of bim"),
+    (["checkerboard", "--model", "fmnist-lenet-0", "--copies", "0"], "copies must be"),
+    (["checkerboard", "--model", "fmnist-lenet-0", "--sigma", "-1"], "sigma must lie"),
+    (["strength", "--attack", "aa"], "invalid choice"),
+    (["noise-classes", "--models", "no-such-model"], "no-such-model"),
+])
+def test_recognisable_subcommands_reject_bad_input(capsys, args, message):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -5,8 +5,9 @@ pattern visible as σ grows; its period (the thesis: ~1 px at σ = 0.05 up to
 ~30 px at σ = 0.5) is measured here as the dominant peak of the perturbation's
 2-D power spectrum. A grid of period p has its peaks at frequencies whose
 larger axis component is 1/p cycles per pixel, so the period is 1 / max(|fx|, |fy|).
-Patterns that repeat fewer than twice across the image are not a grid and
-are left out of the search.
+Patterns that repeat fewer than four times across the image (periods above
+a quarter of its side: the object's own shape, not a grid) are left out of
+the search.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def power_spectrum(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
     return power, fy, fx
 
 
-def dominant_period(delta: torch.Tensor, min_repeats: float = 2.0) -> dict:
+def dominant_period(delta: torch.Tensor, min_repeats: float = 4.0) -> dict:
     """The spectrum's strongest peak: its period in pixels, frequency, and prominence (peak / median power)."""
     power, fy, fx = power_spectrum(delta)
     h, w = (power.shape[0], (power.shape[1] - 1) * 2)

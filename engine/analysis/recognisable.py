@@ -107,8 +107,13 @@ def perturbations(
         raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(runs)}")
     out = {}
     for name, params in attacks.items():
+        params = dict(params)
+        # The thesis tunes the noise per attack (Table 4.2): "copies"/"sigma" in an attack's params override.
+        own = (params.pop("copies", copies), params.pop("sigma", sigma))
         for setting in settings:
             models, n, s = runs[setting]
+            if setting == "noisy multi-model":
+                n, s = own
             relay = None if callback is None else (lambda step, total, state, a=name, st=setting: callback(a, st, step, total))
             result = averaged(name, models, x, y=y, target=target, copies=n, sigma=s, seed=seed, callback=relay, **params)
             out[(name, setting)] = result.delta

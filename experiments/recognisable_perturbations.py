@@ -1,0 +1,246 @@
+"""Reproduce the thesis' analyses of human-recognisable perturbations (SPEC §3; seed 002) on this project's models.
+
+Writes experiments/results/recognisable_<domain>.json (every number) and .md (the
+tables, next to the thesis' figures), plus a PNG of the perturbations.
+
+    python experiments/recognisable_perturbations.py --domain fashion-mnist   # ~30 min on 2 CPU cores
+    python experiments/recognisable_perturbations.py --domain imagenet        # the 7 gallery photos, ~30 min
+    python experiments/recognisable_perturbations.py --domain fashion-mnist --quick   # a minute, for CI
+
+Fashion-MNIST: six source models (one per family, seed 0) make the perturbations,
+the four held-out seed-1 models judge them; the single-model setting uses
+fmnist-resnet-0 (a black box to every test model). ImageNet: EfficientNet-Lite0
+and Lite1 are the sources, Lite2 the held-out test model, Lite0 the single model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine import data, images, models
+from engine.analysis import checkerboard, masking, recognisable
+from engine.report import environment
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+CONFIG = {
+    "fashion-mnist": {
+        "sources": ["fmnist-resnet-0", "fmnist-lenet-0", "fmnist-vgg-0", "fmnist-densenet-0", "fmnist-mobilenet-0", "fmnist-mlp-0"],
+        "tests": ["fmnist-lenet-1", "fmnist-vgg-1", "fmnist-resnet-1", "fmnist-densenet-1"],
+        # Table 4.1 (MNIST row); C&W runs 100 Adam steps instead of 1,000 for CPU time.
+        "attacks": {
+            "bim": {"eps": 0.2, "alpha": 0.008, "steps": 50},
+            "cw": {"c": 1.0, "kappa": 0.0, "steps": 100},
+            "deepfool": {"overshoot": 0.02, "steps": 50, "num_classes": 10},
+        },
+        "copies": 20, "sigma": 0.2, "eps": 0.2, "per_class": 5, "noise_samples": 512,
+        "mask_steps": [-2, -1, 0, 1, 2, 3], "linf": [round(0.02 * i, 2) for i in range(1, 11)],
+        "checker_sigmas": [0.05, 0.1, 0.2, 0.3, 0.5], "checker_copies": 1000, "checker_params": {"eps": 0.2, "steps": 20},
+    },
+    "imagenet": {
+        "sources": ["efficientnet-lite0", "efficientnet-lite1"],
+        "tests": ["efficientnet-lite2"],
+        # Table 4.1/4.2 (ImageNet rows), shortened for CPU: BIM 20 steps (α = 2ε/K as in the thesis), C&W 30 steps.
+        "attacks": {
+            "bim": {"eps": 0.02, "alpha": 0.002, "steps": 20, "sigma": 0.02},
+            "cw": {"c": 5.0, "kappa": 5.0, "steps": 30, "sigma": 0.05},
+            "deepfool": {"overshoot": 0.02, "steps": 50, "num_classes": 10, "sigma": 0.05},
+        },
+        "copies": 10, "sigma": 0.05, "eps": 0.02, "noise_samples": 128,
+        "mask_steps": [-16, -8, -4, 0, 4, 8, 16], "linf": [round(0.01 * i, 2) for i in range(1, 11)],
+        "checker_sigmas": [0.05, 0.1, 0.2, 0.5], "checker_copies": 64, "checker_params": {"eps": 0.02, "steps": 10},
+    },
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def quick(cfg: dict) -> dict:
+    """A seconds-long version that exercises every step (CI)."""
+    cfg = json.loads(json.dumps(cfg))
+    cfg["sources"], cfg["tests"] = cfg["sources"][:2], cfg["tests"][:1]
+    cfg["attacks"] = {k: {**v, "steps": 2} for k, v in cfg["attacks"].items()}
+    cfg.update(copies=2, per_class=1, noise_samples=16, checker_copies=4, checker_sigmas=cfg["checker_sigmas"][:2],
+               mask_steps=[-1, 0, 1], linf=cfg["linf"][:2])
+    cfg["checker_params"]["steps"] = 2
+    return cfg
+
+
+def fmnist_images(per_class: int, judges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first `per_class` test images of each class that every judge classifies correctly, and their masks."""
+    x, y = data.test_split()
+    with torch.no_grad():
+        ok = torch.stack([m(x).argmax(1) == y for m in judges]).all(0)
+    keep = torch.cat([((y == c) & ok).nonzero().squeeze(1)[:per_class] for c in range(len(data.CLASS_NAMES))])
+    return x[keep], y[keep], masking.threshold_mask(x[keep])
+
+
+def gallery_images(model, quick_run: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    names = list(images.gallery())[: 2 if quick_run else None]
+    x = torch.cat([images.load(images.gallery()[n], model) for n in names])
+    masks = torch.stack([masking.gallery_mask(n, model) for n in names])
+    return x, masks, names
+
+
+def picture(rows: list[torch.Tensor], path: Path, scale: int) -> None:
+    """Rows of images (each N×C×H×W in [0, 1]) side by side, enlarged by `scale`."""
+    tiles = [np.concatenate([images.to_uint8(img) for img in row], axis=1) for row in rows]
+    grid = np.concatenate(tiles, axis=0)
+    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path, optimize=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domain", choices=sorted(CONFIG), required=True)
+    parser.add_argument("--quick", action="store_true", help="tiny settings, to check the script works")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = quick(CONFIG[args.domain]) if args.quick else CONFIG[args.domain]
+    started = time.perf_counter()
+    sources = [models.load(n, device="cpu") for n in cfg["sources"]]
+    tests = [models.load(n, device="cpu") for n in cfg["tests"]]
+    if args.domain == "fashion-mnist":
+        x, y, masks = fmnist_images(cfg["per_class"], sources + tests)
+        names = None
+    else:
+        x, masks, names = gallery_images(sources[0], args.quick)
+        with torch.no_grad():  # the label every model agrees on for the gallery photos (README of assets/images)
+            y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
+    log(f"{args.domain}: {x.shape[0]} images, sources {cfg['sources']}, tests {cfg['tests']}")
+
+    def progress(attack, setting, step, total):
+        if step == total or step % max(1, total // 4) == 0:
+            log(f"  {attack} / {setting}: {step}/{total}")
+
+    deltas = recognisable.perturbations(sources, x, y, cfg["attacks"], copies=cfg["copies"], sigma=cfg["sigma"],
+                                        callback=progress)
+    log("perturbations done")
+    eps = cfg["eps"]
+    out = {
+        "domain": args.domain, "config": cfg, "images": x.shape[0], "image names": names,
+        "strength": recognisable.strength_table(tests, x, y, deltas, eps),
+        "recognisability": recognisable.recognisability_table(tests, y, deltas, args.domain),
+        "similarity": recognisable.similarity_table(deltas),
+    }
+    noisy_bim = deltas[("bim", "noisy multi-model")]
+    out["contour"] = {}
+    for setting in recognisable.SETTINGS:
+        out["contour"][setting] = masking.contour_vs_background(tests, x, y, deltas[("bim", setting)], masks, eps)
+    out["mask sweep"] = masking.mask_sweep(tests, x, y, noisy_bim, masks, eps, steps=cfg["mask_steps"])
+    out["linf sweep"] = masking.linf_sweep(tests, x, y, noisy_bim, masks, eps_values=cfg["linf"])
+    out["complementarity"] = {
+        f"{a} / {s}": masking.complementarity_coverage(d, masks) for (a, s), d in deltas.items()
+    }
+    log("evaluations done")
+    out["noise classes"] = recognisable.noise_classes(sources + tests, count=cfg["noise_samples"])
+    log("noise classes done")
+    checker = checkerboard.checkerboard(sources[0], x[:1], sigmas=cfg["checker_sigmas"], copies=cfg["checker_copies"],
+                                        **cfg["checker_params"])
+    out["checkerboard"] = {"model": sources[0].name, "image": names[0] if names else 0,
+                           "rows": [{k: v for k, v in r.items() if k != "delta"} for r in checker]}
+    log("checkerboard done")
+    out["seconds"] = time.perf_counter() - started
+    out["environment"] = environment(x.device)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"recognisable_{args.domain}{'_quick' if args.quick else ''}"
+    (args.out / f"{stem}.json").write_text(json.dumps(out, indent=1))
+    shown = min(8, x.shape[0])
+    rows = [x[:shown]] + [recognisable.display_normalise(deltas[("bim", s)][:shown], args.domain) for s in recognisable.SETTINGS]
+    picture(rows, args.out / f"{stem}_bim.png", 4 if args.domain == "fashion-mnist" else 1)
+    cb = torch.stack([recognisable.display_normalise(r["delta"][None], args.domain)[0] for r in checker])
+    picture([cb], args.out / f"{stem}_checkerboard.png", 4 if args.domain == "fashion-mnist" else 1)
+    (args.out / f"{stem}.md").write_text(markdown(out))
+    log(f"wrote {args.out / stem}.* in {out['seconds']:.0f} s")
+    return 0
+
+
+def _mean_by(rows: list[dict], keys: tuple[str, ...], value: str) -> dict:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r[value])
+    return {k: float(np.mean(v)) for k, v in groups.items()}
+
+
+def markdown(out: dict) -> str:
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+    lines = [f"# Human-recognisable perturbations — {out['domain']}", "",
+             f"{out['images']} images; sources {', '.join(out['config']['sources'])}; held-out test models "
+             f"{', '.join(out['config']['tests'])}; ε = {out['config']['eps']} for δ' = ε·sign(δ); "
+             f"noisy multi-model n = {out['config']['copies']} (σ per attack below). Generated by "
+             f"`experiments/recognisable_perturbations.py` in {out['seconds']:.0f} s.", "",
+             "Attacks: " + "; ".join(f"{a} {json.dumps(p)}" for a, p in out["config"]["attacks"].items()), "",
+             "## Attack strength (Table 4.4 shape): mean test-model accuracy", "",
+             "| attack | clean | random ±ε | single-model | multi-model | noisy multi-model |", "|---|---|---|---|---|---|"]
+    acc = _mean_by(out["strength"], ("attack", "setting"), "accuracy")
+    for attack in out["config"]["attacks"]:
+        lines.append(f"| {attack} | {pct(acc[('—', 'clean')])} | {pct(acc[('—', 'random ±ε')])} | "
+                     + " | ".join(pct(acc.get((attack, s))) for s in recognisable.SETTINGS) + " |")
+    lines += ["", "Thesis, ImageNet untargeted BIM: clean 81.8 %, ±ε noise 81.8 %, single-model 63.3 %, noisy multi-model 13.2 %.", "",
+              "## Machine recognisability (Table 4.3 shape): display-normalised δ classified as the source class", "",
+              "| attack | single-model | multi-model | noisy multi-model |", "|---|---|---|---|"]
+    rec = _mean_by(out["recognisability"], ("attack", "setting"), "source class share")
+    for attack in out["config"]["attacks"]:
+        lines.append(f"| {attack} | " + " | ".join(pct(rec.get((attack, s))) for s in recognisable.SETTINGS) + " |")
+    lines += ["", "Thesis, ImageNet BIM: 5.5 % single vs 56 % noisy multi-model.", "",
+              "## Contour vs background (BIM δ', mean test accuracy; control = random ±ε on the same pixels)", "",
+              "| setting | object δ' | object control | background δ' | background control | object area |",
+              "|---|---|---|---|---|---|"]
+    for setting, rows in out["contour"].items():
+        a = _mean_by(rows, ("part", "perturbation"), "accuracy")
+        area = rows[0]["area"] if rows[0]["part"] == "object" else 1 - rows[0]["area"]
+        lines.append(f"| {setting} | {pct(a[('object', chr(948) + chr(39))])} | {pct(a[('object', 'random ±ε')])} | "
+                     f"{pct(a[('background', chr(948) + chr(39))])} | {pct(a[('background', 'random ±ε')])} | {pct(area)} |")
+    lines += ["", "Thesis (ImageNet, noisy multi-model): contour part ≈ 32–37 %, background only ≈ 60–69 %.", "",
+              "### Dilation/erosion sweep (noisy multi-model BIM δ' on the grown/shrunk object mask)", "",
+              "| 3×3 steps | area | accuracy | control | Δaccuracy per +1 % area |", "|---|---|---|---|---|"]
+    for r in out["mask sweep"]:
+        slope = "—" if r["per +1% area"] is None else f"{100 * r['per +1% area']:+.2f} pts"
+        lines.append(f"| {r['steps']:+d} | {pct(r['area'])} | {pct(r['accuracy'])} | {pct(r['control accuracy'])} | {slope} |")
+    lines += ["", "### L∞ sweep per part (noisy multi-model BIM)", "", "| ε | object | object control | background | background control |",
+              "|---|---|---|---|---|"]
+    sweep = {(r["eps"], r["part"]): r for r in out["linf sweep"]}
+    for eps in out["config"]["linf"]:
+        o, b = sweep[(eps, "object")], sweep[(eps, "background")]
+        lines.append(f"| {eps} | {pct(o['accuracy'])} | {pct(o['control accuracy'])} | {pct(b['accuracy'])} | {pct(b['control accuracy'])} |")
+    lines += ["", "Thesis: background saturates near 60–70 %, the contour keeps falling to 10–20 %.", "",
+              "## Checkerboard: dominant period of noisy single-model averages", "",
+              f"Model {out['checkerboard']['model']}, image {out['checkerboard']['image']}, "
+              f"{out['config']['checker_copies']} copies, BIM {json.dumps(out['config']['checker_params'])}.", "",
+              "| σ | period (px) | peak frequency (fy, fx) | prominence |", "|---|---|---|---|"]
+    for r in out["checkerboard"]["rows"]:
+        lines.append(f"| {r['sigma']} | {r['period']:.2f} | ({r['fy']:.3f}, {r['fx']:.3f}) | {r['prominence']:.1f} |")
+    lines += ["", "Thesis (ImageNet): the period grows from ~1 px at σ = 0.05 to ~30 px at σ = 0.5.", "",
+              "## Cosine similarity between attacks' perturbations (mean over images)", "",
+              "| setting | pair | cosine |", "|---|---|---|"]
+    for r in out["similarity"]:
+        lines.append(f"| {r['setting']} | {r['a']}–{r['b']} | {r['cosine']:.3f} |")
+    lines += ["", "Thesis: ≈ 0.5 under noisy multi-model, much lower single-model.", "",
+              "## Complementarity: pixels still perturbed after zeroing |δ| below its mean", "",
+              "| attack / setting | object kept | background kept |", "|---|---|---|"]
+    for k, v in out["complementarity"].items():
+        lines.append(f"| {k} | {pct(v['object kept'])} | {pct(v['background kept'])} |")
+    lines += ["", f"## Noise classes: Gaussian noise with the dataset's mean/std ({out['config']['noise_samples']} samples per model)", "",
+              "| model | top classes (share) |", "|---|---|"]
+    by_model: dict = {}
+    for r in out["noise classes"]:
+        by_model.setdefault(r["model"], []).append(f"{r['name']} ({pct(r['share'])})")
+    for m, entries in by_model.items():
+        lines.append(f"| {m} | {', '.join(entries[:3])} |")
+    lines += ["", "Thesis: one or two classes per model (CIFAR: cat/bird; ImageNet: chain mail, prayer rug, doormat, window screen).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
