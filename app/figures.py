@@ -1,7 +1,14 @@
 """Plotly figures built from the engine's plain numbers (no tensor maths here)."""
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+SIGNED = "RdBu_r"  # blue = darker, red = brighter
+HEAT = "Jet"
 
 
 def topk_bars(rows: list[dict], title: str, highlight: set[int] = frozenset(), height: int = 240) -> go.Figure:
@@ -23,4 +30,78 @@ def topk_bars(rows: list[dict], title: str, highlight: set[int] = frozenset(), h
         title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(range=[0, 1], tickformat=".0%"),
     )
+    return fig
+
+
+def _trace(kind: str, arr: np.ndarray, name: str):
+    if kind == "rgb":
+        return go.Image(z=arr, name=name, hovertemplate="x %{x}, y %{y}<br>RGB %{z}<extra>" + name + "</extra>")
+    if kind == "signed":
+        return go.Heatmap(z=arr, colorscale=SIGNED, zmid=0, zmin=-1, zmax=1, showscale=False, name=name,
+                          hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra>" + name + "</extra>")
+    if kind == "spectrum":
+        return go.Heatmap(z=arr, colorscale="Viridis", showscale=False, name=name,
+                          hovertemplate="fx %{x}, fy %{y}: log₁₀P %{z:.2f}<extra></extra>")
+    return go.Heatmap(z=arr, colorscale=HEAT, zmin=0, zmax=1, showscale=False, name=name,
+                      hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra>" + name + "</extra>")
+
+
+def linked_images(panels: Sequence[tuple[str, np.ndarray, str]], height: int = 320, link: bool = True) -> go.Figure:
+    """Pictures side by side; zooming or panning one zooms all (linked axes). Kinds: rgb, heat, signed, spectrum."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _, _ in panels],
+                        shared_xaxes="all" if link else False, shared_yaxes="all" if link else False,
+                        horizontal_spacing=0.02)
+    for i, (title, arr, kind) in enumerate(panels, start=1):
+        fig.add_trace(_trace(kind, arr, title), row=1, col=i)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=height, margin=dict(l=5, r=5, t=30, b=5))
+    return fig
+
+
+def lines(rows: list[dict], x: str, y: str, group: str | None = None, title: str = "", y_format: str = ".0%",
+          height: int = 320, x_title: str | None = None, y_title: str | None = None) -> go.Figure:
+    """One line per `group` value of y against x, markers on the measured points."""
+    fig = go.Figure()
+    groups = sorted({r[group] for r in rows}, key=str) if group else [None]
+    for g in groups:
+        pts = [r for r in rows if group is None or r[group] == g]
+        pts = [r for r in pts if r.get(y) is not None]
+        fig.add_trace(go.Scatter(x=[r[x] for r in pts], y=[r[y] for r in pts], mode="lines+markers",
+                                 name=str(g) if g is not None else y))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis_title=x_title or x, yaxis_title=y_title or y, yaxis_tickformat=y_format)
+    return fig
+
+
+def matrix(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
+           fmt: str = ".2f", colorscale: str = "Viridis", height: int = 360) -> go.Figure:
+    text = [[("" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)) for v in row] for row in values]
+    fig = go.Figure(go.Heatmap(z=values, x=list(col_labels), y=list(row_labels), colorscale=colorscale,
+                               text=text, texttemplate="%{text}", hovertemplate="%{y} → %{x}: %{z}<extra></extra>"))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), yaxis_autorange="reversed")
+    return fig
+
+
+def bars(labels: Sequence[str], values: Sequence[float], title: str, height: int = 260) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(labels), y=list(values), text=[f"{v:.0%}" for v in values], textposition="auto",
+                           hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), yaxis_tickformat=".0%")
+    return fig
+
+
+def plane(points: dict[str, tuple[np.ndarray, Sequence[str]]], trajectory: np.ndarray | None, title: str,
+          height: int = 480) -> go.Figure:
+    """PCA plane: named point sets (xy, hover labels) and an optional AA trajectory (steps×2)."""
+    fig = go.Figure()
+    styles = {"source": dict(size=16, symbol="circle", color="black"), "target": dict(size=16, symbol="star", color="gold"),
+              "adversarial": dict(size=16, symbol="x", color="red")}
+    for name, (xy, labels) in points.items():
+        fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=list(labels),
+                                 marker=styles.get(name, dict(size=6, opacity=0.6)),
+                                 hovertemplate="%{text}<extra>" + name + "</extra>"))
+    if trajectory is not None:
+        fig.add_trace(go.Scatter(x=trajectory[:, 0], y=trajectory[:, 1], mode="lines+markers", name="AA iterates",
+                                 line=dict(color="red", dash="dot"), marker=dict(size=5, color="red")))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="PC 1", yaxis_title="PC 2")
     return fig

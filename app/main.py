@@ -1,4 +1,4 @@
-"""Entry point: `streamlit run app/main.py`. Page config, shared sidebar, navigation."""
+"""Entry point: `streamlit run app/main.py`. Page config, URL state, shared sidebar, navigation."""
 from __future__ import annotations
 
 import sys
@@ -10,17 +10,65 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on t
 
 import streamlit as st  # noqa: E402
 
-from app import widgets  # noqa: E402
-from app.views import attack  # noqa: E402
+from app import resources, state, urlstate, widgets  # noqa: E402
+
+# Page files under app/views/ (not app/pages/, which would switch Streamlit to its legacy multipage mode).
+PAGES = [
+    ("views/explorer.py", "Explorer", "🔬", "explorer"),
+    ("views/transfer.py", "Transfer lab", "🎯", "transfer"),
+    ("views/features.py", "Feature space", "🧭", "features"),
+    ("views/anatomy.py", "Anatomy of a perturbation", "🧩", "anatomy"),
+    ("views/jsma.py", "JSMA lab", "🧮", "jsma"),
+]
+
+
+def apply_url() -> None:
+    """On a session's first run, turn valid query parameters into widget state (before any widget exists)."""
+    if not state.url_pending():
+        return
+    values, problems = urlstate.parse(dict(st.query_params), widgets.usable_models())
+    st.session_state["url_problems"] = problems
+    if "model" in values:
+        st.session_state["model"] = values["model"]
+    model = values.get("model", widgets.DEFAULT_MODEL)
+    domain = widgets.model_domain(model) if model in widgets.usable_models() else "imagenet"
+    image = values.get("image")
+    if image is not None and image.startswith(urlstate.FMNIST_PREFIX):
+        index = int(image[len(urlstate.FMNIST_PREFIX):])
+        for cls, members in resources.fmnist_bank().items():
+            if index in members:
+                st.session_state["fmnist_class"], st.session_state["fmnist_example"] = cls, members.index(index)
+    elif image is not None:
+        st.session_state["image_source"], st.session_state["gallery_image"] = "Gallery", image
+    if "blacks" in values:
+        st.session_state["blacks"] = values["blacks"]
+    attack = values.get("attack")
+    if attack is not None:
+        st.session_state["attack"] = attack
+        for name, value in values.get("params", {}).items():
+            st.session_state[f"{domain}.{attack}.{name}"] = value
+        if "seed" in values:
+            st.session_state[f"{attack}.seed"] = values["seed"]
+        if "target" in values:
+            st.session_state[f"{attack}.target"] = values["target"]
+        st.session_state["url_run"] = (attack, tuple(sorted(values.get("params", {}).items())),
+                                       values.get("target"), values.get("seed", 0))
 
 
 def run() -> None:
     st.set_page_config(page_title="Perturbation Explorer", page_icon="🔬", layout="wide")
+    apply_url()
     st.sidebar.title("Perturbation Explorer")
+    st.sidebar.toggle("Presentation mode", key="presentation",
+                      help="large figures, one concept per screen, with a short explanation of each")
+    for problem in st.session_state.get("url_problems", []):
+        st.sidebar.warning(f"Link: {problem}")
     model = widgets.model_ui()
     st.session_state["selection"] = widgets.image_ui(model)
-    # Pages are functions, so every rerun goes through this entry point and its sidebar.
-    page = st.navigation([st.Page(attack.page, title="Attack", icon="⚡", url_path="attack", default=True)])
+    st.session_state["blacks_chosen"] = widgets.blacks_ui(model)
+    # Every rerun goes through this entry point and its sidebar, then runs the chosen page file.
+    page = st.navigation([st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
+                          for file, title, icon, path in PAGES])
     page.run()
 
 

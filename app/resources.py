@@ -10,6 +10,7 @@ import hashlib
 import streamlit as st
 import torch
 
+from app import state
 from engine import attacks, images, models
 from engine import data as fmnist
 
@@ -31,15 +32,27 @@ def attack_rows(domain: str) -> list[dict]:
     return attacks.available(domain)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+def model(name: str):
+    """A model by name: this session's uploaded models first, else the shared cached one."""
+    own = state.own_models()
+    return own[name] if name in own else load_model(name)
+
+
 def image_tensor(model_name: str, source_key: str, data: bytes | None) -> torch.Tensor:
-    """The chosen image fitted to the model (CPU copy; cached per model and image)."""
-    model = load_model(model_name)
+    """The chosen image fitted to the model (CPU copy; cached per input geometry and image)."""
+    m = model(model_name)
+    c, size, _ = m.input_size
+    return _fitted_image((c, size, getattr(m, "resize_size", None) or size), source_key, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _fitted_image(geometry: tuple[int, int, int], source_key: str, data: bytes | None) -> torch.Tensor:
+    c, size, resize = geometry
     if source_key.startswith(FMNIST_PREFIX):
         index = int(source_key[len(FMNIST_PREFIX):])
         return fmnist.test_split()[0][index:index + 1]
     source = data if data is not None else images.gallery()[source_key]
-    return images.load(source, model).cpu()
+    return images.to_tensor(images.fit(images.decode(source), c, size, resize))
 
 
 @st.cache_data(show_spinner=False)

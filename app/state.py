@@ -66,3 +66,39 @@ def remember_upload(selection: Selection) -> None:
 
 def uploads() -> dict[str, bytes]:
     return dict(st.session_state.get(_UPLOADS, {}))
+
+
+_ANALYSES = "analysis_results"  # (page, inputs...) -> result of an engine analysis (this session's cache)
+_BYO = "own_models"  # name -> Classifier built from an uploaded state_dict (this session only)
+_URL_DONE = "url_applied"
+
+
+def analysis(key: tuple):
+    return st.session_state.get(_ANALYSES, {}).get(key)
+
+
+def store_analysis(key: tuple, value) -> None:
+    store = st.session_state.setdefault(_ANALYSES, {})
+    store[key] = value
+    while len(store) > 24:
+        store.pop(next(iter(store)))
+
+
+def forget_analysis(key: tuple) -> None:
+    st.session_state.get(_ANALYSES, {}).pop(key, None)
+
+
+def own_models() -> dict:
+    return st.session_state.setdefault(_BYO, {})
+
+
+def url_pending() -> bool:
+    """True once per session: the first run reads the URL, later runs write it."""
+    if st.session_state.get(_URL_DONE):
+        return False
+    st.session_state[_URL_DONE] = True
+    return True
+
+
+def forget_result(spec: RunSpec) -> None:
+    results().pop(spec, None)

@@ -3,30 +3,85 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import resources
+from app import resources, state
 from app.state import RunSpec, Selection
 from engine import data as fmnist
 from engine import images
 
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_IMAGE = "chelsea"
+DEFAULT_BLACKS = {"imagenet": ["efficientnet-lite1"], "fashion-mnist": ["fmnist-resnet-1"]}
+
+
+def initial(key: str, **default) -> dict:
+    """A widget's default, unless its value already came from Session State (e.g. from a link):
+    Streamlit warns when both are given."""
+    return {} if key in st.session_state else default
 
 
 def model_domain(name: str) -> str:
+    own = state.own_models()
+    if name in own:
+        return own[name].domain
     return next(r["domain"] for r in resources.model_rows() if r["name"] == name)
+
+
+def usable_models() -> dict[str, str]:
+    """Every model this session can use → its domain (offline registry models plus uploaded ones)."""
+    rows = {r["name"]: r["domain"] for r in resources.model_rows() if r["available"]}
+    rows.update({name: m.domain for name, m in state.own_models().items()})
+    return rows
 
 
 def model_ui() -> str:
     rows = resources.model_rows()
-    usable = [r["name"] for r in rows if r["available"]]
+    usable = list(usable_models())
     default = usable.index(DEFAULT_MODEL) if DEFAULT_MODEL in usable else 0
-    name = st.sidebar.selectbox("White-box model", usable, index=default, key="model")
+    if st.session_state.get("model") not in usable:
+        st.session_state.pop("model", None)
+    name = st.sidebar.selectbox("White-box model", usable, key="model", **initial("model", index=default))
     missing = [r for r in rows if not r["available"]]
     if missing:
         with st.sidebar.expander(f"{len(missing)} models not available here"):
             for r in missing:
                 st.caption(f"**{r['name']}** — {r['reason']}")
+    own_model_ui()
     return name
+
+
+def own_model_ui() -> None:
+    """Bring your own model: a torchvision architecture plus an uploaded state_dict (weights_only=True)."""
+    from engine.models import ModelUnavailable, torchvision_zoo
+
+    with st.sidebar.expander("Bring your own model"):
+        with st.form("own-model"):
+            arch = st.selectbox("Architecture", torchvision_zoo.ARCHITECTURES, key="own_arch")
+            upload = st.file_uploader("state_dict (.pt / .pth)", type=["pt", "pth", "bin"], key="own_weights")
+            added = st.form_submit_button("Add model")
+        if added:
+            if upload is None:
+                st.error("Choose a weights file first.")
+                return
+            name = f"{arch} ({upload.name[:40]})"
+            try:
+                state.own_models()[name] = torchvision_zoo.from_upload(arch, upload.getvalue(), name)
+            except (ModelUnavailable, ValueError) as err:
+                st.error(str(err))
+                return
+            st.success(f"Added {name}: pick it as the white-box or a black-box model.")
+
+
+def blacks_ui(white: str) -> list[str]:
+    """Black-box (transfer) models: any usable model of the white-box model's domain."""
+    domain = model_domain(white)
+    options = [n for n, d in usable_models().items() if d == domain and n != white]
+    if st.session_state.get("blacks_domain") != domain:  # first run or a switch of domain: that domain's defaults
+        st.session_state["blacks_domain"] = domain
+        if st.session_state.get("blacks") is None or not set(st.session_state["blacks"]) <= set(options):
+            st.session_state["blacks"] = [n for n in DEFAULT_BLACKS.get(domain, []) if n in options]
+    st.session_state["blacks"] = [b for b in st.session_state["blacks"] if b in options]
+    return st.sidebar.multiselect("Black-box models", options, key="blacks",
+                                  help="models that never see the attack; they measure transfer")
 
 
 def image_ui(model: str) -> Selection:
@@ -50,7 +105,7 @@ def image_ui(model: str) -> Selection:
     else:
         problem = None
     default = gallery.index(DEFAULT_IMAGE) if DEFAULT_IMAGE in gallery else 0
-    name = st.sidebar.selectbox("Gallery photo", gallery, index=default, key="gallery_image")
+    name = st.sidebar.selectbox("Gallery photo", gallery, key="gallery_image", **initial("gallery_image", index=default))
     return Selection(model, name, name, problem=problem)
 
 
@@ -58,7 +113,8 @@ def fmnist_ui(model: str) -> Selection:
     """A Fashion-MNIST test image picked by class and position within the class."""
     bank = resources.fmnist_bank()
     cls = st.sidebar.selectbox("Class", list(bank), format_func=lambda c: fmnist.CLASS_NAMES[c], key="fmnist_class")
-    k = st.sidebar.number_input("Example of that class", 0, len(bank[cls]) - 1, 0, key="fmnist_example")
+    k = st.sidebar.number_input("Example of that class", 0, len(bank[cls]) - 1, key="fmnist_example",
+                                **initial("fmnist_example", value=0))
     index = bank[cls][int(k)]
     return Selection(model, f"{resources.FMNIST_PREFIX}{index}", f"Fashion-MNIST test #{index} ({fmnist.CLASS_NAMES[cls]})")
 
@@ -67,18 +123,18 @@ def _param_widget(spec: dict, prefix: str):
     key = f"{prefix}.{spec['name']}"
     label = spec["name"]
     if spec["type"] == "bool":
-        return st.checkbox(label, value=bool(spec["default"]), help=spec["help"], key=key)
+        return st.checkbox(label, help=spec["help"], key=key, **initial(key, value=bool(spec["default"])))
     if spec["type"] == "int":
         return st.number_input(
             label, min_value=int(spec["low"]), max_value=int(spec["high"]),
-            value=None if spec["default"] is None else int(spec["default"]),
+            **initial(key, value=None if spec["default"] is None else int(spec["default"])),
             step=1, help=spec["help"], key=key, placeholder="auto",
         )
     step = 0.001 if spec["high"] <= 1 else 0.1
     low = float(spec["low"]) + (step if spec["low_open"] else 0.0)
     value = None if spec["default"] is None else float(spec["default"])
     return st.number_input(
-        label, min_value=low, max_value=float(spec["high"]), value=value, step=step,
+        label, min_value=low, max_value=float(spec["high"]), step=step, **initial(key, value=value),
         format="%.4f", help=spec["help"], key=key, placeholder="auto",
     )
 
@@ -88,7 +144,7 @@ def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
     domain = model_domain(selection.model)
     rows = {r["name"]: r for r in resources.attack_rows(domain)}
     name = st.selectbox(
-        "Attack", list(rows), format_func=lambda n: rows[n]["title"], key="attack", index=list(rows).index("pgd")
+        "Attack", list(rows), format_func=lambda n: rows[n]["title"], key="attack", **initial("attack", index=list(rows).index("pgd"))
     )
     spec = rows[name]
     st.caption(f"{spec['summary']} — *{spec['reference']}*")
@@ -112,7 +168,8 @@ def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
                     if i is None else f"{i}: {class_names[i]}",
                 )
         with right:
-            seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key=f"{name}.seed")
+            seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{name}.seed",
+                                   **initial(f"{name}.seed", value=0))
         submitted = st.form_submit_button("Run attack", type="primary")
     params = tuple(sorted((k, v) for k, v in values.items() if v is not None))
     run = RunSpec(selection.model, selection.image_key, name, params, target, int(seed))

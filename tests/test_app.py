@@ -1,4 +1,4 @@
-"""The app page end to end, headless (Streamlit AppTest), on the offline default model."""
+"""The Explorer page end to end, headless (Streamlit AppTest), on the offline default model."""
 from pathlib import Path
 
 import pytest
@@ -24,8 +24,9 @@ def test_first_screen_already_shows_an_attacked_sample(app):
     assert "→" in app.subheader[0].value
     values = metrics(app)
     assert float(values["L∞"]) <= 0.03 + 1e-6
-    assert len(app.get("plotly_chart")) == 2
-    assert len(app.get("image")) >= 3
+    # Pictures, heat maps, spectrum, and before/after bars for the white-box and the default black-box model.
+    assert len(app.get("plotly_chart")) == 3 + 2 * 2
+    assert len(app.get("download_button")) == 5
 
 
 def test_running_fgsm_from_the_form(app):
@@ -56,7 +57,7 @@ def test_display_control_does_not_rerun_the_attack(app):
 
 def test_bad_upload_shows_an_error_box_and_keeps_working(app):
     app.radio(key="image_source").set_value("Upload").run()
-    app.get("file_uploader")[0].upload("broken.png", b"\x89PNG\r\n\x1a\n garbage", "image/png").run()
+    app.get("file_uploader")[-1].upload("broken.png", b"\x89PNG\r\n\x1a\n garbage", "image/png").run()
     assert not app.exception
     assert any("cannot be used" in e.value for e in app.error)
     assert "→" in app.subheader[0].value  # the gallery photo is still attacked and shown
@@ -67,7 +68,7 @@ def test_good_upload_is_attacked(app):
 
     data = images.png_bytes(images.to_uint8(images.to_tensor(images.decode(images.gallery()["coffee"]))))
     app.radio(key="image_source").set_value("Upload").run()
-    app.get("file_uploader")[0].upload("coffee.png", data, "image/png").run()
+    app.get("file_uploader")[-1].upload("coffee.png", data, "image/png").run()
     assert not app.exception and not app.error
     assert app.session_state["selection"].image_label == "coffee.png"
     assert app.subheader[0].value.startswith("espresso")
@@ -99,7 +100,7 @@ def test_aa_on_an_uploaded_photo(app):
 
     data = images.png_bytes(images.to_uint8(images.to_tensor(images.decode(images.gallery()["camera"]))))
     app.radio(key="image_source").set_value("Upload").run()
-    app.get("file_uploader")[0].upload("camera.png", data, "image/png").run()
+    app.get("file_uploader")[-1].upload("camera.png", data, "image/png").run()
     app.selectbox(key="attack").set_value("aa").run()
     app.button(key="FormSubmitter:attack-form-aa-Run attack").click().run()
     assert not app.exception and not app.error

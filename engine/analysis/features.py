@@ -70,7 +70,7 @@ class Plane:
 
 
 def aa_trajectory(model, plane: Plane, x: torch.Tensor, target_images: torch.Tensor, *, eps: float,
-                  steps: int = 10, seed: int = 0) -> dict:
+                  steps: int = 10, seed: int = 0, callback=None) -> dict:
     """Run AA at the plane's layer and return every iterate projected into the plane, plus distances.
 
     Points: `source`, `target` (N×2), `trajectory` (steps+1 × N × 2, step 0 = clean).
@@ -78,8 +78,13 @@ def aa_trajectory(model, plane: Plane, x: torch.Tensor, target_images: torch.Ten
     plane, from the adversarial point to the target point before and after the attack.
     """
     iterates = [x.detach().clone()]
+
+    def record(step, total, state):
+        iterates.append(state["x_adv"].detach().clone())
+        return None if callback is None else callback(step, total, state)
+
     result = attacks.run("aa", model, x, target_images=target_images, eps=eps, steps=steps, layer=plane.layer,
-                         seed=seed, callback=lambda step, total, state: iterates.append(state["x_adv"].detach().clone()))
+                         seed=seed, callback=record)
     trajectory = np.stack([plane.project(it) for it in iterates])
     source, target = trajectory[0], plane.project(target_images)
     final = plane.project(result.x_adv)

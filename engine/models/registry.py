@@ -1,6 +1,8 @@
 """Model registry: an explicit dict of builders, `available()` and `load()` (STYLE §1.D)."""
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -81,12 +83,13 @@ def load(name: str, device: str | torch.device | None = None) -> Classifier:
 
 def load_state_dict_file(path, what: str) -> dict:
     """Read a weights file safely (`weights_only=True`), turning a corrupt file into a clear error."""
+    where = path if isinstance(path, (str, os.PathLike)) else "the uploaded file"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
-        raise ModelUnavailable(f"{what}: the weights file {path} could not be read ({type(err).__name__}: {err})") from err
+        raise ModelUnavailable(f"{what}: the weights file {where} could not be read ({type(err).__name__}: {str(err)[:200]})") from err
     if not isinstance(state, dict):
-        raise ModelUnavailable(f"{what}: {path} does not hold a state_dict")
+        raise ModelUnavailable(f"{what}: {where} does not hold a state_dict")
     return state
 
 

@@ -104,6 +104,21 @@ def build(arch: str, state: dict | None = None, name: str | None = None) -> Clas
     )
 
 
+def from_upload(arch: str, data: bytes, name: str | None = None) -> Classifier:
+    """A user's state_dict (bytes of a .pt/.pth file) on a known architecture, read with
+    `weights_only=True` and checked key by key and shape by shape before use."""
+    import io
+
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown torchvision architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    if not data:
+        raise ModelUnavailable(f"{arch}: the uploaded weights file is empty")
+    state = load_state_dict_file(io.BytesIO(data), f"uploaded {arch} weights")
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelUnavailable(f"uploaded {arch} weights: the file holds more than tensors (not a plain state_dict)")
+    return build(arch, state, name or f"{arch} (uploaded)")
+
+
 for _arch in ARCHITECTURES:
     register_model(
         _arch,

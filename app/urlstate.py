@@ -1,0 +1,92 @@
+"""The view in the URL (st.query_params): a link reproduces model, image, attack and parameters.
+
+Every value is checked against the known names and declared ranges; anything
+else is dropped with a note. A URL can name a gallery photo or a Fashion-MNIST
+test index, never a file path or an upload.
+"""
+from __future__ import annotations
+
+from engine import attacks, images
+
+FMNIST_PREFIX = "fmnist:"
+PARAM_PREFIX = "p."
+KEYS = ("model", "image", "attack", "seed", "target", "blacks")
+
+
+def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, list[str]]:
+    """`usable_models` maps model name → domain. Returns (valid values, problems in plain words)."""
+    values: dict = {}
+    problems: list[str] = []
+    for key in query:
+        if key not in KEYS and not key.startswith(PARAM_PREFIX):
+            problems.append(f"unknown URL parameter {key!r} ignored")
+    model = query.get("model")
+    if model is not None:
+        if model in usable_models:
+            values["model"] = model
+        else:
+            problems.append(f"model {model!r} is not available here")
+    domain = usable_models.get(values.get("model", ""), None)
+    image = query.get("image")
+    if image is not None:
+        if image in images.gallery():
+            values["image"] = image
+        elif image.startswith(FMNIST_PREFIX) and image[len(FMNIST_PREFIX):].isdigit() \
+                and int(image[len(FMNIST_PREFIX):]) < 10_000:
+            values["image"] = f"{FMNIST_PREFIX}{int(image[len(FMNIST_PREFIX):])}"
+        else:
+            problems.append(f"image {image[:40]!r} is neither a gallery photo nor a Fashion-MNIST test index")
+    attack = query.get("attack")
+    if attack is not None:
+        if attack in attacks.ATTACKS:
+            values["attack"] = attack
+            params = {}
+            for p in attacks.get(attack).params:
+                raw = query.get(PARAM_PREFIX + p.name)
+                if raw is None:
+                    continue
+                try:
+                    params[p.name] = p.check(raw)
+                except ValueError as err:
+                    problems.append(str(err))
+            values["params"] = params
+        else:
+            problems.append(f"unknown attack {attack!r}")
+    for key, low, high in (("seed", 0, 2**31 - 1), ("target", 0, 999)):
+        raw = query.get(key)
+        if raw is None:
+            continue
+        if raw.isdigit() and low <= int(raw) <= high:
+            values[key] = int(raw)
+        else:
+            problems.append(f"{key} must be a whole number in [{low}, {high}], got {raw[:20]!r}")
+    blacks = query.get("blacks")
+    if blacks:
+        chosen = [b for b in blacks.split(",") if b in usable_models and usable_models[b] == domain and b != values.get("model")]
+        dropped = [b for b in blacks.split(",") if b not in chosen]
+        if dropped:
+            problems.append(f"black-box models not usable with this model: {', '.join(d[:30] for d in dropped)}")
+        values["blacks"] = chosen
+    if "image" in values and domain is not None:
+        is_fmnist = values["image"].startswith(FMNIST_PREFIX)
+        if is_fmnist != (domain == "fashion-mnist"):
+            problems.append(f"image {values['image']!r} does not fit a {domain} model")
+            values.pop("image")
+    return values, problems
+
+
+def encode(model: str, image_key: str, run, blacks: list[str]) -> dict[str, str]:
+    """The query parameters of a view (uploads are not linkable: the image is left out)."""
+    out = {"model": model}
+    if not image_key.startswith("upload:"):
+        out["image"] = image_key
+    if run is not None:
+        out["attack"] = run.attack
+        out["seed"] = str(run.seed)
+        if run.target is not None:
+            out["target"] = str(run.target)
+        for name, value in run.params:
+            out[PARAM_PREFIX + name] = str(value)
+    if blacks:
+        out["blacks"] = ",".join(blacks)
+    return out

@@ -1,0 +1,234 @@
+"""Anatomy of a perturbation: averaging, masking effect, checkerboards, similarity, noise classes (SPEC §3)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import figures, resources, state, widgets
+from app.jobs import Progress
+from app.text import EXPLAIN
+from engine import images
+from engine.analysis import checkerboard, masking, recognisable
+from engine.attacks.averaging import averaged
+from engine.models import ModelUnavailable
+
+ATTACKS = ("bim", "cw", "deepfool")
+
+
+def _defaults(domain: str) -> dict:
+    fm = domain == "fashion-mnist"
+    return {"copies": 20 if fm else 4, "sigma": 0.2 if fm else 0.05, "eps": 0.2 if fm else 0.02, "steps": 20 if fm else 10}
+
+
+def _attack_params(attack: str, eps: float, steps: int) -> dict:
+    if attack == "bim":
+        return {"eps": eps, "steps": steps, "alpha": 2 * eps / steps}  # the thesis' α = 2ε/K
+    if attack == "cw":
+        return {"steps": steps}
+    return {"steps": steps}
+
+
+def _average_all(sources, x, settings: dict, attack: str, key: tuple):
+    """δ for single / multi / noisy multi, cached; cancelling keeps what finished."""
+    found = state.analysis(key)
+    if found is not None:
+        return found
+    runs = {"single-model": (sources[:1], 1, 0.0), "multi-model": (sources, 1, 0.0),
+            "noisy multi-model": (sources, settings["copies"], settings["sigma"])}
+    progress = Progress(f"Averaging {attack}", "anatomy")
+    found = {}
+    for i, (name, (models, n, sigma)) in enumerate(runs.items()):
+        def relay(step, total, _state, i=i):
+            return progress(i * total + step, 3 * total)
+
+        result = averaged(attack, models, x, copies=n, sigma=sigma, seed=0, callback=relay,
+                          **_attack_params(attack, settings["eps"], settings["steps"]))
+        found[name] = result.delta
+        if progress.cancelled:
+            break
+    state.store_analysis(key, found)
+    progress.finish()
+    return found
+
+
+def _mask(model, x: torch.Tensor, selection: state.Selection) -> torch.Tensor:
+    """Fashion-MNIST: threshold; gallery photos: the committed mask or GrabCut; uploads: GrabCut. Adjustable."""
+    c = st.columns(5)
+    if model.domain == "fashion-mnist":
+        threshold = c[0].slider("Object threshold", 0.0, 0.5, masking.FMNIST_THRESHOLD, 0.01, key="anatomy.threshold")
+        mask = masking.threshold_mask(x, threshold)[0]
+    else:
+        committed = selection.image_key in images.gallery()
+        how = c[0].radio("Mask", ["committed", "GrabCut"] if committed else ["GrabCut"], key="anatomy.mask_kind")
+        if how == "committed":
+            mask = masking.gallery_mask(selection.image_key, model)
+        else:
+            left = c[1].slider("Box left", 0.0, 0.9, 0.1, 0.05, key="anatomy.left")
+            top = c[2].slider("Box top", 0.0, 0.9, 0.1, 0.05, key="anatomy.top")
+            width = c[3].slider("Box width", 0.1, 1.0, 0.8, 0.05, key="anatomy.width")
+            height = c[4].slider("Box height", 0.1, 1.0, 0.8, 0.05, key="anatomy.height")
+            rect = (left, top, min(width, 1.0 - left), min(height, 1.0 - top))
+            key = ("grabcut", selection.image_key, selection.model, rect)
+            mask = state.analysis(key)
+            if mask is None:
+                with st.spinner("GrabCut…"):
+                    mask = masking.grabcut_mask(x[0], rect)
+                state.store_analysis(key, mask)
+    grow = st.slider("Grow (+) or shrink (−) the mask: 3×3 dilation/erosion steps", -10, 10, 0, key="anatomy.grow")
+    return masking.morph(mask[None], grow)[0] if grow else mask
+
+
+def _overlay(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    rgb = images.to_uint8(x).astype(np.float32)
+    m = mask[0].cpu().numpy().astype(bool)
+    rgb[~m] *= 0.35
+    rgb[m] = 0.6 * rgb[m] + 0.4 * np.array([255, 60, 60])
+    return rgb.astype(np.uint8)
+
+
+def page() -> None:
+    selection: state.Selection = st.session_state["selection"]
+    blacks: list[str] = st.session_state.get("blacks_chosen", [])
+    st.title("Anatomy of a perturbation")
+    presenting = st.session_state.get("presentation")
+    if presenting:
+        st.info(EXPLAIN["anatomy"])
+    try:
+        model = resources.model(selection.model)
+        judges = [resources.model(b) for b in blacks] or [model]
+    except ModelUnavailable as err:
+        st.error(str(err))
+        return
+    x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
+    d = _defaults(model.domain)
+    options = [n for n, dom in widgets.usable_models().items() if dom == model.domain and n != model.name and n not in blacks]
+    with st.form("anatomy-form"):
+        c = st.columns(6)
+        attack = c[0].selectbox("Attack", ATTACKS, key="anatomy.attack")
+        extra = c[1].multiselect("More source models", options, default=options[:2], key="anatomy.sources")
+        copies = c[2].number_input("Noisy copies n", 1, 1000, d["copies"], key="anatomy.copies")
+        sigma = c[3].number_input("σ", 0.0, 1.0, d["sigma"], 0.01, format="%.3f", key="anatomy.sigma")
+        eps = c[4].number_input("ε (BIM and δ')", 0.001, 1.0, d["eps"], 0.005, format="%.3f", key="anatomy.eps")
+        steps = c[5].number_input("Steps", 1, 200, d["steps"], key="anatomy.steps")
+        go = st.form_submit_button("Average", type="primary")
+    settings = {"copies": int(copies), "sigma": float(sigma), "eps": float(eps), "steps": int(steps)}
+    sources = [model] + [resources.model(n) for n in extra]
+    key = ("anatomy", selection.model, selection.image_key, attack, tuple(extra), tuple(sorted(settings.items())))
+    if state.analysis(key) is None and not go:
+        st.info("Press Average: the attack runs on every source model and noisy copy of the image (Eq 4.1), "
+                "then the sections below judge the averaged perturbation.")
+        return
+    deltas = _average_all(sources, x, settings, attack, key)
+    judge_names = ", ".join(j.name for j in judges)
+    st.caption(f"Sources: {', '.join(s.name for s in sources)}. Judges (black-box models): {judge_names}.")
+
+    pics = [("image", images.to_uint8(x), "rgb")]
+    pics += [(name, images.to_uint8(recognisable.display_normalise(delta, model.domain)), "rgb") for name, delta in deltas.items()]
+    if "noisy multi-model" in deltas:
+        pics.append(("complementarity (|δ| ≥ mean)", images.signed_map(recognisable.complementarity(deltas["noisy multi-model"])),
+                     "signed"))
+    st.plotly_chart(figures.linked_images([(t, a if k == "signed" else images.enlarged(a), k) for t, a, k in pics],
+                                          height=420 if presenting else 300), width="stretch", key="averages")
+    if "noisy multi-model" not in deltas:
+        st.warning("Cancelled before the noisy multi-model average finished: the sections below need it.")
+        return
+    delta = deltas["noisy multi-model"]
+    with torch.no_grad():
+        y = sum(torch.softmax(m(x), 1) for m in [model, *judges]).argmax(1)
+
+    st.header("Contour vs background")
+    mask = _mask(model, x, selection)
+    left, right = st.columns([1, 2])
+    left.image(images.enlarged(_overlay(x, mask)), caption=f"object mask: {masking.area(mask):.1%} of the image", width="stretch")
+    rows = masking.contour_vs_background(judges, x, y, delta, mask[None], float(eps))
+    right.dataframe([{k: (f"{v:.0%}" if k in ("accuracy", "area") else v) for k, v in r.items()} for r in rows], width="stretch")
+    sweep = masking.mask_sweep(judges, x, y, delta, mask[None], float(eps), steps=range(-4, 5))
+    linf = masking.linf_sweep(judges, x, y, delta, mask[None],
+                              eps_values=[round(float(eps) * f, 4) for f in (0.25, 0.5, 1, 1.5, 2, 3, 4)])
+    s1, s2, s3 = st.columns(3)
+    s1.plotly_chart(figures.lines(sweep, "area", "accuracy", title="accuracy vs mask area (δ' on the mask)",
+                                  x_title="area fraction"), width="stretch", key="sweep")
+    s2.plotly_chart(figures.lines(sweep, "area", "per +1% area", title="change per +1 % area", y_format=".3f",
+                                  x_title="area fraction"), width="stretch", key="sweep-derivative")
+    s3.plotly_chart(figures.lines(linf, "eps", "accuracy", group="part", title="L∞ sweep per part", x_title="ε"),
+                    width="stretch", key="linf")
+    c = masking.complementarity_coverage(delta, mask[None])
+    st.caption(f"Complementarity: after zeroing |δ| below its mean, {c['object kept'] or 0:.0%} of object pixels and "
+               f"{c['background kept'] or 0:.0%} of background pixels are still perturbed.")
+
+    _checkerboard_section(model, x, selection, settings, presenting)
+    _similarity_section(sources, x, y, settings, selection)
+    _noise_section([model, *judges], selection)
+
+
+def _checkerboard_section(model, x, selection, settings, presenting) -> None:
+    st.header("Checkerboard artefacts")
+    if presenting:
+        st.info(EXPLAIN["checkerboard"])
+    c = st.columns(3)
+    sigmas = c[0].multiselect("σ values", [0.02, 0.05, 0.1, 0.2, 0.3, 0.5], default=[0.05, 0.2, 0.5], key="anatomy.sigmas")
+    copies = c[1].number_input("Copies", 1, 2000, 256 if model.domain == "fashion-mnist" else 16, key="anatomy.cb_copies")
+    key = ("checkerboard", selection.model, selection.image_key, tuple(sorted(sigmas)), int(copies), settings["eps"], settings["steps"])
+    rows = state.analysis(key)
+    if c[2].button("Compute checkerboards", key="anatomy.cb_go") and rows is None and sigmas:
+        progress = Progress("Checkerboard averages", "checkerboard")
+        rows = checkerboard.checkerboard(model, x, sigmas=sorted(sigmas), copies=int(copies), callback=progress,
+                                         **_attack_params("bim", settings["eps"], settings["steps"]))
+        state.store_analysis(key, rows)
+        progress.finish()
+    if rows:
+        st.plotly_chart(figures.linked_images(
+            [(f"σ={r['sigma']:g}: period {r['period']:.1f} px", images.signed_map(r["delta"][None]), "signed") for r in rows],
+            height=320), width="stretch", key="checker")
+
+
+def _similarity_section(sources, x, y, settings, selection) -> None:
+    st.header("Similarity across attacks")
+    key = ("similarity", selection.model, selection.image_key, tuple(s.name for s in sources), tuple(sorted(settings.items())))
+    rows = state.analysis(key)
+    if st.button("Compare BIM, C&W and DeepFool", key="anatomy.sim_go") and rows is None:
+        progress = Progress("Three attacks, single and noisy multi-model", "similarity")
+        params = {a: _attack_params(a, settings["eps"], settings["steps"]) for a in ATTACKS}
+        seen: list[tuple[str, str]] = []
+
+        def relay(attack, setting, step, total):
+            if (attack, setting) not in seen:
+                seen.append((attack, setting))
+            return progress((len(seen) - 1) * total + step, 6 * total)
+
+        deltas = recognisable.perturbations(sources, x, y, params, copies=settings["copies"], sigma=settings["sigma"],
+                                            settings=("single-model", "noisy multi-model"), callback=relay)
+        rows = recognisable.similarity_table(deltas)
+        state.store_analysis(key, rows)
+        progress.finish()
+    if rows:
+        cols = st.columns(2)
+        for i, setting in enumerate(("single-model", "noisy multi-model")):
+            m = np.eye(3)
+            for r in rows:
+                if r["setting"] == setting:
+                    a, b = ATTACKS.index(r["a"]), ATTACKS.index(r["b"])
+                    m[a, b] = m[b, a] = r["cosine"]
+            cols[i].plotly_chart(figures.matrix(m, ATTACKS, ATTACKS, f"cosine similarity, {setting}", colorscale="RdBu_r"),
+                                 width="stretch", key=f"sim-{i}")
+
+
+def _noise_section(models, selection) -> None:
+    st.header("Noise classes")
+    key = ("noise", tuple(m.name for m in models))
+    rows = state.analysis(key)
+    if st.button("Classify Gaussian noise", key="anatomy.noise_go") and rows is None:
+        with st.spinner("Noise through every model…"):
+            rows = recognisable.noise_classes(models, count=128 if models[0].domain == "imagenet" else 512)
+        state.store_analysis(key, rows)
+    if rows:
+        cols = st.columns(len(models))
+        for i, m in enumerate(models):
+            mine = [r for r in rows if r["model"] == m.name]
+            cols[i].plotly_chart(figures.bars([r["name"] for r in mine], [r["share"] for r in mine], m.name),
+                                 width="stretch", key=f"noise-{i}")
+
+
+if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)
+    page()

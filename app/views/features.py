@@ -1,0 +1,95 @@
+"""Feature space: per-layer separability, and the PCA plane with the AA trajectory drawn on it (SPEC §2)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from app import figures, resources, state
+from app.jobs import Progress
+from app.text import EXPLAIN
+from engine.analysis import features
+from engine.analysis.activation import choose_target_images, evaluation_split
+from engine.attacks.activation import layer_name
+from engine.models import ModelUnavailable
+
+
+def _separability(model, n: int) -> None:
+    key = ("separability", model.name, n)
+    rows = state.analysis(key)
+    if rows is None:
+        (x, y), _ = evaluation_split(model, n)
+        with st.spinner("Features of every layer…"):
+            rows = features.separability(model, x.to(model.device), y.to(model.device))
+        state.store_analysis(key, rows)
+    pts = [r for r in rows if r["layer"] >= 0]
+    fig = figures.lines(pts, "layer", "ratio", title="Class separability per layer (between-class / within-class angle)",
+                        y_format=".2f", x_title="layer (input → output)", y_title="separability")
+    base = next((r for r in rows if r["layer"] < 0), None)
+    if base is not None:
+        fig.add_hline(y=base["ratio"], line_dash="dot", annotation_text="input pixels")
+    st.plotly_chart(fig, width="stretch", key="separability")
+
+
+def page() -> None:
+    selection: state.Selection = st.session_state["selection"]
+    st.title("Feature space")
+    if st.session_state.get("presentation"):
+        st.info(EXPLAIN["features"])
+    try:
+        model = resources.model(selection.model)
+    except ModelUnavailable as err:
+        st.error(str(err))
+        return
+    fmnist = model.domain == "fashion-mnist"
+    layers = model.layers()
+    form = st.form("features-form")
+    c = form.columns(4)
+    layer = c[0].select_slider("Layer", [layer.index for layer in layers], value=model.layer(layer_name(model, None)).index,
+                               format_func=lambda i: f"{i}: {layers[i].name}", key="features.layer")
+    n = c[1].number_input("Reference images", 7, 2000 if fmnist else 7, 300 if fmnist else 7, key="features.n")
+    eps = c[2].number_input("AA ε", 0.001, 1.0, 0.2 if fmnist else 0.03, step=0.01, format="%.3f", key="features.eps")
+    steps = c[3].number_input("AA steps", 1, 100, 10, key="features.steps")
+    go = form.form_submit_button("Compute", type="primary")
+
+    x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
+    key = ("plane", selection.model, selection.image_key, layer, int(n), float(eps), int(steps))
+    found = state.analysis(key)
+    if found is None and not go:
+        st.info("Choose a layer and press Compute: the separability curve of every layer, then the PCA plane of "
+                "that layer with the AA trajectory of the current image.")
+        return
+    _separability(model, int(n))
+    if found is None:
+        (x_ref, y_ref), _ = evaluation_split(model, int(n))
+        plane = features.Plane.fit(model, x_ref.to(model.device), layer)
+        target, goal = choose_target_images(model, x, layer)
+        progress = Progress("AA trajectory", "features")
+        traj = features.aa_trajectory(model, plane, x, goal.to(model.device), eps=float(eps), steps=int(steps),
+                                      callback=progress)
+        found = {"reference": plane.project(x_ref.to(model.device)), "labels": y_ref.tolist(), "traj": traj,
+                 "explained": plane.explained, "target": int(target[0])}
+        state.store_analysis(key, found)
+        progress.finish()
+    traj = found["traj"]
+    names = model.class_names
+    points = {f"{names[c]}": (found["reference"][np.array(found["labels"]) == c],
+                              [names[c]] * int((np.array(found["labels"]) == c).sum()))
+              for c in sorted(set(found["labels"]))}
+    points["source"] = (traj["source"], ["source"])
+    points["target"] = (traj["target"], [f"target image ({names[found['target']]})"])
+    points["adversarial"] = (traj["adversarial"], ["adversarial"])
+    explained = ", ".join(f"{v:.0%}" for v in found["explained"])
+    st.plotly_chart(figures.plane(points, traj["trajectory"][:, 0, :],
+                                  f"PCA plane of layer {layer} ({layers[layer].name}); explained variance {explained}"),
+                    width="stretch", key="plane")
+    result = traj["result"]
+    m = st.columns(5)
+    m[0].metric("AA reached the target class", "yes" if bool(result.success[0]) else "no")
+    m[1].metric("Pixel L2, adversarial", f"{traj['pixel_l2_adversarial'][0]:.3f}")
+    m[2].metric("Pixel L2, target image", f"{traj['pixel_l2_target'][0]:.3f}")
+    m[3].metric("Plane distance to target, before", f"{traj['plane_distance_before'][0]:.2f}")
+    m[4].metric("… after", f"{traj['plane_distance_after'][0]:.2f}")
+
+
+if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)
+    page()

@@ -1,0 +1,123 @@
+"""JSMA lab: the pixels JSMA changes step by step, success vs Υ, and the hardness matrix (SPEC §4)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import figures, resources, state
+from app.jobs import Progress
+from app.text import EXPLAIN
+from engine import attacks, images
+from engine.analysis import saliency_maps
+from engine.analysis.activation import evaluation_split
+from engine.models import ModelUnavailable
+
+
+def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pairs: int, key: tuple):
+    found = state.analysis(key)
+    if found is not None:
+        return found
+    frames = [x.detach().cpu().clone()]
+    progress = Progress("JSMA", "jsma")
+
+    def record(step, total, s):
+        frames.append(s["x_adv"].detach().cpu().clone())
+        return progress(step, total)
+
+    result = attacks.run("jsma", model, x, target=target, theta=theta, max_distortion=upsilon, pairs=pairs,
+                         callback=record)
+    found = {"frames": frames, "success": bool(result.success[0]), "pred": int(result.pred_adv[0]),
+             "changed": float((result.delta.abs() > 0).float().mean())}
+    state.store_analysis(key, found)
+    progress.finish()
+    return found
+
+
+def page() -> None:
+    selection: state.Selection = st.session_state["selection"]
+    st.title("JSMA lab")
+    if st.session_state.get("presentation"):
+        st.info(EXPLAIN["jsma"])
+    try:
+        model = resources.model(selection.model)
+    except ModelUnavailable as err:
+        st.error(str(err))
+        return
+    fmnist = model.domain == "fashion-mnist"
+    x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
+    names = model.class_names
+    with torch.no_grad():
+        source = int(model(x).argmax(1))
+    form = st.form("jsma-form")
+    c = form.columns(4)
+    target = c[0].selectbox("Target class", [i for i in range(len(names)) if i != source],
+                            index=0, format_func=lambda i: f"{i}: {names[i]}", key="jsma.target")
+    theta = c[1].radio("Variant", [1, -1], format_func=lambda t: "increase (θ=+1)" if t > 0 else "decrease (θ=−1)",
+                       horizontal=True, key="jsma.theta")
+    upsilon = c[2].slider("Υ (largest share of features changed)", 0.01, 0.3, 0.145 if fmnist else 0.02, 0.005, key="jsma.upsilon")
+    pairs = c[3].number_input("Pairs per step", 1, 1024, 1 if fmnist else 64, key="jsma.pairs",
+                              help="1 is the paper's algorithm; photos need many pairs per step to finish quickly")
+    go = form.form_submit_button("Run JSMA", type="primary")
+    key = ("jsma", selection.model, selection.image_key, target, theta, upsilon, int(pairs))
+    if state.analysis(key) is None and not go:
+        st.info("Pick a target class and press Run JSMA to replay the pixels it changes, step by step.")
+        return
+    found = _replay(model, x, target, theta, float(upsilon), int(pairs), key)
+    frames = found["frames"]
+    st.subheader(f"{names[source]} → {names[found['pred']]} "
+                 f"({'reached the target' if found['success'] else 'target not reached'}; {found['changed']:.1%} of features changed)")
+    step = st.slider("Iteration", 0, len(frames) - 1, len(frames) - 1, key="jsma.step") if len(frames) > 1 else 0
+    frame = frames[step]
+    changed = (frame - frames[0]).abs().amax(1)[0].numpy() > 0
+    marked = images.to_uint8(frame).copy()
+    marked[changed] = (0.4 * marked[changed] + 0.6 * np.array([255, 0, 0])).astype(np.uint8)
+    a, b = st.columns(2)
+    a.image(images.enlarged(images.to_uint8(frame)), caption=f"after {step} iterations", width="stretch")
+    b.image(images.enlarged(marked), caption=f"changed features in red ({int(changed.sum())} pixels)", width="stretch")
+
+    st.header("Success rate vs Υ")
+    c = st.columns(3)
+    n = c[0].number_input("Images", 1, 500 if fmnist else 7, 50 if fmnist else 7, key="jsma.n")
+    curve_key = ("jsma-curve", selection.model, int(n), target, theta, int(pairs))
+    curve = state.analysis(curve_key)
+    if c[1].button("Compute the curve", key="jsma.curve_go") and curve is None:
+        (xs, ys), _ = evaluation_split(model, int(n))
+        keep = ys != target
+        with st.spinner("JSMA on every image…"):
+            d = saliency_maps.distortions(model, xs[keep].to(model.device), ys[keep].to(model.device),
+                                          torch.full_like(ys[keep], target).to(model.device), max_distortion=0.3,
+                                          theta=theta, pairs=int(pairs))
+        curve = saliency_maps.success_curve(d.cpu(), np.linspace(0.0, 0.3, 31))
+        state.store_analysis(curve_key, curve)
+    if curve:
+        st.plotly_chart(figures.lines(curve, "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
+                                      x_title="Υ"), width="stretch", key="curve")
+
+    if fmnist:
+        st.header("Hardness matrix")
+        c = st.columns(3)
+        classes = c[0].multiselect("Classes", list(range(10)), default=[0, 1, 7, 9], format_func=lambda i: names[i],
+                                   key="jsma.classes")
+        per_pair = c[1].number_input("Images per pair", 1, 50, 5, key="jsma.per_pair")
+        h_key = ("jsma-hardness", selection.model, tuple(sorted(classes)), int(per_pair), theta)
+        rows = state.analysis(h_key)
+        if c[2].button("Compute hardness", key="jsma.hard_go") and rows is None and len(classes) >= 2:
+            (xs, ys), _ = evaluation_split(model, 2000)
+            with st.spinner("JSMA for every source/target pair…"):
+                rows = saliency_maps.hardness_matrix(model, xs.to(model.device), ys.to(model.device),
+                                                     classes=sorted(classes), per_pair=int(per_pair), theta=theta)
+            state.store_analysis(h_key, rows)
+        if rows:
+            order = sorted({r["source"] for r in rows} | {r["target"] for r in rows})
+            m = np.full((len(order), len(order)), np.nan)
+            for r in rows:
+                if r["hardness"] is not None:
+                    m[order.index(r["source"]), order.index(r["target"])] = r["hardness"]
+            labels = [names[i] for i in order]
+            st.plotly_chart(figures.matrix(m, labels, labels, "hardness H(source → target)", fmt=".4f"),
+                            width="stretch", key="hardness")
+
+
+if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)
+    page()

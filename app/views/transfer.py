@@ -1,0 +1,119 @@
+"""Transfer lab: AA vs the targeted baselines from the white-box model to the black-box ones (SPEC §2)."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import figures, resources, state
+from app.jobs import Progress
+from app.text import EXPLAIN
+from engine import images
+from engine.analysis import transfer
+from engine.analysis.activation import choose_target_images, evaluation_split
+from engine.attacks.activation import layer_name
+from engine.models import ModelUnavailable
+
+METRICS = ("error", "uTR", "tSuc", "tTR")
+
+
+def _target_picker(model, selection: state.Selection) -> None:
+    """The AA target image for the current source: farthest-in-class at the chosen layer."""
+    st.markdown("#### AA's target image for the current source")
+    layers = model.layers()
+    default = model.layer(layer_name(model, None)).index
+    c1, c2 = st.columns(2)
+    layer = c1.select_slider("Layer", [layer.index for layer in layers], value=default, key="transfer.pick_layer",
+                             format_func=lambda i: f"{i}: {layers[i].name}")
+    seed = c2.number_input("Seed (random target class)", 0, 10_000, 0, key="transfer.pick_seed")
+    x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
+    key = ("target-pick", selection.model, selection.image_key, layer, int(seed))
+    picked = state.analysis(key)
+    if picked is None:
+        target, goal = choose_target_images(model, x, layer, seed=int(seed))
+        picked = (int(target[0]), goal.cpu())
+        state.store_analysis(key, picked)
+    target, goal = picked
+    a, b = st.columns(2)
+    a.image(images.enlarged(images.to_uint8(x)), caption=f"source: {selection.image_label}", width="stretch")
+    b.image(images.enlarged(images.to_uint8(goal)), caption=f"target image, class {model.class_names[target]} "
+            "(farthest in class from the source at this layer)", width="stretch")
+
+
+def page() -> None:
+    selection: state.Selection = st.session_state["selection"]
+    blacks: list[str] = st.session_state.get("blacks_chosen", [])
+    st.title("Transfer lab")
+    if st.session_state.get("presentation"):
+        st.info(EXPLAIN["transfer"])
+    try:
+        white = resources.model(selection.model)
+        black_models = [resources.model(b) for b in blacks]
+    except ModelUnavailable as err:
+        st.error(str(err))
+        return
+    if not black_models:
+        st.warning("Choose at least one black-box model in the sidebar.")
+        return
+    fmnist = white.domain == "fashion-mnist"
+    with st.form("transfer-form"):
+        c = st.columns(4)
+        methods = c[0].multiselect("Methods", list(transfer.METHODS), default=list(transfer.METHODS), key="transfer.methods")
+        kind = c[1].radio("Sweep", ["ε", "layer"], horizontal=True, key="transfer.kind")
+        n = c[2].number_input("Images", 1, 2000 if fmnist else 7, 50 if fmnist else 7, key="transfer.n",
+                              help="Fashion-MNIST test images, or the gallery photos")
+        steps = c[3].number_input("Steps", 1, 100, 10, key="transfer.steps")
+        d = st.columns(2)
+        eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
+                                      default=[0.03, 0.07, 0.1] if fmnist else [0.01, 0.03], key="transfer.eps")
+        layer_values = d[1].multiselect("AA layers (layer sweep)", [layer.index for layer in white.layers()],
+                                        default=[0, len(white.layers()) // 2, len(white.layers()) - 1],
+                                        key="transfer.layers")
+        go = st.form_submit_button("Run sweep", type="primary")
+    key = ("transfer", selection.model, tuple(blacks), tuple(methods), kind, int(n), int(steps),
+           tuple(sorted(eps_values)), tuple(sorted(layer_values)))
+    rows = state.analysis(key)
+    if go and rows is None:
+        if not methods or not eps_values or (kind == "layer" and not layer_values):
+            st.error("Choose at least one method, one ε and (for a layer sweep) one layer.")
+        else:
+            progress = Progress("Transfer sweep", "transfer")
+            rows = run_sweep(white, black_models, methods, kind, int(n), int(steps), eps_values, layer_values, progress)
+            state.store_analysis(key, rows)  # partial rows too: a cancelled sweep still shows what it measured
+            progress.finish()
+    if rows:
+        axis = "eps" if kind == "ε" else "layer"
+        shown = rows if axis == "eps" else [r for r in rows if r["method"] == "aa"]
+        black = st.selectbox("Black-box model", blacks, key="transfer.black")
+        cols = st.columns(2)
+        for i, metric in enumerate(METRICS):
+            pts = [r for r in shown if r["black"] == black]
+            cols[i % 2].plotly_chart(figures.lines(pts, axis, metric, group="method", title=f"{metric} on {black}",
+                                                   x_title="ε" if axis == "eps" else "AA layer"),
+                                     width="stretch", key=f"transfer-{metric}")
+        st.dataframe(rows, width="stretch")
+        st.download_button("Sweep (CSV)", _csv(rows), "transfer.csv", "text/csv")
+    _target_picker(white, selection)
+
+
+def run_sweep(white, blacks, methods, kind, n, steps, eps_values, layer_values, progress) -> list[dict]:
+    (x, y), bank = evaluation_split(white, n)
+    x, y = x.to(white.device), y.to(white.device)
+    bank = (bank[0].to(white.device), bank[1].to(white.device))
+    jobs = [(m, e, None) for m in methods for e in eps_values] if kind == "ε" else \
+        [("aa", eps_values[-1], layer) for layer in layer_values]
+    rows: list[dict] = []
+    for i, (method, eps, layer) in enumerate(jobs):
+        if not progress(i, len(jobs)):
+            break
+        rows += transfer.evaluate(white, blacks, method, x, y, eps=eps, layer=layer, steps=steps, bank=bank)
+    else:
+        progress(len(jobs), len(jobs))
+    return rows
+
+
+def _csv(rows: list[dict]) -> str:
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)
+    page()

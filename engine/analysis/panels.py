@@ -1,0 +1,72 @@
+"""Everything the Explorer shows about one attack result, as plain arrays and numbers (SPEC §1, §3, §6).
+
+The app only lays these out; the CLI and tests read the same dict.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from engine import images
+from engine.analysis.gradcam import grad_cam
+from engine.analysis.recognisable import display_normalise
+from engine.metrics import topk
+from engine.report import run_record
+
+
+def log_spectrum(delta: torch.Tensor) -> np.ndarray:
+    """log10 of the channel-mean perturbation's 2-D power spectrum, zero frequency centred (H×W)."""
+    d = delta.detach().float()
+    if d.dim() == 4:
+        d = d[0]
+    gray = d.mean(0)
+    power = torch.fft.fftshift(torch.fft.fft2(gray - gray.mean()).abs().pow(2))
+    return torch.log10(power + 1e-12).cpu().numpy()
+
+
+def heat_maps(model, result, method: str = "gradcam") -> dict[str, np.ndarray]:
+    """Grad-CAM of the clean and adversarial image, for the source class and for the class the
+    attack produced (the target when targeted)."""
+    source = int(result.y[0])
+    other = int(result.target[0]) if result.target is not None else int(result.pred_adv[0])
+    x, x_adv = result.x[:1], result.x_adv[:1]
+    both = torch.cat([x, x, x_adv, x_adv])
+    classes = torch.tensor([source, other, source, other], device=x.device)
+    maps = grad_cam(model, both, target=classes, method=method).cpu().numpy()
+    return {"clean · source": maps[0], "clean · adversarial class": maps[1],
+            "adversarial · source": maps[2], "adversarial · adversarial class": maps[3],
+            "source_class": source, "adversarial_class": other}
+
+
+def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam", k: int = 5) -> dict:
+    """Pictures, heat maps, spectrum, per-model top-k before/after and the numbers of one result."""
+    delta = result.delta[:1]
+    record = run_record(result, white)
+    heat = heat_maps(white, result, method)
+    cam = heat["clean · source"]
+    masked = delta[0] * torch.from_numpy(cam).to(delta.device)
+    models = [white, *blacks]
+    predictions = []
+    with torch.no_grad():
+        for i, m in enumerate(models):
+            before = result.logits_clean[:1] if i == 0 else m(result.x[:1])
+            after = result.logits_adv[:1] if i == 0 else m(result.x_adv[:1])
+            predictions.append({
+                "model": m.name, "role": "white-box" if i == 0 else "black-box",
+                "before": topk(before, m.class_names, k)[0], "after": topk(after, m.class_names, k)[0],
+                "fooled": bool(before.argmax(1) != after.argmax(1)),
+            })
+    return {
+        "clean": images.to_uint8(result.x[:1]),
+        "adversarial": images.to_uint8(result.x_adv[:1]),
+        "signed": images.signed_map(delta),
+        "amplified": images.amplified(delta),
+        "display": images.to_uint8(display_normalise(delta, white.domain, targeted=result.target is not None)),
+        "heat": heat,
+        "masked": images.signed_map(masked[None]),
+        "spectrum": log_spectrum(delta),
+        "predictions": predictions,
+        "record": record,
+    }

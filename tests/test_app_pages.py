@@ -1,0 +1,212 @@
+"""Every page, URL state, cancellation, bring-your-own model and two concurrent sessions (Streamlit AppTest).
+
+Pages run on a Fashion-MNIST model so that each analysis finishes in seconds.
+"""
+import io
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
+from streamlit.testing.v1 import AppTest
+
+from conftest import hooks_left
+from engine import attacks, data, models
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+FMNIST = "fmnist-lenet-0"
+
+
+def fresh(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def fm():
+    at = fresh({"model": FMNIST})
+    assert at.session_state["selection"].model == FMNIST
+    return at
+
+
+def ok(at):
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_transfer_lab_sweeps_and_picks_a_target_image(fm):
+    fm.switch_page("views/transfer.py").run()
+    ok(fm)
+    assert fm.sidebar.multiselect(key="blacks").value == ["fmnist-resnet-1"]
+    fm.multiselect(key="transfer.methods").set_value(["aa", "tmifgsm"])
+    fm.number_input(key="transfer.n").set_value(20)
+    fm.multiselect(key="transfer.eps").set_value([0.05, 0.1])
+    fm.button(key="FormSubmitter:transfer-form-Run sweep").click().run()
+    ok(fm)
+    assert len(fm.get("plotly_chart")) == 4  # error, uTR, tSuc, tTR
+    assert any("target image" in (i.caption or "") for i in fm.get("imgs")) or len(fm.get("image")) >= 2
+
+
+def test_feature_space_plane_and_separability(fm):
+    fm.switch_page("views/features.py").run()
+    ok(fm)
+    assert len(fm.get("plotly_chart")) == 0 and fm.info  # nothing runs before Compute
+    fm.number_input(key="features.n").set_value(100)
+    fm.button(key="FormSubmitter:features-form-Compute").click().run()
+    ok(fm)
+    assert len(fm.get("plotly_chart")) == 2
+    labels = {m.label for m in fm.metric}
+    assert "AA reached the target class" in labels and "Plane distance to target, before" in labels
+
+
+def test_anatomy_averages_masks_and_extras(fm):
+    fm.switch_page("views/anatomy.py").run()
+    ok(fm)
+    fm.number_input(key="anatomy.copies").set_value(4)
+    fm.number_input(key="anatomy.steps").set_value(5)
+    fm.button(key="FormSubmitter:anatomy-form-Average").click().run()
+    ok(fm)
+    assert len(fm.get("plotly_chart")) == 4  # averages, area sweep, its derivative, L∞ sweep
+    fm.slider(key="anatomy.grow").set_value(2).run()  # a display-side change: no new averaging
+    ok(fm)
+    fm.number_input(key="anatomy.cb_copies").set_value(8)
+    fm.button(key="anatomy.cb_go").click().run()
+    ok(fm)
+    fm.button(key="anatomy.noise_go").click().run()
+    ok(fm)
+    assert len(fm.get("plotly_chart")) == 4 + 1 + 2  # + checkerboard gallery + one histogram per model
+
+
+def test_jsma_lab_replays_the_changed_pixels(fm):
+    fm.switch_page("views/jsma.py").run()
+    ok(fm)
+    fm.button(key="FormSubmitter:jsma-form-Run JSMA").click().run()
+    ok(fm)
+    last = fm.slider(key="jsma.step").value
+    assert last >= 1
+    fm.slider(key="jsma.step").set_value(1).run()
+    ok(fm)
+    assert any("after 1 iterations" in (c or "") for c in [getattr(i, "caption", None) for i in fm.get("imgs")]) \
+        or fm.slider(key="jsma.step").value == 1
+    fm.button(key="jsma.curve_go").click().run()
+    ok(fm)
+    assert len(fm.get("plotly_chart")) == 1
+
+
+def test_a_link_reproduces_a_run():
+    at = fresh({"model": FMNIST, "image": "fmnist:17", "attack": "fgsm", "p.eps": "0.1", "seed": "3"})
+    ok(at)
+    run = at.session_state["last_run_key"]
+    assert (run.model, run.image_key, run.attack, dict(run.params), run.seed) == (FMNIST, "fmnist:17", "fgsm", {"eps": 0.1}, 3)
+    assert float({m.label: m.value for m in at.metric}["L∞"]) == pytest.approx(0.1, abs=1e-4)
+    query = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert query["attack"] == "fgsm" and query["p.eps"] == "0.1" and query["image"] == "fmnist:17"
+
+
+def test_bad_links_are_refused_with_a_note_and_defaults_used():
+    at = fresh({"model": "../../etc/passwd", "image": "/etc/passwd", "attack": "pgd", "p.eps": "5", "evil": "1"})
+    ok(at)
+    notes = " ".join(w.value for w in at.sidebar.warning)
+    assert "not available" in notes and "neither a gallery photo" in notes and "outside its range" in notes
+    assert "unknown URL parameter 'evil'" in notes
+    assert at.session_state["selection"].model == "efficientnet-lite0"
+    assert at.session_state["last_run_key"].params == ()
+
+
+def test_progress_cancel_keeps_the_partial_result(digits):
+    from app.jobs import Progress
+
+    model, x, _ = digits
+    progress = Progress("test", "t")
+
+    class Bar:  # what Streamlit does when the user clicks Cancel mid-run: the next update raises
+        calls = 0
+
+        def progress(self, *a, **k):
+            Bar.calls += 1
+            if Bar.calls == 3:
+                raise RerunException(None)
+
+        def empty(self):
+            pass
+
+    progress.bar = Bar()
+    result = attacks.run("bim", model, x[:4], eps=0.1, steps=10, callback=progress)
+    assert result.stopped_early and progress.cancelled
+    assert int(result.iterations.max()) == 3
+    with pytest.raises(RerunException):
+        progress.finish()
+
+
+def test_partial_result_is_shown_and_can_be_resumed():
+    at = fresh({"model": FMNIST})
+    spec = at.session_state["last_run_key"]
+    model = models.load(FMNIST, device="cpu")
+    x = data.test_split()[0][int(spec.image_key.split(":")[1])][None]
+    partial = attacks.run("pgd", model, x, callback=lambda step, total, s: step < 2)
+    at.session_state["attack_results"] = {spec: partial}
+    at.session_state["analysis_results"] = {}
+    at.run()
+    ok(at)
+    assert any("Cancelled after 2 iterations" in w.value for w in at.warning)
+    at.button(key="resume").click().run()
+    ok(at)
+    assert not at.session_state["attack_results"][spec].stopped_early
+
+
+def test_bring_your_own_model(tmp_path):
+    import torchvision
+
+    at = fresh()
+    net = torchvision.models.get_model("resnet18", weights=None)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    at.sidebar.selectbox(key="own_arch").set_value("resnet18")
+    at.sidebar.get("file_uploader")[-1].upload("mine.pt", buf.getvalue(), "application/octet-stream")
+    at.sidebar.button(key="FormSubmitter:own-model-Add model").click().run()
+    ok(at)
+    assert "resnet18 (mine.pt)" in at.session_state["own_models"]
+    # The wrong architecture for these weights: refused with the reason, the app keeps working.
+    at.sidebar.selectbox(key="own_arch").set_value("vgg16_bn")
+    at.sidebar.button(key="FormSubmitter:own-model-Add model").click().run()
+    assert not at.exception
+    assert any("do not fit the architecture" in e.value for e in at.sidebar.error)
+    at.sidebar.selectbox(key="model").set_value("resnet18 (mine.pt)").run()
+    at.selectbox(key="attack").set_value("fgsm").run()
+    at.button(key="FormSubmitter:attack-form-fgsm-Run attack").click().run()
+    ok(at)
+    assert at.session_state["last_run_key"].model == "resnet18 (mine.pt)"
+
+
+def test_two_sessions_at_once_get_what_they_get_alone():
+    jobs = {"fgsm": {"eps": 0.1}, "bim": {"eps": 0.15, "steps": 5}}
+    model = models.load(FMNIST, device="cpu")
+    x = data.test_split()[0][:1]
+    alone = {a: attacks.run(a, model, x, **p).x_adv for a, p in jobs.items()}
+    out, errors = {}, []
+
+    def session(attack, params):
+        try:
+            query = {"model": FMNIST, "image": "fmnist:0", "attack": attack, **{f"p.{k}": str(v) for k, v in params.items()}}
+            at = fresh(query)
+            ok(at)
+            out[attack] = at.session_state["attack_results"][at.session_state["last_run_key"]].x_adv
+        except BaseException as err:  # surfaced below: a thread's failure must fail the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=session, args=item) for item in jobs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    for attack in jobs:
+        assert torch.equal(out[attack].cpu(), alone[attack])
+    from app import resources
+
+    assert hooks_left(resources.load_model(FMNIST)) == 0  # the shared cached model carries no session's hooks
