@@ -14,11 +14,11 @@ from app import resources, state, urlstate, widgets  # noqa: E402
 
 # Page files under app/views/ (not app/pages/, which would switch Streamlit to its legacy multipage mode).
 PAGES = [
-    ("views/explorer.py", "Explorer", "🔬", "explorer"),
-    ("views/transfer.py", "Transfer lab", "🎯", "transfer"),
-    ("views/features.py", "Feature space", "🧭", "features"),
-    ("views/anatomy.py", "Anatomy of a perturbation", "🧩", "anatomy"),
-    ("views/jsma.py", "JSMA lab", "🧮", "jsma"),
+    ("views/explorer.py", "Explorer", ":material/biotech:", "explorer"),
+    ("views/transfer.py", "Transfer lab", ":material/swap_horiz:", "transfer"),
+    ("views/features.py", "Feature space", ":material/scatter_plot:", "features"),
+    ("views/anatomy.py", "Anatomy of a perturbation", ":material/layers:", "anatomy"),
+    ("views/jsma.py", "JSMA lab", ":material/grid_on:", "jsma"),
 ]
 
 
@@ -56,7 +56,7 @@ def apply_url() -> None:
 
 
 def run() -> None:
-    st.set_page_config(page_title="Perturbation Explorer", page_icon="🔬", layout="wide")
+    st.set_page_config(page_title="Perturbation Explorer", page_icon=":material/biotech:", layout="wide")
     apply_url()
     st.sidebar.title("Perturbation Explorer")
     st.sidebar.toggle("Presentation mode", key="presentation",

@@ -104,9 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings, to check the script works")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkerboard-only", action="store_true",
+                        help="recompute only the checkerboard section of an existing results file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = quick(CONFIG[args.domain]) if args.quick else CONFIG[args.domain]
+    if args.checkerboard_only:
+        return redo_checkerboard(args, cfg)
     started = time.perf_counter()
     sources = [models.load(n, device="cpu") for n in cfg["sources"]]
     tests = [models.load(n, device="cpu") for n in cfg["tests"]]
@@ -145,10 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     log("evaluations done")
     out["noise classes"] = recognisable.noise_classes(sources + tests, count=cfg["noise_samples"])
     log("noise classes done")
-    checker = checkerboard.checkerboard(sources[0], x[:1], sigmas=cfg["checker_sigmas"], copies=cfg["checker_copies"],
-                                        **cfg["checker_params"])
-    out["checkerboard"] = {"model": sources[0].name, "image": names[0] if names else 0,
-                           "rows": [{k: v for k, v in r.items() if k != "delta"} for r in checker]}
+    out["checkerboard"], checker = checkerboard_section(sources[0], x, cfg, names[0] if names else 0)
     log("checkerboard done")
     out["seconds"] = time.perf_counter() - started
     out["environment"] = environment(x.device)
@@ -163,6 +164,34 @@ def main(argv: list[str] | None = None) -> int:
     picture([cb], args.out / f"{stem}_checkerboard.png", 4 if args.domain == "fashion-mnist" else 1)
     (args.out / f"{stem}.md").write_text(markdown(out))
     log(f"wrote {args.out / stem}.* in {out['seconds']:.0f} s")
+    return 0
+
+
+def checkerboard_section(model, x: torch.Tensor, cfg: dict, image_name) -> tuple[dict, list[dict]]:
+    rows = checkerboard.checkerboard(model, x[:1], sigmas=cfg["checker_sigmas"], copies=cfg["checker_copies"],
+                                     **cfg["checker_params"])
+    return {"model": model.name, "image": image_name,
+            "rows": [{k: v for k, v in r.items() if k != "delta"} for r in rows]}, rows
+
+
+def redo_checkerboard(args, cfg: dict) -> int:
+    stem = f"recognisable_{args.domain}{'_quick' if args.quick else ''}"
+    path = args.out / f"{stem}.json"
+    out = json.loads(path.read_text())
+    out["config"] = {**cfg, **{k: v for k, v in out["config"].items() if k not in cfg or not k.startswith("checker")}}
+    model = models.load(cfg["sources"][0], device="cpu")
+    if args.domain == "fashion-mnist":
+        x, _, _ = fmnist_images(cfg["per_class"], [model])
+        name = 0
+    else:
+        x, _, names = gallery_images(model, args.quick)
+        name = names[0]
+    out["checkerboard"], rows = checkerboard_section(model, x, cfg, name)
+    path.write_text(json.dumps(out, indent=1))
+    cb = torch.stack([recognisable.display_normalise(r["delta"][None], args.domain)[0] for r in rows])
+    picture([cb], args.out / f"{stem}_checkerboard.png", 4 if args.domain == "fashion-mnist" else 1)
+    (args.out / f"{stem}.md").write_text(markdown(out))
+    log(f"checkerboard of {stem} recomputed")
     return 0
 
 

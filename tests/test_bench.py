@@ -49,3 +49,14 @@ def test_recognisable_experiment_quick(tmp_path):
     text = (tmp_path / "recognisable_fashion-mnist_quick.md").read_text()
     assert "| bim |" in text and "Dilation/erosion sweep" in text
     assert (tmp_path / "recognisable_fashion-mnist_quick_bim.png").stat().st_size > 0
+
+
+def test_app_latency_quick(capsys):
+    import app_latency
+
+    assert app_latency.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["first_render_warm"]) == {"explorer", "transfer", "features", "anatomy", "jsma"}
+    row = report["attacks"][0]
+    assert row["model"] == "fmnist-lenet-0" and row["click_to_result"]["n"] == 1
+    assert report["peak_rss_mb_all_offline_models"] > 0

@@ -106,7 +106,9 @@ def page() -> None:
     with st.form("anatomy-form"):
         c = st.columns(6)
         attack = c[0].selectbox("Attack", ATTACKS, key="anatomy.attack")
-        extra = c[1].multiselect("More source models", options, default=options[:2], key="anatomy.sources")
+        # Seed-0 models of other families: the seed-1 ones are the held-out judges by convention.
+        preferred = [n for n in options if not n.endswith("-1")] or options
+        extra = c[1].multiselect("More source models", options, default=preferred[:2], key="anatomy.sources")
         copies = c[2].number_input("Noisy copies n", 1, 1000, d["copies"], key="anatomy.copies")
         sigma = c[3].number_input("σ", 0.0, 1.0, d["sigma"], 0.01, format="%.3f", key="anatomy.sigma")
         eps = c[4].number_input("ε (BIM and δ')", 0.001, 1.0, d["eps"], 0.005, format="%.3f", key="anatomy.eps")
@@ -128,7 +130,7 @@ def page() -> None:
     if "noisy multi-model" in deltas:
         pics.append(("complementarity (|δ| ≥ mean)", images.signed_map(recognisable.complementarity(deltas["noisy multi-model"])),
                      "signed"))
-    st.plotly_chart(figures.linked_images([(t, a if k == "signed" else images.enlarged(a), k) for t, a, k in pics],
+    st.plotly_chart(figures.linked_images(pics,
                                           height=420 if presenting else 300), width="stretch", key="averages")
     if "noisy multi-model" not in deltas:
         st.warning("Cancelled before the noisy multi-model average finished: the sections below need it.")

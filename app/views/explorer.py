@@ -82,10 +82,9 @@ def _pictures(panels: dict, view: str, row: dict) -> None:
     kind = VIEWS[view]
     picture = panels[kind]
     st.plotly_chart(figures.linked_images([
-        (f"clean: {clean['label']} ({clean['probability']:.0%})", images.enlarged(panels["clean"]), "rgb"),
-        (f"adversarial: {adv['label']} ({adv['probability']:.0%})", images.enlarged(panels["adversarial"]), "rgb"),
-        (f"perturbation ({view})", picture if kind == "signed" else images.enlarged(picture),
-         "signed" if kind == "signed" else "rgb"),
+        (f"clean: {clean['label']} ({clean['probability']:.0%})", panels["clean"], "rgb"),
+        (f"adversarial: {adv['label']} ({adv['probability']:.0%})", panels["adversarial"], "rgb"),
+        (f"perturbation ({view})", picture, "signed" if kind == "signed" else "rgb"),
     ], height=360), width="stretch", key="pictures")
 
 
