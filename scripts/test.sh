@@ -8,4 +8,8 @@ bash scripts/setup.sh
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps torchattacks==3.5.1 2>&1 | grep -v "^WARNING: Location" || true
 # grad-cam would pull opencv-python beside our opencv-python-headless: its other needs are in requirements-test.txt.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps grad-cam==1.5.7 2>&1 | grep -v "^WARNING: Location" || true
+# The browser test needs Chromium (Debian package; never `playwright install`). Best effort: skipped without it.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -qq chromium >/dev/null 2>&1 || echo "chromium not installed: the browser test will be skipped") || true
+fi
 exec .venv/bin/python -m pytest "$@"
