@@ -179,3 +179,24 @@ def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
 def default_run(selection: Selection) -> RunSpec:
     """What the first screen shows before anyone clicks: PGD with its defaults."""
     return RunSpec(selection.model, selection.image_key, "pgd", (), None, 0)
+
+
+def page_start(title: str, concept: str):
+    """Every page's header: title, the presentation-mode explanation, and the chosen models.
+
+    Returns (selection, white-box model, black-box models), or None after showing why a model cannot load.
+    """
+    from app.text import EXPLAIN
+    from engine.models import ModelUnavailable
+
+    selection: Selection = st.session_state["selection"]
+    st.title(title)
+    if st.session_state.get("presentation") and concept in EXPLAIN:
+        st.info(EXPLAIN[concept])
+    try:
+        model = resources.model(selection.model)
+        blacks = [resources.model(b) for b in st.session_state.get("blacks_chosen", [])]
+    except ModelUnavailable as err:
+        st.error(str(err))
+        return None
+    return selection, model, blacks

@@ -522,17 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_gradcam)
 
-    p = sub.add_parser("strength", help="SPEC §3 attack strength: held-out accuracy on clean, ±ε noise and δ' per setting")
-    _add_recognisable(p)
-    p.set_defaults(func=cmd_strength)
-
-    p = sub.add_parser("recognizability", help="SPEC §3: held-out models classify the display-normalised δ itself")
-    _add_recognisable(p)
-    p.set_defaults(func=cmd_recognizability)
-
-    p = sub.add_parser("similarity", help="SPEC §3: cosine similarity of different attacks' perturbations per setting")
-    _add_recognisable(p)
-    p.set_defaults(func=cmd_similarity)
+    for name, text, func in (
+        ("strength", "SPEC §3 attack strength: held-out accuracy on clean, ±ε noise and δ' per setting", cmd_strength),
+        ("recognizability", "SPEC §3: held-out models classify the display-normalised δ itself", cmd_recognizability),
+        ("similarity", "SPEC §3: cosine similarity of different attacks' perturbations per setting", cmd_similarity),
+    ):
+        p = sub.add_parser(name, help=text)
+        _add_recognisable(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("contour", help="SPEC §3 contour vs background, dilation/erosion and L∞ sweeps, with controls")
     _add_recognisable(p)

@@ -11,7 +11,6 @@ from app.text import EXPLAIN
 from engine import images
 from engine.analysis import checkerboard, masking, recognisable
 from engine.attacks.averaging import averaged
-from engine.models import ModelUnavailable
 
 ATTACKS = ("bim", "cw", "deepfool")
 
@@ -88,18 +87,13 @@ def _overlay(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
 
 
 def page() -> None:
-    selection: state.Selection = st.session_state["selection"]
-    blacks: list[str] = st.session_state.get("blacks_chosen", [])
-    st.title("Anatomy of a perturbation")
-    presenting = st.session_state.get("presentation")
-    if presenting:
-        st.info(EXPLAIN["anatomy"])
-    try:
-        model = resources.model(selection.model)
-        judges = [resources.model(b) for b in blacks] or [model]
-    except ModelUnavailable as err:
-        st.error(str(err))
+    started = widgets.page_start("Anatomy of a perturbation", "anatomy")
+    if started is None:
         return
+    selection, model, black_models = started
+    presenting = st.session_state.get("presentation")
+    blacks = [m.name for m in black_models]
+    judges = black_models or [model]
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
     d = _defaults(model.domain)
     options = [n for n, dom in widgets.usable_models().items() if dom == model.domain and n != model.name and n not in blacks]

@@ -4,13 +4,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import figures, resources, state
+from app import figures, resources, state, widgets
 from app.jobs import Progress
-from app.text import EXPLAIN
 from engine.analysis import features
 from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.attacks.activation import layer_name
-from engine.models import ModelUnavailable
 
 
 def _separability(model, n: int) -> None:
@@ -31,15 +29,10 @@ def _separability(model, n: int) -> None:
 
 
 def page() -> None:
-    selection: state.Selection = st.session_state["selection"]
-    st.title("Feature space")
-    if st.session_state.get("presentation"):
-        st.info(EXPLAIN["features"])
-    try:
-        model = resources.model(selection.model)
-    except ModelUnavailable as err:
-        st.error(str(err))
+    started = widgets.page_start("Feature space", "features")
+    if started is None:
         return
+    selection, model, _ = started
     fmnist = model.domain == "fashion-mnist"
     layers = model.layers()
     form = st.form("features-form")

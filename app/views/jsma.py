@@ -5,13 +5,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import figures, resources, state
+from app import figures, resources, state, widgets
 from app.jobs import Progress
-from app.text import EXPLAIN
 from engine import attacks, images
 from engine.analysis import saliency_maps
 from engine.analysis.activation import evaluation_split
-from engine.models import ModelUnavailable
 
 
 def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pairs: int, key: tuple):
@@ -35,15 +33,10 @@ def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pai
 
 
 def page() -> None:
-    selection: state.Selection = st.session_state["selection"]
-    st.title("JSMA lab")
-    if st.session_state.get("presentation"):
-        st.info(EXPLAIN["jsma"])
-    try:
-        model = resources.model(selection.model)
-    except ModelUnavailable as err:
-        st.error(str(err))
+    started = widgets.page_start("JSMA lab", "jsma")
+    if started is None:
         return
+    selection, model, _ = started
     fmnist = model.domain == "fashion-mnist"
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
     names = model.class_names

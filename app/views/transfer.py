@@ -4,14 +4,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import figures, resources, state
+from app import figures, resources, state, widgets
 from app.jobs import Progress
-from app.text import EXPLAIN
 from engine import images
 from engine.analysis import transfer
 from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.attacks.activation import layer_name
-from engine.models import ModelUnavailable
 
 METRICS = ("error", "uTR", "tSuc", "tTR")
 
@@ -40,17 +38,11 @@ def _target_picker(model, selection: state.Selection) -> None:
 
 
 def page() -> None:
-    selection: state.Selection = st.session_state["selection"]
-    blacks: list[str] = st.session_state.get("blacks_chosen", [])
-    st.title("Transfer lab")
-    if st.session_state.get("presentation"):
-        st.info(EXPLAIN["transfer"])
-    try:
-        white = resources.model(selection.model)
-        black_models = [resources.model(b) for b in blacks]
-    except ModelUnavailable as err:
-        st.error(str(err))
+    started = widgets.page_start("Transfer lab", "transfer")
+    if started is None:
         return
+    selection, white, black_models = started
+    blacks = [m.name for m in black_models]
     if not black_models:
         st.warning("Choose at least one black-box model in the sidebar.")
         return
