@@ -21,11 +21,11 @@ class Progress:
         self.button.button("Cancel", key=f"cancel-{key}", help="stop now and keep the partial result")
         self.interrupt: ScriptControlException | None = None
 
-    def __call__(self, step: int, total: int, state: dict | None = None) -> bool:
+    def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:
             return False
         try:
-            self.bar.progress(min(step / max(total, 1), 1.0), text=f"{self.label}: {step} of {total}")
+            self.bar.progress(min(step / max(total, 1), 1.0), text=f"{self.label}: {step:g} of {total}")
         except ScriptControlException as stop:
             self.interrupt = stop
             return False

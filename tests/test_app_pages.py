@@ -93,9 +93,15 @@ def test_jsma_lab_replays_the_changed_pixels(fm):
     ok(fm)
     assert any("after 1 iterations" in (c or "") for c in [getattr(i, "caption", None) for i in fm.get("imgs")]) \
         or fm.slider(key="jsma.step").value == 1
+    fm.number_input(key="jsma.n").set_value(10)
     fm.button(key="jsma.curve_go").click().run()
     ok(fm)
     assert len(fm.get("plotly_chart")) == 1
+    fm.multiselect(key="jsma.classes").set_value([0, 1])
+    fm.number_input(key="jsma.per_pair").set_value(2)
+    fm.button(key="jsma.hard_go").click().run()
+    ok(fm)
+    assert len(fm.get("plotly_chart")) == 2  # + the hardness matrix
 
 
 def test_a_link_reproduces_a_run():

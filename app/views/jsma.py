@@ -77,12 +77,13 @@ def page() -> None:
     if c[1].button("Compute the curve", key="jsma.curve_go") and curve is None:
         (xs, ys), _ = evaluation_split(model, int(n))
         keep = ys != target
-        with st.spinner("JSMA on every image…"):
-            d = saliency_maps.distortions(model, xs[keep].to(model.device), ys[keep].to(model.device),
-                                          torch.full_like(ys[keep], target).to(model.device), max_distortion=0.3,
-                                          theta=theta, pairs=int(pairs))
+        progress = Progress("JSMA on every image", "jsma-curve")
+        d = saliency_maps.distortions(model, xs[keep].to(model.device), ys[keep].to(model.device),
+                                      torch.full_like(ys[keep], target).to(model.device), max_distortion=0.3,
+                                      theta=theta, pairs=int(pairs), callback=progress)
         curve = saliency_maps.success_curve(d.cpu(), np.linspace(0.0, 0.3, 31))
-        state.store_analysis(curve_key, curve)
+        state.store_analysis(curve_key, curve)  # a cancelled run counts unfinished images as failures
+        progress.finish()
     if curve:
         st.plotly_chart(figures.lines(curve, "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
                                       x_title="Υ"), width="stretch", key="curve")
@@ -97,10 +98,19 @@ def page() -> None:
         rows = state.analysis(h_key)
         if c[2].button("Compute hardness", key="jsma.hard_go") and rows is None and len(classes) >= 2:
             (xs, ys), _ = evaluation_split(model, 2000)
-            with st.spinner("JSMA for every source/target pair…"):
-                rows = saliency_maps.hardness_matrix(model, xs.to(model.device), ys.to(model.device),
-                                                     classes=sorted(classes), per_pair=int(per_pair), theta=theta)
+            progress = Progress("JSMA for every source/target pair", "jsma-hardness")
+            pairs_done = {"n": 0, "total": len(classes) * (len(classes) - 1)}
+
+            def per_pair_progress(step, total, _state):
+                if step == 1:
+                    pairs_done["n"] += 1
+                return progress(pairs_done["n"] - 1 + step / max(total, 1), pairs_done["total"])
+
+            rows = saliency_maps.hardness_matrix(model, xs.to(model.device), ys.to(model.device),
+                                                 classes=sorted(classes), per_pair=int(per_pair), theta=theta,
+                                                 callback=per_pair_progress)
             state.store_analysis(h_key, rows)
+            progress.finish()
         if rows:
             order = sorted({r["source"] for r in rows} | {r["target"] for r in rows})
             m = np.full((len(order), len(order)), np.nan)
