@@ -29,6 +29,7 @@ from engine.analysis import checkerboard, masking, recognisable
 from engine.report import environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TORCHVISION_JUDGES = ("vgg16_bn", "resnet50", "densenet121")  # the thesis' ImageNet test models we can load
 
 CONFIG = {
     "fashion-mnist": {
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         return redo_checkerboard(args, cfg)
     started = time.perf_counter()
     sources = [models.load(n, device="cpu") for n in cfg["sources"]]
+    if args.domain == "imagenet" and not args.quick:  # the thesis' held-out judges, where their weights are cached
+        present = {r["name"] for r in models.available() if r["available"]}
+        cfg = {**cfg, "tests": cfg["tests"] + [n for n in TORCHVISION_JUDGES if n in present]}
     tests = [models.load(n, device="cpu") for n in cfg["tests"]]
     if args.domain == "fashion-mnist":
         x, y, masks = fmnist_images(cfg["per_class"], sources + tests)
