@@ -22,8 +22,8 @@ def load_model(name: str):
     return models.load(name)
 
 
-@st.cache_data(show_spinner=False)
 def model_rows() -> list[dict]:
+    """Every registered model and whether it loads here; not cached: a weights file may appear or break."""
     return models.available()
 
 

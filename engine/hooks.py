@@ -1,10 +1,13 @@
 """Forward hooks that are always removed (STYLE §2, "Hooks and Grad-CAM").
 
 Hooks mutate a module shared by every app session, so they live only inside a
-`with` block and callers hold the classifier's lock while it is open.
+`with` block and callers hold the classifier's lock while it is open. The lock
+serialises hook users, not plain forwards: another session's attack may run the
+same module at the same time, so a hook records only its own thread's outputs.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
@@ -28,10 +31,12 @@ def capture_activations(net: nn.Module, layer_names: list[str]) -> Iterator[dict
     """
     modules = {name: resolve_layer(net, name) for name in layer_names}
     captured: dict[str, torch.Tensor] = {}
+    owner = threading.get_ident()
     with ExitStack() as stack:
         for name, module in modules.items():
             def hook(_module, _inputs, output, _name=name):
-                captured[_name] = output
+                if threading.get_ident() == owner:  # not another session's concurrent forward
+                    captured[_name] = output
             # RemovableHandle is a context manager: the stack removes it even if the body raises.
             stack.enter_context(module.register_forward_hook(hook))
         yield captured

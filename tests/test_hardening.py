@@ -1,0 +1,205 @@
+"""Concurrency, long sessions, determinism, safety and faults (issue 9)."""
+import ast
+import gc
+import hashlib
+import subprocess
+import sys
+import threading
+import tomllib
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from conftest import hooks_left
+from engine import attacks, data, models
+from engine.models import ModelUnavailable, registry
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "app" / "main.py")
+FMNIST = "fmnist-lenet-0"
+# Eight sessions, eight different runs (attack, parameters, image) on the same shared cached model.
+SESSIONS = [
+    ("fgsm", {"eps": 0.1}, 0), ("bim", {"eps": 0.15, "steps": 4}, 1), ("pgd", {"steps": 4}, 2),
+    ("mifgsm", {"steps": 4}, 3), ("deepfool", {"steps": 5}, 4), ("cw", {"steps": 10}, 5),
+    ("square", {"n_queries": 30}, 6), ("maskfgsm", {}, 7),
+]
+
+
+def _session_result(attack, params, index, out, errors):
+    try:
+        at = AppTest.from_file(MAIN, default_timeout=600)
+        for k, v in {"model": FMNIST, "image": f"fmnist:{index}", "attack": attack,
+                     **{f"p.{k}": str(v) for k, v in params.items()}}.items():
+            at.query_params[k] = v
+        at.run()
+        assert not at.exception and not at.error, (attack, at.exception, [e.value for e in at.error])
+        run = at.session_state["last_run_key"]
+        assert run.attack == attack and run.image_key == f"fmnist:{index}"
+        out[attack] = at.session_state["attack_results"][run].x_adv.cpu()
+    except BaseException as err:  # re-raised in the test's thread
+        errors.append(err)
+
+
+def test_eight_sessions_at_once_each_get_what_they_get_alone():
+    model = models.load(FMNIST, device="cpu")
+    x = data.test_split()[0]
+    alone = {a: attacks.run(a, model, x[i:i + 1], **p).x_adv for a, p, i in SESSIONS}
+    out, errors = {}, []
+    threads = [threading.Thread(target=_session_result, args=(a, p, i, out, errors)) for a, p, i in SESSIONS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    assert not errors, errors
+    assert set(out) == {a for a, _, _ in SESSIONS}
+    for attack, x_adv in out.items():
+        assert torch.equal(x_adv, alone[attack]), attack
+    from app import resources
+
+    assert hooks_left(resources.load_model(FMNIST)) == 0
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def _live_tensors() -> int:
+    with warnings.catch_warnings():  # isinstance() pokes deprecated module proxies among gc's objects
+        warnings.simplefilter("ignore")
+        return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
+
+def test_a_hundred_runs_leave_no_growth(digits):
+    """Runs that hook the model (Grad-CAM inside Mask-FGSM, AA) and plain ones: no hook, graph or tensor survives."""
+    from engine.analysis.gradcam import grad_cam
+
+    model, x, _ = digits
+    x = x[:4]
+
+    def one(i):
+        name = ("fgsm", "pgd", "maskfgsm", "aa")[i % 4]
+        extra = {"target_images": x.flip(0)} if name == "aa" else {}
+        attacks.run(name, model, x, seed=i, **extra)
+        grad_cam(model, x)
+
+    for i in range(10):  # warm-up: allocator pools and lazy initialisation
+        one(i)
+    gc.collect()
+    tensors, rss = _live_tensors(), _rss_mb()
+    for i in range(100):
+        one(i)
+    gc.collect()
+    assert hooks_left(model) == 0
+    assert _live_tensors() <= tensors + 5
+    assert _rss_mb() - rss < 50.0
+
+
+_RUN = """
+import hashlib, sys, torch
+torch.set_num_threads(1)
+from engine import attacks, models, data
+from engine.attacks.averaging import averaged
+m = models.load("fmnist-lenet-0", device="cpu")
+x = data.test_split()[0][:4]
+parts = [attacks.run(a, m, x, seed=7, **p).x_adv for a, p in
+         (("pgd", {"steps": 5}), ("square", {"n_queries": 50}), ("deepfool", {"steps": 5}))]
+parts.append(averaged("bim", [m], x, copies=4, sigma=0.2, seed=7, steps=5).delta)
+print(hashlib.sha256(b"".join(p.numpy().tobytes() for p in parts)).hexdigest())
+"""
+
+
+def test_same_seed_gives_bit_identical_results_across_processes():
+    digests = {subprocess.run([sys.executable, "-c", _RUN], cwd=ROOT, capture_output=True, text=True, timeout=300)
+               .stdout.strip() for _ in range(2)}
+    assert len(digests) == 1 and len(digests.pop()) == 64
+
+
+def test_results_record_versions_seed_and_device(digits):
+    from engine.report import run_record
+
+    model, x, _ = digits
+    record = run_record(attacks.run("pgd", model, x[:1], seed=11), model)
+    assert record["seed"] == 11 and record["params"]["steps"] == 10
+    env = record["environment"]
+    assert {"torch", "torchvision", "python", "device"} <= set(env) and env["device"] == "cpu"
+
+
+def _calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and
+            (getattr(n.func, "attr", None) == name or getattr(n.func, "id", None) == name)]
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for folder in ("engine", "app")
+                                        for p in (ROOT / folder).rglob("*.py")))
+def test_weights_only_and_no_pickle_and_no_upload_written(path):
+    source = (ROOT / path).read_text()
+    tree = ast.parse(source)
+    for call in _calls(tree, "load"):
+        if getattr(call.func, "value", None) is not None and getattr(call.func.value, "id", None) == "torch":
+            assert any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in call.keywords), \
+                f"{path}:{call.lineno}: torch.load without weights_only=True"
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names} | {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not imported & {"pickle", "dill", "joblib", "marshal", "shelve"}, path
+    if path.startswith("app"):  # uploads stay in memory: the UI writes no files at all
+        assert not _calls(tree, "write_bytes") and not _calls(tree, "write_text"), path
+        for call in _calls(tree, "open"):
+            pytest.fail(f"{path}:{call.lineno}: the app opens a file")
+
+
+def test_server_and_container_settings():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["maxUploadSize"] <= 200
+    dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
+    users = [line.split()[1] for line in dockerfile if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+
+
+@pytest.fixture
+def faulty_models():
+    """A model whose weights file is missing (shown as unavailable) and one whose file is corrupt (fails on load)."""
+    def corrupt():
+        return registry.load_state_dict_file(ROOT / "tests" / "data" / "make_hostile.py", "broken-weights")
+
+    registry.register_model("missing-weights", domain="fashion-mnist",
+                            check=lambda: "weights file /nowhere/missing.pt not found")(lambda: None)
+    registry.register_model("broken-weights", domain="fashion-mnist")(corrupt)
+    yield
+    for name in ("missing-weights", "broken-weights"):
+        registry._REGISTRY.pop(name, None)
+
+
+def test_a_model_that_fails_to_load_is_reported_and_the_rest_keeps_working(faulty_models):
+    with pytest.raises(ModelUnavailable, match="could not be read"):
+        models.load("broken-weights")
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.query_params["model"] = FMNIST
+    at.run()
+    assert not at.exception
+    unavailable = " ".join(c.value for c in at.sidebar.caption)
+    assert "missing-weights" in unavailable and "not found" in unavailable
+    at.sidebar.selectbox(key="model").set_value("broken-weights").run()
+    assert not at.exception
+    assert any("could not be read" in e.value for e in at.error)
+    at.sidebar.selectbox(key="model").set_value(FMNIST).run()
+    assert not at.exception and not at.error
+    assert "→" in at.subheader[0].value
+
+
+def test_hooks_ignore_other_threads_forwards(digits):
+    """A concurrent plain forward on the shared model must not overwrite a capture (the bug the 8-session test found)."""
+    from engine.hooks import capture_activations
+
+    model, x, _ = digits
+    name = model.cam_layer
+    other = threading.Thread(target=lambda: model(x[:3]))
+    with capture_activations(model, [name]) as acts:
+        model(x[:1])
+        other.start()
+        other.join()
+        assert acts[name].shape[0] == 1
