@@ -203,3 +203,30 @@ def test_hooks_ignore_other_threads_forwards(digits):
         other.start()
         other.join()
         assert acts[name].shape[0] == 1
+
+
+def test_a_hundred_app_runs_stay_bounded():
+    """One session, 100 attack runs with new seeds: the per-session caches stay bounded and memory flat."""
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.query_params["model"] = FMNIST
+    at.query_params["attack"] = "fgsm"
+    at.run()
+
+    def run(seed):
+        at.number_input(key="fgsm.seed").set_value(seed)
+        at.button(key="FormSubmitter:attack-form-fgsm-Run attack").click().run()
+        assert not at.exception and at.session_state["last_run_key"].seed == seed
+
+    for seed in range(1, 21):  # warm-up fills the bounded caches
+        run(seed)
+    gc.collect()
+    tensors, rss = _live_tensors(), _rss_mb()
+    for seed in range(21, 121):
+        run(seed)
+    gc.collect()
+    assert len(at.session_state["attack_results"]) <= 16 and len(at.session_state["analysis_results"]) <= 24
+    assert _live_tensors() <= tensors + 50
+    assert _rss_mb() - rss < 100.0
+    from app import resources
+
+    assert hooks_left(resources.load_model(FMNIST)) == 0
