@@ -60,3 +60,16 @@ def test_app_latency_quick(capsys):
     row = report["attacks"][0]
     assert row["model"] == "fmnist-lenet-0" and row["click_to_result"]["n"] == 1
     assert report["peak_rss_mb_all_offline_models"] > 0
+
+
+def test_reference_overhead_quick(capsys):
+    pytest = __import__("pytest")
+    pytest.importorskip("torchattacks")
+    import reference_overhead
+
+    assert reference_overhead.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {r["attack"]: r for r in report[0]["rows"]}
+    assert set(rows) == {"fgsm", "bim", "deepfool"}
+    assert rows["bim"]["over_floor"] is not None and rows["deepfool"]["theirs_images_timed"] == 2
+    assert all(r["ours_median_s"] > 0 and r["theirs_median_s"] > 0 for r in rows.values())
