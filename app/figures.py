@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-SIGNED = "RdBu_r"  # blue = darker, red = brighter
+from engine import images
+
 HEAT = "Jet"
 
 
@@ -33,16 +36,34 @@ def topk_bars(rows: list[dict], title: str, highlight: set[int] = frozenset(), h
     return fig
 
 
+def _png_source(rgb: np.ndarray) -> str:
+    """An RGB picture as a PNG data URI: a few kB on the wire instead of a JSON array of every pixel."""
+    return "data:image/png;base64," + base64.b64encode(images.png_bytes(rgb)).decode("ascii")
+
+
+def diverging(arr: np.ndarray) -> np.ndarray:
+    """Values in [-1, 1] → RGB: blue (−1), white (0), red (+1)."""
+    a = np.clip(arr, -1.0, 1.0)[..., None]
+    red, blue, white = np.array([178, 24, 43.0]), np.array([33, 102, 172.0]), np.array([247, 247, 247.0])
+    rgb = np.where(a >= 0, white + a * (red - white), white - a * (blue - white))
+    return rgb.astype(np.uint8)
+
+
 def _trace(kind: str, arr: np.ndarray, name: str):
+    # Full-resolution pictures travel as PNG; hover then shows the pixel position.
     if kind == "rgb":
-        return go.Image(z=arr, name=name, hovertemplate="x %{x}, y %{y}<br>RGB %{z}<extra>" + name + "</extra>")
+        return go.Image(source=_png_source(arr), name=name, hovertemplate="x %{x}, y %{y}<extra>" + name + "</extra>")
     if kind == "signed":
-        return go.Heatmap(z=arr, colorscale=SIGNED, zmid=0, zmin=-1, zmax=1, showscale=False, name=name,
-                          hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra>" + name + "</extra>")
+        return go.Image(source=_png_source(diverging(arr)), name=name,
+                        hovertemplate="x %{x}, y %{y}<extra>" + name + " (red = brighter, blue = darker)</extra>")
     if kind == "spectrum":
-        return go.Heatmap(z=arr, colorscale="Viridis", showscale=False, name=name,
+        return go.Heatmap(z=np.round(arr, 2), colorscale="Viridis", showscale=False, name=name,
                           hovertemplate="fx %{x}, fy %{y}: log₁₀P %{z:.2f}<extra></extra>")
-    return go.Heatmap(z=arr, colorscale=HEAT, zmin=0, zmax=1, showscale=False, name=name,
+    # Heat maps are upsampled from a coarse layer: every other pixel loses nothing visible and
+    # quarters what is sent; dx/dy keep the coordinates aligned with the full-size pictures.
+    step = max(1, -(-max(arr.shape) // 112))
+    return go.Heatmap(z=np.round(arr[::step, ::step], 3), x0=0, dx=step, y0=0, dy=step, colorscale=HEAT,
+                      zmin=0, zmax=1, showscale=False, name=name,
                       hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra>" + name + "</extra>")
 
 

@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     x = data.test_split()[0][: 16 if args.quick else 256].to(fm.device)
     # Quick mode skips torchattacks' JSMA: tens of seconds per image even on 28×28.
     names = ["fgsm", "bim", "deepfool"] if args.quick else ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "jsma"]
-    rows, floor = measure(fm, x, None, names, steps, repeats, {"deepfool": 2 if args.quick else 32, "jsma": 16})
+    rows, floor = measure(fm, x, None, names, steps, repeats, {"deepfool": 2 if args.quick else 32, "jsma": 2})
     report.append({"model": fm.name, "floor_s": floor, "rows": rows})
     if not args.quick:
         lite = models.load("efficientnet-lite0", device=args.device)
