@@ -73,3 +73,13 @@ def test_reference_overhead_quick(capsys):
     assert set(rows) == {"fgsm", "bim", "deepfool"}
     assert rows["bim"]["over_floor"] is not None and rows["deepfool"]["theirs_images_timed"] == 2
     assert all(r["ours_median_s"] > 0 and r["theirs_median_s"] > 0 for r in rows.values())
+
+
+def test_batching_quick(capsys):
+    import batching
+
+    assert batching.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    case = report["averaging"][0]
+    assert case["m"] == 2 and case["n"] == 4 and case["max_abs_difference"] < 1e-5  # the same δ either way
+    assert report["deepfool"]["all_classes"] == 30 and report["deepfool"]["top10_s"] > 0
