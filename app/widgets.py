@@ -191,6 +191,8 @@ def page_start(title: str, concept: str):
 
     selection: Selection = st.session_state["selection"]
     st.title(title)
+    if selection.problem:
+        st.error(f"The uploaded file cannot be used: {selection.problem} Showing the gallery photo instead.")
     if st.session_state.get("presentation") and concept in EXPLAIN:
         st.info(EXPLAIN[concept])
     try:

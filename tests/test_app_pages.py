@@ -216,3 +216,14 @@ def test_two_sessions_at_once_get_what_they_get_alone():
     from app import resources
 
     assert hooks_left(resources.load_model(FMNIST)) == 0  # the shared cached model carries no session's hooks
+
+
+@pytest.mark.parametrize("path", ["transfer", "features", "anatomy", "jsma"])
+def test_bad_upload_on_every_page(path):
+    at = fresh()
+    at.switch_page(f"views/{path}.py").run()
+    at.radio(key="image_source").set_value("Upload").run()
+    at.get("file_uploader")[-1].upload("broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg").run()
+    assert not at.exception
+    assert any("cannot be used" in e.value for e in at.error)
+    assert at.session_state["selection"].image_key == "chelsea"  # the page goes on with the gallery photo
