@@ -247,3 +247,14 @@ def test_property_budget_and_determinism(digits, name, eps, steps, seed):
     assert 0.0 <= float(a.x_adv.min()) and float(a.x_adv.max()) <= 1.0
     assert torch.equal(a.x_adv, b.x_adv)
     assert math.isfinite(float(a.logits_adv.sum()))
+
+
+def test_deepfool_splits_candidates_when_one_image_exceeds_the_budget(digits, monkeypatch):
+    """All classes on a big image must not become one giant batch: candidate blocks give the same result."""
+    from engine.attacks import deepfool as df
+
+    model, x, _ = digits
+    whole = attacks.run("deepfool", model, x[:3], steps=5, num_classes=10)
+    monkeypatch.setattr(df, "chunk_size", lambda sample: 4)  # 9 candidates per image > a 4-copy budget
+    blocks = attacks.run("deepfool", model, x[:3], steps=5, num_classes=10)
+    assert torch.allclose(whole.x_adv, blocks.x_adv, atol=1e-5)

@@ -21,23 +21,35 @@ NUM_CLASSES = Param("num_classes", int, 10, 2, 1000, "candidate classes k (top-k
 
 
 def _boundary_geometry(ctx: Context, x_cur: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor):
-    """For each image (batch rows `rows`): f_c − f_y and ∇(f_c − f_y) for its k candidate classes."""
+    """For each image (batch rows `rows`): f_c − f_y and ∇(f_c − f_y) for its k candidate classes.
+
+    Copies are chunked over images and, when one image's k copies alone exceed the budget
+    (all 1,000 ImageNet classes), over its candidates too.
+    """
     n, k = cand.shape
     sample = x_cur.shape[1:]
+    budget = chunk_size(sample)
+    per_chunk = max(1, budget // k)
+    per_block = min(k, budget)
     diffs, grads = [], []
-    per_chunk = max(1, chunk_size(sample) // k)
     for lo in range(0, n, per_chunk):
         xs, rs, cs = x_cur[lo:lo + per_chunk], rows[lo:lo + per_chunk], cand[lo:lo + per_chunk]
         ys = ctx.y[rs]
         m = xs.shape[0]
-        rep = xs.unsqueeze(1).expand(m, k, *sample).reshape(m * k, *sample).detach().requires_grad_(True)
-        logits = ctx.logits(rep, rs.repeat_interleave(k))
-        own = logits.gather(1, ys.repeat_interleave(k)[:, None]).squeeze(1)
-        other = logits.gather(1, cs.reshape(-1, 1)).squeeze(1)
-        diff = other - own
-        grad = torch.autograd.grad(diff.sum(), rep)[0]
-        diffs.append(diff.detach().view(m, k))
-        grads.append(grad.view(m, k, -1))
+        block_diffs, block_grads = [], []
+        for c0 in range(0, k, per_block):
+            part = cs[:, c0:c0 + per_block]
+            kk = part.shape[1]
+            rep = xs.unsqueeze(1).expand(m, kk, *sample).reshape(m * kk, *sample).detach().requires_grad_(True)
+            logits = ctx.logits(rep, rs.repeat_interleave(kk))
+            own = logits.gather(1, ys.repeat_interleave(kk)[:, None]).squeeze(1)
+            other = logits.gather(1, part.reshape(-1, 1)).squeeze(1)
+            diff = other - own
+            grad = torch.autograd.grad(diff.sum(), rep)[0]
+            block_diffs.append(diff.detach().view(m, kk))
+            block_grads.append(grad.view(m, kk, -1))
+        diffs.append(torch.cat(block_diffs, 1))
+        grads.append(torch.cat(block_grads, 1))
     return torch.cat(diffs), torch.cat(grads)
 
 
