@@ -23,9 +23,7 @@ def _defaults(domain: str) -> dict:
 def _attack_params(attack: str, eps: float, steps: int) -> dict:
     if attack == "bim":
         return {"eps": eps, "steps": steps, "alpha": 2 * eps / steps}  # the thesis' α = 2ε/K
-    if attack == "cw":
-        return {"steps": steps}
-    return {"steps": steps}
+    return {"steps": steps}  # C&W and DeepFool find their own size
 
 
 def _average_all(sources, x, settings: dict, attack: str, key: tuple):
