@@ -43,7 +43,23 @@ def _session_result(attack, params, index, out, errors):
         errors.append(err)
 
 
-def test_eight_sessions_at_once_each_get_what_they_get_alone():
+@pytest.fixture
+def one_script_cache(monkeypatch):
+    """Give every AppTest session the server's single, locked script cache.
+
+    A real server compiles each page once under one lock for all sessions; AppTest builds a
+    cache per session, so eight sessions parse the same files at once, which trips a CPython
+    3.11 race in the AST converter ("AST constructor recursion depth mismatch", gh-106905).
+    """
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    shared = ScriptCache()
+    monkeypatch.setattr(app_test, "ScriptCache", lambda: shared)
+    monkeypatch.setattr(local_script_runner, "ScriptCache", lambda: shared)
+
+
+def test_eight_sessions_at_once_each_get_what_they_get_alone(one_script_cache):
     model = models.load(FMNIST, device="cpu")
     x = data.test_split()[0]
     alone = {a: attacks.run(a, model, x[i:i + 1], **p).x_adv for a, p, i in SESSIONS}
