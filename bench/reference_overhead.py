@@ -3,10 +3,13 @@
 For each attack: median seconds of ours and of torchattacks (interleaved repetitions,
 spread printed), the ratio ours/theirs, both success rates, and for iterative
 attacks the ratio to the floor K × (one forward+backward of the batch), measured
-in the same run.
+in the same run. "ours" is `attacks.run(..., score=False)` — images only, like
+torchattacks; "scored" adds the clean and final forwards that fill predictions and
+success. AA has no torchattacks counterpart and is compared with the floor only.
 
     python bench/reference_overhead.py                       # Fashion-MNIST LeNet, batch 256, and Lite0, batch 8
     python bench/reference_overhead.py --quick --json        # CI smoke mode
+    python bench/reference_overhead.py --device cuda         # on a GPU: the same table, plus images/s
 
 torchattacks runs DeepFool one image and one class gradient at a time (a Jacobian
 over all classes) and JSMA one image at a time; on EfficientNet-Lite0 (1,000
@@ -47,63 +50,117 @@ def reference(name: str, model, eps: float, steps: int):
     }[name]()
 
 
-def ours(name: str, model, x, y, eps: float, steps: int, target=None):
-    params = {"fgsm": {"eps": eps}, "bim": {"eps": eps, "steps": steps}, "pgd": {"eps": eps, "steps": steps},
-              "mifgsm": {"eps": eps, "steps": steps}, "cw": {"steps": steps, "binary_search_steps": 1},
-              "deepfool": {"steps": steps, "num_classes": 10}, "jsma": {"max_distortion": 0.1}}[name]
-    return attacks.run(name, model, x, y=y, target=target, **params)
+PARAMS = {
+    "fgsm": lambda eps, steps: {"eps": eps},
+    "bim": lambda eps, steps: {"eps": eps, "steps": steps},
+    "pgd": lambda eps, steps: {"eps": eps, "steps": steps},
+    "mifgsm": lambda eps, steps: {"eps": eps, "steps": steps},
+    "aa": lambda eps, steps: {"eps": eps, "steps": steps},
+    "cw": lambda eps, steps: {"steps": steps, "binary_search_steps": 1},
+    "deepfool": lambda eps, steps: {"steps": steps, "num_classes": 10},
+    "jsma": lambda eps, steps: {"max_distortion": 0.1},
+}
+# Iterations that each cost one forward+backward of the batch (the floor of SPEC §1's iterative attacks).
+FLOOR_ITERATIONS = {"fgsm": lambda steps: 1, "bim": lambda steps: steps, "pgd": lambda steps: steps,
+                    "mifgsm": lambda steps: steps, "aa": lambda steps: steps}
 
 
-def floor_seconds(model, x, y) -> float:
+def ours(name: str, model, x, y, eps: float, steps: int, score: bool, target=None, target_images=None):
+    """`score=False` is the like-for-like run (torchattacks returns images only); `score=True` is what
+    `attacks.run` does by default: one clean and one final forward more, to report predictions."""
+    extra = {"target_images": target_images} if name == "aa" else {}
+    return attacks.run(name, model, x, y=y, target=target, score=score, **PARAMS[name](eps, steps), **extra)
+
+
+def floor_seconds(model, x, y, passes: int) -> float:
+    """`passes` forward+backward passes of the batch back to back: the cost floor of a K-step attack."""
     x = x.detach().requires_grad_(True)
+
+    def passes_():
+        for _ in range(passes):
+            torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), x)
+
+    return _timed(passes_)[0]
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():  # GPU work is asynchronous: time it to completion
+        torch.cuda.synchronize()
+
+
+def _timed(fn):
+    _sync()
     start = time.perf_counter()
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    torch.autograd.grad(loss, x)
-    return time.perf_counter() - start
+    out = fn()
+    _sync()
+    return time.perf_counter() - start, out
 
 
-def measure(model, x, y, names, steps, repeats, slice_for_reference) -> list[dict]:
+def _fooled(model, adv, labels, targeted: bool) -> torch.Tensor:
+    with torch.no_grad():
+        pred = model(adv).argmax(1)
+    return pred == labels if targeted else pred != labels
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median_s": statistics.median(values), "min_s": min(values), "max_s": max(values)}
+
+
+def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[dict], float]:
+    """Interleaved repetitions of: the floor, ours unscored, ours scored, torchattacks (where it has the attack).
+
+    torchattacks times on a slice are scaled to the batch (its DeepFool and JSMA loop over
+    images); success rates are compared on that same slice.
+    """
     eps = EPS[model.domain]
     with torch.no_grad():
         y = model(x).argmax(1)  # attack the model's own predictions, as torchattacks does with given labels
     target = attacks.runner_up(model, x)
-    times = {n: {"ours": [], "theirs": []} for n in names}
+    targeted = {"jsma", "aa"}
+    times = {n: {"bare": [], "scored": [], "theirs": []} for n in names}
     success = {n: {} for n in names}
     floors = []
+    steps_of = {n: (FLOOR_ITERATIONS[n](steps) if n in FLOOR_ITERATIONS else None) for n in names}
     for _ in range(repeats):
-        floors.append(floor_seconds(model, x, y))
+        floors.append(floor_seconds(model, x, y, steps) / steps)
         for name in names:
-            start = time.perf_counter()
-            result = ours(name, model, x, y, eps, steps, target=target if name == "jsma" else None)
-            times[name]["ours"].append(time.perf_counter() - start)
-            success[name]["ours"] = result.success_rate
+            tgt = target if name in targeted else None
+            goal = x.roll(1, 0) if name == "aa" else None  # AA's target images: any other image, for timing
             k = slice_for_reference.get(name, x.shape[0])
+            seconds, result = _timed(lambda: ours(name, model, x, y, eps, steps, False, tgt, goal))
+            times[name]["bare"].append(seconds)
+            labels = tgt if name in targeted else y
+            success[name]["ours"] = float(_fooled(model, result.x_adv[:k], labels[:k], name in targeted).float().mean())
+            times[name]["scored"].append(_timed(lambda: ours(name, model, x, y, eps, steps, True, tgt, goal))[0])
+            if name == "aa":  # torchattacks has no feature-level attack: the floor is its reference
+                continue
             atk = reference(name, model, eps, steps)
             if name == "jsma":
                 atk.set_mode_targeted_by_label(quiet=True)
-            labels = target[:k] if name == "jsma" else y[:k]
-            start = time.perf_counter()
-            adv = atk(x[:k], labels)
-            theirs = (time.perf_counter() - start) * x.shape[0] / k
-            times[name]["theirs"].append(theirs)
-            with torch.no_grad():
-                pred = model(adv).argmax(1)
-            success[name]["theirs"] = float((pred == labels).float().mean() if name == "jsma" else (pred != labels).float().mean())
+            seconds, adv = _timed(lambda: atk(x[:k], labels[:k]))
+            times[name]["theirs"].append(seconds * x.shape[0] / k)
+            success[name]["theirs"] = float(_fooled(model, adv, labels[:k], name in targeted).float().mean())
     floor = statistics.median(floors)
     rows = []
     for name in names:
-        o, t = times[name]["ours"], times[name]["theirs"]
-        iterations = {"fgsm": 1, "bim": steps, "pgd": steps, "mifgsm": steps}.get(name)
-        rows.append({
-            "attack": name, "batch": int(x.shape[0]), "steps": steps,
-            "ours_median_s": statistics.median(o), "ours_min_s": min(o), "ours_max_s": max(o),
-            "theirs_median_s": statistics.median(t), "theirs_min_s": min(t), "theirs_max_s": max(t),
-            "ours_over_theirs": statistics.median(o) / statistics.median(t),
-            "ours_success": success[name]["ours"], "theirs_success": success[name]["theirs"],
-            "theirs_images_timed": slice_for_reference.get(name, int(x.shape[0])),
-            "over_floor": statistics.median(o) / (iterations * floor) if iterations else None,
-        })
+        bare, scored, theirs = times[name]["bare"], times[name]["scored"], times[name]["theirs"]
+        row = {"attack": name, "batch": int(x.shape[0]), "steps": steps,
+               "ours": _spread(bare), "ours_scored": _spread(scored), "theirs": _spread(theirs) if theirs else None,
+               "ours_success": success[name]["ours"], "theirs_success": success[name].get("theirs"),
+               "images_for_success": slice_for_reference.get(name, int(x.shape[0])),
+               "over_floor": statistics.median(bare) / (steps_of[name] * floor) if steps_of[name] else None}
+        row["ours_over_theirs"] = statistics.median(bare) / statistics.median(theirs) if theirs else None
+        row["scored_over_theirs"] = statistics.median(scored) / statistics.median(theirs) if theirs else None
+        rows.append(row)
     return rows, floor
+
+
+def _cell(spread: dict | None) -> str:
+    return "—" if spread is None else f"{spread['median_s']:.3f} ({spread['min_s']:.3f}–{spread['max_s']:.3f})"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def main(argv=None) -> int:
@@ -120,26 +177,31 @@ def main(argv=None) -> int:
     fm = models.load("fmnist-lenet-0", device=args.device)
     x = data.test_split()[0][: 16 if args.quick else 256].to(fm.device)
     # Quick mode skips torchattacks' JSMA: tens of seconds per image even on 28×28.
-    names = ["fgsm", "bim", "deepfool"] if args.quick else ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "jsma"]
-    rows, floor = measure(fm, x, None, names, steps, repeats, {"deepfool": 2 if args.quick else 32, "jsma": 2})
-    report.append({"model": fm.name, "floor_s": floor, "rows": rows})
+    names = (["fgsm", "bim", "aa", "deepfool"] if args.quick
+             else ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw", "deepfool", "jsma"])
+    rows, floor = measure(fm, x, names, steps, repeats, {"deepfool": 2 if args.quick else 32, "jsma": 32})
+    report.append({"model": fm.name, "device": str(fm.device), "floor_s": floor, "rows": rows})
     if not args.quick:
         lite = models.load("efficientnet-lite0", device=args.device)
-        x = torch.cat([images.load(p, lite) for p in images.gallery().values()] * 2)[:8]
-        rows, floor = measure(lite, x, None, ["fgsm", "bim", "pgd", "mifgsm", "cw"], steps, repeats, {})
-        report.append({"model": lite.name, "floor_s": floor, "rows": rows})
+        x = torch.cat([images.load(p, lite) for p in images.gallery().values()] * 2)[:8].to(lite.device)
+        rows, floor = measure(lite, x, ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw"], steps, repeats, {})
+        report.append({"model": lite.name, "device": str(lite.device), "floor_s": floor, "rows": rows})
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     for block in report:
-        print(f"\n{block['model']}, batch {block['rows'][0]['batch']}, one forward+backward {block['floor_s']:.3f} s")
-        print("| attack | ours (s) | torchattacks (s) | ours / theirs | success ours / theirs | ours / (K × fwd+bwd) |")
-        print("|---|---|---|---|---|---|")
+        batch = block["rows"][0]["batch"]
+        print(f"\n{block['model']} on {block['device']}, batch {batch}, one forward+backward {block['floor_s']:.3f} s "
+              f"(median of K back to back); times: median (min–max) of {repeats}")
+        print("| attack | ours (s) | ours, scored (s) | torchattacks (s) | ours / theirs | scored / theirs "
+              "| success ours / theirs | ours / (K × fwd+bwd) | images/s (ours) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in block["rows"]:
-            floor = "—" if r["over_floor"] is None else f"{r['over_floor']:.2f}"
-            print(f"| {r['attack']} | {r['ours_median_s']:.3f} ({r['ours_min_s']:.3f}–{r['ours_max_s']:.3f}) | "
-                  f"{r['theirs_median_s']:.3f} ({r['theirs_min_s']:.3f}–{r['theirs_max_s']:.3f}) | {r['ours_over_theirs']:.2f} | "
-                  f"{r['ours_success']:.0%} / {r['theirs_success']:.0%} | {floor} |")
+            theirs_success = "—" if r["theirs_success"] is None else f"{r['theirs_success']:.0%}"
+            print(f"| {r['attack']} | {_cell(r['ours'])} | {_cell(r['ours_scored'])} | {_cell(r['theirs'])} | "
+                  f"{_ratio(r['ours_over_theirs'])} | {_ratio(r['scored_over_theirs'])} | "
+                  f"{r['ours_success']:.0%} / {theirs_success} (first {r['images_for_success']}) | "
+                  f"{_ratio(r['over_floor'])} | {batch / r['ours']['median_s']:.1f} |")
     return 0
 
 

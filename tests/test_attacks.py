@@ -258,3 +258,43 @@ def test_deepfool_splits_candidates_when_one_image_exceeds_the_budget(digits, mo
     monkeypatch.setattr(df, "chunk_size", lambda sample: 4)  # 9 candidates per image > a 4-copy budget
     blocks = attacks.run("deepfool", model, x[:3], steps=5, num_classes=10)
     assert torch.allclose(whole.x_adv, blocks.x_adv, atol=1e-5)
+
+
+def _attack_extras(spec, x, y):
+    if spec.needs_target_images:
+        return {"target_images": x.flip(0)}
+    if not spec.untargeted:
+        return {"target": (y + 1) % 10}
+    return {}
+
+
+@pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
+def test_unscored_runs_give_the_same_images_with_only_the_attacks_own_forwards(digits, name):
+    model, x, y = digits
+    x, y = x[:6], y[:6]
+    extra = _attack_extras(attacks.get(name), x, y)
+    run(name, model, x, y=y, **extra)  # one-off work (e.g. the layer catalogue's probe forward) is not counted
+    seen = []
+    handle = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+    try:
+        scored = run(name, model, x, y=y, seed=3, **extra)
+        scored_rows, seen[:] = sum(seen), []
+        bare = run(name, model, x, y=y, seed=3, score=False, **extra)
+        bare_rows = sum(seen)
+    finally:
+        handle.remove()
+    assert torch.equal(bare.x_adv, scored.x_adv)
+    assert bare.logits_clean is None and bare.logits_adv is None and bare.success is None
+    # The scored run adds exactly the clean and the final forward of the batch (AA's target-class forward stays).
+    assert scored_rows - bare_rows == 2 * x.shape[0]
+
+
+def test_fgsm_unscored_is_one_forward_and_one_backward(digits):
+    model, x, y = digits
+    seen = []
+    handle = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+    try:
+        attacks.run("fgsm", model, x, y=y, eps=0.1, score=False)
+    finally:
+        handle.remove()
+    assert seen == [x.shape[0]]

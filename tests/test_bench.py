@@ -70,9 +70,13 @@ def test_reference_overhead_quick(capsys):
     assert reference_overhead.main(["--quick", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {r["attack"]: r for r in report[0]["rows"]}
-    assert set(rows) == {"fgsm", "bim", "deepfool"}
-    assert rows["bim"]["over_floor"] is not None and rows["deepfool"]["theirs_images_timed"] == 2
-    assert all(r["ours_median_s"] > 0 and r["theirs_median_s"] > 0 for r in rows.values())
+    assert set(rows) == {"fgsm", "bim", "aa", "deepfool"}
+    assert rows["bim"]["over_floor"] is not None and rows["aa"]["over_floor"] is not None
+    assert rows["deepfool"]["images_for_success"] == 2 and rows["aa"]["theirs"] is None
+    for r in rows.values():
+        assert r["ours"]["min_s"] <= r["ours"]["median_s"] <= r["ours"]["max_s"]
+        assert 0.0 <= r["ours_success"] <= 1.0
+    assert all(r["theirs"]["median_s"] > 0 for name, r in rows.items() if name != "aa")
 
 
 def test_batching_quick(capsys):

@@ -79,7 +79,7 @@ def evaluate(
         if method == "aa":
             _, goal, _ = farthest_in_class(white, xs, layer, bank_x, bank_y, target=ts, y=ys, bank_features=bank_f)
             extra["target_images"] = goal
-        adversarial.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, **params, **extra).x_adv)
+        adversarial.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **extra).x_adv)
         if progress is not None:
             progress(min(lo + batch, x.shape[0]), x.shape[0])
     x_adv = torch.cat(adversarial)

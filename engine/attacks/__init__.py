@@ -40,7 +40,8 @@ def runner_up(model, x, exclude=None) -> "torch.Tensor":
 
 
 def run(
-    name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, target_images=None, **params
+    name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, target_images=None, score=True,
+    **params,
 ) -> AttackResult:
     """Run attack `name` on a batch `x` in [0, 1].
 
@@ -50,9 +51,12 @@ def run(
     with `stopped_early=True`. Out-of-range parameters raise ValueError.
     Feature-level attacks (aa) also take `target_images`, one per example; their
     classes are the targets unless `target` says otherwise.
+    `score=False` skips the clean and final forwards that fill `logits_*`/`success`
+    (the clean one is still needed when `y` is None): the attack's own cost only.
     """
     return execute(
-        get(name), model, x, y=y, target=target, seed=seed, callback=callback, target_images=target_images, **params
+        get(name), model, x, y=y, target=target, seed=seed, callback=callback, target_images=target_images,
+        score=score, **params,
     )
 
 

@@ -146,7 +146,9 @@ def averaged(
 
     with torch.no_grad():
         clean = torch.stack([model(x) for model in models])  # m×N×K
-    y, target = resolve_labels(spec, clean.mean(0), y, target)  # default: the source models' mean logits
+    mean_clean = clean.mean(0)  # default labels: the source models' mean logits
+    y = mean_clean.argmax(1) if y is None else y
+    y, target = resolve_labels(spec, mean_clean.shape[1], mean_clean.shape[0], mean_clean.device, y, target)
 
     generator = torch.Generator(device=x.device)
     generator.manual_seed(seed)

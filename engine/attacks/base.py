@@ -204,9 +204,9 @@ class AttackResult:
     x_adv: torch.Tensor
     y: torch.Tensor
     target: torch.Tensor | None
-    logits_clean: torch.Tensor
-    logits_adv: torch.Tensor
-    success: torch.Tensor
+    logits_clean: torch.Tensor | None  # None when run with score=False (and labels given)
+    logits_adv: torch.Tensor | None  # None when run with score=False
+    success: torch.Tensor | None
     iterations: torch.Tensor
     queries: torch.Tensor | None
     stopped_early: bool
@@ -230,17 +230,21 @@ class AttackResult:
         return float(self.success.float().mean())
 
 
-def finalize(spec: AttackSpec, ctx: Context, x_adv: torch.Tensor, params: dict, logits_clean, seconds: float, seed: int):
-    """Project to the budget and clamp to [0, 1] (always last), then score the result."""
+def finalize(
+    spec: AttackSpec, ctx: Context, x_adv: torch.Tensor, params: dict, logits_clean, seconds: float, seed: int,
+    score: bool = True,
+):
+    """Project to the budget and clamp to [0, 1] (always last), then score the result (unless told not to)."""
     x_adv = x_adv.detach()
     if spec.norm == "linf":
         x_adv = project_linf(x_adv, ctx.x, params["eps"])
     else:
         x_adv = clamp_unit(x_adv)
-    with torch.no_grad():
-        logits_adv = ctx.model(x_adv)
-    pred = logits_adv.argmax(1)
-    success = ctx.reached(pred)
+    logits_adv = success = None
+    if score:
+        with torch.no_grad():
+            logits_adv = ctx.model(x_adv)
+        success = ctx.reached(logits_adv.argmax(1))
     return AttackResult(
         attack=spec.name,
         params=params,
@@ -288,11 +292,9 @@ def check_seed(seed) -> None:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
 
-def resolve_labels(spec: AttackSpec, logits_clean: torch.Tensor, y, target) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Source labels (default: the prediction) and validated targets for a batch."""
-    n, num_classes = logits_clean.shape
-    device = logits_clean.device
-    y = logits_clean.argmax(1) if y is None else _as_labels(y, n, num_classes, "y", device)
+def resolve_labels(spec: AttackSpec, num_classes: int, n: int, device, y, target) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Validated source labels and targets for a batch of `n`."""
+    y = _as_labels(y, n, num_classes, "y", device)
     if target is not None:
         if not spec.targeted:
             raise ValueError(f"{spec.name} has no targeted variant")
@@ -321,9 +323,14 @@ def check_input(x) -> torch.Tensor:
 
 
 def execute(
-    spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=None, target_images=None, **params
+    spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=None, target_images=None, score=True, **params
 ) -> AttackResult:
-    """Validate, run and finalize one attack (the body of `engine.attacks.run`)."""
+    """Validate, run and finalize one attack (the body of `engine.attacks.run`).
+
+    `score=False` returns only the adversarial batch (`logits_*` and `success` are None):
+    with labels given it costs exactly the attack's own passes, which is what batch
+    jobs that score the images themselves (transfer tables, sweeps) want.
+    """
     x = check_input(x)
     if spec.needs_target_images:
         if target_images is None:
@@ -336,12 +343,17 @@ def execute(
     values = resolve_params(spec, getattr(model, "domain", ""), params)
     check_seed(seed)
 
-    with torch.no_grad():
-        logits_clean = model(x)
+    logits_clean = None
+    num_classes = getattr(model, "num_classes", None)
+    if score or y is None or num_classes is None:
+        with torch.no_grad():
+            logits_clean = model(x)
+        num_classes = logits_clean.shape[1]
     if target is None and target_images is not None:
         with torch.no_grad():
             target = model(target_images).argmax(1)  # the class the target images stand for
-    y, target = resolve_labels(spec, logits_clean, y, target)
+    y = logits_clean.argmax(1) if y is None else y
+    y, target = resolve_labels(spec, num_classes, x.shape[0], x.device, y, target)
 
     generator = torch.Generator(device=x.device)
     generator.manual_seed(seed)
@@ -350,4 +362,4 @@ def execute(
     x_adv = spec.fn(ctx, **values)
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
-    return finalize(spec, ctx, x_adv, values, logits_clean, time.perf_counter() - start, seed)
+    return finalize(spec, ctx, x_adv, values, logits_clean, time.perf_counter() - start, seed, score)
