@@ -36,19 +36,68 @@ def _rate(hits: torch.Tensor, among: torch.Tensor) -> float | None:
 
 
 def transfer_metrics(y, target, white_clean, black_clean, white_adv, black_adv) -> dict:
-    """The four SPEC §2 metrics from predicted labels (all 1-D tensors of equal length)."""
+    """The four SPEC §2 metrics from predicted labels (all 1-D tensors of equal length).
+
+    `target=None` (an untargeted attack): tSuc, tTR and white_tSuc are None, not measured.
+    """
     both = (white_clean == y) & (black_clean == y)
     white_fooled = both & (white_adv != y)
-    white_hit = both & (white_adv == target)
+    targeted = target is not None
+    white_hit = both & (white_adv == target) if targeted else None
     return {
         "n": int(both.sum()),
         "error": _rate(black_adv != y, both),
         "uTR": _rate(black_adv != y, white_fooled),
-        "tSuc": _rate(black_adv == target, both),
-        "tTR": _rate(black_adv == target, white_hit),
+        "tSuc": _rate(black_adv == target, both) if targeted else None,
+        "tTR": _rate(black_adv == target, white_hit) if targeted else None,
         "white_error": _rate(white_adv != y, both),
-        "white_tSuc": _rate(white_adv == target, both),
+        "white_tSuc": _rate(white_adv == target, both) if targeted else None,
     }
+
+
+def adversarial(
+    white, method: str, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None = None, seed: int = 0,
+    bank: tuple[torch.Tensor, torch.Tensor] | None = None, bank_features: torch.Tensor | None = None,
+    batch: int = 250, progress: Callable[[int, int], None] | None = None, **params,
+) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """(adversarial images, target classes or None, parameters used) of `method` on `white`.
+
+    `method` is a SPEC §2 transfer method (METHODS: targeted, `target` defaulting to one seeded
+    random class per image) or any catalogue attack, run untargeted against `y` unless it only
+    has a targeted form. Parameters given as None take the attack's default. AA's target images
+    are farthest-in-class from `bank` (default: x, y itself) at `layer` (default: the middle
+    layer); `bank_features` passes that bank's activations when the caller already has them.
+    """
+    name, fixed = METHODS.get(method, (method, {}))
+    spec = attacks.get(name)
+    if target is None and (method in METHODS or not spec.untargeted):
+        target = random_targets(y, white.num_classes, seed)
+    params = {**{k: v for k, v in params.items() if v is not None}, **fixed}
+    bank_x, bank_y = bank if bank is not None else (x, y)
+    if spec.needs_target_images:
+        layer = params.get("layer")
+        params["layer"] = len(white.layers()) // 2 if layer is None else white.layer(layer).index
+        if bank_features is None:
+            bank_features = features(white, bank_x, params["layer"])
+    out = []
+    for lo in range(0, x.shape[0], batch):
+        xs, ys = x[lo:lo + batch], y[lo:lo + batch]
+        ts = None if target is None else target[lo:lo + batch]
+        extra = {}
+        if spec.needs_target_images:
+            _, extra["target_images"], _ = farthest_in_class(white, xs, params["layer"], bank_x, bank_y, target=ts,
+                                                             y=ys, bank_features=bank_features)
+        out.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **extra).x_adv)
+        if progress is not None:
+            progress(min(lo + batch, x.shape[0]), x.shape[0])
+    return torch.cat(out), target, params
+
+
+def score_blacks(white, blacks: Sequence, x, y, x_adv, target) -> list[dict]:
+    """`transfer_metrics` of one adversarial batch on each black-box model, in order."""
+    white_clean, white_adv = predict_labels(white, x), predict_labels(white, x_adv)
+    return [transfer_metrics(y, target, white_clean, predict_labels(black, x), white_adv, predict_labels(black, x_adv))
+            for black in blacks]
 
 
 def evaluate(
@@ -64,32 +113,11 @@ def evaluate(
     """
     if method not in METHODS:
         raise ValueError(f"unknown transfer method {method!r}; choose from {', '.join(METHODS)}")
-    name, fixed = METHODS[method]
-    target = random_targets(y, white.num_classes, seed)
-    bank_x, bank_y = bank if bank is not None else (x, y)
-    params = {"eps": eps, "steps": steps, **fixed}
-    if method == "aa":
-        layer = len(white.layers()) // 2 if layer is None else white.layer(layer).index
-        params["layer"] = layer
-        bank_f = features(white, bank_x, layer)
-    adversarial = []
-    for lo in range(0, x.shape[0], batch):
-        xs, ys, ts = x[lo:lo + batch], y[lo:lo + batch], target[lo:lo + batch]
-        extra = {}
-        if method == "aa":
-            _, goal, _ = farthest_in_class(white, xs, layer, bank_x, bank_y, target=ts, y=ys, bank_features=bank_f)
-            extra["target_images"] = goal
-        adversarial.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **extra).x_adv)
-        if progress is not None:
-            progress(min(lo + batch, x.shape[0]), x.shape[0])
-    x_adv = torch.cat(adversarial)
-    white_clean, white_adv = predict_labels(white, x), predict_labels(white, x_adv)
-    rows = []
-    for black in blacks:
-        metrics = transfer_metrics(y, target, white_clean, predict_labels(black, x), white_adv, predict_labels(black, x_adv))
-        rows.append({"white": white.name, "black": black.name, "method": method, "eps": eps,
-                     "layer": params.get("layer"), "steps": steps, "images": int(x.shape[0]), **metrics})
-    return rows
+    x_adv, target, params = adversarial(white, method, x, y, seed=seed, bank=bank, batch=batch, progress=progress,
+                                        eps=eps, steps=steps, **({"layer": layer} if method == "aa" else {}))
+    return [{"white": white.name, "black": black.name, "method": method, "eps": eps, "layer": params.get("layer"),
+             "steps": steps, "images": int(x.shape[0]), **metrics}
+            for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))]
 
 
 def sweep(white, blacks, methods, x, y, *, eps_values=(0.07,), layers=(None,), **kw) -> list[dict]:
