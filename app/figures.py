@@ -1,4 +1,10 @@
-"""Plotly figures built from the engine's plain numbers (no tensor maths here)."""
+"""Plotly figures built from the engine's plain numbers (no tensor maths here).
+
+Figures are written as plain trace and layout dicts and wrapped without Plotly's
+validators: validating graph objects (make_subplots, update_layout) cost ~0.3 s of
+every Explorer rerun, more than the whole Fashion-MNIST attack (issue 8). The
+browser test renders every page, so a malformed figure would still show up there.
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,33 +13,30 @@ import base64
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from engine import images
 
 HEAT = "Jet"
+MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def _figure(data: list[dict], **layout) -> go.Figure:
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
 def topk_bars(rows: list[dict], title: str, highlight: set[int] = frozenset(), height: int = 240) -> go.Figure:
     """Horizontal bars of the top-k classes, most probable on top; highlighted classes in red."""
     rows = list(reversed(rows))
-    colours = ["#d62728" if r["index"] in highlight else "#1f77b4" for r in rows]
-    fig = go.Figure(
-        go.Bar(
-            x=[r["probability"] for r in rows],
-            y=[f"{r['label']} ({r['index']})" for r in rows],
-            orientation="h",
-            marker_color=colours,
-            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-            text=[f"{r['probability']:.1%}" for r in rows],
-            textposition="auto",
-        )
-    )
-    fig.update_layout(
-        title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(range=[0, 1], tickformat=".0%"),
-    )
-    return fig
+    bar = {
+        "type": "bar", "orientation": "h",
+        "x": [r["probability"] for r in rows],
+        "y": [f"{r['label']} ({r['index']})" for r in rows],
+        "marker": {"color": ["#d62728" if r["index"] in highlight else "#1f77b4" for r in rows]},
+        "hovertemplate": "%{y}: %{x:.2%}<extra></extra>",
+        "text": [f"{r['probability']:.1%}" for r in rows], "textposition": "auto",
+    }
+    return _figure([bar], title={"text": title}, height=height, margin=MARGIN,
+                   xaxis={"range": [0, 1], "tickformat": ".0%"})
 
 
 def _png_source(rgb: np.ndarray) -> str:
@@ -49,80 +52,82 @@ def diverging(arr: np.ndarray) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-def _trace(kind: str, arr: np.ndarray, name: str):
+def _trace(kind: str, arr: np.ndarray, name: str) -> dict:
     # Full-resolution pictures travel as PNG; hover then shows the pixel position.
     if kind == "rgb":
-        return go.Image(source=_png_source(arr), name=name, hovertemplate="x %{x}, y %{y}<extra>" + name + "</extra>")
+        return {"type": "image", "source": _png_source(arr), "name": name,
+                "hovertemplate": "x %{x}, y %{y}<extra>" + name + "</extra>"}
     if kind == "signed":
-        return go.Image(source=_png_source(diverging(arr)), name=name,
-                        hovertemplate="x %{x}, y %{y}<extra>" + name + " (red = brighter, blue = darker)</extra>")
+        return {"type": "image", "source": _png_source(diverging(arr)), "name": name,
+                "hovertemplate": "x %{x}, y %{y}<extra>" + name + " (red = brighter, blue = darker)</extra>"}
     if kind == "spectrum":
-        return go.Heatmap(z=np.round(arr, 2), colorscale="Viridis", showscale=False, name=name,
-                          hovertemplate="fx %{x}, fy %{y}: log₁₀P %{z:.2f}<extra></extra>")
+        return {"type": "heatmap", "z": np.round(arr, 2), "colorscale": "Viridis", "showscale": False, "name": name,
+                "hovertemplate": "fx %{x}, fy %{y}: log₁₀P %{z:.2f}<extra></extra>"}
     # Heat maps are upsampled from a coarse layer: every other pixel loses nothing visible and
     # quarters what is sent; dx/dy keep the coordinates aligned with the full-size pictures.
     step = max(1, -(-max(arr.shape) // 112))
-    return go.Heatmap(z=np.round(arr[::step, ::step], 3), x0=0, dx=step, y0=0, dy=step, colorscale=HEAT,
-                      zmin=0, zmax=1, showscale=False, name=name,
-                      hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra>" + name + "</extra>")
+    return {"type": "heatmap", "z": np.round(arr[::step, ::step], 3), "x0": 0, "dx": step, "y0": 0, "dy": step,
+            "colorscale": HEAT, "zmin": 0, "zmax": 1, "showscale": False, "name": name,
+            "hovertemplate": "x %{x}, y %{y}: %{z:.2f}<extra>" + name + "</extra>"}
 
 
 def linked_images(panels: Sequence[tuple[str, np.ndarray, str]], height: int = 320, link: bool = True) -> go.Figure:
     """Pictures side by side; zooming or panning one zooms all (linked axes). Kinds: rgb, heat, signed, spectrum."""
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _, _ in panels],
-                        shared_xaxes="all" if link else False, shared_yaxes="all" if link else False,
-                        horizontal_spacing=0.02)
-    for i, (title, arr, kind) in enumerate(panels, start=1):
-        fig.add_trace(_trace(kind, arr, title), row=1, col=i)
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=30, b=5))
-    return fig
+    gap = 0.02
+    width = (1.0 - gap * (len(panels) - 1)) / len(panels)
+    data, layout, titles = [], {}, []
+    for i, (title, arr, kind) in enumerate(panels):
+        suffix = "" if i == 0 else str(i + 1)
+        left = i * (width + gap)
+        data.append({**_trace(kind, arr, title), "xaxis": "x" + suffix, "yaxis": "y" + suffix})
+        linked = link and i > 0  # every panel's axes follow the first one's zoom and pan
+        layout["xaxis" + suffix] = {"domain": [left, left + width], "anchor": "y" + suffix, "showticklabels": False,
+                                    **({"matches": "x"} if linked else {})}
+        layout["yaxis" + suffix] = {"domain": [0.0, 1.0], "anchor": "x" + suffix, "autorange": "reversed",
+                                    "scaleanchor": "x" + suffix, "showticklabels": False,
+                                    **({"matches": "y"} if linked else {})}
+        titles.append({"text": title, "x": left + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
+                       "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}})
+    return _figure(data, height=height, margin=dict(l=5, r=5, t=30, b=5), annotations=titles, **layout)
 
 
 def lines(rows: list[dict], x: str, y: str, group: str | None = None, title: str = "", y_format: str = ".0%",
           height: int = 320, x_title: str | None = None, y_title: str | None = None) -> go.Figure:
     """One line per `group` value of y against x, markers on the measured points."""
-    fig = go.Figure()
-    groups = sorted({r[group] for r in rows}, key=str) if group else [None]
-    for g in groups:
-        pts = [r for r in rows if group is None or r[group] == g]
-        pts = [r for r in pts if r.get(y) is not None]
-        fig.add_trace(go.Scatter(x=[r[x] for r in pts], y=[r[y] for r in pts], mode="lines+markers",
-                                 name=str(g) if g is not None else y))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis_title=x_title or x, yaxis_title=y_title or y, yaxis_tickformat=y_format)
-    return fig
+    data = []
+    for g in sorted({r[group] for r in rows}, key=str) if group else [None]:
+        pts = [r for r in rows if (group is None or r[group] == g) and r.get(y) is not None]
+        data.append({"type": "scatter", "mode": "lines+markers", "name": str(g) if g is not None else y,
+                     "x": [r[x] for r in pts], "y": [r[y] for r in pts]})
+    return _figure(data, title={"text": title}, height=height, margin=MARGIN,
+                   xaxis={"title": {"text": x_title or x}},
+                   yaxis={"title": {"text": y_title or y}, "tickformat": y_format})
 
 
 def matrix(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
            fmt: str = ".2f", colorscale: str = "Viridis", height: int = 360) -> go.Figure:
     text = [[("" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)) for v in row] for row in values]
-    fig = go.Figure(go.Heatmap(z=values, x=list(col_labels), y=list(row_labels), colorscale=colorscale,
-                               text=text, texttemplate="%{text}", hovertemplate="%{y} → %{x}: %{z}<extra></extra>"))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), yaxis_autorange="reversed")
-    return fig
+    heat = {"type": "heatmap", "z": values, "x": list(col_labels), "y": list(row_labels), "colorscale": colorscale,
+            "text": text, "texttemplate": "%{text}", "hovertemplate": "%{y} → %{x}: %{z}<extra></extra>"}
+    return _figure([heat], title={"text": title}, height=height, margin=MARGIN, yaxis={"autorange": "reversed"})
 
 
 def bars(labels: Sequence[str], values: Sequence[float], title: str, height: int = 260) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(labels), y=list(values), text=[f"{v:.0%}" for v in values], textposition="auto",
-                           hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), yaxis_tickformat=".0%")
-    return fig
+    bar = {"type": "bar", "x": list(labels), "y": list(values), "text": [f"{v:.0%}" for v in values],
+           "textposition": "auto", "hovertemplate": "%{x}: %{y:.1%}<extra></extra>"}
+    return _figure([bar], title={"text": title}, height=height, margin=MARGIN, yaxis={"tickformat": ".0%"})
 
 
 def plane(points: dict[str, tuple[np.ndarray, Sequence[str]]], trajectory: np.ndarray | None, title: str,
           height: int = 480) -> go.Figure:
     """PCA plane: named point sets (xy, hover labels) and an optional AA trajectory (steps×2)."""
-    fig = go.Figure()
     styles = {"source": dict(size=16, symbol="circle", color="black"), "target": dict(size=16, symbol="star", color="gold"),
               "adversarial": dict(size=16, symbol="x", color="red")}
-    for name, (xy, labels) in points.items():
-        fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=list(labels),
-                                 marker=styles.get(name, dict(size=6, opacity=0.6)),
-                                 hovertemplate="%{text}<extra>" + name + "</extra>"))
+    data = [{"type": "scatter", "mode": "markers", "name": name, "x": xy[:, 0], "y": xy[:, 1], "text": list(labels),
+             "marker": styles.get(name, dict(size=6, opacity=0.6)), "hovertemplate": "%{text}<extra>" + name + "</extra>"}
+            for name, (xy, labels) in points.items()]
     if trajectory is not None:
-        fig.add_trace(go.Scatter(x=trajectory[:, 0], y=trajectory[:, 1], mode="lines+markers", name="AA iterates",
-                                 line=dict(color="red", dash="dot"), marker=dict(size=5, color="red")))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="PC 1", yaxis_title="PC 2")
-    return fig
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "AA iterates", "x": trajectory[:, 0],
+                     "y": trajectory[:, 1], "line": dict(color="red", dash="dot"), "marker": dict(size=5, color="red")})
+    return _figure(data, title={"text": title}, height=height, margin=MARGIN,
+                   xaxis={"title": {"text": "PC 1"}}, yaxis={"title": {"text": "PC 2"}})

@@ -57,6 +57,7 @@ def apply_url() -> None:
 
 def run() -> None:
     st.set_page_config(page_title="Perturbation Explorer", page_icon=":material/biotech:", layout="wide")
+    resources.check_models()
     apply_url()
     st.sidebar.title("Perturbation Explorer")
     st.sidebar.toggle("Presentation mode", key="presentation",

@@ -22,9 +22,23 @@ def load_model(name: str):
     return models.load(name)
 
 
+_MODEL_ROWS = "_model_rows"
+
+
+def check_models() -> None:
+    """Look at every registered model's weights once per rerun (called first thing by app/main.py).
+
+    Not cached across reruns: a weights file may appear or break while the app runs; but the
+    sidebar asks for the rows several times a rerun, and each look is a dozen file checks.
+    """
+    st.session_state[_MODEL_ROWS] = models.available()
+
+
 def model_rows() -> list[dict]:
-    """Every registered model and whether it loads here; not cached: a weights file may appear or break."""
-    return models.available()
+    """Every registered model and whether it loads here, as checked at the start of this rerun."""
+    if _MODEL_ROWS not in st.session_state:
+        check_models()
+    return st.session_state[_MODEL_ROWS]
 
 
 @st.cache_data(show_spinner=False)
@@ -39,13 +53,15 @@ def model(name: str):
 
 
 def image_tensor(model_name: str, source_key: str, data: bytes | None) -> torch.Tensor:
-    """The chosen image fitted to the model (CPU copy; cached per input geometry and image)."""
+    """The chosen image fitted to the model (CPU; cached per input geometry and image, shared: read-only)."""
     m = model(model_name)
     c, size, _ = m.input_size
     return _fitted_image((c, size, getattr(m, "resize_size", None) or size), source_key, data)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+# cache_resource, not cache_data: cache_data pickles a tensor in and out on every hit. The engine
+# never writes into its inputs (check_input detaches, attacks work on copies).
+@st.cache_resource(show_spinner=False, max_entries=32)
 def _fitted_image(geometry: tuple[int, int, int], source_key: str, data: bytes | None) -> torch.Tensor:
     c, size, resize = geometry
     if source_key.startswith(FMNIST_PREFIX):
