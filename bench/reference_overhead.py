@@ -155,6 +155,19 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
     return rows, floor
 
 
+def precision_agreement(model, x) -> dict:
+    """How far the model's autocast precision moves its logits from float32 on this batch."""
+    precision = model.precision
+    if precision == "fp32":
+        return {"precision": precision}
+    with torch.no_grad():
+        low = model(x)
+        full = model.set_precision("fp32")(x)
+    model.set_precision(precision)
+    return {"precision": precision, "top1_agreement": float((low.argmax(1) == full.argmax(1)).float().mean()),
+            "max_logit_change": float((low - full).abs().max()), "max_logit": float(full.abs().max())}
+
+
 def _cell(spread: dict | None) -> str:
     return "—" if spread is None else f"{spread['median_s']:.3f} ({spread['min_s']:.3f}–{spread['max_s']:.3f})"
 
@@ -169,30 +182,37 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="autocast precision of the models (both libraries attack the same model)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     repeats = 1 if args.quick else args.repeats
     steps = 2 if args.quick else 10
     report = []
-    fm = models.load("fmnist-lenet-0", device=args.device)
+    fm = models.load("fmnist-lenet-0", device=args.device, precision=args.precision)
     x = data.test_split()[0][: 16 if args.quick else 256].to(fm.device)
     # Quick mode skips torchattacks' JSMA: tens of seconds per image even on 28×28.
     names = (["fgsm", "bim", "aa", "deepfool"] if args.quick
              else ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw", "deepfool", "jsma"])
     rows, floor = measure(fm, x, names, steps, repeats, {"deepfool": 2 if args.quick else 32, "jsma": 32})
-    report.append({"model": fm.name, "device": str(fm.device), "floor_s": floor, "rows": rows})
+    report.append({"model": fm.name, "device": str(fm.device), "floor_s": floor, "rows": rows,
+                   **precision_agreement(fm, x)})
     if not args.quick:
-        lite = models.load("efficientnet-lite0", device=args.device)
+        lite = models.load("efficientnet-lite0", device=args.device, precision=args.precision)
         x = torch.cat([images.load(p, lite) for p in images.gallery().values()] * 2)[:8].to(lite.device)
         rows, floor = measure(lite, x, ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw"], steps, repeats, {})
-        report.append({"model": lite.name, "device": str(lite.device), "floor_s": floor, "rows": rows})
+        report.append({"model": lite.name, "device": str(lite.device), "floor_s": floor, "rows": rows,
+                       **precision_agreement(lite, x)})
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     for block in report:
         batch = block["rows"][0]["batch"]
-        print(f"\n{block['model']} on {block['device']}, batch {batch}, one forward+backward {block['floor_s']:.3f} s "
-              f"(median of K back to back); times: median (min–max) of {repeats}")
+        print(f"\n{block['model']} on {block['device']} in {block['precision']}, batch {batch}, one forward+backward "
+              f"{block['floor_s']:.3f} s (median of K back to back); times: median (min–max) of {repeats}")
+        if block["precision"] != "fp32":
+            print(f"{block['precision']} vs fp32 on this batch: top-1 agreement {block['top1_agreement']:.1%}, "
+                  f"max |Δlogit| {block['max_logit_change']:.3f} (largest |logit| {block['max_logit']:.1f})")
         print("| attack | ours (s) | ours, scored (s) | torchattacks (s) | ours / theirs | scored / theirs "
               "| success ours / theirs | ours / (K × fwd+bwd) | images/s (ours) |")
         print("|---|---|---|---|---|---|---|---|---|")

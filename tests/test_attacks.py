@@ -298,3 +298,25 @@ def test_fgsm_unscored_is_one_forward_and_one_backward(digits):
     finally:
         handle.remove()
     assert seen == [x.shape[0]]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: none on this machine")
+@pytest.mark.parametrize("name", ["fgsm", "bim", "pgd", "mifgsm", "aa"])
+def test_gradient_attack_loops_never_wait_for_the_host_on_a_gpu(name):
+    """Issue 8: after the first step, an iterative attack's loop runs with CUDA's sync debug
+    mode set to raise: any .item(), bool() on a tensor or .cpu() copy in the loop fails here."""
+    from engine import data, models
+
+    model = models.load("fmnist-lenet-0", device="cuda")
+    x = data.test_split()[0][:64].cuda()
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    extra = {"target_images": x.roll(1, 0), "target": (y + 1) % 10} if name == "aa" else {}
+
+    def strict_after_first_step(step, total, state):
+        torch.cuda.set_sync_debug_mode("error")
+
+    try:
+        attacks.run(name, model, x, y=y, score=False, callback=strict_after_first_step, **extra)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)

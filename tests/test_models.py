@@ -131,3 +131,27 @@ def test_unknown_device_is_a_value_error():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             models.load("efficientnet-lite0", device="cuda")
+
+
+def test_bf16_autocast_keeps_predictions_and_attack_budgets():
+    """Mixed precision (issue 8) on the CPU: same top-1 on the test split, float32 logits,
+    and a PGD run under bf16 stays in its budget and still fools the float32 model."""
+    from engine import attacks, data
+
+    x = data.test_split()[0][:256]
+    full = models.load("fmnist-lenet-0", device="cpu")
+    half = models.load("fmnist-lenet-0", device="cpu", precision="bf16")
+    with torch.no_grad():
+        a, b = full(x), half(x)
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # autocast really ran in bf16
+    assert float((a.argmax(1) == b.argmax(1)).float().mean()) >= 0.98
+    y = a.argmax(1)
+    adv = attacks.run("pgd", half, x[:64], y=y[:64], eps=0.1, steps=5).x_adv
+    assert float((adv - x[:64]).abs().max()) <= 0.1 + 1e-6
+    with torch.no_grad():
+        assert float((full(adv).argmax(1) != y[:64]).float().mean()) >= 0.8
+
+
+def test_unknown_precision_is_a_value_error():
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        models.load("fmnist-lenet-0", device="cpu", precision="fp8")

@@ -18,6 +18,10 @@ from torch import nn
 
 from engine.hooks import capture_activations
 
+# Mixed precision (issue 8): the network body runs in a half-width float under autocast,
+# logits come back in float32 so losses, margins and comparisons stay exact.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @dataclass(frozen=True)
 class LayerInfo:
@@ -72,6 +76,7 @@ class Classifier(nn.Module):
         self._layers: list[LayerInfo] | None = None
         # Hooks mutate this shared module; analyses that register them hold this lock.
         self.lock = threading.RLock()
+        self.precision = "fp32"
         self.eval()
         self.requires_grad_(False)
 
@@ -104,9 +109,21 @@ class Classifier(nn.Module):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         return x
 
+    def set_precision(self, precision: str) -> "Classifier":
+        """'fp32' (default), 'bf16' or 'fp16' autocast for the network body; see bench/reference_overhead.py
+        --precision for the speed and agreement it buys on a device."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+        self.precision = precision
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.fit_input(x)
-        return self.net((x - self.mean) / self.std)
+        x = (self.fit_input(x) - self.mean) / self.std
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return self.net(x)
+        with torch.autocast(device_type=x.device.type, dtype=dtype):
+            return self.net(x).float()
 
     def layers(self) -> list[LayerInfo]:
         """The numbered catalogue of hookable blocks, input to output (shapes measured once)."""

@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from engine.device import resolve
-from engine.models.classifier import Classifier
+from engine.models.classifier import PRECISIONS, Classifier
 
 
 class ModelUnavailable(RuntimeError):
@@ -69,16 +69,19 @@ def available() -> list[dict]:
     return rows
 
 
-def load(name: str, device: str | torch.device | None = None) -> Classifier:
-    """Build model `name` in eval mode with frozen weights on `device` (default: best present)."""
+def load(name: str, device: str | torch.device | None = None, precision: str = "fp32") -> Classifier:
+    """Build model `name` in eval mode with frozen weights on `device` (default: best present),
+    computing in `precision` ('fp32', or 'bf16'/'fp16' autocast)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
     entry = _REGISTRY[name]
     reason = entry.check()
     if reason is not None:
         raise ModelUnavailable(f"{name}: {reason}")
     model = entry.build()
-    return model.to(resolve(device))
+    return model.to(resolve(device)).set_precision(precision)
 
 
 def load_state_dict_file(path, what: str) -> dict:
