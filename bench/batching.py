@@ -3,9 +3,11 @@
 1. Noisy multi-model averaging of one image (the interactive case): one batched call of
    `averaged` over m models × n copies vs a loop of m·n single-copy calls with the same
    noise; the results must agree.
-2. DeepFool on efficientnet-lite0: the top-10 candidate classes vs all 1,000, one iteration.
+2. Many images: BIM-10 on a batch of Fashion-MNIST images in one call vs one call per image
+   (on 2 CPU cores a big batch already keeps both busy, so the gain is small; on a GPU it is not).
+3. DeepFool on efficientnet-lite0: the top-10 candidate classes vs all 1,000, one iteration.
 
-    python bench/batching.py [--repeats 3] [--quick] [--json]
+    python bench/batching.py [--repeats 3] [--quick] [--json] [--device cuda]
 """
 from __future__ import annotations
 
@@ -23,15 +25,23 @@ from engine import attacks, data, images, models  # noqa: E402
 from engine.attacks.averaging import averaged  # noqa: E402
 
 
+DEVICE = "cpu"
+
+
 def _timed(fn):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     start = time.perf_counter()
     out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start, out
 
 
 def averaging_case(names: list[str], x: torch.Tensor, copies: int, sigma: float, repeats: int, **params) -> dict:
-    ms = [models.load(n, device="cpu") for n in names]
-    noise = torch.randn(len(ms), copies, *x.shape, generator=torch.Generator().manual_seed(0)) * sigma
+    ms = [models.load(n, device=DEVICE) for n in names]
+    x = x.to(ms[0].device)
+    noise = torch.randn(len(ms), copies, *x.shape, generator=torch.Generator().manual_seed(0)).to(x.device) * sigma
 
     def batched():
         return averaged("bim", ms, x, copies=copies, noise=noise, **params).delta
@@ -53,9 +63,34 @@ def averaging_case(names: list[str], x: torch.Tensor, copies: int, sigma: float,
             "spread_loop": [min(l_times), max(l_times)]}
 
 
+def many_images_case(count: int, repeats: int, steps: int) -> dict:
+    """One BIM call on `count` images vs `count` calls of one image (same labels, same δ)."""
+    model = models.load("fmnist-lenet-0", device=DEVICE)
+    x = data.test_split()[0][:count].to(model.device)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+
+    def batched():
+        return attacks.run("bim", model, x, y=y, eps=0.2, steps=steps, score=False).x_adv
+
+    def loop():
+        return torch.cat([attacks.run("bim", model, x[i:i + 1], y=y[i:i + 1], eps=0.2, steps=steps, score=False).x_adv
+                          for i in range(count)])
+
+    b_times, l_times = [], []
+    for _ in range(repeats):
+        t, b = _timed(batched)
+        b_times.append(t)
+        t, ref = _timed(loop)
+        l_times.append(t)
+    return {"model": model.name, "images": count, "steps": steps, "batched_s": statistics.median(b_times),
+            "loop_s": statistics.median(l_times), "speed-up": statistics.median(l_times) / statistics.median(b_times),
+            "images_per_s_batched": count / statistics.median(b_times), "max_abs_difference": float((b - ref).abs().max())}
+
+
 def deepfool_case(repeats: int, quick: bool) -> dict:
-    model = models.load("efficientnet-lite0", device="cpu")
-    x = images.load(images.gallery()["coffee"], model)
+    model = models.load("efficientnet-lite0", device=DEVICE)
+    x = images.load(images.gallery()["coffee"], model).to(model.device)
     classes = 30 if quick else 1000
     top, full = [], []
     for _ in range(repeats):
@@ -70,7 +105,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(2)
     repeats = 1 if args.quick else args.repeats
     fm = ["fmnist-lenet-0", "fmnist-vgg-0", "fmnist-resnet-0", "fmnist-mobilenet-0"]
@@ -78,19 +116,26 @@ def main(argv=None) -> int:
     report = {"averaging": [averaging_case(fm[:2] if args.quick else fm, x, 4 if args.quick else 100, 0.2, repeats,
                                            eps=0.2, steps=2 if args.quick else 10)]}
     if not args.quick:
-        lite = models.load("efficientnet-lite0")
+        lite = models.load("efficientnet-lite0", device=DEVICE)
         xl = images.load(images.gallery()["coffee"], lite)
         report["averaging"].append(averaging_case(["efficientnet-lite0", "efficientnet-lite1"], xl, 10, 0.05, repeats,
                                                   eps=0.02, steps=5))
+    report["many_images"] = many_images_case(8 if args.quick else 256, repeats, 2 if args.quick else 10)
     report["deepfool"] = deepfool_case(repeats, args.quick)
+    report["device"] = DEVICE
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    print(f"device: {report['device']}")
     print("| averaging (BIM) | m × n | batched (s) | loop (s) | speed-up | max |Δδ| |")
     print("|---|---|---|---|---|---|")
     for r in report["averaging"]:
         print(f"| {', '.join(r['models'])} | {r['m']} × {r['n']} | {r['batched_s']:.2f} | {r['loop_s']:.2f} | "
               f"{r['speed-up']:.1f}× | {r['max_abs_difference']:.1e} |")
+    r = report["many_images"]
+    print(f"\nMany images, {r['model']}, BIM-{r['steps']} on {r['images']} images: one batched call {r['batched_s']:.2f} s "
+          f"({r['images_per_s_batched']:.0f} images/s) vs one call per image {r['loop_s']:.2f} s: "
+          f"{r['speed-up']:.1f}× (max |Δx_adv| {r['max_abs_difference']:.1e})")
     d = report["deepfool"]
     print(f"\nDeepFool, {d['model']}, one iteration: top-10 {d['top10_s']:.2f} s, all {d['all_classes']} classes "
           f"{d['all_s']:.2f} s: {d['speed-up']:.0f}× faster")

@@ -87,3 +87,5 @@ def test_batching_quick(capsys):
     case = report["averaging"][0]
     assert case["m"] == 2 and case["n"] == 4 and case["max_abs_difference"] < 1e-5  # the same δ either way
     assert report["deepfool"]["all_classes"] == 30 and report["deepfool"]["top10_s"] > 0
+    many = report["many_images"]
+    assert many["images"] == 8 and many["max_abs_difference"] < 1e-5  # one batch or one call per image: same images

@@ -49,10 +49,13 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
     masked = delta[0] * torch.from_numpy(cam).to(delta.device)
     models = [white, *blacks]
     predictions = []
+    pair = torch.cat([result.x[:1], result.x_adv[:1]])
     with torch.no_grad():
         for i, m in enumerate(models):
-            before = result.logits_clean[:1] if i == 0 else m(result.x[:1])
-            after = result.logits_adv[:1] if i == 0 else m(result.x_adv[:1])
+            if i == 0 and result.logits_clean is not None and result.logits_adv is not None:
+                before, after = result.logits_clean[:1], result.logits_adv[:1]
+            else:  # one forward of the clean and adversarial image together
+                before, after = m(pair).split(1)
             predictions.append({
                 "model": m.name, "role": "white-box" if i == 0 else "black-box",
                 "before": topk(before, m.class_names, k)[0], "after": topk(after, m.class_names, k)[0],
