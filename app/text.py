@@ -30,4 +30,7 @@ EXPLAIN = {
     "jsma": "JSMA changes a few pixels at a time, picking the pair whose gradients raise the target class most while "
             "lowering the others (saliency map). The slider replays the pixels changed per iteration; hardness "
             "integrates distortion over success rate for each source/target pair (SPEC §4).",
+    "sweeps": "A sweep runs the transfer experiment over a whole grid — attacks × white-box × black-box models × ε × "
+              "layer — in shards of images, on every core or a Ray cluster. Each curve is one attack's transfer "
+              "metric against ε (or AA's layer), pooled over the shards (SPEC §2).",
 }

@@ -284,6 +284,47 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _key_values(pairs: list[str]) -> dict:
+    """--param NAME=VALUE flags as a dict (values range-checked later by each attack's spec)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param {pair!r}: write NAME=VALUE, e.g. --param alpha=0.01")
+        out[name.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def _sweep_attacks() -> list[str]:
+    from engine.analysis.transfer import METHODS
+
+    return list(dict.fromkeys([*METHODS, *attacks.ATTACKS]))
+
+
+def cmd_sweep(args) -> int:
+    """A grid of transfer jobs on local cores or a Ray cluster, written to a tidy CSV/Parquet file."""
+    from engine import sweep
+
+    grid = sweep.Grid(attacks=args.attack, whites=args.white, blacks=args.black, eps=args.eps or (),
+                      layers=args.layer or (None,), images=args.images, shard_size=args.shard_size,
+                      steps=args.steps, seed=args.seed, params=_key_values(args.param), device=args.device)
+    executor = sweep.make_executor(workers=args.workers, retries=args.retries, ray=args.ray)
+    report = sweep.run_sweep(grid, args.out, executor=executor, resume=args.resume, overwrite=args.overwrite,
+                             progress=not args.json)
+    summary = json.loads(sweep.summarise(sweep.load_results(args.out)).to_json(orient="records"))  # NA → null
+    if args.json:
+        print(json.dumps({**report, "summary": summary}, indent=2))
+        return 0 if report["failed"] == 0 else 1
+    print(f"{report['out']}: {report['run']} jobs run, {report['skipped']} skipped, {report['failed']} failed, "
+          f"{report['seconds']} s ({report['executor']})")
+    fmt = lambda v: "   —" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in summary:
+        setting = "  ".join(f"{k}={r[k]}" for k in ("eps", "layer", "steps") if r[k] is not None)
+        print(f"{r['attack']:<9}{r['white']} → {r['black']:<20}{setting:<28} n={r['n']:<5}"
+              + "".join(f"{m}={fmt(r[m])}  " for m in ("error", "uTR", "tSuc", "tTR")))
+    return 0 if report["failed"] == 0 else 1
+
+
 # ---- SPEC §3: human-recognisable perturbations ----------------------------------------------
 
 _FMNIST_SOURCES = ["fmnist-resnet-0", "fmnist-lenet-0", "fmnist-vgg-0", "fmnist-densenet-0", "fmnist-mobilenet-0", "fmnist-mlp-0"]
@@ -555,6 +596,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3)
     _add_common(p, seed=True)
     p.set_defaults(func=cmd_noise_classes)
+
+    p = sub.add_parser("sweep", help="a grid of transfer jobs (attack × white × black × ε × layer × shard) on local "
+                                     "cores or a Ray cluster, written to a tidy .csv/.parquet file")
+    p.add_argument("--white", required=True, nargs="+", help="white-box model(s)")
+    p.add_argument("--black", required=True, nargs="+", help="black-box model(s); a model is never its own black box")
+    p.add_argument("--attack", required=True, nargs="+", choices=_sweep_attacks(),
+                   help="SPEC §2 targeted methods (aa tmifgsm tpgd itcm) or catalogue attacks (untargeted)")
+    p.add_argument("--eps", type=float, nargs="+", help="ε values (default: each attack's default for the domain)")
+    p.add_argument("--layer", type=int, nargs="+", help="AA layer indices (default: the middle layer)")
+    p.add_argument("--steps", type=int, default=None, help="iterations, for attacks that have them (default: theirs)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="another attack parameter, given to the attacks that declare it (repeatable)")
+    p.add_argument("--images", type=int, default=200, help="Fashion-MNIST test images (or gallery photos) to attack")
+    p.add_argument("--shard-size", type=int, default=50, help="images per job")
+    p.add_argument("--out", required=True, help="results file, .csv or .parquet (rows are written as jobs finish)")
+    p.add_argument("--resume", action="store_true", help="skip the jobs --out already holds; rerun its failed ones")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores); "
+                   "with --ray and no cluster, the CPUs of the local Ray instance")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray: ADDRESS (HEAD:6379), else $RAY_ADDRESS, else a local instance; "
+                        "RAY_ADDRESS set in the environment also selects Ray")
+    p.add_argument("--retries", type=int, default=2, help="times a failed or killed job is run again")
+    p.add_argument("--seed", type=int, default=0, help="random target classes and random starts")
+    p.add_argument("--device", default="cpu", help="cpu (default: one job per core) or cuda")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("export-fmnist", help="write one Fashion-MNIST test image as a 28×28 grey PNG")
     p.add_argument("--index", type=int, required=True)
