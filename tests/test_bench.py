@@ -89,3 +89,12 @@ def test_batching_quick(capsys):
     assert report["deepfool"]["all_classes"] == 30 and report["deepfool"]["top10_s"] > 0
     many = report["many_images"]
     assert many["images"] == 8 and many["max_abs_difference"] < 1e-5  # one batch or one call per image: same images
+
+
+def test_sweep_scaling_quick(capsys):
+    import sweep_scaling
+
+    assert sweep_scaling.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["jobs"] == 4
+    assert all(r["same_metrics_as_serial"] for r in report["rows"])  # workers change nothing but the time
