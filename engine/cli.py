@@ -16,6 +16,7 @@ import torch
 from engine import attacks, data, images, models
 from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.models import ModelUnavailable
+from engine.models.classifier import PRECISIONS
 from engine.report import run_record
 
 EXIT_USAGE = 2
@@ -24,6 +25,10 @@ EXIT_USAGE = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of usage + message
         raise SystemExit(_fail(f"{self.prog}: {message}"))
+
+
+def _model(args, name: str):
+    return models.load(name, device=args.device, precision=getattr(args, "precision", "fp32"))
 
 
 def _fail(message: str) -> int:
@@ -119,7 +124,7 @@ def cmd_attacks(args) -> int:
 
 
 def cmd_attack(args) -> int:
-    model = models.load(args.model, device=args.device)
+    model = _model(args, args.model)
     x = _load_image(args.image, model)
     spec = attacks.get(args.attack)
     known = {p.name for p in spec.params}
@@ -175,8 +180,8 @@ SPEC_EPS_SWEEP = [0.0, 0.01, 0.03, 0.05, 0.07]  # SPEC §2, the seed's ε sweep
 def cmd_transfer(args) -> int:
     from engine.analysis.transfer import METHODS, sweep
 
-    white = models.load(args.source, device=args.device)
-    blacks = [models.load(name, device=args.device) for name in args.target]
+    white = _model(args, args.source)
+    blacks = [_model(args, name) for name in args.target]
     methods = list(METHODS) if args.attack == "all" else [args.attack]
     (x, y), bank = evaluation_split(white, args.n)
     x, y = x.to(white.device), y.to(white.device)
@@ -213,7 +218,7 @@ def _evaluation_images(model, n: int):
 def cmd_compare_l0(args) -> int:
     from engine.analysis.sparsity import comparison_table
 
-    model = models.load(args.model, device=args.device)
+    model = _model(args, args.model)
     x, y = _evaluation_images(model, args.n)
     rows = comparison_table(model, x, y, seed=args.seed)
 
@@ -226,7 +231,7 @@ def cmd_compare_l0(args) -> int:
 def cmd_separability(args) -> int:
     from engine.analysis.features import separability
 
-    model = models.load(args.model, device=args.device)
+    model = _model(args, args.model)
     x, y = data.evaluation_slice(args.n) if model.domain == "fashion-mnist" else _evaluation_images(model, args.n)
     if y is None:
         raise ValueError("separability needs labelled images: use a Fashion-MNIST model")
@@ -238,7 +243,7 @@ def cmd_separability(args) -> int:
 def cmd_jsma_hardness(args) -> int:
     from engine.analysis.saliency_maps import hardness_matrix
 
-    model = models.load(args.model, device=args.device)
+    model = _model(args, args.model)
     if model.domain != "fashion-mnist":
         raise ValueError("jsma-hardness runs on the labelled Fashion-MNIST test split: use a Fashion-MNIST model")
     x, y = data.evaluation_slice(2000)
@@ -252,7 +257,7 @@ def cmd_jsma_hardness(args) -> int:
 def cmd_gradcam(args) -> int:
     from engine.analysis.gradcam import grad_cam, saliency
 
-    model = models.load(args.model, device=args.device)
+    model = _model(args, args.model)
     x = _load_image(args.image, model)
     target = _parse_target(args.target_class, model)
     with torch.no_grad():
@@ -362,9 +367,9 @@ def _recognisable_setup(args):
     """Models, images, labels and the perturbations of every (attack, setting) for the §3 subcommands."""
     from engine.analysis import recognisable
 
-    sources = [models.load(n, device=args.device) for n in args.sources]
-    tests = [models.load(n, device=args.device) for n in args.tests]
-    single = models.load(args.single, device=args.device) if args.single else sources[0]
+    sources = [_model(args, n) for n in args.sources]
+    tests = [_model(args, n) for n in args.tests]
+    single = _model(args, args.single) if args.single else sources[0]
     x, y, names = _image_batch(args, sources[0])
     if y is None:  # photos: the class the models agree on
         with torch.no_grad():
@@ -444,7 +449,7 @@ def cmd_contour(args) -> int:
 def cmd_checkerboard(args) -> int:
     from engine.analysis.checkerboard import checkerboard
 
-    model = models.load(args.model, device=args.device)
+    model = _model(args, args.model)
     x = _load_image(args.image, model)
     rows = checkerboard(model, x, sigmas=args.sigma, copies=args.copies, attack=args.attack, seed=args.seed,
                         **_own_params([args.attack], _given_params(args))[args.attack])
@@ -462,7 +467,7 @@ def cmd_checkerboard(args) -> int:
 def cmd_noise_classes(args) -> int:
     from engine.analysis.recognisable import noise_classes
 
-    loaded = [models.load(n, device=args.device) for n in args.models]
+    loaded = [_model(args, n) for n in args.models]
     rows = noise_classes(loaded, count=args.count, seed=args.seed, top=args.top)
     return _emit(rows, args.json, lambda r: f"{r['model']:<22} #{r['rank']} {r['name']:<24} {r['share']:6.1%}")
 
@@ -490,6 +495,8 @@ def _add_common(p: argparse.ArgumentParser, seed: bool = False) -> None:
     if seed:
         p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="fp32, or bf16/fp16 autocast of the networks (logits stay float32; mostly for GPUs)")
     p.add_argument("--json", action="store_true")
 
 
@@ -511,11 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", required=True, choices=list(attacks.ATTACKS))
     p.add_argument("--target", help="target class index or name (targeted attack)")
     p.add_argument("--target-image", help="aa only: the target image (default: farthest-in-class from the bank)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
     p.add_argument("--save-adv", metavar="PATH", help="write the adversarial image as PATH.png and PATH.npy")
     p.add_argument("--save-delta", metavar="PATH", help="write the perturbation as PATH.png (signed) and PATH.npy")
-    p.add_argument("--json", action="store_true")
+    _add_common(p, seed=True)
     _add_attack_params(p)
     p.set_defaults(func=cmd_attack)
 

@@ -172,3 +172,12 @@ def test_recognisable_subcommands_reject_bad_input(capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_attack_runs_in_bf16_and_records_the_precision():
+    out = subprocess.run([sys.executable, "-m", "engine", "attack", "--model", "fmnist-lenet-0", "--image", "3",
+                          "--attack", "fgsm", "--precision", "bf16", "--device", "cpu", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["precision"] == "bf16" and record["examples"][0]["linf"] <= 0.2 + 1e-6
