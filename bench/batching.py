@@ -38,6 +38,20 @@ def _timed(fn):
     return time.perf_counter() - start, out
 
 
+def _side_by_side(batched, loop, repeats: int) -> dict:
+    """Interleaved timings of the batched call and the loop, and how far their outputs differ."""
+    b_times, l_times = [], []
+    for _ in range(repeats):
+        t, b = _timed(batched)
+        b_times.append(t)
+        t, ref = _timed(loop)
+        l_times.append(t)
+    return {"batched_s": statistics.median(b_times), "loop_s": statistics.median(l_times),
+            "speed-up": statistics.median(l_times) / statistics.median(b_times),
+            "max_abs_difference": float((b - ref).abs().max()), "spread_batched": [min(b_times), max(b_times)],
+            "spread_loop": [min(l_times), max(l_times)]}
+
+
 def averaging_case(names: list[str], x: torch.Tensor, copies: int, sigma: float, repeats: int, **params) -> dict:
     ms = [models.load(n, device=DEVICE) for n in names]
     x = x.to(ms[0].device)
@@ -51,16 +65,7 @@ def averaging_case(names: list[str], x: torch.Tensor, copies: int, sigma: float,
                  for i in range(len(ms)) for j in range(copies)]
         return torch.stack(parts).mean(0)
 
-    b_times, l_times = [], []
-    for _ in range(repeats):
-        t, b = _timed(batched)
-        b_times.append(t)
-        t, ref = _timed(loop)
-        l_times.append(t)
-    return {"models": names, "m": len(ms), "n": copies, "batched_s": statistics.median(b_times),
-            "loop_s": statistics.median(l_times), "speed-up": statistics.median(l_times) / statistics.median(b_times),
-            "max_abs_difference": float((b - ref).abs().max()), "spread_batched": [min(b_times), max(b_times)],
-            "spread_loop": [min(l_times), max(l_times)]}
+    return {"models": names, "m": len(ms), "n": copies, **_side_by_side(batched, loop, repeats)}
 
 
 def many_images_case(count: int, repeats: int, steps: int) -> dict:
@@ -77,15 +82,8 @@ def many_images_case(count: int, repeats: int, steps: int) -> dict:
         return torch.cat([attacks.run("bim", model, x[i:i + 1], y=y[i:i + 1], eps=0.2, steps=steps, score=False).x_adv
                           for i in range(count)])
 
-    b_times, l_times = [], []
-    for _ in range(repeats):
-        t, b = _timed(batched)
-        b_times.append(t)
-        t, ref = _timed(loop)
-        l_times.append(t)
-    return {"model": model.name, "images": count, "steps": steps, "batched_s": statistics.median(b_times),
-            "loop_s": statistics.median(l_times), "speed-up": statistics.median(l_times) / statistics.median(b_times),
-            "images_per_s_batched": count / statistics.median(b_times), "max_abs_difference": float((b - ref).abs().max())}
+    row = _side_by_side(batched, loop, repeats)
+    return {"model": model.name, "images": count, "steps": steps, **row, "images_per_s_batched": count / row["batched_s"]}
 
 
 def deepfool_case(repeats: int, quick: bool) -> dict:
