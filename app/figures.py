@@ -7,9 +7,9 @@ browser test renders every page, so a malformed figure would still show up there
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import base64
+from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -41,6 +41,15 @@ def topk_bars(rows: list[dict], title: str, highlight: set[int] = frozenset(), h
 
 def _png_source(rgb: np.ndarray) -> str:
     """An RGB picture as a PNG data URI: a few kB on the wire instead of a JSON array of every pixel."""
+    rgb = np.ascontiguousarray(rgb)
+    return _png_uri(rgb.tobytes(), rgb.shape, rgb.dtype.str)
+
+
+@lru_cache(maxsize=64)
+def _png_uri(raw: bytes, shape: tuple, dtype: str) -> str:
+    # Keyed by the full pixel bytes (hashed and compared whole), so sessions can share entries
+    # safely; a display-only rerun then re-sends pictures instead of re-encoding them.
+    rgb = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape)
     return "data:image/png;base64," + base64.b64encode(images.png_bytes(rgb)).decode("ascii")
 
 

@@ -59,10 +59,13 @@ def _numbers_csv(record: dict, predictions: list[dict]) -> str:
 def _downloads(result, panels: dict, selection: state.Selection) -> None:
     record = dict(panels["record"], image=selection.image_label, black_box=panels["predictions"][1:])
     d = st.columns(5)
-    d[0].download_button("Adversarial (PNG)", images.png_bytes(images.to_uint8(result.x_adv)), "adversarial.png", "image/png")
-    d[1].download_button("Perturbation (PNG)", images.png_bytes(images.signed(result.delta)), "perturbation.png", "image/png")
-    d[2].download_button("Perturbation (.npy)", images.npy_bytes(result.delta[0].cpu().numpy()), "perturbation.npy",
-                         "application/octet-stream")
+    # Files are made on click (deferred), not on every rerun: PNG encoding is most of a redraw's cost.
+    d[0].download_button("Adversarial (PNG)", lambda: images.png_bytes(images.to_uint8(result.x_adv)), "adversarial.png",
+                         "image/png")
+    d[1].download_button("Perturbation (PNG)", lambda: images.png_bytes(images.signed(result.delta)), "perturbation.png",
+                         "image/png")
+    d[2].download_button("Perturbation (.npy)", lambda: images.npy_bytes(result.delta[0].cpu().numpy()),
+                         "perturbation.npy", "application/octet-stream")
     d[3].download_button("Numbers (JSON)", json.dumps(record, indent=2), "attack.json", "application/json")
     d[4].download_button("Numbers (CSV)", _numbers_csv(record, panels["predictions"]), "attack.csv", "text/csv")
 
