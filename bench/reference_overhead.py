@@ -109,6 +109,9 @@ def _spread(values: list[float]) -> dict:
 def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[dict], float]:
     """Interleaved repetitions of: the floor, ours unscored, ours scored, torchattacks (where it has the attack).
 
+    The floor ratio is the median over repetitions of ours / (K forward+backward passes timed
+    just before it), so a machine that speeds up or slows down between repetitions cancels out.
+
     torchattacks times on a slice are scaled to the batch (its DeepFool and JSMA loop over
     images); success rates are compared on that same slice.
     """
@@ -120,6 +123,7 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
     times = {n: {"bare": [], "scored": [], "theirs": []} for n in names}
     success = {n: {} for n in names}
     floors = []
+    paired_floors = {n: [] for n in names}
     steps_of = {n: (FLOOR_ITERATIONS[n](steps) if n in FLOOR_ITERATIONS else None) for n in names}
     for _ in range(repeats):
         floors.append(floor_seconds(model, x, y, steps) / steps)
@@ -130,6 +134,8 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
                 goal = x.roll(1, 0)
                 tgt = torch.where(y.roll(1, 0) != y, y.roll(1, 0), target)
             k = slice_for_reference.get(name, x.shape[0])
+            if steps_of[name]:  # the floor right before the attack, so drifts in machine speed hit both alike
+                paired_floors[name].append(floor_seconds(model, x, y, steps_of[name]))
             seconds, result = _timed(lambda: ours(name, model, x, y, eps, steps, False, tgt, goal))
             times[name]["bare"].append(seconds)
             labels = tgt if name in targeted else y
@@ -151,7 +157,8 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
                "ours": _spread(bare), "ours_scored": _spread(scored), "theirs": _spread(theirs) if theirs else None,
                "ours_success": success[name]["ours"], "theirs_success": success[name].get("theirs"),
                "images_for_success": slice_for_reference.get(name, int(x.shape[0])),
-               "over_floor": statistics.median(bare) / (steps_of[name] * floor) if steps_of[name] else None}
+               "over_floor": statistics.median([b / f for b, f in zip(bare, paired_floors[name])])
+               if steps_of[name] else None}
         row["ours_over_theirs"] = statistics.median(bare) / statistics.median(theirs) if theirs else None
         row["scored_over_theirs"] = statistics.median(scored) / statistics.median(theirs) if theirs else None
         rows.append(row)
@@ -217,7 +224,7 @@ def main(argv=None) -> int:
             print(f"{block['precision']} vs fp32 on this batch: top-1 agreement {block['top1_agreement']:.1%}, "
                   f"max |Δlogit| {block['max_logit_change']:.3f} (largest |logit| {block['max_logit']:.1f})")
         print("| attack | ours (s) | ours, scored (s) | torchattacks (s) | ours / theirs | scored / theirs "
-              "| success ours / theirs | ours / (K × fwd+bwd) | images/s (ours) |")
+              "| success ours / theirs | ours / (K × fwd+bwd, timed just before) | images/s (ours) |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in block["rows"]:
             theirs_success = "—" if r["theirs_success"] is None else f"{r['theirs_success']:.0%}"

@@ -249,15 +249,34 @@ def test_property_budget_and_determinism(digits, name, eps, steps, seed):
     assert math.isfinite(float(a.logits_adv.sum()))
 
 
-def test_deepfool_splits_candidates_when_one_image_exceeds_the_budget(digits, monkeypatch):
-    """All classes on a big image must not become one giant batch: candidate blocks give the same result."""
+def test_deepfool_in_memory_chunks_gives_the_same_result(digits, monkeypatch):
+    """A batch above the memory budget is split into chunks of images: the same steps either way."""
     from engine.attacks import deepfool as df
 
     model, x, _ = digits
-    whole = attacks.run("deepfool", model, x[:3], steps=5, num_classes=10)
-    monkeypatch.setattr(df, "chunk_size", lambda sample: 4)  # 9 candidates per image > a 4-copy budget
-    blocks = attacks.run("deepfool", model, x[:3], steps=5, num_classes=10)
-    assert torch.allclose(whole.x_adv, blocks.x_adv, atol=1e-5)
+    whole = attacks.run("deepfool", model, x[:9], steps=5, num_classes=10)
+    monkeypatch.setattr(df, "chunk_size", lambda sample: 4)  # 9 images > a 4-image budget: chunks of 4, 4, 1
+    chunks = attacks.run("deepfool", model, x[:9], steps=5, num_classes=10)
+    assert torch.allclose(whole.x_adv, chunks.x_adv, atol=1e-5)
+
+
+def test_deepfool_gradients_are_each_images_own(digits):
+    """One forward and a backward per class equals the per-image, per-class gradient."""
+    from engine.attacks.base import Context
+    from engine.attacks.deepfool import _boundary_geometry
+
+    model, x, y = digits
+    x, y = x[:5], y[:5]
+    cand = torch.tensor([[(c + 1) % 10, (c + 3) % 10] for c in y.tolist()])
+    ctx = Context(model=model, x=x, y=y, target=None, generator=torch.Generator(), callback=None)
+    diffs, grads = _boundary_geometry(ctx, x, torch.arange(5), cand)
+    for i in range(5):
+        for j in range(2):
+            xi = x[i:i + 1].clone().requires_grad_(True)
+            logits = model(xi)[0]
+            d = logits[cand[i, j]] - logits[y[i]]
+            assert torch.allclose(diffs[i, j], d.detach(), atol=1e-5)
+            assert torch.allclose(grads[i, j], torch.autograd.grad(d, xi)[0].flatten(), atol=1e-5)
 
 
 def _attack_extras(spec, x, y):
