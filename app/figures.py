@@ -50,7 +50,7 @@ def _png_uri(raw: bytes, shape: tuple, dtype: str) -> str:
     # Keyed by the full pixel bytes (hashed and compared whole), so sessions can share entries
     # safely; a display-only rerun then re-sends pictures instead of re-encoding them.
     rgb = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape)
-    return "data:image/png;base64," + base64.b64encode(images.png_bytes(rgb)).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(images.png_bytes(rgb, compress_level=1)).decode("ascii")
 
 
 def diverging(arr: np.ndarray) -> np.ndarray:

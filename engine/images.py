@@ -187,7 +187,8 @@ def npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def png_bytes(arr: np.ndarray) -> bytes:
+def png_bytes(arr: np.ndarray, compress_level: int = 6) -> bytes:
+    """PNG file bytes; `compress_level` 1 encodes ~4× faster for pictures that only go on screen."""
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
