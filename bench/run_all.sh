@@ -22,4 +22,5 @@ run batching $PY bench/batching.py --repeats 3 "${DEVICE_ARGS[@]}"
 if [[ -z "$SUFFIX" ]]; then
     run app_latency $PY bench/app_latency.py --repeats 5
     run sweep_scaling $PY bench/sweep_scaling.py --repeats 2
+    run profile_cw $PY bench/profile_cw.py
 fi

@@ -98,3 +98,12 @@ def test_sweep_scaling_quick(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["jobs"] == 4
     assert all(r["same_metrics_as_serial"] for r in report["rows"])  # workers change nothing but the time
+
+
+def test_profile_cw_runs(capsys):
+    __import__("pytest").importorskip("torchattacks")
+    import profile_cw
+
+    assert profile_cw.main(["--model", "fmnist-lenet-0", "--steps", "2", "--lines", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "== ours:" in text and "== torchattacks:" in text
