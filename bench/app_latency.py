@@ -14,12 +14,10 @@ Repetitions interleave the measured operations; medians and (min–max) spreads 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +27,7 @@ import torch  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from engine import attacks, data, images, models  # noqa: E402
+from bench_common import parser as bench_parser, spread, timed  # noqa: E402
 
 MAIN = str(ROOT / "app" / "main.py")
 PAGES = ["transfer", "features", "anatomy", "jsma"]
@@ -42,9 +41,7 @@ def _session(query: dict) -> AppTest:
 
 
 def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    return timed(fn)[0]
 
 
 def click_to_result(model: str, image: str, seed: int) -> tuple[float, float]:
@@ -76,15 +73,8 @@ def first_render(page: str | None, query: dict) -> float:
     return _timed(lambda: at.switch_page(f"views/{page}.py").run())
 
 
-def spread(values: list[float]) -> dict:
-    return {"median_s": statistics.median(values), "min_s": min(values), "max_s": max(values), "n": len(values)}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="Fashion-MNIST only, one repetition (CI)")
-    parser.add_argument("--json", action="store_true")
+    parser = bench_parser(__doc__, repeats=5, quick_help="Fashion-MNIST only, one repetition (CI)", device=False)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     repeats = 1 if args.quick else args.repeats

@@ -11,11 +11,9 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,28 +21,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import attacks, data, images, models  # noqa: E402
 from engine.attacks.averaging import averaged  # noqa: E402
+from bench_common import parser as bench_parser, timed  # noqa: E402
 
 
 DEVICE = "cpu"
-
-
-def _timed(fn):
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, out
 
 
 def _side_by_side(batched, loop, repeats: int) -> dict:
     """Interleaved timings of the batched call and the loop, and how far their outputs differ."""
     b_times, l_times = [], []
     for _ in range(repeats):
-        t, b = _timed(batched)
+        t, b = timed(batched)
         b_times.append(t)
-        t, ref = _timed(loop)
+        t, ref = timed(loop)
         l_times.append(t)
     return {"batched_s": statistics.median(b_times), "loop_s": statistics.median(l_times),
             "speed-up": statistics.median(l_times) / statistics.median(b_times),
@@ -92,18 +81,14 @@ def deepfool_case(repeats: int, quick: bool) -> dict:
     classes = 30 if quick else 1000
     top, full = [], []
     for _ in range(repeats):
-        top.append(_timed(lambda: attacks.run("deepfool", model, x, steps=1, num_classes=10))[0])
-        full.append(_timed(lambda: attacks.run("deepfool", model, x, steps=1, num_classes=classes))[0])
+        top.append(timed(lambda: attacks.run("deepfool", model, x, steps=1, num_classes=10))[0])
+        full.append(timed(lambda: attacks.run("deepfool", model, x, steps=1, num_classes=classes))[0])
     return {"model": model.name, "iterations": 1, "top10_s": statistics.median(top), "all_s": statistics.median(full),
             "all_classes": classes, "speed-up": statistics.median(full) / statistics.median(top)}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--device", default="cpu")
+    parser = bench_parser(__doc__, repeats=3)
     parser.add_argument("--deepfool-repeats", type=int, default=1,
                         help="all 1,000 classes take minutes per run on 2 cores; the ratio is ~100×, so one run is enough")
     args = parser.parse_args(argv)

@@ -19,17 +19,16 @@ scaled to the batch, which their loop makes exact up to noise).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import attacks, data, images, models  # noqa: E402
+from bench_common import parser as bench_parser, spread, timed  # noqa: E402
 
 EPS = {"fashion-mnist": 0.2, "imagenet": 0.03}
 
@@ -80,30 +79,13 @@ def floor_seconds(model, x, y, passes: int) -> float:
         for _ in range(passes):
             torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), x)
 
-    return _timed(passes_)[0]
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():  # GPU work is asynchronous: time it to completion
-        torch.cuda.synchronize()
-
-
-def _timed(fn):
-    _sync()
-    start = time.perf_counter()
-    out = fn()
-    _sync()
-    return time.perf_counter() - start, out
+    return timed(passes_)[0]
 
 
 def _fooled(model, adv, labels, targeted: bool) -> torch.Tensor:
     with torch.no_grad():
         pred = model(adv).argmax(1)
     return pred == labels if targeted else pred != labels
-
-
-def _spread(values: list[float]) -> dict:
-    return {"median_s": statistics.median(values), "min_s": min(values), "max_s": max(values)}
 
 
 def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[dict], float]:
@@ -139,12 +121,12 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
             def bare():
                 if steps_of[name]:  # the floor right before the attack, so drifts in machine speed hit both alike
                     paired_floors[name].append(floor_seconds(model, x, y, steps_of[name]))
-                seconds, result = _timed(lambda: ours(name, model, x, y, eps, steps, False, tgt, goal))
+                seconds, result = timed(lambda: ours(name, model, x, y, eps, steps, False, tgt, goal))
                 times[name]["bare"].append(seconds)
                 success[name]["ours"] = float(_fooled(model, result.x_adv[:k], labels[:k], name in targeted).float().mean())
 
             def scored():
-                times[name]["scored"].append(_timed(lambda: ours(name, model, x, y, eps, steps, True, tgt, goal))[0])
+                times[name]["scored"].append(timed(lambda: ours(name, model, x, y, eps, steps, True, tgt, goal))[0])
 
             def theirs():
                 if name == "aa":  # torchattacks has no feature-level attack: the floor is its reference
@@ -152,7 +134,7 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
                 atk = reference(name, model, eps, steps)
                 if name == "jsma":
                     atk.set_mode_targeted_by_label(quiet=True)
-                seconds, adv = _timed(lambda: atk(x[:k], labels[:k]))
+                seconds, adv = timed(lambda: atk(x[:k], labels[:k]))
                 times[name]["theirs"].append(seconds * x.shape[0] / k)
                 success[name]["theirs"] = float(_fooled(model, adv, labels[:k], name in targeted).float().mean())
 
@@ -164,7 +146,7 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
     for name in names:
         bare, scored, theirs = times[name]["bare"], times[name]["scored"], times[name]["theirs"]
         row = {"attack": name, "batch": int(x.shape[0]), "steps": steps,
-               "ours": _spread(bare), "ours_scored": _spread(scored), "theirs": _spread(theirs) if theirs else None,
+               "ours": spread(bare), "ours_scored": spread(scored), "theirs": spread(theirs) if theirs else None,
                "ours_success": success[name]["ours"], "theirs_success": success[name].get("theirs"),
                "images_for_success": slice_for_reference.get(name, int(x.shape[0])),
                "over_floor": statistics.median([b / f for b, f in zip(bare, paired_floors[name])])
@@ -197,11 +179,7 @@ def _ratio(value: float | None) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--device", default="cpu")
+    parser = bench_parser(__doc__, repeats=3)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                         help="autocast precision of the models (both libraries attack the same model)")
     args = parser.parse_args(argv)

@@ -13,7 +13,6 @@ on a cluster.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import sweep  # noqa: E402
+from bench_common import parser as bench_parser  # noqa: E402
 
 METRIC_COLUMNS = ["job", "black", *sweep.METRICS, "n", "l2", "linf"]
 
@@ -33,10 +33,7 @@ def _rows(path: Path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="a 4-job grid, no Ray (CI)")
-    parser.add_argument("--json", action="store_true")
+    parser = bench_parser(__doc__, repeats=2, quick_help="a 4-job grid, no Ray (CI)", device=False)
     args = parser.parse_args(argv)
     grid = sweep.Grid(attacks=["fgsm"] if args.quick else ["fgsm", "pgd", "aa"], whites=["fmnist-lenet-0"],
                       blacks=["fmnist-resnet-1", "fmnist-vgg-1"], eps=[0.05, 0.1], layers=[3],
