@@ -507,7 +507,8 @@ def _format(name: str) -> str:
     return FORMATS[suffix]
 
 
-def _frame(rows: Sequence[dict]) -> pd.DataFrame:
+def rows_frame(rows: Sequence[dict]) -> pd.DataFrame:
+    """Result rows as the file's typed table (its columns, in its order)."""
     return pd.DataFrame(list(rows), columns=COLUMNS).astype(SCHEMA)
 
 
@@ -522,7 +523,7 @@ class ResultsFile:
     def __init__(self, path: str | Path, resume: bool = False, overwrite: bool = False):
         self.path = Path(path)
         self.kind = _format(self.path.name)
-        self.frame = _frame([])
+        self.frame = rows_frame([])
         if self.path.exists():
             if resume:
                 # Failed jobs are run again; keeping their old rows would leave two answers.
@@ -537,7 +538,7 @@ class ResultsFile:
         return set(self.frame["job"].dropna())
 
     def add(self, rows: Sequence[dict]) -> None:
-        new = _frame(rows)
+        new = rows_frame(rows)
         self.frame = pd.concat([self.frame, new], ignore_index=True) if len(self.frame) else new
         if self.kind == "CSV":
             with self.path.open("a", newline="") as f:

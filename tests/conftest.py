@@ -5,18 +5,30 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_models import linear_classifier, train_digits_classifier  # noqa: E402
+from tiny_models import held_out, linear_classifier, load_digits_classifier  # noqa: E402
 
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="session")
-def digits():
-    """(model, x, y): a trained digits CNN and 64 held-out images it classifies correctly."""
-    model, x, y = train_digits_classifier()
+def _correct(model):
+    x, y = held_out()
     with torch.no_grad():
         keep = model(x).argmax(1) == y
-    return model, x[keep][:64], y[keep][:64]
+    return x[keep][:64], y[keep][:64]
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """(model, x, y): the committed digits CNN and 64 held-out images it classifies correctly."""
+    model = load_digits_classifier(0)
+    return (model, *_correct(model))
+
+
+@pytest.fixture(scope="session")
+def digits_pair(digits):
+    """([white, other], x, y): two digits CNNs from different seeds, 8 images the first gets right."""
+    model, x, y = digits
+    return [model, load_digits_classifier(1)], x[:8], y[:8]
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +45,9 @@ def lite0():
 
 def hooks_left(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+
+
+def rate_floor(measured: float, n: int, k: float = 4.0) -> float:
+    """A floor for a rate measured at `measured` on n examples, k binomial standard errors below it."""
+    se = max(measured * (1 - measured), 1.0 / n) ** 0.5 / n ** 0.5
+    return measured - k * se

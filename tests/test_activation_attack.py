@@ -37,9 +37,11 @@ def test_aa_shrinks_the_feature_distance_and_keeps_the_budget(digits):
     assert float(res.delta.abs().max()) <= 0.3 + 1e-6
     assert 0 <= float(res.x_adv.min()) and float(res.x_adv.max()) <= 1
     assert torch.equal(res.target, target)  # the classes of the target images
+    # Measured over fixture seeds 0/10/20/30: the mean distance ends at 0.62-0.64 of its start and falls
+    # at 9 of 9 steps; 0.47-0.59 of 32 images reach the target class (0.1 is 4 standard errors below 0.47).
     assert len(trace) == 10 and trace[-1] < 0.75 * trace[0]
     assert sum(b < a for a, b in zip(trace, trace[1:])) >= 7  # falls at (nearly) every step
-    assert res.success_rate > 0.3
+    assert res.success_rate > 0.1
     assert hooks_left(model) == 0
 
 

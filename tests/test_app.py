@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+pytestmark = pytest.mark.slow  # an app session on the ImageNet model per test
+
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 
 

@@ -5,6 +5,7 @@ import torch
 from engine import attacks
 
 torchattacks = pytest.importorskip("torchattacks")
+pytestmark = pytest.mark.oracle
 
 EPS, ALPHA, STEPS = 0.1, 0.02, 7
 

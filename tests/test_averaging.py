@@ -6,15 +6,11 @@ import torch
 from engine import attacks
 from engine.analysis import checkerboard, masking, recognisable
 from engine.attacks.averaging import ModelBank, averaged
-from tiny_models import train_digits_classifier
 
 
 @pytest.fixture(scope="module")
-def pair(digits):
-    model, x, y = digits
-    other, _, _ = train_digits_classifier(seed=1)
-    other.name = "digits-cnn-1"
-    return [model, other], x[:8], y[:8]
+def pair(digits_pair):
+    return digits_pair
 
 
 @pytest.mark.parametrize("name,params", [("bim", {"eps": 0.2, "steps": 5}), ("deepfool", {"steps": 10}), ("fgsm", {"eps": 0.1})])
@@ -131,8 +127,12 @@ def test_checkerboard_rows_per_sigma(pair):
     models, x, _ = pair
     rows = checkerboard.checkerboard(models[0], x, sigmas=(0.05, 0.5), copies=8, eps=0.2, steps=3)
     assert [r["sigma"] for r in rows] == [0.05, 0.5]
-    assert all(2.0 <= r["period"] <= 4.0 for r in rows)  # an 8×8 image holds periods of 2 to 4 px
-    assert rows[0]["delta"].shape == x.shape[1:]
+    # Each row is the seeded noisy average at its own σ, and its period is the detector's reading of it.
+    for row in rows:
+        alone = averaged("bim", [models[0]], x[:1], copies=8, sigma=row["sigma"], seed=0, eps=0.2, steps=3).delta[0]
+        assert torch.allclose(row["delta"], alone, atol=1e-6)
+        assert row["period"] == checkerboard.dominant_period(alone)["period"]
+    assert not torch.allclose(rows[0]["delta"], rows[1]["delta"])
 
 
 def test_mask_sweep_areas_are_monotone_and_controls_are_reported(pair):
@@ -186,7 +186,8 @@ def test_strength_recognisability_and_similarity_tables(pair):
     by = {(r["attack"], r["setting"], r["model"]): r["accuracy"] for r in rows}
     white = models[0].name
     assert by[("—", "clean", white)] == 1.0
-    # White-box single-model δ' is far stronger than random signs of the same L∞ size.
+    # White-box single-model δ' is far stronger than random signs of the same L∞ size. Measured over
+    # fixture seeds 0/10/20/30 on 8 images: accuracy 0-0.25 under δ', 1.0 under random signs.
     assert by[("bim", "single-model", white)] < by[("—", "random ±ε", white)] - 0.3
     rec = recognisable.recognisability_table(models, y, deltas, "fashion-mnist")
     assert all(0.0 <= r["source class share"] <= 1.0 for r in rec) and len(rec) == 6 * 2
@@ -206,6 +207,12 @@ def test_complementarity_zeroes_small_pixels():
 def test_noise_classes_are_reported_per_model(pair):
     models, _, _ = pair
     rows = recognisable.noise_classes(models, count=64, stats=((0.3,), (0.4,)))
+    noise = recognisable.noise_images("digits", (1, 8, 8), 64, seed=0, stats=((0.3,), (0.4,)))
     for m in models:
-        shares = [r["share"] for r in rows if r["model"] == m.name]
-        assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0 + 1e-9
+        # The rows are the five most frequent predictions on that noise, with their shares of the 64 samples.
+        with torch.no_grad():
+            counts = torch.bincount(m(noise).argmax(1), minlength=10)
+        got = {r["class"]: r["share"] for r in rows if r["model"] == m.name}
+        expected = sorted(((int(c), float(n) / 64) for c, n in enumerate(counts) if n > 0), key=lambda t: -t[1])[:5]
+        assert sorted(got.values(), reverse=True) == [share for _, share in expected]
+        assert all(got[c] == float(counts[c]) / 64 for c in got)

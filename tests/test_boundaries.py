@@ -2,9 +2,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_engine_never_imports_streamlit():
     code = (
         "import sys, engine, engine.models, engine.attacks, engine.images, engine.metrics, engine.report, engine.cli;"

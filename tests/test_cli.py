@@ -14,6 +14,19 @@ CHELSEA = str(ROOT / "assets" / "images" / "chelsea.png")
 QUICK = {"cw": ["--steps", "10"], "square": ["--n-queries", "100"], "deepfool": ["--steps", "10"]}
 
 
+@pytest.fixture(scope="module")
+def lite0_on_chelsea():
+    """What the model itself says of the photo: the top-5 the CLI must report."""
+    import torch
+    from engine import images, models
+
+    model = models.load("efficientnet-lite0", device="cpu")
+    with torch.no_grad():
+        p = torch.softmax(model(images.load(CHELSEA, model)), 1)[0]
+    top = p.topk(5)
+    return {"top5": top.indices.tolist(), "probabilities": top.values.tolist()}
+
+
 def run_json(capsys, *args):
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -22,7 +35,7 @@ def run_json(capsys, *args):
 
 
 @pytest.mark.parametrize("attack", ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square"])
-def test_every_attack_on_lite0_and_chelsea(capsys, attack):
+def test_every_attack_on_lite0_and_chelsea(capsys, attack, lite0_on_chelsea):
     record = run_json(
         capsys, "attack", "--model", "efficientnet-lite0", "--image", CHELSEA, "--attack", attack, "--json", *QUICK.get(attack, [])
     )
@@ -30,7 +43,10 @@ def test_every_attack_on_lite0_and_chelsea(capsys, attack):
     assert record["attack"] == attack and record["model"] == "efficientnet-lite0"
     assert row["clean_top5"][0]["label"] in {"Egyptian cat", "tiger cat", "tabby"}
     assert len(row["clean_top5"]) == 5 and len(row["adversarial_top5"]) == 5
-    assert abs(sum(r["probability"] for r in row["clean_top5"])) <= 1.0 + 1e-6
+    top5 = [(r["index"], r["probability"]) for r in row["clean_top5"]]
+    assert top5 == sorted(top5, key=lambda t: -t[1])
+    assert [i for i, _ in top5] == lite0_on_chelsea["top5"]
+    assert [p for _, p in top5] == pytest.approx(lite0_on_chelsea["probabilities"], abs=1e-4)
     for key in ("success", "l0_pct", "l2", "linf", "ssim", "iterations"):
         assert key in row
     assert record["seconds"] > 0 and record["environment"]["device"] == "cpu"
@@ -92,6 +108,7 @@ def test_unavailable_model_message_says_what_to_download(capsys, tmp_path, monke
     assert "resnet50-11ad3fa6.pth" in err and str(tmp_path) in err
 
 
+@pytest.mark.slow
 def test_module_entry_point_exit_code():
     proc = subprocess.run(
         [sys.executable, "-m", "engine", "attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--eps", "-1"],
@@ -174,6 +191,7 @@ def test_recognisable_subcommands_reject_bad_input(capsys, args, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_attack_runs_in_bf16_and_records_the_precision():
     out = subprocess.run([sys.executable, "-m", "engine", "attack", "--model", "fmnist-lenet-0", "--image", "3",
                           "--attack", "fgsm", "--precision", "bf16", "--device", "cpu", "--json"],

@@ -23,7 +23,7 @@ def test_separability_is_higher_deep_than_at_the_input(lenet):
     x, y = data.evaluation_slice(300)
     rows = separability(lenet, x, y)
     assert rows[0]["name"] == "input" and len(rows) == len(lenet.layers()) + 1
-    assert rows[-1]["ratio"] > rows[0]["ratio"] * 1.2
+    assert rows[-1]["ratio"] > rows[0]["ratio"] * 1.2  # measured 2.26 vs 1.44 (×1.57)
     assert all(r["between"] > r["within"] for r in rows[1:])
 
 
@@ -38,5 +38,7 @@ def test_aa_moves_towards_the_target_in_the_pca_plane(lenet):
     assert out["trajectory"].shape == (11, 16, 2)
     assert np.allclose(out["trajectory"][-1], out["adversarial"], atol=1e-4)
     before, after = np.array(out["plane_distance_before"]), np.array(out["plane_distance_after"])
+    # Measured: the mean distance falls to 0.30 of its start; per image 0.04-1.18 (sd 0.33, so the
+    # mean of 16 has a standard error of 0.08: 0.7 is 5 standard errors above 0.30).
     assert after.mean() < 0.7 * before.mean()
     assert max(out["pixel_l2_adversarial"]) <= 0.2 * 28 + 1e-4

@@ -23,6 +23,7 @@ def correlations(ours: torch.Tensor, theirs: np.ndarray) -> list[float]:
     return [float(np.corrcoef(a.flatten(), b.flatten())[0, 1]) for a, b in zip(ours.numpy(), theirs)]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
 def test_matches_pytorch_grad_cam_on_lite0(lite0, method):
     x = torch.cat([images.load(images.gallery()[n], lite0) for n in ("chelsea", "coffee")])
@@ -34,6 +35,7 @@ def test_matches_pytorch_grad_cam_on_lite0(lite0, method):
     assert hooks_left(lite0) == 0
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("layer", [4, 12, 17])
 def test_matches_pytorch_grad_cam_at_other_layers(lite0, layer):
     x = images.load(images.gallery()["chelsea"], lite0)
@@ -42,12 +44,18 @@ def test_matches_pytorch_grad_cam_at_other_layers(lite0, layer):
     assert min(correlations(ours, theirs)) > 0.99
 
 
+@pytest.mark.oracle
 def test_digits_batch_matches_reference(digits):
     model, x, y = digits
     ours = grad_cam(model, x[:16], layer="net.features.3", target=y[:16])
     theirs = reference_maps(model, x[:16], "net.features.3", y[:16], "gradcam")
-    good = [c for c in correlations(ours, theirs) if not np.isnan(c)]
-    assert len(good) >= 12 and min(good) > 0.99
+    # Per map: the same picture (correlation > 0.99), or, where ReLU leaves no positive evidence, the
+    # same all-zero map (correlation undefined). Measured: 15-16 of 16 correlate at 1.0000, the rest are zeros.
+    for a, b, c in zip(ours.numpy(), theirs, correlations(ours, theirs)):
+        if np.isnan(c):
+            assert a.max() == 0 and np.abs(b).max() < 1e-6
+        else:
+            assert c > 0.99
 
 
 def test_heat_map_follows_the_class(lite0):

@@ -44,6 +44,7 @@ def test_cli_exit_code_and_one_line(corpus, name, capsys):
         assert len(err.strip().splitlines()) == 1 and CORPUS[name][1] in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_bomb_is_refused_before_any_pixel_is_allocated(tmp_path):
     """Decoding the bomb would need ~30 GB: under a 2 GB address-space limit, only the header check can pass."""
     path = tmp_path / "bomb.png"
@@ -60,6 +61,7 @@ def test_bomb_is_refused_before_any_pixel_is_allocated(tmp_path):
     assert done.returncode == 0 and "refused: the image declares too many pixels" in done.stdout, done.stderr[-500:]
 
 
+@pytest.mark.slow
 def test_app_shows_an_error_box_for_each_bad_file_and_keeps_its_state(corpus):
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300)
     at.run()

@@ -125,4 +125,3 @@ def test_nan_and_inf_pixels_are_refused_before_the_model(digits):
             with pytest.raises(ValueError, match="NaN or infinite"):
                 attacks.run("pgd", model, bad)
         assert guard.calls == 0
-    assert math.isfinite(float(x.sum()))

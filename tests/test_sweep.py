@@ -41,7 +41,7 @@ def chaos(job: sweep.Job, attempt: int) -> list[dict]:
 
 
 def table(rows) -> pd.DataFrame:
-    frame = rows if isinstance(rows, pd.DataFrame) else sweep._frame(rows)
+    frame = rows if isinstance(rows, pd.DataFrame) else sweep.rows_frame(rows)
     return frame.sort_values(["job", "black"]).reset_index(drop=True)
 
 
@@ -147,6 +147,7 @@ def test_grid_refuses_bad_settings_before_any_work(change, message):
 
 # ---- executors ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_local_executor_gives_the_serial_rows(reference):
     rows = [row for rows in sweep.LocalExecutor(workers=2).run(GRID.jobs()) for row in rows]
     got, expected = table(rows), table(reference)
@@ -158,6 +159,7 @@ def test_local_executor_gives_the_serial_rows(reference):
     assert got.loc[got["attack"] == "fgsm", ["tSuc", "tTR", "white_tSuc"]].isna().all().all()  # untargeted
 
 
+@pytest.mark.slow
 def test_local_executor_retries_a_killed_worker_and_reports_a_failing_job(reference, fresh_markers):
     rows = list(sweep.LocalExecutor(workers=2, retries=2, task=chaos).run(GRID.jobs()))
     assert all(len(r) == 1 for r in rows)
@@ -171,12 +173,14 @@ def test_serial_executor_reports_a_failing_job_after_its_retries(reference):
     assert rows.loc[rows["status"] == "failed", "attempt"].item() == 2
 
 
+@pytest.mark.slow
 def test_ray_executor_on_two_local_workers_matches_and_retries(ray_cluster, reference, fresh_markers):
     executor = sweep.RayExecutor(retries=2, task=chaos)
     rows = [row for rows in executor.run(GRID.jobs()) for row in rows]
     assert_chaos_outcome(rows, reference, retries=2)
 
 
+@pytest.mark.slow
 def test_cli_sweep_on_ray_writes_the_file_the_app_reads(ray_cluster, tmp_path, capsys):
     out = tmp_path / "sweep.parquet"
     code = main(["sweep", "--white", WHITE, "--black", BLACK, "--attack", "fgsm", "aa", "--eps", "0.1", "0.2",
@@ -204,6 +208,7 @@ def test_cli_sweep_errors_are_one_line(argv, message, tmp_path, capsys, monkeypa
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_ray_is_not_imported_by_the_engine_or_a_local_sweep():
     code = ("import sys, engine.sweep, engine.cli; from engine import sweep; "
             "sweep.make_executor(ray=None); assert 'ray' not in sys.modules, 'ray imported'")
@@ -228,14 +233,14 @@ def test_results_round_trip_through_the_file(reference, tmp_path, suffix):
     results = sweep.ResultsFile(path)
     for i in range(0, len(reference), 2):  # written as jobs stream in
         results.add(reference[i:i + 2])
-    expected = sweep._frame(reference)
+    expected = sweep.rows_frame(reference)
     pd.testing.assert_frame_equal(sweep.load_results(path), expected)
     pd.testing.assert_frame_equal(sweep.load_results(path.read_bytes(), name=path.name), expected)
     assert len(sweep.summarise(expected)) == 3  # three settings, two shards each
 
 
 def test_summary_pools_shards_by_each_rates_denominator(reference):
-    frame = sweep._frame(reference)
+    frame = sweep.rows_frame(reference)
     summary = sweep.summarise(frame).set_index("attack")
     single = replace(GRID, shard_size=8).jobs()  # the same images in one shard
     whole = table([row for job in single for row in sweep.run_job(job)]).set_index("attack")
@@ -301,13 +306,14 @@ def upload(at: AppTest, name: str, content: bytes) -> None:
     box.upload(name, content, "application/octet-stream").run()
 
 
+@pytest.mark.slow
 def test_app_page_opens_a_results_file_and_refuses_junk(reference):
     at = AppTest.from_file(MAIN, default_timeout=120)
     at.run()
     at.switch_page("views/sweeps.py").run()
     assert not at.exception and not at.error
     buf = io.BytesIO()
-    sweep._frame(reference).to_parquet(buf, index=False)
+    sweep.rows_frame(reference).to_parquet(buf, index=False)
     upload(at, "sweep.parquet", buf.getvalue())
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) >= 1  # one black-box model: one panel

@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from engine.analysis.transfer import evaluate, sweep, transfer_metrics
-from tiny_models import train_digits_classifier
 
 
 def test_metrics_match_a_hand_computed_example():
@@ -29,10 +28,9 @@ def test_rates_are_none_when_nothing_to_count():
 
 
 @pytest.fixture(scope="module")
-def pair(digits):
+def pair(digits, digits_pair):
     white, x, y = digits
-    black, _, _ = train_digits_classifier(seed=1, epochs=10)
-    return white, black, x, y
+    return white, digits_pair[0][1], x, y
 
 
 def test_evaluate_scores_every_method_with_shared_targets(pair):
@@ -44,7 +42,9 @@ def test_evaluate_scores_every_method_with_shared_targets(pair):
         if row["eps"] == 0.0:
             assert row["error"] == 0.0 and row["tSuc"] == 0.0
     strong = [r for r in rows if r["eps"] == 0.3 and r["method"] == "tpgd"][0]
-    assert strong["white_tSuc"] > 0.8 and strong["tSuc"] > 0.0
+    # Measured over fixture seeds 0/10/20/30 (n = 32): white-box tSuc 0.94-1.0, black-box tSuc 0.63-0.91;
+    # each floor is ≥ 3 standard errors below the smallest.
+    assert strong["white_tSuc"] > 0.8 and strong["tSuc"] > 0.3
     assert all(r["layer"] in (1, 2) for r in rows if r["method"] == "aa")
 
 
