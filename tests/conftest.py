@@ -46,8 +46,3 @@ def lite0():
 def hooks_left(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
-
-def rate_floor(measured: float, n: int, k: float = 4.0) -> float:
-    """A floor for a rate measured at `measured` on n examples, k binomial standard errors below it."""
-    se = max(measured * (1 - measured), 1.0 / n) ** 0.5 / n ** 0.5
-    return measured - k * se
