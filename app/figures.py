@@ -108,9 +108,11 @@ def lines(rows: list[dict], x: str, y: str, group: str | None = None, title: str
         pts = [r for r in rows if (group is None or r[group] == g) and r.get(y) is not None]
         data.append({"type": "scatter", "mode": "lines+markers", "name": str(g) if g is not None else y,
                      "x": [r[x] for r in pts], "y": [r[y] for r in pts]})
+    yaxis = {"title": {"text": y_title or y}, "tickformat": y_format}
+    if y_format.endswith("%"):  # a rate: always the whole 0-100 % scale, so flat zeros look like zeros
+        yaxis["range"] = [-0.02, 1.02]
     return _figure(data, title={"text": title}, height=height, margin=MARGIN,
-                   xaxis={"title": {"text": x_title or x}},
-                   yaxis={"title": {"text": y_title or y}, "tickformat": y_format})
+                   xaxis={"title": {"text": x_title or x}}, yaxis=yaxis)
 
 
 def matrix(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str,

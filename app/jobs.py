@@ -2,14 +2,27 @@
 
 Streamlit stops a running script by raising a control exception at its next
 `st.*` call when the user clicks anything (Cancel included). The bar's update is
-that call: we catch the exception there, return False so the engine stops and
-hands back its partial result, and re-raise it in `finish()` once the caller has
-stored that result. The rerun then shows the partial result instead of losing it.
+that call: we catch the exception there and return False, so the engine stops and
+hands back its partial result. Until the script ends, Streamlit may raise again at
+any later `st.*` call, session-state writes included, so `finish(keep)` stores the
+result while catching those too, and only then re-raises the interrupt: the rerun
+shows the partial result instead of losing it.
 """
 from __future__ import annotations
 
+import threading
+import time
+from typing import Callable
+
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
+_ACTIVE: dict[int, "Progress"] = {}  # script thread → its unfinished bar (one script run per thread)
+_STORE_TRIES = 4  # each raise consumes one pending request; a STOP repeats forever, so the tries are bounded
+
+
+def _clock(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 class Progress:
@@ -20,12 +33,23 @@ class Progress:
         self.button = button_col.empty()
         self.button.button("Cancel", key=f"cancel-{key}", help="stop now and keep the partial result")
         self.interrupt: ScriptControlException | None = None
+        self.started = time.perf_counter()
+        _ACTIVE[threading.get_ident()] = self
+
+    def text(self, step: float, total: int) -> str:
+        """'PGD: step 3 of 10 · 2 s, about 5 s left' (a share where steps are fractions of nested work)."""
+        fraction = min(step / max(total, 1), 1.0)
+        done = f"step {int(step)} of {total}" if float(step).is_integer() else f"{fraction:.0%}"
+        elapsed = time.perf_counter() - self.started
+        if fraction <= 0 or elapsed < 1.0:
+            return f"{self.label}: {done}"
+        return f"{self.label}: {done} · {_clock(elapsed)}, about {_clock(elapsed * (1 - fraction) / fraction)} left"
 
     def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:
             return False
         try:
-            self.bar.progress(min(step / max(total, 1), 1.0), text=f"{self.label}: {step:g} of {total}")
+            self.bar.progress(min(step / max(total, 1), 1.0), text=self.text(step, total))
         except ScriptControlException as stop:
             self.interrupt = stop
             return False
@@ -35,9 +59,26 @@ class Progress:
     def cancelled(self) -> bool:
         return self.interrupt is not None
 
-    def finish(self) -> None:
-        """Remove the bar; if the run was interrupted, let Streamlit's rerun proceed now."""
+    def finish(self, keep: Callable[[], None] | None = None) -> None:
+        """Store the (possibly partial) result with `keep`, remove the bar, and let an interrupted run's rerun proceed."""
+        for _ in range(_STORE_TRIES if keep is not None else 0):
+            try:
+                keep()
+                break
+            except ScriptControlException as stop:  # the newest request carries the newest widget values
+                self.interrupt = stop
+        _ACTIVE.pop(threading.get_ident(), None)
         if self.interrupt is not None:
             raise self.interrupt
+        self.clear()
+
+    def clear(self) -> None:
         self.bar.empty()
         self.button.empty()
+
+
+def clear_unfinished() -> None:
+    """Remove the bar and Cancel button of a run that ended in an error (called by the page's error boundary)."""
+    progress = _ACTIVE.pop(threading.get_ident(), None)
+    if progress is not None:
+        progress.clear()

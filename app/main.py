@@ -8,9 +8,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on the path
     sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
+import logging  # noqa: E402
+import traceback  # noqa: E402
 
-from app import resources, state, urlstate, widgets  # noqa: E402
+import streamlit as st  # noqa: E402
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException  # noqa: E402
+
+from app import jobs, resources, state, urlstate, widgets  # noqa: E402
+
+LOG = logging.getLogger("perturbation_explorer")
 
 # Page files under app/views/ (not app/pages/, which would switch Streamlit to its legacy multipage mode).
 PAGES = [
@@ -57,7 +63,8 @@ def apply_url() -> None:
 
 
 def run() -> None:
-    st.set_page_config(page_title="Perturbation Explorer", page_icon=":material/biotech:", layout="wide")
+    # A local file: an icon name would make the browser fetch it from a font host (nothing is fetched offline).
+    st.set_page_config(page_title="Perturbation Explorer", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
     resources.check_models()
     apply_url()
     st.sidebar.title("Perturbation Explorer")
@@ -71,7 +78,18 @@ def run() -> None:
     # Every rerun goes through this entry point and its sidebar, then runs the chosen page file.
     page = st.navigation([st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
                           for file, title, icon, path in PAGES])
-    page.run()
+    try:
+        page.run()
+    except ScriptControlException:  # Streamlit's own rerun/stop: not an error
+        raise
+    except Exception as err:  # the one error boundary: a plain message on the page, the trace in the server log
+        LOG.exception("page %s failed", page.url_path)
+        jobs.clear_unfinished()
+        st.error(f"This page could not finish: {err}" if isinstance(err, ValueError) else
+                 f"Something went wrong on this page ({type(err).__name__}). The rest of the app still works; "
+                 "the details below and the server log say what happened.")
+        with st.expander("Details"):
+            st.code("".join(traceback.format_exception(err)), language=None)
 
 
 run()

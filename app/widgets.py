@@ -139,8 +139,8 @@ def _param_widget(spec: dict, prefix: str):
     )
 
 
-def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
-    """The attack picker and its parameter form; returns a RunSpec when submitted."""
+def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, bool]:
+    """The attack picker and its parameter form: the run the form shows, and whether it was just submitted."""
     domain = model_domain(selection.model)
     rows = {r["name"]: r for r in resources.attack_rows(domain)}
     name = st.selectbox(
@@ -172,13 +172,7 @@ def attack_form(selection: Selection, class_names: list[str]) -> RunSpec | None:
                                    **initial(f"{name}.seed", value=0))
         submitted = st.form_submit_button("Run attack", type="primary")
     params = tuple(sorted((k, v) for k, v in values.items() if v is not None))
-    run = RunSpec(selection.model, selection.image_key, name, params, target, int(seed))
-    return run if submitted else None
-
-
-def default_run(selection: Selection) -> RunSpec:
-    """What the first screen shows before anyone clicks: PGD with its defaults."""
-    return RunSpec(selection.model, selection.image_key, "pgd", (), None, 0)
+    return RunSpec(selection.model, selection.image_key, name, params, target, int(seed)), submitted
 
 
 def page_start(title: str, concept: str):

@@ -146,6 +146,11 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (arr * 255.0 + 0.5).astype(np.uint8)
 
 
+def quantised(x: torch.Tensor) -> torch.Tensor:
+    """x as an 8-bit file holds it (the rounding of `to_uint8`), back in [0, 1]."""
+    return torch.floor(x.detach().clamp(0, 1) * 255.0 + 0.5) / 255.0
+
+
 def amplified(delta: torch.Tensor) -> np.ndarray:
     """|δ| scaled so its largest value is white: shows *where* the attack acts."""
     mag = delta.detach().abs().float()

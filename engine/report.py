@@ -5,6 +5,7 @@ import platform
 
 import torch
 
+from engine import images
 from engine.attacks import AttackResult
 from engine.metrics import perturbation_report, topk
 
@@ -26,6 +27,10 @@ def summarize(result: AttackResult, model, k: int = 5) -> list[dict]:
     clean = topk(result.logits_clean, model.class_names, k)
     adv = topk(result.logits_adv, model.class_names, k)
     sizes = perturbation_report(result.x, result.x_adv)
+    # What a downloaded PNG holds: a perturbation below half an 8-bit level rounds away.
+    with torch.no_grad():
+        saved = model(images.quantised(result.x_adv)).argmax(1)
+    saved_success = result.reached(saved)
     rows = []
     for i in range(result.x.shape[0]):
         row = {
@@ -36,6 +41,8 @@ def summarize(result: AttackResult, model, k: int = 5) -> list[dict]:
             "clean_top5": clean[i],
             "adversarial_top5": adv[i],
             "success": bool(result.success[i]),
+            "success_8bit": bool(saved_success[i]),
+            "prediction_8bit": model.class_names[int(saved[i])],
             "iterations": int(result.iterations[i]),
             "queries": None if result.queries is None else int(result.queries[i]),
         }
@@ -57,3 +64,43 @@ def run_record(result: AttackResult, model) -> dict:
         "environment": environment(result.x.device),
         "examples": summarize(result, model),
     }
+
+
+# The parameters a headline names (the rest are in the record); symbols as the method guide writes them.
+_HEADLINE_PARAMS = ("eps", "steps", "n_queries", "max_distortion", "layer", "c", "num_classes", "p_th")
+_SYMBOLS = {"eps": "ε", "max_distortion": "Υ", "p_th": "P_th", "n_queries": "queries"}
+
+
+def describe_attack(record: dict) -> str:
+    """'PGD (ε 0.03, steps 10)': the attack's short name and its budget."""
+    from engine import attacks
+
+    short = attacks.get(record["attack"]).title.split(" (")[0]
+    shown = [f"{_SYMBOLS.get(k, k)} {v:g}" for k, v in record["params"].items()
+             if k in _HEADLINE_PARAMS and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return f"{short} ({', '.join(shown)})" if shown else short
+
+
+def headline(record: dict, i: int = 0) -> dict:
+    """What one result says in words: title (attack, budget, top-1 before → after with confidence),
+    verdict (fooled / target reached or missed), and whether a saved 8-bit PNG still does it."""
+    row = record["examples"][i]
+    clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
+    title = (f"{describe_attack(record)}: {clean['label']} {clean['probability']:.0%} → "
+             f"{adv['label']} {adv['probability']:.0%}")
+    changed = adv["index"] != row["label"]
+    if row["target"] is None:
+        verdict = "fooled" if row["success"] else "not fooled"
+    elif row["success"]:
+        verdict = f"target {row['target_name']} reached"
+    else:
+        verdict = f"target {row['target_name']} missed" + (" (the prediction changed)" if changed else " (not fooled)")
+    if not row["success"]:
+        rounding = None
+    elif row["success_8bit"]:
+        rounding = "survives 8-bit rounding: the PNG download does the same"
+    else:
+        rounding = (f"does not survive 8-bit rounding: rounded to whole 8-bit levels, as in the PNG download, "
+                    f"the image is classified as {row['prediction_8bit']} (the .npy download keeps the exact values)")
+    return {"title": title, "verdict": verdict, "success": row["success"], "rounding": rounding,
+            "survives_8bit": row["success_8bit"]}

@@ -46,7 +46,7 @@ def test_targeted_run_and_switching_image(app):
     app.selectbox(key="pgd.target").set_value(1)
     app.button(key="FormSubmitter:attack-form-pgd-Run attack").click().run()
     assert not app.exception
-    assert app.subheader[0].value.endswith("→ goldfish (fooled)")
+    assert app.subheader[0].value.endswith("→ goldfish 100% — target goldfish reached")
 
 
 def test_display_control_does_not_rerun_the_attack(app):
@@ -73,7 +73,7 @@ def test_good_upload_is_attacked(app):
     app.get("file_uploader")[-1].upload("coffee.png", data, "image/png").run()
     assert not app.exception and not app.error
     assert app.session_state["selection"].image_label == "coffee.png"
-    assert app.subheader[0].value.startswith("espresso")
+    assert app.subheader[0].value.startswith("PGD (ε 0.03, steps 10): espresso")
 
 
 def test_fashion_mnist_model_uses_the_test_set(app):
@@ -84,7 +84,7 @@ def test_fashion_mnist_model_uses_the_test_set(app):
     assert selection.image_key.startswith("fmnist:") and "Ankle boot" in selection.image_label
     # Domain defaults: the thesis' ε = 0.2 for MNIST-like images.
     assert float(metrics(app)["L∞"]) == pytest.approx(0.2, abs=1e-4)
-    assert app.subheader[0].value.startswith("Ankle boot")
+    assert app.subheader[0].value.startswith("PGD (ε 0.2, steps 10): Ankle boot")
 
 
 @pytest.mark.parametrize("attack", ["aa", "jsma", "maskfgsm"])

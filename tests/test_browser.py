@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -77,6 +78,28 @@ def shots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
+@pytest.fixture
+def local_only(browser):
+    """A fresh browser context (no cookies, no session) that records every request to another host."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    outside: list[str] = []
+    context.on("request", lambda r: outside.append(r.url) if urlparse(r.url).hostname not in (None, "127.0.0.1")
+               and not r.url.startswith(("data:", "blob:")) else None)
+    yield context
+    context.close()
+    assert not outside, f"the page asked another host: {outside[:5]}"
+
+
+def _headline(page) -> str:
+    return page.locator("h3").first.inner_text()
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`, as a person does: open it, click the entry."""
+    page.get_by_label(label, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+
+
 def _settle(page, text: str, timeout_s: int = 240) -> None:
     """A cold server's first paint is blank: wait for `text`, then for the app to stop running."""
     page.get_by_text(text).first.wait_for(timeout=timeout_s * 1000)
@@ -127,3 +150,73 @@ def test_presentation_mode(server, browser, shots):
     assert page.get_by_text("An adversarial example is").count() >= 1
     page.screenshot(path=str(shots / "presentation.png"), full_page=True)
     page.close()
+
+
+FMNIST = "model=fmnist-lenet-0&image=fmnist:0"
+
+
+def test_cancel_keeps_the_partial_result_and_can_resume(server, local_only):
+    """Issue 14 item 2: Cancel mid-run keeps the cancelled C&W result (not the previous PGD one)."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?{FMNIST}", wait_until="domcontentloaded")
+    _settle(page, "SSIM")
+    assert _headline(page).startswith("PGD")
+    _choose(page, "Attack", "C&W L2")
+    _settle(page, "binary_search_steps")
+    form = page.locator("[data-testid='stForm']").filter(has=page.get_by_label("binary_search_steps"))
+    form.get_by_label("steps", exact=True).fill("1000")
+    form.get_by_label("binary_search_steps", exact=True).fill("9")  # ~50 s alone: long enough to cancel
+    page.get_by_role("button", name="Run attack").click()
+    page.get_by_text("step ").first.wait_for(timeout=60_000)  # the bar counts steps
+    page.get_by_role("button", name="Cancel").click()
+    _settle(page, "Cancelled after")
+    _no_exception(page)
+    assert _headline(page).startswith("C&W L2"), _headline(page)
+    assert page.get_by_role("button", name="Run it to the end").count() == 1
+
+
+def test_switching_the_image_keeps_the_chosen_attack(server, local_only):
+    """Issue 14 item 3: after FGSM, a new image is attacked with FGSM, and the headline says so."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.1", wait_until="domcontentloaded")
+    _settle(page, "SSIM")
+    assert _headline(page).startswith("FGSM (ε 0.1)"), _headline(page)
+    _choose(page, "Class", "Sneaker")
+    _settle(page, "SSIM")
+    page.wait_for_function("() => document.querySelector('h3') && document.querySelector('h3').innerText.includes('Sneaker')",
+                           timeout=60_000)
+    assert _headline(page).startswith("FGSM (ε 0.1): Sneaker"), _headline(page)
+    _no_exception(page)
+
+
+def test_targeted_headline_says_whether_the_target_was_reached(server, local_only):
+    """Issue 14 item 6: a missed target is never reported as 'X → X (not fooled)' alone."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?{FMNIST}&attack=pgd&p.eps=0.01&p.steps=2&target=7", wait_until="domcontentloaded")
+    _settle(page, "SSIM")
+    text = _headline(page)
+    assert "target Sneaker" in text and ("reached" in text or "missed" in text), text
+    page.goto(f"{server}/?{FMNIST}&attack=pgd&p.eps=0.3&p.steps=20&target=7", wait_until="domcontentloaded")
+    _settle(page, "SSIM")
+    assert _headline(page).endswith("target Sneaker reached"), _headline(page)
+
+
+def test_a_result_below_8_bit_precision_says_so(server, local_only):
+    """Issue 14 item 4: DeepFool on chelsea moves pixels by less than half a level: the PNG would not fool."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?attack=deepfool", wait_until="domcontentloaded")
+    _settle(page, "SSIM")
+    assert _headline(page).startswith("DeepFool")
+    assert page.get_by_text("8-bit rounding").count() >= 1
+    _no_exception(page)
+
+
+def test_transfer_lab_photo_default_runs(server, local_only):
+    """Issue 14 item 1: the default model's sweep with AA finds a target image for every photo."""
+    page = local_only.new_page()
+    page.goto(f"{server}/transfer", wait_until="domcontentloaded")
+    _settle(page, "Run sweep")
+    page.get_by_role("button", name="Run sweep").first.click()
+    _settle(page, "tSuc on efficientnet-lite1", timeout_s=400)
+    _no_exception(page)
+    assert page.get_by_text("could not finish").count() == 0

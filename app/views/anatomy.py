@@ -44,8 +44,7 @@ def _average_all(sources, x, settings: dict, attack: str, key: tuple):
         found[name] = result.delta
         if progress.cancelled:
             break
-    state.store_analysis(key, found)
-    progress.finish()
+    progress.finish(lambda: state.store_analysis(key, found))
     return found
 
 
@@ -169,8 +168,7 @@ def _checkerboard_section(model, x, selection, settings, presenting) -> None:
         progress = Progress("Checkerboard averages", "checkerboard")
         rows = checkerboard.checkerboard(model, x, sigmas=sorted(sigmas), copies=int(copies), callback=progress,
                                          **_attack_params("bim", settings["eps"], settings["steps"]))
-        state.store_analysis(key, rows)
-        progress.finish()
+        progress.finish(lambda: state.store_analysis(key, rows))
     if rows:
         st.plotly_chart(figures.linked_images(
             [(f"σ={r['sigma']:g}: period {r['period']:.1f} px", images.signed_map(r["delta"][None]), "signed") for r in rows],
@@ -194,8 +192,7 @@ def _similarity_section(sources, x, y, settings, selection) -> None:
         deltas = recognisable.perturbations(sources, x, y, params, copies=settings["copies"], sigma=settings["sigma"],
                                             settings=("single-model", "noisy multi-model"), callback=relay)
         rows = recognisable.similarity_table(deltas)
-        state.store_analysis(key, rows)
-        progress.finish()
+        progress.finish(lambda: state.store_analysis(key, rows))
     if rows:
         cols = st.columns(2)
         for i, setting in enumerate(("single-model", "noisy multi-model")):

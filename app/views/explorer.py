@@ -11,7 +11,7 @@ import torch
 from app import figures, resources, state, urlstate, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import attacks, images
+from engine import attacks, images, report
 from engine.analysis.activation import choose_target_images
 from engine.analysis.panels import explorer_panels
 from engine.models import ModelUnavailable
@@ -35,8 +35,7 @@ def run_attack(run: state.RunSpec, selection: state.Selection):
         target = attacks.runner_up(model, x)
     progress = Progress(f"Running {spec.title}", "explorer")
     result = attacks.run(run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra)
-    state.remember(run, result)
-    progress.finish()
+    progress.finish(lambda: state.remember(run, result))
     return result
 
 
@@ -122,9 +121,10 @@ def _models(panels: dict, row: dict) -> None:
 def show(result, model, panels: dict, selection: state.Selection) -> None:
     record = panels["record"]
     row = record["examples"][0]
-    clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
-    verdict = "fooled" if row["success"] else "not fooled"
-    st.subheader(f"{clean['label']} → {adv['label']} ({verdict})")
+    words = report.headline(record)
+    st.subheader(f"{words['title']} — {words['verdict']}")
+    if words["rounding"] is not None:
+        (st.caption if words["survives_8bit"] else st.warning)(words["rounding"][0].upper() + words["rounding"][1:] + ".")
     if result.stopped_early:
         st.warning(f"Cancelled after {int(result.iterations.max())} iterations: this is the partial result.")
         if st.button("Run it to the end", key="resume"):
@@ -163,10 +163,11 @@ def show(result, model, panels: dict, selection: state.Selection) -> None:
     _downloads(result, panels, selection)
 
 
-def chosen_run(selection: state.Selection, submitted: state.RunSpec | None) -> state.RunSpec:
-    """The form's run when submitted, else the link's run (first render), else the last one, else the default."""
-    if submitted is not None:
-        return submitted
+def chosen_run(selection: state.Selection, form: state.RunSpec, submitted: bool) -> state.RunSpec:
+    """The form's run when submitted, else the link's run (first render), else the last one on this
+    model and image, else what the form shows: a new image or model reruns the chosen attack, never a default."""
+    if submitted:
+        return form
     linked = st.session_state.pop("url_run", None)
     if linked is not None:
         attack, params, target, seed = linked
@@ -174,7 +175,7 @@ def chosen_run(selection: state.Selection, submitted: state.RunSpec | None) -> s
     last = state.last_spec()
     if last is not None and (last.model, last.image_key) == (selection.model, selection.image_key):
         return last
-    return widgets.default_run(selection)
+    return form
 
 
 def page() -> None:
@@ -195,7 +196,7 @@ def page() -> None:
         return
 
     state.remember_upload(selection)
-    run = chosen_run(selection, widgets.attack_form(selection, model.class_names))
+    run = chosen_run(selection, *widgets.attack_form(selection, model.class_names))
     result = state.result_for(run)
     if result is None:
         try:

@@ -61,8 +61,7 @@ def page() -> None:
                                       callback=progress)
         found = {"reference": plane.project(x_ref.to(model.device)), "labels": y_ref.tolist(), "traj": traj,
                  "explained": plane.explained, "target": int(target[0])}
-        state.store_analysis(key, found)
-        progress.finish()
+        progress.finish(lambda: state.store_analysis(key, found))
     traj = found["traj"]
     names = model.class_names
     points = {f"{names[c]}": (found["reference"][np.array(found["labels"]) == c],

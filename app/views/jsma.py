@@ -27,8 +27,7 @@ def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pai
                          callback=record)
     found = {"frames": frames, "success": bool(result.success[0]), "pred": int(result.pred_adv[0]),
              "changed": float((result.delta.abs() > 0).float().mean())}
-    state.store_analysis(key, found)
-    progress.finish()
+    progress.finish(lambda: state.store_analysis(key, found))
     return found
 
 
@@ -82,8 +81,7 @@ def page() -> None:
                                       torch.full_like(ys[keep], target).to(model.device), max_distortion=0.3,
                                       theta=theta, pairs=int(pairs), callback=progress)
         curve = saliency_maps.success_curve(d.cpu(), np.linspace(0.0, 0.3, 31))
-        state.store_analysis(curve_key, curve)  # a cancelled run counts unfinished images as failures
-        progress.finish()
+        progress.finish(lambda: state.store_analysis(curve_key, curve))  # a cancelled run counts unfinished images as failures
     if curve:
         st.plotly_chart(figures.lines(curve, "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
                                       x_title="Υ"), width="stretch", key="curve")
@@ -109,8 +107,7 @@ def page() -> None:
             rows = saliency_maps.hardness_matrix(model, xs.to(model.device), ys.to(model.device),
                                                  classes=sorted(classes), per_pair=int(per_pair), theta=theta,
                                                  callback=per_pair_progress)
-            state.store_analysis(h_key, rows)
-            progress.finish()
+            progress.finish(lambda: state.store_analysis(h_key, rows))
         if rows:
             order = sorted({r["source"] for r in rows} | {r["target"] for r in rows})
             m = np.full((len(order), len(order)), np.nan)

@@ -71,7 +71,9 @@ def adversarial(
     name, fixed = METHODS.get(method, (method, {}))
     spec = attacks.get(name)
     if target is None and (method in METHODS or not spec.untargeted):
-        target = random_targets(y, white.num_classes, seed)
+        # Drawn among the bank's classes for every method alike, so AA always has a target image
+        # and all methods share each image's target.
+        target = random_targets(y, white.num_classes, seed, allowed=None if bank is None else bank[1])
     params = {**{k: v for k, v in params.items() if v is not None}, **fixed}
     bank_x, bank_y = bank if bank is not None else (x, y)
     if spec.needs_target_images:

@@ -157,9 +157,9 @@ class Context:
 
     def reached(self, pred: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Per example (of `idx`, default all): has the attack succeeded with these predictions?"""
-        if self.targeted:
-            return pred == (self.target if idx is None else self.target[idx])
-        return pred != (self.y if idx is None else self.y[idx])
+        if idx is None:
+            return reached(pred, self.y, self.target if self.targeted else None)
+        return reached(pred, self.y[idx], self.target[idx] if self.targeted else None)
 
     def report(self, step: int, total: int, **state) -> bool:
         """Tell the callback; False means stop now and keep what we have."""
@@ -192,6 +192,11 @@ def loss_gradient(ctx: Context, x_adv: torch.Tensor) -> torch.Tensor:
     if ctx.targeted:
         loss = -loss
     return torch.autograd.grad(loss, x_adv)[0]
+
+
+def reached(pred: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Success, per example: the target class when there is one, any class but y otherwise."""
+    return pred == target if target is not None else pred != y
 
 
 @dataclass
@@ -228,6 +233,10 @@ class AttackResult:
     @property
     def success_rate(self) -> float:
         return float(self.success.float().mean())
+
+    def reached(self, pred: torch.Tensor) -> torch.Tensor:
+        """Would these predictions (of another model, or of the saved image) count as this attack's success?"""
+        return reached(pred, self.y, self.target)
 
 
 def finalize(
