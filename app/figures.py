@@ -70,34 +70,77 @@ def _trace(kind: str, arr: np.ndarray, name: str) -> dict:
         return {"type": "image", "source": _png_source(diverging(arr)), "name": name,
                 "hovertemplate": "x %{x}, y %{y}<extra>" + name + " (red = brighter, blue = darker)</extra>"}
     if kind == "spectrum":
-        return {"type": "heatmap", "z": np.round(arr, 2), "colorscale": "Viridis", "showscale": False, "name": name,
-                "hovertemplate": "fx %{x}, fy %{y}: log₁₀P %{z:.2f}<extra></extra>"}
+        h, w = arr.shape
+        return {"type": "heatmap", "z": np.round(arr, 2), "colorscale": "Viridis", "name": name,
+                "x": np.round(np.fft.fftshift(np.fft.fftfreq(w)), 4), "y": np.round(np.fft.fftshift(np.fft.fftfreq(h)), 4),
+                "colorbar": {"title": {"text": "log₁₀ power"}, "thickness": 12},
+                "hovertemplate": "fx %{x:.3f}, fy %{y:.3f} cycles/px: log₁₀P %{z:.2f}<extra></extra>"}
+    return _heat_trace(arr, name)
+
+
+def _heat_trace(arr: np.ndarray, name: str, opacity: float = 1.0, scale: bool = False) -> dict:
     # Heat maps are upsampled from a coarse layer: every other pixel loses nothing visible and
     # quarters what is sent; dx/dy keep the coordinates aligned with the full-size pictures.
     step = max(1, -(-max(arr.shape) // 112))
     return {"type": "heatmap", "z": np.round(arr[::step, ::step], 3), "x0": 0, "dx": step, "y0": 0, "dy": step,
-            "colorscale": HEAT, "zmin": 0, "zmax": 1, "showscale": False, "name": name,
+            "colorscale": HEAT, "zmin": 0, "zmax": 1, "showscale": scale, "opacity": opacity, "name": name,
+            "colorbar": {"title": {"text": "Grad-CAM"}, "thickness": 12, "len": 0.9},
             "hovertemplate": "x %{x}, y %{y}: %{z:.2f}<extra>" + name + "</extra>"}
 
 
-def linked_images(panels: Sequence[tuple[str, np.ndarray, str]], height: int = 320, link: bool = True) -> go.Figure:
-    """Pictures side by side; zooming or panning one zooms all (linked axes). Kinds: rgb, heat, signed, spectrum."""
+def _wrap(title: str, width: int = 30) -> str:
+    """Long class names on several lines instead of into the next panel's title."""
+    words, lines = title.split(" "), [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}".strip()
+    return "<br>".join(lines)
+
+
+def linked_images(panels: Sequence[tuple], height: int = 320, link: bool = True, opacity: float = 0.5) -> go.Figure:
+    """Pictures side by side; zooming or panning one zooms all (linked axes).
+
+    A panel is (title, array, kind) with kind rgb, heat, signed or spectrum, or (title, (rgb, heat), "overlay"):
+    the heat map drawn over the picture at `opacity`. The last heat panel carries the colour bar; an all-zero
+    heat map says so instead of showing a flat square."""
     gap = 0.02
     width = (1.0 - gap * (len(panels) - 1)) / len(panels)
-    data, layout, titles = [], {}, []
+    data, layout, notes, titles = [], {}, [], []
+    last_heat = max((i for i, (_, _, kind) in enumerate(panels) if kind in ("heat", "overlay")), default=-1)
     for i, (title, arr, kind) in enumerate(panels):
         suffix = "" if i == 0 else str(i + 1)
         left = i * (width + gap)
-        data.append({**_trace(kind, arr, title), "xaxis": "x" + suffix, "yaxis": "y" + suffix})
-        linked = link and i > 0  # every panel's axes follow the first one's zoom and pan
-        layout["xaxis" + suffix] = {"domain": [left, left + width], "anchor": "y" + suffix, "showticklabels": False,
+        axes = {"xaxis": "x" + suffix, "yaxis": "y" + suffix}
+        if kind == "overlay":
+            rgb, heat = arr
+            data.append({**_trace("rgb", rgb, title), **axes})
+            data.append({**_heat_trace(heat, title, opacity, scale=i == last_heat), **axes})
+        else:
+            trace = _trace(kind, arr, title)
+            if kind == "heat":
+                trace["showscale"] = i == last_heat
+            data.append({**trace, **axes})
+        heat = arr[1] if kind == "overlay" else arr if kind == "heat" else None
+        if heat is not None and float(np.max(heat)) <= 0.0:
+            notes.append({"text": "all zero: no positive<br>evidence for this class", "x": left + width / 2, "y": 0.5,
+                          "xref": "paper", "yref": "paper", "showarrow": False, "bgcolor": "rgba(255,255,255,0.85)",
+                          "font": {"size": 13}})
+        linked = link and i > 0 and kind != "spectrum"  # every picture follows the first one's zoom and pan
+        ticks = kind == "spectrum"  # frequencies are numbers worth reading; pixel positions are not
+        layout["xaxis" + suffix] = {"domain": [left, left + width], "anchor": "y" + suffix, "showticklabels": ticks,
+                                    **({"title": {"text": "fx (cycles/px)"}} if ticks else {}),
                                     **({"matches": "x"} if linked else {})}
         layout["yaxis" + suffix] = {"domain": [0.0, 1.0], "anchor": "x" + suffix, "autorange": "reversed",
-                                    "scaleanchor": "x" + suffix, "showticklabels": False,
+                                    "scaleanchor": "x" + suffix, "showticklabels": ticks,
+                                    **({"title": {"text": "fy (cycles/px)"}} if ticks else {}),
                                     **({"matches": "y"} if linked else {})}
-        titles.append({"text": title, "x": left + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
-                       "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16}})
-    return _figure(data, height=height, margin=dict(l=5, r=5, t=30, b=5), annotations=titles, **layout)
+        titles.append({"text": _wrap(title), "x": left + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
+                      "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 15}})
+    lines = max(t["text"].count("<br>") for t in titles) + 1
+    return _figure(data, height=height, margin=dict(l=5, r=5, t=8 + 22 * lines, b=5), annotations=titles + notes,
+                   **layout)
 
 
 def lines(rows: list[dict], x: str, y: str, group: str | None = None, title: str = "", y_format: str = ".0%",
@@ -116,10 +159,13 @@ def lines(rows: list[dict], x: str, y: str, group: str | None = None, title: str
 
 
 def matrix(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
-           fmt: str = ".2f", colorscale: str = "Viridis", height: int = 360) -> go.Figure:
+           fmt: str = ".2f", colorscale: str = "Viridis", height: int = 360,
+           zrange: tuple[float, float] | None = None) -> go.Figure:
+    """A labelled heat map; `zrange` fixes the colour scale so that matrices shown side by side compare."""
     text = [[("" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)) for v in row] for row in values]
     heat = {"type": "heatmap", "z": values, "x": list(col_labels), "y": list(row_labels), "colorscale": colorscale,
-            "text": text, "texttemplate": "%{text}", "hovertemplate": "%{y} → %{x}: %{z}<extra></extra>"}
+            "text": text, "texttemplate": "%{text}", "hovertemplate": "%{y} → %{x}: %{z}<extra></extra>",
+            **({"zmin": zrange[0], "zmax": zrange[1]} if zrange else {})}
     return _figure([heat], title={"text": title}, height=height, margin=MARGIN, yaxis={"autorange": "reversed"})
 
 

@@ -36,11 +36,14 @@ class Progress:
         self.started = time.perf_counter()
         _ACTIVE[threading.get_ident()] = self
 
-    def text(self, step: float, total: int) -> str:
-        """'PGD: step 3 of 10 · 2 s, about 5 s left' (a share where steps are fractions of nested work)."""
+    def text(self, step: float, total: int, upper_bound: bool = False) -> str:
+        """'PGD: step 3 of 10 · 2 s, about 5 s left'; a share where steps are fractions of nested work; and for
+        attacks that stop at success, 'step 25, at most 7526' with no estimate (the end is not known)."""
         fraction = min(step / max(total, 1), 1.0)
-        done = f"step {int(step)} of {total}" if float(step).is_integer() else f"{fraction:.0%}"
         elapsed = time.perf_counter() - self.started
+        if upper_bound:
+            return f"{self.label}: step {int(step)}, at most {total} (stops once it succeeds) · {_clock(elapsed)}"
+        done = f"step {int(step)} of {total}" if float(step).is_integer() else f"{fraction:.0%}"
         if fraction <= 0 or elapsed < 1.0:
             return f"{self.label}: {done}"
         return f"{self.label}: {done} · {_clock(elapsed)}, about {_clock(elapsed * (1 - fraction) / fraction)} left"
@@ -49,7 +52,8 @@ class Progress:
         if self.interrupt is not None:
             return False
         try:
-            self.bar.progress(min(step / max(total, 1), 1.0), text=self.text(step, total))
+            text = self.text(step, total, bool((state or {}).get("upper_bound")))
+            self.bar.progress(min(step / max(total, 1), 1.0), text=text)
         except ScriptControlException as stop:
             self.interrupt = stop
             return False

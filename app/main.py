@@ -26,6 +26,7 @@ PAGES = [
     ("views/anatomy.py", "Anatomy of a perturbation", ":material/layers:", "anatomy"),
     ("views/jsma.py", "JSMA lab", ":material/grid_on:", "jsma"),
     ("views/sweeps.py", "Sweep results", ":material/table_chart:", "sweeps"),
+    ("views/guide.py", "Method guide", ":material/menu_book:", "guide"),
 ]
 
 
@@ -49,6 +50,12 @@ def apply_url() -> None:
         st.session_state["image_source"], st.session_state["gallery_image"] = "Gallery", image
     if "blacks" in values:
         st.session_state["blacks"] = values["blacks"]
+    if "view" in values:
+        st.session_state["delta_view"] = widgets.VIEW_LABELS[values["view"]]
+    if values.get("present"):
+        st.session_state["presentation"] = True
+    if "slide" in values:
+        st.session_state["slide"] = values["slide"]
     attack = values.get("attack")
     if attack is not None:
         st.session_state["attack"] = attack
@@ -64,7 +71,9 @@ def apply_url() -> None:
 
 def run() -> None:
     # A local file: an icon name would make the browser fetch it from a font host (nothing is fetched offline).
-    st.set_page_config(page_title="Perturbation Explorer", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
+    presenting = st.query_params.get("present") == "1"  # a projector link opens with the sidebar folded away
+    st.set_page_config(page_title="Perturbation Explorer", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide",
+                       initial_sidebar_state="collapsed" if presenting else "auto")
     resources.check_models()
     apply_url()
     st.sidebar.title("Perturbation Explorer")
@@ -78,6 +87,10 @@ def run() -> None:
     # Every rerun goes through this entry point and its sidebar, then runs the chosen page file.
     page = st.navigation([st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
                           for file, title, icon, path in PAGES])
+    if page.url_path not in ("", "explorer"):  # the lab pages keep the shared part of the view in the link too
+        st.query_params.from_dict(urlstate.encode(
+            model, st.session_state["selection"].image_key, None, st.session_state["blacks_chosen"],
+            present=bool(st.session_state.get("presentation"))))
     try:
         page.run()
     except ScriptControlException:  # Streamlit's own rerun/stop: not an error

@@ -10,7 +10,9 @@ from engine import attacks, images
 
 FMNIST_PREFIX = "fmnist:"
 PARAM_PREFIX = "p."
-KEYS = ("model", "image", "attack", "seed", "target", "blacks")
+KEYS = ("model", "image", "attack", "seed", "target", "blacks", "view", "present", "slide")
+VIEWS = ("signed", "amplified", "display")  # the Explorer's perturbation views, as the URL names them
+SLIDES = 5  # presentation mode's slides, numbered from 1
 
 
 def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, list[str]]:
@@ -60,6 +62,23 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
             values[key] = int(raw)
         else:
             problems.append(f"{key} must be a whole number in [{low}, {high}], got {raw[:20]!r}")
+    view = query.get("view")
+    if view is not None:
+        if view in VIEWS:
+            values["view"] = view
+        else:
+            problems.append(f"view must be one of {', '.join(VIEWS)}, got {view[:20]!r}")
+    if query.get("present") is not None:
+        if query["present"] in ("0", "1"):
+            values["present"] = query["present"] == "1"
+        else:
+            problems.append(f"present must be 0 or 1, got {query['present'][:20]!r}")
+    slide = query.get("slide")
+    if slide is not None:
+        if slide.isdigit() and 1 <= int(slide) <= SLIDES:
+            values["slide"] = int(slide)
+        else:
+            problems.append(f"slide must be a whole number in [1, {SLIDES}], got {slide[:20]!r}")
     blacks = query.get("blacks")
     if blacks:
         chosen = [b for b in blacks.split(",") if b in usable_models and usable_models[b] == domain and b != values.get("model")]
@@ -75,9 +94,16 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
     return values, problems
 
 
-def encode(model: str, image_key: str, run, blacks: list[str]) -> dict[str, str]:
+def encode(model: str, image_key: str, run, blacks: list[str], view: str | None = None, present: bool = False,
+           slide: int | None = None) -> dict[str, str]:
     """The query parameters of a view (uploads are not linkable: the image is left out)."""
     out = {"model": model}
+    if view is not None:
+        out["view"] = view
+    if present:
+        out["present"] = "1"
+        if slide is not None:
+            out["slide"] = str(slide)
     if not image_key.startswith("upload:"):
         out["image"] = image_key
     if run is not None:

@@ -52,7 +52,7 @@ def _add_attack_params(parser: argparse.ArgumentParser) -> None:
 
 
 def _target_image(args, model, x, target, layer):
-    """AA's target image: --target-image, else farthest-in-class from the bank (SPEC §2)."""
+    """AA's target image: --target-image, else farthest-in-class from the bank."""
     if args.target_image:
         return _load_image(args.target_image, model), target
     chosen, goal = choose_target_images(model, x, layer, target=target, seed=args.seed)
@@ -174,7 +174,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-SPEC_EPS_SWEEP = [0.0, 0.01, 0.03, 0.05, 0.07]  # SPEC §2, the seed's ε sweep
+SEED_EPS_SWEEP = [0.0, 0.01, 0.03, 0.05, 0.07]  # the source paper's ε sweep
 
 
 def cmd_transfer(args) -> int:
@@ -187,7 +187,7 @@ def cmd_transfer(args) -> int:
     x, y = x.to(white.device), y.to(white.device)
     bank = (bank[0].to(white.device), bank[1].to(white.device))
     if args.sweep == "eps":
-        eps_values, layers = args.eps_values or SPEC_EPS_SWEEP, [args.layer]
+        eps_values, layers = args.eps_values or SEED_EPS_SWEEP, [args.layer]
     elif args.sweep == "layer":
         eps_values, layers = [args.eps], list(range(len(white.layers())))
     else:
@@ -330,7 +330,7 @@ def cmd_sweep(args) -> int:
     return 0 if report["failed"] == 0 else 1
 
 
-# ---- SPEC §3: human-recognisable perturbations ----------------------------------------------
+# ---- human-recognisable perturbations ----------------------------------------------
 
 _FMNIST_SOURCES = ["fmnist-resnet-0", "fmnist-lenet-0", "fmnist-vgg-0", "fmnist-densenet-0", "fmnist-mobilenet-0", "fmnist-mlp-0"]
 _FMNIST_TESTS = ["fmnist-lenet-1", "fmnist-vgg-1", "fmnist-resnet-1", "fmnist-densenet-1"]
@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_jsma_hardness)
 
-    p = sub.add_parser("gradcam", help="Grad-CAM / Grad-CAM++ / saliency heat map of one image (SPEC §6)")
+    p = sub.add_parser("gradcam", help="Grad-CAM / Grad-CAM++ / saliency heat map of one image")
     p.add_argument("--model", required=True)
     p.add_argument("--image", required=True)
     p.add_argument("--method", choices=["gradcam", "gradcam++", "saliency"], default="gradcam")
@@ -569,22 +569,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gradcam)
 
     for name, text, func in (
-        ("strength", "SPEC §3 attack strength: held-out accuracy on clean, ±ε noise and δ' per setting", cmd_strength),
-        ("recognizability", "SPEC §3: held-out models classify the display-normalised δ itself", cmd_recognizability),
-        ("similarity", "SPEC §3: cosine similarity of different attacks' perturbations per setting", cmd_similarity),
+        ("strength", "attack strength: held-out accuracy on clean, ±ε noise and δ' per setting", cmd_strength),
+        ("recognizability", "held-out models classify the display-normalised δ itself", cmd_recognizability),
+        ("similarity", "cosine similarity of different attacks' perturbations per setting", cmd_similarity),
     ):
         p = sub.add_parser(name, help=text)
         _add_recognisable(p)
         p.set_defaults(func=func)
 
-    p = sub.add_parser("contour", help="SPEC §3 contour vs background, dilation/erosion and L∞ sweeps, with controls")
+    p = sub.add_parser("contour", help="contour vs background, dilation/erosion and L∞ sweeps, with controls")
     _add_recognisable(p)
     p.add_argument("--threshold", type=float, default=0.05, help="Fashion-MNIST object mask threshold")
     p.add_argument("--sweep-steps", type=int, nargs="+", default=[-2, -1, 0, 1, 2], help="3×3 erosion (<0) / dilation (>0) steps")
     p.add_argument("--linf-values", type=float, nargs="+", default=[0.01 * i for i in range(1, 11)])
     p.set_defaults(func=cmd_contour)
 
-    p = sub.add_parser("checkerboard", help="SPEC §3: period of noisy single-model averages per σ")
+    p = sub.add_parser("checkerboard", help="period of noisy single-model averages per σ")
     p.add_argument("--model", required=True)
     p.add_argument("--image", default="0", help="gallery name, image file or Fashion-MNIST test index (default 0)")
     p.add_argument("--sigma", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.5])
@@ -595,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_attack_params(p)
     p.set_defaults(func=cmd_checkerboard)
 
-    p = sub.add_parser("noise-classes", help="SPEC §3: classes each model sees in Gaussian noise with the dataset's statistics")
+    p = sub.add_parser("noise-classes", help="classes each model sees in Gaussian noise with the dataset's statistics")
     p.add_argument("--models", nargs="+", default=_FMNIST_SOURCES + _FMNIST_TESTS)
     p.add_argument("--count", type=int, default=256)
     p.add_argument("--top", type=int, default=3)
@@ -607,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--white", required=True, nargs="+", help="white-box model(s)")
     p.add_argument("--black", required=True, nargs="+", help="black-box model(s); a model is never its own black box")
     p.add_argument("--attack", required=True, nargs="+", choices=_sweep_attacks(),
-                   help="SPEC §2 targeted methods (aa tmifgsm tpgd itcm) or catalogue attacks (untargeted)")
+                   help="targeted methods (aa tmifgsm tpgd itcm) or catalogue attacks (untargeted)")
     p.add_argument("--eps", type=float, nargs="+", help="ε values (default: each attack's default for the domain)")
     p.add_argument("--layer", type=int, nargs="+", help="AA layer indices (default: the middle layer)")
     p.add_argument("--steps", type=int, default=None, help="iterations, for attacks that have them (default: theirs)")

@@ -125,7 +125,7 @@ def test_explorer_default_example(server, browser, shots):
 
 @pytest.mark.parametrize("path,button,expect", [
     ("transfer", "Run sweep", "tSuc on fmnist-resnet-1"),
-    ("features", "Compute", "PCA plane"),
+    ("features", "Compute", "Plane distance to target"),
     ("anatomy", "Average", "Contour vs background"),
     ("jsma", "Run JSMA", "changed features in red"),
 ])
@@ -140,16 +140,83 @@ def test_every_page_runs_its_analysis(server, browser, shots, path, button, expe
     page.close()
 
 
-def test_presentation_mode(server, browser, shots):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(server + "/?model=fmnist-lenet-0&image=fmnist:0", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
-    page.get_by_text("Presentation mode").click()
-    _settle(page, "1 · The attack")
+def test_presentation_mode_fits_a_projector_and_its_link_reopens_the_slide(server, browser, shots, local_only):
+    """Issue 14 items 8 and 9: at 1280×720 the first picture is on the first screen; next/previous move between
+    slides; slide 2 shows all three views; the link (slide, view, presentation) reopens the same screen."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(server + f"/?{FMNIST}&present=1", wait_until="domcontentloaded")
+    _settle(page, "Next ▶")
     _no_exception(page)
+    top = page.locator(".js-plotly-plot").first.bounding_box()["y"]
+    assert top < 720 * 0.7, top  # the pictures start in the upper part of the first screen
     assert page.get_by_text("An adversarial example is").count() >= 1
-    page.screenshot(path=str(shots / "presentation.png"), full_page=True)
+    assert page.get_by_text("SPEC").count() == 0
+    page.screenshot(path=str(shots / "presentation.png"))
+    page.get_by_role("button", name="Next ▶").click()
+    _settle(page, "δ itself, three ways")
+    titles = " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())
+    for label in ("signed δ", "amplified |δ|", "display-normalised"):
+        assert label in titles, titles
+    page.get_by_role("button", name="Next ▶").click()
+    _settle(page, "Heat-map opacity")
+    page.wait_for_function("() => location.search.includes('slide=3')", timeout=30_000)
+    link = page.url
     page.close()
+    again = local_only.new_page()  # a fresh context: no session state
+    again.set_viewport_size({"width": 1280, "height": 720})
+    again.goto(link, wait_until="domcontentloaded")
+    _settle(again, "Heat-map opacity")
+    assert again.get_by_role("radio", name="3 · Where it looks").is_checked()
+    assert again.locator(".colorbar").count() >= 1  # the heat maps carry their colour scale
+
+
+def test_a_link_reopens_the_perturbation_view_and_lab_pages_keep_the_view(server, local_only):
+    """Issue 14 item 9: the view radio is in the link, and moving to a lab page keeps model, image and models."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.1&view=amplified", wait_until="domcontentloaded")
+    _settle(page, "SSIM")
+    assert page.get_by_role("radio", name="amplified |δ|").is_checked()
+    page.get_by_role("link", name="JSMA lab").click()
+    page.wait_for_function("() => location.pathname.endsWith('/jsma') && location.search.includes('model=fmnist-lenet-0')",
+                           timeout=60_000)
+    assert "image=fmnist%3A0" in page.url or "image=fmnist:0" in page.url, page.url
+    _no_exception(page)
+
+
+def test_fgsm_eps_slider_redraws_without_a_new_attack(server, local_only):
+    """'Instant feedback': the FGSM ε slider changes the image and the answers with no attack run (no progress bar)."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.05", wait_until="domcontentloaded")
+    _settle(page, "Every ε at once")
+    titles = lambda: " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())  # noqa: E731
+    assert "adversarial at ε 0.05" in titles()
+    page.get_by_role("slider", name="FGSM ε").focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => [...document.querySelectorAll('.annotation-text')].some("
+                           "e => e.textContent.startsWith('adversarial at ε') && !e.textContent.endsWith('ε 0.05'))",
+                           timeout=30_000)
+    assert page.get_by_text("Running FGSM").count() == 0
+    _no_exception(page)
+
+
+def test_feature_space_on_photos_says_why_instead_of_an_empty_chart(server, local_only):
+    """Issue 14 item 5: one photo per class cannot give a separability curve: a note says so."""
+    page = local_only.new_page()
+    page.goto(f"{server}/features", wait_until="domcontentloaded")
+    _settle(page, "Compute")
+    page.get_by_role("button", name="Compute").first.click()
+    _settle(page, "Plane distance to target")
+    assert page.get_by_text("not defined here").count() == 1
+    _no_exception(page)
+
+
+def test_method_guide_defines_the_terms_on_screen(server, local_only):
+    page = local_only.new_page()
+    page.goto(f"{server}/guide", wait_until="domcontentloaded")
+    _settle(page, "Method guide")
+    for term in ("L0", "SSIM", "uTR", "tSuc", "tTR", "8-bit rounding"):
+        assert page.get_by_text(term, exact=True).count() >= 1, term
 
 
 FMNIST = "model=fmnist-lenet-0&image=fmnist:0"

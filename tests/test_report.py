@@ -54,3 +54,11 @@ def test_success_8bit_is_what_the_saved_png_does():
         assert row["prediction_8bit"] == model.class_names[pred]
     # Measured: with no overshoot some results are lost to rounding and some survive; both cases are checked.
     assert {row["success_8bit"] for row in rows if row["success"]} == {True, False}
+
+
+def test_the_method_guide_document_is_the_glossary():
+    from pathlib import Path
+
+    from engine import glossary
+
+    assert (Path(__file__).resolve().parent.parent / "docs" / "methods.md").read_text() == glossary.render()

@@ -1,4 +1,4 @@
-"""Anatomy of a perturbation: averaging, masking effect, checkerboards, similarity, noise classes (SPEC §3)."""
+"""Anatomy of a perturbation: averaging, masking effect, checkerboards, similarity, noise classes."""
 from __future__ import annotations
 
 import numpy as np
@@ -109,7 +109,7 @@ def page() -> None:
     sources = [model] + [resources.model(n) for n in extra]
     key = ("anatomy", selection.model, selection.image_key, attack, tuple(extra), tuple(sorted(settings.items())))
     if state.analysis(key) is None and not go:
-        st.info("Press Average: the attack runs on every source model and noisy copy of the image (Eq 4.1), "
+        st.info("Press Average: the attack runs on every source model and noisy copy of the image, "
                 "then the sections below judge the averaged perturbation.")
         return
     deltas = _average_all(sources, x, settings, attack, key)
@@ -134,6 +134,12 @@ def page() -> None:
     mask = _mask(model, x, selection)
     left, right = st.columns([1, 2])
     left.image(images.enlarged(_overlay(x, mask)), caption=f"object mask: {masking.area(mask):.1%} of the image", width="stretch")
+    share = masking.area(mask)
+    if not 0.1 <= share <= 0.9:  # one part is a sliver: its accuracy says little
+        part = "background" if share > 0.9 else "object"
+        st.warning(f"The mask covers {share:.0%} of the image, so the {part} is only {min(share, 1 - share):.0%} of it: "
+                   f"δ' on so few pixels barely moves any model, and the {part} numbers below say little. Shrink or grow "
+                   "the mask, draw a GrabCut box, or pick a photo where the object fills less of the frame.")
     rows = masking.contour_vs_background(judges, x, y, delta, mask[None], float(eps))
     right.dataframe([{k: (f"{v:.0%}" if k in ("accuracy", "area") else v) for k, v in r.items()} for r in rows], width="stretch")
     sweep = masking.mask_sweep(judges, x, y, delta, mask[None], float(eps), steps=range(-4, 5))
@@ -201,7 +207,8 @@ def _similarity_section(sources, x, y, settings, selection) -> None:
                 if r["setting"] == setting:
                     a, b = ATTACKS.index(r["a"]), ATTACKS.index(r["b"])
                     m[a, b] = m[b, a] = r["cosine"]
-            cols[i].plotly_chart(figures.matrix(m, ATTACKS, ATTACKS, f"cosine similarity, {setting}", colorscale="RdBu_r"),
+            cols[i].plotly_chart(figures.matrix(m, ATTACKS, ATTACKS, f"cosine similarity, {setting}", colorscale="RdBu_r",
+                                                zrange=(-1.0, 1.0)),
                                  width="stretch", key=f"sim-{i}")
 
 

@@ -11,12 +11,12 @@ import torch
 from app import figures, resources, state, urlstate, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import attacks, images, report
+from engine import attacks, glossary, images, report
 from engine.analysis.activation import choose_target_images
-from engine.analysis.panels import explorer_panels
+from engine.analysis.panels import eps_panels, explorer_panels
 from engine.models import ModelUnavailable
 
-VIEWS = {"signed δ": "signed", "amplified |δ|": "amplified", "display-normalised": "display"}
+VIEWS = {label: kind for kind, label in widgets.VIEW_LABELS.items()}  # label → panel kind
 
 
 def run_attack(run: state.RunSpec, selection: state.Selection):
@@ -71,15 +71,18 @@ def _downloads(result, panels: dict, selection: state.Selection) -> None:
 
 def _metrics(row: dict, seconds: float) -> None:
     m = st.columns(6)
-    m[0].metric("L0 (% pixels)", f"{row['l0_pct']:.1f}")
-    m[1].metric("L2", f"{row['l2']:.3f}")
-    m[2].metric("L∞", f"{row['linf']:.4f}")
-    m[3].metric("SSIM", f"{row['ssim']:.4f}")
-    m[4].metric("Iterations" if row["queries"] is None else "Queries", row["iterations"] if row["queries"] is None else row["queries"])
+    m[0].metric("L0 (% pixels)", f"{row['l0_pct']:.1f}", help=glossary.help_text("L0"))
+    m[1].metric("L2", f"{row['l2']:.3f}", help=glossary.help_text("L2"))
+    m[2].metric("L∞", f"{row['linf']:.4f}", help=glossary.help_text("L∞"))
+    m[3].metric("SSIM", f"{row['ssim']:.4f}", help=glossary.help_text("SSIM"))
+    if row["queries"] is None:
+        m[4].metric("Iterations", row["iterations"], help=glossary.help_text("iterations"))
+    else:
+        m[4].metric("Queries", row["queries"], help=glossary.help_text("queries"))
     m[5].metric("Time", f"{seconds:.2f} s")
 
 
-def _pictures(panels: dict, view: str, row: dict) -> None:
+def _pictures(panels: dict, view: str, row: dict, height: int = 360) -> None:
     clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
     kind = VIEWS[view]
     picture = panels[kind]
@@ -87,18 +90,27 @@ def _pictures(panels: dict, view: str, row: dict) -> None:
         (f"clean: {clean['label']} ({clean['probability']:.0%})", panels["clean"], "rgb"),
         (f"adversarial: {adv['label']} ({adv['probability']:.0%})", panels["adversarial"], "rgb"),
         (f"perturbation ({view})", picture, "signed" if kind == "signed" else "rgb"),
-    ], height=360), width="stretch", key="pictures")
+    ], height=height), width="stretch", key="pictures")
+
+
+def _three_views(panels: dict, height: int) -> None:
+    st.plotly_chart(figures.linked_images([(f"perturbation: {label}", panels[kind], "signed" if kind == "signed" else "rgb")
+                                           for label, kind in VIEWS.items()], height=height),
+                    width="stretch", key="three-views")
 
 
 def _heat(panels: dict, names: list[str]) -> None:
     heat = panels["heat"]
     src, adv = names[heat["source_class"]], names[heat["adversarial_class"]]
+    opacity = st.columns([1, 3])[0].slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="heat_opacity",
+                                           help=glossary.help_text("Grad-CAM"))
+    clean, adversarial = panels["clean"], panels["adversarial"]
     st.plotly_chart(figures.linked_images([
-        (f"clean · Grad-CAM of {src}", heat["clean · source"], "heat"),
-        (f"adversarial · Grad-CAM of {adv}", heat["adversarial · adversarial class"], "heat"),
-        (f"adversarial · Grad-CAM of {src}", heat["adversarial · source"], "heat"),
+        (f"clean · Grad-CAM of {src}", (clean, heat["clean · source"]), "overlay"),
+        (f"adversarial · Grad-CAM of {adv}", (adversarial, heat["adversarial · adversarial class"]), "overlay"),
+        (f"adversarial · Grad-CAM of {src}", (adversarial, heat["adversarial · source"]), "overlay"),
         ("δ masked by the clean heat map", panels["masked"], "signed"),
-    ], height=320), width="stretch", key="heat")
+    ], height=340, opacity=opacity), width="stretch", key="heat")
 
 
 def _spectrum(panels: dict) -> None:
@@ -118,7 +130,82 @@ def _models(panels: dict, row: dict) -> None:
                         key=f"bars-{p['model']}-after")
 
 
-def show(result, model, panels: dict, selection: state.Selection) -> None:
+def _every_eps(result, run: state.RunSpec, models: list, row: dict) -> None:
+    """FGSM needs one gradient: every ε of a grid comes from one batched forward per model, so this slider
+    redraws the adversarial image and every model's answer without running the attack again."""
+    eps = round(float(result.params["eps"]), 4)
+    key = ("fgsm-many", run, tuple(m.name for m in models))
+    found = state.analysis(key)
+    if found is None:
+        found = eps_panels(models, result)
+        state.store_analysis(key, found)
+    st.markdown("**Every ε at once** — one gradient, all budgets in one batched forward: drag to see the image and "
+                "each model's answer change, with no new attack run.")
+    chosen = st.select_slider("FGSM ε", found["eps"], value=eps, key="fgsm_eps",
+                              format_func=lambda v: f"{v:g}", help=glossary.help_text("ε"))
+    i = found["eps"].index(chosen)
+    left, right = st.columns([2, 3])
+    answers = ", ".join(f"{name}: {top[i][0]['label']} ({top[i][0]['probability']:.0%})" for name, top in found["top"].items())
+    left.plotly_chart(figures.linked_images([(f"adversarial at ε {chosen:g}", found["pictures"][i], "rgb"),
+                                             ("perturbation (signed δ)", found["deltas"][i], "signed")], height=260),
+                      width="stretch", key="fgsm-many-pictures")
+    left.caption(answers)
+    curves = [{"eps": e, "model": name, "p": p} for name, ps in found["source"].items() for e, p in zip(found["eps"], ps)]
+    fig = figures.lines(curves, "eps", "p", group="model", title=f"probability of {row['label_name']} vs ε",
+                        x_title="ε", y_title="probability", height=260)
+    fig.add_vline(x=chosen, line_dash="dot")
+    right.plotly_chart(fig, width="stretch", key="fgsm-many-curve")
+
+
+SLIDES = ["1 · Attack", "2 · Perturbation", "3 · Where it looks", "4 · Frequencies", "5 · Other models"]
+PRESENTATION_CSS = """<style>
+.stMainBlockContainer {padding-top: 1.2rem; max-width: 100%;}
+.stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.35rem;}
+.stMainBlockContainer h3 {font-size: 2.0rem;}
+</style>"""
+
+
+def _slide_nav() -> int:
+    """Previous / next and the slide names; returns the index of the slide to show."""
+    if "slide" in st.session_state and not isinstance(st.session_state["slide"], str):  # from a link: 1-based
+        st.session_state["slide"] = SLIDES[min(max(int(st.session_state["slide"]), 1), len(SLIDES)) - 1]
+    current = SLIDES.index(st.session_state.get("slide", SLIDES[0]))
+    prev_col, names_col, next_col = st.columns([1, 8, 1])
+    if prev_col.button("◀ Back", key="slide_prev", disabled=current == 0, width="stretch"):
+        current -= 1
+    if next_col.button("Next ▶", key="slide_next", disabled=current == len(SLIDES) - 1, width="stretch"):
+        current += 1
+    st.session_state["slide"] = SLIDES[current]
+    names_col.radio("Slide", SLIDES, horizontal=True, key="slide", label_visibility="collapsed")
+    return SLIDES.index(st.session_state["slide"])
+
+
+def _present(result, model, panels: dict, row: dict, view: str) -> int:
+    """One concept per screen, sized for a 16:9 projector (1280×720): big type, next/previous."""
+    st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+    slide = _slide_nav()
+    height = 330  # with the headline and the slide bar, the pictures end above a 720-px screen's bottom
+    if slide == 0:
+        _pictures(panels, view, row, height=height)
+        st.info(EXPLAIN["attack"])
+        _metrics(row, panels["record"]["seconds"])
+    elif slide == 1:
+        _three_views(panels, height=height)
+        st.info(EXPLAIN["perturbation"])
+    elif slide == 2:
+        _heat(panels, model.class_names)
+        st.info(EXPLAIN["heat"])
+    elif slide == 3:
+        _spectrum(panels)
+        st.info(EXPLAIN["spectrum"])
+    else:
+        _models(panels, row)
+        st.info(EXPLAIN["models"])
+    return slide + 1
+
+
+def show(result, model, panels: dict, selection: state.Selection, run: state.RunSpec) -> int | None:
+    """The result, headline first; returns the presentation slide shown (None outside presentation mode)."""
     record = panels["record"]
     row = record["examples"][0]
     words = report.headline(record)
@@ -130,30 +217,16 @@ def show(result, model, panels: dict, selection: state.Selection) -> None:
         if st.button("Run it to the end", key="resume"):
             state.forget_result(state.last_spec())
             st.rerun()
-    view = st.radio("Perturbation view", list(VIEWS), horizontal=True, key="delta_view")
+    slide = None
     if st.session_state.get("presentation"):
-        tabs = st.tabs(["1 · The attack", "2 · The perturbation", "3 · Where the model looks", "4 · Frequencies",
-                        "5 · Other models"])
-        with tabs[0]:
-            st.info(EXPLAIN["attack"])
-            _pictures(panels, view, row)
-            _metrics(row, record["seconds"])
-        with tabs[1]:
-            st.info(EXPLAIN["perturbation"])
-            st.image(images.enlarged(panels[VIEWS[view]] if VIEWS[view] != "signed" else images.signed(result.delta), 512),
-                     caption=view, width="stretch")
-        with tabs[2]:
-            st.info(EXPLAIN["heat"])
-            _heat(panels, model.class_names)
-        with tabs[3]:
-            st.info(EXPLAIN["spectrum"])
-            _spectrum(panels)
-        with tabs[4]:
-            st.info(EXPLAIN["models"])
-            _models(panels, row)
+        view = st.session_state.get("delta_view", next(iter(VIEWS)))
+        slide = _present(result, model, panels, row, view)
     else:
+        view = st.radio("Perturbation view", list(VIEWS), horizontal=True, key="delta_view")
         _pictures(panels, view, row)
         _metrics(row, record["seconds"])
+        if result.attack == "fgsm":
+            _every_eps(result, run, [model, *[resources.model(p["model"]) for p in panels["predictions"][1:]]], row)
         _heat(panels, model.class_names)
         left, right = st.columns([1, 2])
         with left:
@@ -161,6 +234,7 @@ def show(result, model, panels: dict, selection: state.Selection) -> None:
         with right:
             _models(panels, row)
     _downloads(result, panels, selection)
+    return slide
 
 
 def chosen_run(selection: state.Selection, form: state.RunSpec, submitted: bool) -> state.RunSpec:
@@ -181,7 +255,11 @@ def chosen_run(selection: state.Selection, form: state.RunSpec, submitted: bool)
 def page() -> None:
     selection: state.Selection = st.session_state["selection"]
     blacks: list[str] = st.session_state.get("blacks_chosen", [])
-    st.title("Explorer")
+    presenting = bool(st.session_state.get("presentation"))
+    if not presenting:
+        st.title("Explorer")
+        st.markdown("Pick an image and models in the sidebar and an attack under **Attack settings**; every view "
+                    "of the result follows. Terms are explained in the *Method guide*.")
     if selection.problem:
         st.error(f"The uploaded file cannot be used: {selection.problem} Showing the gallery photo instead.")
     try:
@@ -196,7 +274,9 @@ def page() -> None:
         return
 
     state.remember_upload(selection)
-    run = chosen_run(selection, *widgets.attack_form(selection, model.class_names))
+    with st.expander("Attack settings", expanded=False):
+        form, submitted = widgets.attack_form(selection, model.class_names)
+    run = chosen_run(selection, form, submitted)
     result = state.result_for(run)
     if result is None:
         try:
@@ -204,14 +284,16 @@ def page() -> None:
         except ValueError as err:
             st.error(f"Cannot run this attack: {err}")
             return
-    st.query_params.from_dict(urlstate.encode(selection.model, selection.image_key, run, blacks))
     key = ("explorer", run, tuple(blacks), result.stopped_early)
     panels = state.analysis(key)
     if panels is None:
         with st.spinner("Heat maps and transfer…"):
             panels = explorer_panels(model, result, black_models)
         state.store_analysis(key, panels)
-    show(result, model, panels, selection)
+    slide = show(result, model, panels, selection, run)
+    view = VIEWS[st.session_state.get("delta_view", next(iter(VIEWS)))]
+    st.query_params.from_dict(urlstate.encode(selection.model, selection.image_key, run, blacks, view=view,
+                                              present=presenting, slide=slide))
 
 
 if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)

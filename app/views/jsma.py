@@ -1,4 +1,4 @@
-"""JSMA lab: the pixels JSMA changes step by step, success vs Υ, and the hardness matrix (SPEC §4)."""
+"""JSMA lab: the pixels JSMA changes step by step, success vs Υ, and the hardness matrix."""
 from __future__ import annotations
 
 import numpy as np

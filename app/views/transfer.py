@@ -1,4 +1,4 @@
-"""Transfer lab: AA vs the targeted baselines from the white-box model to the black-box ones (SPEC §2)."""
+"""Transfer lab: AA vs the targeted baselines from the white-box model to the black-box ones."""
 from __future__ import annotations
 
 import pandas as pd

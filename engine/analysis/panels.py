@@ -73,3 +73,21 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
         "predictions": predictions,
         "record": record,
     }
+
+
+def eps_panels(models: Sequence, result, points: int = 21) -> dict:
+    """An FGSM result's ε slider: the adversarial image, δ and every model's top-1 at each ε of a grid from 0
+    to 4× the run's ε (and the run's own), from one gradient and one batched forward per model."""
+    from engine import attacks
+
+    eps = float(result.params["eps"])
+    grid = sorted({round(float(v), 4) for v in np.linspace(0.0, min(1.0, 4 * eps), points)} | {round(eps, 4)})
+    many = attacks.fgsm_many(models, result.x, grid, y=result.y, target=result.target)
+    source = int(result.y[0])
+    return {
+        "eps": many["eps"],
+        "pictures": [images.to_uint8(a) for a in many["x_adv"]],
+        "deltas": [images.signed_map((a - result.x[0])[None]) for a in many["x_adv"]],
+        "top": {m.name: topk(many["logits"][m.name], m.class_names, 1) for m in models},
+        "source": {m.name: torch.softmax(many["logits"][m.name], 1)[:, source].tolist() for m in models},
+    }

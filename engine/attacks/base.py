@@ -162,7 +162,10 @@ class Context:
         return reached(pred, self.y[idx], self.target[idx] if self.targeted else None)
 
     def report(self, step: int, total: int, **state) -> bool:
-        """Tell the callback; False means stop now and keep what we have."""
+        """Tell the callback; False means stop now and keep what we have.
+
+        The progress protocol: callback(step, total, state) with the state's tensors, plus
+        `upper_bound=True` where `total` is only the most steps (the run ends once every image succeeds)."""
         if self.callback is None:
             return True
         if self.callback(step, total, state) is False:

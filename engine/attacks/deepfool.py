@@ -67,7 +67,7 @@ def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> to
         r_total[idx] += r.view(-1, *x.shape[1:])
         x_adv[idx] = ctx.clamp(x[idx] + (1.0 + overshoot) * r_total[idx])
         ctx.iterations[idx] += 1
-        if not ctx.report(step + 1, steps, x_adv=x_adv):
+        if not ctx.report(step + 1, steps, x_adv=x_adv, upper_bound=True):
             break
     return x_adv
 

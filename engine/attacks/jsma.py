@@ -89,7 +89,7 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
             changed[r, f] = True
             domain[r, f] = False
         ctx.iterations[idx] += 1
-        if not ctx.report(step + 1, max_steps, x_adv=flat.view_as(x)):
+        if not ctx.report(step + 1, max_steps, x_adv=flat.view_as(x), upper_bound=True):
             break
     return flat.view_as(x)
 

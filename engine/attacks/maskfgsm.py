@@ -47,7 +47,7 @@ def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> 
         done = ctx.reached(pred, idx)
         done |= norms(x_adv[idx] - ctx.x[idx])["l0_pct"] >= tau
         active[idx[done]] = False
-        if not ctx.report(step + 1, steps, x_adv=x_adv):
+        if not ctx.report(step + 1, steps, x_adv=x_adv, upper_bound=True):
             break
     return x_adv
 

@@ -65,7 +65,7 @@ def square(ctx: Context, eps: float, n_queries: int, p_init: float) -> torch.Ten
         x_best[keep] = candidate[improved]
         ctx.queries[idx] += 1
         ctx.iterations[idx] += 1
-        if not ctx.report(it + 1, n_queries - 1, x_adv=x_best):
+        if not ctx.report(it + 1, n_queries - 1, x_adv=x_best, upper_bound=True):
             break
     return x_best
 
