@@ -52,7 +52,7 @@ def apply_url() -> None:
         st.session_state["blacks"] = values["blacks"]
     if "view" in values:
         st.session_state["delta_view"] = widgets.VIEW_LABELS[values["view"]]
-    if values.get("present"):
+    if values.get("present") == "1":
         st.session_state["presentation"] = True
     if "slide" in values:
         st.session_state["slide"] = values["slide"]

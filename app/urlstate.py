@@ -54,7 +54,7 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
             values["params"] = params
         else:
             problems.append(f"unknown attack {attack!r}")
-    for key, low, high in (("seed", 0, 2**31 - 1), ("target", 0, 999)):
+    for key, low, high in (("seed", 0, 2**31 - 1), ("target", 0, 999), ("slide", 1, SLIDES)):
         raw = query.get(key)
         if raw is None:
             continue
@@ -62,23 +62,14 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
             values[key] = int(raw)
         else:
             problems.append(f"{key} must be a whole number in [{low}, {high}], got {raw[:20]!r}")
-    view = query.get("view")
-    if view is not None:
-        if view in VIEWS:
-            values["view"] = view
+    for key, allowed in (("view", VIEWS), ("present", ("0", "1"))):
+        raw = query.get(key)
+        if raw is None:
+            continue
+        if raw in allowed:
+            values[key] = raw
         else:
-            problems.append(f"view must be one of {', '.join(VIEWS)}, got {view[:20]!r}")
-    if query.get("present") is not None:
-        if query["present"] in ("0", "1"):
-            values["present"] = query["present"] == "1"
-        else:
-            problems.append(f"present must be 0 or 1, got {query['present'][:20]!r}")
-    slide = query.get("slide")
-    if slide is not None:
-        if slide.isdigit() and 1 <= int(slide) <= SLIDES:
-            values["slide"] = int(slide)
-        else:
-            problems.append(f"slide must be a whole number in [1, {SLIDES}], got {slide[:20]!r}")
+            problems.append(f"{key} must be one of {', '.join(allowed)}, got {raw[:20]!r}")
     blacks = query.get("blacks")
     if blacks:
         chosen = [b for b in blacks.split(",") if b in usable_models and usable_models[b] == domain and b != values.get("model")]

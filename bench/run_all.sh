@@ -23,4 +23,5 @@ if [[ -z "$SUFFIX" ]]; then
     run app_latency $PY bench/app_latency.py --repeats 5
     run sweep_scaling $PY bench/sweep_scaling.py --repeats 2
     run profile_cw $PY bench/profile_cw.py
+    run browser_first_result $PY bench/browser_first_result.py --repeats 2
 fi

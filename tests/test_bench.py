@@ -118,3 +118,17 @@ def test_profile_cw_runs(capsys):
     assert profile_cw.main(["--model", "fmnist-lenet-0", "--steps", "2", "--lines", "3"]) == 0
     text = capsys.readouterr().out
     assert "== ours:" in text and "== torchattacks:" in text
+
+
+def test_browser_first_result_quick(capsys):
+    """Every page's default reaches its result in a real browser (the same pages, buttons and markers the table uses)."""
+    import shutil
+
+    if shutil.which("chromium") is None:
+        pytest.skip("needs Chromium: apt-get install chromium")
+    import browser_first_result
+
+    assert browser_first_result.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["page"] for r in report["rows"]] == ["explorer", "transfer", "features", "anatomy", "jsma"]
+    assert all(r["n"] == 1 and r["median_s"] > 0 for r in report["rows"])

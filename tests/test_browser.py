@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,44 +17,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_common import CHROMIUM_FLAGS as FLAGS, streamlit_server  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+            yield url
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +84,18 @@ def _no_exception(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").first.inner_text()
 
 
-def test_explorer_default_example(server, browser, shots):
-    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+def test_explorer_default_example(server, local_only, shots):
+    page = local_only.new_page()
+    page.set_viewport_size({"width": 1500, "height": 1400})
     page.goto(server + "/", wait_until="domcontentloaded")
     _settle(page, "SSIM")
     _no_exception(page)
-    assert "→" in page.locator("h3").first.inner_text()  # "Egyptian cat → … (fooled)"
+    assert _headline(page).startswith("PGD (ε 0.03, steps 10): Egyptian cat")
     assert page.locator(".js-plotly-plot").count() >= 7  # pictures, heat maps, spectrum, bars of two models
     assert page.get_by_text("Numbers (JSON)").count() == 1
+    assert page.locator(".colorbar").count() >= 2  # the heat maps' scale and the spectrum's
+    titles = " ".join(page.locator(".js-plotly-plot .xtitle, .js-plotly-plot .ytitle").all_text_contents())
+    assert "fx (cycles/px)" in titles and "fy (cycles/px)" in titles  # the spectrum has axes
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
     page.close()
 
@@ -129,8 +106,9 @@ def test_explorer_default_example(server, browser, shots):
     ("anatomy", "Average", "Contour vs background"),
     ("jsma", "Run JSMA", "changed features in red"),
 ])
-def test_every_page_runs_its_analysis(server, browser, shots, path, button, expect):
-    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+def test_every_page_runs_its_analysis(server, local_only, shots, path, button, expect):
+    page = local_only.new_page()
+    page.set_viewport_size({"width": 1500, "height": 1400})
     page.goto(f"{server}/{path}?model=fmnist-lenet-0&image=fmnist:0", wait_until="domcontentloaded")
     _settle(page, button)
     page.get_by_role("button", name=button).first.click()
@@ -228,6 +206,7 @@ def test_cancel_keeps_the_partial_result_and_can_resume(server, local_only):
     page.goto(f"{server}/?{FMNIST}", wait_until="domcontentloaded")
     _settle(page, "SSIM")
     assert _headline(page).startswith("PGD")
+    page.locator("summary").filter(has_text="Attack settings").click()  # folded away by default: results first
     _choose(page, "Attack", "C&W L2")
     _settle(page, "binary_search_steps")
     form = page.locator("[data-testid='stForm']").filter(has=page.get_by_label("binary_search_steps"))
@@ -287,3 +266,56 @@ def test_transfer_lab_photo_default_runs(server, local_only):
     _settle(page, "tSuc on efficientnet-lite1", timeout_s=400)
     _no_exception(page)
     assert page.get_by_text("could not finish").count() == 0
+
+
+EIGHT = [("fgsm", {"eps": 0.1}, 0), ("bim", {"eps": 0.15, "steps": 4}, 1), ("pgd", {"steps": 4}, 2),
+         ("mifgsm", {"steps": 4}, 3), ("deepfool", {"steps": 5}, 4), ("cw", {"steps": 10}, 5),
+         ("square", {"n_queries": 30}, 6), ("maskfgsm", {}, 7)]
+
+
+def test_eight_browsers_at_once_each_get_what_they_get_alone(server, browser):
+    """Eight people, eight attacks on eight images, at the same time: each headline is the engine's own."""
+    from engine import attacks, data, models
+    from engine.report import headline, run_record
+
+    model = models.load("fmnist-lenet-0", device="cpu")
+    x = data.test_split()[0]
+    expected = {}
+    for attack, params, i in EIGHT:
+        words = headline(run_record(attacks.run(attack, model, x[i:i + 1], **params), model))
+        expected[attack] = f"{words['title']} — {words['verdict']}"
+    contexts = [browser.new_context(viewport={"width": 1200, "height": 900}) for _ in EIGHT]
+    try:
+        pages = []
+        for context, (attack, params, i) in zip(contexts, EIGHT):
+            page = context.new_page()
+            query = "&".join(f"p.{k}={v}" for k, v in params.items())
+            page.goto(f"{server}/?model=fmnist-lenet-0&image=fmnist:{i}&attack={attack}&{query}",
+                      wait_until="domcontentloaded")
+            pages.append(page)
+        for page, (attack, _, _) in zip(pages, EIGHT):
+            _settle(page, "SSIM", timeout_s=300)
+            _no_exception(page)
+            assert _headline(page) == expected[attack], (attack, _headline(page), expected[attack])
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_switching_the_model_keeps_the_attack_and_a_bad_upload_keeps_the_result(server, local_only):
+    """Issue 14 item 3 for the model, and an upload as a person makes one: a broken file is refused in words."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?attack=fgsm&p.eps=0.01", wait_until="domcontentloaded")
+    _settle(page, "SSIM")
+    assert _headline(page).startswith("FGSM (ε 0.01): Egyptian cat"), _headline(page)
+    _choose(page, "White-box model", "efficientnet-lite1")
+    page.wait_for_function("() => location.search.includes('model=efficientnet-lite1')", timeout=120_000)
+    _settle(page, "SSIM")
+    assert _headline(page).startswith("FGSM (ε 0.01)"), _headline(page)
+    page.get_by_role("radiogroup", name="Source image").get_by_text("Upload").click()
+    _settle(page, "Image file")
+    page.locator("[data-testid='stFileUploader']").filter(has_text="Image file").locator("input[type=file]").set_input_files(
+        files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n not really"}])
+    _settle(page, "cannot be used")
+    _no_exception(page)
+    assert _headline(page).startswith("FGSM (ε 0.01)")  # the gallery photo and its result stay

@@ -255,3 +255,35 @@ def test_a_hundred_app_runs_stay_bounded():
     from app import resources
 
     assert hooks_left(resources.load_model(FMNIST)) == 0
+
+
+@pytest.fixture
+def exploding_model():
+    """A Fashion-MNIST model whose forward fails the way a broken user model would (not a ValueError)."""
+    class Exploding(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("the model's own code failed")
+
+    def build():
+        from engine.models import Classifier
+
+        net = torch.nn.Sequential(Exploding())
+        return Classifier(net, name="exploding", domain="fashion-mnist", input_size=(1, 28, 28),
+                          class_names=data.CLASS_NAMES, mean=(0.5,), std=(0.5,), block_names=["0"])
+
+    registry.register_model("exploding", domain="fashion-mnist")(build)
+    yield
+    registry.unregister_model("exploding")
+
+
+@pytest.mark.slow
+def test_a_failing_page_shows_a_plain_message_not_a_traceback(exploding_model, caplog):
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.query_params["model"] = "exploding"
+    at.run()
+    assert not at.exception  # the error boundary caught it
+    assert any("Something went wrong on this page (RuntimeError)" in e.value for e in at.error)
+    assert any(e.label == "Details" for e in at.expander)
+    assert "the model's own code failed" in caplog.text  # the trace is in the server log
+    at.sidebar.selectbox(key="model").set_value(FMNIST).run()
+    assert not at.exception and not at.error and "→" in at.subheader[0].value

@@ -7,7 +7,7 @@ import torch
 
 from app import figures, resources, state, widgets
 from app.jobs import Progress
-from engine import attacks, images
+from engine import attacks, images, report
 from engine.analysis import saliency_maps
 from engine.analysis.activation import evaluation_split
 
@@ -25,7 +25,7 @@ def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pai
 
     result = attacks.run("jsma", model, x, target=target, theta=theta, max_distortion=upsilon, pairs=pairs,
                          callback=record)
-    found = {"frames": frames, "success": bool(result.success[0]), "pred": int(result.pred_adv[0]),
+    found = {"frames": frames, "words": report.headline(report.run_record(result, model)),
              "changed": float((result.delta.abs() > 0).float().mean())}
     progress.finish(lambda: state.store_analysis(key, found))
     return found
@@ -57,8 +57,10 @@ def page() -> None:
         return
     found = _replay(model, x, target, theta, float(upsilon), int(pairs), key)
     frames = found["frames"]
-    st.subheader(f"{names[source]} → {names[found['pred']]} "
-                 f"({'reached the target' if found['success'] else 'target not reached'}; {found['changed']:.1%} of features changed)")
+    words = found["words"]
+    st.subheader(f"{words['title']} — {words['verdict']}")
+    st.caption(f"{found['changed']:.1%} of features changed." + (f" {words['rounding'][0].upper()}{words['rounding'][1:]}."
+                                                                  if words["rounding"] else ""))
     step = st.slider("Iteration", 0, len(frames) - 1, len(frames) - 1, key="jsma.step") if len(frames) > 1 else 0
     frame = frames[step]
     changed = (frame - frames[0]).abs().amax(1)[0].numpy() > 0

@@ -1,0 +1,97 @@
+"""First result of every page's default, measured in a real browser (headless Chromium against `streamlit run`).
+
+    python bench/browser_first_result.py            # both domains, 3 fresh sessions each
+    python bench/browser_first_result.py --quick    # one session, the Fashion-MNIST model only (CI)
+
+For the Explorer the clock runs from opening the link (a fresh browser context: a new session) to the
+headline's metrics; for a lab page from the click on its button, with its default settings, to its
+first result. The server is warm (one untimed visit first), as it is for every visitor after the first.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import CHROMIUM_FLAGS, parser, streamlit_server  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+# page, button (None: the result comes without a click), text that marks the result
+PAGES = [("", None, "SSIM"), ("transfer", "Run sweep", "tSuc on"), ("features", "Compute", "Plane distance to target"),
+         ("anatomy", "Average", "Contour vs background"), ("jsma", "Run JSMA", "changed features in red")]
+MODELS = {"imagenet": "model=efficientnet-lite0", "fashion-mnist": "model=fmnist-lenet-0&image=fmnist:0"}
+
+
+def _idle(page, timeout_ms: int) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+
+
+def first_result(browser, link: str, button: str | None, marker: str, timeout_s: int = 600) -> float:
+    """Seconds to the result, or inf where it did not come within `timeout_s`."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    try:
+        return _first_result(browser, link, button, marker, timeout_s)
+    except Timeout:
+        return float("inf")
+
+
+def _first_result(browser, link: str, button: str | None, marker: str, timeout_s: int) -> float:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(link, wait_until="domcontentloaded")
+        if button is not None:
+            page.get_by_role("button", name=button).first.wait_for(timeout=timeout_s * 1000)
+            _idle(page, timeout_s * 1000)
+            start = time.perf_counter()
+            page.get_by_role("button", name=button).first.click()
+        page.get_by_text(marker).first.wait_for(timeout=timeout_s * 1000)
+        _idle(page, timeout_s * 1000)
+        return time.perf_counter() - start
+    finally:
+        context.close()
+
+
+def main(argv=None) -> int:
+    cli = parser(__doc__, repeats=3, quick_help="one session, Fashion-MNIST only", device=False)
+    cli.add_argument("--domain", nargs="+", choices=list(MODELS), help="default: both")
+    cli.add_argument("--timeout", type=int, default=300, help="seconds before a page counts as not finished")
+    args = cli.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    domains = ["fashion-mnist"] if args.quick else (args.domain or list(MODELS))
+    repeats = 1 if args.quick else args.repeats
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "streamlit.log") as url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        first_result(browser, f"{url}/?{MODELS[domains[0]]}", None, "SSIM")  # warm the server: models, caches
+        for domain in domains:
+            for path, button, marker in PAGES:
+                link = f"{url}/{path}?{MODELS[domain]}"
+                times = [first_result(browser, link, button, marker, args.timeout) for _ in range(repeats)]
+                rows.append({"domain": domain, "page": path or "explorer", "action": button or "open the link",
+                             "median_s": round(statistics.median(times), 2), "min_s": round(min(times), 2),
+                             "max_s": round(max(times), 2), "n": len(times)})
+        browser.close()
+    if args.json:
+        print(json.dumps({"repeats": repeats, "rows": rows}, indent=2))
+        return 0
+    print(f"First result of each page's default in headless Chromium (warm server, fresh session each; {repeats} runs)")
+    print("| domain | page | from | median s | min–max s |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        spread = "—" if r["n"] == 1 else f"{r['min_s']:.2f}–{r['max_s']:.2f}"
+        median = f"> {args.timeout} (not finished)" if r["median_s"] == float("inf") else f"{r['median_s']:.2f}"
+        print(f"| {r['domain']} | {r['page']} | {r['action']} | {median} | {spread} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

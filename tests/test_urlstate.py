@@ -1,0 +1,26 @@
+"""The link format: every value checked against known names and ranges, bad ones named and dropped."""
+from app import urlstate
+from app.state import RunSpec
+
+MODELS = {"fmnist-lenet-0": "fashion-mnist", "efficientnet-lite0": "imagenet"}
+
+
+def test_view_presentation_and_slide_round_trip():
+    run = RunSpec("fmnist-lenet-0", "fmnist:3", "fgsm", (("eps", 0.1),), None, 2)
+    query = urlstate.encode("fmnist-lenet-0", "fmnist:3", run, [], view="amplified", present=True, slide=4)
+    values, problems = urlstate.parse(query, MODELS)
+    assert not problems
+    assert (values["view"], values["present"], values["slide"]) == ("amplified", "1", 4)
+    assert values["attack"] == "fgsm" and values["params"] == {"eps": 0.1} and values["seed"] == 2
+
+
+def test_bad_view_presentation_and_slide_are_named():
+    values, problems = urlstate.parse({"view": "x-ray", "present": "yes", "slide": "9"}, MODELS)
+    assert not {"view", "present", "slide"} & set(values)
+    text = " ".join(problems)
+    assert "view must be one of signed, amplified, display" in text
+    assert "present must be one of 0, 1" in text and "slide must be a whole number in [1, 5]" in text
+
+
+def test_presentation_is_left_out_of_a_plain_link():
+    assert "present" not in urlstate.encode("efficientnet-lite0", "chelsea", None, [], slide=2)
