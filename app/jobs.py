@@ -25,6 +25,18 @@ def _clock(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def progress_text(label: str, step: float, total: int, elapsed: float, upper_bound: bool = False) -> str:
+    """'PGD: step 3 of 10 · 2 s, about 5 s left'; a share where steps are fractions of nested work; and for
+    attacks that stop at success, 'step 25, at most 7526' with no estimate (the end is not known)."""
+    fraction = min(step / max(total, 1), 1.0)
+    if upper_bound:
+        return f"{label}: step {int(step)}, at most {total} (stops once it succeeds) · {_clock(elapsed)}"
+    done = f"step {int(step)} of {total}" if float(step).is_integer() else f"{fraction:.0%}"
+    if fraction <= 0 or elapsed < 1.0:
+        return f"{label}: {done}"
+    return f"{label}: {done} · {_clock(elapsed)}, about {_clock(elapsed * (1 - fraction) / fraction)} left"
+
+
 class Progress:
     def __init__(self, label: str, key: str):
         self.label = label
@@ -37,16 +49,7 @@ class Progress:
         _ACTIVE[threading.get_ident()] = self
 
     def text(self, step: float, total: int, upper_bound: bool = False) -> str:
-        """'PGD: step 3 of 10 · 2 s, about 5 s left'; a share where steps are fractions of nested work; and for
-        attacks that stop at success, 'step 25, at most 7526' with no estimate (the end is not known)."""
-        fraction = min(step / max(total, 1), 1.0)
-        elapsed = time.perf_counter() - self.started
-        if upper_bound:
-            return f"{self.label}: step {int(step)}, at most {total} (stops once it succeeds) · {_clock(elapsed)}"
-        done = f"step {int(step)} of {total}" if float(step).is_integer() else f"{fraction:.0%}"
-        if fraction <= 0 or elapsed < 1.0:
-            return f"{self.label}: {done}"
-        return f"{self.label}: {done} · {_clock(elapsed)}, about {_clock(elapsed * (1 - fraction) / fraction)} left"
+        return progress_text(self.label, step, total, time.perf_counter() - self.started, upper_bound)
 
     def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:

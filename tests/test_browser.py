@@ -319,3 +319,19 @@ def test_switching_the_model_keeps_the_attack_and_a_bad_upload_keeps_the_result(
     _settle(page, "cannot be used")
     _no_exception(page)
     assert _headline(page).startswith("FGSM (ε 0.01)")  # the gallery photo and its result stay
+
+
+def test_an_all_zero_heat_map_and_a_lopsided_mask_are_explained(server, local_only):
+    """Issue 14 items 5 and 7: a flat Grad-CAM says 'all zero' instead of a blank square; a mask covering 90 % of
+    the photo gets a warning that the small part's numbers say little."""
+    page = local_only.new_page()
+    page.goto(f"{server}/?model=fmnist-lenet-0&image=fmnist:1", wait_until="domcontentloaded")  # its clean map is 0
+    _settle(page, "SSIM")
+    notes = " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())
+    assert "all zero: no positive" in notes, notes
+    page.goto(f"{server}/anatomy", wait_until="domcontentloaded")  # chelsea: the committed mask covers 90 %
+    _settle(page, "Average")
+    page.get_by_role("button", name="Average").first.click()
+    _settle(page, "Contour vs background")
+    assert page.get_by_text("The mask covers 90% of the image").count() == 1
+    _no_exception(page)

@@ -24,3 +24,13 @@ def test_bad_view_presentation_and_slide_are_named():
 
 def test_presentation_is_left_out_of_a_plain_link():
     assert "present" not in urlstate.encode("efficientnet-lite0", "chelsea", None, [], slide=2)
+
+
+def test_progress_text_says_steps_shares_and_time_left_in_words():
+    from app.jobs import progress_text
+
+    assert progress_text("PGD", 3, 12, 0.5) == "PGD: step 3 of 12"
+    assert progress_text("PGD", 3, 12, 6.0) == "PGD: step 3 of 12 · 6 s, about 18 s left"
+    assert progress_text("Hardness", 0.285714, 12, 2.0).startswith("Hardness: 2% · 2 s")  # never a raw float
+    assert progress_text("JSMA", 25, 7526, 4.0, upper_bound=True) == "JSMA: step 25, at most 7526 (stops once it succeeds) · 4 s"
+    assert progress_text("Sweep", 30, 60, 120.0) == "Sweep: step 30 of 60 · 2.0 min, about 2.0 min left"

@@ -73,6 +73,11 @@ def page() -> None:
             state.store_analysis(key, rows)  # partial rows too: a cancelled sweep still shows what it measured
             progress.finish()
     if rows:
+        counted = min(r["n"] for r in rows)
+        if counted < 30:  # an honest note: with a handful of images a rate moves in big steps
+            st.info(f"Only {counted} image{'s' if counted != 1 else ''} count here (both models must classify "
+                    f"{'them' if counted != 1 else 'it'} correctly before the attack), so each moves a rate by "
+                    f"{100 / max(counted, 1):.0f} points. A Fashion-MNIST model has thousands of test images.")
         axis = "eps" if kind == "ε" else "layer"
         shown = rows if axis == "eps" else [r for r in rows if r["method"] == "aa"]
         black = st.selectbox("Black-box model", blacks, key="transfer.black")
