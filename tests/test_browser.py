@@ -96,6 +96,9 @@ def test_explorer_default_example(server, local_only, shots):
     assert page.locator(".colorbar").count() >= 2  # the heat maps' scale and the spectrum's
     titles = " ".join(page.locator(".js-plotly-plot .xtitle, .js-plotly-plot .ytitle").all_text_contents())
     assert "fx (cycles/px)" in titles and "fy (cycles/px)" in titles  # the spectrum has axes
+    wrapped = page.evaluate("() => [...document.querySelectorAll('.annotation-text')].filter("
+                            "a => a.textContent.includes('Grad-CAM of') && a.querySelectorAll('tspan.line').length > 1).length")
+    assert wrapped >= 1  # long titles take two lines instead of running into the next panel's
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
     page.close()
 
@@ -266,6 +269,9 @@ def test_transfer_lab_photo_default_runs(server, local_only):
     _settle(page, "tSuc on efficientnet-lite1", timeout_s=400)
     _no_exception(page)
     assert page.get_by_text("could not finish").count() == 0
+    assert page.get_by_text("count here").count() == 1  # the few photos that count are said, not hidden
+    ranges = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.layout.yaxis.range)")
+    assert ranges and all(r == [-0.02, 1.02] for r in ranges), ranges  # rates on the whole 0-100 % scale
 
 
 EIGHT = [("fgsm", {"eps": 0.1}, 0), ("bim", {"eps": 0.15, "steps": 4}, 1), ("pgd", {"steps": 4}, 2),
@@ -334,4 +340,21 @@ def test_an_all_zero_heat_map_and_a_lopsided_mask_are_explained(server, local_on
     page.get_by_role("button", name="Average").first.click()
     _settle(page, "Contour vs background")
     assert page.get_by_text("The mask covers 90% of the image").count() == 1
+    _no_exception(page)
+
+
+def test_the_two_cosine_maps_share_one_colour_scale(server, local_only):
+    """Issue 14 item 5: single-model and noisy multi-model similarity are drawn on the same −1…1 scale."""
+    page = local_only.new_page()
+    page.goto(f"{server}/anatomy?{FMNIST}", wait_until="domcontentloaded")
+    _settle(page, "Average")
+    page.get_by_role("button", name="Average").first.click()
+    _settle(page, "Similarity across attacks")
+    page.get_by_role("button", name="Compare BIM, C&W and DeepFool").click()
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].filter("
+                           "p => (p.layout.title?.text || '').includes('cosine similarity')).length === 2", timeout=240_000)
+    scales = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].filter("
+                           "p => (p.layout.title?.text || '').includes('cosine similarity'))"
+                           ".map(p => [p.data[0].zmin, p.data[0].zmax])")
+    assert scales == [[-1, 1], [-1, 1]], scales
     _no_exception(page)
