@@ -80,6 +80,14 @@ def _settle(page, text: str, timeout_s: int = 240) -> None:
     page.wait_for_timeout(1500)  # Plotly draws after the data arrives
 
 
+def _press(page, link: str, button: str, marker: str, timeout_s: int = 240) -> None:
+    """Open `link`, wait for its page, click `button` as a person does, and wait for `marker` to show."""
+    page.goto(link, wait_until="domcontentloaded")
+    _settle(page, button)
+    page.get_by_role("button", name=button).first.click()
+    _settle(page, marker, timeout_s)
+
+
 def _no_exception(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").first.inner_text()
 
@@ -184,10 +192,7 @@ def test_fgsm_eps_slider_redraws_without_a_new_attack(server, local_only):
 def test_feature_space_on_photos_says_why_instead_of_an_empty_chart(server, local_only):
     """Issue 14 item 5: one photo per class cannot give a separability curve: a note says so."""
     page = local_only.new_page()
-    page.goto(f"{server}/features", wait_until="domcontentloaded")
-    _settle(page, "Compute")
-    page.get_by_role("button", name="Compute").first.click()
-    _settle(page, "Plane distance to target")
+    _press(page, f"{server}/features", "Compute", "Plane distance to target")
     assert page.get_by_text("not defined here").count() == 1
     _no_exception(page)
 
@@ -263,10 +268,7 @@ def test_a_result_below_8_bit_precision_says_so(server, local_only):
 def test_transfer_lab_photo_default_runs(server, local_only):
     """Issue 14 item 1: the default model's sweep with AA finds a target image for every photo."""
     page = local_only.new_page()
-    page.goto(f"{server}/transfer", wait_until="domcontentloaded")
-    _settle(page, "Run sweep")
-    page.get_by_role("button", name="Run sweep").first.click()
-    _settle(page, "tSuc on efficientnet-lite1", timeout_s=400)
+    _press(page, f"{server}/transfer", "Run sweep", "tSuc on efficientnet-lite1", timeout_s=400)
     _no_exception(page)
     assert page.get_by_text("could not finish").count() == 0
     assert page.get_by_text("count here").count() == 1  # the few photos that count are said, not hidden
@@ -335,10 +337,7 @@ def test_an_all_zero_heat_map_and_a_lopsided_mask_are_explained(server, local_on
     _settle(page, "SSIM")
     notes = " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())
     assert "all zero: no positive" in notes, notes
-    page.goto(f"{server}/anatomy", wait_until="domcontentloaded")  # chelsea: the committed mask covers 90 %
-    _settle(page, "Average")
-    page.get_by_role("button", name="Average").first.click()
-    _settle(page, "Contour vs background")
+    _press(page, f"{server}/anatomy", "Average", "Contour vs background")  # chelsea: the committed mask covers 90 %
     assert page.get_by_text("The mask covers 90% of the image").count() == 1
     _no_exception(page)
 
@@ -346,10 +345,7 @@ def test_an_all_zero_heat_map_and_a_lopsided_mask_are_explained(server, local_on
 def test_the_two_cosine_maps_share_one_colour_scale(server, local_only):
     """Issue 14 item 5: single-model and noisy multi-model similarity are drawn on the same −1…1 scale."""
     page = local_only.new_page()
-    page.goto(f"{server}/anatomy?{FMNIST}", wait_until="domcontentloaded")
-    _settle(page, "Average")
-    page.get_by_role("button", name="Average").first.click()
-    _settle(page, "Similarity across attacks")
+    _press(page, f"{server}/anatomy?{FMNIST}", "Average", "Similarity across attacks")
     page.get_by_role("button", name="Compare BIM, C&W and DeepFool").click()
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].filter("
                            "p => (p.layout.title?.text || '').includes('cosine similarity')).length === 2", timeout=240_000)
