@@ -48,14 +48,12 @@ class Progress:
         self.started = time.perf_counter()
         _ACTIVE[threading.get_ident()] = self
 
-    def text(self, step: float, total: int, upper_bound: bool = False) -> str:
-        return progress_text(self.label, step, total, time.perf_counter() - self.started, upper_bound)
-
     def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:
             return False
         try:
-            text = self.text(step, total, bool((state or {}).get("upper_bound")))
+            text = progress_text(self.label, step, total, time.perf_counter() - self.started,
+                                 bool((state or {}).get("upper_bound")))
             self.bar.progress(min(step / max(total, 1), 1.0), text=text)
         except ScriptControlException as stop:
             self.interrupt = stop

@@ -51,11 +51,11 @@ def apply_url() -> None:
     if "blacks" in values:
         st.session_state["blacks"] = values["blacks"]
     if "view" in values:
-        st.session_state["delta_view"] = widgets.VIEW_LABELS[values["view"]]
+        st.session_state["delta_view"] = urlstate.VIEWS[values["view"]]
     if values.get("present") == "1":
         st.session_state["presentation"] = True
     if "slide" in values:
-        st.session_state["slide"] = values["slide"]
+        st.session_state["slide"] = urlstate.SLIDES[values["slide"] - 1]
     attack = values.get("attack")
     if attack is not None:
         st.session_state["attack"] = attack

@@ -11,8 +11,10 @@ from engine import attacks, images
 FMNIST_PREFIX = "fmnist:"
 PARAM_PREFIX = "p."
 KEYS = ("model", "image", "attack", "seed", "target", "blacks", "view", "present", "slide")
-VIEWS = ("signed", "amplified", "display")  # the Explorer's perturbation views, as the URL names them
-SLIDES = 5  # presentation mode's slides, numbered from 1
+# The Explorer's perturbation views (as the URL names them → as the page labels them), and presentation
+# mode's slides (the URL numbers them from 1).
+VIEWS = {"signed": "signed δ", "amplified": "amplified |δ|", "display": "display-normalised"}
+SLIDES = ("1 · Attack", "2 · Perturbation", "3 · Where it looks", "4 · Frequencies", "5 · Other models")
 
 
 def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, list[str]]:
@@ -54,7 +56,7 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
             values["params"] = params
         else:
             problems.append(f"unknown attack {attack!r}")
-    for key, low, high in (("seed", 0, 2**31 - 1), ("target", 0, 999), ("slide", 1, SLIDES)):
+    for key, low, high in (("seed", 0, 2**31 - 1), ("target", 0, 999), ("slide", 1, len(SLIDES))):
         raw = query.get(key)
         if raw is None:
             continue

@@ -11,7 +11,6 @@ from engine import images
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_IMAGE = "chelsea"
 DEFAULT_BLACKS = {"imagenet": ["efficientnet-lite1"], "fashion-mnist": ["fmnist-resnet-1"]}
-VIEW_LABELS = {"signed": "signed δ", "amplified": "amplified |δ|", "display": "display-normalised"}
 
 
 def initial(key: str, **default) -> dict:

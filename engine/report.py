@@ -5,7 +5,7 @@ import platform
 
 import torch
 
-from engine import images
+from engine import attacks, images
 from engine.attacks import AttackResult
 from engine.metrics import perturbation_report, topk
 
@@ -73,8 +73,6 @@ _SYMBOLS = {"eps": "ε", "max_distortion": "Υ", "p_th": "P_th", "n_queries": "q
 
 def describe_attack(record: dict) -> str:
     """'PGD (ε 0.03, steps 10)': the attack's short name and its budget."""
-    from engine import attacks
-
     short = attacks.get(record["attack"]).title.split(" (")[0]
     shown = [f"{_SYMBOLS.get(k, k)} {v:g}" for k, v in record["params"].items()
              if k in _HEADLINE_PARAMS and isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -83,7 +81,8 @@ def describe_attack(record: dict) -> str:
 
 def headline(record: dict, i: int = 0) -> dict:
     """What one result says in words: title (attack, budget, top-1 before → after with confidence),
-    verdict (fooled / target reached or missed), and whether a saved 8-bit PNG still does it."""
+    verdict (fooled / target reached or missed), and a sentence on whether a saved 8-bit PNG still does it
+    (None when there is no success to keep)."""
     row = record["examples"][i]
     clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
     title = (f"{describe_attack(record)}: {clean['label']} {clean['probability']:.0%} → "
@@ -98,9 +97,8 @@ def headline(record: dict, i: int = 0) -> dict:
     if not row["success"]:
         rounding = None
     elif row["success_8bit"]:
-        rounding = "survives 8-bit rounding: the PNG download does the same"
+        rounding = "Survives 8-bit rounding: the PNG download does the same."
     else:
-        rounding = (f"does not survive 8-bit rounding: rounded to whole 8-bit levels, as in the PNG download, "
-                    f"the image is classified as {row['prediction_8bit']} (the .npy download keeps the exact values)")
-    return {"title": title, "verdict": verdict, "success": row["success"], "rounding": rounding,
-            "survives_8bit": row["success_8bit"]}
+        rounding = (f"Does not survive 8-bit rounding: rounded to whole 8-bit levels, as in the PNG download, "
+                    f"the image is classified as {row['prediction_8bit']} (the .npy download keeps the exact values).")
+    return {"title": title, "verdict": verdict, "rounding": rounding, "survives_8bit": row["success_8bit"]}

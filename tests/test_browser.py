@@ -80,10 +80,15 @@ def _settle(page, text: str, timeout_s: int = 240) -> None:
     page.wait_for_timeout(1500)  # Plotly draws after the data arrives
 
 
+def _open(page, link: str, marker: str = "SSIM") -> None:
+    """Open `link` (the Explorer's default marker: its metrics) and wait until the page has settled on `marker`."""
+    page.goto(link, wait_until="domcontentloaded")
+    _settle(page, marker)
+
+
 def _press(page, link: str, button: str, marker: str, timeout_s: int = 240) -> None:
     """Open `link`, wait for its page, click `button` as a person does, and wait for `marker` to show."""
-    page.goto(link, wait_until="domcontentloaded")
-    _settle(page, button)
+    _open(page, link, button)
     page.get_by_role("button", name=button).first.click()
     _settle(page, marker, timeout_s)
 
@@ -95,8 +100,7 @@ def _no_exception(page) -> None:
 def test_explorer_default_example(server, local_only, shots):
     page = local_only.new_page()
     page.set_viewport_size({"width": 1500, "height": 1400})
-    page.goto(server + "/", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, server + "/")
     _no_exception(page)
     assert _headline(page).startswith("PGD (ε 0.03, steps 10): Egyptian cat")
     assert page.locator(".js-plotly-plot").count() >= 7  # pictures, heat maps, spectrum, bars of two models
@@ -120,8 +124,7 @@ def test_explorer_default_example(server, local_only, shots):
 def test_every_page_runs_its_analysis(server, local_only, shots, path, button, expect):
     page = local_only.new_page()
     page.set_viewport_size({"width": 1500, "height": 1400})
-    page.goto(f"{server}/{path}?model=fmnist-lenet-0&image=fmnist:0", wait_until="domcontentloaded")
-    _settle(page, button)
+    _open(page, f"{server}/{path}?model=fmnist-lenet-0&image=fmnist:0", button)
     page.get_by_role("button", name=button).first.click()
     _settle(page, expect)
     _no_exception(page)
@@ -133,8 +136,7 @@ def test_presentation_mode_fits_a_projector_and_its_link_reopens_the_slide(serve
     """Issue 14 items 8 and 9: at 1280×720 the first picture is on the first screen; next/previous move between
     slides; slide 2 shows all three views; the link (slide, view, presentation) reopens the same screen."""
     page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(server + f"/?{FMNIST}&present=1", wait_until="domcontentloaded")
-    _settle(page, "Next ▶")
+    _open(page, server + f"/?{FMNIST}&present=1", "Next ▶")
     _no_exception(page)
     top = page.locator(".js-plotly-plot").first.bounding_box()["y"]
     assert top < 720 * 0.7, top  # the pictures start in the upper part of the first screen
@@ -153,8 +155,7 @@ def test_presentation_mode_fits_a_projector_and_its_link_reopens_the_slide(serve
     page.close()
     again = local_only.new_page()  # a fresh context: no session state
     again.set_viewport_size({"width": 1280, "height": 720})
-    again.goto(link, wait_until="domcontentloaded")
-    _settle(again, "Heat-map opacity")
+    _open(again, link, "Heat-map opacity")
     assert again.get_by_role("radio", name="3 · Where it looks").is_checked()
     assert again.locator(".colorbar").count() >= 1  # the heat maps carry their colour scale
 
@@ -162,8 +163,7 @@ def test_presentation_mode_fits_a_projector_and_its_link_reopens_the_slide(serve
 def test_a_link_reopens_the_perturbation_view_and_lab_pages_keep_the_view(server, local_only):
     """Issue 14 item 9: the view radio is in the link, and moving to a lab page keeps model, image and models."""
     page = local_only.new_page()
-    page.goto(f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.1&view=amplified", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.1&view=amplified")
     assert page.get_by_role("radio", name="amplified |δ|").is_checked()
     page.get_by_role("link", name="JSMA lab").click()
     page.wait_for_function("() => location.pathname.endsWith('/jsma') && location.search.includes('model=fmnist-lenet-0')",
@@ -175,8 +175,7 @@ def test_a_link_reopens_the_perturbation_view_and_lab_pages_keep_the_view(server
 def test_fgsm_eps_slider_redraws_without_a_new_attack(server, local_only):
     """'Instant feedback': the FGSM ε slider changes the image and the answers with no attack run (no progress bar)."""
     page = local_only.new_page()
-    page.goto(f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.05", wait_until="domcontentloaded")
-    _settle(page, "Every ε at once")
+    _open(page, f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.05", "Every ε at once")
     titles = lambda: " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())  # noqa: E731
     assert "adversarial at ε 0.05" in titles()
     page.get_by_role("slider", name="FGSM ε").focus()
@@ -199,8 +198,7 @@ def test_feature_space_on_photos_says_why_instead_of_an_empty_chart(server, loca
 
 def test_method_guide_defines_the_terms_on_screen(server, local_only):
     page = local_only.new_page()
-    page.goto(f"{server}/guide", wait_until="domcontentloaded")
-    _settle(page, "Method guide")
+    _open(page, f"{server}/guide", "Method guide")
     for term in ("L0", "SSIM", "uTR", "tSuc", "tTR", "8-bit rounding"):
         assert page.get_by_text(term, exact=True).count() >= 1, term
 
@@ -211,8 +209,7 @@ FMNIST = "model=fmnist-lenet-0&image=fmnist:0"
 def test_cancel_keeps_the_partial_result_and_can_resume(server, local_only):
     """Issue 14 item 2: Cancel mid-run keeps the cancelled C&W result (not the previous PGD one)."""
     page = local_only.new_page()
-    page.goto(f"{server}/?{FMNIST}", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?{FMNIST}")
     assert _headline(page).startswith("PGD")
     page.locator("summary").filter(has_text="Attack settings").click()  # folded away by default: results first
     _choose(page, "Attack", "C&W L2")
@@ -232,8 +229,7 @@ def test_cancel_keeps_the_partial_result_and_can_resume(server, local_only):
 def test_switching_the_image_keeps_the_chosen_attack(server, local_only):
     """Issue 14 item 3: after FGSM, a new image is attacked with FGSM, and the headline says so."""
     page = local_only.new_page()
-    page.goto(f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.1", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.1")
     assert _headline(page).startswith("FGSM (ε 0.1)"), _headline(page)
     _choose(page, "Class", "Sneaker")
     _settle(page, "SSIM")
@@ -246,20 +242,17 @@ def test_switching_the_image_keeps_the_chosen_attack(server, local_only):
 def test_targeted_headline_says_whether_the_target_was_reached(server, local_only):
     """Issue 14 item 6: a missed target is never reported as 'X → X (not fooled)' alone."""
     page = local_only.new_page()
-    page.goto(f"{server}/?{FMNIST}&attack=pgd&p.eps=0.01&p.steps=2&target=7", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?{FMNIST}&attack=pgd&p.eps=0.01&p.steps=2&target=7")
     text = _headline(page)
     assert "target Sneaker" in text and ("reached" in text or "missed" in text), text
-    page.goto(f"{server}/?{FMNIST}&attack=pgd&p.eps=0.3&p.steps=20&target=7", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?{FMNIST}&attack=pgd&p.eps=0.3&p.steps=20&target=7")
     assert _headline(page).endswith("target Sneaker reached"), _headline(page)
 
 
 def test_a_result_below_8_bit_precision_says_so(server, local_only):
     """Issue 14 item 4: DeepFool on chelsea moves pixels by less than half a level: the PNG would not fool."""
     page = local_only.new_page()
-    page.goto(f"{server}/?attack=deepfool", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?attack=deepfool")
     assert _headline(page).startswith("DeepFool")
     assert page.get_by_text("8-bit rounding").count() >= 1
     _no_exception(page)
@@ -313,8 +306,7 @@ def test_eight_browsers_at_once_each_get_what_they_get_alone(server, browser):
 def test_switching_the_model_keeps_the_attack_and_a_bad_upload_keeps_the_result(server, local_only):
     """Issue 14 item 3 for the model, and an upload as a person makes one: a broken file is refused in words."""
     page = local_only.new_page()
-    page.goto(f"{server}/?attack=fgsm&p.eps=0.01", wait_until="domcontentloaded")
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?attack=fgsm&p.eps=0.01")
     assert _headline(page).startswith("FGSM (ε 0.01): Egyptian cat"), _headline(page)
     _choose(page, "White-box model", "efficientnet-lite1")
     page.wait_for_function("() => location.search.includes('model=efficientnet-lite1')", timeout=120_000)
@@ -333,8 +325,7 @@ def test_an_all_zero_heat_map_and_a_lopsided_mask_are_explained(server, local_on
     """Issue 14 items 5 and 7: a flat Grad-CAM says 'all zero' instead of a blank square; a mask covering 90 % of
     the photo gets a warning that the small part's numbers say little."""
     page = local_only.new_page()
-    page.goto(f"{server}/?model=fmnist-lenet-0&image=fmnist:1", wait_until="domcontentloaded")  # its clean map is 0
-    _settle(page, "SSIM")
+    _open(page, f"{server}/?model=fmnist-lenet-0&image=fmnist:1")  # its clean map is 0
     notes = " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())
     assert "all zero: no positive" in notes, notes
     _press(page, f"{server}/anatomy", "Average", "Contour vs background")  # chelsea: the committed mask covers 90 %

@@ -16,7 +16,8 @@ from engine.analysis.activation import choose_target_images
 from engine.analysis.panels import eps_panels, explorer_panels
 from engine.models import ModelUnavailable
 
-VIEWS = {label: kind for kind, label in widgets.VIEW_LABELS.items()}  # label → panel kind
+VIEWS = {label: kind for kind, label in urlstate.VIEWS.items()}  # label → panel kind
+SLIDES = urlstate.SLIDES
 
 
 def run_attack(run: state.RunSpec, selection: state.Selection):
@@ -157,7 +158,6 @@ def _every_eps(result, run: state.RunSpec, models: list, row: dict) -> None:
     right.plotly_chart(fig, width="stretch", key="fgsm-many-curve")
 
 
-SLIDES = ["1 · Attack", "2 · Perturbation", "3 · Where it looks", "4 · Frequencies", "5 · Other models"]
 PRESENTATION_CSS = """<style>
 .stMainBlockContainer {padding-top: 1.2rem; max-width: 100%;}
 .stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.35rem;}
@@ -167,8 +167,6 @@ PRESENTATION_CSS = """<style>
 
 def _slide_nav() -> int:
     """Previous / next and the slide names; returns the index of the slide to show."""
-    if "slide" in st.session_state and not isinstance(st.session_state["slide"], str):  # from a link: 1-based
-        st.session_state["slide"] = SLIDES[min(max(int(st.session_state["slide"]), 1), len(SLIDES)) - 1]
     current = SLIDES.index(st.session_state.get("slide", SLIDES[0]))
     prev_col, names_col, next_col = st.columns([1, 8, 1])
     if prev_col.button("◀ Back", key="slide_prev", disabled=current == 0, width="stretch"):
@@ -204,14 +202,14 @@ def _present(result, model, panels: dict, row: dict, view: str) -> int:
     return slide + 1
 
 
-def show(result, model, panels: dict, selection: state.Selection, run: state.RunSpec) -> int | None:
+def show(result, model, black_models: list, panels: dict, selection: state.Selection, run: state.RunSpec) -> int | None:
     """The result, headline first; returns the presentation slide shown (None outside presentation mode)."""
     record = panels["record"]
     row = record["examples"][0]
     words = report.headline(record)
     st.subheader(f"{words['title']} — {words['verdict']}")
     if words["rounding"] is not None:
-        (st.caption if words["survives_8bit"] else st.warning)(words["rounding"][0].upper() + words["rounding"][1:] + ".")
+        (st.caption if words["survives_8bit"] else st.warning)(words["rounding"])
     if result.stopped_early:
         st.warning(f"Cancelled after {int(result.iterations.max())} iterations: this is the partial result.")
         if st.button("Run it to the end", key="resume"):
@@ -226,7 +224,7 @@ def show(result, model, panels: dict, selection: state.Selection, run: state.Run
         _pictures(panels, view, row)
         _metrics(row, record["seconds"])
         if result.attack == "fgsm":
-            _every_eps(result, run, [model, *[resources.model(p["model"]) for p in panels["predictions"][1:]]], row)
+            _every_eps(result, run, [model, *black_models], row)
         _heat(panels, model.class_names)
         left, right = st.columns([1, 2])
         with left:
@@ -290,7 +288,7 @@ def page() -> None:
         with st.spinner("Heat maps and transfer…"):
             panels = explorer_panels(model, result, black_models)
         state.store_analysis(key, panels)
-    slide = show(result, model, panels, selection, run)
+    slide = show(result, model, black_models, panels, selection, run)
     view = VIEWS[st.session_state.get("delta_view", next(iter(VIEWS)))]
     st.query_params.from_dict(urlstate.encode(selection.model, selection.image_key, run, blacks, view=view,
                                               present=presenting, slide=slide))

@@ -19,7 +19,10 @@ def _separability(model, n: int) -> None:
         with st.spinner("Features of every layer…"):
             rows = features.separability(model, x.to(model.device), y.to(model.device))
         state.store_analysis(key, rows)
-    pts = [r for r in rows if r["layer"] >= 0 and r["ratio"] is not None and np.isfinite(r["ratio"])]
+    def defined(row) -> bool:  # one photo per class leaves the within-class distance undefined
+        return row["ratio"] is not None and bool(np.isfinite(row["ratio"]))
+
+    pts = [r for r in rows if r["layer"] >= 0 and defined(r)]
     if not pts:  # an honest note, not an empty chart
         st.info("Class separability needs several reference images of each class; these reference images have at "
                 "most one per class, so it is not defined here. The PCA plane below still works. "
@@ -28,7 +31,7 @@ def _separability(model, n: int) -> None:
     fig = figures.lines(pts, "layer", "ratio", title="Class separability per layer (between-class / within-class angle)",
                         y_format=".2f", x_title="layer (input → output)", y_title="separability")
     base = next((r for r in rows if r["layer"] < 0), None)
-    if base is not None and base["ratio"] is not None and np.isfinite(base["ratio"]):
+    if base is not None and defined(base):
         fig.add_hline(y=base["ratio"], line_dash="dot", annotation_text="input pixels")
     st.plotly_chart(fig, width="stretch", key="separability")
 

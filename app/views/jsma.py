@@ -59,8 +59,7 @@ def page() -> None:
     frames = found["frames"]
     words = found["words"]
     st.subheader(f"{words['title']} — {words['verdict']}")
-    st.caption(f"{found['changed']:.1%} of features changed." + (f" {words['rounding'][0].upper()}{words['rounding'][1:]}."
-                                                                  if words["rounding"] else ""))
+    st.caption(f"{found['changed']:.1%} of features changed. {words['rounding'] or ''}".rstrip())
     step = st.slider("Iteration", 0, len(frames) - 1, len(frames) - 1, key="jsma.step") if len(frames) > 1 else 0
     frame = frames[step]
     changed = (frame - frames[0]).abs().amax(1)[0].numpy() > 0

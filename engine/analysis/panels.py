@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from engine import images
+from engine import attacks, images
 from engine.analysis.gradcam import grad_cam
 from engine.analysis.recognisable import display_normalise
 from engine.metrics import topk
@@ -78,8 +78,6 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
 def eps_panels(models: Sequence, result, points: int = 21) -> dict:
     """An FGSM result's ε slider: the adversarial image, δ and every model's top-1 at each ε of a grid from 0
     to 4× the run's ε (and the run's own), from one gradient and one batched forward per model."""
-    from engine import attacks
-
     eps = float(result.params["eps"])
     grid = sorted({round(float(v), 4) for v in np.linspace(0.0, min(1.0, 4 * eps), points)} | {round(eps, 4)})
     many = attacks.fgsm_many(models, result.x, grid, y=result.y, target=result.target)

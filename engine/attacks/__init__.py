@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine.attacks import activation, cw, deepfool, gradient, jsma, maskfgsm, square
 from engine.attacks.base import AttackResult, AttackSpec, Callback, Param, execute
+from engine.attacks.params import EPS
 
 ATTACKS: dict[str, AttackSpec] = {
     spec.name: spec
@@ -71,7 +72,7 @@ def fgsm_many(models, x, eps_values, y=None, target=None) -> dict:
 
     eps_values = [float(e) for e in eps_values]
     for e in eps_values:
-        get("fgsm").params[0].check(e)
+        EPS.check(e)
     x = x[:1]
     direction = run("fgsm", models[0], x, y=y, target=target, eps=1.0, score=False).delta.sign()
     eps = torch.tensor(eps_values, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
