@@ -19,6 +19,9 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 _ACTIVE: dict[int, "Progress"] = {}  # script thread → its unfinished bar (one script run per thread)
 _STORE_TRIES = 4  # each raise consumes one pending request; a STOP repeats forever, so the tries are bounded
+# Each bar update is a message to the browser: a small model's C&W takes thousands of steps a second,
+# so the bar redraws at most this often (a click is still seen within this time).
+_REDRAW_S = 0.1
 
 
 def _clock(seconds: float) -> str:
@@ -46,14 +49,18 @@ class Progress:
         self.button.button("Cancel", key=f"cancel-{key}", help="stop now and keep the partial result")
         self.interrupt: ScriptControlException | None = None
         self.started = time.perf_counter()
+        self.drawn = 0.0
         _ACTIVE[threading.get_ident()] = self
 
     def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:
             return False
+        now = time.perf_counter()
+        if now - self.drawn < _REDRAW_S and step < total:
+            return True
+        self.drawn = now
         try:
-            text = progress_text(self.label, step, total, time.perf_counter() - self.started,
-                                 bool((state or {}).get("upper_bound")))
+            text = progress_text(self.label, step, total, now - self.started, bool((state or {}).get("upper_bound")))
             self.bar.progress(min(step / max(total, 1), 1.0), text=text)
         except ScriptControlException as stop:
             self.interrupt = stop

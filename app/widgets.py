@@ -175,6 +175,41 @@ def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, 
     return RunSpec(selection.model, selection.image_key, name, params, target, int(seed)), submitted
 
 
+HEAVY_S = 20.0  # longer than this and a run waits for a click that shows its expected time
+# Where the time is only a cap (the run stops at success, usually far sooner: DeepFool's 50 steps
+# take 2-3), only a cap this long waits.
+HEAVY_AT_MOST_S = 120.0
+
+
+def heavy_gate(name: str, key, seconds: float, fresh: bool, at_most: bool = False) -> bool:
+    """May run `key` start now? Quick runs start at once; one expected to take longer than HEAVY_S
+    (on this machine, engine.cost) waits under a warning until the user confirms it, the time on the button.
+
+    `fresh` is True on the rerun that asked for `key` (a form submit, an opened link); the request
+    stays pending across reruns until confirmed or replaced by another."""
+    from engine import cost
+
+    if seconds < (HEAVY_AT_MOST_S if at_most else HEAVY_S):
+        return True
+    slot = f"heavy.{name}"
+    if fresh:
+        st.session_state[slot] = key
+    if st.session_state.get(slot) != key:
+        return False
+    words = ("at most " if at_most else "") + cost.phrase(seconds).removeprefix("about ")
+    st.warning(f"These settings take {words} on this machine{' (the run stops once it succeeds)' if at_most else ''}. "
+               "Lower the steps, images or copies for a quicker result, or start it anyway.")
+    if st.button(f"Run anyway ({words})", key=f"{slot}.go", type="primary"):
+        st.session_state.pop(slot, None)
+        return True
+    return False
+
+
+def pending(name: str):
+    """The run waiting behind `heavy_gate(name, ...)`, if any."""
+    return st.session_state.get(f"heavy.{name}")
+
+
 def page_start(title: str, concept: str):
     """Every page's header: title, the presentation-mode explanation, and the chosen models.
 

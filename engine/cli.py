@@ -125,7 +125,6 @@ def cmd_attacks(args) -> int:
 
 def cmd_attack(args) -> int:
     model = _model(args, args.model)
-    x = _load_image(args.image, model)
     spec = attacks.get(args.attack)
     known = {p.name for p in spec.params}
     params = {}
@@ -136,6 +135,9 @@ def cmd_attack(args) -> int:
         if name not in known:
             raise ValueError(f"{spec.name} has no parameter {name!r}; its parameters are {', '.join(sorted(known))}")
         params[name] = value
+    if args.estimate:
+        return _estimate(model, spec, params, args.json)
+    x = _load_image(args.image, model)
     target = _parse_target(args.target, model)
     extra = {}
     if spec.needs_target_images:
@@ -161,6 +163,17 @@ def cmd_attack(args) -> int:
     for path in saved:
         print(f"wrote {path}")
     return 0
+
+
+def _estimate(model, spec, params: dict, as_json: bool) -> int:
+    from engine import cost
+
+    row = {"model": model.name, "attack": spec.name, "images": 1, "passes": cost.attack_passes(model, spec.name, params),
+           "pass_seconds": cost.pass_seconds(model), "seconds": cost.attack_seconds(model, spec.name, 1, params),
+           "at_most": spec.stops_early}
+    return _emit([row], as_json, lambda r: f"{r['model']} · {spec.title}: {'at most ' if r['at_most'] else ''}"
+                 f"{cost.phrase(r['seconds']).removeprefix('about ')} here ({r['passes']:.0f} passes of "
+                 f"{r['pass_seconds'] * 1000:.1f} ms)")
 
 
 def cmd_export(args) -> int:
@@ -520,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-image", help="aa only: the target image (default: farthest-in-class from the bank)")
     p.add_argument("--save-adv", metavar="PATH", help="write the adversarial image as PATH.png and PATH.npy")
     p.add_argument("--save-delta", metavar="PATH", help="write the perturbation as PATH.png (signed) and PATH.npy")
+    p.add_argument("--estimate", action="store_true", help="print the expected time on this machine instead of running")
     _add_common(p, seed=True)
     _add_attack_params(p)
     p.set_defaults(func=cmd_attack)

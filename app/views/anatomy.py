@@ -8,7 +8,7 @@ import torch
 from app import figures, resources, state, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import images
+from engine import cost, images
 from engine.analysis import checkerboard, masking, recognisable
 from engine.attacks.averaging import averaged
 
@@ -108,10 +108,16 @@ def page() -> None:
     settings = {"copies": int(copies), "sigma": float(sigma), "eps": float(eps), "steps": int(steps)}
     sources = [model] + [resources.model(n) for n in extra]
     key = ("anatomy", selection.model, selection.image_key, attack, tuple(extra), tuple(sorted(settings.items())))
-    if state.analysis(key) is None and not go:
-        st.info("Press Average: the attack runs on every source model and noisy copy of the image, "
-                "then the sections below judge the averaged perturbation.")
-        return
+    if state.analysis(key) is None:
+        if not (go or widgets.pending("anatomy") == key):
+            st.info("Press Average: the attack runs on every source model and noisy copy of the image, "
+                    "then the sections below judge the averaged perturbation.")
+            return
+        params = _attack_params(attack, settings["eps"], settings["steps"])
+        seconds = sum(cost.averaged_seconds(attack, models, 1, n, params)
+                      for models, n in ((sources[:1], 1), (sources, 1), (sources, settings["copies"])))
+        if not widgets.heavy_gate("anatomy", key, seconds, go, cost.stops_early(attack)):
+            return
     deltas = _average_all(sources, x, settings, attack, key)
     judge_names = ", ".join(j.name for j in judges)
     st.caption(f"Sources: {', '.join(s.name for s in sources)}. Judges (black-box models): {judge_names}.")
@@ -170,7 +176,11 @@ def _checkerboard_section(model, x, selection, settings, presenting) -> None:
     copies = c[1].number_input("Copies", 1, 2000, 256 if model.domain == "fashion-mnist" else 16, key="anatomy.cb_copies")
     key = ("checkerboard", selection.model, selection.image_key, tuple(sorted(sigmas)), int(copies), settings["eps"], settings["steps"])
     rows = state.analysis(key)
-    if c[2].button("Compute checkerboards", key="anatomy.cb_go") and rows is None and sigmas:
+    clicked = c[2].button("Compute checkerboards", key="anatomy.cb_go")
+    bim = _attack_params("bim", settings["eps"], settings["steps"])
+    seconds = len(sigmas) * cost.averaged_seconds("bim", [model], 1, int(copies), bim)
+    if (clicked or widgets.pending("checkerboard") == key) and rows is None and sigmas \
+            and widgets.heavy_gate("checkerboard", key, seconds, clicked):
         progress = Progress("Checkerboard averages", "checkerboard")
         rows = checkerboard.checkerboard(model, x, sigmas=sorted(sigmas), copies=int(copies), callback=progress,
                                          **_attack_params("bim", settings["eps"], settings["steps"]))
@@ -185,9 +195,13 @@ def _similarity_section(sources, x, y, settings, selection) -> None:
     st.header("Similarity across attacks")
     key = ("similarity", selection.model, selection.image_key, tuple(s.name for s in sources), tuple(sorted(settings.items())))
     rows = state.analysis(key)
-    if st.button("Compare BIM, C&W and DeepFool", key="anatomy.sim_go") and rows is None:
+    clicked = st.button("Compare BIM, C&W and DeepFool", key="anatomy.sim_go")
+    params = {a: _attack_params(a, settings["eps"], settings["steps"]) for a in ATTACKS}
+    seconds = sum(cost.averaged_seconds(a, models, 1, n, params[a])
+                  for a in ATTACKS for models, n in ((sources[:1], 1), (sources, settings["copies"])))
+    if (clicked or widgets.pending("similarity") == key) and rows is None \
+            and widgets.heavy_gate("similarity", key, seconds, clicked, at_most=True):
         progress = Progress("Three attacks, single and noisy multi-model", "similarity")
-        params = {a: _attack_params(a, settings["eps"], settings["steps"]) for a in ATTACKS}
         seen: list[tuple[str, str]] = []
 
         def relay(attack, setting, step, total):

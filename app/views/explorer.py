@@ -11,7 +11,7 @@ import torch
 from app import figures, resources, state, urlstate, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import attacks, glossary, images, report
+from engine import attacks, cost, glossary, images, report
 from engine.analysis.activation import choose_target_images
 from engine.analysis.panels import eps_panels, explorer_panels
 from engine.models import ModelUnavailable
@@ -235,19 +235,24 @@ def show(result, model, black_models: list, panels: dict, selection: state.Selec
     return slide
 
 
-def chosen_run(selection: state.Selection, form: state.RunSpec, submitted: bool) -> state.RunSpec:
-    """The form's run when submitted, else the link's run (first render), else the last one on this
-    model and image, else what the form shows: a new image or model reruns the chosen attack, never a default."""
+def chosen_run(selection: state.Selection, form: state.RunSpec, submitted: bool) -> tuple[state.RunSpec, bool]:
+    """(run, asked for on this rerun): the form's run when submitted, else the link's run (first render),
+    else a heavy run waiting for its confirmation, else the last one on this model and image, else what
+    the form shows: a new image or model reruns the chosen attack, never a default."""
     if submitted:
-        return form
+        return form, True
     linked = st.session_state.pop("url_run", None)
     if linked is not None:
         attack, params, target, seed = linked
-        return state.RunSpec(selection.model, selection.image_key, attack, params, target, seed)
-    last = state.last_spec()
-    if last is not None and (last.model, last.image_key) == (selection.model, selection.image_key):
-        return last
-    return form
+        return state.RunSpec(selection.model, selection.image_key, attack, params, target, seed), True
+    for run in (widgets.pending("explorer"), state.last_spec()):
+        if run is not None and (run.model, run.image_key) == (selection.model, selection.image_key):
+            return run, False
+    return form, False
+
+
+def expected_seconds(run: state.RunSpec, model) -> float:
+    return cost.attack_seconds(model, run.attack, 1, dict(run.params))
 
 
 def page() -> None:
@@ -274,11 +279,18 @@ def page() -> None:
     state.remember_upload(selection)
     with st.expander("Attack settings", expanded=False):
         form, submitted = widgets.attack_form(selection, model.class_names)
-    run = chosen_run(selection, form, submitted)
+    run, fresh = chosen_run(selection, form, submitted)
     result = state.result_for(run)
     if result is None:
         try:
-            result = run_attack(run, selection)
+            if widgets.heavy_gate("explorer", run, expected_seconds(run, model), fresh, cost.stops_early(run.attack)):
+                result = run_attack(run, selection)
+            else:  # waiting for the click: keep showing the last result on this image, if there is one
+                run = state.last_spec()
+                same = run is not None and (run.model, run.image_key) == (selection.model, selection.image_key)
+                result = state.result_for(run) if same else None
+                if result is None:
+                    return
         except ValueError as err:
             st.error(f"Cannot run this attack: {err}")
             return

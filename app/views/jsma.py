@@ -7,7 +7,7 @@ import torch
 
 from app import figures, resources, state, widgets
 from app.jobs import Progress
-from engine import attacks, images, report
+from engine import attacks, cost, images, report
 from engine.analysis import saliency_maps
 from engine.analysis.activation import evaluation_split
 
@@ -74,7 +74,11 @@ def page() -> None:
     n = c[0].number_input("Images", 1, 500 if fmnist else 7, 50 if fmnist else 7, key="jsma.n")
     curve_key = ("jsma-curve", selection.model, int(n), target, theta, int(pairs))
     curve = state.analysis(curve_key)
-    if c[1].button("Compute the curve", key="jsma.curve_go") and curve is None:
+    clicked = c[1].button("Compute the curve", key="jsma.curve_go")
+    seconds = cost.attack_passes(model, "jsma", {"max_distortion": 0.3, "pairs": int(pairs)}) \
+        * cost.pass_seconds(model, int(n))
+    if (clicked or widgets.pending("jsma-curve") == curve_key) and curve is None \
+            and widgets.heavy_gate("jsma-curve", curve_key, seconds, clicked, at_most=True):
         (xs, ys), _ = evaluation_split(model, int(n))
         keep = ys != target
         progress = Progress("JSMA on every image", "jsma-curve")

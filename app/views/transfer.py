@@ -53,10 +53,10 @@ def page() -> None:
         kind = c[1].radio("Sweep", ["ε", "layer"], horizontal=True, key="transfer.kind")
         n = c[2].number_input("Images", 1, 2000 if fmnist else 7, 50 if fmnist else 7, key="transfer.n",
                               help="Fashion-MNIST test images, or the gallery photos")
-        steps = c[3].number_input("Steps", 1, 100, 10, key="transfer.steps")
+        steps = c[3].number_input("Steps", 1, 100, 10 if fmnist else 5, key="transfer.steps")
         d = st.columns(2)
         eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
-                                      default=[0.03, 0.07, 0.1] if fmnist else [0.01, 0.03], key="transfer.eps")
+                                      default=[0.03, 0.07, 0.1] if fmnist else [0.03], key="transfer.eps")
         layer_values = d[1].multiselect("AA layers (layer sweep)", [layer.index for layer in white.layers()],
                                         default=[0, len(white.layers()) // 2, len(white.layers()) - 1],
                                         key="transfer.layers")
@@ -64,14 +64,18 @@ def page() -> None:
     key = ("transfer", selection.model, tuple(blacks), tuple(methods), kind, int(n), int(steps),
            tuple(sorted(eps_values)), tuple(sorted(layer_values)))
     rows = state.analysis(key)
-    if go and rows is None:
+    if (go or widgets.pending("transfer") == key) and rows is None:
         if not methods or not eps_values or (kind == "layer" and not layer_values):
             st.error("Choose at least one method, one ε and (for a layer sweep) one layer.")
         else:
-            progress = Progress("Transfer sweep", "transfer")
-            rows = run_sweep(white, black_models, methods, kind, int(n), int(steps), eps_values, layer_values, progress)
-            state.store_analysis(key, rows)  # partial rows too: a cancelled sweep still shows what it measured
-            progress.finish()
+            jobs = transfer.plan(methods, "eps" if kind == "ε" else "layer", eps_values, layer_values)
+            (x, y), bank = evaluation_split(white, int(n))
+            if widgets.heavy_gate("transfer", key, transfer.plan_seconds(white, jobs, x.shape[0], int(steps)), go):
+                progress = Progress("Transfer sweep", "transfer")
+                rows = transfer.run_plan(white, black_models, jobs, x.to(white.device), y.to(white.device),
+                                         steps=int(steps), bank=(bank[0].to(white.device), bank[1].to(white.device)),
+                                         callback=progress)
+                progress.finish(lambda: state.store_analysis(key, rows))  # partial rows too: a cancelled sweep shows them
     if rows:
         counted = min(r["n"] for r in rows)
         if counted < 30:  # an honest note: with a handful of images a rate moves in big steps
@@ -90,22 +94,6 @@ def page() -> None:
         st.dataframe(rows, width="stretch")
         st.download_button("Sweep (CSV)", _csv(rows), "transfer.csv", "text/csv")
     _target_picker(white, selection)
-
-
-def run_sweep(white, blacks, methods, kind, n, steps, eps_values, layer_values, progress) -> list[dict]:
-    (x, y), bank = evaluation_split(white, n)
-    x, y = x.to(white.device), y.to(white.device)
-    bank = (bank[0].to(white.device), bank[1].to(white.device))
-    jobs = [(m, e, None) for m in methods for e in eps_values] if kind == "ε" else \
-        [("aa", eps_values[-1], layer) for layer in layer_values]
-    rows: list[dict] = []
-    for i, (method, eps, layer) in enumerate(jobs):
-        if not progress(i, len(jobs)):
-            break
-        rows += transfer.evaluate(white, blacks, method, x, y, eps=eps, layer=layer, steps=steps, bank=bank)
-    else:
-        progress(len(jobs), len(jobs))
-    return rows
 
 
 def _csv(rows: list[dict]) -> str:

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from engine import attacks
+from engine import attacks, cost
 from engine.analysis.activation import farthest_in_class, features, random_targets
 from engine.metrics import predict_labels
 
@@ -120,6 +120,33 @@ def evaluate(
     return [{"white": white.name, "black": black.name, "method": method, "eps": eps, "layer": params.get("layer"),
              "steps": steps, "images": int(x.shape[0]), **metrics}
             for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))]
+
+
+def plan(methods: Sequence[str], kind: str, eps_values: Sequence[float], layers: Sequence[int]) -> list[tuple]:
+    """The (method, ε, layer) runs of a sweep along ε (every method × ε) or along AA's layer (at the largest ε)."""
+    if kind == "eps":
+        return [(m, e, None) for m in methods for e in eps_values]
+    if kind == "layer":
+        return [("aa", max(eps_values), layer) for layer in layers]
+    raise ValueError(f"a sweep runs along 'eps' or 'layer', not {kind!r}")
+
+
+def plan_seconds(white, jobs: Sequence[tuple], images: int, steps: int) -> float:
+    """Expected time of `jobs` (from `plan`) on `images` images here (engine.cost)."""
+    return sum(cost.attack_seconds(white, METHODS[m][0], images, {"eps": e, "steps": steps}) for m, e, _ in jobs)
+
+
+def run_plan(white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, steps: int, bank=None,
+             callback: Callable[[int, int], bool | None] | None = None) -> list[dict]:
+    """`evaluate` each job in turn; `callback(done, total)` returning False stops and keeps the rows so far."""
+    rows: list[dict] = []
+    for i, (method, eps, layer) in enumerate(jobs):
+        if callback is not None and callback(i, len(jobs)) is False:
+            return rows
+        rows += evaluate(white, blacks, method, x, y, eps=eps, layer=layer, steps=steps, bank=bank)
+    if callback is not None:
+        callback(len(jobs), len(jobs))
+    return rows
 
 
 def sweep(white, blacks, methods, x, y, *, eps_values=(0.07,), layers=(None,), **kw) -> list[dict]:

@@ -22,6 +22,14 @@ DOMAIN_DEFAULTS: dict[str, dict[str, float]] = {"fashion-mnist": {"eps": 0.2}}
 
 Callback = Callable[[int, int, dict], Optional[bool]]
 
+# A pass is one forward plus one backward of one image; a backward costs about two forwards.
+FORWARD_PASS = 1 / 3
+
+
+def steps_work(values: dict, shape: tuple[int, ...]) -> float:
+    """Passes per image of an attack that takes one gradient per step (one step when it has no `steps`)."""
+    return float(values.get("steps", 1))
+
 
 @dataclass(frozen=True)
 class Param:
@@ -93,6 +101,9 @@ class AttackSpec:
     averageable: bool = True  # only talks to the model through Context.logits (SPEC §3 averaging)
     reference: str = ""
     summary: str = ""
+    # (resolved parameters, image shape C×H×W) → passes per image, at most: what engine.cost prices.
+    work: Callable[[dict, tuple[int, ...]], float] = steps_work
+    stops_early: bool = False  # the work is an upper bound: the run ends once every image succeeds
 
     def describe(self, domain: str | None = None) -> dict:
         overrides = DOMAIN_DEFAULTS.get(domain or "", {})

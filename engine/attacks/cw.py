@@ -79,4 +79,5 @@ SPEC = AttackSpec(
     "cw", "C&W L2", cw, (C, KAPPA, LR, STEPS, SEARCH), norm="l2", targeted=True,
     reference="Carlini & Wagner 2017, Towards Evaluating the Robustness of Neural Networks",
     summary="optimises the smallest L2 perturbation that crosses the boundary by a margin κ",
+    work=lambda v, shape: float(v["steps"] * v["binary_search_steps"]),
 )

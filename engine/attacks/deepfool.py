@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.attacks.base import AttackSpec, Context, Param
+from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 from engine.attacks.chunks import chunk_size
 
 STEPS = Param("steps", int, 50, 1, 1000, "maximum iterations")
@@ -74,6 +74,9 @@ def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> to
 
 SPEC = AttackSpec(
     "deepfool", "DeepFool", deepfool, (STEPS, OVERSHOOT, NUM_CLASSES), norm="l2", targeted=False,
+    stops_early=True,
+    # Per step: one forward and k − 1 backwards (one per candidate class).
+    work=lambda v, shape: v["steps"] * (1 + 2 * (v["num_classes"] - 1)) * FORWARD_PASS,
     reference="Moosavi-Dezfooli et al. 2016, DeepFool: a simple and accurate method to fool deep neural networks",
     summary="iteratively steps to the nearest linearised decision boundary of the top-k classes",
 )

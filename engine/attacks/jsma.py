@@ -15,9 +15,11 @@ search domain), so memory is N·k² per step, and images run as one batch.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from engine.attacks.base import AttackSpec, Context, Param
+from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 
 THETA = Param("theta", int, 1, -1, 1, "+1 increases features to 1 (increasing variant), −1 decreases them to 0")
 MAX_DISTORTION = Param("max_distortion", float, 0.1, 0.0, 1.0, "Υ: largest share of features that may change", low_open=True)
@@ -40,6 +42,11 @@ def positive_saliency_share(alpha: torch.Tensor, beta: torch.Tensor, theta: int 
     return good.float().mean(1)
 
 
+def jsma_steps(max_distortion: float, features: int, pairs: int) -> int:
+    """The most iterations: each saturates `pairs` feature pairs until Υ·d features changed."""
+    return max(1, int(max_distortion * features) // 2 // pairs)
+
+
 def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs: int) -> torch.Tensor:
     if theta == 0:
         raise ValueError("parameter 'theta' must be +1 or -1")
@@ -49,8 +56,8 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
     # The search domain: features that can still move in θ's direction and were not changed yet.
     domain = flat < 1.0 if theta > 0 else flat > 0.0
     changed = torch.zeros_like(domain)
+    max_steps = jsma_steps(max_distortion, d, pairs)
     budget = int(max_distortion * d)
-    max_steps = max(1, budget // 2 // pairs)
     active = torch.ones(n, dtype=torch.bool, device=x.device)
     k = min(candidates, d)
     extreme = 1.0 if theta > 0 else 0.0
@@ -96,7 +103,9 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
 
 SPEC = AttackSpec(
     "jsma", "JSMA (targeted, L0)", jsma, (THETA, MAX_DISTORTION, CANDIDATES, PAIRS), norm="l0", targeted=True,
-    untargeted=False,
+    untargeted=False, stops_early=True,
+    # Per step: one forward and two backwards (α and β).
+    work=lambda v, shape: jsma_steps(v["max_distortion"], math.prod(shape), v["pairs"]) * 5 * FORWARD_PASS,
     reference="Papernot et al. 2016, The Limitations of Deep Learning in Adversarial Settings",
     summary="greedily saturates the feature pairs whose saliency most favours the target class",
 )

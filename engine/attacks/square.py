@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from engine.attacks.base import AttackSpec, Context, Param
+from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 from engine.attacks.margins import margin
 from engine.attacks.params import EPS
 
@@ -72,7 +72,8 @@ def square(ctx: Context, eps: float, n_queries: int, p_init: float) -> torch.Ten
 
 SPEC = AttackSpec(
     "square", "Square (black-box)", square, (EPS, N_QUERIES, P_INIT), norm="linf", targeted=True,
-    uses_gradients=False,
+    uses_gradients=False, stops_early=True,
+    work=lambda v, shape: v["n_queries"] * FORWARD_PASS,  # forwards only
     reference="Andriushchenko et al. 2020, Square Attack: a query-efficient black-box adversarial attack",
     summary="random ±ε squares accepted when they lower the margin; needs only the model's outputs",
 )
