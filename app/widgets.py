@@ -175,7 +175,7 @@ def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, 
     return RunSpec(selection.model, selection.image_key, name, params, target, int(seed)), submitted
 
 
-HEAVY_S = 20.0  # longer than this and a run waits for a click that shows its expected time
+HEAVY_S = 30.0  # longer than this and a run waits for a click that shows its expected time
 # Where the time is only a cap (the run stops at success, usually far sooner: DeepFool's 50 steps
 # take 2-3), only a cap this long waits.
 HEAVY_AT_MOST_S = 120.0

@@ -77,7 +77,7 @@ def page() -> None:
     clicked = c[1].button("Compute the curve", key="jsma.curve_go")
     seconds = cost.attack_passes(model, "jsma", {"max_distortion": 0.3, "pairs": int(pairs)}) \
         * cost.pass_seconds(model, int(n))
-    if (clicked or widgets.pending("jsma-curve") == curve_key) and curve is None \
+    if (clicked or widgets.pending("jsma-curve") == curve_key) and (curve is None or curve["cancelled"]) \
             and widgets.heavy_gate("jsma-curve", curve_key, seconds, clicked, at_most=True):
         (xs, ys), _ = evaluation_split(model, int(n))
         keep = ys != target
@@ -85,10 +85,13 @@ def page() -> None:
         d = saliency_maps.distortions(model, xs[keep].to(model.device), ys[keep].to(model.device),
                                       torch.full_like(ys[keep], target).to(model.device), max_distortion=0.3,
                                       theta=theta, pairs=int(pairs), callback=progress)
-        curve = saliency_maps.success_curve(d.cpu(), np.linspace(0.0, 0.3, 31))
-        progress.finish(lambda: state.store_analysis(curve_key, curve))  # a cancelled run counts unfinished images as failures
+        curve = {"rows": saliency_maps.success_curve(d.cpu(), np.linspace(0.0, 0.3, 31)), "cancelled": progress.cancelled}
+        progress.finish(lambda: state.store_analysis(curve_key, curve))
     if curve:
-        st.plotly_chart(figures.lines(curve, "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
+        if curve["cancelled"]:
+            st.info("Cancelled: the images the run had not finished count as failures, so the curve is a lower bound. "
+                    "Press Compute the curve again for the full one.")
+        st.plotly_chart(figures.lines(curve["rows"], "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
                                       x_title="Υ"), width="stretch", key="curve")
 
     if fmnist:
