@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import attacks, data, images, models  # noqa: E402
+from engine import attacks, data, images, models, targets  # noqa: E402
 from bench_common import parser as bench_parser, spread, timed  # noqa: E402
 
 EPS = {"fashion-mnist": 0.2, "imagenet": 0.03}
@@ -100,7 +100,7 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
     eps = EPS[model.domain]
     with torch.no_grad():
         y = model(x).argmax(1)  # attack the model's own predictions, as torchattacks does with given labels
-    target = attacks.runner_up(model, x)
+    target = targets.runner_up(model, x)
     targeted = {"jsma", "aa"}
     times = {n: {"bare": [], "scored": [], "theirs": []} for n in names}
     success = {n: {} for n in names}

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine import attacks, data, images, models
-from engine.analysis.activation import evaluation_split, features, random_targets
+from engine import attacks, domains, models, targets
+from engine.analysis.activation import evaluation_split, features
 from engine.analysis.transfer import METHODS, adversarial, score_blacks
 from engine.attacks.activation import layer_name
 from engine.metrics import norms
@@ -164,10 +164,10 @@ def _grid_domain(names: Sequence[str]) -> str:
             raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}")
         if not known[name]["available"]:
             raise ModelUnavailable(f"{name}: {known[name]['reason']}")
-    domains = sorted({known[n]["domain"] for n in names})
-    if len(domains) != 1:
-        raise ValueError(f"a sweep's models must share one domain (they see the same images), got {', '.join(domains)}")
-    return domains[0]
+    found = sorted({known[n]["domain"] for n in names})
+    if len(found) != 1:
+        raise ValueError(f"a sweep's models must share one domain (they see the same images), got {', '.join(found)}")
+    return found[0]
 
 
 def _check_layers(whites: Sequence[str], layers: set[int]) -> None:
@@ -179,9 +179,7 @@ def _check_layers(whites: Sequence[str], layers: set[int]) -> None:
 
 
 def _image_capacity(domain: str) -> int:
-    if domain == "fashion-mnist":
-        return data.test_split()[1].shape[0] // 2  # the second half is AA's bank (evaluation_split)
-    return len(images.gallery())
+    return domains.get(domain).capacity()
 
 
 def _attack_settings(grid: Grid, domain: str) -> list[tuple]:
@@ -243,7 +241,7 @@ def _model(name: str, device: str | None) -> tuple[Any, int]:
 
 
 def _image_set(white, count: int, device: str | None) -> _ImageSet:
-    # Keyed by the white-box model: photo labels are that model's own predictions (evaluation_split).
+    # Keyed by the white-box model: its bank holds the images it classifies correctly (evaluation_split).
     key = (white.name, count, device)
     if key not in _IMAGES:
         (x, y), (bank_x, bank_y) = evaluation_split(white, count)
@@ -274,7 +272,7 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     if job.attack in METHODS or not spec.untargeted:
         # Drawn over the whole image set, then sliced: a shard's targets do not depend on the
         # shard size, and shards do not all replay the same random stream.
-        target = random_targets(imageset.y, white.num_classes, job.seed)[job.start:job.stop]
+        target = targets.random_classes(imageset.y, white.num_classes, job.seed, allowed=imageset.bank_y)[job.start:job.stop]
     if spec.needs_target_images:
         bank_f = _bank_features(white, white.layer(layer_name(white, job.layer)).index, job.images, imageset.bank_x)
     x_adv, target, params = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH,

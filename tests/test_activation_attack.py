@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from engine import attacks
-from engine.analysis.activation import farthest_in_class, features, random_targets
+from engine.analysis.activation import farthest_in_class, features
+from engine.targets import random_classes as random_targets
 from conftest import hooks_left
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from engine import attacks
+from engine import attacks, targets
 
 # Iteration counts are drawn small so that each example runs in milliseconds; the rest of each range is drawn whole.
 CAPS = {"steps": 3, "n_queries": 20, "binary_search_steps": 2, "pairs": 8, "candidates": 64}
@@ -68,7 +68,7 @@ def _call(name, model, x, params):
     if spec.needs_target_images:
         extra["target_images"] = x.flip(0)
     elif not spec.untargeted:
-        extra["target"] = attacks.runner_up(model, x)
+        extra["target"] = targets.runner_up(model, x)
     return attacks.run(name, model, x, seed=0, **extra, **params)
 
 

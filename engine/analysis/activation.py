@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from engine import data, images
+from engine import domains, targets
 from engine.hooks import capture_activations
 
 
@@ -21,17 +21,6 @@ def features(model, x: torch.Tensor, layer: int | str, batch: int = 256) -> torc
             model(x[lo:lo + batch])
             out.append(acts[name].flatten(1))
     return torch.cat(out)
-
-
-def random_targets(y: torch.Tensor, num_classes: int, seed: int = 0, allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """A uniformly random class ≠ y per example (among `allowed`, default all), from a seeded generator."""
-    allowed = torch.arange(num_classes) if allowed is None else torch.unique(allowed.cpu())
-    gen = torch.Generator().manual_seed(seed)
-    scores = torch.rand(y.shape[0], allowed.numel(), generator=gen)
-    scores = scores.masked_fill(allowed[None, :] == y.cpu()[:, None], -1.0)
-    if bool((scores.max(1).values < 0).any()):
-        raise ValueError("no target class is available besides the source class")
-    return allowed[scores.argmax(1)].to(y.device)
 
 
 def farthest_in_class(
@@ -47,10 +36,7 @@ def farthest_in_class(
     if y is None:
         with torch.no_grad():
             y = model(x).argmax(1)
-    if target is None:
-        target = random_targets(y, model.num_classes, seed, allowed=bank_y)
-    else:
-        target = torch.as_tensor(target, device=y.device).long().reshape(-1).expand(y.shape[0]).clone()
+    target = targets.choose(model, x, targets.RANDOM if target is None else target, y=y, seed=seed, allowed=bank_y)
     bank_y = bank_y.to(y.device)
     missing = sorted(set(target.tolist()) - set(bank_y.tolist()))
     if missing:
@@ -65,21 +51,18 @@ def farthest_in_class(
 
 
 def evaluation_split(model, n: int):
-    """((images, labels), (bank images, bank labels)) for a model's domain.
+    """((images, labels), (bank images, bank labels)) of up to n of the model's domain's built-in images
+    (engine.domains); the bank keeps only images the model classifies as their label (engine.targets.bank)."""
+    (x, y), (bank_x, bank_y) = domains.of(model).evaluation_split(model, n)
+    key = (id(model), model.name, str(model.device), bank_x.shape[0])
+    if key not in _BANKS:  # a pass over thousands of images: once per model
+        if len(_BANKS) > 8:
+            _BANKS.clear()
+        _BANKS[key] = targets.bank(model, bank_x, bank_y)
+    return (x, y), _BANKS[key]
 
-    Fashion-MNIST: the first n test images, and the second half of the test split as the
-    target-image bank (disjoint). Photos: the sample gallery for both, labelled by the model.
-    """
-    if model.domain == "fashion-mnist":
-        x, y = data.test_split()
-        half = x.shape[0] // 2
-        if not 1 <= n <= half:
-            raise ValueError(f"the number of images must be between 1 and {half}")
-        return (x[:n], y[:n]), (x[half:], y[half:])
-    photos = torch.cat([images.load(p, model) for p in images.gallery().values()])
-    with torch.no_grad():
-        labels = model(photos).argmax(1)
-    return (photos[:n], labels[:n]), (photos, labels)
+
+_BANKS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def choose_target_images(model, x: torch.Tensor, layer: int | None, target=None, seed: int = 0,

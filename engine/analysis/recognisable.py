@@ -17,31 +17,15 @@ from typing import Callable, Sequence
 
 import torch
 
-from engine import data
+from engine import domains
 from engine.attacks.averaging import averaged
 from engine.metrics import predict_labels
-
-# Per-channel mean and std of each domain's training images in [0, 1].
-DATASET_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "fashion-mnist": ((data.MEAN,), (data.STD,)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
-
-# The thesis' settings (Table 4.1/4.2): the equal-footing budget ε of Eq 4.3, the noise, the targeted display peak.
-DOMAIN_SETTINGS: dict[str, dict] = {
-    "fashion-mnist": {"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0},
-    "imagenet": {"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
-}
 
 SETTINGS = ("single-model", "multi-model", "noisy multi-model")
 
 
 def dataset_stats(domain: str, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    if domain not in DATASET_STATS:
-        raise ValueError(f"no dataset statistics for domain {domain!r}; known: {', '.join(DATASET_STATS)}")
-    mean, std = DATASET_STATS[domain]
-    shape = (1, len(mean), 1, 1)
-    return torch.tensor(mean, device=device).view(shape), torch.tensor(std, device=device).view(shape)
+    return domains.stats(domain, device)
 
 
 def sign_quantise(delta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -66,7 +50,7 @@ def display_normalise(delta: torch.Tensor, domain: str, targeted: bool = False, 
     mean, std = dataset_stats(domain, delta.device)
     dims = tuple(range(2, delta.dim()))
     if targeted:
-        peak = DOMAIN_SETTINGS.get(domain, {}).get("peak", 1.0) if peak is None else peak
+        peak = domains.get(domain).averaging.get("peak", 1.0) if peak is None else peak
         top = delta.flatten(1).amax(1).view(-1, *([1] * (delta.dim() - 1)))
         shown = delta * peak / torch.where(top > 0, top, torch.ones_like(top))
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from engine import attacks
+from engine import attacks, targets
 from engine.metrics import perturbation_report
 
 # ε comes from the model's domain (0.03 on photos, 0.2 on Fashion-MNIST) unless a variant says otherwise.
@@ -27,7 +27,7 @@ def comparison_table(model, x: torch.Tensor, y: torch.Tensor | None = None,
                      variants: list[tuple[str, dict]] | None = None, seed: int = 0) -> list[dict]:
     """One row per (method, parameters): success rate, mean L0 (two ways), SSIM, L2 and seconds."""
     variants = DEFAULT_VARIANTS if variants is None else variants
-    nearest = attacks.runner_up(model, x, exclude=y)  # y=None: the runner-up of each prediction
+    nearest = targets.runner_up(model, x, exclude=y)  # y=None: the runner-up of each prediction
     rows = []
     for name, kw in variants:
         kw = dict(kw)

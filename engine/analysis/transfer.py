@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from engine import attacks, cost
-from engine.analysis.activation import farthest_in_class, features, random_targets
+from engine import attacks, cost, targets
+from engine.analysis.activation import farthest_in_class, features
 from engine.metrics import predict_labels
 
 # Names used in the seed's tables → (our attack, fixed parameters).
@@ -73,7 +73,7 @@ def adversarial(
     if target is None and (method in METHODS or not spec.untargeted):
         # Drawn among the bank's classes for every method alike, so AA always has a target image
         # and all methods share each image's target.
-        target = random_targets(y, white.num_classes, seed, allowed=None if bank is None else bank[1])
+        target = targets.random_classes(y, white.num_classes, seed, allowed=None if bank is None else bank[1])
     params = {**{k: v for k, v in params.items() if v is not None}, **fixed}
     bank_x, bank_y = bank if bank is not None else (x, y)
     if spec.needs_target_images:

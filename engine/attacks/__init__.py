@@ -29,17 +29,6 @@ def available(domain: str | None = None) -> list[dict]:
     return [spec.describe(domain) for spec in ATTACKS.values()]
 
 
-def runner_up(model, x, exclude=None) -> "torch.Tensor":
-    """Each image's most likely class other than `exclude` (default: its prediction), i.e. the
-    nearest target for a targeted-only attack."""
-    import torch
-
-    with torch.no_grad():
-        logits = model(x)
-    exclude = logits.argmax(1) if exclude is None else torch.as_tensor(exclude, device=logits.device)
-    return logits.scatter(1, exclude.reshape(-1, 1).expand(logits.shape[0], 1), float("-inf")).argmax(1)
-
-
 def run(
     name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, target_images=None, score=True,
     **params,
@@ -82,4 +71,4 @@ def fgsm_many(models, x, eps_values, y=None, target=None) -> dict:
     return {"eps": eps_values, "x_adv": x_adv, "logits": logits}
 
 
-__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "available", "fgsm_many", "get", "run", "runner_up"]
+__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "available", "fgsm_many", "get", "run"]

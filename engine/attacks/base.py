@@ -17,8 +17,6 @@ import torch.nn.functional as F
 
 from engine.attacks.projections import clamp_unit, project_linf
 
-# The thesis' per-domain budgets (SPEC §1, seed 002): small grey images need a larger ε.
-DOMAIN_DEFAULTS: dict[str, dict[str, float]] = {"fashion-mnist": {"eps": 0.2}}
 
 Callback = Callable[[int, int, dict], Optional[bool]]
 
@@ -106,7 +104,7 @@ class AttackSpec:
     stops_early: bool = False  # the work is an upper bound: the run ends once every image succeeds
 
     def describe(self, domain: str | None = None) -> dict:
-        overrides = DOMAIN_DEFAULTS.get(domain or "", {})
+        overrides = _domain_defaults(domain)
         params = [{**p.describe(), **({"default": overrides[p.name]} if p.name in overrides else {})} for p in self.params]
         return {
             "name": self.name,
@@ -300,13 +298,19 @@ def _as_labels(value, n: int, num_classes: int, what: str, device) -> torch.Tens
     return t
 
 
+def _domain_defaults(domain: str | None) -> dict:
+    from engine import domains  # the domain records import attack code lazily too
+
+    return domains.attack_defaults(domain or "")
+
+
 def resolve_params(spec: AttackSpec, domain: str, params: dict) -> dict:
     """Every declared parameter of `spec`: given, else the domain's default, else the declared one; range-checked."""
     known = {p.name for p in spec.params}
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"{spec.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(sorted(known))}")
-    defaults = DOMAIN_DEFAULTS.get(domain or "", {})
+    defaults = _domain_defaults(domain)
     return {p.name: p.check(params.get(p.name, defaults.get(p.name, p.default))) for p in spec.params}
 
 

@@ -1,0 +1,189 @@
+"""Domains: what a family of models sees, in one record each.
+
+A domain holds its class names, image shape and normalisation, its default
+budgets, how its built-in images are named and loaded, the labelled images its
+analyses run on and the target-image bank drawn from them, how object masks
+are made, and which of its models are sources and which are held-out judges.
+Models carry their domain's name (`model.domain`); `of(model)` gives the record.
+A model from elsewhere (a user's own) gets a record built from its own metadata:
+no built-in images, so analyses need the user's labelled data (`--data`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+GALLERY_LABELS = ASSETS / "images" / "labels.json"
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    title: str
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    # Attack parameters that differ from the attacks' own defaults (small grey images need a larger ε).
+    attack_defaults: dict = field(default_factory=dict)
+    # The averaging analyses' budget ε, Gaussian copies and σ, and the display peak of targeted perturbations.
+    averaging: dict = field(default_factory=dict)
+    # Per analysis, the settings the app and the CLI start from (each finishes in seconds on two cores).
+    defaults: dict = field(default_factory=dict)
+    sources: tuple[str, ...] = ()  # models whose perturbations are averaged
+    judges: tuple[str, ...] = ()  # held-out models that judge them (the default black-box models)
+    indexed: bool = False  # built-in images are numbered ("<prefix><i>") rather than named photos
+    prefix: str = ""
+    # ((images, labels), (bank images, bank labels)) of up to n built-in images; None: the domain has none.
+    split: Callable[[int], tuple] | None = None
+    capacity: Callable[[], int] = lambda: 0  # the most evaluation images a multi-image analysis can take
+    count: Callable[[], int] = lambda: 0  # built-in images one can pick (an indexed domain's whole test split)
+    mask_threshold: float | None = None  # object masks by thresholding the image (dark background)
+
+    def image_keys(self) -> list[str]:
+        """Names of the built-in images, in order (indexed domains: the evaluation images)."""
+        if self.indexed:
+            return [f"{self.prefix}{i}" for i in range(self.capacity())]
+        from engine import images
+
+        return list(images.gallery())
+
+    def parse_key(self, key: str) -> int | str | None:
+        """The index (indexed domains) or photo name of a built-in image key, None if it is not one."""
+        if self.indexed:
+            rest = key[len(self.prefix):] if key.startswith(self.prefix) else key
+            if rest.isdigit() and int(rest) < self.count():
+                return int(rest)
+            return None
+        from engine import images
+
+        return key if key in images.gallery() else None
+
+    def evaluation_split(self, model, n: int):
+        if self.split is None:
+            raise ValueError(f"{model.name} ({self.title}) has no built-in images: give labelled images (--data DIR)")
+        return self.split(model, n)
+
+    def object_masks(self, model, x: torch.Tensor, keys: list[str] | None = None, threshold: float | None = None):
+        """One mask per image: thresholded (dark-background domains), else the committed mask of a
+        gallery photo, else GrabCut from a centred box."""
+        from engine.analysis import masking
+
+        if self.mask_threshold is not None:
+            return masking.threshold_mask(x, self.mask_threshold if threshold is None else threshold)
+        keys = keys or [None] * x.shape[0]
+        committed = set(self.image_keys()) if self.split is not None else set()
+        return torch.stack([masking.gallery_mask(k, model) if k in committed else masking.grabcut_mask(x[i])
+                            for i, k in enumerate(keys)])
+
+
+FASHION_MNIST_NAME = "fashion-mnist"
+IMAGENET_NAME = "imagenet"
+
+
+def _fmnist_split(model, n: int):
+    """The first n test images, and the second half of the test split as the (disjoint) target-image bank."""
+    from engine import data
+
+    x, y = data.test_split()
+    half = x.shape[0] // 2
+    if not 1 <= n <= half:
+        raise ValueError(f"the number of images must be between 1 and {half}")
+    return (x[:n], y[:n]), (x[half:], y[half:])
+
+
+@lru_cache(maxsize=1)
+def gallery_labels() -> dict[str, int]:
+    """Photo name → the ImageNet class the three Lite models agree on (assets/images/labels.json)."""
+    table = json.loads(GALLERY_LABELS.read_text())
+    return {Path(file).stem: int(row["imagenet_index"]) for file, row in table.items()}
+
+
+def _gallery_split(model, n: int):
+    """The first n gallery photos with their recorded labels; the bank is the whole gallery."""
+    from engine import images
+
+    photos = images.gallery()
+    if not 1 <= n <= len(photos):
+        raise ValueError(f"the number of images must be between 1 and {len(photos)} (the gallery's photos)")
+    x = torch.cat([images.load(path, model).cpu() for path in photos.values()])
+    labels = gallery_labels()
+    y = torch.tensor([labels[name] for name in photos])
+    return (x[:n], y[:n]), (x, y)
+
+
+def _gallery_size() -> int:
+    from engine import images
+
+    return len(images.gallery())
+
+
+def _fmnist() -> Domain:
+    from engine import data
+
+    return Domain(
+        FASHION_MNIST_NAME, "Fashion-MNIST", data.INPUT_SIZE, (data.MEAN,), (data.STD,),
+        attack_defaults={"eps": 0.2},
+        averaging={"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0},
+        defaults={"images": 50, "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20}, "transfer": {"steps": 10, "eps": (0.03, 0.07, 0.1)}, "features": {"images": 300, "eps": 0.2},
+                  "jsma": {"upsilon": 0.145, "pairs": 1}, "checkerboard_copies": 256, "noise_count": 512},
+        sources=("fmnist-lenet-0", "fmnist-resnet-0", "fmnist-vgg-0", "fmnist-densenet-0", "fmnist-mobilenet-0"),
+        judges=("fmnist-resnet-1", "fmnist-lenet-1", "fmnist-vgg-1", "fmnist-densenet-1", "fmnist-mlp-0"),
+        indexed=True, prefix="fmnist:", split=_fmnist_split, capacity=lambda: data.test_split()[1].shape[0] // 2,
+        count=lambda: data.test_split()[1].shape[0],
+        mask_threshold=0.05,
+    )
+
+
+def _imagenet() -> Domain:
+    return Domain(
+        IMAGENET_NAME, "ImageNet photos", (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+        averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
+        defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
+                  "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128},
+        sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
+        split=_gallery_split, capacity=_gallery_size, count=_gallery_size,
+    )
+
+
+@lru_cache(maxsize=None)
+def _builtin() -> dict[str, Domain]:
+    return {d.name: d for d in (_fmnist(), _imagenet())}
+
+
+def names() -> list[str]:
+    return list(_builtin())
+
+
+def get(name: str) -> Domain:
+    try:
+        return _builtin()[name]
+    except KeyError:
+        raise ValueError(f"unknown domain {name!r}; known: {', '.join(_builtin())}") from None
+
+
+def of(model) -> Domain:
+    """The domain record of a model: a built-in one by name, else one made from the model's own metadata."""
+    name = getattr(model, "domain", "")
+    if name in _builtin():
+        return _builtin()[name]
+    mean = tuple(float(v) for v in model.mean.flatten()) if hasattr(model, "mean") else (0.5,) * model.input_size[0]
+    std = tuple(float(v) for v in model.std.flatten()) if hasattr(model, "std") else (0.5,) * model.input_size[0]
+    return Domain(name or "custom", name or "custom", tuple(model.input_size), mean, std,
+                  averaging=dict(_builtin()[IMAGENET_NAME].averaging), defaults=dict(_builtin()[IMAGENET_NAME].defaults))
+
+
+def attack_defaults(name: str) -> dict:
+    return _builtin()[name].attack_defaults if name in _builtin() else {}
+
+
+def stats(name: str, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of a built-in domain's training images, as 1×C×1×1 tensors."""
+    d = get(name)
+    shape = (1, len(d.mean), 1, 1)
+    return torch.tensor(d.mean, device=device).view(shape), torch.tensor(d.std, device=device).view(shape)

@@ -1,0 +1,75 @@
+"""The target policy: which class a targeted attack aims at, and AA's target image.
+
+- an explicit class (an index, or one per image);
+- the runner-up: each image's second most likely class (the nearest wrong class);
+- a seeded random class ≠ the label, drawn among the classes the bank can show;
+- AA's target image: from a bank of images the model classifies as their label,
+  the one of the target class farthest from the source at a layer.
+
+With no target given, an attack that has an untargeted form runs untargeted; one
+that needs a target gets the runner-up, and AA (which needs target images too) a
+random class the bank has. Transfer experiments draw random classes explicitly.
+The app, the CLI, transfer, sweeps and averaging all ask here.
+"""
+from __future__ import annotations
+
+import torch
+
+RUNNER_UP = "runner-up"
+RANDOM = "random"
+POLICIES = (RUNNER_UP, RANDOM)
+
+
+def runner_up(model, x: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image, the most likely class other than `exclude` (default: the model's own top-1)."""
+    with torch.no_grad():
+        logits = model(x)
+    exclude = logits.argmax(1) if exclude is None else torch.as_tensor(exclude, device=logits.device)
+    return logits.scatter(1, exclude.reshape(-1, 1).expand(logits.shape[0], 1), float("-inf")).argmax(1)
+
+
+def random_classes(y: torch.Tensor, num_classes: int, seed: int = 0, allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """A uniformly random class ≠ y per example (among `allowed`, default all), from a seeded generator."""
+    allowed = torch.arange(num_classes) if allowed is None else torch.unique(allowed.cpu())
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.rand(y.shape[0], allowed.numel(), generator=gen)
+    scores = scores.masked_fill(allowed[None, :] == y.cpu()[:, None], -1.0)
+    if bool((scores.max(1).values < 0).any()):
+        raise ValueError("no target class is available besides the source class")
+    return allowed[scores.argmax(1)].to(y.device)
+
+
+def bank(model, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of (x, y) that `model` classifies as their label: only those may stand for a class."""
+    with torch.no_grad():
+        pred = torch.cat([model(x[lo:lo + batch].to(model.device)).argmax(1).cpu() for lo in range(0, x.shape[0], batch)])
+    keep = pred == y.cpu()
+    return x[keep.to(x.device)], y[keep.to(y.device)]
+
+
+def choose(model, x: torch.Tensor, policy, *, y: torch.Tensor | None = None, seed: int = 0,
+           allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Target classes for `x` under `policy`: an int or tensor (explicit), RUNNER_UP or RANDOM.
+
+    `y` are the source classes (default: the model's predictions); `allowed` limits random draws
+    (e.g. to the classes a target-image bank holds)."""
+    if y is None:
+        with torch.no_grad():
+            y = model(x).argmax(1)
+    if isinstance(policy, str):
+        if policy == RUNNER_UP:
+            return runner_up(model, x, exclude=y)
+        if policy == RANDOM:
+            return random_classes(y, model.num_classes, seed, allowed=allowed)
+        raise ValueError(f"unknown target policy {policy!r}; choose a class or one of {', '.join(POLICIES)}")
+    target = torch.as_tensor(policy, device=y.device).long().reshape(-1)
+    if target.numel() not in (1, y.shape[0]):
+        raise ValueError(f"{target.numel()} targets for {y.shape[0]} images")
+    return target.expand(y.shape[0]).clone()
+
+
+def default_policy(spec) -> str | None:
+    """What an attack aims at when no target is given: None (untargeted) where it can run untargeted."""
+    if spec.untargeted:
+        return None
+    return RANDOM if spec.needs_target_images else RUNNER_UP
