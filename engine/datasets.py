@@ -140,7 +140,7 @@ def open_zip(
     max_pixels: int = MAX_TOTAL_PIXELS,
     max_unzipped: int = MAX_UNZIPPED_BYTES,
     max_ratio: float = MAX_RATIO,
-    name: str = "the zip archive",
+    name: str = "the archive",
 ) -> LabelledImages:
     """A zip's bytes in one of the layouts above, read in memory (nothing is written to disk).
 
@@ -154,13 +154,13 @@ def open_zip(
         raise ValueError(f"{name} is too large ({len(data) / 2**20:.1f} MB; limit {max_bytes / 2**20:.0f} MB)")
     declared = _declared_entries(data)
     if declared is None:
-        raise ValueError(f"{name} is not a zip archive (no end-of-archive record)")
+        raise ValueError(f"{name} is not a zip file (no end-of-archive record)")
     if declared > max_files:
         raise ValueError(f"{name} has too many entries ({declared:,}; limit {max_files:,})")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, struct.error) as err:
-        raise ValueError(f"{name} is not a readable zip archive ({err})") from err
+        raise ValueError(f"{name} is not a readable zip ({err})") from err
     with archive:
         infos = archive.infolist()
         if len(infos) > max_files:
@@ -351,7 +351,7 @@ def _label_reader(files: dict[str, Source], where: str) -> tuple[Callable, str |
 
 def _read_folders(files, pictures, _label_file, where):
     pairs = [(k, _label(k.split("/", 1)[0])) for k in pictures]
-    return pairs, "imagefolder", f"class folders ({len({k.split('/', 1)[0] for k in pictures})})"
+    return pairs, "imagefolder", "class folders"
 
 
 def _rows(files, label_file, where) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -424,7 +424,7 @@ def _read_loc(files, pictures, label_file, where):
 
 
 def _read_val_txt(files, pictures, label_file, where):
-    lines = [(n, line.split()) for n, line in enumerate(_text(files[label_file], label_file).splitlines(), 1)]
+    lines = [(n, line.split()) for n, line in enumerate(_text(files[label_file], f"{where}: {label_file}").splitlines(), 1)]
     lines = [(n, tokens) for n, tokens in lines if tokens]
     for n, tokens in lines:
         if len(tokens) > 2 or not _DIGITS.fullmatch(tokens[-1]):

@@ -357,9 +357,9 @@ def lying_size() -> bytes:
         (zip_with(*[(f"t/{i}.png", os.urandom(2**20)) for i in range(3)]), {"max_unzipped": 2 * 2**20},
          r"declares 3 MB uncompressed \(limit 2 MB\); it may be a zip bomb"),
         (lying_size(), {}, r"entry 'tripod/camera.png' is corrupt or lies about its size \(Bad CRC-32"),
-        (zip_with(("tripod/camera.png", PNG)), {"max_bytes": 1000}, r"the zip archive is too large \(0.\d MB; limit 0 MB\)"),
-        (b"PNG? no: " * 100, {}, r"not a zip archive \(no end-of-archive record\)"),
-        (b"junk" * 10 + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 1, 1, 30, 0, 0), {}, r"is not a readable zip archive"),
+        (zip_with(("tripod/camera.png", PNG)), {"max_bytes": 1000}, r"the archive is too large \(0.\d MB; limit 0 MB\)"),
+        (b"PNG? no: " * 100, {}, r"not a zip file \(no end-of-archive record\)"),
+        (b"junk" * 10 + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 1, 1, 30, 0, 0), {}, r"the archive is not a readable zip \(Truncated central directory\)"),
         (patch_central(zip_with(("tripod/camera.png", PNG)), 8, "<H", 1), {}, r"entry 'tripod/camera.png' is encrypted"),
         (zip_with(("tripod/a.png", PNG), ("tripod/a.png", PNG)), {}, r"entry 'tripod/a.png' appears twice"),
         (zip_with(("tripod/a.png", PNG)), {"max_pixels": 1000}, r"declare more than 1,000 pixels in all"),
@@ -402,3 +402,11 @@ def test_zip_never_touches_disk(tmp_path, monkeypatch):
     ds = datasets.open_zip(data)
     assert all(isinstance(src, bytes) for _, src in ds.items)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(ds.items[0][1]))), np.asarray(Image.open(tmp_path / ds.items[0][0])))
+
+
+def test_folder_file_limit_and_n(tmp_path):
+    folders_by_index(tmp_path)
+    with pytest.raises(ValueError, match=r"holds more than 3 files; the limit is 3"):
+        datasets.open_dataset(tmp_path, max_files=3)
+    with pytest.raises(ValueError, match=r"n must be at least 1 \(got 0\)"):
+        datasets.tensors(datasets.open_dataset(tmp_path), IMAGENET, n=0)
