@@ -451,7 +451,8 @@ def _read_val_txt(files, pictures, label_file, where):
 def imagenet_wnids() -> tuple[str, ...]:
     """The 1000 ILSVRC-2012 wnids in the models' class order (see assets/README.md for the source)."""
     wnids = tuple(WNID_FILE.read_text().split())
-    assert len(wnids) == 1000 and len(set(wnids)) == 1000, f"{WNID_FILE} must list 1000 distinct wnids"
+    if len(set(wnids)) != 1000 or len(wnids) != 1000:
+        raise RuntimeError(f"{WNID_FILE} must list 1000 distinct wnids; it lists {len(wnids)}")
     return wnids
 
 
