@@ -82,6 +82,11 @@ def decode(source: Source) -> Image.Image:
         raise ValueError(f"the image data is corrupt or truncated ({err})") from err
 
 
+def peek_size(source: Source) -> tuple[int, int]:
+    """Width and height from the header alone (no pixel data decoded), or ValueError as `decode` gives."""
+    return _open(source).size
+
+
 def _to_rgb_or_l(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # PIL's own convert("L") clips 16-bit data at 255; scale by the type's range instead.
