@@ -165,19 +165,24 @@ def _self_methods(script, name: str, seen: set) -> None:
             _self_methods(script, node.s("name"), seen)
 
 
-def _interpretable(script) -> bool:
-    """A container whose forward (and the methods on self it calls) has only nodes this interpreter runs."""
+def _why_not_interpreted(script) -> str | None:
+    """None for a container whose forward (and the methods on self it calls) has only nodes this runs; else why."""
     if not list(script.named_children()):
-        return False  # a leaf: run it compiled
+        return "it has no submodules"  # a leaf: run it compiled
     try:
         methods: set = set()
         _self_methods(script, "forward", methods)
         kinds: set = set()
         for name in methods:
             _graph_kinds(_method_graph(script, name), kinds)
-    except Exception:  # noqa: BLE001  (a module without a usable forward graph: keep it compiled)
-        return False
-    return not (kinds & _UNSUPPORTED)
+    except Exception as err:  # noqa: BLE001  (a module without a usable forward graph: keep it compiled)
+        return f"its forward graph cannot be read ({type(err).__name__})"
+    bad = sorted(kinds & _UNSUPPORTED)
+    return f"its forward uses {', '.join(bad)} (e.g. a call of a scripted function), which cannot be run node by node" if bad else None
+
+
+def _interpretable(script) -> bool:
+    return _why_not_interpreted(script) is None
 
 
 def _op(kind: str, schema: str):
@@ -321,7 +326,8 @@ class TorchScriptNet(_ScriptCall):
         nn.Module.__init__(self)
         object.__setattr__(self, "_script", script)
         self._plans = {}
-        self._interpret = interpret and _interpretable(script)
+        self.why_opaque = _why_not_interpreted(script) if interpret else "loaded as one opaque module"
+        self._interpret = self.why_opaque is None
         if self._interpret:
             for child_name, child in script.named_children():
                 self.add_module(child_name, _ScriptCall(child))
@@ -668,6 +674,12 @@ def _wrap(net: nn.Module, what: str, fields: dict, name: str, where: str, export
         if not blocks:
             layers_unavailable = "no module with a 4-D (N×C×H×W) output was found on the model's main path"
     cam = fields.get("cam_layer")
+    known = dict(net.named_modules())
+    for block in [*(blocks or []), *([cam] if cam else [])]:
+        if block not in known or not block:
+            top = ", ".join(n for n in known if n and "." not in n)
+            raise ModelUnavailable(f"{where}: {block!r} (block_names/cam_layer) is not a module of the model; "
+                                   f"its top-level modules are: {top}")
     try:
         model = Classifier(
             net, name=name, domain=domain, input_size=input_size, class_names=class_names,
@@ -687,7 +699,8 @@ def _wrap(net: nn.Module, what: str, fields: dict, name: str, where: str, export
 def _check_interpreted(net: TorchScriptNet, input_size, where: str) -> str | None:
     """None when running the archive's graphs from Python gives its own outputs and input gradients; else why not."""
     if not net._interpret:
-        return "the TorchScript archive's top-level module has no submodules to hook or a graph this cannot run"
+        return (f"TorchScript modules do not take Python forward hooks, and its top-level module cannot be run from "
+                f"Python module by module: {net.why_opaque}")
     x = torch.rand(2, *input_size, generator=torch.Generator().manual_seed(0))
     try:
         xa = x.clone().requires_grad_(True)
