@@ -70,6 +70,7 @@ def test_auto_catalogue_of_the_small_cnn(net):
 def test_same_logits_gradients_and_layers(loaded, reference, x):
     assert loaded.domain == "toy" and loaded.class_names[3] == "class 3" and loaded.input_size == (3, 32, 32)
     assert torch.allclose(loaded(x), reference(x), atol=1e-5)
+    assert not any(p.requires_grad for p in loaded.parameters())
     grads = []
     for model in (loaded, reference):
         xv = x.clone().requires_grad_(True)
@@ -243,6 +244,13 @@ def test_opaque_torchscript_loads_without_a_catalogue(x):
             call()
     result = attacks.run("pgd", model, x, eps=0.03, steps=3)
     assert (result.x_adv - x).abs().max() <= 0.03 + 1e-6
+
+
+def test_torchscript_block_names_must_be_hookable(archives):
+    with pytest.raises(ModelUnavailable, match="'torchscript.features.1' .* is not a module"):
+        load_user_model(archives["script"], meta={**META, "block_names": ["torchscript.features.1"]})
+    model = load_user_model(archives["trace"], meta={**META, "block_names": ["features.0", "classifier.1"]})
+    assert [i.shape for i in model.layers()] == [(8, 32, 32), (10,)]
 
 
 def test_entry_points():

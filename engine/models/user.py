@@ -335,12 +335,6 @@ class TorchScriptNet(_ScriptCall):
             raise ModelUnavailable("the TorchScript model has a submodule named 'torchscript'; rename it to load it here")
         self.add_module("torchscript", script)
 
-    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
-        # The compiled tree under .torchscript holds the parameters but cannot take hooks: hide it.
-        for name, module in super().named_modules(memo, prefix, remove_duplicate):
-            if not isinstance(module, torch.jit.ScriptModule):
-                yield name, module
-
 
 def _read_bytes(source) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -518,6 +512,8 @@ def auto_blocks(net: nn.Module, input_size: Sequence[int]) -> list[str]:
             calls.setdefault(name, []).append((args[0] if args else None, output))
         return record
 
+    # The compiled tree under a TorchScriptNet (.torchscript) holds the parameters but takes no hooks.
+    modules = {n: m for n, m in modules.items() if not isinstance(m, torch.jit.ScriptModule)}
     handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if n]
     try:
         with torch.no_grad():
@@ -674,7 +670,7 @@ def _wrap(net: nn.Module, what: str, fields: dict, name: str, where: str, export
         if not blocks:
             layers_unavailable = "no module with a 4-D (N×C×H×W) output was found on the model's main path"
     cam = fields.get("cam_layer")
-    known = dict(net.named_modules())
+    known = {n: m for n, m in net.named_modules() if not isinstance(m, torch.jit.ScriptModule)}  # hookable ones
     for block in [*(blocks or []), *([cam] if cam else [])]:
         if block not in known or not block:
             top = ", ".join(n for n in known if n and "." not in n)
