@@ -56,6 +56,7 @@ class Classifier(nn.Module):
         block_names: Sequence[str],
         cam_layer: str | None = None,
         resize_size: int | None = None,
+        layers_unavailable: str | None = None,
     ):
         super().__init__()
         if len(mean) != input_size[0] or len(std) != input_size[0]:
@@ -72,13 +73,29 @@ class Classifier(nn.Module):
         self._block_names = [f"net.{b}" for b in block_names]
         for block in self._block_names:
             self.get_submodule(block)  # fail at build time, not in the UI
-        self.cam_layer = f"net.{cam_layer}" if cam_layer else self._block_names[-1]
+        # A model whose intermediate outputs cannot be hooked (engine.models.user: an opaque
+        # TorchScript archive) has no catalogue; `layers_unavailable` says why, and .layers(),
+        # .cam_layer (Grad-CAM) and the feature-level attacks refuse with that reason.
+        if not self._block_names and not layers_unavailable:
+            raise ValueError("a Classifier needs at least one block name (or layers_unavailable='why not')")
+        self.layers_unavailable = None if self._block_names else layers_unavailable
+        self._cam_layer = f"net.{cam_layer}" if cam_layer else (self._block_names[-1] if self._block_names else None)
         self._layers: list[LayerInfo] | None = None
         # Hooks mutate this shared module; analyses that register them hold this lock.
         self.lock = threading.RLock()
         self.precision = "fp32"
         self.eval()
         self.requires_grad_(False)
+
+    def _no_layers(self) -> ValueError:
+        return ValueError(f"{self.name} has no layer catalogue ({self.layers_unavailable}); "
+                          "Grad-CAM and feature-level analyses need one, pixel-space attacks still work")
+
+    @property
+    def cam_layer(self) -> str:
+        if self._cam_layer is None:
+            raise self._no_layers()
+        return self._cam_layer
 
     @property
     def num_classes(self) -> int:
@@ -127,6 +144,8 @@ class Classifier(nn.Module):
 
     def layers(self) -> list[LayerInfo]:
         """The numbered catalogue of hookable blocks, input to output (shapes measured once)."""
+        if self.layers_unavailable:
+            raise self._no_layers()
         if self._layers is None:
             with self.lock, torch.no_grad():
                 probe = torch.zeros((1, *self.input_size), device=self.device)
