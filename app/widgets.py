@@ -197,12 +197,15 @@ def heavy_gate(name: str, key, seconds: float, fresh: bool, at_most: bool = Fals
     if st.session_state.get(slot) != key:
         return False
     words = ("at most " if at_most else "") + cost.phrase(seconds).removeprefix("about ")
-    st.warning(f"These settings take {words} on this machine{' (the run stops once it succeeds)' if at_most else ''}. "
-               "Lower the steps, images or copies for a quicker result, or start it anyway.")
-    if st.button(f"Run anyway ({words})", key=f"{slot}.go", type="primary"):
+    box = st.empty()
+    with box.container():
+        st.warning(f"These settings take {words} on this machine{' (the run stops once it succeeds)' if at_most else ''}. "
+                   "Lower the steps, images or copies for a quicker result, or start it anyway.")
+        go = st.button(f"Run anyway ({words})", key=f"{slot}.go", type="primary")
+    if go:
         st.session_state.pop(slot, None)
-        return True
-    return False
+        box.empty()  # the progress bar takes its place
+    return go
 
 
 def pending(name: str):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import attacks, data, images, models
+from engine import attacks, data, datasets, domains, images, models, targets
 from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.models import ModelUnavailable
 from engine.models.classifier import PRECISIONS
@@ -72,17 +72,13 @@ def _parse_target(value: str | None, model) -> int | None:
 
 
 def _load_image(value: str, model):
-    """A gallery name, an image file, or (Fashion-MNIST models) an index into the test split."""
-    if value.isdigit() and not Path(value).exists():
-        if model.domain != "fashion-mnist":
-            raise ValueError(f"image {value!r}: a test-set index needs a Fashion-MNIST model; give a file path instead")
-        x, _ = data.test_split()
-        index = int(value)
-        if index >= x.shape[0]:
-            raise ValueError(f"image index {index} out of range: the Fashion-MNIST test split has {x.shape[0]} images")
-        return x[index:index + 1].to(model.device)
-    gallery = images.gallery()
-    return images.load(gallery[value] if value in gallery else Path(value), model)
+    """An image file, else one of the model's domain's built-in images (a gallery name, a test-split index)."""
+    domain = domains.of(model)
+    if Path(value).is_file():
+        return images.load(Path(value), model)
+    if domain.parse_key(value) is not None or value.isdigit() or not Path(value).suffix:
+        return domain.load(value, model)
+    raise ValueError(f"image file {value!r} not found")
 
 
 def _save_pair(stem: str, picture: np.ndarray, array: np.ndarray) -> list[str]:
@@ -196,9 +192,7 @@ def cmd_transfer(args) -> int:
     white = _model(args, args.source)
     blacks = [_model(args, name) for name in args.target]
     methods = list(METHODS) if args.attack == "all" else [args.attack]
-    (x, y), bank = evaluation_split(white, args.n)
-    x, y = x.to(white.device), y.to(white.device)
-    bank = (bank[0].to(white.device), bank[1].to(white.device))
+    x, y, _, bank = _labelled(args, white, args.n)
     if args.sweep == "eps":
         eps_values, layers = args.eps_values or SEED_EPS_SWEEP, [args.layer]
     elif args.sweep == "layer":
@@ -223,16 +217,31 @@ def cmd_transfer(args) -> int:
     return 0
 
 
-def _evaluation_images(model, n: int):
-    (x, y), _ = evaluation_split(model, n)
-    return x.to(model.device), (y.to(model.device) if model.domain == "fashion-mnist" else None)
+def _labelled(args, model, n: int):
+    """(images, labels, names, target-image bank) on the model's device: the first n of --data DIR,
+    else of the model's domain's built-in images. A user's data is its own bank (images the model gets right)."""
+    if getattr(args, "data", None):
+        dataset = datasets.open_dataset(args.data)
+        x, y = datasets.tensors(dataset, model, min(n, len(dataset)))
+        names = [name for name, _ in dataset.items[: x.shape[0]]]
+        bank = targets.bank(model, x, y)
+    else:
+        (x, y), bank = evaluation_split(model, min(n, domains.of(model).capacity()) or n)
+        names = domains.of(model).image_keys()[: x.shape[0]]
+    device = model.device
+    return x.to(device), y.to(device), names, (bank[0].to(device), bank[1].to(device))
+
+
+def _evaluation_images(args, model, n: int):
+    x, y, _, _ = _labelled(args, model, n)
+    return x, y
 
 
 def cmd_compare_l0(args) -> int:
     from engine.analysis.sparsity import comparison_table
 
     model = _model(args, args.model)
-    x, y = _evaluation_images(model, args.n)
+    x, y = _evaluation_images(args, model, args.n)
     rows = comparison_table(model, x, y, seed=args.seed)
 
     def line(r):
@@ -245,10 +254,8 @@ def cmd_separability(args) -> int:
     from engine.analysis.features import separability
 
     model = _model(args, args.model)
-    x, y = data.evaluation_slice(args.n) if model.domain == "fashion-mnist" else _evaluation_images(model, args.n)
-    if y is None:
-        raise ValueError("separability needs labelled images: use a Fashion-MNIST model")
-    rows = separability(model, x.to(model.device), y.to(model.device))
+    x, y = _evaluation_images(args, model, args.n)
+    rows = separability(model, x, y)
     return _emit(rows, args.json, lambda r: f"{r['layer']:>3} {r['name']:<28} within {r['within']:.3f}  "
                                             f"between {r['between']:.3f}  ratio {r['ratio']:.3f}")
 
@@ -257,12 +264,11 @@ def cmd_jsma_hardness(args) -> int:
     from engine.analysis.saliency_maps import hardness_matrix
 
     model = _model(args, args.model)
-    if model.domain != "fashion-mnist":
-        raise ValueError("jsma-hardness runs on the labelled Fashion-MNIST test split: use a Fashion-MNIST model")
-    x, y = data.evaluation_slice(2000)
-    rows = hardness_matrix(model, x.to(model.device), y.to(model.device), classes=args.classes,
+    x, y = _evaluation_images(args, model, 2000 if not getattr(args, "data", None) else 10**9)
+    rows = hardness_matrix(model, x, y, classes=args.classes,
                            per_pair=args.per_pair, max_distortion=args.max_distortion, theta=args.theta)
-    return _emit(rows, args.json, lambda r: f"{data.CLASS_NAMES[r['source']]:>12} → {data.CLASS_NAMES[r['target']]:<12}"
+    names = model.class_names
+    return _emit(rows, args.json, lambda r: f"{names[r['source']]:>12} → {names[r['target']]:<12}"
                                             f" success {r['success_rate']:6.1%}  H "
                                             f"{'—' if r['hardness'] is None else format(r['hardness'], '.4f')}")
 
@@ -325,7 +331,8 @@ def cmd_sweep(args) -> int:
 
     grid = sweep.Grid(attacks=args.attack, whites=args.white, blacks=args.black, eps=args.eps or (),
                       layers=args.layer or (None,), images=args.images, shard_size=args.shard_size,
-                      steps=args.steps, seed=args.seed, params=_key_values(args.param), device=args.device)
+                      steps=args.steps, seed=args.seed, params=_key_values(args.param), device=args.device,
+                      data=args.data)
     executor = sweep.make_executor(workers=args.workers, retries=args.retries, ray=args.ray)
     report = sweep.run_sweep(grid, args.out, executor=executor, resume=args.resume, overwrite=args.overwrite,
                              progress=not args.json)
@@ -364,16 +371,16 @@ def _own_params(chosen: list[str], given: dict) -> dict[str, dict]:
 
 
 def _image_batch(args, model) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
-    """--images (gallery names, files or Fashion-MNIST indices), else the first --n test images
-    (Fashion-MNIST) or the gallery (ImageNet). Labels are known only for test-split images."""
-    values = args.images
-    if not values:
-        values = [str(i) for i in range(args.n)] if model.domain == "fashion-mnist" else list(images.gallery())[: args.n]
-    x = torch.cat([_load_image(v, model) for v in values])
-    y = None
-    if model.domain == "fashion-mnist" and all(v.isdigit() and not Path(v).exists() for v in values):
-        y = data.test_split()[1][[int(v) for v in values]].to(x.device)
-    return x, y, values
+    """--images (built-in image names or files), else the first --n of --data DIR or of the domain's
+    built-in images. Labels are known for built-in images and --data; image files have none."""
+    if not args.images:
+        x, y, names, _ = _labelled(args, model, args.n)
+        return x, y, names
+    domain = domains.of(model)
+    x = torch.cat([_load_image(v, model) for v in args.images])
+    builtin = [v for v in args.images if not Path(v).is_file() and domain.parse_key(v) is not None]
+    y = torch.tensor([domain.label(v) for v in args.images], device=x.device) if len(builtin) == len(args.images) else None
+    return x, y, list(args.images)
 
 
 def _recognisable_setup(args):
@@ -387,7 +394,7 @@ def _recognisable_setup(args):
     if y is None:  # photos: the class the models agree on
         with torch.no_grad():
             y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
-    settings = recognisable.DOMAIN_SETTINGS.get(sources[0].domain, {})
+    settings = domains.of(sources[0]).averaging
     copies = args.copies if args.copies is not None else settings.get("copies", 10)
     sigma = args.sigma if args.sigma is not None else settings.get("sigma", 0.05)
     eps = args.quantise_eps if args.quantise_eps is not None else settings.get("eps", 0.03)
@@ -423,14 +430,7 @@ def cmd_similarity(args) -> int:
 
 
 def _object_masks(args, model, x: torch.Tensor, names: list[str]) -> torch.Tensor:
-    """Fashion-MNIST: thresholded; gallery photos: their committed masks; other photos: GrabCut."""
-    from engine.analysis import masking
-
-    if model.domain == "fashion-mnist":
-        return masking.threshold_mask(x, args.threshold)
-    gallery = images.gallery()
-    return torch.stack([masking.gallery_mask(n, model) if n in gallery else masking.grabcut_mask(x[i])
-                        for i, n in enumerate(names)])
+    return domains.of(model).object_masks(model, x, names, threshold=args.threshold)
 
 
 def cmd_contour(args) -> int:
@@ -485,7 +485,13 @@ def cmd_noise_classes(args) -> int:
     return _emit(rows, args.json, lambda r: f"{r['model']:<22} #{r['rank']} {r['name']:<24} {r['share']:6.1%}")
 
 
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", help="labelled images of your own: class sub-folders, a flat folder with "
+                   "a file,label CSV, or an ImageNet validation layout (labels: class names, indices or wnids)")
+
+
 def _add_recognisable(p: argparse.ArgumentParser) -> None:
+    _add_data(p)
     p.add_argument("--sources", nargs="+", default=_FMNIST_SOURCES, help="models whose perturbations are averaged")
     p.add_argument("--tests", nargs="+", default=_FMNIST_TESTS, help="held-out models that judge them")
     p.add_argument("--single", help="the single-model setting's model (default: the first source)")
@@ -539,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_attack)
 
     p = sub.add_parser("transfer", help="transfer metrics (error, uTR, tSuc, tTR) of AA and targeted baselines")
+    _add_data(p)
     p.add_argument("--source", required=True, help="white-box model")
     p.add_argument("--target", required=True, nargs="+", help="black-box model(s)")
     p.add_argument("--attack", default="aa", choices=["aa", "tmifgsm", "tpgd", "itcm", "all"])
@@ -552,18 +559,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("compare-l0", help="seed 004's table: FGSM, JSMA, DeepFool, Mask-FGSM by success, L0, SSIM")
+    _add_data(p)
     p.add_argument("--model", required=True)
     p.add_argument("--n", type=int, default=7, help="images: gallery photos, or the first N Fashion-MNIST test images")
     _add_common(p, seed=True)
     p.set_defaults(func=cmd_compare_l0)
 
     p = sub.add_parser("separability", help="per-layer class separability (angular distances)")
+    _add_data(p)
     p.add_argument("--model", required=True)
     p.add_argument("--n", type=int, default=500)
     _add_common(p)
     p.set_defaults(func=cmd_separability)
 
     p = sub.add_parser("jsma-hardness", help="JSMA hardness H(s, t) over source/target classes (seed 001)")
+    _add_data(p)
     p.add_argument("--model", default="fmnist-lenet-0")
     p.add_argument("--classes", type=int, nargs="+", default=None)
     p.add_argument("--per-pair", type=int, default=10)
@@ -619,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="a grid of transfer jobs (attack × white × black × ε × layer × shard) on local "
                                      "cores or a Ray cluster, written to a tidy .csv/.parquet file")
     p.add_argument("--white", required=True, nargs="+", help="white-box model(s)")
+    _add_data(p)
     p.add_argument("--black", required=True, nargs="+", help="black-box model(s); a model is never its own black box")
     p.add_argument("--attack", required=True, nargs="+", choices=_sweep_attacks(),
                    help="targeted methods (aa tmifgsm tpgd itcm) or catalogue attacks (untargeted)")

@@ -7,6 +7,7 @@ multiplies. Pages use it to say what a setting costs before anyone waits for it.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -15,20 +16,24 @@ from engine import attacks
 from engine.attacks.base import resolve_params
 
 _SPEED: dict[tuple, tuple[float, float]] = {}
-_TIMING_BATCH = 4
+# A batch large enough that its cost is mostly per image: a few photos, or dozens of small images.
+_TIMING_PIXELS = 200_000
 
 
 def pass_seconds(model, batch: int = 1) -> float:
     """Seconds for one forward and backward of a batch of `batch` images through `model` here.
 
-    Timed once per model and device at batch 1 and 4: a fixed cost per call (what dominates
-    small models) plus a cost per image (what dominates large ones)."""
+    Timed once per model and device at batch 1 and at a batch of about 200,000 pixels (4 photos,
+    64 small images): a fixed cost per call (what dominates small models) plus a cost per image
+    (what dominates large ones)."""
     key = (model.name, str(model.device), model.input_size, getattr(model, "precision", "fp32"))
     if key not in _SPEED:
-        x = torch.rand(_TIMING_BATCH, *model.input_size, device=model.device)
+        timing = min(64, max(4, _TIMING_PIXELS // math.prod(model.input_size)))
+        x = torch.rand(timing, *model.input_size, device=model.device)
         _pass(model, x[:1])  # the first call pays for allocation and kernel selection
-        one = min(_timed(model, x[:1]) for _ in range(2))
-        per_image = max((_timed(model, x) - one) / (_TIMING_BATCH - 1), 0.0)
+        # The fastest of a few: a busy moment only ever slows a pass down, and the price is kept.
+        one = min(_timed(model, x[:1]) for _ in range(3))
+        per_image = max((min(_timed(model, x) for _ in range(2)) - one) / (timing - 1), 0.0)
         _SPEED[key] = (max(one - per_image, 0.0), per_image)
     fixed, per_image = _SPEED[key]
     return fixed + per_image * batch

@@ -44,6 +44,7 @@ class Domain:
     capacity: Callable[[], int] = lambda: 0  # the most evaluation images a multi-image analysis can take
     count: Callable[[], int] = lambda: 0  # built-in images one can pick (an indexed domain's whole test split)
     mask_threshold: float | None = None  # object masks by thresholding the image (dark background)
+    numbered: Callable[[], tuple] | None = None  # an indexed domain's (images, labels) that "<prefix><i>" picks from
 
     def image_keys(self) -> list[str]:
         """Names of the built-in images, in order (indexed domains: the evaluation images)."""
@@ -63,6 +64,33 @@ class Domain:
         from engine import images
 
         return key if key in images.gallery() else None
+
+    def load(self, key: str, model) -> torch.Tensor:
+        """A built-in image by key (a photo name, "<prefix><i>" or "<i>"), fitted to `model`."""
+        found = self.parse_key(key)
+        if found is None:
+            raise ValueError(self.unknown_key(key))
+        if self.indexed:
+            return self.numbered()[0][found:found + 1].to(model.device)
+        from engine import images
+
+        return images.load(images.gallery()[found], model)
+
+    def label(self, key: str) -> int:
+        found = self.parse_key(key)
+        if found is None:
+            raise ValueError(self.unknown_key(key))
+        return int(self.numbered()[1][found]) if self.indexed else gallery_labels()[found]
+
+    def unknown_key(self, key: str) -> str:
+        if self.split is None:
+            return f"{key[:40]!r}: {self.title} has no built-in images; give an image file"
+        if self.indexed:
+            return f"image {key[:40]!r}: {self.title} images are numbered 0–{self.count() - 1} (e.g. {self.prefix}17)"
+        if key.isdigit():
+            numbered = ", ".join(d.title for d in _builtin().values() if d.indexed)
+            return f"image {key!r}: a number picks a test image of a numbered domain ({numbered}); give a file path instead"
+        return f"{key[:40]!r} is neither a gallery photo ({', '.join(self.image_keys()[:5])}, …) nor an image file"
 
     def evaluation_split(self, model, n: int):
         if self.split is None:
@@ -123,6 +151,13 @@ def _gallery_size() -> int:
     return len(images.gallery())
 
 
+def _zoo_role(role: str, first: str) -> tuple[str, ...]:
+    from engine.zoo import manifest
+
+    named = [name for name, entry in manifest.read().items() if entry["role"] == role]
+    return tuple(sorted(named, key=lambda n: (n != first, n)))
+
+
 def _fmnist() -> Domain:
     from engine import data
 
@@ -132,9 +167,10 @@ def _fmnist() -> Domain:
         averaging={"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0},
         defaults={"images": 50, "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20}, "transfer": {"steps": 10, "eps": (0.03, 0.07, 0.1)}, "features": {"images": 300, "eps": 0.2},
                   "jsma": {"upsilon": 0.145, "pairs": 1}, "checkerboard_copies": 256, "noise_count": 512},
-        sources=("fmnist-lenet-0", "fmnist-resnet-0", "fmnist-vgg-0", "fmnist-densenet-0", "fmnist-mobilenet-0"),
-        judges=("fmnist-resnet-1", "fmnist-lenet-1", "fmnist-vgg-1", "fmnist-densenet-1", "fmnist-mlp-0"),
-        indexed=True, prefix="fmnist:", split=_fmnist_split, capacity=lambda: data.test_split()[1].shape[0] // 2,
+        # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
+        # thesis' single-model setting.
+        sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
+        indexed=True, prefix="fmnist:", split=_fmnist_split, numbered=data.test_split, capacity=lambda: data.test_split()[1].shape[0] // 2,
         count=lambda: data.test_split()[1].shape[0],
         mask_threshold=0.05,
     )

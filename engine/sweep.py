@@ -91,12 +91,15 @@ class Job:
     stop: int
     domain: str
     device: str | None = "cpu"
+    data: str | None = None  # a folder of the user's labelled images (engine.datasets); None: the domain's own
 
     @property
     def key(self) -> str:
         """A stable id for `resume`: every field that changes the result (the device does not)."""
         fields = asdict(self)
         fields.pop("device")
+        if fields["data"] is None:  # keys of sweeps on built-in images stay those of earlier versions
+            fields.pop("data")
         return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def attack_params(self) -> dict:
@@ -130,13 +133,14 @@ class Grid:
     seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
     device: str | None = "cpu"
+    data: str | None = None  # a folder of labelled images (engine.datasets) instead of the domain's own
 
     def jobs(self) -> list[Job]:
         """Every job, validated up front so that a typo fails now rather than in every worker."""
         if self.images < 1 or self.shard_size < 1:
             raise ValueError("the number of images and the shard size must be at least 1")
         domain = _grid_domain([*self.whites, *self.blacks])
-        count = min(self.images, _image_capacity(domain))
+        count = min(self.images, _image_capacity(domain) if self.data is None else _data_capacity(self.data, self.whites))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         settings = _attack_settings(self, domain)
@@ -152,7 +156,7 @@ class Grid:
                 for eps in eps_values:
                     for layer in layers:
                         jobs += [Job(attack, white, blacks, eps, layer, steps, params, self.seed, count, shard,
-                                     lo, hi, domain, self.device) for shard, lo, hi in shards]
+                                     lo, hi, domain, self.device, self.data) for shard, lo, hi in shards]
         return jobs
 
 
@@ -176,6 +180,16 @@ def _check_layers(whites: Sequence[str], layers: set[int]) -> None:
         model = models.load(white, device="cpu")
         for layer in sorted(layers):
             model.layer(layer)
+
+
+def _data_capacity(folder: str, whites: Sequence[str]) -> int:
+    """The images of a user's folder, once its labels are known to map onto every white-box model."""
+    from engine import datasets
+
+    dataset = datasets.open_dataset(folder)
+    for white in dict.fromkeys(whites):
+        datasets.class_indices(dataset, models.load(white, device="cpu"))  # raises, naming the unmapped labels
+    return len(dataset)
 
 
 def _image_capacity(domain: str) -> int:
@@ -240,11 +254,17 @@ def _model(name: str, device: str | None) -> tuple[Any, int]:
     return _MODELS[key], 1
 
 
-def _image_set(white, count: int, device: str | None) -> _ImageSet:
+def _image_set(white, count: int, device: str | None, folder: str | None = None) -> _ImageSet:
     # Keyed by the white-box model: its bank holds the images it classifies correctly (evaluation_split).
-    key = (white.name, count, device)
+    key = (white.name, count, device, folder)
     if key not in _IMAGES:
-        (x, y), (bank_x, bank_y) = evaluation_split(white, count)
+        if folder is None:
+            (x, y), (bank_x, bank_y) = evaluation_split(white, count)
+        else:  # the user's images are their own bank
+            from engine import datasets
+
+            x, y = datasets.tensors(datasets.open_dataset(folder), white, count)
+            bank_x, bank_y = targets.bank(white, x, y)
         _IMAGES[key] = _ImageSet(*(t.to(white.device) for t in (x, y, bank_x, bank_y)))
     return _IMAGES[key]
 
@@ -265,7 +285,7 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     cached = [_model(name, job.device) for name in (job.white, *job.blacks)]
     white, blacks = cached[0][0], [model for model, _ in cached[1:]]
     loads = sum(loaded for _, loaded in cached)
-    imageset = _image_set(white, job.images, job.device)
+    imageset = _image_set(white, job.images, job.device, job.data)
     x, y = imageset.x[job.start:job.stop], imageset.y[job.start:job.stop]
     spec = attacks.get(METHODS.get(job.attack, (job.attack, {}))[0])
     target = bank_f = None
