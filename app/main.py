@@ -15,6 +15,7 @@ import streamlit as st  # noqa: E402
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException  # noqa: E402
 
 from app import jobs, resources, state, urlstate, widgets  # noqa: E402
+from engine import domains  # noqa: E402
 
 LOG = logging.getLogger("perturbation_explorer")
 
@@ -39,11 +40,13 @@ def apply_url() -> None:
     if "model" in values:
         st.session_state["model"] = values["model"]
     model = values.get("model", widgets.DEFAULT_MODEL)
-    domain = widgets.model_domain(model) if model in widgets.usable_models() else "imagenet"
+    # The widget keys of attack parameters carry the domain (its defaults differ); an unusable model: the default's.
+    domain = widgets.model_domain(model if model in widgets.usable_models() else widgets.DEFAULT_MODEL)
     image = values.get("image")
-    if image is not None and image.startswith(urlstate.FMNIST_PREFIX):
-        index = int(image[len(urlstate.FMNIST_PREFIX):])
-        for cls, members in resources.fmnist_bank().items():
+    owner = None if image is None else domains.owner(image)
+    if owner is not None and owner.indexed:
+        index = owner.parse_key(image)
+        for cls, members in resources.class_members(owner.name).items():
             if index in members:
                 st.session_state["fmnist_class"], st.session_state["fmnist_example"] = cls, members.index(index)
     elif image is not None:

@@ -11,10 +11,7 @@ import streamlit as st
 import torch
 
 from app import state
-from engine import attacks, images, models
-from engine import data as fmnist
-
-FMNIST_PREFIX = "fmnist:"
+from engine import attacks, domains, images, models
 
 
 @st.cache_resource(show_spinner="Loading model…")
@@ -64,18 +61,19 @@ def image_tensor(model_name: str, source_key: str, data: bytes | None) -> torch.
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _fitted_image(geometry: tuple[int, int, int], source_key: str, data: bytes | None) -> torch.Tensor:
     c, size, resize = geometry
-    if source_key.startswith(FMNIST_PREFIX):
-        index = int(source_key[len(FMNIST_PREFIX):])
-        return fmnist.test_split()[0][index:index + 1]
+    owner = domains.owner(source_key) if data is None else None
+    if owner is not None and owner.indexed:
+        index = owner.parse_key(source_key)
+        return owner.numbered()[0][index:index + 1]
     source = data if data is not None else images.gallery()[source_key]
     return images.to_tensor(images.fit(images.decode(source), c, size, resize))
 
 
 @st.cache_data(show_spinner=False)
-def fmnist_bank() -> dict[int, list[int]]:
-    """Test-split indices per Fashion-MNIST class."""
-    _, y = fmnist.test_split()
-    return {c: idx.tolist() for c, idx in fmnist.class_bank(y).items()}
+def class_members(domain: str) -> dict[int, list[int]]:
+    """An indexed domain's image numbers per class."""
+    y = domains.get(domain).numbered()[1]
+    return {c: (y == c).nonzero().squeeze(1).tolist() for c in sorted(set(y.tolist()))}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -6,9 +6,7 @@ test index, never a file path or an upload.
 """
 from __future__ import annotations
 
-from engine import attacks, images
-
-FMNIST_PREFIX = "fmnist:"
+from engine import attacks, domains
 PARAM_PREFIX = "p."
 KEYS = ("model", "image", "attack", "seed", "target", "blacks", "view", "present", "slide")
 # The Explorer's perturbation views (as the URL names them → as the page labels them), and presentation
@@ -33,13 +31,10 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
     domain = usable_models.get(values.get("model", ""), None)
     image = query.get("image")
     if image is not None:
-        if image in images.gallery():
-            values["image"] = image
-        elif image.startswith(FMNIST_PREFIX) and image[len(FMNIST_PREFIX):].isdigit() \
-                and int(image[len(FMNIST_PREFIX):]) < 10_000:
-            values["image"] = f"{FMNIST_PREFIX}{int(image[len(FMNIST_PREFIX):])}"
+        if domains.owner(image) is not None:
+            values["image"] = domains.canonical(image)
         else:
-            problems.append(f"image {image[:40]!r} is neither a gallery photo nor a Fashion-MNIST test index")
+            problems.append(f"image {image[:40]!r} is neither a gallery photo nor a numbered test image (fmnist:17)")
     attack = query.get("attack")
     if attack is not None:
         if attack in attacks.ATTACKS:
@@ -80,8 +75,7 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
             problems.append(f"black-box models not usable with this model: {', '.join(d[:30] for d in dropped)}")
         values["blacks"] = chosen
     if "image" in values and domain is not None:
-        is_fmnist = values["image"].startswith(FMNIST_PREFIX)
-        if is_fmnist != (domain == "fashion-mnist"):
+        if domains.owner(values["image"]).name != domain:
             problems.append(f"image {values['image']!r} does not fit a {domain} model")
             values.pop("image")
     return values, problems

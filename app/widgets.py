@@ -5,12 +5,10 @@ import streamlit as st
 
 from app import resources, state
 from app.state import RunSpec, Selection
-from engine import data as fmnist
-from engine import images
+from engine import domains, images
 
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_IMAGE = "chelsea"
-DEFAULT_BLACKS = {"imagenet": ["efficientnet-lite1"], "fashion-mnist": ["fmnist-resnet-1"]}
 
 
 def initial(key: str, **default) -> dict:
@@ -78,7 +76,8 @@ def blacks_ui(white: str) -> list[str]:
     if st.session_state.get("blacks_domain") != domain:  # first run or a switch of domain: that domain's defaults
         st.session_state["blacks_domain"] = domain
         if st.session_state.get("blacks") is None or not set(st.session_state["blacks"]) <= set(options):
-            st.session_state["blacks"] = [n for n in DEFAULT_BLACKS.get(domain, []) if n in options]
+            judges = domains.get(domain).judges if domain in domains.names() else ()
+            st.session_state["blacks"] = [n for n in judges[:1] if n in options]
     st.session_state["blacks"] = [b for b in st.session_state["blacks"] if b in options]
     return st.sidebar.multiselect("Black-box models", options, key="blacks",
                                   help="models that never see the attack; they measure transfer")
@@ -86,8 +85,9 @@ def blacks_ui(white: str) -> list[str]:
 
 def image_ui(model: str) -> Selection:
     gallery = list(images.gallery())
-    if model_domain(model) == "fashion-mnist":
-        return fmnist_ui(model)
+    domain = model_domain(model)
+    if domain in domains.names() and domains.get(domain).indexed:
+        return indexed_ui(model, domains.get(domain))
     source = st.sidebar.radio("Source image", ["Gallery", "Upload"], horizontal=True, key="image_source")
     if source == "Upload":
         upload = st.sidebar.file_uploader(
@@ -109,14 +109,15 @@ def image_ui(model: str) -> Selection:
     return Selection(model, name, name, problem=problem)
 
 
-def fmnist_ui(model: str) -> Selection:
-    """A Fashion-MNIST test image picked by class and position within the class."""
-    bank = resources.fmnist_bank()
-    cls = st.sidebar.selectbox("Class", list(bank), format_func=lambda c: fmnist.CLASS_NAMES[c], key="fmnist_class")
+def indexed_ui(model: str, domain) -> Selection:
+    """A numbered test image picked by class and position within the class."""
+    bank = resources.class_members(domain.name)
+    names = resources.model(model).class_names
+    cls = st.sidebar.selectbox("Class", list(bank), format_func=lambda c: names[c], key="fmnist_class")
     k = st.sidebar.number_input("Example of that class", 0, len(bank[cls]) - 1, key="fmnist_example",
                                 **initial("fmnist_example", value=0))
     index = bank[cls][int(k)]
-    return Selection(model, f"{resources.FMNIST_PREFIX}{index}", f"Fashion-MNIST test #{index} ({fmnist.CLASS_NAMES[cls]})")
+    return Selection(model, f"{domain.prefix}{index}", f"{domain.title} test #{index} ({names[cls]})")
 
 
 def _param_widget(spec: dict, prefix: str):

@@ -138,6 +138,8 @@ def cmd_attack(args) -> int:
     extra = {}
     if spec.needs_target_images:
         extra["target_images"], target = _target_image(args, model, x, target, params.get("layer"))
+    elif target is None and targets.default_policy(spec) is not None:  # JSMA: the runner-up, as in the app
+        target = targets.choose(model, x, targets.default_policy(spec), seed=args.seed)
     result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params, **extra)
     record = run_record(result, model)
     record["image"] = str(args.image)

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "data" / "fashion-mnist"
+from engine.domains import FASHION_MNIST_NAME
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "data" / FASHION_MNIST_NAME
 SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

@@ -39,7 +39,7 @@ from typing import Callable, Union
 
 import torch
 
-from engine import images
+from engine import domains, images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 WNID_FILE = images.ASSETS / "data" / "imagenet_wnids.txt"
@@ -481,7 +481,7 @@ def _mapper(model) -> Callable[[str | int], int | None]:
 
 
 def _imagenet_1000(model) -> bool:
-    return getattr(model, "domain", None) == "imagenet" and len(model.class_names) == 1000
+    return domains.of(model).wnids and len(model.class_names) == 1000
 
 
 def unmapped_labels(dataset: LabelledImages, model) -> list[str | int]:

@@ -45,6 +45,7 @@ class Domain:
     count: Callable[[], int] = lambda: 0  # built-in images one can pick (an indexed domain's whole test split)
     mask_threshold: float | None = None  # object masks by thresholding the image (dark background)
     numbered: Callable[[], tuple] | None = None  # an indexed domain's (images, labels) that "<prefix><i>" picks from
+    wnids: bool = False  # its classes are the 1000 ILSVRC-2012 synsets: dataset labels may be WordNet ids
 
     def image_keys(self) -> list[str]:
         """Names of the built-in images, in order (indexed domains: the evaluation images)."""
@@ -183,7 +184,7 @@ def _imagenet() -> Domain:
         defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
                   "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128},
         sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
-        split=_gallery_split, capacity=_gallery_size, count=_gallery_size,
+        split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True,
     )
 
 
@@ -212,6 +213,22 @@ def of(model) -> Domain:
     std = tuple(float(v) for v in model.std.flatten()) if hasattr(model, "std") else (0.5,) * model.input_size[0]
     return Domain(name or "custom", name or "custom", tuple(model.input_size), mean, std,
                   averaging=dict(_builtin()[IMAGENET_NAME].averaging), defaults=dict(_builtin()[IMAGENET_NAME].defaults))
+
+
+def owner(key: str) -> Domain | None:
+    """The built-in domain one of whose images `key` names ("fmnist:17", "chelsea"), if any."""
+    for d in _builtin().values():
+        if (key.startswith(d.prefix) if d.indexed else True) and d.parse_key(key) is not None:
+            return d
+    return None
+
+
+def canonical(key: str) -> str:
+    """A built-in image key as links and caches write it ("fmnist:017" → "fmnist:17")."""
+    d = owner(key)
+    if d is None:
+        raise ValueError(f"{key[:40]!r} names no built-in image")
+    return f"{d.prefix}{d.parse_key(key)}" if d.indexed else key
 
 
 def attack_defaults(name: str) -> dict:

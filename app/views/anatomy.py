@@ -8,16 +8,11 @@ import torch
 from app import figures, resources, state, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import cost, images
+from engine import cost, domains, images
 from engine.analysis import checkerboard, masking, recognisable
 from engine.attacks.averaging import averaged
 
 ATTACKS = ("bim", "cw", "deepfool")
-
-
-def _defaults(domain: str) -> dict:
-    fm = domain == "fashion-mnist"
-    return {"copies": 20 if fm else 4, "sigma": 0.2 if fm else 0.05, "eps": 0.2 if fm else 0.02, "steps": 20 if fm else 10}
 
 
 def _attack_params(attack: str, eps: float, steps: int) -> dict:
@@ -49,13 +44,14 @@ def _average_all(sources, x, settings: dict, attack: str, key: tuple):
 
 
 def _mask(model, x: torch.Tensor, selection: state.Selection) -> torch.Tensor:
-    """Fashion-MNIST: threshold; gallery photos: the committed mask or GrabCut; uploads: GrabCut. Adjustable."""
+    """Dark-background domains: a threshold; gallery photos: the committed mask or GrabCut; uploads: GrabCut. Adjustable."""
     c = st.columns(5)
-    if model.domain == "fashion-mnist":
-        threshold = c[0].slider("Object threshold", 0.0, 0.5, masking.FMNIST_THRESHOLD, 0.01, key="anatomy.threshold")
+    domain = domains.of(model)
+    if domain.mask_threshold is not None:
+        threshold = c[0].slider("Object threshold", 0.0, 0.5, domain.mask_threshold, 0.01, key="anatomy.threshold")
         mask = masking.threshold_mask(x, threshold)[0]
     else:
-        committed = selection.image_key in images.gallery()
+        committed = domain.parse_key(selection.image_key) is not None
         how = c[0].radio("Mask", ["committed", "GrabCut"] if committed else ["GrabCut"], key="anatomy.mask_kind")
         if how == "committed":
             mask = masking.gallery_mask(selection.image_key, model)
@@ -92,13 +88,13 @@ def page() -> None:
     blacks = [m.name for m in black_models]
     judges = black_models or [model]
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
-    d = _defaults(model.domain)
+    domain = domains.of(model)
+    d = domain.defaults["anatomy"]
     options = [n for n, dom in widgets.usable_models().items() if dom == model.domain and n != model.name and n not in blacks]
     with st.form("anatomy-form"):
         c = st.columns(6)
         attack = c[0].selectbox("Attack", ATTACKS, key="anatomy.attack")
-        # Seed-0 models of other families: the seed-1 ones are the held-out judges by convention.
-        preferred = [n for n in options if not n.endswith("-1")] or options
+        preferred = [n for n in options if n in domain.sources] or options  # the judges stay held out
         extra = c[1].multiselect("More source models", options, default=preferred[:2], key="anatomy.sources")
         copies = c[2].number_input("Noisy copies n", 1, 1000, d["copies"], key="anatomy.copies")
         sigma = c[3].number_input("σ", 0.0, 1.0, d["sigma"], 0.01, format="%.3f", key="anatomy.sigma")
@@ -173,7 +169,7 @@ def _checkerboard_section(model, x, selection, settings, presenting) -> None:
         st.info(EXPLAIN["checkerboard"])
     c = st.columns(3)
     sigmas = c[0].multiselect("σ values", [0.02, 0.05, 0.1, 0.2, 0.3, 0.5], default=[0.05, 0.2, 0.5], key="anatomy.sigmas")
-    copies = c[1].number_input("Copies", 1, 2000, 256 if model.domain == "fashion-mnist" else 16, key="anatomy.cb_copies")
+    copies = c[1].number_input("Copies", 1, 2000, domains.of(model).defaults["checkerboard_copies"], key="anatomy.cb_copies")
     key = ("checkerboard", selection.model, selection.image_key, tuple(sorted(sigmas)), int(copies), settings["eps"], settings["steps"])
     rows = state.analysis(key)
     clicked = c[2].button("Compute checkerboards", key="anatomy.cb_go")
@@ -232,7 +228,7 @@ def _noise_section(models, selection) -> None:
     rows = state.analysis(key)
     if st.button("Classify Gaussian noise", key="anatomy.noise_go") and rows is None:
         with st.spinner("Noise through every model…"):
-            rows = recognisable.noise_classes(models, count=128 if models[0].domain == "imagenet" else 512)
+            rows = recognisable.noise_classes(models, count=domains.of(models[0]).defaults["noise_count"])
         state.store_analysis(key, rows)
     if rows:
         cols = st.columns(len(models))

@@ -11,7 +11,7 @@ import torch
 from app import figures, resources, state, urlstate, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import attacks, cost, glossary, images, report
+from engine import attacks, cost, glossary, images, report, targets
 from engine.analysis.activation import choose_target_images
 from engine.analysis.panels import eps_panels, explorer_panels
 from engine.models import ModelUnavailable
@@ -28,12 +28,12 @@ def run_attack(run: state.RunSpec, selection: state.Selection):
     target, extra = run.target, {}
     if spec.needs_target_images:  # AA: farthest-in-class target image from the gallery/test split plus uploads
         uploaded = [resources.image_tensor(run.model, key, data) for key, data in state.uploads().items()]
-        extra_bank = torch.cat(uploaded) if uploaded and model.domain != "fashion-mnist" else None
+        extra_bank = torch.cat(uploaded) if uploaded else None
         target, extra["target_images"] = choose_target_images(
             model, x, dict(run.params).get("layer"), target, run.seed, extra_images=extra_bank
         )
-    elif target is None and not spec.untargeted:
-        target = attacks.runner_up(model, x)
+    elif target is None and targets.default_policy(spec) is not None:
+        target = targets.choose(model, x, targets.default_policy(spec), seed=run.seed)
     progress = Progress(f"Running {spec.title}", "explorer")
     result = attacks.run(run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra)
     progress.finish(lambda: state.remember(run, result))

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import figures, resources, state, widgets
 from app.jobs import Progress
+from engine import domains
 from engine.analysis import features
 from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.attacks.activation import layer_name
@@ -26,7 +27,8 @@ def _separability(model, n: int) -> None:
     if not pts:  # an honest note, not an empty chart
         st.info("Class separability needs several reference images of each class; these reference images have at "
                 "most one per class, so it is not defined here. The PCA plane below still works. "
-                "(A Fashion-MNIST model has hundreds per class.)")
+                "(A Fashion-MNIST model has hundreds per class; the CLI's separability takes your own labelled "
+                "images with --data.)")
         return
     fig = figures.lines(pts, "layer", "ratio", title="Class separability per layer (between-class / within-class angle)",
                         y_format=".2f", x_title="layer (input → output)", y_title="separability")
@@ -41,14 +43,16 @@ def page() -> None:
     if started is None:
         return
     selection, model, _ = started
-    fmnist = model.domain == "fashion-mnist"
+    domain = domains.of(model)
+    own = domain.defaults["features"]
     layers = model.layers()
     form = st.form("features-form")
     c = form.columns(4)
     layer = c[0].select_slider("Layer", [layer.index for layer in layers], value=model.layer(layer_name(model, None)).index,
                                format_func=lambda i: f"{i}: {layers[i].name}", key="features.layer")
-    n = c[1].number_input("Reference images", 7, 2000 if fmnist else 7, 300 if fmnist else 7, key="features.n")
-    eps = c[2].number_input("AA ε", 0.001, 1.0, 0.2 if fmnist else 0.03, step=0.01, format="%.3f", key="features.eps")
+    most = domain.capacity()
+    n = c[1].number_input("Reference images", min(7, most), most, min(own["images"], most), key="features.n")
+    eps = c[2].number_input("AA ε", 0.001, 1.0, own["eps"], step=0.01, format="%.3f", key="features.eps")
     steps = c[3].number_input("AA steps", 1, 100, 10, key="features.steps")
     go = form.form_submit_button("Compute", type="primary")
 

@@ -7,7 +7,7 @@ import torch
 
 from app import figures, resources, state, widgets
 from app.jobs import Progress
-from engine import attacks, cost, images, report
+from engine import attacks, cost, domains, images, report
 from engine.analysis import saliency_maps
 from engine.analysis.activation import evaluation_split
 
@@ -36,7 +36,8 @@ def page() -> None:
     if started is None:
         return
     selection, model, _ = started
-    fmnist = model.domain == "fashion-mnist"
+    domain = domains.of(model)
+    own = domain.defaults["jsma"]
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
     names = model.class_names
     with torch.no_grad():
@@ -47,8 +48,8 @@ def page() -> None:
                             index=0, format_func=lambda i: f"{i}: {names[i]}", key="jsma.target")
     theta = c[1].radio("Variant", [1, -1], format_func=lambda t: "increase (θ=+1)" if t > 0 else "decrease (θ=−1)",
                        horizontal=True, key="jsma.theta")
-    upsilon = c[2].slider("Υ (largest share of features changed)", 0.01, 0.3, 0.145 if fmnist else 0.02, 0.005, key="jsma.upsilon")
-    pairs = c[3].number_input("Pairs per step", 1, 1024, 1 if fmnist else 64, key="jsma.pairs",
+    upsilon = c[2].slider("Υ (largest share of features changed)", 0.01, 0.3, own["upsilon"], 0.005, key="jsma.upsilon")
+    pairs = c[3].number_input("Pairs per step", 1, 1024, own["pairs"], key="jsma.pairs",
                               help="1 is the paper's algorithm; photos need many pairs per step to finish quickly")
     go = form.form_submit_button("Run JSMA", type="primary")
     key = ("jsma", selection.model, selection.image_key, target, theta, upsilon, int(pairs))
@@ -71,7 +72,8 @@ def page() -> None:
 
     st.header("Success rate vs Υ")
     c = st.columns(3)
-    n = c[0].number_input("Images", 1, 500 if fmnist else 7, 50 if fmnist else 7, key="jsma.n")
+    most = min(500, domain.capacity())
+    n = c[0].number_input("Images", 1, most, min(domain.defaults["images"], most), key="jsma.n")
     curve_key = ("jsma-curve", selection.model, int(n), target, theta, int(pairs))
     curve = state.analysis(curve_key)
     clicked = c[1].button("Compute the curve", key="jsma.curve_go")
@@ -94,7 +96,7 @@ def page() -> None:
         st.plotly_chart(figures.lines(curve["rows"], "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
                                       x_title="Υ"), width="stretch", key="curve")
 
-    if fmnist:
+    if domain.capacity() >= 500:  # every source class needs images: a labelled test split, not a gallery
         st.header("Hardness matrix")
         c = st.columns(3)
         classes = c[0].multiselect("Classes", list(range(10)), default=[0, 1, 7, 9], format_func=lambda i: names[i],

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import figures, resources, state, widgets
 from app.jobs import Progress
-from engine import images
+from engine import domains, images
 from engine.analysis import transfer
 from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.attacks.activation import layer_name
@@ -46,17 +46,19 @@ def page() -> None:
     if not black_models:
         st.warning("Choose at least one black-box model in the sidebar.")
         return
-    fmnist = white.domain == "fashion-mnist"
+    domain = domains.of(white)
+    own = domain.defaults["transfer"]
     with st.form("transfer-form"):
         c = st.columns(4)
         methods = c[0].multiselect("Methods", list(transfer.METHODS), default=list(transfer.METHODS), key="transfer.methods")
         kind = c[1].radio("Sweep", ["ε", "layer"], horizontal=True, key="transfer.kind")
-        n = c[2].number_input("Images", 1, 2000 if fmnist else 7, 50 if fmnist else 7, key="transfer.n",
-                              help="Fashion-MNIST test images, or the gallery photos")
-        steps = c[3].number_input("Steps", 1, 100, 10 if fmnist else 5, key="transfer.steps")
+        most = min(2000, domain.capacity())
+        n = c[2].number_input("Images", 1, most, min(domain.defaults["images"], most), key="transfer.n",
+                              help=f"the first of the {domain.title} evaluation images")
+        steps = c[3].number_input("Steps", 1, 100, own["steps"], key="transfer.steps")
         d = st.columns(2)
         eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
-                                      default=[0.03, 0.07, 0.1] if fmnist else [0.03], key="transfer.eps")
+                                      default=list(own["eps"]), key="transfer.eps")
         layer_values = d[1].multiselect("AA layers (layer sweep)", [layer.index for layer in white.layers()],
                                         default=[0, len(white.layers()) // 2, len(white.layers()) - 1],
                                         key="transfer.layers")

@@ -18,6 +18,7 @@ from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from engine.models.classifier import Classifier
 from engine.models.registry import apply_state_dict, load_state_dict_file, register_model
+from engine.domains import IMAGENET_NAME
 
 _VARIANTS = {0: 224, 1: 240, 2: 260}
 _TF_MEAN = (127.0 / 255.0,) * 3
@@ -86,7 +87,7 @@ def _builder(variant: int):
         return Classifier(
             net,
             name=f"efficientnet-lite{variant}",
-            domain="imagenet",
+            domain=IMAGENET_NAME,
             input_size=(3, size, size),
             class_names=_IMAGENET_CATEGORIES,
             mean=_TF_MEAN,
@@ -101,7 +102,7 @@ def _builder(variant: int):
 for _v, _size in _VARIANTS.items():
     register_model(
         f"efficientnet-lite{_v}",
-        domain="imagenet",
+        domain=IMAGENET_NAME,
         description=f"EfficientNet-Lite{_v}, ImageNet, {_size} px (weights from pip, offline)",
         check=_check(_v),
     )(_builder(_v))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine import data
+from engine.domains import FASHION_MNIST_NAME
 from engine.models.classifier import Classifier
 from engine.models.registry import apply_state_dict, load_state_dict_file, register_model
 from engine.zoo import archs, manifest
@@ -17,7 +18,7 @@ def build(entry: dict) -> Classifier:
     return Classifier(
         net,
         name=entry["name"],
-        domain="fashion-mnist",
+        domain=FASHION_MNIST_NAME,
         input_size=data.INPUT_SIZE,
         class_names=data.CLASS_NAMES,
         mean=(data.MEAN,),
@@ -39,7 +40,7 @@ def register_all() -> None:
     for entry in manifest.read().values():
         register_model(
             entry["name"],
-            domain="fashion-mnist",
+            domain=FASHION_MNIST_NAME,
             description=f"{entry['arch']} on Fashion-MNIST, seed {entry['seed']}, {entry['role']} model, "
             f"test accuracy {entry['test_accuracy']:.1%}",
             check=_check(entry),

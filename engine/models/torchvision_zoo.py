@@ -16,6 +16,7 @@ from torch import nn
 
 from engine.models.classifier import Classifier
 from engine.models.registry import ModelUnavailable, apply_state_dict, load_state_dict_file, register_model
+from engine.domains import IMAGENET_NAME
 
 ARCHITECTURES = ("resnet18", "resnet50", "densenet121", "vgg16_bn", "vgg19_bn", "mobilenet_v3_large")
 
@@ -93,7 +94,7 @@ def build(arch: str, state: dict | None = None, name: str | None = None) -> Clas
     return Classifier(
         net,
         name=name or arch,
-        domain="imagenet",
+        domain=IMAGENET_NAME,
         input_size=(3, crop, crop),
         class_names=weights.meta["categories"],
         mean=transforms.mean,
@@ -122,7 +123,7 @@ def from_upload(arch: str, data: bytes, name: str | None = None) -> Classifier:
 for _arch in ARCHITECTURES:
     register_model(
         _arch,
-        domain="imagenet",
+        domain=IMAGENET_NAME,
         description=f"torchvision {_arch}, ImageNet (weights from the local torch cache)",
         check=_check(_arch),
     )(lambda _a=_arch: build(_a))

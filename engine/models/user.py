@@ -42,6 +42,7 @@ from torch import nn
 
 from engine.models.classifier import Classifier
 from engine.models.registry import ModelUnavailable
+from engine.domains import IMAGENET_NAME
 
 KINDS = ("torchscript", "export", "entrypoint")
 ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
@@ -653,7 +654,7 @@ def _wrap(net: nn.Module, what: str, fields: dict, name: str, where: str, export
     class_names = fields.get("class_names") or [f"class {i}" for i in range(width)]
     if len(class_names) != width:
         raise ModelUnavailable(f"{where}: {len(class_names)} class names for a model with {width} outputs")
-    domain = fields.get("domain") or ("imagenet" if width == 1000 and tuple(input_size) == (3, 224, 224) else "custom")
+    domain = fields.get("domain") or (IMAGENET_NAME if width == 1000 and tuple(input_size) == (3, 224, 224) else "custom")
 
     layers_unavailable = None
     if what == "torchscript":
