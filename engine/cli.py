@@ -28,7 +28,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _model(args, name: str):
-    return models.load(name, device=args.device, precision=getattr(args, "precision", "fp32"))
+    """A registered model by name, else the user's own: a TorchScript or torch.export (.pt2) file (metadata from
+    the JSON beside it), an entry point 'package.module:factory', or ARCH=WEIGHTS (a torchvision state_dict)."""
+    precision = getattr(args, "precision", "fp32")
+    if name in models.names():
+        return models.load(name, device=args.device, precision=precision)
+    from engine.device import resolve
+    from engine.models import torchvision_zoo, user
+
+    arch, sep, weights = name.partition("=")
+    if sep and arch in torchvision_zoo.ARCHITECTURES:
+        model = torchvision_zoo.from_upload(arch, Path(weights).read_bytes(), f"{arch} ({Path(weights).name})")
+    elif Path(name).is_file() or user.ENTRY_POINT.match(name):
+        model = user.load_user_model(name)
+    else:
+        raise ValueError(f"unknown model {name!r}: give a registered name ({', '.join(models.names()[:6])}, …), a "
+                         "TorchScript or .pt2 file, an entry point package.module:factory, or ARCH=WEIGHTS.pt")
+    return model.to(resolve(args.device)).set_precision(precision)
 
 
 def _fail(message: str) -> int:
@@ -44,11 +60,12 @@ def _add_attack_params(parser: argparse.ArgumentParser) -> None:
             seen.setdefault(p["name"], p)
     for name, p in seen.items():
         flag = "--" + name.replace("_", "-")
+        text = p["help"].replace("%", "%%")  # argparse formats help with %
         if p["type"] == "bool":
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=p["help"])
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             kind = int if p["type"] == "int" else float
-            parser.add_argument(flag, dest=name, type=kind, default=None, help=p["help"])
+            parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
 
 
 def _target_image(args, model, x, target, layer):

@@ -199,3 +199,12 @@ def test_attack_runs_in_bf16_and_records_the_precision():
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert record["precision"] == "bf16" and record["examples"][0]["linf"] <= 0.2 + 1e-6
+
+
+def test_every_subcommand_explains_itself(capsys):
+    from engine.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in commands:
+        assert main([name, "--help"]) == 0, name
+        assert "usage: python -m engine " + name in capsys.readouterr().out
