@@ -6,12 +6,20 @@ inference, and anything that hooks them holds `model.lock`.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+from pathlib import Path
 
 import streamlit as st
 import torch
 
 from app import state
-from engine import attacks, domains, images, models
+from engine import attacks, datasets, domains, images, models, targets
+from engine.analysis.activation import evaluation_split
+
+BUILTIN = "built-in"
+# Uploaded archives are read in memory: bounded well below the folder limits.
+ZIP_LIMITS = {"max_bytes": 100 * 2**20, "max_files": 5_000, "max_pixels": 500_000_000}
 
 
 @st.cache_resource(show_spinner="Loading model…")
@@ -88,3 +96,64 @@ def upload_problem(data: bytes) -> str | None:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def data_root() -> Path | None:
+    """The folder whose sub-folders the app offers as datasets: `--data-root DIR` after `--` on the
+    command line, else $PE_DATA_ROOT; set by whoever starts the app, never by a link."""
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+    root = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--data-root"), None) or os.environ.get("PE_DATA_ROOT")
+    return Path(root).expanduser() if root else None
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def data_folders(root: str) -> list[datasets.DatasetInfo]:
+    return datasets.list_datasets(root)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _folder_dataset(path: str) -> datasets.LabelledImages:
+    return datasets.open_dataset(path, within=data_root())
+
+
+def dataset(key: str) -> datasets.LabelledImages:
+    """A chosen dataset: "folder:<name>" under the data root, or "zip:<digest>" uploaded this session."""
+    kind, _, name = key.partition(":")
+    if kind == "folder":
+        root = data_root()
+        if root is None or name not in {d.name for d in data_folders(str(root))}:
+            raise ValueError(f"no dataset {name!r} under the data root")
+        return _folder_dataset(str(root / name))
+    if kind == "zip" and name in state.own_datasets():
+        return state.own_datasets()[name][1]
+    raise ValueError(f"unknown dataset {key!r}")
+
+
+def evaluation(model_name: str, n: int, source: str = BUILTIN):
+    """((images, labels), target-image bank) of up to n evaluation images for a model: its domain's own,
+    or a chosen dataset's (which is then its own bank: the images the model classifies correctly)."""
+    m = model(model_name)
+    if source == BUILTIN:
+        return evaluation_split(m, min(n, evaluation_capacity(model_name, source)))
+    return _dataset_tensors(model_name, source, n)
+
+
+def _dataset_tensors(model_name: str, source: str, n: int):
+    # Per session, not shared: a session's own model may carry any name.
+    key = ("dataset-tensors", model_name, source, n)
+    found = state.analysis(key)
+    if found is None:
+        m = model(model_name)
+        chosen = dataset(source)
+        with st.spinner("Reading the dataset…"):
+            x, y = datasets.tensors(chosen, m, min(n, len(chosen)))
+        x, y = x.cpu(), y.cpu()
+        found = ((x, y), targets.bank(m, x, y))
+        state.store_analysis(key, found)
+    return found
+
+
+def evaluation_capacity(model_name: str, source: str = BUILTIN) -> int:
+    if source == BUILTIN:
+        return domains.of(model(model_name)).capacity()
+    return len(dataset(source))

@@ -8,6 +8,7 @@ import streamlit as st
 _RESULTS = "attack_results"  # run key -> AttackResult (this session's cache)
 _LAST = "last_run_key"
 _UPLOADS = "uploaded_images"  # image key -> bytes of every image this session uploaded (AA's bank)
+_DATASETS = "own_datasets"  # digest -> (file name, LabelledImages) of the zips this session uploaded
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,7 @@ def url_pending() -> bool:
 
 def forget_result(spec: RunSpec) -> None:
     results().pop(spec, None)
+
+
+def own_datasets() -> dict:
+    return st.session_state.setdefault(_DATASETS, {})

@@ -48,25 +48,111 @@ def model_ui() -> str:
 
 
 def own_model_ui() -> None:
-    """Bring your own model: a torchvision architecture plus an uploaded state_dict (weights_only=True)."""
-    from engine.models import ModelUnavailable, torchvision_zoo
+    """Bring your own model: a torchvision architecture plus a state_dict (read with weights_only=True), or a
+    TorchScript / torch.export (.pt2) file with its preprocessing from a JSON sidecar or the form. Nothing
+    uploaded is unpickled, and no code is imported from a browser (entry points are for the CLI)."""
+    from engine.models import ModelUnavailable, torchvision_zoo, user
 
     with st.sidebar.expander("Bring your own model"):
+        kind = st.radio("Format", ["torchvision + state_dict", "TorchScript / .pt2"], key="own_kind", horizontal=True)
         with st.form("own-model"):
-            arch = st.selectbox("Architecture", torchvision_zoo.ARCHITECTURES, key="own_arch")
-            upload = st.file_uploader("state_dict (.pt / .pth)", type=["pt", "pth", "bin"], key="own_weights")
+            if kind == "torchvision + state_dict":
+                arch = st.selectbox("Architecture", torchvision_zoo.ARCHITECTURES, key="own_arch")
+                upload = st.file_uploader("state_dict (.pt / .pth)", type=["pt", "pth", "bin"], key="own_weights")
+            else:
+                upload = st.file_uploader("TorchScript or exported program", key="own_archive",
+                                          type=["pt", "pt2", "pth", "ts", "torchscript", "jit", "ptc"])
+                sidecar = st.file_uploader("Sidecar JSON (optional: else the fields below)", type=["json"], key="own_sidecar")
+                size = st.text_input("Input size C,H,W", "3,224,224", key="own_size")
+                mean = st.text_input("Mean per channel", "0.485,0.456,0.406", key="own_mean")
+                std = st.text_input("Std per channel", "0.229,0.224,0.225", key="own_std")
+                names = st.text_area("Class names, one per line (empty: 'class 0', …)", key="own_names", height=80)
+                domain = st.selectbox("Domain (which built-in images it sees)", [*domains.names(), "custom"], key="own_domain")
             added = st.form_submit_button("Add model")
-        if added:
-            if upload is None:
-                st.error("Choose a weights file first.")
-                return
-            name = f"{arch} ({upload.name[:40]})"
-            try:
-                state.own_models()[name] = torchvision_zoo.from_upload(arch, upload.getvalue(), name)
-            except (ModelUnavailable, ValueError) as err:
-                st.error(str(err))
-                return
-            st.success(f"Added {name}: pick it as the white-box or a black-box model.")
+        if not added:
+            return
+        if upload is None:
+            st.error("Choose a model file first.")
+            return
+        try:
+            if kind == "torchvision + state_dict":
+                name = f"{arch} ({upload.name[:40]})"
+                model = torchvision_zoo.from_upload(arch, upload.getvalue(), name)
+            else:
+                name = f"{upload.name[:40]} (uploaded)"
+                meta = _sidecar_fields(sidecar) if sidecar is not None else _form_fields(size, mean, std, names, domain)
+                model = user.load_user_model(upload.getvalue(), meta=meta, name=name)
+        except (ModelUnavailable, ValueError) as err:
+            st.error(str(err))
+            return
+        state.own_models()[name] = model
+        st.success(f"Added {name} ({len(model.class_names)} classes, {model.domain}): pick it as the white-box or a "
+                   "black-box model.")
+
+
+def _sidecar_fields(upload) -> dict:
+    import json
+
+    try:
+        return json.loads(upload.getvalue().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{upload.name}: not a JSON file ({err})") from None
+
+
+def _form_fields(size: str, mean: str, std: str, names: str, domain: str) -> dict:
+    def numbers(text: str, what: str, kind=float) -> list:
+        try:
+            return [kind(v) for v in text.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ValueError(f"{what}: write numbers separated by commas, got {text[:40]!r}") from None
+
+    fields = {"input_size": numbers(size, "input size", int), "mean": numbers(mean, "mean"), "std": numbers(std, "std"),
+              "domain": domain}
+    lines = [line.strip() for line in names.splitlines() if line.strip()]
+    if lines:
+        fields["class_names"] = lines
+    return fields
+
+
+def data_ui(model_name: str) -> str:
+    """Which labelled images the multi-image analyses use: the domain's own, a folder under the data root
+    the operator set, or a .zip uploaded here. Only datasets whose labels map onto the model are offered."""
+    from engine import datasets
+
+    m = resources.model(model_name)
+    options = {resources.BUILTIN: f"built-in ({domains.of(m).title})"}
+    root = resources.data_root()
+    with st.sidebar.expander("Evaluation images (Transfer, Feature space, JSMA curve)"):
+        if root is not None and root.is_dir():
+            for info in resources.data_folders(str(root)):
+                try:
+                    fits = datasets.fits(resources.dataset(f"folder:{info.name}"), m)
+                except ValueError:
+                    fits = False
+                if fits:
+                    options[f"folder:{info.name}"] = f"{info.name} ({info.images} images, {info.layout})"
+        for digest, (file_name, chosen) in state.own_datasets().items():
+            if datasets.fits(chosen, m):
+                options[f"zip:{digest}"] = f"{file_name} ({len(chosen)} images, uploaded)"
+        if st.session_state.get("eval_data") not in options:
+            st.session_state["eval_data"] = resources.BUILTIN
+        source = st.radio("Images", list(options), format_func=options.get, key="eval_data")
+        upload = st.file_uploader("Labelled images (.zip: class folders, a file,label CSV or an ImageNet "
+                                  "validation layout)", type=["zip"], key="eval_zip")
+        if upload is not None:
+            digest = resources.digest(upload.getvalue())
+            if digest not in state.own_datasets():
+                try:
+                    state.own_datasets()[digest] = (upload.name[:40], datasets.open_zip(
+                        upload.getvalue(), name=upload.name[:40], **resources.ZIP_LIMITS))
+                    st.rerun()  # offer it above
+                except ValueError as err:
+                    st.error(str(err))
+            elif f"zip:{digest}" not in options:
+                st.warning(f"{upload.name}: its labels do not map onto {m.name}'s classes.")
+        if root is None:
+            st.caption("Folders: start the app with `-- --data-root DIR` (or PE_DATA_ROOT=DIR) to list DIR's datasets.")
+    return source
 
 
 def blacks_ui(white: str) -> list[str]:

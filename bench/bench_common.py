@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import statistics
 import subprocess
@@ -46,8 +47,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 @contextlib.contextmanager
-def streamlit_server(log: Path, timeout_s: float = 90.0):
-    """`streamlit run app/main.py` on a free port of 127.0.0.1, as a user starts it; yields its URL."""
+def streamlit_server(log: Path, timeout_s: float = 90.0, env: dict | None = None):
+    """`streamlit run app/main.py` on a free port of 127.0.0.1, as a user starts it (with `env` added to
+    the environment); yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -55,7 +57,7 @@ def streamlit_server(log: Path, timeout_s: float = 90.0):
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
     url = f"http://127.0.0.1:{port}"
     try:

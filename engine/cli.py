@@ -219,11 +219,15 @@ def cmd_transfer(args) -> int:
     else:
         eps_values, layers = [args.eps], [args.layer]
 
-    def progress(done, total):
-        print(f"  {done}/{total} images", file=sys.stderr, flush=True)
+    shown = []
+
+    def progress(done, total, state):  # one line per finished run of the plan
+        if int(done) > len(shown):
+            shown.append(done)
+            print(f"  {int(done)}/{total} runs", file=sys.stderr, flush=True)
 
     rows = sweep(white, blacks, methods, x, y, eps_values=eps_values, layers=layers, steps=args.steps,
-                 seed=args.seed, bank=bank, progress=progress if not args.json else None)
+                 seed=args.seed, bank=bank, callback=progress if not args.json else None)
     if args.json:
         print(json.dumps({"source": white.name, "targets": args.target, "sweep": args.sweep, "rows": rows}, indent=2))
         return 0

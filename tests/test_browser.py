@@ -25,10 +25,27 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium")]
 
 
+THREE = ("chelsea.png", "coffee.png", "camera.png")
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def data_root(tmp_path_factory) -> Path:
+    """The operator's data root: one dataset of three gallery photos in class folders."""
+    import json
+
+    root = tmp_path_factory.mktemp("data-root")
+    labels = json.loads((ROOT / "assets" / "images" / "labels.json").read_text())
+    for file in THREE:
+        folder = root / "three-photos" / labels[file]["label"]
+        folder.mkdir(parents=True)
+        (folder / file).write_bytes((ROOT / "assets" / "images" / file).read_bytes())
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
     try:
-        with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log", env={"PE_DATA_ROOT": str(data_root)}) as url:
             yield url
     except RuntimeError as err:
         pytest.fail(str(err))
@@ -390,3 +407,62 @@ def test_the_two_cosine_maps_share_one_colour_scale(server, local_only):
                            ".map(p => [p.data[0].zmin, p.data[0].zmax])")
     assert scales == [[-1, 1], [-1, 1]], scales
     _no_exception(page)
+
+
+def _sidebar_section(page, title: str) -> None:
+    page.locator("[data-testid='stSidebar'] summary").filter(has_text=title).click()
+
+
+def test_a_data_folder_feeds_the_transfer_lab_and_a_hostile_zip_is_refused(server, local_only, tmp_path):
+    """Issue 15: the operator's data root lists its datasets; a zip with '..' in a path is refused in plain words."""
+    import io
+    import zipfile
+
+    page = local_only.new_page()
+    _open(page, f"{server}/transfer", "Run sweep")
+    _sidebar_section(page, "Evaluation images")
+    page.get_by_text("three-photos (3 images, imagefolder)").click()
+    _settle(page, "Run sweep")
+    _press(page, page.url, "Run sweep", "tSuc on efficientnet-lite1", timeout_s=400)
+    _no_exception(page)
+    assert page.get_by_text("Only 3 images count here").count() == 1  # all three: both models get them right
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../escape/cat.png", (ROOT / "assets" / "images" / "chelsea.png").read_bytes())
+    if page.get_by_text("Labelled images (.zip").count() == 0:  # the rerun folded the section again
+        _sidebar_section(page, "Evaluation images")
+    page.locator("[data-testid='stSidebar'] input[type='file']").last.set_input_files(str(evil))
+    page.get_by_text("..").first.wait_for(timeout=30_000)
+    _no_exception(page)
+    assert page.get_by_text("three-photos (3 images, imagefolder)").count() == 1  # the choice is kept
+
+
+def test_an_uploaded_torchscript_model_is_attacked_in_the_explorer(server, local_only, tmp_path):
+    """Issue 15: a TorchScript file plus its JSON sidecar becomes a white-box model with heat maps."""
+    import json
+
+    import torch
+
+    from engine import data, models
+
+    zoo = models.load("fmnist-lenet-0", device="cpu")
+    path = tmp_path / "my-lenet.pt"
+    torch.jit.trace(zoo.net, torch.zeros(1, *zoo.input_size)).save(str(path))
+    sidecar = tmp_path / "my-lenet.json"
+    sidecar.write_text(json.dumps({"input_size": list(zoo.input_size), "mean": [data.MEAN], "std": [data.STD],
+                                   "class_names": data.CLASS_NAMES, "domain": zoo.domain}))
+    page = local_only.new_page()
+    _open(page, f"{server}/?{FMNIST}")
+    _sidebar_section(page, "Bring your own model")
+    page.get_by_text("TorchScript / .pt2").click()
+    page.get_by_text("Sidecar JSON").wait_for(timeout=30_000)
+    files = page.locator("[data-testid='stSidebar'] [data-testid='stForm'] input[type='file']")
+    files.nth(0).set_input_files(str(path))
+    files.nth(1).set_input_files(str(sidecar))
+    page.get_by_role("button", name="Add model").click()
+    page.get_by_text("Added my-lenet.pt (uploaded)").wait_for(timeout=60_000)
+    _choose(page, "White-box model", "my-lenet.pt (uploaded)")
+    _settle(page, "SSIM")
+    _no_exception(page)
+    assert _headline(page).startswith("PGD"), _headline(page)
+    assert page.locator(".colorbar").count() >= 1  # Grad-CAM through the model's own layers

@@ -41,12 +41,12 @@ def test_a_pass_costs_more_for_more_images_and_is_timed_once(digits):
 
 
 def test_a_transfer_plan_prices_every_job(lite0):
-    jobs = transfer.plan(["aa", "tpgd"], "eps", [0.01, 0.03], [])
+    jobs = transfer.plan(["aa", "tpgd"], [0.01, 0.03])
     assert jobs == [("aa", 0.01, None), ("aa", 0.03, None), ("tpgd", 0.01, None), ("tpgd", 0.03, None)]
-    assert transfer.plan(["aa"], "layer", [0.01, 0.03], [2, 5]) == [("aa", 0.03, 2), ("aa", 0.03, 5)]
+    assert transfer.plan(["aa", "itcm"], [0.03], [2, 5]) == [("aa", 0.03, 2), ("aa", 0.03, 5), ("itcm", 0.03, None)]
     assert transfer.plan_seconds(lite0, jobs, 7, 5) == pytest.approx(4 * 5 * cost.pass_seconds(lite0, 7))
-    with pytest.raises(ValueError, match="along"):
-        transfer.plan(["aa"], "sigma", [0.1], [])
+    with pytest.raises(ValueError, match="unknown transfer method"):
+        transfer.plan(["fgsm"], [0.1])
 
 
 @pytest.mark.parametrize("seconds,words", [(0.2, "under a second"), (12.4, "about 12 s"), (200, "about 3 min"),

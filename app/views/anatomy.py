@@ -10,7 +10,6 @@ from app.jobs import Progress
 from app.text import EXPLAIN
 from engine import cost, domains, images
 from engine.analysis import checkerboard, masking, recognisable
-from engine.attacks.averaging import averaged
 
 ATTACKS = ("bim", "cw", "deepfool")
 
@@ -26,19 +25,10 @@ def _average_all(sources, x, settings: dict, attack: str, key: tuple):
     found = state.analysis(key)
     if found is not None:
         return found
-    runs = {"single-model": (sources[:1], 1, 0.0), "multi-model": (sources, 1, 0.0),
-            "noisy multi-model": (sources, settings["copies"], settings["sigma"])}
     progress = Progress(f"Averaging {attack}", "anatomy")
-    found = {}
-    for i, (name, (models, n, sigma)) in enumerate(runs.items()):
-        def relay(step, total, _state, i=i):
-            return progress(i * total + step, 3 * total)
-
-        result = averaged(attack, models, x, copies=n, sigma=sigma, seed=0, callback=relay,
-                          **_attack_params(attack, settings["eps"], settings["steps"]))
-        found[name] = result.delta
-        if progress.cancelled:
-            break
+    deltas = recognisable.perturbations(sources, x, None, {attack: _attack_params(attack, settings["eps"], settings["steps"])},
+                                        copies=settings["copies"], sigma=settings["sigma"], callback=progress)
+    found = {setting: delta for (_, setting), delta in deltas.items()}  # a cancelled one: the rows it finished
     progress.finish(lambda: state.store_analysis(key, found))
     return found
 
@@ -198,15 +188,8 @@ def _similarity_section(sources, x, y, settings, selection) -> None:
     if (clicked or widgets.pending("similarity") == key) and rows is None \
             and widgets.heavy_gate("similarity", key, seconds, clicked, at_most=True):
         progress = Progress("Three attacks, single and noisy multi-model", "similarity")
-        seen: list[tuple[str, str]] = []
-
-        def relay(attack, setting, step, total):
-            if (attack, setting) not in seen:
-                seen.append((attack, setting))
-            return progress((len(seen) - 1) * total + step, 6 * total)
-
         deltas = recognisable.perturbations(sources, x, y, params, copies=settings["copies"], sigma=settings["sigma"],
-                                            settings=("single-model", "noisy multi-model"), callback=relay)
+                                            settings=("single-model", "noisy multi-model"), callback=progress)
         rows = recognisable.similarity_table(deltas)
         progress.finish(lambda: state.store_analysis(key, rows))
     if rows:

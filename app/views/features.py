@@ -8,15 +8,15 @@ from app import figures, resources, state, widgets
 from app.jobs import Progress
 from engine import domains
 from engine.analysis import features
-from engine.analysis.activation import choose_target_images, evaluation_split
+from engine.analysis.activation import choose_target_images
 from engine.attacks.activation import layer_name
 
 
-def _separability(model, n: int) -> None:
-    key = ("separability", model.name, n)
+def _separability(model, n: int, source: str) -> None:
+    key = ("separability", model.name, n, source)
     rows = state.analysis(key)
     if rows is None:
-        (x, y), _ = evaluation_split(model, n)
+        (x, y), _ = resources.evaluation(model.name, n, source)
         with st.spinner("Features of every layer…"):
             rows = features.separability(model, x.to(model.device), y.to(model.device))
         state.store_analysis(key, rows)
@@ -50,22 +50,23 @@ def page() -> None:
     c = form.columns(4)
     layer = c[0].select_slider("Layer", [layer.index for layer in layers], value=model.layer(layer_name(model, None)).index,
                                format_func=lambda i: f"{i}: {layers[i].name}", key="features.layer")
-    most = domain.capacity()
+    source = st.session_state.get("eval_source", resources.BUILTIN)
+    most = resources.evaluation_capacity(selection.model, source)
     n = c[1].number_input("Reference images", min(7, most), most, min(own["images"], most), key="features.n")
     eps = c[2].number_input("AA ε", 0.001, 1.0, own["eps"], step=0.01, format="%.3f", key="features.eps")
     steps = c[3].number_input("AA steps", 1, 100, 10, key="features.steps")
     go = form.form_submit_button("Compute", type="primary")
 
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
-    key = ("plane", selection.model, selection.image_key, layer, int(n), float(eps), int(steps))
+    key = ("plane", selection.model, selection.image_key, source, layer, int(n), float(eps), int(steps))
     found = state.analysis(key)
     if found is None and not go:
         st.info("Choose a layer and press Compute: the separability curve of every layer, then the PCA plane of "
                 "that layer with the AA trajectory of the current image.")
         return
-    _separability(model, int(n))
+    _separability(model, int(n), source)
     if found is None:
-        (x_ref, y_ref), _ = evaluation_split(model, int(n))
+        (x_ref, y_ref), _ = resources.evaluation(selection.model, int(n), source)
         plane = features.Plane.fit(model, x_ref.to(model.device), layer)
         target, goal = choose_target_images(model, x, layer)
         progress = Progress("AA trajectory", "features")

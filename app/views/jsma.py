@@ -9,7 +9,6 @@ from app import figures, resources, state, widgets
 from app.jobs import Progress
 from engine import attacks, cost, domains, images, report
 from engine.analysis import saliency_maps
-from engine.analysis.activation import evaluation_split
 
 
 def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pairs: int, key: tuple):
@@ -72,16 +71,17 @@ def page() -> None:
 
     st.header("Success rate vs Υ")
     c = st.columns(3)
-    most = min(500, domain.capacity())
+    source = st.session_state.get("eval_source", resources.BUILTIN)
+    most = min(500, resources.evaluation_capacity(selection.model, source))
     n = c[0].number_input("Images", 1, most, min(domain.defaults["images"], most), key="jsma.n")
-    curve_key = ("jsma-curve", selection.model, int(n), target, theta, int(pairs))
+    curve_key = ("jsma-curve", selection.model, source, int(n), target, theta, int(pairs))
     curve = state.analysis(curve_key)
     clicked = c[1].button("Compute the curve", key="jsma.curve_go")
     seconds = cost.attack_passes(model, "jsma", {"max_distortion": 0.3, "pairs": int(pairs)}) \
         * cost.pass_seconds(model, int(n))
     if (clicked or widgets.pending("jsma-curve") == curve_key) and (curve is None or curve["cancelled"]) \
             and widgets.heavy_gate("jsma-curve", curve_key, seconds, clicked, at_most=True):
-        (xs, ys), _ = evaluation_split(model, int(n))
+        (xs, ys), _ = resources.evaluation(selection.model, int(n), source)
         keep = ys != target
         progress = Progress("JSMA on every image", "jsma-curve")
         d = saliency_maps.distortions(model, xs[keep].to(model.device), ys[keep].to(model.device),
@@ -96,27 +96,20 @@ def page() -> None:
         st.plotly_chart(figures.lines(curve["rows"], "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
                                       x_title="Υ"), width="stretch", key="curve")
 
-    if domain.capacity() >= 500:  # every source class needs images: a labelled test split, not a gallery
+    if resources.evaluation_capacity(selection.model, source) >= 500:  # every source class needs images: not a gallery
         st.header("Hardness matrix")
         c = st.columns(3)
-        classes = c[0].multiselect("Classes", list(range(10)), default=[0, 1, 7, 9], format_func=lambda i: names[i],
+        classes = c[0].multiselect("Classes", list(range(len(names))), default=[c for c in (0, 1, 7, 9) if c < len(names)], format_func=lambda i: names[i],
                                    key="jsma.classes")
         per_pair = c[1].number_input("Images per pair", 1, 50, 5, key="jsma.per_pair")
         h_key = ("jsma-hardness", selection.model, tuple(sorted(classes)), int(per_pair), theta)
         rows = state.analysis(h_key)
         if c[2].button("Compute hardness", key="jsma.hard_go") and rows is None and len(classes) >= 2:
-            (xs, ys), _ = evaluation_split(model, 2000)
+            (xs, ys), _ = resources.evaluation(selection.model, 2000, source)
             progress = Progress("JSMA for every source/target pair", "jsma-hardness")
-            pairs_done = {"n": 0, "total": len(classes) * (len(classes) - 1)}
-
-            def per_pair_progress(step, total, _state):
-                if step == 1:
-                    pairs_done["n"] += 1
-                return progress(pairs_done["n"] - 1 + step / max(total, 1), pairs_done["total"])
-
             rows = saliency_maps.hardness_matrix(model, xs.to(model.device), ys.to(model.device),
                                                  classes=sorted(classes), per_pair=int(per_pair), theta=theta,
-                                                 callback=per_pair_progress)
+                                                 callback=progress)
             progress.finish(lambda: state.store_analysis(h_key, rows))
         if rows:
             order = sorted({r["source"] for r in rows} | {r["target"] for r in rows})

@@ -8,7 +8,7 @@ from app import figures, resources, state, widgets
 from app.jobs import Progress
 from engine import domains, images
 from engine.analysis import transfer
-from engine.analysis.activation import choose_target_images, evaluation_split
+from engine.analysis.activation import choose_target_images
 from engine.attacks.activation import layer_name
 
 METRICS = ("error", "uTR", "tSuc", "tTR")
@@ -52,9 +52,10 @@ def page() -> None:
         c = st.columns(4)
         methods = c[0].multiselect("Methods", list(transfer.METHODS), default=list(transfer.METHODS), key="transfer.methods")
         kind = c[1].radio("Sweep", ["ε", "layer"], horizontal=True, key="transfer.kind")
-        most = min(2000, domain.capacity())
+        source = st.session_state.get("eval_source", resources.BUILTIN)
+        most = min(2000, resources.evaluation_capacity(selection.model, source))
         n = c[2].number_input("Images", 1, most, min(domain.defaults["images"], most), key="transfer.n",
-                              help=f"the first of the {domain.title} evaluation images")
+                              help="the first of the evaluation images (sidebar: Evaluation images)")
         steps = c[3].number_input("Steps", 1, 100, own["steps"], key="transfer.steps")
         d = st.columns(2)
         eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
@@ -63,15 +64,16 @@ def page() -> None:
                                         default=[0, len(white.layers()) // 2, len(white.layers()) - 1],
                                         key="transfer.layers")
         go = st.form_submit_button("Run sweep", type="primary")
-    key = ("transfer", selection.model, tuple(blacks), tuple(methods), kind, int(n), int(steps),
+    key = ("transfer", selection.model, source, tuple(blacks), tuple(methods), kind, int(n), int(steps),
            tuple(sorted(eps_values)), tuple(sorted(layer_values)))
     rows = state.analysis(key)
     if (go or widgets.pending("transfer") == key) and rows is None:
         if not methods or not eps_values or (kind == "layer" and not layer_values):
             st.error("Choose at least one method, one ε and (for a layer sweep) one layer.")
         else:
-            jobs = transfer.plan(methods, "eps" if kind == "ε" else "layer", eps_values, layer_values)
-            (x, y), bank = evaluation_split(white, int(n))
+            jobs = transfer.plan(methods, eps_values, [None]) if kind == "ε" else \
+                transfer.plan(["aa"], [max(eps_values)], layer_values)
+            (x, y), bank = resources.evaluation(selection.model, int(n), source)
             if widgets.heavy_gate("transfer", key, transfer.plan_seconds(white, jobs, x.shape[0], int(steps)), go):
                 progress = Progress("Transfer sweep", "transfer")
                 rows = transfer.run_plan(white, black_models, jobs, x.to(white.device), y.to(white.device),

@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 
 from engine.attacks.averaging import averaged
+from engine import progress
 
 
 def power_spectrum(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -61,7 +62,10 @@ def checkerboard(
 
     Rows: σ, period, frequency, prominence, and the averaged δ itself (for display)."""
     rows = []
-    for sigma in sigmas:
-        result = averaged(attack, [model], x[:1], copies=copies, sigma=float(sigma), seed=seed, callback=callback, **params)
+    for i, sigma in enumerate(sigmas):
+        result = averaged(attack, [model], x[:1], copies=copies, sigma=float(sigma), seed=seed,
+                          callback=progress.part(callback, i, len(sigmas), sigma=float(sigma)), **params)
+        if result.stopped_early:  # a part-averaged δ has no period worth reporting
+            break
         rows.append({"sigma": float(sigma), **dominant_period(result.delta[0]), "delta": result.delta[0]})
     return rows

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from engine import domains
+from engine import domains, progress
 from engine.attacks.averaging import averaged
 from engine.metrics import predict_labels
 
@@ -74,12 +74,14 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def perturbations(
-    sources: Sequence, x: torch.Tensor, y: torch.Tensor, attacks: dict[str, dict], *,
+    sources: Sequence, x: torch.Tensor, y: torch.Tensor | None, attacks: dict[str, dict], *,
     single=None, copies: int, sigma: float, settings: Sequence[str] = SETTINGS, target=None, seed: int = 0,
-    callback: Callable[[str, str, int, int], None] | None = None,
+    callback: progress.Callback | None = None,
 ) -> dict[tuple[str, str], torch.Tensor]:
     """δ for every (attack, setting): `single` (default: the first source) alone, all sources at σ = 0,
-    all sources with `copies` Gaussian copies at `sigma`. No clipping, calibrated (§4.7)."""
+    all sources with `copies` Gaussian copies at `sigma`. No clipping, calibrated (§4.7).
+    `callback` (engine.progress) runs over every (attack, setting); once cancelled, the δ so far come back
+    (the cancelled one averaged over the rows it finished)."""
     single = sources[0] if single is None else single
     runs = {
         "single-model": ([single], 1, 0.0),
@@ -90,17 +92,19 @@ def perturbations(
     if unknown:
         raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(runs)}")
     out = {}
-    for name, params in attacks.items():
-        params = dict(params)
+    parts = [(name, setting) for name in attacks for setting in settings]
+    for i, (name, setting) in enumerate(parts):
+        params = dict(attacks[name])
         # The thesis tunes the noise per attack (Table 4.2): "copies"/"sigma" in an attack's params override.
         own = (params.pop("copies", copies), params.pop("sigma", sigma))
-        for setting in settings:
-            models, n, s = runs[setting]
-            if setting == "noisy multi-model":
-                n, s = own
-            relay = None if callback is None else (lambda step, total, state, a=name, st=setting: callback(a, st, step, total))
-            result = averaged(name, models, x, y=y, target=target, copies=n, sigma=s, seed=seed, callback=relay, **params)
-            out[(name, setting)] = result.delta
+        models, n, s = runs[setting]
+        if setting == "noisy multi-model":
+            n, s = own
+        result = averaged(name, models, x, y=y, target=target, copies=n, sigma=s, seed=seed,
+                          callback=progress.part(callback, i, len(parts), attack=name, setting=setting), **params)
+        out[(name, setting)] = result.delta
+        if result.stopped_early:
+            break
     return out
 
 

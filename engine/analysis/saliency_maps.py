@@ -12,11 +12,15 @@ import torch
 from engine import attacks
 from engine.attacks.base import Context
 from engine.attacks.jsma import jacobian_terms, positive_saliency_share
+from engine import progress
 
 
 def distortions(model, x, y, target, *, max_distortion: float = 0.145, theta: int = 1, **kw) -> torch.Tensor:
     """Per example: the share of features JSMA changed to reach `target` (inf where it failed)."""
-    result = attacks.run("jsma", model, x, y=y, target=target, theta=theta, max_distortion=max_distortion, **kw)
+    return _changed_share(attacks.run("jsma", model, x, y=y, target=target, theta=theta, max_distortion=max_distortion, **kw))
+
+
+def _changed_share(result) -> torch.Tensor:
     share = (result.delta.abs() > 0).flatten(1).float().mean(1)
     return torch.where(result.success, share, torch.full_like(share, float("inf")))
 
@@ -39,25 +43,26 @@ def hardness(d: torch.Tensor, upsilons) -> float:
     return float(np.trapezoid(eps, tau))
 
 
-def hardness_matrix(model, x, y, *, classes=None, upsilons=None, per_pair: int = 10, **kw) -> list[dict]:
-    """H(s, t) for every source/target pair of `classes`, from `per_pair` images of each source."""
+def hardness_matrix(model, x, y, *, classes=None, upsilons=None, per_pair: int = 10, callback=None, **kw) -> list[dict]:
+    """H(s, t) for every source/target pair of `classes`, from `per_pair` images of each source.
+    `callback` (engine.progress) runs over the pairs; a cancelled pair and the rest are left out."""
     classes = list(range(model.num_classes)) if classes is None else list(classes)
     upsilons = np.linspace(0.0, kw.get("max_distortion", 0.145), 30) if upsilons is None else upsilons
+    pairs = [(s, t) for s in classes for t in classes if t != s and bool((y == s).any())]
     rows = []
-    for s in classes:
+    for i, (s, t) in enumerate(pairs):
         xs = x[y == s][:per_pair]
-        if xs.shape[0] == 0:
-            continue
         ys = torch.full((xs.shape[0],), s, dtype=torch.long, device=x.device)
-        for t in classes:
-            if t == s:
-                continue
-            d = distortions(model, xs, ys, torch.full_like(ys, t), **kw)
-            reached = bool(torch.isfinite(d).any())
-            # A pair never reached within Υ has no distortion to integrate: its hardness is unknown, not 0.
-            rows.append({"source": s, "target": t, "images": int(xs.shape[0]),
-                         "success_rate": float(torch.isfinite(d).float().mean()),
-                         "hardness": hardness(d, upsilons) if reached else None})
+        result = attacks.run("jsma", model, xs, y=ys, target=torch.full_like(ys, t), **{"max_distortion": 0.145, **kw},
+                             callback=progress.part(callback, i, len(pairs), source=s, target=t))
+        if result.stopped_early:
+            break
+        d = _changed_share(result)
+        reached = bool(torch.isfinite(d).any())
+        # A pair never reached within Υ has no distortion to integrate: its hardness is unknown, not 0.
+        rows.append({"source": s, "target": t, "images": int(xs.shape[0]),
+                     "success_rate": float(torch.isfinite(d).float().mean()),
+                     "hardness": hardness(d, upsilons) if reached else None})
     return rows
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from engine import attacks, cost, targets
+from engine import attacks, cost, progress, targets
 from engine.analysis.activation import farthest_in_class, features
 from engine.metrics import predict_labels
 
@@ -58,7 +58,7 @@ def transfer_metrics(y, target, white_clean, black_clean, white_adv, black_adv) 
 def adversarial(
     white, method: str, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None = None, seed: int = 0,
     bank: tuple[torch.Tensor, torch.Tensor] | None = None, bank_features: torch.Tensor | None = None,
-    batch: int = 250, progress: Callable[[int, int], None] | None = None, **params,
+    batch: int = 250, callback: progress.Callback | None = None, **params,
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """(adversarial images, target classes or None, parameters used) of `method` on `white`.
 
@@ -82,16 +82,16 @@ def adversarial(
         if bank_features is None:
             bank_features = features(white, bank_x, params["layer"])
     out = []
-    for lo in range(0, x.shape[0], batch):
+    starts = range(0, x.shape[0], batch)
+    for k, lo in enumerate(starts):
         xs, ys = x[lo:lo + batch], y[lo:lo + batch]
         ts = None if target is None else target[lo:lo + batch]
         extra = {}
         if spec.needs_target_images:
             _, extra["target_images"], _ = farthest_in_class(white, xs, params["layer"], bank_x, bank_y, target=ts,
                                                              y=ys, bank_features=bank_features)
-        out.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **extra).x_adv)
-        if progress is not None:
-            progress(min(lo + batch, x.shape[0]), x.shape[0])
+        out.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **extra,
+                               callback=progress.part(callback, k, len(starts))).x_adv)
     return torch.cat(out), target, params
 
 
@@ -105,7 +105,7 @@ def score_blacks(white, blacks: Sequence, x, y, x_adv, target) -> list[dict]:
 def evaluate(
     white, blacks: Sequence, method: str, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     layer: int | None = None, steps: int = 10, seed: int = 0, bank: tuple[torch.Tensor, torch.Tensor] | None = None,
-    batch: int = 250, progress: Callable[[int, int], None] | None = None,
+    batch: int = 250, callback: progress.Callback | None = None,
 ) -> list[dict]:
     """Attack `x` on `white` with `method` and score the result on every black-box model.
 
@@ -115,20 +115,19 @@ def evaluate(
     """
     if method not in METHODS:
         raise ValueError(f"unknown transfer method {method!r}; choose from {', '.join(METHODS)}")
-    x_adv, target, params = adversarial(white, method, x, y, seed=seed, bank=bank, batch=batch, progress=progress,
+    x_adv, target, params = adversarial(white, method, x, y, seed=seed, bank=bank, batch=batch, callback=callback,
                                         eps=eps, steps=steps, **({"layer": layer} if method == "aa" else {}))
     return [{"white": white.name, "black": black.name, "method": method, "eps": eps, "layer": params.get("layer"),
              "steps": steps, "images": int(x.shape[0]), **metrics}
             for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))]
 
 
-def plan(methods: Sequence[str], kind: str, eps_values: Sequence[float], layers: Sequence[int]) -> list[tuple]:
-    """The (method, ε, layer) runs of a sweep along ε (every method × ε) or along AA's layer (at the largest ε)."""
-    if kind == "eps":
-        return [(m, e, None) for m in methods for e in eps_values]
-    if kind == "layer":
-        return [("aa", max(eps_values), layer) for layer in layers]
-    raise ValueError(f"a sweep runs along 'eps' or 'layer', not {kind!r}")
+def plan(methods: Sequence[str], eps_values: Sequence[float], layers: Sequence[int | None] = (None,)) -> list[tuple]:
+    """The (method, ε, layer) runs of a sweep: every method × ε, and × layer for AA (the baselines have none)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown transfer method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    return [(m, e, layer) for m in methods for e in eps_values for layer in (layers if m == "aa" else (None,))]
 
 
 def plan_seconds(white, jobs: Sequence[tuple], images: int, steps: int) -> float:
@@ -136,24 +135,28 @@ def plan_seconds(white, jobs: Sequence[tuple], images: int, steps: int) -> float
     return sum(cost.attack_seconds(white, METHODS[m][0], images, {"eps": e, "steps": steps}) for m, e, _ in jobs)
 
 
-def run_plan(white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, steps: int, bank=None,
-             callback: Callable[[int, int], bool | None] | None = None) -> list[dict]:
-    """`evaluate` each job in turn; `callback(done, total)` returning False stops and keeps the rows so far."""
+def run_plan(white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, callback: progress.Callback | None = None,
+             **kw) -> list[dict]:
+    """`evaluate` each job in turn (`kw`: steps, seed, bank, batch). `callback` (engine.progress) runs over
+    the whole plan; once it returns False the finished jobs' rows come back (a cut-short job measures nothing)."""
     rows: list[dict] = []
+    stopped = []
+
+    def watch(step, total, state):
+        go = callback(step, total, state)
+        if go is False:
+            stopped.append(True)
+        return go
+
     for i, (method, eps, layer) in enumerate(jobs):
-        if callback is not None and callback(i, len(jobs)) is False:
+        found = evaluate(white, blacks, method, x, y, eps=eps, layer=layer,
+                         callback=progress.part(watch if callback else None, i, len(jobs), method=method, eps=eps), **kw)
+        if stopped:
             return rows
-        rows += evaluate(white, blacks, method, x, y, eps=eps, layer=layer, steps=steps, bank=bank)
-    if callback is not None:
-        callback(len(jobs), len(jobs))
+        rows += found
     return rows
 
 
 def sweep(white, blacks, methods, x, y, *, eps_values=(0.07,), layers=(None,), **kw) -> list[dict]:
     """A tidy table over methods × ε × layer (layer only varies AA; baselines have none)."""
-    rows = []
-    for method in methods:
-        for eps in eps_values:
-            for layer in (layers if method == "aa" else (None,)):
-                rows += evaluate(white, blacks, method, x, y, eps=eps, layer=layer, **kw)
-    return rows
+    return run_plan(white, blacks, plan(methods, eps_values, layers), x, y, **kw)
