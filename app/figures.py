@@ -145,12 +145,15 @@ def linked_images(panels: Sequence[tuple], height: int = 320, link: bool = True,
 
 def lines(rows: list[dict], x: str, y: str, group: str | None = None, title: str = "", y_format: str = ".0%",
           height: int = 320, x_title: str | None = None, y_title: str | None = None) -> go.Figure:
-    """One line per `group` value of y against x, markers on the measured points."""
+    """One line per `group` value of y against x, markers on the measured points; grouped bars where every
+    point has the same x (a line through one point says nothing)."""
+    single = len({r[x] for r in rows}) == 1
     data = []
     for g in sorted({r[group] for r in rows}, key=str) if group else [None]:
         pts = [r for r in rows if (group is None or r[group] == g) and r.get(y) is not None]
-        data.append({"type": "scatter", "mode": "lines+markers", "name": str(g) if g is not None else y,
-                     "x": [r[x] for r in pts], "y": [r[y] for r in pts]})
+        trace = {"type": "bar"} if single else {"type": "scatter", "mode": "lines+markers"}
+        data.append({**trace, "name": str(g) if g is not None else y,
+                     "x": [f"{x_title or x} = {r[x]}" if single else r[x] for r in pts], "y": [r[y] for r in pts]})
     yaxis = {"title": {"text": y_title or y}, "tickformat": y_format}
     if y_format.endswith("%"):  # a rate: always the whole 0-100 % scale, so flat zeros look like zeros
         yaxis["range"] = [-0.02, 1.02]

@@ -53,7 +53,9 @@ def own_model_ui() -> None:
     uploaded is unpickled, and no code is imported from a browser (entry points are for the CLI)."""
     from engine.models import ModelUnavailable, torchvision_zoo, user
 
-    with st.sidebar.expander("Bring your own model"):
+    with st.sidebar.expander("Bring your own model", expanded="own_model_added" in st.session_state):
+        if "own_model_added" in st.session_state:
+            st.success(st.session_state.pop("own_model_added"))
         kind = st.radio("Format", ["torchvision + state_dict", "TorchScript / .pt2"], key="own_kind", horizontal=True)
         with st.form("own-model"):
             if kind == "torchvision + state_dict":
@@ -86,8 +88,9 @@ def own_model_ui() -> None:
             st.error(str(err))
             return
         state.own_models()[name] = model
-        st.success(f"Added {name} ({len(model.class_names)} classes, {model.domain}): pick it as the white-box or a "
-                   "black-box model.")
+        st.session_state["own_model_added"] = (f"Added {name} ({len(model.class_names)} classes, {model.domain}): pick it "
+                                               "as the white-box or a black-box model.")
+        st.rerun()  # the model lists above were drawn before it existed
 
 
 def _sidecar_fields(upload) -> dict:
@@ -119,7 +122,12 @@ def data_ui(model_name: str) -> str:
     the operator set, or a .zip uploaded here. Only datasets whose labels map onto the model are offered."""
     from engine import datasets
 
-    m = resources.model(model_name)
+    from engine.models import ModelUnavailable
+
+    try:
+        m = resources.model(model_name)
+    except ModelUnavailable:  # the page says why; its analyses use nothing until the model loads
+        return resources.BUILTIN
     options = {resources.BUILTIN: f"built-in ({domains.of(m).title})"}
     root = resources.data_root()
     with st.sidebar.expander("Evaluation images (Transfer, Feature space, JSMA curve)"):
@@ -136,7 +144,7 @@ def data_ui(model_name: str) -> str:
                 options[f"zip:{digest}"] = f"{file_name} ({len(chosen)} images, uploaded)"
         if st.session_state.get("eval_data") not in options:
             st.session_state["eval_data"] = resources.BUILTIN
-        source = st.radio("Images", list(options), format_func=options.get, key="eval_data")
+        source = st.radio("Image set", list(options), format_func=options.get, key="eval_data")
         upload = st.file_uploader("Labelled images (.zip: class folders, a file,label CSV or an ImageNet "
                                   "validation layout)", type=["zip"], key="eval_zip")
         if upload is not None:

@@ -127,9 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
     log(f"{args.domain}: {x.shape[0]} images, sources {cfg['sources']}, tests {cfg['tests']}")
 
-    def progress(attack, setting, step, total):
-        if step == total or step % max(1, total // 4) == 0:
-            log(f"  {attack} / {setting}: {step}/{total}")
+    logged = set()
+
+    def progress(step, total, state):  # engine.progress: one line per quarter of each (attack, setting)
+        quarter = (state["attack"], state["setting"], int((step - state["part"] + 1) * 4))
+        if quarter not in logged:
+            logged.add(quarter)
+            log(f"  {state['attack']} / {state['setting']}: {quarter[2] * 25}%")
 
     deltas = recognisable.perturbations(sources, x, y, cfg["attacks"], copies=cfg["copies"], sigma=cfg["sigma"],
                                         callback=progress)

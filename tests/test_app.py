@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from apptest_helpers import uploader  # noqa: E402
 
 pytestmark = pytest.mark.slow  # an app session on the ImageNet model per test
 
@@ -59,7 +60,7 @@ def test_display_control_does_not_rerun_the_attack(app):
 
 def test_bad_upload_shows_an_error_box_and_keeps_working(app):
     app.radio(key="image_source").set_value("Upload").run()
-    app.get("file_uploader")[-1].upload("broken.png", b"\x89PNG\r\n\x1a\n garbage", "image/png").run()
+    uploader(app).upload("broken.png", b"\x89PNG\r\n\x1a\n garbage", "image/png").run()
     assert not app.exception
     assert any("cannot be used" in e.value for e in app.error)
     assert "→" in app.subheader[0].value  # the gallery photo is still attacked and shown
@@ -70,7 +71,7 @@ def test_good_upload_is_attacked(app):
 
     data = images.png_bytes(images.to_uint8(images.to_tensor(images.decode(images.gallery()["coffee"]))))
     app.radio(key="image_source").set_value("Upload").run()
-    app.get("file_uploader")[-1].upload("coffee.png", data, "image/png").run()
+    uploader(app).upload("coffee.png", data, "image/png").run()
     assert not app.exception and not app.error
     assert app.session_state["selection"].image_label == "coffee.png"
     assert app.subheader[0].value.startswith("PGD (ε 0.03, steps 10): espresso")
@@ -102,7 +103,7 @@ def test_aa_on_an_uploaded_photo(app):
 
     data = images.png_bytes(images.to_uint8(images.to_tensor(images.decode(images.gallery()["camera"]))))
     app.radio(key="image_source").set_value("Upload").run()
-    app.get("file_uploader")[-1].upload("camera.png", data, "image/png").run()
+    uploader(app).upload("camera.png", data, "image/png").run()
     app.selectbox(key="attack").set_value("aa").run()
     app.button(key="FormSubmitter:attack-form-aa-Run attack").click().run()
     assert not app.exception and not app.error

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import hooks_left
 from engine import attacks, data, models
+from apptest_helpers import uploader  # noqa: E402
 
 pytestmark = pytest.mark.slow  # app sessions
 
@@ -182,7 +183,8 @@ def test_bring_your_own_model(tmp_path):
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     at.sidebar.selectbox(key="own_arch").set_value("resnet18")
-    at.sidebar.get("file_uploader")[-1].upload("mine.pt", buf.getvalue(), "application/octet-stream")
+    weights = uploader(at, "own_weights")
+    weights.upload("mine.pt", buf.getvalue(), "application/octet-stream")
     at.sidebar.button(key="FormSubmitter:own-model-Add model").click().run()
     ok(at)
     assert "resnet18 (mine.pt)" in at.session_state["own_models"]
@@ -232,7 +234,7 @@ def test_bad_upload_on_every_page(path):
     at = fresh()
     at.switch_page(f"views/{path}.py").run()
     at.radio(key="image_source").set_value("Upload").run()
-    at.get("file_uploader")[-1].upload("broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg").run()
+    uploader(at).upload("broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg").run()
     assert not at.exception
     assert any("cannot be used" in e.value for e in at.error)
     assert at.session_state["selection"].image_key == "chelsea"  # the page goes on with the gallery photo

@@ -12,6 +12,7 @@ from make_hostile import CORPUS, bomb_png, write_corpus  # noqa: E402
 
 from engine import images  # noqa: E402
 from engine.cli import main  # noqa: E402
+from apptest_helpers import uploader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +71,7 @@ def test_app_shows_an_error_box_for_each_bad_file_and_keeps_its_state(corpus):
     for name in sorted(CORPUS):
         # The uploader only offers image extensions; a hostile file renamed to .png must still be refused.
         sent = name if name.endswith((".png", ".jpg", ".gif")) else name + ".png"
-        at.get("file_uploader")[-1].upload(sent, corpus[name].read_bytes(), "application/octet-stream").run()
+        uploader(at).upload(sent, corpus[name].read_bytes(), "application/octet-stream").run()
         assert not at.exception, (name, at.exception)
         if CORPUS[name][0] == "ok":
             assert not at.error, (name, [e.value for e in at.error])

@@ -30,6 +30,11 @@ def _separability(model, n: int, source: str) -> None:
                 "(A Fashion-MNIST model has hundreds per class; the CLI's separability takes your own labelled "
                 "images with --data.)")
         return
+    measured = rows[0]["classes_measured"]
+    if measured < 3:  # e.g. the gallery: a couple of classes with two photos
+        st.info(f"The within-class angle comes from only {measured} class{'es' if measured != 1 else ''} with several "
+                "reference images, so this curve is a hint, not a measurement. Labelled images of your own "
+                "(sidebar: Evaluation images) or a Fashion-MNIST model give hundreds per class.")
     fig = figures.lines(pts, "layer", "ratio", title="Class separability per layer (between-class / within-class angle)",
                         y_format=".2f", x_title="layer (input → output)", y_title="separability")
     base = next((r for r in rows if r["layer"] < 0), None)

@@ -35,6 +35,8 @@ def separability(model, x: torch.Tensor, y: torch.Tensor, layers=None) -> list[d
     layers = [None, *range(len(model.layers()))] if layers is None else list(layers)
     same = y[:, None] == y[None, :]
     off_diagonal = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
+    # The within-class angle is only measured on classes with two or more images.
+    measured = int((torch.bincount(y.cpu()) >= 2).sum())
     rows = []
     for layer in layers:
         angles = angular_distances(_flat(model, x, layer)).to(y.device)
@@ -44,6 +46,7 @@ def separability(model, x: torch.Tensor, y: torch.Tensor, layers=None) -> list[d
             "layer": -1 if layer is None else model.layer(layer).index,
             "name": "input" if layer is None else model.layer(layer).name,
             "within": within, "between": between, "ratio": between / within if within > 0 else float("inf"),
+            "classes_measured": measured,
         })
     return rows
 
