@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from engine import models  # noqa: E402
+from engine import domains, models  # noqa: E402
 from engine.analysis.sparsity import DEFAULT_VARIANTS, comparison_table  # noqa: E402
 from engine.analysis.activation import evaluation_split  # noqa: E402
 
@@ -24,17 +24,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet-lite0")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n", type=int, default=None, help="evaluation images (default: every gallery photo)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results_l0_ssim_lite0.md"))
     args = parser.parse_args(argv)
     name = "fmnist-lenet-0" if args.quick else args.model
     model = models.load(name, device="cpu")
-    (x, y), _ = evaluation_split(model, 8 if args.quick else 7)
+    (x, y), _ = evaluation_split(model, 8 if args.quick else (args.n or domains.of(model).capacity()))
     # Mask-FGSM twice: the default threshold and a tight one that keeps only the heat map's peak (seed-like L0).
     variants = DEFAULT_VARIANTS + [("maskfgsm", {"p_th": 0.9, "steps": 10, "tau": 20.0})]
-    rows = comparison_table(model, x, y if model.domain == "fashion-mnist" else None, variants=variants)
+    rows = comparison_table(model, x, y, variants=variants)
     lines = [f"# FGSM / JSMA / DeepFool / Mask-FGSM on {name} ({x.shape[0]} images)", "",
              "Written by bench/l0_ssim_table.py. L0 = % of pixels changed by ≥ half an 8-bit level; "
-             "L0 any = % of pixels changed at all (the seed's ‖δ‖₀). Photos: the sample gallery.", "",
+             "L0 any = % of pixels changed at all (the seed's ‖δ‖₀). Photos: the sample gallery, labelled as "
+             "assets/images/labels.json says.", "",
              "| method | parameters | success | mean L0 % | mean L0 any % | mean SSIM | mean L2 | seconds |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

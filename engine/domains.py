@@ -46,6 +46,13 @@ class Domain:
     mask_threshold: float | None = None  # object masks by thresholding the image (dark background)
     numbered: Callable[[], tuple] | None = None  # an indexed domain's (images, labels) that "<prefix><i>" picks from
     wnids: bool = False  # its classes are the 1000 ILSVRC-2012 synsets: dataset labels may be WordNet ids
+    names: Callable[[], list[str]] | None = None  # class names, index order (None: each model's own)
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.names is None:
+            raise ValueError(f"{self.title} has no class list of its own; its models name their classes")
+        return list(self.names())
 
     def image_keys(self) -> list[str]:
         """Names of the built-in images, in order (indexed domains: the evaluation images)."""
@@ -146,6 +153,12 @@ def _gallery_split(model, n: int):
     return (x[:n], y[:n]), (x, y)
 
 
+def _imagenet_names() -> list[str]:
+    from engine.models.efficientnet_lite import _IMAGENET_CATEGORIES
+
+    return _IMAGENET_CATEGORIES
+
+
 def _gallery_size() -> int:
     from engine import images
 
@@ -171,7 +184,7 @@ def _fmnist() -> Domain:
         # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
         # thesis' single-model setting.
         sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
-        indexed=True, prefix="fmnist:", split=_fmnist_split, numbered=data.test_split, capacity=lambda: data.test_split()[1].shape[0] // 2,
+        indexed=True, prefix="fmnist:", split=_fmnist_split, numbered=data.test_split, names=lambda: data.CLASS_NAMES, capacity=lambda: data.test_split()[1].shape[0] // 2,
         count=lambda: data.test_split()[1].shape[0],
         mask_threshold=0.05,
     )
@@ -184,7 +197,7 @@ def _imagenet() -> Domain:
         defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
                   "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128},
         sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
-        split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True,
+        split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True, names=_imagenet_names,
     )
 
 
