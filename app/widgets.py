@@ -206,7 +206,7 @@ def image_ui(model: str) -> Selection:
 def indexed_ui(model: str, domain) -> Selection:
     """A numbered test image picked by class and position within the class."""
     bank = resources.class_members(domain.name)
-    names = resources.model(model).class_names
+    names = domain.class_names  # not the model's: a model that fails to load still lets one pick an image
     cls = st.sidebar.selectbox("Class", list(bank), format_func=lambda c: names[c], key="fmnist_class")
     k = st.sidebar.number_input("Example of that class", 0, len(bank[cls]) - 1, key="fmnist_example",
                                 **initial("fmnist_example", value=0))

@@ -131,6 +131,15 @@ def _start(page, button: str, running: str) -> None:
     page.get_by_text(running).first.wait_for(timeout=60_000)
 
 
+def _cancel_keeps(page, title: str) -> None:
+    """Click Cancel mid-run: the partial result of `title` is shown, with a way to run it to the end."""
+    page.get_by_role("button", name="Cancel").click()
+    _settle(page, "Cancelled after")
+    _no_exception(page)
+    assert _headline(page).startswith(title), _headline(page)
+    assert page.get_by_role("button", name="Run it to the end").count() == 1
+
+
 def _no_exception(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").first.inner_text()
 
@@ -255,11 +264,7 @@ def test_cancel_keeps_the_partial_result_and_can_resume(server, local_only):
     form.get_by_label("steps", exact=True).fill("1000")
     form.get_by_label("binary_search_steps", exact=True).fill("9")  # ~50 s alone: long enough to cancel
     _start(page, "Run attack", "Running C&W L2: step ")  # the bar counts steps
-    page.get_by_role("button", name="Cancel").click()
-    _settle(page, "Cancelled after")
-    _no_exception(page)
-    assert _headline(page).startswith("C&W L2"), _headline(page)
-    assert page.get_by_role("button", name="Run it to the end").count() == 1
+    _cancel_keeps(page, "C&W L2")
 
 
 def test_a_heavy_run_waits_with_its_time_then_counts_to_its_cap_and_cancels(server, local_only):
@@ -274,11 +279,7 @@ def test_a_heavy_run_waits_with_its_time_then_counts_to_its_cap_and_cancels(serv
     bar.wait_for(timeout=120_000)
     text = bar.inner_text()
     assert text.startswith("Running JSMA (targeted, L0): step ") and "." not in text.split("step ")[1].split(",")[0], text
-    page.get_by_role("button", name="Cancel").click()
-    _settle(page, "Cancelled after")
-    _no_exception(page)
-    assert _headline(page).startswith("JSMA"), _headline(page)
-    assert page.get_by_role("button", name="Run it to the end").count() == 1
+    _cancel_keeps(page, "JSMA")
 
 
 def test_cancelling_the_jsma_curve_keeps_a_lower_bound(server, local_only):
@@ -292,7 +293,7 @@ def test_cancelling_the_jsma_curve_keeps_a_lower_bound(server, local_only):
     page.get_by_role("button", name="Cancel").click()
     _settle(page, "the curve is a lower bound")
     _no_exception(page)
-    assert page.get_by_text("JSMA success towards").count() >= 1 or page.locator(".js-plotly-plot").count() >= 1
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the curve of what finished (Plotly draws last)
 
 
 def test_switching_the_image_keeps_the_chosen_attack(server, local_only):
