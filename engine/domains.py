@@ -147,10 +147,20 @@ def _gallery_split(model, n: int):
     photos = images.gallery()
     if not 1 <= n <= len(photos):
         raise ValueError(f"the number of images must be between 1 and {len(photos)} (the gallery's photos)")
-    x = torch.cat([images.load(path, model).cpu() for path in photos.values()])
+    x = _fitted_gallery(tuple(model.input_size), getattr(model, "resize_size", None), tuple(photos))
     labels = gallery_labels()
     y = torch.tensor([labels[name] for name in photos])
     return (x[:n], y[:n]), (x, y)
+
+
+@lru_cache(maxsize=4)
+def _fitted_gallery(input_size: tuple, resize: int | None, names: tuple[str, ...]) -> torch.Tensor:
+    """Every gallery photo fitted to one input geometry, decoded once (read-only: callers never write into it)."""
+    from engine import images
+
+    photos = images.gallery()
+    c, size, _ = input_size
+    return torch.cat([images.to_tensor(images.fit(images.decode(photos[name]), c, size, resize)) for name in names])
 
 
 def _imagenet_names() -> list[str]:

@@ -14,13 +14,19 @@ from engine.hooks import capture_activations
 
 def features(model, x: torch.Tensor, layer: int | str, batch: int = 256) -> torch.Tensor:
     """Flattened activations of catalogue `layer` for a batch of images (no gradient)."""
-    name = model.layer(layer).name
-    out = []
-    with model.lock, capture_activations(model, [name]) as acts, torch.no_grad():
+    return features_of_layers(model, x, [layer], batch)[0]
+
+
+def features_of_layers(model, x: torch.Tensor, layers, batch: int = 256) -> list[torch.Tensor]:
+    """Flattened activations of every catalogue layer in `layers`, from one forward per batch."""
+    names = [model.layer(layer).name for layer in layers]
+    out: list[list[torch.Tensor]] = [[] for _ in names]
+    with model.lock, capture_activations(model, list(dict.fromkeys(names))) as acts, torch.no_grad():
         for lo in range(0, x.shape[0], batch):
             model(x[lo:lo + batch])
-            out.append(acts[name].flatten(1))
-    return torch.cat(out)
+            for kept, name in zip(out, names):
+                kept.append(acts[name].flatten(1))
+    return [torch.cat(kept) for kept in out]
 
 
 def farthest_in_class(

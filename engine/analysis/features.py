@@ -17,11 +17,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from engine import attacks
-from engine.analysis.activation import features
-
-
-def _flat(model, x: torch.Tensor, layer) -> torch.Tensor:
-    return x.flatten(1) if layer is None else features(model, x, layer)
+from engine.analysis.activation import features, features_of_layers
 
 
 def angular_distances(f: torch.Tensor) -> torch.Tensor:
@@ -37,9 +33,11 @@ def separability(model, x: torch.Tensor, y: torch.Tensor, layers=None) -> list[d
     off_diagonal = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
     # The within-class angle is only measured on classes with two or more images.
     measured = int((torch.bincount(y.cpu()) >= 2).sum())
+    hooked = [layer for layer in layers if layer is not None]
+    found = dict(zip(hooked, features_of_layers(model, x, hooked))) if hooked else {}
     rows = []
     for layer in layers:
-        angles = angular_distances(_flat(model, x, layer)).to(y.device)
+        angles = angular_distances(x.flatten(1) if layer is None else found[layer]).to(y.device)
         within = float(angles[same & off_diagonal].mean())
         between = float(angles[~same].mean())
         rows.append({
