@@ -40,7 +40,8 @@ def _model(args, name: str):
     if sep and arch in torchvision_zoo.ARCHITECTURES:
         model = torchvision_zoo.from_upload(arch, Path(weights).read_bytes(), f"{arch} ({Path(weights).name})")
     elif Path(name).is_file() or user.ENTRY_POINT.match(name):
-        model = user.load_user_model(name)
+        sidecar = getattr(args, "model_meta", None)
+        model = user.load_user_model(name, sidecar=sidecar)
     else:
         raise ValueError(f"unknown model {name!r}: give a registered name ({', '.join(models.names()[:6])}, …), a "
                          "TorchScript or .pt2 file, an entry point package.module:factory, or ARCH=WEIGHTS.pt")
@@ -539,6 +540,8 @@ def _add_common(p: argparse.ArgumentParser, seed: bool = False) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="fp32, or bf16/fp16 autocast of the networks (logits stay float32; mostly for GPUs)")
+    p.add_argument("--model-meta", metavar="JSON", help="preprocessing of your own models (input_size, mean, std, "
+                   "class_names, domain, ...) where no sidecar sits beside the file, or for an entry point")
     p.add_argument("--json", action="store_true")
 
 

@@ -126,3 +126,24 @@ def test_a_torchscript_model_has_grad_cam(capsys, lenet_torchscript):
 def test_an_unknown_model_says_what_a_model_can_be(capsys):
     assert main(["attack", "--model", "no-such-model", "--image", "3", "--attack", "fgsm"]) == 2
     assert "entry point" in capsys.readouterr().err
+
+
+def test_a_sweep_job_on_your_data_measures_what_it_measures_on_the_same_builtin_images(fmnist_csv):
+    from engine import sweep
+
+    def rows(**data):
+        grid = sweep.Grid(attacks=["fgsm"], whites=["fmnist-lenet-0"], blacks=["fmnist-lenet-1"], eps=[0.1], images=N,
+                          shard_size=N, **data)
+        (job,) = grid.jobs()
+        keep = ("n", "error", "uTR", "white_error", "l2", "linf")
+        return [{k: r[k] for k in keep} for r in sweep.run_job(job)]
+
+    assert rows(data=str(fmnist_csv)) == rows()
+
+
+def test_an_entry_point_with_its_metadata_from_the_command_line(capsys, tmp_path):
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"input_size": [3, 32, 32], "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.3]}))
+    record = run_json(capsys, "gradcam", "--model", "user_model_factory:make", "--model-meta", str(meta),
+                      "--image", str(images.GALLERY / "chelsea.png"), "--json")
+    assert record["model"] == "user_model_factory:make" and record["layer"].startswith("net.features")
