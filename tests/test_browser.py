@@ -94,8 +94,10 @@ def _choose(page, label: str, option: str) -> None:
 def _settle(page, text: str, timeout_s: int = 240) -> None:
     """A cold server's first paint is blank: wait for `text`, then for the app to stop running."""
     page.get_by_text(text).first.wait_for(timeout=timeout_s * 1000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_s * 1000)
-    page.wait_for_timeout(1500)  # Plotly draws after the data arrives
+    # Streamlit shows its running badge only once a run has lasted a moment: look twice, a moment apart.
+    for pause in (1500, 1000):
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_s * 1000)
+        page.wait_for_timeout(pause)  # Plotly draws after the data arrives
 
 
 def _open(page, link: str, marker: str = "SSIM") -> None:
@@ -151,7 +153,7 @@ def test_explorer_default_example(server, local_only, shots):
     _no_exception(page)
     assert _headline(page).startswith("PGD (ε 0.03, steps 10): Egyptian cat")
     assert page.locator(".js-plotly-plot").count() >= 7  # pictures, heat maps, spectrum, bars of two models
-    assert page.get_by_text("Numbers (JSON)").count() == 1
+    page.get_by_text("Numbers (JSON)").wait_for(timeout=60_000)  # the last element of the page
     assert page.locator(".colorbar").count() >= 2  # the heat maps' scale and the spectrum's
     titles = " ".join(page.locator(".js-plotly-plot .xtitle, .js-plotly-plot .ytitle").all_text_contents())
     assert "fx (cycles/px)" in titles and "fy (cycles/px)" in titles  # the spectrum has axes
