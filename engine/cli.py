@@ -246,9 +246,8 @@ def _labelled(args, model, n: int):
     else of the model's domain's built-in images. A user's data is its own bank (images the model gets right)."""
     if getattr(args, "data", None):
         dataset = datasets.open_dataset(args.data)
-        x, y = datasets.tensors(dataset, model, min(n, len(dataset)))
+        (x, y), bank = datasets.evaluation_split(dataset, model, n)
         names = [name for name, _ in dataset.items[: x.shape[0]]]
-        bank = targets.bank(model, x, y)
     else:
         (x, y), bank = evaluation_split(model, min(n, domains.of(model).capacity()) or n)
         names = domains.of(model).image_keys()[: x.shape[0]]

@@ -46,6 +46,11 @@ def _test_cached() -> tuple[torch.Tensor, torch.Tensor]:
     return _split(ASSETS, "t10k")
 
 
+def test_view() -> tuple[torch.Tensor, torch.Tensor]:
+    """The cached test split itself, not a copy: read-only (clone what you keep)."""
+    return _test_cached()
+
+
 def test_split() -> tuple[torch.Tensor, torch.Tensor]:
     """The 10,000 test images (N×1×28×28 in [0, 1]) and labels, from the committed copy."""
     x, y = _test_cached()

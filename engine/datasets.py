@@ -39,7 +39,7 @@ from typing import Callable, Union
 
 import torch
 
-from engine import domains, images
+from engine import domains, images, targets
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 WNID_FILE = images.ASSETS / "data" / "imagenet_wnids.txt"
@@ -527,3 +527,10 @@ def tensors(dataset: LabelledImages, model, n: int | None = None) -> tuple[torch
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from err
     return torch.cat(xs), torch.tensor(y, dtype=torch.long, device=model.device)
+
+
+def evaluation_split(dataset: LabelledImages, model, n: int | None = None):
+    """((images, labels), target-image bank) of the first `n` items, as `engine.domains` gives for built-in
+    images: a user's dataset is its own bank, of the images the model classifies as their label."""
+    x, y = tensors(dataset, model, None if n is None else min(n, len(dataset)))
+    return (x, y), targets.bank(model, x, y)

@@ -18,11 +18,6 @@ from typing import Callable, Optional
 Callback = Callable[[float, int, dict], Optional[bool]]
 
 
-def report(callback: Callback | None, step: float, total: int, **state) -> bool:
-    """Tell `callback` (if any); False means stop now."""
-    return callback is None or callback(step, total, state) is not False
-
-
 def part(callback: Callback | None, index: int, count: int, **labels) -> Callback | None:
     """The callback for part `index` of `count` of a larger operation: its progress is mapped onto the whole
     (part i at s of t reports i + s/t of count), and `labels` (e.g. sigma=0.1) join its state."""

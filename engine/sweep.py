@@ -260,11 +260,10 @@ def _image_set(white, count: int, device: str | None, folder: str | None = None)
     if key not in _IMAGES:
         if folder is None:
             (x, y), (bank_x, bank_y) = evaluation_split(white, count)
-        else:  # the user's images are their own bank
+        else:
             from engine import datasets
 
-            x, y = datasets.tensors(datasets.open_dataset(folder), white, count)
-            bank_x, bank_y = targets.bank(white, x, y)
+            (x, y), (bank_x, bank_y) = datasets.evaluation_split(datasets.open_dataset(folder), white, count)
         _IMAGES[key] = _ImageSet(*(t.to(white.device) for t in (x, y, bank_x, bank_y)))
     return _IMAGES[key]
 

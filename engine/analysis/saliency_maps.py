@@ -15,7 +15,9 @@ from engine.attacks.jsma import jacobian_terms, positive_saliency_share
 from engine import progress
 
 
-def distortions(model, x, y, target, *, max_distortion: float = 0.145, theta: int = 1, **kw) -> torch.Tensor:
+MAX_DISTORTION = 0.145  # Υ, the paper's largest share of features JSMA may change
+
+def distortions(model, x, y, target, *, max_distortion: float = MAX_DISTORTION, theta: int = 1, **kw) -> torch.Tensor:
     """Per example: the share of features JSMA changed to reach `target` (inf where it failed)."""
     return _changed_share(attacks.run("jsma", model, x, y=y, target=target, theta=theta, max_distortion=max_distortion, **kw))
 
@@ -47,13 +49,14 @@ def hardness_matrix(model, x, y, *, classes=None, upsilons=None, per_pair: int =
     """H(s, t) for every source/target pair of `classes`, from `per_pair` images of each source.
     `callback` (engine.progress) runs over the pairs; a cancelled pair and the rest are left out."""
     classes = list(range(model.num_classes)) if classes is None else list(classes)
-    upsilons = np.linspace(0.0, kw.get("max_distortion", 0.145), 30) if upsilons is None else upsilons
+    kw = {"max_distortion": MAX_DISTORTION, **kw}
+    upsilons = np.linspace(0.0, kw["max_distortion"], 30) if upsilons is None else upsilons
     pairs = [(s, t) for s in classes for t in classes if t != s and bool((y == s).any())]
     rows = []
     for i, (s, t) in enumerate(pairs):
         xs = x[y == s][:per_pair]
         ys = torch.full((xs.shape[0],), s, dtype=torch.long, device=x.device)
-        result = attacks.run("jsma", model, xs, y=ys, target=torch.full_like(ys, t), **{"max_distortion": 0.145, **kw},
+        result = attacks.run("jsma", model, xs, y=ys, target=torch.full_like(ys, t), **kw,
                              callback=progress.part(callback, i, len(pairs), source=s, target=t))
         if result.stopped_early:
             break

@@ -10,15 +10,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
+from engine import progress
 from engine.attacks.projections import clamp_unit, project_linf
 
 
-Callback = Callable[[int, int, dict], Optional[bool]]
+Callback = progress.Callback
 
 # A pass is one forward plus one backward of one image; a backward costs about two forwards.
 FORWARD_PASS = 1 / 3
