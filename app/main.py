@@ -87,7 +87,7 @@ def run() -> None:
     model = widgets.model_ui()
     st.session_state["selection"] = widgets.image_ui(model)
     st.session_state["blacks_chosen"] = widgets.blacks_ui(model)
-    st.session_state["eval_source"] = widgets.data_ui(model)
+    state.set_evaluation_source(widgets.data_ui(model))
     # Every rerun goes through this entry point and its sidebar, then runs the chosen page file.
     page = st.navigation([st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
                           for file, title, icon, path in PAGES])

@@ -14,10 +14,10 @@ import streamlit as st
 import torch
 
 from app import state
-from engine import attacks, datasets, domains, images, models, targets
+from engine import attacks, datasets, domains, images, models
 from engine.analysis.activation import evaluation_split
 
-BUILTIN = "built-in"
+BUILTIN = state.BUILTIN
 # Uploaded archives are read in memory: bounded well below the folder limits.
 ZIP_LIMITS = {"max_bytes": 100 * 2**20, "max_files": 5_000, "max_pixels": 500_000_000}
 
@@ -72,7 +72,7 @@ def _fitted_image(geometry: tuple[int, int, int], source_key: str, data: bytes |
     owner = domains.owner(source_key) if data is None else None
     if owner is not None and owner.indexed:
         index = owner.parse_key(source_key)
-        return owner.numbered()[0][index:index + 1]
+        return owner.numbered()[0][index:index + 1].clone()
     source = data if data is not None else images.gallery()[source_key]
     return images.to_tensor(images.fit(images.decode(source), c, size, resize))
 
@@ -132,9 +132,8 @@ def dataset(key: str) -> datasets.LabelledImages:
 def evaluation(model_name: str, n: int, source: str = BUILTIN):
     """((images, labels), target-image bank) of up to n evaluation images for a model: its domain's own,
     or a chosen dataset's (which is then its own bank: the images the model classifies correctly)."""
-    m = model(model_name)
     if source == BUILTIN:
-        return evaluation_split(m, min(n, evaluation_capacity(model_name, source)))
+        return evaluation_split(model(model_name), min(n, evaluation_capacity(model_name, source)))
     return _dataset_tensors(model_name, source, n)
 
 
@@ -143,12 +142,9 @@ def _dataset_tensors(model_name: str, source: str, n: int):
     key = ("dataset-tensors", model_name, source, n)
     found = state.analysis(key)
     if found is None:
-        m = model(model_name)
-        chosen = dataset(source)
         with st.spinner("Reading the dataset…"):
-            x, y = datasets.tensors(chosen, m, min(n, len(chosen)))
-        x, y = x.cpu(), y.cpu()
-        found = ((x, y), targets.bank(m, x, y))
+            (x, y), bank = datasets.evaluation_split(dataset(source), model(model_name), n)
+        found = ((x.cpu(), y.cpu()), (bank[0].cpu(), bank[1].cpu()))  # like the built-in split: CPU, moved by callers
         state.store_analysis(key, found)
     return found
 

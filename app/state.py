@@ -9,6 +9,8 @@ _RESULTS = "attack_results"  # run key -> AttackResult (this session's cache)
 _LAST = "last_run_key"
 _UPLOADS = "uploaded_images"  # image key -> bytes of every image this session uploaded (AA's bank)
 _DATASETS = "own_datasets"  # digest -> (file name, LabelledImages) of the zips this session uploaded
+_EVAL_SOURCE = "eval_source"  # which labelled images the multi-image analyses use (app.resources.dataset keys)
+BUILTIN = "built-in"  # that source: the model's domain's own images
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,11 @@ def forget_result(spec: RunSpec) -> None:
 
 def own_datasets() -> dict:
     return st.session_state.setdefault(_DATASETS, {})
+
+
+def evaluation_source() -> str:
+    return st.session_state.get(_EVAL_SOURCE, BUILTIN)
+
+
+def set_evaluation_source(source: str) -> None:
+    st.session_state[_EVAL_SOURCE] = source

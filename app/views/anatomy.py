@@ -164,12 +164,11 @@ def _checkerboard_section(model, x, selection, settings, presenting) -> None:
     rows = state.analysis(key)
     clicked = c[2].button("Compute checkerboards", key="anatomy.cb_go")
     bim = _attack_params("bim", settings["eps"], settings["steps"])
-    seconds = len(sigmas) * cost.averaged_seconds("bim", [model], 1, int(copies), bim)
-    if (clicked or widgets.pending("checkerboard") == key) and rows is None and sigmas \
-            and widgets.heavy_gate("checkerboard", key, seconds, clicked):
+    # Priced only when asked for: the first price of a model times it (a second or so for a photo model).
+    if (clicked or widgets.pending("checkerboard") == key) and rows is None and sigmas and widgets.heavy_gate(
+            "checkerboard", key, len(sigmas) * cost.averaged_seconds("bim", [model], 1, int(copies), bim), clicked):
         progress = Progress("Checkerboard averages", "checkerboard")
-        rows = checkerboard.checkerboard(model, x, sigmas=sorted(sigmas), copies=int(copies), callback=progress,
-                                         **_attack_params("bim", settings["eps"], settings["steps"]))
+        rows = checkerboard.checkerboard(model, x, sigmas=sorted(sigmas), copies=int(copies), callback=progress, **bim)
         progress.finish(lambda: state.store_analysis(key, rows))
     if rows:
         st.plotly_chart(figures.linked_images(
@@ -183,10 +182,13 @@ def _similarity_section(sources, x, y, settings, selection) -> None:
     rows = state.analysis(key)
     clicked = st.button("Compare BIM, C&W and DeepFool", key="anatomy.sim_go")
     params = {a: _attack_params(a, settings["eps"], settings["steps"]) for a in ATTACKS}
-    seconds = sum(cost.averaged_seconds(a, models, 1, n, params[a])
-                  for a in ATTACKS for models, n in ((sources[:1], 1), (sources, settings["copies"])))
+
+    def seconds() -> float:  # priced only when asked for
+        return sum(cost.averaged_seconds(a, models, 1, n, params[a])
+                   for a in ATTACKS for models, n in ((sources[:1], 1), (sources, settings["copies"])))
+
     if (clicked or widgets.pending("similarity") == key) and rows is None \
-            and widgets.heavy_gate("similarity", key, seconds, clicked, at_most=True):
+            and widgets.heavy_gate("similarity", key, seconds(), clicked, at_most=True):
         progress = Progress("Three attacks, single and noisy multi-model", "similarity")
         deltas = recognisable.perturbations(sources, x, y, params, copies=settings["copies"], sigma=settings["sigma"],
                                             settings=("single-model", "noisy multi-model"), callback=progress)

@@ -55,7 +55,7 @@ def page() -> None:
     c = form.columns(4)
     layer = c[0].select_slider("Layer", [layer.index for layer in layers], value=model.layer(layer_name(model, None)).index,
                                format_func=lambda i: f"{i}: {layers[i].name}", key="features.layer")
-    source = st.session_state.get("eval_source", resources.BUILTIN)
+    source = state.evaluation_source()
     most = resources.evaluation_capacity(selection.model, source)
     n = c[1].number_input("Reference images", min(7, most), most, min(own["images"], most), key="features.n")
     eps = c[2].number_input("AA ε", 0.001, 1.0, own["eps"], step=0.01, format="%.3f", key="features.eps")

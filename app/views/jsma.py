@@ -71,16 +71,18 @@ def page() -> None:
 
     st.header("Success rate vs Υ")
     c = st.columns(3)
-    source = st.session_state.get("eval_source", resources.BUILTIN)
+    source = state.evaluation_source()
     most = min(500, resources.evaluation_capacity(selection.model, source))
     n = c[0].number_input("Images", 1, most, min(domain.defaults["images"], most), key="jsma.n")
     curve_key = ("jsma-curve", selection.model, source, int(n), target, theta, int(pairs))
     curve = state.analysis(curve_key)
     clicked = c[1].button("Compute the curve", key="jsma.curve_go")
-    seconds = cost.attack_passes(model, "jsma", {"max_distortion": 0.3, "pairs": int(pairs)}) \
-        * cost.pass_seconds(model, int(n))
+
+    def seconds() -> float:  # priced only when asked for: the first price of a model times it
+        return cost.attack_passes(model, "jsma", {"max_distortion": 0.3, "pairs": int(pairs)}) * cost.pass_seconds(model, int(n))
+
     if (clicked or widgets.pending("jsma-curve") == curve_key) and (curve is None or curve["cancelled"]) \
-            and widgets.heavy_gate("jsma-curve", curve_key, seconds, clicked, at_most=True):
+            and widgets.heavy_gate("jsma-curve", curve_key, seconds(), clicked, at_most=True):
         (xs, ys), _ = resources.evaluation(selection.model, int(n), source)
         keep = ys != target
         progress = Progress("JSMA on every image", "jsma-curve")

@@ -52,7 +52,7 @@ def page() -> None:
         c = st.columns(4)
         methods = c[0].multiselect("Methods", list(transfer.METHODS), default=list(transfer.METHODS), key="transfer.methods")
         kind = c[1].radio("Sweep", ["ε", "layer"], horizontal=True, key="transfer.kind")
-        source = st.session_state.get("eval_source", resources.BUILTIN)
+        source = state.evaluation_source()
         most = min(2000, resources.evaluation_capacity(selection.model, source))
         n = c[2].number_input("Images", 1, most, min(domain.defaults["images"], most), key="transfer.n",
                               help="the first of the evaluation images (sidebar: Evaluation images)")
