@@ -4,17 +4,22 @@ Writes experiments/results/recognisable_<domain>.json (every number) and .md (th
 tables, next to the thesis' figures), plus a PNG of the perturbations.
 
     python experiments/recognisable_perturbations.py --domain fashion-mnist   # ~30 min on 2 CPU cores
-    python experiments/recognisable_perturbations.py --domain imagenet        # every gallery photo: ~30 min per 7 photos
+    python experiments/recognisable_perturbations.py --domain imagenet        # every gallery photo: ~45 min per 7 photos
     python experiments/recognisable_perturbations.py --domain fashion-mnist --quick   # a minute, for CI
 
 Fashion-MNIST: six source models (one per family, seed 0) make the perturbations,
 the four held-out seed-1 models judge them; the single-model setting uses
 fmnist-resnet-0 (a black box to every test model). ImageNet: EfficientNet-Lite0
 and Lite1 are the sources, Lite2 the held-out test model, Lite0 the single model.
+
+The perturbations are made `--chunk` images at a time and each chunk is kept under
+`--cache` (out/ by default), so a run that is stopped resumes where it was: the
+photo run takes hours on two cores and may span several sittings.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -24,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import data, images, models
 from engine.analysis import checkerboard, masking, recognisable
 from engine.report import environment
@@ -105,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings, to check the script works")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="images per resumable chunk of perturbations (default: 6 photos; every Fashion-MNIST image at once)")
+    parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parents[1] / "out",
+                        help="where finished chunks are kept between runs")
     parser.add_argument("--checkerboard-only", action="store_true",
                         help="recompute only the checkerboard section of an existing results file")
     args = parser.parse_args(argv)
@@ -127,16 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
     log(f"{args.domain}: {x.shape[0]} images, sources {cfg['sources']}, tests {cfg['tests']}")
 
-    logged = set()
-
-    def progress(step, total, state):  # engine.progress: one line per quarter of each (attack, setting)
-        quarter = (state["attack"], state["setting"], int((step - state["part"] + 1) * 4))
-        if quarter not in logged:
-            logged.add(quarter)
-            log(f"  {state['attack']} / {state['setting']}: {quarter[2] * 25}%")
-
-    deltas = recognisable.perturbations(sources, x, y, cfg["attacks"], copies=cfg["copies"], sigma=cfg["sigma"],
-                                        callback=progress)
+    chunk = args.chunk or (6 if names else x.shape[0])
+    deltas = chunked_perturbations(sources, x, y, cfg, chunk, args.cache / f"recognisable_{args.domain}")
     log("perturbations done")
     eps = cfg["eps"]
     out = {
@@ -173,6 +175,43 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"{stem}.md").write_text(markdown(out))
     log(f"wrote {args.out / stem}.* in {out['seconds']:.0f} s")
     return 0
+
+
+def quarter_logger(label: str):
+    """An engine.progress callback that logs one line per quarter of each (attack, setting)."""
+    logged = set()
+
+    def progress(step, total, state):
+        quarter = (state["attack"], state["setting"], int((step - state["part"] + 1) * 4))
+        if quarter not in logged:
+            logged.add(quarter)
+            log(f"  {label}{state['attack']} / {state['setting']}: {quarter[2] * 25}%")
+    return progress
+
+
+def chunked_perturbations(sources, x, y, cfg: dict, chunk: int, cache: Path) -> dict:
+    """recognisable.perturbations over `chunk` images at a time, each chunk saved once finished and reused
+    when the same settings ask for it again. Chunk k draws its noise from seed k."""
+    key = hashlib.sha256(json.dumps({k: cfg[k] for k in ("sources", "attacks", "copies", "sigma")}, sort_keys=True)
+                         .encode()).hexdigest()[:12]
+    cache.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for k, start in enumerate(range(0, x.shape[0], chunk)):
+        rows = slice(start, start + chunk)
+        path = cache / f"{key}-{start}-{start + x[rows].shape[0]}.pt"
+        if path.exists():
+            saved = torch.load(path, weights_only=True)
+            if torch.equal(saved["x"], x[rows]):  # the same images in the same order
+                parts.append({tuple(name.split("|")): d for name, d in saved["deltas"].items()})
+                log(f"  images {start}–{start + x[rows].shape[0]}: reused {path.name}")
+                continue
+        done = recognisable.perturbations(sources, x[rows], y[rows], cfg["attacks"], copies=cfg["copies"],
+                                          sigma=cfg["sigma"], seed=k,
+                                          callback=quarter_logger(f"images {start}–{start + x[rows].shape[0]}: "))
+        torch.save({"x": x[rows], "deltas": {"|".join(name): d for name, d in done.items()}}, path)
+        parts.append(done)
+        log(f"  images {start}–{start + x[rows].shape[0]} of {x.shape[0]} done")
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 
 def checkerboard_section(model, x: torch.Tensor, cfg: dict, image_name) -> tuple[dict, list[dict]]:
