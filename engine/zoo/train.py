@@ -2,6 +2,7 @@
 
     python -m engine.zoo.train --all                  # every model in PLAN not yet trained
     python -m engine.zoo.train --model fmnist-vgg-1   # one model (retrains it)
+    python -m engine.zoo.train --model fmnist-lenet-robust-0   # an adversarially trained twin
     nohup python -m engine.zoo.train --all > train.log 2>&1 &
 
 Each model: AdamW with a one-cycle learning rate, batch 128, no augmentation,
@@ -9,6 +10,14 @@ inputs normalised with the training set's mean/std (the Classifier wrapper does
 the same at inference). Weights are saved as float16 state dicts; the accuracies
 recorded in zoo.json are measured *after* the float16 round trip, i.e. on the
 weights that are committed.
+
+Robust models (role "robust") are the plain source models' twins (same architecture
+and seed) trained on adversarial examples only: FGSM from a uniform random start in
+the ε-ball with step 1.25·ε (Wong, Rice & Kolter 2020, "Fast is better than free"),
+two passes per batch instead of PGD's eight. That recipe can collapse into
+"catastrophic overfitting", where FGSM accuracy rises while PGD accuracy falls to
+zero, so every epoch logs PGD-10 accuracy on 500 test images, and the committed
+record carries clean and PGD-20 accuracy at ε 0.1 and 0.2 on the whole test split.
 """
 from __future__ import annotations
 
@@ -22,7 +31,8 @@ import torch.nn.functional as F
 from engine import data
 from engine.zoo import archs, manifest
 
-# (arch, seed, role, epochs). Sources are white-box/averaging models; "test" models are held out.
+# (arch, seed, role, epochs[, training ε]). Sources are white-box/averaging models; "test" models are held out;
+# "robust" models are adversarially trained twins of sources, neither sources nor judges.
 # Batch-norm networks reach 90 % in 3 one-cycle epochs (the small DenseNet needs 5: 89.98 % after 3);
 # LeNet and the MLP are cheap, so they get 15.
 PLAN: list[tuple[str, int, str, int]] = [
@@ -31,13 +41,42 @@ PLAN: list[tuple[str, int, str, int]] = [
     ("vgg", 0, "source", 3), ("mlp", 0, "source", 15),
     ("mobilenet", 0, "source", 3),
     ("resnet", 1, "test", 3), ("vgg", 1, "test", 3), ("densenet", 1, "test", 5),
+    ("lenet", 0, "robust", 15, 0.1), ("vgg", 0, "robust", 5, 0.2),
 ]
+ROBUST_EVAL_EPS = (0.1, 0.2)
 BATCH = 128
 MAX_LR = 3e-3
 
 
-def model_name(arch: str, seed: int) -> str:
-    return f"fmnist-{arch}-{seed}"
+def model_name(arch: str, seed: int, role: str = "source") -> str:
+    return f"fmnist-{arch}-robust-{seed}" if role == "robust" else f"fmnist-{arch}-{seed}"
+
+
+def pgd(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, alpha: float | None = None,
+        random_start: bool = True, gen: torch.Generator | None = None) -> torch.Tensor:
+    """L∞ PGD on the cross-entropy in pixel space [0, 1] (one step with alpha 1.25·ε is FGSM-RS). The network's
+    mode is left as it is: training calls it in train mode, as the recipe does."""
+    alpha = 2.5 * eps / steps if alpha is None else alpha
+    delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps if random_start else torch.zeros_like(x)
+    delta = ((x + delta).clamp(0, 1) - x).requires_grad_(True)
+    for _ in range(steps):
+        loss = F.cross_entropy(net((x + delta - data.MEAN) / data.STD), y)
+        grad, = torch.autograd.grad(loss, delta)
+        delta = ((x + (delta + alpha * grad.sign()).clamp(-eps, eps)).clamp(0, 1) - x).detach().requires_grad_(True)
+    return (x + delta).detach()
+
+
+def robust_accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 20) -> float:
+    """Accuracy under PGD-`steps` (α = 2.5ε/steps, random start) at `eps`."""
+    net.eval()
+    gen = torch.Generator().manual_seed(0)
+    correct = 0
+    for lo in range(0, x.shape[0], 1000):
+        xb, yb = x[lo:lo + 1000], y[lo:lo + 1000]
+        adv = pgd(net, xb, yb, eps, steps, gen=gen)
+        with torch.no_grad():
+            correct += int((net((adv - data.MEAN) / data.STD).argmax(1) == yb).sum())
+    return correct / x.shape[0]
 
 
 def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -54,8 +93,10 @@ def half_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
-def fit(arch: str, seed: int, epochs: int, train, test=None, log=print) -> tuple[torch.nn.Module, float]:
-    """Train one network from its seed; returns it (eval mode) and the seconds it took."""
+def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: float | None = None,
+        name: str | None = None) -> tuple[torch.nn.Module, float]:
+    """Train one network from its seed, on FGSM-RS examples at `eps` when given; returns it (eval mode) and the
+    seconds it took."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     net, _, _ = archs.build(arch)
@@ -64,14 +105,15 @@ def fit(arch: str, seed: int, epochs: int, train, test=None, log=print) -> tuple
     opt = torch.optim.AdamW(net.parameters(), lr=MAX_LR, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=MAX_LR, total_steps=steps)
     gen = torch.Generator().manual_seed(seed)
-    name = model_name(arch, seed)
+    name = name or model_name(arch, seed)
     start = time.perf_counter()
     for epoch in range(epochs):
         net.train()
         order = torch.randperm(x_train.shape[0], generator=gen)
         running = 0.0
         for i, idx in enumerate(order.split(BATCH)):
-            loss = F.cross_entropy(net((x_train[idx] - data.MEAN) / data.STD), y_train[idx])
+            xb = x_train[idx] if eps is None else pgd(net, x_train[idx], y_train[idx], eps, 1, 1.25 * eps, gen=gen)
+            loss = F.cross_entropy(net((xb - data.MEAN) / data.STD), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -82,15 +124,18 @@ def fit(arch: str, seed: int, epochs: int, train, test=None, log=print) -> tuple
                     f"({time.perf_counter() - start:.0f} s)")
                 running = 0.0
         if test is not None:
-            log(f"{name} epoch {epoch + 1}: test accuracy {accuracy(net, *test):.4f}")
+            line = f"{name} epoch {epoch + 1}: test accuracy {accuracy(net, *test):.4f}"
+            if eps is not None:  # catastrophic overfitting shows here first
+                line += f", PGD-10 at ε {eps} on 500: {robust_accuracy(net, test[0][:500], test[1][:500], eps, 10):.4f}"
+            log(line)
     net.eval()
     return net, time.perf_counter() - start
 
 
-def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=print) -> dict:
+def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=print, eps: float | None = None) -> dict:
     """Train, save the float16 weights under assets/models and record the model in zoo.json."""
-    net, seconds = fit(arch, seed, epochs, train, test, log)
-    name = model_name(arch, seed)
+    name = model_name(arch, seed, role)
+    net, seconds = fit(arch, seed, epochs, train, test, log, eps=eps, name=name)
     path = manifest.MODELS_DIR / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(half_state(net), path)
@@ -106,6 +151,10 @@ def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=pri
         "slice500_accuracy": round(accuracy(check, x_test[:500], y_test[:500]), 4),
         "train_seconds": round(seconds, 1), "threads": torch.get_num_threads(), "torch": torch.__version__,
     }
+    if eps is not None:
+        entry["adversarial_training"] = {"method": "FGSM from a random start", "eps": eps, "alpha": 1.25 * eps,
+                                         "twin": model_name(arch, seed)}
+        entry["pgd20_accuracy"] = {str(e): round(robust_accuracy(check, x_test, y_test, e), 4) for e in ROBUST_EVAL_EPS}
     manifest.write_entry(entry)
     log(f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}, "
         f"{seconds:.0f} s")
@@ -131,7 +180,7 @@ def main(argv=None) -> int:
     if args.limit:
         train = (train[0][: args.limit], train[1][: args.limit])
     test = data.test_split()
-    plan = {model_name(a, s): (a, s, r, e) for a, s, r, e in PLAN}
+    plan = {model_name(*row[:3]): row for row in PLAN}
     if args.model:
         unknown = [m for m in args.model if m not in plan]
         if unknown:
@@ -143,7 +192,8 @@ def main(argv=None) -> int:
         todo = [n for n in plan if n not in done]
     total = time.perf_counter()
     for name in todo:
-        train_one(*plan[name], train, test, log=lambda m: print(m, flush=True))
+        arch, seed, role, epochs, *eps = plan[name]
+        train_one(arch, seed, role, epochs, train, test, log=lambda m: print(m, flush=True), eps=eps[0] if eps else None)
     print(f"trained {len(todo)} models in {time.perf_counter() - total:.0f} s", flush=True)
     from engine.zoo import card
 
