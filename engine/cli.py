@@ -161,6 +161,8 @@ def cmd_attack(args) -> int:
     result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params, **extra)
     record = run_record(result, model)
     record["image"] = str(args.image)
+    if args.twin:
+        return _with_twin(args, model, x, spec, target, params, extra, record, result)
     saved = []
     if args.save_adv:
         saved += _save_pair(args.save_adv, images.to_uint8(result.x_adv), result.x_adv[0].cpu().numpy())
@@ -179,6 +181,48 @@ def cmd_attack(args) -> int:
     for path in saved:
         print(f"wrote {path}")
     return 0
+
+
+def _with_twin(args, model, x, spec, target, params: dict, extra: dict, record: dict, result) -> int:
+    """The same attack, parameters and target on the model's plain or robust twin, beside the first run."""
+    from engine.analysis import recognisable
+
+    domain = domains.of(model)
+    twin_name = domain.twin(model.name)
+    if twin_name is None:
+        pairs = ", ".join(f"{a} / {b}" for a, b in domain.twins) or "none"
+        raise ValueError(f"{model.name} has no robust or plain twin; the pairs are: {pairs}")
+    twin = _model(args, twin_name)
+    second = attacks.run(spec.name, twin, x.to(twin.device), target=target, seed=args.seed, **params, **extra)
+    records = [record, {**run_record(second, twin), "image": str(args.image)}]
+    saved = []
+    for run, rec in zip((result, second), records):
+        rec["robust"] = domain.is_robust(rec["model"])
+        if args.save_delta:  # the thesis' display: what a person would recognise in δ
+            shown = recognisable.display_normalise(run.delta, domain, targeted=run.target is not None)
+            saved += _save_pair(f"{args.save_delta}-{rec['model']}", images.to_uint8(shown), run.delta[0].cpu().numpy())
+    if args.json:
+        print(json.dumps({"runs": records, "saved": saved}, indent=2))
+        return 0
+    for rec in records:
+        row = rec["examples"][0]
+        print(f"{rec['model']} ({'robust' if rec['robust'] else 'plain'}): {row['clean_top5'][0]['label']} → "
+              f"{row['adversarial_top5'][0]['label']}  success={row['success']}  L2 {row['l2']:.4f}  L∞ {row['linf']:.4f}")
+    for path in saved:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_robust_accuracy(args) -> int:
+    from engine.analysis.robust import pgd_accuracy
+
+    rows = []
+    for name in args.models:
+        model = _model(args, name)
+        x, y = _evaluation_images(args, model, args.n)
+        rows += pgd_accuracy(model, x, y, args.eps_values, steps=args.steps, seed=args.seed)
+    return _emit(rows, args.json, lambda r: f"{r['model']:<24} ε {r['eps']:<5g} PGD-{r['steps']:<3} n {r['n']:<6} "
+                                            f"accuracy {r['accuracy']:.2%}")
 
 
 def _estimate(model, spec, params: dict, as_json: bool) -> int:
@@ -565,9 +609,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-adv", metavar="PATH", help="write the adversarial image as PATH.png and PATH.npy")
     p.add_argument("--save-delta", metavar="PATH", help="write the perturbation as PATH.png (signed) and PATH.npy")
     p.add_argument("--estimate", action="store_true", help="print the expected time on this machine instead of running")
+    p.add_argument("--twin", action="store_true",
+                   help="also run it on the model's adversarially trained twin (or a robust model's plain one); with "
+                        "--save-delta, each δ is written display-normalised")
     _add_common(p, seed=True)
     _add_attack_params(p)
     p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("robust-accuracy", help="clean and PGD accuracy at each ε (robust models beside plain ones)")
+    _add_data(p)
+    p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--eps", dest="eps_values", nargs="+", type=float, default=[0.1, 0.2])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--n", type=int, default=1000, help="the first N evaluation images (default 1,000)")
+    _add_common(p, seed=True)
+    p.set_defaults(func=cmd_robust_accuracy)
 
     p = sub.add_parser("transfer", help="transfer metrics (error, uTR, tSuc, tTR) of AA and targeted baselines")
     _add_data(p)

@@ -37,6 +37,8 @@ class Domain:
     defaults: dict = field(default_factory=dict)
     sources: tuple[str, ...] = ()  # models whose perturbations are averaged
     judges: tuple[str, ...] = ()  # held-out models that judge them (the default black-box models)
+    # (plain model, its adversarially trained twin): same architecture and seed, robust training only.
+    twins: tuple[tuple[str, str], ...] = ()
     indexed: bool = False  # built-in images are numbered ("<prefix><i>") rather than named photos
     prefix: str = ""
     # ((images, labels), (bank images, bank labels)) of up to n built-in images; None: the domain has none.
@@ -53,6 +55,16 @@ class Domain:
         if self.names is None:
             raise ValueError(f"{self.title} has no class list of its own; its models name their classes")
         return list(self.names())
+
+    def twin(self, model_name: str) -> str | None:
+        """The other half of a plain/robust pair: a plain model's robust twin or a robust model's plain one."""
+        for plain, robust in self.twins:
+            if model_name in (plain, robust):
+                return robust if model_name == plain else plain
+        return None
+
+    def is_robust(self, model_name: str) -> bool:
+        return any(model_name == robust for _, robust in self.twins)
 
     def image_keys(self) -> list[str]:
         """Names of the built-in images, in order (indexed domains: the evaluation images)."""
@@ -182,6 +194,13 @@ def _zoo_role(role: str, first: str) -> tuple[str, ...]:
     return tuple(sorted(named, key=lambda n: (n != first, n)))
 
 
+def _zoo_twins() -> tuple[tuple[str, str], ...]:
+    from engine.zoo import manifest
+
+    return tuple(sorted((entry["adversarial_training"]["twin"], name) for name, entry in manifest.read().items()
+                        if "adversarial_training" in entry))
+
+
 def _fmnist() -> Domain:
     from engine import data
 
@@ -194,6 +213,7 @@ def _fmnist() -> Domain:
         # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
         # thesis' single-model setting.
         sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
+        twins=_zoo_twins(),
         # Sizes and single images come from the cached split: a copy of all 10,000 per lookup is 31 MB.
         indexed=True, prefix="fmnist:", split=_fmnist_split, numbered=data.test_view, names=lambda: data.CLASS_NAMES,
         capacity=lambda: data.test_view()[1].shape[0] // 2, count=lambda: data.test_view()[1].shape[0],
@@ -259,8 +279,9 @@ def attack_defaults(name: str) -> dict:
     return _builtin()[name].attack_defaults if name in _builtin() else {}
 
 
-def stats(name: str, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of a built-in domain's training images, as 1×C×1×1 tensors."""
-    d = get(name)
+def stats(domain: "str | Domain", device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of a domain's training images (a built-in one by name, or a record such as
+    `of(model)` gives for a user's model), as 1×C×1×1 tensors."""
+    d = domain if isinstance(domain, Domain) else get(domain)
     shape = (1, len(d.mean), 1, 1)
     return torch.tensor(d.mean, device=device).view(shape), torch.tensor(d.std, device=device).view(shape)

@@ -71,6 +71,12 @@ TERMS: dict[str, tuple[str, str]] = {
         "The averaged perturbation applied only on the object (inside its mask) or only on the background.",
         "Random ±ε signs on the same part are the control: the difference is what the perturbation's pattern adds.",
     ),
+    "robust model": (
+        "A model trained on adversarial examples of its own (here FGSM from a random start), so small perturbations fool it less.",
+        "Its twin is the plain model of the same architecture and seed. The same attack on both shows the difference: a "
+        "robust model's perturbation tends to draw the object's outline and parts, a plain model's looks like noise. "
+        "Robust models trade some clean accuracy for accuracy under attack (the model card lists both).",
+    ),
     "checkerboard period": ("The dominant period, in pixels, of a noisy single-model average's power spectrum.", ""),
     "JSMA hardness": (
         "How much distortion JSMA needs across success rates for one source/target pair (area under that curve).", ""),

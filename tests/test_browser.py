@@ -476,3 +476,18 @@ def test_an_uploaded_torchscript_model_is_attacked_in_the_explorer(server, local
     _no_exception(page)
     assert _headline(page).startswith("PGD"), _headline(page)
     assert page.locator(".colorbar").count() >= 1  # Grad-CAM through the model's own layers
+
+
+def test_one_click_compares_a_plain_models_perturbation_with_its_robust_twins(server, local_only, shots):
+    """Issue 16 item 7: on a model with an adversarially trained twin, one click runs the same attack on the twin and
+    shows both perturbations, plain first; another image keeps the button, not a stale comparison."""
+    page = local_only.new_page()
+    _open(page, f"{server}/?model=fmnist-lenet-0&image=fmnist:0&attack=pgd")
+    _click_until(page, "Compare with fmnist-lenet-robust-0", "(robust):")
+    assert page.get_by_text("(plain):").count() == 1
+    page.get_by_text("(robust):").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "explorer-robust-twin.png"), full_page=True)
+    _no_exception(page)
+    _open(page, f"{server}/?model=fmnist-lenet-0&image=fmnist:1&attack=pgd")
+    assert page.get_by_role("button", name="Compare with fmnist-lenet-robust-0").count() == 1
+    assert page.get_by_text("(robust):").count() == 0

@@ -11,7 +11,8 @@ import torch
 from app import figures, resources, state, urlstate, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import attacks, cost, glossary, images, report, targets
+from engine import attacks, cost, domains, glossary, images, report, targets
+from engine.analysis import robust
 from engine.analysis.activation import choose_target_images
 from engine.analysis.panels import eps_panels, explorer_panels
 from engine.models import ModelUnavailable
@@ -158,6 +159,42 @@ def _every_eps(result, run: state.RunSpec, models: list, row: dict) -> None:
     right.plotly_chart(fig, width="stretch", key="fgsm-many-curve")
 
 
+def _twin(result, model, run: state.RunSpec) -> None:
+    """One click: the same attack, parameters and target on the model's robust (or plain) twin, both δ shown the
+    way the thesis shows perturbations, plain first."""
+    domain = domains.of(model)
+    twin = domain.twin(model.name)
+    if twin is None:
+        return
+    st.markdown(f"**Plain vs robust** — {model.name} has an adversarially trained twin: the same attack on both shows "
+                "whether the perturbation follows the object.")
+    if attacks.get(run.attack).needs_target_images:
+        st.caption("The twin comparison runs the attacks that need no target image; pick another attack to use it.")
+        return
+    key = ("twin", run)
+    found = state.analysis(key)
+    if found is None:
+        if not st.button(f"Compare with {twin}", key="twin_compare", help=glossary.help_text("robust model")):
+            return
+        progress = Progress(f"{attacks.get(run.attack).title} on {twin}", "twin")
+        other = robust.compare([resources.model(twin)], result.x, run.attack, target=result.target, seed=run.seed,
+                               callback=progress, **dict(run.params))[0]
+        found = sorted([robust.row(model, result), other], key=lambda r: r["robust"])
+        if not other["result"].stopped_early:
+            progress.finish(lambda: state.store_analysis(key, found))
+        else:
+            progress.finish()
+            st.warning("Cancelled: the twin's perturbation below is partial and is not kept.")
+    kinds = ["robust" if r["robust"] else "plain" for r in found]
+    st.plotly_chart(figures.linked_images([(f"δ of {r['model']}", r["shown"], "rgb") for r in found], height=300),
+                    width="stretch", key="twin-pictures")
+    st.markdown("  \n".join(f"**{r['model']}** ({kind}): {'fooled' if r['fooled'] else 'not fooled'}, "
+                             f"L2 {float(r['result'].delta.norm()):.2f}, L∞ {float(r['result'].delta.abs().max()):.3f}"
+                             for r, kind in zip(found, kinds)))
+    st.caption("Display-normalised: δ × (−1), matched to the dataset's mean and standard deviation (a targeted δ: "
+               "scaled to its peak). A robust model's δ tends to draw the object; a plain model's looks like noise.")
+
+
 PRESENTATION_CSS = """<style>
 .stMainBlockContainer {padding-top: 1.2rem; max-width: 100%;}
 .stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.35rem;}
@@ -231,6 +268,7 @@ def show(result, model, black_models: list, panels: dict, selection: state.Selec
             _spectrum(panels)
         with right:
             _models(panels, row)
+        _twin(result, model, run)
     _downloads(result, panels, selection)
     return slide
 

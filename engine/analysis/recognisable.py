@@ -24,7 +24,7 @@ from engine.metrics import predict_labels
 SETTINGS = ("single-model", "multi-model", "noisy multi-model")
 
 
-def dataset_stats(domain: str, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset_stats(domain: "str | domains.Domain", device=None) -> tuple[torch.Tensor, torch.Tensor]:
     return domains.stats(domain, device)
 
 
@@ -40,7 +40,7 @@ def random_signs(like: torch.Tensor, eps: float, seed: int = 0) -> torch.Tensor:
     return torch.where(flips, -eps, eps).to(like.dtype)
 
 
-def display_normalise(delta: torch.Tensor, domain: str, targeted: bool = False, peak: float | None = None) -> torch.Tensor:
+def display_normalise(delta: torch.Tensor, domain: "str | domains.Domain", targeted: bool = False, peak: float | None = None) -> torch.Tensor:
     """The thesis' way of showing δ as an image (§4.6.6), in [0, 1].
 
     Untargeted: ×(−1) (the masking effect subtracts the object), then each channel
@@ -50,7 +50,8 @@ def display_normalise(delta: torch.Tensor, domain: str, targeted: bool = False, 
     mean, std = dataset_stats(domain, delta.device)
     dims = tuple(range(2, delta.dim()))
     if targeted:
-        peak = domains.get(domain).averaging.get("peak", 1.0) if peak is None else peak
+        record = domain if isinstance(domain, domains.Domain) else domains.get(domain)
+        peak = record.averaging.get("peak", 1.0) if peak is None else peak
         top = delta.flatten(1).amax(1).view(-1, *([1] * (delta.dim() - 1)))
         shown = delta * peak / torch.where(top > 0, top, torch.ones_like(top))
     else:

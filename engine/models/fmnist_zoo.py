@@ -8,16 +8,12 @@ from engine.models.registry import apply_state_dict, load_state_dict_file, regis
 from engine.zoo import archs, manifest
 
 
-def build(entry: dict) -> Classifier:
-    net, blocks, cam = archs.build(entry["arch"])
-    path = manifest.MODELS_DIR / entry["file"]
-    state = load_state_dict_file(path, entry["name"])
-    # Weights are stored as float16 to keep the repository small; compute runs in float32.
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    apply_state_dict(net, state, entry["name"])
+def wrap(net, arch: str, name: str) -> Classifier:
+    """A zoo network (training or trained) as the engine's classifier: pixel inputs, its layer catalogue."""
+    blocks, cam = archs.catalogue(net, arch)
     return Classifier(
         net,
-        name=entry["name"],
+        name=name,
         domain=FASHION_MNIST_NAME,
         input_size=data.INPUT_SIZE,
         class_names=data.CLASS_NAMES,
@@ -26,6 +22,16 @@ def build(entry: dict) -> Classifier:
         block_names=blocks,
         cam_layer=cam,
     )
+
+
+def build(entry: dict) -> Classifier:
+    net, _, _ = archs.build(entry["arch"])
+    path = manifest.MODELS_DIR / entry["file"]
+    state = load_state_dict_file(path, entry["name"])
+    # Weights are stored as float16 to keep the repository small; compute runs in float32.
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    apply_state_dict(net, state, entry["name"])
+    return wrap(net, entry["arch"], entry["name"])
 
 
 def _check(entry: dict):

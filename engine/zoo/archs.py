@@ -141,6 +141,11 @@ def build(arch: str) -> tuple[nn.Sequential, list[str], str | None]:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown zoo architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     net = ARCHITECTURES[arch]()
+    return (net, *catalogue(net, arch))
+
+
+def catalogue(net: nn.Sequential, arch: str) -> tuple[list[str], str | None]:
+    """(layer catalogue, Grad-CAM layer) of a network of architecture `arch`."""
     blocks = []
     for name, m in net.named_children():
         if name == "logits" or isinstance(m, _NOT_BLOCKS):
@@ -151,4 +156,4 @@ def build(arch: str) -> tuple[nn.Sequential, list[str], str | None]:
             blocks.append(name)
     spatial = [name for name in blocks if not name.startswith("fc")]
     cam = spatial[-1] if arch in CONVOLUTIONAL else None
-    return net, blocks, cam
+    return blocks, cam

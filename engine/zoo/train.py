@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from engine import data
+from engine.analysis.robust import pgd_accuracy
+from engine.models import fmnist_zoo
 from engine.zoo import archs, manifest
 
 # (arch, seed, role, epochs[, training ε]). Sources are white-box/averaging models; "test" models are held out;
@@ -44,6 +46,7 @@ PLAN: list[tuple[str, int, str, int]] = [
     ("lenet", 0, "robust", 15, 0.1), ("vgg", 0, "robust", 5, 0.2),
 ]
 ROBUST_EVAL_EPS = (0.1, 0.2)
+ROBUST_EVAL_IMAGES = 1000
 BATCH = 128
 MAX_LR = 3e-3
 
@@ -52,45 +55,21 @@ def model_name(arch: str, seed: int, role: str = "source") -> str:
     return f"fmnist-{arch}-robust-{seed}" if role == "robust" else f"fmnist-{arch}-{seed}"
 
 
-def pgd(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, alpha: float | None = None,
-        random_start: bool = True, gen: torch.Generator | None = None) -> torch.Tensor:
-    """L∞ PGD on the cross-entropy in pixel space [0, 1] (one step with alpha 1.25·ε is FGSM-RS). The network's
-    mode is left as it is: training calls it in train mode, as the recipe does."""
-    alpha = 2.5 * eps / steps if alpha is None else alpha
-    delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps if random_start else torch.zeros_like(x)
+def fgsm_rs(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
+    """The training examples of FGSM from a random start: one signed step of 1.25·ε from a uniform point of the
+    ε-ball, projected back, in pixel space [0, 1]. Called in train mode, as the recipe does."""
+    delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
     delta = ((x + delta).clamp(0, 1) - x).requires_grad_(True)
-    for _ in range(steps):
-        loss = F.cross_entropy(net((x + delta - data.MEAN) / data.STD), y)
-        grad, = torch.autograd.grad(loss, delta)
-        delta = ((x + (delta + alpha * grad.sign()).clamp(-eps, eps)).clamp(0, 1) - x).detach().requires_grad_(True)
-    return (x + delta).detach()
+    grad, = torch.autograd.grad(F.cross_entropy(net((x + delta - data.MEAN) / data.STD), y), delta)
+    return (x + (delta + 1.25 * eps * grad.sign()).clamp(-eps, eps)).clamp(0, 1).detach()
 
 
-def robust_accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 20) -> float:
-    """Accuracy under PGD-`steps` (α = 2.5ε/steps, random start) at `eps`."""
-    net.eval()
-    gen = torch.Generator().manual_seed(0)
-    correct = 0
-    for lo in range(0, x.shape[0], 1000):
-        xb, yb = x[lo:lo + 1000], y[lo:lo + 1000]
-        adv = pgd(net, xb, yb, eps, steps, gen=gen)
-        with torch.no_grad():
-            correct += int((net((adv - data.MEAN) / data.STD).argmax(1) == yb).sum())
-    return correct / x.shape[0]
-
-
-def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    net.eval()
-    correct = 0
-    with torch.no_grad():
-        for lo in range(0, x.shape[0], 1000):
-            logits = net((x[lo:lo + 1000] - data.MEAN) / data.STD)
-            correct += int((logits.argmax(1) == y[lo:lo + 1000]).sum())
-    return correct / x.shape[0]
-
-
-def half_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+def pgd20_scores(model, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """zoo.json's record of accuracy under the engine's PGD-20 at each of ROBUST_EVAL_EPS, on the first
+    ROBUST_EVAL_IMAGES test images (the whole split takes minutes per model on two cores)."""
+    rows = pgd_accuracy(model, x[:ROBUST_EVAL_IMAGES], y[:ROBUST_EVAL_IMAGES], ROBUST_EVAL_EPS, steps=20)
+    return {"pgd20_accuracy": {str(r["eps"]): round(r["accuracy"], 4) for r in rows if r["eps"] > 0},
+            "pgd20_images": ROBUST_EVAL_IMAGES}
 
 
 def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: float | None = None,
@@ -112,7 +91,7 @@ def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: flo
         order = torch.randperm(x_train.shape[0], generator=gen)
         running = 0.0
         for i, idx in enumerate(order.split(BATCH)):
-            xb = x_train[idx] if eps is None else pgd(net, x_train[idx], y_train[idx], eps, 1, 1.25 * eps, gen=gen)
+            xb = x_train[idx] if eps is None else fgsm_rs(net, x_train[idx], y_train[idx], eps, gen)
             loss = F.cross_entropy(net((xb - data.MEAN) / data.STD), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -126,7 +105,8 @@ def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: flo
         if test is not None:
             line = f"{name} epoch {epoch + 1}: test accuracy {accuracy(net, *test):.4f}"
             if eps is not None:  # catastrophic overfitting shows here first
-                line += f", PGD-10 at ε {eps} on 500: {robust_accuracy(net, test[0][:500], test[1][:500], eps, 10):.4f}"
+                scored = pgd_accuracy(fmnist_zoo.wrap(net, arch, name), test[0][:500], test[1][:500], [eps], steps=10)
+                line += f", PGD-10 at ε {eps} on 500: {scored[-1]['accuracy']:.4f}"
             log(line)
     net.eval()
     return net, time.perf_counter() - start
@@ -154,11 +134,25 @@ def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=pri
     if eps is not None:
         entry["adversarial_training"] = {"method": "FGSM from a random start", "eps": eps, "alpha": 1.25 * eps,
                                          "twin": model_name(arch, seed)}
-        entry["pgd20_accuracy"] = {str(e): round(robust_accuracy(check, x_test, y_test, e), 4) for e in ROBUST_EVAL_EPS}
+    entry.update(pgd20_scores(fmnist_zoo.wrap(check, arch, name), x_test, y_test))
     manifest.write_entry(entry)
     log(f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}, "
         f"{seconds:.0f} s")
     return entry
+
+
+def rescore() -> int:
+    """Every zoo model's PGD-20 record, from its committed weights, so plain and robust twins compare alike."""
+    from engine import models
+    from engine.zoo import card
+
+    x_test, y_test = data.test_split()
+    for name, entry in manifest.read().items():
+        entry.update(pgd20_scores(models.load(name, device="cpu"), x_test, y_test))
+        manifest.write_entry(entry)
+        print(f"{name}: PGD-20 accuracy {entry['pgd20_accuracy']} on {entry['pgd20_images']} test images", flush=True)
+    card.write()
+    return 0
 
 
 def main(argv=None) -> int:
@@ -166,12 +160,16 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--all", action="store_true", help="train every planned model not yet in zoo.json")
     group.add_argument("--model", nargs="+", help="train these planned models, e.g. fmnist-resnet-0")
+    group.add_argument("--rescore", action="store_true",
+                       help="recompute every committed model's PGD-20 accuracy record (no training)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    if args.rescore:
+        return rescore()
     try:
         train = data.train_split()
     except FileNotFoundError as err:
