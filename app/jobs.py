@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import ExitStack
 from typing import Callable
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
+from engine import compute
 
 _ACTIVE: dict[int, "Progress"] = {}  # script thread → its unfinished bar (one script run per thread)
 _STORE_TRIES = 4  # each raise consumes one pending request; a STOP repeats forever, so the tries are bounded
@@ -48,9 +51,25 @@ class Progress:
         self.button = button_col.empty()
         self.button.button("Cancel", key=f"cancel-{key}", help="stop now and keep the partial result")
         self.interrupt: ScriptControlException | None = None
-        self.started = time.perf_counter()
         self.drawn = 0.0
         _ACTIVE[threading.get_ident()] = self
+        # Other sessions' jobs run first (engine.compute): the bar says where this one is in the queue.
+        self.held = ExitStack()
+        try:
+            self.held.enter_context(compute.slot(self._queued))
+        except compute.Cancelled:
+            pass  # the interrupt is kept: the run returns at its first step and the rerun proceeds
+        self.started = time.perf_counter()
+
+    def _queued(self, ahead: int | None) -> bool:
+        waiting = "another program's job" if ahead is None else f"{ahead} job{'s' if ahead != 1 else ''} ahead"
+        try:
+            self.bar.progress(0.0, text=f"{self.label}: queued, {waiting} (one job computes at a time, so each runs "
+                                        "at full speed)")
+        except ScriptControlException as stop:
+            self.interrupt = stop
+            return False
+        return True
 
     def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:
@@ -73,6 +92,7 @@ class Progress:
 
     def finish(self, keep: Callable[[], None] | None = None) -> None:
         """Store the (possibly partial) result with `keep`, remove the bar, and let an interrupted run's rerun proceed."""
+        self.held.close()  # the next job in the queue starts now
         for _ in range(_STORE_TRIES if keep is not None else 0):
             try:
                 keep()
@@ -89,8 +109,17 @@ class Progress:
         self.button.empty()
 
 
+def release_unfinished() -> None:
+    """Give back the compute slot of a run that never reached finish() (an error or a stop on the way): called
+    after every script run, so a failed job never blocks the others' queue."""
+    progress = _ACTIVE.pop(threading.get_ident(), None)
+    if progress is not None:
+        progress.held.close()
+
+
 def clear_unfinished() -> None:
     """Remove the bar and Cancel button of a run that ended in an error (called by the page's error boundary)."""
     progress = _ACTIVE.pop(threading.get_ident(), None)
     if progress is not None:
+        progress.held.close()
         progress.clear()

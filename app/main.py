@@ -107,6 +107,8 @@ def run() -> None:
                  "the details below and the server log say what happened.")
         with st.expander("Details"):
             st.code("".join(traceback.format_exception(err)), language=None)
+    finally:
+        jobs.release_unfinished()
 
 
 run()

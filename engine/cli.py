@@ -746,10 +746,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that only read the catalogue or write a file: they never wait behind a running job.
+LIGHT_COMMANDS = {"models", "attacks", "export-fmnist", "download"}
+
+
+def _waiting(ahead: int | None) -> None:
+    """Say once, on stderr, that this command waits for the machine's running job (engine.compute)."""
+    if not getattr(_waiting, "said", False):
+        _waiting.said = True
+        print("waiting for a compute slot: another Perturbation Explorer job is running on this machine "
+              "(PE_COMPUTE_SLOTS sets how many run at once)", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from engine import compute
+
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        if args.command in LIGHT_COMMANDS or getattr(args, "estimate", False):
+            return args.func(args)
+        with compute.slot(_waiting):
+            return args.func(args)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     except (ValueError, ModelUnavailable, OSError) as err:

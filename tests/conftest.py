@@ -1,4 +1,6 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_models import held_out, linear_classifier, load_digits_classifier  # noqa: E402
 
 torch.set_num_threads(2)
+# The suite's jobs (and the app servers it starts) queue among themselves, never behind a developer's own app
+# or CLI job on the same machine (engine.compute's lock files).
+os.environ.setdefault("PE_COMPUTE_DIR", tempfile.mkdtemp(prefix="pe-compute-"))
 
 
 def _correct(model):

@@ -132,3 +132,14 @@ def test_browser_first_result_quick(capsys):
     report = json.loads(capsys.readouterr().out)
     assert [r["page"] for r in report["rows"]] == ["explorer", "transfer", "features", "anatomy", "jsma"]
     assert all(r["n"] == 1 and r["median_s"] > 0 for r in report["rows"])
+
+
+def test_concurrency_quick(capsys):
+    """k jobs at once, with and without the compute queue, in threads and in processes: every job finishes."""
+    import concurrency
+
+    assert concurrency.main(["--quick", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.split("\n[", 1)[1].join(["[", ""]))
+    assert {(r["where"], r["jobs"], r["mode"]) for r in rows} == {
+        (w, k, m) for w in ("threads", "processes") for k in (1, 2) for m in ("queue", "no queue")}
+    assert all(r["makespan_s"] >= r["mean_job_s"] > 0 for r in rows)

@@ -182,11 +182,12 @@ def _twin(result, model, run: state.RunSpec) -> None:
         found = sorted([robust.row(model, result), other], key=lambda r: r["robust"])
         if not other["result"].stopped_early:
             progress.finish(lambda: state.store_analysis(key, found))
-        else:
-            progress.finish()
-            st.warning("Cancelled: the twin's perturbation below is partial and is not kept.")
+            st.rerun()  # redraw without the button that started it
+        progress.finish()
+        st.warning("Cancelled: the twin's perturbation below is partial and is not kept.")
     kinds = ["robust" if r["robust"] else "plain" for r in found]
-    st.plotly_chart(figures.linked_images([(f"δ of {r['model']}", r["shown"], "rgb") for r in found], height=300),
+    pictures = [("clean image", images.to_uint8(result.x[:1]), "rgb")] + [(f"δ of {r['model']}", r["shown"], "rgb") for r in found]
+    st.plotly_chart(figures.linked_images(pictures, height=300),
                     width="stretch", key="twin-pictures")
     st.markdown("  \n".join(f"**{r['model']}** ({kind}): {'fooled' if r['fooled'] else 'not fooled'}, "
                              f"L2 {float(r['result'].delta.norm()):.2f}, L∞ {float(r['result'].delta.abs().max()):.3f}"

@@ -22,6 +22,7 @@ record carries clean and PGD-20 accuracy at ε 0.1 and 0.2 on the whole test spl
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 
@@ -43,7 +44,7 @@ PLAN: list[tuple[str, int, str, int]] = [
     ("vgg", 0, "source", 3), ("mlp", 0, "source", 15),
     ("mobilenet", 0, "source", 3),
     ("resnet", 1, "test", 3), ("vgg", 1, "test", 3), ("densenet", 1, "test", 5),
-    ("lenet", 0, "robust", 15, 0.1), ("vgg", 0, "robust", 5, 0.2),
+    ("lenet", 0, "robust", 15, 0.1), ("mlp", 0, "robust", 15, 0.1), ("vgg", 0, "robust", 3, 0.2),
 ]
 ROBUST_EVAL_EPS = (0.1, 0.2)
 ROBUST_EVAL_IMAGES = 1000
@@ -70,6 +71,20 @@ def pgd20_scores(model, x: torch.Tensor, y: torch.Tensor) -> dict:
     rows = pgd_accuracy(model, x[:ROBUST_EVAL_IMAGES], y[:ROBUST_EVAL_IMAGES], ROBUST_EVAL_EPS, steps=20)
     return {"pgd20_accuracy": {str(r["eps"]): round(r["accuracy"], 4) for r in rows if r["eps"] > 0},
             "pgd20_images": ROBUST_EVAL_IMAGES}
+
+
+def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for lo in range(0, x.shape[0], 1000):
+            logits = net((x[lo:lo + 1000] - data.MEAN) / data.STD)
+            correct += int((logits.argmax(1) == y[lo:lo + 1000]).sum())
+    return correct / x.shape[0]
+
+
+def half_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
 def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: float | None = None,
@@ -105,7 +120,9 @@ def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: flo
         if test is not None:
             line = f"{name} epoch {epoch + 1}: test accuracy {accuracy(net, *test):.4f}"
             if eps is not None:  # catastrophic overfitting shows here first
-                scored = pgd_accuracy(fmnist_zoo.wrap(net, arch, name), test[0][:500], test[1][:500], [eps], steps=10)
+                # A copy: the engine's classifier freezes its weights (attacks need input gradients only).
+                scored = pgd_accuracy(fmnist_zoo.wrap(copy.deepcopy(net), arch, name), test[0][:500], test[1][:500],
+                                      [eps], steps=10)
                 line += f", PGD-10 at ε {eps} on 500: {scored[-1]['accuracy']:.4f}"
             log(line)
     net.eval()
@@ -119,7 +136,17 @@ def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=pri
     path = manifest.MODELS_DIR / f"{name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(half_state(net), path)
-    # Measure what is committed: reload the float16 weights into a fresh float32 network.
+    entry = record(arch, seed, role, epochs, seconds, test, eps)
+    log(f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}, "
+        f"{seconds:.0f} s")
+    return entry
+
+
+def record(arch: str, seed: int, role: str, epochs: int, seconds: float, test, eps: float | None = None) -> dict:
+    """zoo.json's entry for saved weights, measured on what is committed: the float16 weights reloaded into a
+    fresh float32 network."""
+    name = model_name(arch, seed, role)
+    path = manifest.MODELS_DIR / f"{name}.pt"
     check, _, _ = archs.build(arch)
     check.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()})
     x_test, y_test = test
@@ -136,8 +163,6 @@ def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=pri
                                          "twin": model_name(arch, seed)}
     entry.update(pgd20_scores(fmnist_zoo.wrap(check, arch, name), x_test, y_test))
     manifest.write_entry(entry)
-    log(f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}, "
-        f"{seconds:.0f} s")
     return entry
 
 
