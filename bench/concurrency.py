@@ -75,7 +75,7 @@ def in_processes(k: int, slots: str, steps: int, folder: str, job: tuple[str, st
 def in_browsers(k: int, slots: str, steps: int, timeout_s: int = 900) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    link = f"/?model=efficientnet-lite0&image=chelsea&attack=cw&steps={steps}"
+    link = f"/?model=efficientnet-lite0&image=chelsea&attack=cw&p.steps={steps}"
     with tempfile.TemporaryDirectory() as tmp, \
             streamlit_server(Path(tmp) / "streamlit.log", env={"PE_COMPUTE_SLOTS": slots, "PE_COMPUTE_DIR": tmp}) as url, \
             sync_playwright() as p:

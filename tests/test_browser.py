@@ -491,3 +491,28 @@ def test_one_click_compares_a_plain_models_perturbation_with_its_robust_twins(se
     _open(page, f"{server}/?model=fmnist-lenet-0&image=fmnist:1&attack=pgd")
     assert page.get_by_role("button", name="Compare with fmnist-lenet-robust-0").count() == 1
     assert page.get_by_text("(robust):").count() == 0
+
+
+def test_a_second_session_waits_its_turn_in_view_and_can_leave_the_queue(server, browser):
+    """Issue 17 item 4: jobs compute one at a time; a person whose job waits sees its place in the queue, and Cancel
+    while waiting leaves the queue at once with a page that still works."""
+    link = f"{server}/?model=efficientnet-lite0&image=chelsea&attack=cw&p.steps=100"
+    first, second = (browser.new_context(viewport={"width": 1200, "height": 900}) for _ in range(2))
+    try:
+        a, b = first.new_page(), second.new_page()
+        for page, shows in ((a, "Running C&W"), (b, "queued, 1 job ahead")):
+            page.goto(link, wait_until="domcontentloaded")
+            anyway = page.get_by_role("button", name="Run anyway")  # a machine slower than the defaults asks first
+            page.get_by_text(shows).or_(anyway).first.wait_for(timeout=120_000)
+            if anyway.count():
+                anyway.click()
+            page.get_by_text(shows).first.wait_for(timeout=120_000)
+        b.get_by_role("button", name="Cancel").click()
+        _settle(b, "Cancelled after")
+        _no_exception(b)
+        _settle(a, "SSIM", timeout_s=300)  # the first job was never slowed into a timeout
+        assert _headline(a).startswith("C&W")
+        _no_exception(a)
+    finally:
+        first.close()
+        second.close()
