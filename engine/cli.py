@@ -572,11 +572,13 @@ def _quiz_emit(out: dict, as_json: bool) -> int:
 
     def line(name: str, s: dict) -> str:
         acc = "—" if s["accuracy"] is None else f"{s['accuracy']:.1%} [{s['ci low']:.1%}, {s['ci high']:.1%}]"
-        return f"{name:<22} {s['correct']}/{s['answered']} answered = {acc}, {s['unanswered']} unanswered, chance {s['chance']:.1%}"
+        return (f"{name:<22} {s['correct']}/{s['answered']} answered = {acc}, {s['unanswered']} unanswered, "
+                f"chance {s['chance']:.1%}")
 
     print(f"{out['domain']} quiz, seed {out['seed']}: {out['questions']} questions, {out['choices']} choices each")
     for row in out.get("sheet", []):
-        print(f"Q{row['question']}: {', '.join(row['choices'])}" + (f"  → {row['true class']} ({row['kind']})" if "kind" in row else ""))
+        key = f"  → {row['true class']} ({row['kind']})" if "kind" in row else ""
+        print(f"Q{row['question']}: {', '.join(row['choices'])}{key}")
     for who, s in ([("answers", out["score"])] if "score" in out else []) + list(out.get("judges", {}).items()):
         print(line(who, s))
         for kind, part in s["by kind"].items():
@@ -727,20 +729,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, seed=True)
     p.set_defaults(func=cmd_noise_classes)
 
-    p = sub.add_parser("quiz", help="the thesis' human evaluation as a quiz: name the class from the perturbation alone")
+    p = sub.add_parser("quiz", help="the thesis' human evaluation as a quiz: name the class from the perturbation")
     p.add_argument("--domain", choices=domains.names(), help="the domain whose source models and images make the quiz")
-    p.add_argument("--model", help="the single-model perturbations' model, first of the sources (default: the domain's first)")
+    p.add_argument("--model", help="the single-model perturbations' model, first of the sources "
+                   "(default: the domain's first source)")
     p.add_argument("--sources", nargs="+", help="models whose perturbations are averaged (default: the domain's)")
     p.add_argument("--questions", type=int, default=None, help="number of questions (default: the domain's)")
-    p.add_argument("--choices", type=int, default=None, help="classes offered per question (default: at most the domain's)")
+    p.add_argument("--choices", type=int, default=None,
+                   help="classes offered per question (default: the domain's, at most its classes)")
     p.add_argument("--attack", default=None, choices=[n for n, s in attacks.ATTACKS.items() if s.averageable],
                    help="the attack whose perturbations are shown (default: the domain's)")
     p.add_argument("--copies", type=int, default=None, help="noisy copies per source model")
     p.add_argument("--sigma", type=float, default=None, help="noise σ of the copies")
-    p.add_argument("--out", metavar="DIR", help="write each question's picture as DIR/q001.png and a blank DIR/answers.csv")
+    p.add_argument("--out", metavar="DIR", help="write each question's picture as DIR/q001.png and a blank answer "
+                   "sheet DIR/answers.csv")
     p.add_argument("--key", action="store_true", help="include the answer key (kind, image, true class) in the output")
-    p.add_argument("--answers", metavar="CSV", help="score a filled answer sheet (columns question, answer) against the "
-                   "quiz these --questions/--choices/--seed make; computes no perturbation")
+    p.add_argument("--answers", metavar="CSV", help="score a filled answer sheet (columns question, answer) against "
+                   "the quiz these --questions/--choices/--seed make; computes no perturbation")
     p.add_argument("--judge", nargs="+", metavar="MODEL", help="held-out model(s) that take the quiz from its pictures")
     _add_common(p, seed=True)
     _add_attack_params(p)

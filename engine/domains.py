@@ -211,8 +211,8 @@ def _imagenet() -> Domain:
         defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
                   "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128,
                   # The thesis' human test: noisy multi-model BIM, 20 choices; α = 2ε/K.
-                  "quiz": {"questions": 8, "choices": 20, "attack": "bim", "params": {"eps": 0.02, "steps": 10, "alpha": 0.004},
-                           "copies": 4, "sigma": 0.05}},
+                  "quiz": {"questions": 8, "choices": 20, "attack": "bim",
+                           "params": {"eps": 0.02, "steps": 10, "alpha": 0.004}, "copies": 4, "sigma": 0.05}},
         sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
         split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True, names=_imagenet_names,
     )

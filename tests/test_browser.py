@@ -497,7 +497,8 @@ def test_the_quiz_is_taken_by_clicking_and_its_csv_holds_the_clicks(server, loca
             page.get_by_role("button", name="Skip").click()
             clicks.append((str(k + 1), ""))
             continue
-        option = page.locator("[data-testid='stForm'] [data-testid='stRadioOption']").nth(k + 2)  # another place each time
+        # a different place each time
+        option = page.locator("[data-testid='stForm'] [data-testid='stRadioOption']").nth(k + 2)
         name = option.inner_text().strip()
         option.click()
         page.get_by_role("button", name="Next").click()
@@ -505,7 +506,7 @@ def test_the_quiz_is_taken_by_clicking_and_its_csv_holds_the_clicks(server, loca
     _settle(page, "Your score")
     _no_exception(page)
     assert page.get_by_text("of 2 (").count() == 1  # two answered; the skipped one is not scored as wrong
-    assert page.get_by_text("Unanswered (not counted as wrong): questions 2.").count() == 1
+    assert page.get_by_text("Unanswered (not counted as wrong): question 2.").count() == 1
     with page.expect_download() as info:
         page.get_by_role("button", name="Download answers (CSV)").click()
     rows = list(csv.DictReader(open(info.value.path(), encoding="utf-8")))

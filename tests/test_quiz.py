@@ -33,7 +33,8 @@ def _labels(n: int = 300, classes: int = 10, seed: int = 0):
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("classes,choices,pool", [(10, 10, None), (10, 4, None), (1000, 20, None), (1000, 20, (1, 2, 3))])
+@pytest.mark.parametrize("classes,choices,pool",
+                         [(10, 10, None), (10, 4, None), (1000, 20, None), (1000, 20, (1, 2, 3))])
 def test_choices_hold_the_true_class_exactly_once_and_are_distinct(seed, classes, choices, pool):
     labels, keys = _labels(200, classes=min(classes, 40), seed=seed)
     qs = quiz.plan(labels, keys, classes, questions=30, choices=choices, seed=seed, pool=pool)
@@ -202,6 +203,7 @@ def test_a_sheet_from_another_quiz_or_with_bad_cells_is_refused():
     assert by_name == [quiz.Answer(1, made.questions[0].true_class, None)]
 
 
+@pytest.mark.slow
 def test_pictures_are_the_display_normalised_perturbations(made, sources):
     assert made.complete and not made.stopped_early
     x, _, keys = quiz.bank(sources[0])
@@ -226,6 +228,7 @@ def test_a_cancelled_render_keeps_no_half_made_picture(sources):
     assert stopped and all(q.picture is None for q in rendered)
 
 
+@pytest.mark.slow
 def test_the_machine_taker_picks_its_best_logit_among_the_choices(made):
     judge = models.load(JUDGE, device="cpu")
     answers = quiz.machine_answers(made, judge)
@@ -259,6 +262,7 @@ QUIZ = ["quiz", "--sources", *SOURCES, "--questions", "4", "--seed", "2", "--att
         "--copies", "2"]
 
 
+@pytest.mark.slow
 def test_cli_writes_a_blind_quiz_scores_a_sheet_and_lets_a_judge_take_it(capsys, tmp_path):
     code, out, err = _cli(capsys, *QUIZ, "--out", str(tmp_path), "--judge", JUDGE, "--json")
     assert code == 0, err
@@ -302,3 +306,35 @@ def test_cli_writes_a_blind_quiz_scores_a_sheet_and_lets_a_judge_take_it(capsys,
 def test_cli_rejects_bad_input_in_one_line(capsys, args, match):
     code, out, err = _cli(capsys, *args)
     assert code == 2 and match in err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_the_page_asks_for_a_choice_keeps_its_answers_across_reruns_and_restarts():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app" / "main.py"), default_timeout=600)
+    at.query_params["model"] = "fmnist-lenet-0"
+    at.run()
+    at.switch_page("views/quiz.py").run()
+    at.number_input(key="quiz.questions").set_value(2)
+    at.button(key="FormSubmitter:quiz-form-Start").click().run()
+    anyway = [b for b in at.button if b.label.startswith("Run anyway")]
+    if anyway:  # a busy machine prices the run above the app's threshold
+        anyway[0].click().run()
+    assert not at.exception, at.exception
+    session = at.session_state["quiz_session"]
+    first, second = session.quiz.questions
+    assert at.radio[0].options == [session.quiz.class_names[c] for c in first.choices]
+    next_ = f"FormSubmitter:quiz-q-{session.serial}-0-Next"
+    at.button(key=next_).click().run()  # no class chosen: not an answer
+    assert at.session_state["quiz_session"].answers == [] and "Choose a class first" in at.warning[0].value
+    at.radio[0].set_value(first.true_class)
+    at.button(key=next_).click().run()
+    at.button(key=f"FormSubmitter:quiz-q-{session.serial}-1-Skip").click().run()
+    answers = at.session_state["quiz_session"].answers
+    assert [(a.question, a.choice) for a in answers] == [(1, first.true_class), (2, None)]
+    assert at.metric[0].value == "1 of 1 (100%)"
+    at.button(key="quiz.again").click().run()
+    assert "quiz_session" not in at.session_state and at.button(key="FormSubmitter:quiz-form-Start")

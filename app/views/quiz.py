@@ -34,14 +34,16 @@ def _start(model) -> None:
         return
     d = domain.defaults["quiz"]
     classes = len(model.class_names)
-    st.markdown("Each question shows a **perturbation alone** — what an attack added to a test image, display-normalised "
-                "(sign flipped, matched to the dataset's brightness and contrast) — never the image itself. Name the class "
-                "of the image it was made from. Some perturbations come from one model, some from the average over several "
-                "models and noisy copies of the image; which is which is revealed at the end.")
+    st.markdown("Each question shows a **perturbation alone** — what an attack added to a test image, display-"
+                "normalised (sign flipped, matched to the dataset's brightness and contrast) — never the image itself. "
+                "Name the class of the image it was made from. Some perturbations come from one model, some from the "
+                "average over several models and noisy copies of the image; which is which is revealed at the end.")
     with st.form("quiz-form"):
         c = st.columns(3)
-        count = c[0].number_input("Questions", 1, min(200, len(keys)), min(d["questions"], len(keys)), key="quiz.questions")
-        choices = c[1].number_input("Choices per question", 2, classes, quiz.default_choices(domain, classes), key="quiz.choices")
+        most = min(200, len(keys))
+        count = c[0].number_input("Questions", 1, most, min(d["questions"], most), key="quiz.questions")
+        choices = c[1].number_input("Choices per question", 2, classes, quiz.default_choices(domain, classes),
+                                    key="quiz.choices")
         seed = c[2].number_input("Seed (same seed, same quiz)", 0, 2**31 - 1, 0, key="quiz.seed")
         go = st.form_submit_button("Start", type="primary")
     usable = widgets.usable_models()
@@ -56,7 +58,8 @@ def _start(model) -> None:
         return
     sources = [resources.model(n) for n in names]
     planned = quiz.plan_for(model, questions=int(count), choices=int(choices), seed=int(seed))
-    if not widgets.heavy_gate("quiz", key, quiz.seconds(sources, planned, settings), go, cost.stops_early(settings.attack)):
+    seconds = quiz.seconds(sources, planned, settings)
+    if not widgets.heavy_gate("quiz", key, seconds, go, cost.stops_early(settings.attack)):
         return
     progress = Progress("Making the perturbations", "quiz")
     made = quiz.make(sources, questions=int(count), choices=int(choices), seed=int(seed), settings=settings,
@@ -100,12 +103,14 @@ def _percent(v) -> str:
 
 def _rows(s: dict) -> list[dict]:
     parts = [("all questions", s), *s["by kind"].items()]
-    rows = [{"questions": name, "answered": p["answered"], "correct": p["correct"], "accuracy": _percent(p["accuracy"]),
+    rows = [{"questions": name, "answered": str(p["answered"]), "correct": str(p["correct"]),
+             "accuracy": _percent(p["accuracy"]),
              "95 % interval": "—" if p["ci low"] is None else f"{p['ci low']:.0%}–{p['ci high']:.0%}",
-             "unanswered": p["unanswered"], "chance": _percent(p["chance"])} for name, p in parts]
+             "unanswered": str(p["unanswered"]), "chance": _percent(p["chance"])} for name, p in parts]
     t = s["thesis"]
-    rows.append({"questions": f"thesis: {t['what']}", "answered": t["questions"], "correct": None,
-                 "accuracy": _percent(t["accuracy"]), "95 % interval": "", "unanswered": None, "chance": _percent(t["chance"])})
+    rows.append({"questions": f"thesis: {t['what']}", "answered": f"{t['questions']} ({t['takers']} people)",
+                 "correct": "", "accuracy": _percent(t["accuracy"]), "95 % interval": "", "unanswered": "",
+                 "chance": _percent(t["chance"])})
     return rows
 
 
@@ -119,7 +124,9 @@ def _results(session: state.QuizSession, model, blacks) -> None:
         st.metric("Correct among the answered questions", f"{s['correct']} of {s['answered']} ({s['accuracy']:.0%})",
                   help=f"95 % binomial interval {s['ci low']:.0%}–{s['ci high']:.0%}; guessing gets {s['chance']:.0%}")
     if s["unanswered"]:
-        st.caption(f"Unanswered (not counted as wrong): questions {', '.join(map(str, s['unanswered questions']))}.")
+        skipped = s["unanswered questions"]
+        st.caption(f"Unanswered (not counted as wrong): question{'s' if len(skipped) > 1 else ''} "
+                   f"{', '.join(map(str, skipped))}.")
     st.dataframe(_rows(s), hide_index=True, width="stretch")
     _machine(session, model, blacks)
     st.download_button("Download answers (CSV)", quiz.answers_csv(made, session.answers), type="primary",

@@ -69,7 +69,7 @@ class Settings:
     @classmethod
     def for_domain(cls, domain: domains.Domain, attack: str | None = None, params: dict | None = None,
                    copies: int | None = None, sigma: float | None = None) -> "Settings":
-        """The domain's quiz defaults, each overridable; another attack than the default starts from its own defaults."""
+        """The domain's quiz defaults, each overridable; another attack than the default starts from its own."""
         d = domain.defaults.get("quiz")
         if d is None:
             raise ValueError(f"{domain.title} has no quiz settings of its own (no built-in labelled images)")
@@ -259,7 +259,7 @@ def check_judge(judge, domain: str, num_classes: int, sources: Sequence[str]) ->
     if judge.domain != domain or len(judge.class_names) != num_classes:
         raise ValueError(f"{judge.name} does not see {domain} images with their {num_classes} classes")
     if judge.name in sources:
-        raise ValueError(f"{judge.name} made the quiz's perturbations: a judge must be held out (not among the sources)")
+        raise ValueError(f"{judge.name} made the quiz's perturbations: a judge must be held out, not a source")
 
 
 def machine_answers(quiz: Quiz, judge, batch: int = 64) -> list[Answer]:
@@ -377,8 +377,9 @@ def read_answers(text: str, questions: Sequence[Question], class_names: Sequence
         q = by_number[int(number)]
         truth = (row.get("true class") or "").strip().lower()
         if truth and lowered.get(truth) != q.true_class:
-            raise ValueError(f"line {line}: the sheet's question {q.number} is a {row['true class'][:40]!r}, this quiz's "
-                             f"a {class_names[q.true_class]!r}: was the sheet made with other settings or another seed?")
+            raise ValueError(f"line {line}: the sheet's question {q.number} is a {row['true class'][:40]!r}, this "
+                             f"quiz's a {class_names[q.true_class]!r}: was the sheet made with other settings or "
+                             "another seed?")
         given = (row.get("answer") or "").strip()
         if not given:
             choice = None
