@@ -528,6 +528,8 @@ def _quiz_sources(args) -> list:
 def cmd_quiz(args) -> int:
     from engine.analysis import quiz
 
+    if args.answers and (args.judge or args.out):
+        raise ValueError("--answers scores a sheet without making the pictures: give --judge or --out without it")
     sources = _quiz_sources(args)
     first = sources[0]
     domain = domains.of(first)

@@ -301,6 +301,7 @@ def test_cli_writes_a_blind_quiz_scores_a_sheet_and_lets_a_judge_take_it(capsys,
     ([*QUIZ, "--judge", SOURCES[0]], "held out"),
     ([*QUIZ, "--eps", "0.1"], "--eps is not a parameter of deepfool"),
     (["quiz", "--sources", SOURCES[0], "--answers", "/nonexistent.csv"], "nonexistent"),
+    (["quiz", "--sources", SOURCES[0], "--answers", "sheet.csv", "--judge", JUDGE], "without making the pictures"),
     (["quiz", "--domain", "mnist"], "invalid choice"),
 ])
 def test_cli_rejects_bad_input_in_one_line(capsys, args, match):

@@ -22,7 +22,7 @@ def page() -> None:
     elif not session.finished:
         _question(session)
     else:
-        _results(session, model, blacks)
+        _results(session, blacks)
 
 
 def _start(model) -> None:
@@ -114,7 +114,7 @@ def _rows(s: dict) -> list[dict]:
     return rows
 
 
-def _results(session: state.QuizSession, model, blacks) -> None:
+def _results(session: state.QuizSession, blacks) -> None:
     made = session.quiz
     s = quiz.score(made.questions, session.answers)
     st.header("Your score")
@@ -128,7 +128,7 @@ def _results(session: state.QuizSession, model, blacks) -> None:
         st.caption(f"Unanswered (not counted as wrong): question{'s' if len(skipped) > 1 else ''} "
                    f"{', '.join(map(str, skipped))}.")
     st.dataframe(_rows(s), hide_index=True, width="stretch")
-    _machine(session, model, blacks)
+    _machine(session, blacks)
     st.download_button("Download answers (CSV)", quiz.answers_csv(made, session.answers), type="primary",
                        file_name=f"quiz-{made.domain}-seed{made.seed}.csv", mime="text/csv", key="quiz.csv")
     if st.button("Restart", key="quiz.again"):
@@ -144,12 +144,13 @@ def _results(session: state.QuizSession, model, blacks) -> None:
                           caption=f"{q.number}. {made.class_names[q.true_class]} · {q.kind} · {verdict}")
 
 
-def _machine(session: state.QuizSession, model, blacks) -> None:
+def _machine(session: state.QuizSession, blacks) -> None:
     """A held-out model's score on the same pictures and choices: a reference, not a person."""
     made = session.quiz
     usable = widgets.usable_models()
-    held_out = [b.name for b in blacks] or list(domains.of(model).judges)
-    judges = [n for n in held_out if n in usable and usable[n] == made.domain and n not in made.sources][:2]
+    # The sidebar's black-box model if it fits the quiz (the model may have changed since), else a domain judge.
+    held_out = dict.fromkeys([b.name for b in blacks] + list(domains.get(made.domain).judges))
+    judges = [n for n in held_out if usable.get(n) == made.domain and n not in made.sources][:1]
     for name in judges:
         if name not in session.machine:
             session.machine[name] = quiz.machine_answers(made, resources.model(name))
