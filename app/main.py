@@ -26,6 +26,7 @@ PAGES = [
     ("views/features.py", "Feature space", ":material/scatter_plot:", "features"),
     ("views/anatomy.py", "Anatomy of a perturbation", ":material/layers:", "anatomy"),
     ("views/jsma.py", "JSMA lab", ":material/grid_on:", "jsma"),
+    ("views/quiz.py", "Perturbation quiz", ":material/quiz:", "quiz"),
     ("views/sweeps.py", "Sweep results", ":material/table_chart:", "sweeps"),
     ("views/guide.py", "Method guide", ":material/menu_book:", "guide"),
 ]

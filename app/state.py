@@ -117,3 +117,41 @@ def evaluation_source() -> str:
 
 def set_evaluation_source(source: str) -> None:
     st.session_state[_EVAL_SOURCE] = source
+
+
+
+_QUIZ = "quiz_session"
+_QUIZ_SERIAL = "quiz_serial"  # quizzes started in this session: each one's widgets get fresh keys
+
+
+@dataclass
+class QuizSession:
+    """This session's quiz: the questions with their pictures, the answers so far (in question order, skipped
+    ones with no choice), when the current question was first shown, and the machine takers' answers once asked."""
+
+    quiz: object  # engine.analysis.quiz.Quiz
+    serial: int
+    answers: list = field(default_factory=list)
+    shown: tuple[int, float] | None = None  # (question index, time.monotonic() when first drawn)
+    machine: dict = field(default_factory=dict)  # judge name -> its answers
+
+    @property
+    def current(self) -> int:
+        return len(self.answers)
+
+    @property
+    def finished(self) -> bool:
+        return self.current >= len(self.quiz.questions)
+
+
+def quiz_session() -> QuizSession | None:
+    return st.session_state.get(_QUIZ)
+
+
+def start_quiz(quiz) -> None:
+    st.session_state[_QUIZ_SERIAL] = st.session_state.get(_QUIZ_SERIAL, 0) + 1
+    st.session_state[_QUIZ] = QuizSession(quiz, st.session_state[_QUIZ_SERIAL])
+
+
+def end_quiz() -> None:
+    st.session_state.pop(_QUIZ, None)

@@ -30,6 +30,9 @@ EXPLAIN = {
     "jsma": "JSMA changes a few pixels at a time, picking the pair whose gradients raise the target class most while "
             "lowering the others (saliency map). The slider replays the pixels changed per iteration; hardness "
             "integrates distortion over success rate for each source/target pair.",
+    "quiz": "The thesis asked people to name the class of an image from its perturbation alone: 80.7 % were right "
+            "with 20 choices, where guessing gets 5 %. Here the same test: each picture is a display-normalised "
+            "perturbation, from one model or averaged over several models and noisy copies (revealed at the end).",
     "sweeps": "A sweep runs the transfer experiment over a whole grid — attacks × white-box × black-box models × ε × "
               "layer — in shards of images, on every core or a Ray cluster. Each curve is one attack's transfer "
               "metric against ε (or AA's layer), pooled over the shards.",

@@ -552,6 +552,86 @@ def cmd_noise_classes(args) -> int:
     return _emit(rows, args.json, lambda r: f"{r['model']:<22} #{r['rank']} {r['name']:<24} {r['share']:6.1%}")
 
 
+def _quiz_sources(args) -> list:
+    """--sources, else the domain's (--domain, or --model's); --model first: it alone makes the single-model ones."""
+    from engine.analysis.quiz import source_names
+
+    if args.sources:
+        names = source_names(args.model, args.sources)
+    elif args.domain is None and args.model is None:
+        raise ValueError("give --domain, --model or --sources")
+    else:
+        domain = domains.get(args.domain) if args.domain else domains.of(_model(args, args.model))
+        names = source_names(args.model, domain.sources)
+    first = _model(args, names[0])
+    if args.domain and first.domain != args.domain:
+        raise ValueError(f"{first.name} is a {first.domain} model, not {args.domain}")
+    return [first] + [_model(args, n) for n in names[1:]]
+
+
+def cmd_quiz(args) -> int:
+    from engine.analysis import quiz
+
+    if args.answers and (args.judge or args.out):
+        raise ValueError("--answers scores a sheet without making the pictures: give --judge or --out without it")
+    sources = _quiz_sources(args)
+    first = sources[0]
+    domain = domains.of(first)
+    quiz.bank(first)  # a domain without labelled images of its own says so before anything else
+    questions = args.questions if args.questions is not None else domain.defaults["quiz"]["questions"]
+    plan = quiz.plan_for(first, questions=questions, choices=args.choices, seed=args.seed)
+    out: dict = {"domain": first.domain, "seed": args.seed, "questions": len(plan), "choices": len(plan[0].choices),
+                 "sources": [m.name for m in sources]}
+    if args.answers:  # the key depends only on the seed and the labels: no perturbation is computed
+        text = Path(args.answers).read_text(encoding="utf-8")
+        out["score"] = quiz.score(plan, quiz.read_answers(text, plan, first.class_names))
+        return _quiz_emit(out, args.json)
+    judges = [_model(args, n) for n in args.judge or []]
+    for j in judges:  # before the perturbations are made, not after
+        quiz.check_judge(j, first.domain, len(first.class_names), out["sources"])
+    given = _given_params(args)
+    attack = args.attack or domain.defaults["quiz"]["attack"]
+    settings = quiz.Settings.for_domain(domain, attack=attack, params=_own_params([attack], given)[attack],
+                                        copies=args.copies, sigma=args.sigma)
+    made = quiz.make(sources, questions=questions, choices=args.choices, seed=args.seed, settings=settings)
+    out.update(attack=settings.attack, params=settings.params, copies=settings.copies, sigma=settings.sigma,
+               seconds=round(made.seconds, 2))
+    rows = made.sheet(key=args.key)
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        for q, row in zip(made.questions, rows):
+            row["picture"] = str(folder / f"q{q.number:03d}.png")
+            Path(row["picture"]).write_bytes(images.png_bytes(images.enlarged(q.picture)))
+        (folder / "answers.csv").write_text(quiz.blank_sheet(made), encoding="utf-8")
+        out["answer sheet"] = str(folder / "answers.csv")
+    out["sheet"] = rows
+    if judges:
+        out["judges"] = {j.name: quiz.score(made.questions, quiz.machine_answers(made, j)) for j in judges}
+    return _quiz_emit(out, args.json)
+
+
+def _quiz_emit(out: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return 0
+
+    def line(name: str, s: dict) -> str:
+        acc = "—" if s["accuracy"] is None else f"{s['accuracy']:.1%} [{s['ci low']:.1%}, {s['ci high']:.1%}]"
+        return (f"{name:<22} {s['correct']}/{s['answered']} answered = {acc}, {s['unanswered']} unanswered, "
+                f"chance {s['chance']:.1%}")
+
+    print(f"{out['domain']} quiz, seed {out['seed']}: {out['questions']} questions, {out['choices']} choices each")
+    for row in out.get("sheet", []):
+        key = f"  → {row['true class']} ({row['kind']})" if "kind" in row else ""
+        print(f"Q{row['question']}: {', '.join(row['choices'])}{key}")
+    for who, s in ([("answers", out["score"])] if "score" in out else []) + list(out.get("judges", {}).items()):
+        print(line(who, s))
+        for kind, part in s["by kind"].items():
+            print(line(f"  {kind}", part))
+    return 0
+
+
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="labelled images of your own: class sub-folders, a flat folder with "
                    "a file,label CSV, or an ImageNet validation layout (labels: class names, indices or wnids)")
@@ -706,6 +786,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3)
     _add_common(p, seed=True)
     p.set_defaults(func=cmd_noise_classes)
+
+    p = sub.add_parser("quiz", help="the thesis' human evaluation as a quiz: name the class from the perturbation")
+    p.add_argument("--domain", choices=domains.names(), help="the domain whose source models and images make the quiz")
+    p.add_argument("--model", help="the single-model perturbations' model, first of the sources "
+                   "(default: the domain's first source)")
+    p.add_argument("--sources", nargs="+", help="models whose perturbations are averaged (default: the domain's)")
+    p.add_argument("--questions", type=int, default=None, help="number of questions (default: the domain's)")
+    p.add_argument("--choices", type=int, default=None,
+                   help="classes offered per question (default: the domain's, at most its classes)")
+    p.add_argument("--attack", default=None, choices=[n for n, s in attacks.ATTACKS.items() if s.averageable],
+                   help="the attack whose perturbations are shown (default: the domain's)")
+    p.add_argument("--copies", type=int, default=None, help="noisy copies per source model")
+    p.add_argument("--sigma", type=float, default=None, help="noise σ of the copies")
+    p.add_argument("--out", metavar="DIR", help="write each question's picture as DIR/q001.png and a blank answer "
+                   "sheet DIR/answers.csv")
+    p.add_argument("--key", action="store_true", help="include the answer key (kind, image, true class) in the output")
+    p.add_argument("--answers", metavar="CSV", help="score a filled answer sheet (columns question, answer) against "
+                   "the quiz these --questions/--choices/--seed make; computes no perturbation")
+    p.add_argument("--judge", nargs="+", metavar="MODEL", help="held-out model(s) that take the quiz from its pictures")
+    _add_common(p, seed=True)
+    _add_attack_params(p)
+    p.set_defaults(func=cmd_quiz)
 
     p = sub.add_parser("sweep", help="a grid of transfer jobs (attack × white × black × ε × layer × shard) on local "
                                      "cores or a Ray cluster, written to a tidy .csv/.parquet file")

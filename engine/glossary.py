@@ -78,6 +78,22 @@ TERMS: dict[str, tuple[str, str]] = {
         "Robust models trade some clean accuracy for accuracy under attack (the model card lists both).",
     ),
     "checkerboard period": ("The dominant period, in pixels, of a noisy single-model average's power spectrum.", ""),
+    "perturbation quiz": (
+        "Name the class of an image from its display-normalised perturbation alone, choosing among a few classes.",
+        "The thesis' human test, for a class: each question's picture is the perturbation an attack made against one "
+        "model (single-model) or averaged over several models and noisy copies (noisy multi-model), mixed in a seeded "
+        "order and blinded until the end. The wrong choices are other classes of the same image set (on photos: the "
+        "gallery's, as the thesis offered the classes of its own images), topped up at random from the rest. The "
+        "score counts the answered questions only, per kind, with a 95 % exact binomial (Clopper–Pearson) interval, "
+        "beside chance (1 in the number of choices) and the thesis' 80.7 % (people, ImageNet, noisy multi-model BIM, "
+        "20 choices, 5 % chance). The same seed, number of questions and of choices give the same questions, so a "
+        "filled answer sheet is scored without making the pictures again.",
+    ),
+    "machine taker": (
+        "A held-out model answering the quiz from the same 8-bit pictures, restricted to the same choices.",
+        "It picks the offered class with its highest logit, as the thesis' machine evaluation read only its 20 "
+        "classes' outputs; a reference for a class's score, never one of the models that made the perturbations.",
+    ),
     "JSMA hardness": (
         "How much distortion JSMA needs across success rates for one source/target pair (area under that curve).", ""),
 }

@@ -516,3 +516,41 @@ def test_a_second_session_waits_its_turn_in_view_and_can_leave_the_queue(server,
     finally:
         first.close()
         second.close()
+
+
+def test_the_quiz_is_taken_by_clicking_and_its_csv_holds_the_clicks(server, local_only, shots):
+    """Issue 16 item 3: start a short quiz, answer each question by clicking a class (skip one), see the score,
+    and download the answers: the CSV's rows are the clicks, the skipped question unanswered."""
+    import csv
+
+    page = local_only.new_page()
+    page.set_viewport_size({"width": 1400, "height": 1200})
+    _open(page, f"{server}/quiz?{FMNIST}", "Start")
+    page.get_by_label("Questions", exact=True).fill("3")
+    _click_until(page, "Start", "Question 1 of 3", timeout_s=600)
+    clicks = []
+    for k in range(3):
+        _settle(page, f"Question {k + 1} of 3")
+        _no_exception(page)
+        assert page.get_by_text("noisy multi-model").count() == 0  # blinded: the kind is not shown
+        if k == 1:
+            page.get_by_role("button", name="Skip").click()
+            clicks.append((str(k + 1), ""))
+            continue
+        # a different place each time
+        option = page.locator("[data-testid='stForm'] [data-testid='stRadioOption']").nth(k + 2)
+        name = option.inner_text().strip()
+        option.click()
+        page.get_by_role("button", name="Next").click()
+        clicks.append((str(k + 1), name))
+    _settle(page, "Your score")
+    _no_exception(page)
+    assert page.get_by_text("of 2 (").count() == 1  # two answered; the skipped one is not scored as wrong
+    assert page.get_by_text("Unanswered (not counted as wrong): question 2.").count() == 1
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download answers (CSV)").click()
+    rows = list(csv.DictReader(open(info.value.path(), encoding="utf-8")))
+    assert [(r["question"], r["answer"]) for r in rows] == clicks
+    assert {r["kind"] for r in rows} <= {"single-model", "noisy multi-model"} and rows[1]["correct"] == ""
+    page.screenshot(path=str(shots / "quiz.png"), full_page=True)
+    page.close()
