@@ -143,3 +143,31 @@ def test_concurrency_quick(capsys):
     assert {(r["where"], r["jobs"], r["mode"]) for r in rows} == {
         (w, k, m) for w in ("threads", "processes") for k in (1, 2) for m in ("queue", "no queue")}
     assert all(r["makespan_s"] >= r["mean_job_s"] > 0 for r in rows)
+
+
+@pytest.mark.oracle
+def test_peers_quick(capsys):
+    """Every peer library that is installed runs each attack it has on the same batch; where the algorithms
+    are the same the success agrees (image for image for the sign attacks), and only then is a ratio claimed."""
+    import peers
+
+    if not peers.PEERS_DIR.is_dir():
+        pytest.skip("peer libraries not installed: bash bench/install_peers.sh")
+    assert peers.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not report["missing"], report["missing"]  # installed, so every peer imports
+    pairs = {(r["peer"], r["attack"], r["model"]): r for r in report["rows"]}
+    assert ("Foolbox", "fgsm", "efficientnet-lite0") in pairs and ("ART", "jsma", "fmnist-lenet-0") in pairs
+    assert ("adv-lib", "fgsm", "fmnist-lenet-0") not in pairs  # adv-lib has no FGSM: nothing is made up
+    known = {(peers.LIBRARIES[lib], attack) for lib, attack in peers.DIFFERENT}
+    for (peer, attack, model), r in pairs.items():
+        if (peer, attack.split(",")[0]) not in known:
+            assert r["agree"], (peer, attack, model, r["agreement"])
+        if r["agree"]:
+            per_rep = r["ours"]["median_s"] / r["theirs"]["median_s"]  # one repetition: its ratio is the ratio
+            assert r["ratio"]["median"] == pytest.approx(per_rep)
+        else:
+            assert r["ratio"] is None  # no claim where the success disagrees
+    for attack in ("fgsm", "pgd", "mifgsm"):  # deterministic: the same images fall, so the same rate
+        rates = {r["theirs_success"] for r in report["rows"] if r["attack"] == attack and r["model"] == "fmnist-lenet-0"}
+        assert len(rates) == 1 and 0 < rates.pop() < 1, attack  # and some images resist: the check has teeth
