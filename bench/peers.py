@@ -15,9 +15,9 @@ implementations differ, and Square is random); a disagreement is printed as such
 
 Peers: torchattacks (in the test environment), Foolbox, ART, adv-lib and advertorch (in .peers/,
 pinned in bench/requirements-peers.txt). A library that is not installed or does not import is
-left out and named. Libraries that loop over images (torchattacks' DeepFool and JSMA, ART's
-JSMA, C&W and DeepFool) are timed in the full run on the first images only (`SLICES`), their time
-scaled to the batch; success is then compared on those images.
+left out and named. The slowest loops (`SLICES`: torchattacks' per-image DeepFool and JSMA,
+advertorch's JSMA, ART's C&W, ART's DeepFool on photos) are timed in the full run on the first
+images only, their time scaled to the batch; success is then compared on those images.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import json
 import statistics
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -132,7 +132,7 @@ def _foolbox(name, model, p):
     fixed = {
         "fgsm": lambda: fb.attacks.FGSM(),
         "pgd": lambda: fb.attacks.LinfPGD(abs_stepsize=p["alpha"], steps=p["steps"], random_start=p["random_start"]),
-        # Foolbox's L∞ MI-FGSM accumulates sign(∇) rather than ∇/‖∇‖₁ (Dong et al.): the success check tells.
+        # Foolbox's L∞ MI-FGSM accumulates sign(∇), not ∇/‖∇‖₁ (Dong et al.): the success check tells.
         "mifgsm": lambda: fb.attacks.MIFGSM(momentum=p["decay"], abs_stepsize=p["alpha"], steps=p["steps"]),
     }
     minimal = {
@@ -233,8 +233,9 @@ def _advertorch(name, model, p):
         "mifgsm": lambda: at.MomentumIterativeAttack(model, eps=p["eps"], nb_iter=p["steps"], decay_factor=p["decay"],
                                                      eps_iter=p["alpha"], **box),
         "cw": lambda: at.CarliniWagnerL2Attack(
-            model, model.num_classes, confidence=p["kappa"], learning_rate=p["lr"], binary_search_steps=p["binary_search_steps"],
-            max_iterations=p["steps"], abort_early=True, initial_const=p["c"], **box),
+            model, model.num_classes, confidence=p["kappa"], learning_rate=p["lr"],
+            binary_search_steps=p["binary_search_steps"], max_iterations=p["steps"], abort_early=True,
+            initial_const=p["c"], **box),
         "jsma": lambda: at.JacobianSaliencyMapAttack(model, model.num_classes, theta=float(p["theta"]),
                                                      gamma=p["max_distortion"], **box),
     }.get(name)
@@ -265,7 +266,6 @@ class Case:
     rule: str = "rate"
     norm: str | None = None  # "l2"/"l0": also report the median size of the successful perturbations
     targeted: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def cases(eps: float, quick: bool, digits: bool) -> list[Case]:
@@ -278,23 +278,24 @@ def cases(eps: float, quick: bool, digits: bool) -> list[Case]:
     steps = 3 if quick else 10
     small = eps / 4
     sign = {"eps": small, "steps": steps}
-    cw = {"c": 1.0, "kappa": 0.0, "lr": 0.01}
-    out = [
+    cw = {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": 10 if quick else 20}
+    searches = 2 if quick else 5
+    # The search over c, where every peer but torchattacks has one (cheap on the small model only).
+    search = [Case(f"cw, {searches} search steps", "cw", {**cw, "c": 0.1, "binary_search_steps": searches},
+                   norm="l2")] if digits else []
+    jsma = [Case("jsma", "jsma", {"theta": 1, "max_distortion": 0.1}, norm="l0", targeted=True)] if digits else []
+    return [
         Case("fgsm", "fgsm", {"eps": small}, rule="same"),
         # No random start: random draws cannot be seeded alike across libraries (PGD is then BIM with α = 2.5ε/K).
         Case("pgd", "pgd", {**sign, "alpha": 2.5 * small / steps, "random_start": False}, rule="same"),
         Case("mifgsm", "mifgsm", {**sign, "alpha": small / steps, "decay": 1.0}, rule="same"),
-        Case("cw", "cw", {**cw, "steps": 10 if quick else 20, "binary_search_steps": 1}, norm="l2"),
-        Case("deepfool", "deepfool", {"steps": 50, "overshoot": 0.02, "num_classes": 10}, norm="l2"),
-        Case("square", "square", {"eps": eps, "n_queries": 100 if quick else 300, "p_init": 0.05}),
+        Case("cw", "cw", {**cw, "binary_search_steps": 1}, norm="l2"),
+        *search,
+        # On photos a DeepFool step is 9 backward passes of Lite0 and Square's query a forward: smaller budgets.
+        Case("deepfool", "deepfool", {"steps": 50 if digits else 20, "overshoot": 0.02, "num_classes": 10}, norm="l2"),
+        Case("square", "square", {"eps": eps, "n_queries": 300 if digits and not quick else 100, "p_init": 0.05}),
+        *jsma,
     ]
-    if digits:
-        out[4:4] = [Case("cw, 5 search steps" if not quick else "cw, 2 search steps", "cw",
-                         {**cw, "c": 0.1, "steps": 10 if quick else 20, "binary_search_steps": 2 if quick else 5},
-                         norm="l2")]
-        out.append(Case("jsma", "jsma", {"theta": 1, "max_distortion": 0.1}, norm="l0",
-                        targeted=True))
-    return out
 
 
 def agreement(case: Case, ours: torch.Tensor, theirs: torch.Tensor) -> tuple[bool, str]:
@@ -318,10 +319,13 @@ def size(x, adv, hit, norm):
     return float(values.median())
 
 
-def _ours(case: Case, model, y, labels):
-    extra = {"target": labels} if case.targeted else {}
-    return lambda x, _: attacks.run(case.attack, model, x, y=y[: x.shape[0]], score=False, **extra,
-                                    **case.params).x_adv
+def _ours(case: Case, model, y):
+    """run(x, labels) like a peer's: `labels` are the targets of a targeted attack; `y` the predictions."""
+    def run(x, labels):
+        extra = {"target": labels} if case.targeted else {}
+        return attacks.run(case.attack, model, x, y=y[: x.shape[0]], score=False, **extra, **case.params).x_adv
+
+    return run
 
 
 def measure(model, x, case_list, libraries, repeats, slices, warm_up=True) -> list[dict]:
@@ -335,7 +339,7 @@ def measure(model, x, case_list, libraries, repeats, slices, warm_up=True) -> li
     rows = []
     for case in case_list:
         labels = target if case.targeted else y
-        runners = {"ours": _ours(case, model, y, labels)}
+        runners = {"ours": _ours(case, model, y)}
         for lib in libraries:
             run = make(lib, case.attack, model, case.params)
             if run is not None:
@@ -359,8 +363,8 @@ def measure(model, x, case_list, libraries, repeats, slices, warm_up=True) -> li
             agrees, how = agreement(case, hit["ours"][:k], hit[lib])
             per_rep = [o / t for o, t in zip(times["ours"], times[lib])]
             rows.append({
-                "attack": case.label, "model": model.name, "peer": LIBRARIES[lib], "batch": n,
-                "images_for_success": k, "params": case.params,
+                "attack": case.label, "method": case.attack, "model": model.name, "peer": LIBRARIES[lib],
+                "batch": n, "images_for_success": k, "params": case.params,
                 "ours": spread(times["ours"]), "theirs": spread(times[lib]),
                 "ours_success": float(hit["ours"][:k].float().mean()), "theirs_success": float(hit[lib].float().mean()),
                 "ours_size": size(x[:k], adv["ours"][:k], hit["ours"][:k], case.norm),
@@ -421,7 +425,7 @@ def table(rows: list[dict]) -> str:
         shown = "— (no claim)" if q is None else f"{ratio(q['median'])} ({q['min']:.2f}–{q['max']:.2f})"
         agree = "yes" if r["agree"] else f"**no**: {r['agreement']}"
         if not r["agree"] and r["known_difference"]:
-            reasons.setdefault(f"{r['peer']} {r['attack'].split(',')[0]}", r["known_difference"])
+            reasons.setdefault(f"{r['peer']} {r['method']}", r["known_difference"])
         lines.append(f"| {r['attack']} | {r['model']} | {r['peer']} | {cell(r['ours'])} | {cell(r['theirs'])} | "
                      f"{shown} | {_success(r)} | {agree} | {_target_cell(r, judged[(r['attack'], r['model'])])} |")
     if reasons:
