@@ -22,6 +22,7 @@ images only, their time scaled to the batch; success is then compared on those i
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import statistics
 import sys
@@ -459,7 +460,7 @@ def _run(args) -> int:
     eps = resolve_params(attacks.get("fgsm"), fm.domain, {})["eps"]
     rows += measure(fm, x, cases(eps, args.quick, digits=True), found, repeats, slices, warm_up=not args.quick)
     lite = models.load("efficientnet-lite0", device=args.device)
-    photos = torch.cat([images.load(p, lite) for p in images.gallery().values()] * 2)[: 2 if args.quick else 8]
+    photos = torch.cat([images.load(p, lite) for p in list(images.gallery().values())[: 2 if args.quick else 8]])
     eps = resolve_params(attacks.get("fgsm"), lite.domain, {})["eps"]
     lite_cases = cases(eps, args.quick, digits=False)
     if args.quick:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
