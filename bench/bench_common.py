@@ -30,6 +30,22 @@ def spread(values: list[float]) -> dict:
     return {"median_s": statistics.median(values), "min_s": min(values), "max_s": max(values), "n": len(values)}
 
 
+def fooled(model, adv: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Per image: the model now gives the target (targeted) or anything but the label (untargeted)."""
+    with torch.no_grad():
+        pred = model(adv).argmax(1)
+    return pred == labels if targeted else pred != labels
+
+
+def cell(spread: dict | None) -> str:
+    """A `spread` as 'median (min–max)' seconds, '—' when absent."""
+    return "—" if spread is None else f"{spread['median_s']:.3f} ({spread['min_s']:.3f}–{spread['max_s']:.3f})"
+
+
+def ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def parser(doc: str, repeats: int, quick_help: str | None = None, device: bool = True) -> argparse.ArgumentParser:
     """--repeats, --quick (CI smoke mode), --json and, where the script can use a GPU, --device."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])

@@ -28,25 +28,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import attacks, data, images, models, targets  # noqa: E402
-from bench_common import parser as bench_parser, spread, timed  # noqa: E402
+from engine.attacks.base import resolve_params  # noqa: E402
+from engine.attacks.params import PGD_ALPHA_FACTOR  # noqa: E402
+from bench_common import cell, fooled, parser as bench_parser, ratio, spread, timed  # noqa: E402
+import peers  # noqa: E402
 
 EPS = {"fashion-mnist": 0.2, "imagenet": 0.03}
 
 
 def reference(name: str, model, eps: float, steps: int):
-    """The torchattacks object with our parameters (same α rules, no random start unless PGD's)."""
-    import torchattacks
-
-    alpha = eps / steps
-    return {
-        "fgsm": lambda: torchattacks.FGSM(model, eps=eps),
-        "bim": lambda: torchattacks.BIM(model, eps=eps, alpha=alpha, steps=steps),
-        "pgd": lambda: torchattacks.PGD(model, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True),
-        "mifgsm": lambda: torchattacks.MIFGSM(model, eps=eps, alpha=alpha, steps=steps, decay=1.0),
-        "cw": lambda: torchattacks.CW(model, c=1.0, kappa=0.0, steps=steps, lr=0.01),
-        "deepfool": lambda: torchattacks.DeepFool(model, steps=steps, overshoot=0.02),
-        "jsma": lambda: torchattacks.JSMA(model, theta=1.0, gamma=0.1),
-    }[name]()
+    """The torchattacks object with our parameters (our defaults and α rules spelled out for it)."""
+    params = resolve_params(attacks.get(name), model.domain, PARAMS[name](eps, steps))
+    if params.get("alpha", 0) is None:  # ours: ε/K, PGD's 2.5·ε/K
+        params["alpha"] = (PGD_ALPHA_FACTOR if name == "pgd" else 1.0) * eps / steps
+    return peers.make("torchattacks", name, model, params)
 
 
 PARAMS = {
@@ -80,12 +75,6 @@ def floor_seconds(model, x, y, passes: int) -> float:
             torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), x)
 
     return timed(passes_)[0]
-
-
-def _fooled(model, adv, labels, targeted: bool) -> torch.Tensor:
-    with torch.no_grad():
-        pred = model(adv).argmax(1)
-    return pred == labels if targeted else pred != labels
 
 
 def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[dict], float]:
@@ -123,7 +112,7 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
                     paired_floors[name].append(floor_seconds(model, x, y, steps_of[name]))
                 seconds, result = timed(lambda: ours(name, model, x, y, eps, steps, False, tgt, goal))
                 times[name]["bare"].append(seconds)
-                success[name]["ours"] = float(_fooled(model, result.x_adv[:k], labels[:k], name in targeted).float().mean())
+                success[name]["ours"] = float(fooled(model, result.x_adv[:k], labels[:k], name in targeted).float().mean())
 
             def scored():
                 times[name]["scored"].append(timed(lambda: ours(name, model, x, y, eps, steps, True, tgt, goal))[0])
@@ -132,11 +121,9 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
                 if name == "aa":  # torchattacks has no feature-level attack: the floor is its reference
                     return
                 atk = reference(name, model, eps, steps)
-                if name == "jsma":
-                    atk.set_mode_targeted_by_label(quiet=True)
                 seconds, adv = timed(lambda: atk(x[:k], labels[:k]))
                 times[name]["theirs"].append(seconds * x.shape[0] / k)
-                success[name]["theirs"] = float(_fooled(model, adv, labels[:k], name in targeted).float().mean())
+                success[name]["theirs"] = float(fooled(model, adv, labels[:k], name in targeted).float().mean())
 
             # ABBA order: whoever runs first in one repetition runs last in the next (warm caches, clocks).
             for run in ([bare, scored, theirs] if rep % 2 == 0 else [theirs, scored, bare]):
@@ -168,14 +155,6 @@ def precision_agreement(model, x) -> dict:
     model.set_precision(precision)
     return {"precision": precision, "top1_agreement": float((low.argmax(1) == full.argmax(1)).float().mean()),
             "max_logit_change": float((low - full).abs().max()), "max_logit": float(full.abs().max())}
-
-
-def _cell(spread: dict | None) -> str:
-    return "—" if spread is None else f"{spread['median_s']:.3f} ({spread['min_s']:.3f}–{spread['max_s']:.3f})"
-
-
-def _ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
 
 
 def main(argv=None) -> int:
@@ -216,10 +195,10 @@ def main(argv=None) -> int:
         print("|---|---|---|---|---|---|---|---|---|")
         for r in block["rows"]:
             theirs_success = "—" if r["theirs_success"] is None else f"{r['theirs_success']:.0%}"
-            print(f"| {r['attack']} | {_cell(r['ours'])} | {_cell(r['ours_scored'])} | {_cell(r['theirs'])} | "
-                  f"{_ratio(r['ours_over_theirs'])} | {_ratio(r['scored_over_theirs'])} | "
+            print(f"| {r['attack']} | {cell(r['ours'])} | {cell(r['ours_scored'])} | {cell(r['theirs'])} | "
+                  f"{ratio(r['ours_over_theirs'])} | {ratio(r['scored_over_theirs'])} | "
                   f"{r['ours_success']:.0%} / {theirs_success} (first {r['images_for_success']}) | "
-                  f"{_ratio(r['over_floor'])} | {batch / r['ours']['median_s']:.1f} |")
+                  f"{ratio(r['over_floor'])} | {batch / r['ours']['median_s']:.1f} |")
     return 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every issue-8 figure listed in bench/README.md, one script after another
-# (never two at once: on 2 cores a second job doubles every time). ~40 min on 2 CPU cores.
+# (never two at once: on 2 cores a second job doubles every time). ~70 min on 2 CPU cores.
 #
 #   bash bench/run_all.sh                # CPU
 #   bash bench/run_all.sh --device cuda  # the same on a GPU (app latency stays on the CPU)
@@ -18,6 +18,8 @@ run() {  # run NAME CMD...: print, time, and keep the output under bench/results
     echo "   $((SECONDS - start)) s → bench/results_${name}${SUFFIX}.txt" >&2
 }
 run reference_overhead $PY bench/reference_overhead.py --repeats 7 "${DEVICE_ARGS[@]}"
+bash bench/install_peers.sh
+run peers $PY bench/peers.py --repeats 5 "${DEVICE_ARGS[@]}"
 run batching $PY bench/batching.py --repeats 3 "${DEVICE_ARGS[@]}"
 if [[ -z "$SUFFIX" ]]; then
     run app_latency $PY bench/app_latency.py --repeats 5

@@ -143,3 +143,41 @@ def test_concurrency_quick(capsys):
     assert {(r["where"], r["jobs"], r["mode"]) for r in rows} == {
         (w, k, m) for w in ("threads", "processes") for k in (1, 2) for m in ("queue", "no queue")}
     assert all(r["makespan_s"] >= r["mean_job_s"] > 0 for r in rows)
+
+
+@pytest.mark.oracle
+def test_peers_quick(capsys):
+    """Every peer library that is installed runs each attack it has on the same batch; where the algorithms
+    are the same the success agrees (image for image for the sign attacks), and only then is a ratio claimed."""
+    import peers
+
+    if not peers.PEERS_DIR.is_dir():
+        pytest.skip("peer libraries not installed: bash bench/install_peers.sh")
+    assert peers.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not report["missing"], report["missing"]  # installed, so every peer imports
+    pairs = {(r["peer"], r["attack"], r["model"]): r for r in report["rows"]}
+    search = "cw, 2 search steps"
+    has = {  # what each library has, read in its source: nothing missing, nothing made up
+        "torchattacks": {"fgsm", "pgd", "mifgsm", "cw", "deepfool", "square", "jsma"},  # C&W without a search
+        "Foolbox": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool"},
+        "ART": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool", "square", "jsma"},
+        "adv-lib": {"pgd", "cw", search, "deepfool"},
+        "advertorch": {"fgsm", "pgd", "mifgsm", "cw", search, "jsma"},
+    }
+    expected = {(peer, attack, "fmnist-lenet-0") for peer, names in has.items() for attack in names}
+    expected |= {(peer, "fgsm", "efficientnet-lite0") for peer in has if peer != "adv-lib"}
+    assert set(pairs) == expected
+    known = {(peers.LIBRARIES[lib], method) for lib, method in peers.DIFFERENT}
+    for (peer, attack, model), r in pairs.items():
+        if (peer, r["method"]) not in known:  # the same algorithm: the same success
+            assert r["agree"], (peer, attack, model, r["agreement"])
+        if r["agree"]:
+            per_rep = r["ours"]["median_s"] / r["theirs"]["median_s"]  # one repetition: its ratio is the ratio
+            assert r["ratio"]["median"] == pytest.approx(per_rep)
+        else:
+            assert r["ratio"] is None  # no claim where the success disagrees
+    for attack in ("fgsm", "pgd", "mifgsm"):  # deterministic: the same images fall, so the same rate
+        rates = {r["theirs_success"] for r in report["rows"]
+                 if r["attack"] == attack and r["model"] == "fmnist-lenet-0"}
+        assert len(rates) == 1 and 0 < rates.pop() < 1, attack  # and some images resist: the check has teeth
