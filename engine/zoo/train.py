@@ -166,13 +166,22 @@ def record(arch: str, seed: int, role: str, epochs: int, seconds: float, test, e
     return entry
 
 
-def rescore() -> int:
-    """Every zoo model's PGD-20 record, from its committed weights, so plain and robust twins compare alike."""
+def rescore(names: list[str]) -> int:
+    """The PGD-20 record of `names` (default: the robust models and their plain twins) from the committed
+    weights, so plain and robust twins are measured alike."""
     from engine import models
     from engine.zoo import card
 
+    zoo = manifest.read()
+    twins = {e["adversarial_training"]["twin"] for e in zoo.values() if "adversarial_training" in e}
+    names = names or sorted(n for n, e in zoo.items() if n in twins or "adversarial_training" in e)
+    unknown = [n for n in names if n not in zoo]
+    if unknown:
+        print(f"error: {unknown[0]} is not in zoo.json", file=sys.stderr)
+        return 2
     x_test, y_test = data.test_split()
-    for name, entry in manifest.read().items():
+    for name in names:
+        entry = manifest.read()[name]
         entry.update(pgd20_scores(models.load(name, device="cpu"), x_test, y_test))
         manifest.write_entry(entry)
         print(f"{name}: PGD-20 accuracy {entry['pgd20_accuracy']} on {entry['pgd20_images']} test images", flush=True)
@@ -185,16 +194,17 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--all", action="store_true", help="train every planned model not yet in zoo.json")
     group.add_argument("--model", nargs="+", help="train these planned models, e.g. fmnist-resnet-0")
-    group.add_argument("--rescore", action="store_true",
-                       help="recompute every committed model's PGD-20 accuracy record (no training)")
+    group.add_argument("--rescore", nargs="*", metavar="NAME",
+                       help="recompute the PGD-20 accuracy record of these committed models (default: every robust "
+                            "model and its plain twin; no training)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    if args.rescore:
-        return rescore()
+    if args.rescore is not None:
+        return rescore(args.rescore)
     try:
         train = data.train_split()
     except FileNotFoundError as err:
