@@ -190,7 +190,9 @@ def _fmnist() -> Domain:
         attack_defaults={"eps": 0.2},
         averaging={"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0},
         defaults={"images": 50, "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20}, "transfer": {"steps": 10, "eps": (0.03, 0.07, 0.1)}, "features": {"images": 300, "eps": 0.2},
-                  "jsma": {"upsilon": 0.145, "pairs": 1}, "checkerboard_copies": 256, "noise_count": 512},
+                  "jsma": {"upsilon": 0.145, "pairs": 1}, "checkerboard_copies": 256, "noise_count": 512,
+                  # Patch vs heat-map centre: side and reach as shares of the image side (engine.analysis.patch_distance).
+                  "patch": {"images": 100, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8}},
         # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
         # thesis' single-model setting.
         sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
@@ -206,7 +208,8 @@ def _imagenet() -> Domain:
         IMAGENET_NAME, "ImageNet photos", (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
         averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
         defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
-                  "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128},
+                  "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128,
+                  "patch": {"images": 4, "size": 1 / 7, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8}},
         sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
         split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True, names=_imagenet_names,
     )

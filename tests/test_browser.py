@@ -476,3 +476,36 @@ def test_an_uploaded_torchscript_model_is_attacked_in_the_explorer(server, local
     _no_exception(page)
     assert _headline(page).startswith("PGD"), _headline(page)
     assert page.locator(".colorbar").count() >= 1  # Grad-CAM through the model's own layers
+
+
+def _view_title(page) -> str:
+    return page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.layout.title?.text || '')"
+                         ".find(t => t.includes('patch at')) || ''")
+
+
+def test_patch_distance_runs_its_default_and_the_slider_moves_the_patch(server, local_only, shots):
+    """Issue 16 item 1: the page runs its default experiment (curves with the random control), and moving the
+    distance slider moves the patch in the photo view and the marker on the curves. (Streamlit wraps Plotly
+    titles in <b>: they are matched by what they include.)"""
+    page = local_only.new_page()
+    page.set_viewport_size({"width": 1500, "height": 1400})
+    _press(page, f"{server}/patch?{FMNIST}", "Place the patch", "Numbers per distance")
+    _no_exception(page)
+    names = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(p => p.data.map(d => d.name))")
+    assert any(n.startswith("random positions") for n in names) and "share flipped" in names, names
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                           "p => (p.layout.title?.text || '').includes('patch at 0 px'))", timeout=30_000)
+    before = _view_title(page)
+    page.get_by_role("slider", name="Distance (px)").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                           "p => (p.layout.title?.text || '').includes('patch at 6 px'))", timeout=60_000)
+    assert _view_title(page) != before
+    # The curves mark the distance the view shows (Plotly redraws them a moment after the view).
+    page.wait_for_function("() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].filter(p => (p.layout"
+                           ".title?.text || '').includes('margin')).map(p => p.layout.shapes.filter(s => s.yref === "
+                           "'paper').map(s => s.x0))) === '[[6]]'", timeout=30_000)
+    _no_exception(page)
+    page.screenshot(path=str(shots / "patch.png"), full_page=True)
+    page.close()
