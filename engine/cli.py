@@ -540,12 +540,9 @@ def cmd_patch_distance(args) -> int:
           f"{st['photos']} photos counted, {st['directions']} directions, centre = heat-map {st['centre']}")
     print(f"{'distance':>8}{'n':>6}{'skipped':>8}{'1−p(true)':>11}{'± std':>8}{'margin':>8}{'drop':>8}{'flipped':>9}")
     fmt = lambda v, f: "     —" if v is None else format(v, f)  # noqa: E731
-    for r in record["curve"]:
-        print(f"{r['distance']:>8g}{r['n']:>6}{r['skipped']:>8}{fmt(r['wrong_mean'], '11.3f')}{fmt(r['wrong_std'], '8.3f')}"
+    for label, r in [(f"{r['distance']:g}", r) for r in record["curve"]] + [("random", record["control"])]:
+        print(f"{label:>8}{r['n']:>6}{r.get('skipped', ''):>8}{fmt(r['wrong_mean'], '11.3f')}{fmt(r['wrong_std'], '8.3f')}"
               f"{fmt(r['margin_mean'], '8.3f')}{fmt(r['drop_mean'], '8.3f')}{fmt(r['success'], '9.1%')}")
-    c = record["control"]
-    print(f"{'random':>8}{c['n']:>6}{'':>8}{fmt(c['wrong_mean'], '11.3f')}{fmt(c['wrong_std'], '8.3f')}"
-          f"{fmt(c['margin_mean'], '8.3f')}{fmt(c['drop_mean'], '8.3f')}{fmt(c['success'], '9.1%')}")
     rho = record["correlation"]
     print(f"Spearman ρ(distance, drop of p(true)): ring {fmt(rho['ring'], '.3f')}, random {fmt(rho['control'], '.3f')}")
     return 0

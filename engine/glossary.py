@@ -93,8 +93,11 @@ TERMS: dict[str, tuple[str, str]] = {
     "random-position control": (
         "The same patch at uniformly random positions inside the image, as many per image as the rings had.",
         "If the patch does more near the heat-map centre than at random positions, position matters; if the curve "
-        "stays at the random level, the distance effect is no more than chance. ρ is the Spearman rank correlation "
-        "of distance with the drop of p(true class) from the clean image (negative: the effect fades with distance).",
+        "stays at the random level, the distance effect is no more than chance. The comparison is made photo by "
+        "photo (how much more p(true class) drops at a distance than at that photo's random positions, averaged "
+        "over photos with its standard error), because placements on one photo are not independent. ρ is the "
+        "Spearman rank correlation of distance with the drop of p(true class) from the clean image (negative: the "
+        "effect fades with distance).",
     ),
     "JSMA hardness": (
         "How much distortion JSMA needs across success rates for one source/target pair (area under that curve).", ""),

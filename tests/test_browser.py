@@ -506,6 +506,12 @@ def test_patch_distance_runs_its_default_and_the_slider_moves_the_patch(server, 
     page.wait_for_function("() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].filter(p => (p.layout"
                            ".title?.text || '').includes('margin')).map(p => p.layout.shapes.filter(s => s.yref === "
                            "'paper').map(s => s.x0))) === '[[6]]'", timeout=30_000)
+    page.get_by_role("slider", name="Direction (°, counter-clockwise from right)").focus()
+    for _ in range(6):  # 8 directions: 0° → 270°, straight down into the image
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                           "p => (p.layout.title?.text || '').includes('patch at 6 px, 270°'))", timeout=60_000)
+    page.get_by_text("the model now says").first.wait_for(timeout=30_000)  # this placement fits: its answer is shown
     _no_exception(page)
     page.screenshot(path=str(shots / "patch.png"), full_page=True)
     page.close()

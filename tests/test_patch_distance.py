@@ -15,14 +15,14 @@ HALF_PIXEL_DIAGONAL = math.sqrt(0.5) + 1e-5  # each coordinate is rounded to a w
 def test_ring_placements_lie_at_the_requested_distance_inside_the_image():
     gen = torch.Generator().manual_seed(3)
     centres = torch.rand((20, 2), generator=gen) * 31
-    distances, size, shape = [0.0, 2.5, 6.0, 11.0, 40.0], 5, (32, 32)
+    distances, size, shape = [0.0, 2.5, 6.0, 11.0, 40.0, 100.0], 5, (32, 32)
     placed, skipped = pd.ring(centres, distances, 16, size, shape)
     measured = (pd.patch_centre(placed.top, placed.left, size) - centres[placed.image]).norm(dim=-1)
     assert (measured - placed.distance).abs().max() <= HALF_PIXEL_DIAGONAL
     assert bool(((placed.top >= 0) & (placed.left >= 0) & (placed.top + size <= 32) & (placed.left + size <= 32)).all())
     at_zero = placed.distance == 0
     assert torch.bincount(placed.image[at_zero], minlength=20).max() <= 1  # 16 directions, one placement
-    assert int(skipped[:, 4].sum()) == 20 * 16 and not bool((placed.distance == 40).any())  # 40 px leaves a 32 px image
+    assert int(skipped[:, 4:].sum()) == 2 * 20 * 16 and not bool((placed.distance >= 40).any())  # they leave a 32 px image
     keys = set(zip(placed.image.tolist(), placed.distance.tolist(), placed.top.tolist(), placed.left.tolist()))
     assert len(keys) == len(placed)  # no placement counted twice
     assert int(skipped[:, 0].sum()) + int(at_zero.sum()) == 20  # each photo's one d=0 spot: run or skipped
@@ -121,7 +121,9 @@ def _direct(model, x, y, size, amplitude, distances, directions, seed):
                 with torch.no_grad():
                     p = torch.softmax(model(xp), 1)[0]
                 rest = torch.cat([p[:int(y[i])], p[int(y[i]) + 1:]])
-                rows[d].append((1 - float(p[y[i]]), float(p[y[i]] - rest.max())))
+                with torch.no_grad():
+                    clean = float(torch.softmax(model(x[i:i + 1]), 1)[0, y[i]])
+                rows[d].append((1 - float(p[y[i]]), float(p[y[i]] - rest.max()), i, clean - float(p[y[i]])))
     return rows
 
 
@@ -136,8 +138,7 @@ def test_the_curve_equals_a_direct_recomputation(digits):
     for row in result.curve:
         got = direct[row["distance"]]
         assert row["n"] == len(got) and row["n"] > 0
-        wrong = torch.tensor([g[0] for g in got])
-        margin = torch.tensor([g[1] for g in got])
+        wrong, margin = torch.tensor([g[0] for g in got]), torch.tensor([g[1] for g in got])
         assert row["wrong_mean"] == pytest.approx(float(wrong.mean()), abs=1e-5)
         assert row["wrong_std"] == pytest.approx(float(wrong.std(unbiased=False)), abs=1e-5)
         assert row["margin_mean"] == pytest.approx(float(margin.mean()), abs=1e-5)
@@ -145,15 +146,28 @@ def test_the_curve_equals_a_direct_recomputation(digits):
     # The control: the same patch at its recorded random positions, one forward each.
     ctrl = result.random
     assert result.control["n"] == len(ctrl) == sum(r["n"] for r in result.curve)
-    wrong = []
+    wrong, random_drops = [], {}
     for j in range(len(ctrl)):
         i = int(result.counted[ctrl.image[j]])
         t, left = int(ctrl.top[j]), int(ctrl.left[j])
         xp = x[i:i + 1].clone()
         xp[0, :, t:t + 2, left:left + 2] = (xp[0, :, t:t + 2, left:left + 2] + result.patch).clamp(0, 1)
         with torch.no_grad():
-            wrong.append(1 - float(torch.softmax(model(xp), 1)[0, y[i]]))
+            p, clean = torch.softmax(model(xp), 1)[0, y[i]], torch.softmax(model(x[i:i + 1]), 1)[0, y[i]]
+        wrong.append(1 - float(p))
+        random_drops.setdefault(i, []).append(float(clean - p))
     assert result.control["wrong_mean"] == pytest.approx(sum(wrong) / len(wrong), abs=1e-5)
+    # Photo by photo: its mean drop at a distance minus its mean drop at its random positions.
+    for row in result.curve:
+        per_photo = {}
+        for _, _, i, drop in direct[row["distance"]]:
+            per_photo.setdefault(i, []).append(drop)
+        excess = torch.tensor([sum(v) / len(v) - sum(random_drops[i]) / len(random_drops[i]) for i, v in per_photo.items()])
+        assert row["photos"] == len(per_photo)
+        assert row["over_random_mean"] == pytest.approx(float(excess.mean()), abs=1e-5)
+        if len(excess) > 1:
+            assert row["over_random_se"] == pytest.approx(float(excess.std() / len(excess) ** 0.5), abs=1e-5)
+        assert row["photos_above"] == pytest.approx(float((excess > 0).float().mean()))
 
 
 def test_photos_without_a_centre_are_left_out_and_said(digits):

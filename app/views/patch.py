@@ -79,9 +79,14 @@ def _curves(result: pd.PatchDistance, distance: float) -> None:
                     width="stretch", key="patch-margin")
     info, rho = result.settings, result.correlation
     fmt = lambda v: "—" if v is None else f"{v:+.2f}"  # noqa: E731
+    near = next((r for r in result.curve if r["n"] and r["over_random_mean"] is not None), None)
+    excess = "" if near is None else (
+        f" At {near['distance']:g} px p(true) drops by {near['over_random_mean']:+.3f} ± {near['over_random_se'] or 0:.3f} "
+        f"(standard error over {near['photos']} images) more than at the same image's random positions.")
     st.caption(f"{info['photos_counted']} of {info['photos']} images count (the model gets them right and their heat map "
-               f"is not all zero). Spearman ρ of distance and the drop of p(true): {fmt(rho['ring'])} near the "
-               f"centre, {fmt(rho['control'])} at random positions (negative: the effect fades with distance).")
+               f"is not all zero). Spearman ρ of distance and the drop of p(true): {fmt(rho['ring'])} on the rings, "
+               f"{fmt(rho['control'])} at random positions (negative: the effect fades with distance).{excess}",
+               help=glossary.help_text("random-position control"))
     with st.expander("Numbers per distance"):
         control = {"distance": result.control["distance_mean"],
                    **{k: v for k, v in result.control.items() if k != "distance_mean"}}

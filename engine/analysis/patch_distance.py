@@ -165,14 +165,12 @@ def ring(centres: torch.Tensor, distances, directions: int, size: int, shape) ->
     top, left = top_left(rows, cols, dd, aa, size)
     image = torch.arange(n).view(n, 1, 1).expand(grid)
     which = torch.arange(nd).view(1, nd, 1).expand(grid)
-    h, w = shape
-    # One key per (photo, distance, pixel); the offsets keep keys of placements outside the image distinct too.
-    key = (((image * nd + which) * (3 * h) + top + h) * (3 * w) + left + w).flatten()
-    _, inverse = torch.unique(key, return_inverse=True)
-    earliest = torch.full((int(inverse.max()) + 1 if key.numel() else 0,), key.numel(), dtype=torch.long)
-    earliest.scatter_reduce_(0, inverse, torch.arange(key.numel()), "amin")
-    first = torch.zeros(key.numel(), dtype=torch.bool)
-    first[earliest] = True
+    key = torch.stack([t.flatten() for t in (image, which, top, left)], 1)  # one row per (photo, distance, pixel)
+    first = torch.zeros(key.shape[0], dtype=torch.bool)
+    if key.shape[0]:
+        unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+        earliest = torch.full((unique.shape[0],), key.shape[0], dtype=torch.long)
+        first[earliest.scatter_reduce_(0, inverse, torch.arange(key.shape[0]), "amin")] = True
     inside = _inside(top, left, size, shape).flatten()
     skipped = (first & ~inside).view(grid).sum(2)
     keep = first & inside
@@ -262,6 +260,32 @@ def curve(distances, groups: torch.Tensor, p_true: torch.Tensor, margin: torch.T
     return rows
 
 
+def over_random(groups: torch.Tensor, ring_image: torch.Tensor, ring_drop: torch.Tensor, random_image: torch.Tensor,
+                random_drop: torch.Tensor, photos: int, count: int) -> list[dict]:
+    """Per distance, photo by photo: the photo's mean drop of p(true) there minus its mean drop at its random
+    positions; then the mean of that excess over photos, its standard error and the share of photos above 0.
+
+    A photo's placements are not independent draws (they share the photo), so the photo is the unit here:
+    an excess whose mean stands more than two standard errors above 0 is more than chance."""
+    def per_photo(index, values):
+        total = torch.zeros(photos * count, dtype=torch.float64).index_add_(0, index, values.double())
+        seen = torch.zeros(photos * count, dtype=torch.float64).index_add_(0, index, torch.ones_like(values).double())
+        return total.view(photos, count), seen.view(photos, count)
+
+    ring_sum, ring_n = per_photo(ring_image * count + groups, ring_drop)
+    rand_sum, rand_n = per_photo(random_image * count, random_drop)
+    base = rand_sum[:, 0] / rand_n[:, 0].clamp_min(1)
+    rows = []
+    for g in range(count):
+        have = (ring_n[:, g] > 0) & (rand_n[:, 0] > 0)
+        excess = ring_sum[have, g] / ring_n[have, g] - base[have]
+        m = int(have.sum())
+        rows.append({"photos": m, "over_random_mean": float(excess.mean()) if m else None,
+                     "over_random_se": float(excess.std() / math.sqrt(m)) if m > 1 else None,
+                     "photos_above": float((excess > 0).double().mean()) if m else None})
+    return rows
+
+
 def nearest(values: torch.Tensor, distances) -> torch.Tensor:
     """The index of the requested distance nearest each value (the control's distance bins)."""
     d = torch.as_tensor([float(v) for v in distances])
@@ -348,8 +372,12 @@ def patch_distance(model, x: torch.Tensor, y: torch.Tensor | None, *, size: int,
     ring_a = {k: v[finished & is_ring] for k, v in got.items() if k != "done"}
     ctrl_a = {k: v[finished & ~is_ring] for k, v in got.items() if k != "done"}
 
-    rows = curve(distances, nearest(ring_p.distance, distances), ring_a["p_true"], ring_a["margin"],
-                 clean_p[ring_p.image], skipped[finished_photo].sum(0).tolist())
+    groups = nearest(ring_p.distance, distances)
+    rows = curve(distances, groups, ring_a["p_true"], ring_a["margin"], clean_p[ring_p.image],
+                 skipped[finished_photo].sum(0).tolist())
+    paired = over_random(groups, ring_p.image, clean_p[ring_p.image] - ring_a["p_true"], ctrl_p.image,
+                         clean_p[ctrl_p.image] - ctrl_a["p_true"], int(finished_photo.sum()), len(distances))
+    rows = [{**r, **q} for r, q in zip(rows, paired)]
     ctrl_rows = curve(distances, nearest(ctrl_p.distance, distances), ctrl_a["p_true"], ctrl_a["margin"],
                       clean_p[ctrl_p.image])
     summary = {**_stats(ctrl_a["p_true"], ctrl_a["margin"], clean_p[ctrl_p.image]),
