@@ -191,3 +191,83 @@ def plane(points: dict[str, tuple[np.ndarray, Sequence[str]]], trajectory: np.nd
                      "y": trajectory[:, 1], "line": dict(color="red", dash="dot"), "marker": dict(size=5, color="red")})
     return _figure(data, title={"text": title}, height=height, margin=MARGIN,
                    xaxis={"title": {"text": "PC 1"}}, yaxis={"title": {"text": "PC 2"}})
+
+
+def patch_view(rgb: np.ndarray, centre: tuple[float, float] | None, boxes: Sequence[dict], chosen: int | None,
+               size: int, distance: float, title: str, heat: np.ndarray | None = None, opacity: float = 0.35,
+               height: int = 420) -> go.Figure:
+    """A photo with the patch's placements at one distance drawn on it: the chosen one solid, the other
+    directions dashed (those that would leave the image are not drawn), the ring dotted and the heat-map
+    centre as a cross. `heat` is drawn over the photo at `opacity`."""
+    data = [_trace("rgb", rgb, "photo")]
+    if heat is not None:
+        data.append(_heat_trace(heat, "Grad-CAM", opacity))
+    shapes = []
+    for i, b in enumerate(boxes):
+        if not b["inside"]:
+            continue
+        mine = i == chosen
+        shapes.append({"type": "rect", "x0": b["left"] - 0.5, "x1": b["left"] + size - 0.5, "y0": b["top"] - 0.5,
+                       "y1": b["top"] + size - 0.5, "line": {"color": "#d62728" if mine else "rgba(255,255,255,0.8)",
+                                                             "width": 3 if mine else 1, "dash": "solid" if mine else "dash"}})
+    if centre is not None:
+        cy, cx = centre
+        if distance > 0:
+            shapes.append({"type": "circle", "x0": cx - distance, "x1": cx + distance, "y0": cy - distance,
+                           "y1": cy + distance, "line": {"color": "rgba(255,255,255,0.7)", "width": 1, "dash": "dot"}})
+        data.append({"type": "scatter", "mode": "markers", "x": [cx], "y": [cy], "name": "heat-map centre",
+                     "marker": {"symbol": "x-thin", "size": 16, "line": {"width": 3, "color": "#ffdd00"}},
+                     "hovertemplate": "heat-map centre: x %{x:.1f}, y %{y:.1f}<extra></extra>"})
+    h, w = rgb.shape[:2]
+    return _figure(data, title={"text": title}, height=height, margin=dict(l=5, r=5, t=40, b=5), shapes=shapes,
+                   showlegend=False, xaxis={"range": [-0.5, w - 0.5], "showticklabels": False},
+                   yaxis={"range": [h - 0.5, -0.5], "scaleanchor": "x", "showticklabels": False})
+
+
+def _band(xs: list, mean: list, spread: list, colour: str, name: str, limits: tuple[float, float]) -> dict:
+    """mean ± spread as a filled outline, cut at the metric's own limits (no hover: the line carries the numbers)."""
+    upper = [min(m + s, limits[1]) for m, s in zip(mean, spread)]
+    lower = [max(m - s, limits[0]) for m, s in zip(mean, spread)]
+    return {"type": "scatter", "mode": "lines", "x": xs + xs[::-1], "y": upper + lower[::-1], "fill": "toself",
+            "fillcolor": colour, "line": {"width": 0}, "hoverinfo": "skip", "name": name, "showlegend": True}
+
+
+def distance_curve(rows: list[dict], control: dict, metric: str, title: str, y_title: str, rate: str | None = None,
+                   zero_line: str | None = None, chosen: float | None = None, height: int = 360) -> go.Figure:
+    """`metric`_mean against distance with its spread (± 1 std, shaded) and the mean's uncertainty (error bars:
+    ± 2 standard errors), the random-position control as a dashed level; `rate` adds that share per distance
+    (and the control's) on the same axis; `zero_line` marks y = 0 with that text; `chosen` a vertical line at
+    the distance the view shows."""
+    pts = [r for r in rows if r["n"]]
+    xs = [r["distance"] for r in pts]
+    mean, spread = [r[f"{metric}_mean"] for r in pts], [r[f"{metric}_std"] for r in pts]
+    limits = (0.0, 1.0) if metric == "wrong" else (-1.0, 1.0)
+    data = [_band(xs, mean, spread, "rgba(31,119,180,0.18)", "± 1 std", limits),
+            {"type": "scatter", "mode": "lines+markers", "x": xs, "y": mean, "name": "mean at this distance",
+             "line": {"color": "#1f77b4"}, "customdata": [r["n"] for r in pts],
+             "error_y": {"type": "data", "array": [2 * sd / max(r["n"], 1) ** 0.5 for sd, r in zip(spread, pts)],
+                         "thickness": 1, "width": 3},
+             "hovertemplate": "d %{x} px: %{y:.3f} (n %{customdata})<extra></extra>"}]
+    shapes, notes = [], []
+    span = [min(xs), max(xs)] if xs else [0, 1]
+    if control.get("n"):
+        data.append({"type": "scatter", "mode": "lines", "x": span, "y": [control[f"{metric}_mean"]] * 2,
+                     "name": f"random positions (n {control['n']})", "line": {"color": "#7f7f7f", "dash": "dash"}})
+    if rate:
+        data.append({"type": "scatter", "mode": "lines+markers", "x": xs, "y": [r[rate] for r in pts],
+                     "name": "share flipped", "line": {"color": "#d62728"},
+                     "hovertemplate": "d %{x} px: %{y:.1%} flipped<extra></extra>"})
+        if control.get("n"):
+            data.append({"type": "scatter", "mode": "lines", "x": span, "y": [control[rate]] * 2,
+                         "name": "share flipped, random", "line": {"color": "#d62728", "dash": "dash", "width": 1}})
+    if zero_line:
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
+                       "line": {"color": "#d62728", "dash": "dot"}})
+        notes.append({"text": zero_line, "xref": "paper", "x": 1, "y": 0, "xanchor": "right", "yanchor": "top",
+                      "showarrow": False, "font": {"color": "#d62728", "size": 12}})
+    if chosen is not None:
+        shapes.append({"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": chosen, "x1": chosen,
+                       "line": {"color": "#2ca02c", "width": 2}})
+    return _figure(data, title={"text": title}, height=height, margin=MARGIN, shapes=shapes, annotations=notes,
+                   xaxis={"title": {"text": "distance from the heat-map centre (px)"}},
+                   yaxis={"title": {"text": y_title}}, legend={"orientation": "h", "y": -0.25})

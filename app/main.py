@@ -25,6 +25,7 @@ PAGES = [
     ("views/transfer.py", "Transfer lab", ":material/swap_horiz:", "transfer"),
     ("views/features.py", "Feature space", ":material/scatter_plot:", "features"),
     ("views/anatomy.py", "Anatomy of a perturbation", ":material/layers:", "anatomy"),
+    ("views/patch.py", "Patch distance", ":material/filter_center_focus:", "patch"),
     ("views/jsma.py", "JSMA lab", ":material/grid_on:", "jsma"),
     ("views/quiz.py", "Perturbation quiz", ":material/quiz:", "quiz"),
     ("views/sweeps.py", "Sweep results", ":material/table_chart:", "sweeps"),

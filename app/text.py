@@ -25,6 +25,10 @@ EXPLAIN = {
     "anatomy": "Averaging one attack's perturbations over several models and noisy copies of the image removes "
                "model-specific noise: what is left can look like the object and transfers better. Held-out models "
                "judge δ' = ε·sign(δ) on the object only vs the background only.",
+    "patch": "Patch distance: the same small noise patch is added at growing distance from the Grad-CAM centre, in "
+             "every direction, on many images. If the model's evidence sits where its heat map is hot, a patch there "
+             "should hurt most and the effect should fade with distance; the same patch at random positions is the "
+             "yardstick for 'anywhere'.",
     "checkerboard": "Noisy single-model averages at growing σ: a grid pattern appears whose period grows with σ; the "
                     "number is the dominant period of the 2-D power spectrum.",
     "jsma": "JSMA changes a few pixels at a time, picking the pair whose gradients raise the target class most while "

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from engine import attacks, data, datasets, domains, images, models, targets
+from engine.analysis import patch_distance
 from engine.analysis.activation import choose_target_images, evaluation_split
 from engine.models import ModelUnavailable
 from engine.models.classifier import PRECISIONS
@@ -632,6 +633,45 @@ def _quiz_emit(out: dict, as_json: bool) -> int:
     return 0
 
 
+def cmd_patch_distance(args) -> int:
+    model = _model(args, args.model)
+    own = patch_distance.defaults(model)
+    if args.n is None:
+        args.n = own["images"]
+    x, y, names = _image_batch(args, model)
+    size = own["size"] if args.size is None else args.size
+    distances = own["distances"] if args.distances is None else args.distances
+    directions = own["directions"] if args.directions is None else args.directions
+    amplitude = own["amplitude"] if args.amplitude is None else args.amplitude
+    shown = []
+
+    def progress(done, total, state):  # about ten lines however many batches
+        if not shown or done == total or done - shown[-1] >= max(1, total // 10):
+            shown.append(done)
+            print(f"  batch {int(done)}/{total}", file=sys.stderr, flush=True)
+
+    result = patch_distance.patch_distance(model, x, y, size=size, amplitude=amplitude, distances=distances,
+                               directions=directions, pattern=args.pattern, centre=args.centre, seed=args.seed,
+                               batch_size=args.batch_size, callback=None if args.json else progress)
+    record = result.as_dict()
+    for photo in record["photos"]:
+        photo["image"] = names[photo["index"]]
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    st = record["settings"]
+    print(f"{model.name}: {st['size']} px patch (±{st['amplitude']:g}, {st['pattern']}), {st['photos_counted']} of "
+          f"{st['photos']} photos counted, {st['directions']} directions, centre = heat-map {st['centre']}")
+    print(f"{'distance':>8}{'n':>6}{'skipped':>8}{'1−p(true)':>11}{'± std':>8}{'margin':>8}{'drop':>8}{'flipped':>9}")
+    fmt = lambda v, f: "     —" if v is None else format(v, f)  # noqa: E731
+    for label, r in [(f"{r['distance']:g}", r) for r in record["curve"]] + [("random", record["control"])]:
+        print(f"{label:>8}{r['n']:>6}{r.get('skipped', ''):>8}{fmt(r['wrong_mean'], '11.3f')}{fmt(r['wrong_std'], '8.3f')}"
+              f"{fmt(r['margin_mean'], '8.3f')}{fmt(r['drop_mean'], '8.3f')}{fmt(r['success'], '9.1%')}")
+    rho = record["correlation"]
+    print(f"Spearman ρ(distance, drop of p(true)): ring {fmt(rho['ring'], '.3f')}, random {fmt(rho['control'], '.3f')}")
+    return 0
+
+
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="labelled images of your own: class sub-folders, a flat folder with "
                    "a file,label CSV, or an ImageNet validation layout (labels: class names, indices or wnids)")
@@ -808,6 +848,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, seed=True)
     _add_attack_params(p)
     p.set_defaults(func=cmd_quiz)
+
+    p = sub.add_parser("patch-distance", help="seed 004 Figs. 3-4: one noise patch at growing distance from the "
+                                              "Grad-CAM centre, against the same patch at random positions")
+    _add_data(p)
+    p.add_argument("--model", required=True)
+    p.add_argument("--images", nargs="+", help="gallery names, image files or Fashion-MNIST test indices "
+                   "(files: the model's own answer counts as the true class)")
+    p.add_argument("--n", type=int, default=None, help="without --images: the first N evaluation images "
+                   "(default: 4 photos, 100 Fashion-MNIST images)")
+    p.add_argument("--size", type=int, default=None, help="patch side in pixels (default: 1/7 of a photo's side, "
+                   "1/4 of a Fashion-MNIST image's)")
+    p.add_argument("--amplitude", type=float, default=None, help="the patch's L∞ size, in (0, 1] (default 0.5)")
+    p.add_argument("--distances", type=float, nargs="+", default=None,
+                   help="distances from the heat-map centre in pixels (default: 8 from 0 to half the side)")
+    p.add_argument("--directions", type=int, default=None, help="evenly spread directions per distance (default 8)")
+    p.add_argument("--pattern", choices=list(patch_distance.PATTERNS), default="sign",
+                   help="sign: seeded ±amplitude per pixel; uniform: noise in [−amplitude, amplitude]")
+    p.add_argument("--centre", choices=list(patch_distance.CENTRES), default="peak",
+                   help="the heat map's peak (default) or its weighted centroid")
+    p.add_argument("--batch-size", type=int, default=32, help="placements per forward pass")
+    _add_common(p, seed=True)
+    p.set_defaults(func=cmd_patch_distance)
 
     p = sub.add_parser("sweep", help="a grid of transfer jobs (attack × white × black × ε × layer × shard) on local "
                                      "cores or a Ray cluster, written to a tidy .csv/.parquet file")

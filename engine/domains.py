@@ -212,7 +212,9 @@ def _fmnist() -> Domain:
                   "jsma": {"upsilon": 0.145, "pairs": 1}, "checkerboard_copies": 256, "noise_count": 512,
                   # DeepFool stops at the boundary: six sources × 4 copies stay cheap where BIM's fixed steps do not.
                   "quiz": {"questions": 20, "choices": 10, "attack": "deepfool", "params": {"steps": 10},
-                           "copies": 4, "sigma": 0.2}},
+                           "copies": 4, "sigma": 0.2},
+                  # Patch vs heat-map centre: side and reach as shares of the image side (engine.analysis.patch_distance).
+                  "patch": {"images": 100, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8}},
         # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
         # thesis' single-model setting.
         sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
@@ -232,7 +234,8 @@ def _imagenet() -> Domain:
                   "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128,
                   # The thesis' human test: noisy multi-model BIM, 20 choices; α = 2ε/K.
                   "quiz": {"questions": 8, "choices": 20, "attack": "bim",
-                           "params": {"eps": 0.02, "steps": 10, "alpha": 0.004}, "copies": 4, "sigma": 0.05}},
+                           "params": {"eps": 0.02, "steps": 10, "alpha": 0.004}, "copies": 4, "sigma": 0.05},
+                  "patch": {"images": 4, "size": 1 / 7, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8}},
         sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
         split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True, names=_imagenet_names,
     )

@@ -94,6 +94,33 @@ TERMS: dict[str, tuple[str, str]] = {
         "It picks the offered class with its highest logit, as the thesis' machine evaluation read only its 20 "
         "classes' outputs; a reference for a class's score, never one of the models that made the perturbations.",
     ),
+    "patch distance": (
+        "One fixed noise patch added at distance d from an image's Grad-CAM centre, in evenly spread directions.",
+        "The patch (a side of s pixels, each value ±amplitude from a seeded pattern, or uniform noise within "
+        "±amplitude) is the same at every placement, so only its position changes; the image plus patch is clipped "
+        "to [0, 1]. A placement whose patch would leave the image is skipped and counted. Only images the model "
+        "classifies correctly count. The curve gives, per distance, the mean and spread of the wrong-class "
+        "confidence and of the margin, and the share of placements that flip the decision. This repeats the "
+        "position experiment of the Mask-FGSM paper, which found the attack's effect fading with distance.",
+    ),
+    "heat-map centre": (
+        "Where the distances start: the peak of the Grad-CAM map (the middle of a flat top), or its weighted centroid.",
+        "The peak is the default: the centroid can fall between two hot regions, on pixels the model does not use, "
+        "and diffuse heat pulls it towards the middle of the image. An all-zero map has no centre; that image is "
+        "left out.",
+    ),
+    "wrong-class confidence": ("1 − p(true class): the probability the model gives all the other classes together.", ""),
+    "margin": (
+        "p(true class) − the largest other class probability: the decision flips exactly where it falls below 0.", ""),
+    "random-position control": (
+        "The same patch at uniformly random positions inside the image, as many per image as the rings had.",
+        "If the patch does more near the heat-map centre than at random positions, position matters; if the curve "
+        "stays at the random level, the distance effect is no more than chance. The comparison is made photo by "
+        "photo (how much more p(true class) drops at a distance than at that photo's random positions, averaged "
+        "over photos with its standard error), because placements on one photo are not independent. ρ is the "
+        "Spearman rank correlation of distance with the drop of p(true class) from the clean image (negative: the "
+        "effect fades with distance).",
+    ),
     "JSMA hardness": (
         "How much distortion JSMA needs across success rates for one source/target pair (area under that curve).", ""),
 }

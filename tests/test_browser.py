@@ -553,4 +553,42 @@ def test_the_quiz_is_taken_by_clicking_and_its_csv_holds_the_clicks(server, loca
     assert [(r["question"], r["answer"]) for r in rows] == clicks
     assert {r["kind"] for r in rows} <= {"single-model", "noisy multi-model"} and rows[1]["correct"] == ""
     page.screenshot(path=str(shots / "quiz.png"), full_page=True)
+
+
+def _view_title(page) -> str:
+    return page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.layout.title?.text || '')"
+                         ".find(t => t.includes('patch at')) || ''")
+
+
+def test_patch_distance_runs_its_default_and_the_slider_moves_the_patch(server, local_only, shots):
+    """Issue 16 item 1: the page runs its default experiment (curves with the random control), and moving the
+    distance slider moves the patch in the photo view and the marker on the curves. (Streamlit wraps Plotly
+    titles in <b>: they are matched by what they include.)"""
+    page = local_only.new_page()
+    page.set_viewport_size({"width": 1500, "height": 1400})
+    _press(page, f"{server}/patch?{FMNIST}", "Place the patch", "Numbers per distance")
+    _no_exception(page)
+    names = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(p => p.data.map(d => d.name))")
+    assert any(n.startswith("random positions") for n in names) and "share flipped" in names, names
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                           "p => (p.layout.title?.text || '').includes('patch at 0 px'))", timeout=30_000)
+    before = _view_title(page)
+    page.get_by_role("slider", name="Distance (px)").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                           "p => (p.layout.title?.text || '').includes('patch at 6 px'))", timeout=60_000)
+    assert _view_title(page) != before
+    # The curves mark the distance the view shows (Plotly redraws them a moment after the view).
+    page.wait_for_function("() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].filter(p => (p.layout"
+                           ".title?.text || '').includes('margin')).map(p => p.layout.shapes.filter(s => s.yref === "
+                           "'paper').map(s => s.x0))) === '[[6]]'", timeout=30_000)
+    page.get_by_role("slider", name="Direction (°, counter-clockwise from right)").focus()
+    for _ in range(6):  # 8 directions: 0° → 270°, straight down into the image
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                           "p => (p.layout.title?.text || '').includes('patch at 6 px, 270°'))", timeout=60_000)
+    page.get_by_text("the model now says").first.wait_for(timeout=30_000)  # this placement fits: its answer is shown
+    _no_exception(page)
+    page.screenshot(path=str(shots / "patch.png"), full_page=True)
     page.close()
