@@ -71,10 +71,11 @@ def _add_attack_params(parser: argparse.ArgumentParser) -> None:
 
 
 def _target_image(args, model, x, target, layer):
-    """AA's target image: --target-image, else farthest-in-class from the bank."""
-    if args.target_image:
+    """AA's target image: --target-image (an image, or a rule of engine.targets), else farthest-in-class from the bank."""
+    if args.target_image and args.target_image not in targets.IMAGE_RULES:
         return _load_image(args.target_image, model), target
-    chosen, goal = choose_target_images(model, x, layer, target=target, seed=args.seed)
+    chosen, goal = choose_target_images(model, x, layer, target=target, seed=args.seed,
+                                        rule=args.target_image or targets.FARTHEST)
     return goal, chosen
 
 
@@ -256,14 +257,16 @@ def cmd_transfer(args) -> int:
 
     white = _model(args, args.source)
     blacks = [_model(args, name) for name in args.target]
-    methods = list(METHODS) if args.attack == "all" else [args.attack]
+    methods = list(METHODS) if "all" in args.attack else list(dict.fromkeys(args.attack))
     x, y, _, bank = _labelled(args, white, args.n)
+    if args.bank_per_class is not None:
+        bank = targets.first_per_class(*bank, args.bank_per_class)
     if args.sweep == "eps":
         eps_values, layers = args.eps_values or SEED_EPS_SWEEP, [args.layer]
-    elif args.sweep == "layer":
-        eps_values, layers = [args.eps], list(range(len(white.layers())))
+    elif args.sweep == "layer":  # every layer of the catalogue, at each ε given
+        eps_values, layers = args.eps_values or [args.eps], list(range(len(white.layers())))
     else:
-        eps_values, layers = [args.eps], [args.layer]
+        eps_values, layers = args.eps_values or [args.eps], [args.layer]
 
     shown = []
 
@@ -273,9 +276,10 @@ def cmd_transfer(args) -> int:
             print(f"  {int(done)}/{total} runs", file=sys.stderr, flush=True)
 
     rows = sweep(white, blacks, methods, x, y, eps_values=eps_values, layers=layers, steps=args.steps,
-                 seed=args.seed, bank=bank, callback=progress if not args.json else None)
+                 seed=args.seed, bank=bank, target_image=args.target_image, callback=progress if not args.json else None)
     if args.json:
-        print(json.dumps({"source": white.name, "targets": args.target, "sweep": args.sweep, "rows": rows}, indent=2))
+        print(json.dumps({"source": white.name, "targets": args.target, "sweep": args.sweep,
+                          "target_image": args.target_image, "bank": int(bank[1].shape[0]), "rows": rows}, indent=2))
         return 0
     print(f"{'method':<9}{'black-box':<20}{'eps':>6}{'layer':>6}{'n':>5}{'error':>8}{'uTR':>8}{'tSuc':>8}{'tTR':>8}")
     fmt = lambda v: "   —" if v is None else f"{v:.3f}"  # noqa: E731
@@ -339,6 +343,50 @@ def cmd_jsma_hardness(args) -> int:
     return _emit(rows, args.json, lambda r: f"{names[r['source']]:>12} → {names[r['target']]:<12}"
                                             f" success {r['success_rate']:6.1%}  H "
                                             f"{'—' if r['hardness'] is None else format(r['hardness'], '.4f')}")
+
+
+def _same_domain(args, names: list[str]) -> list:
+    """The models named, which must share one domain: one set of images is fitted to all of them."""
+    loaded = [_model(args, name) for name in names]
+    odd = [m.name for m in loaded if domains.of(m) != domains.of(loaded[0])]
+    if odd:
+        raise ValueError(f"{odd[0]} is not a {domains.of(loaded[0]).title} model like {loaded[0].name}: "
+                         "compare models of one domain at a time")
+    return loaded
+
+
+def _image_count(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"--images must be at least 1 (got {value})")
+    return value
+
+
+def cmd_jsma_table(args) -> int:
+    from engine.analysis.saliency_maps import jsma_table
+
+    loaded = _same_domain(args, args.models)
+    x, y = _evaluation_images(args, loaded[0], _image_count(args.images))
+    rows = jsma_table(loaded, x, y, thetas=args.thetas, max_distortion=args.max_distortion, candidates=args.candidates)
+    return _emit(rows, args.json, lambda r: f"{r['model']:<20} {r['variant']:<10} {r['pairs']:>5} pairs  success "
+                 f"{r['success_rate']:6.1%} ± {r['success_se']:.1%}  mean distortion "
+                 f"{'—' if r['mean_distortion'] is None else format(r['mean_distortion'], '.2%')}")
+
+
+def cmd_robustness(args) -> int:
+    from engine.analysis.saliency_maps import robustness
+
+    loaded = _same_domain(args, args.models)
+    x, y = _evaluation_images(args, loaded[0], _image_count(args.images))
+    rows = [robustness(model, x, y, theta=args.theta) for model in loaded]
+
+    def line(r):
+        if r["R"] is None:
+            return f"{r['model']:<20} no image classified correctly"
+        worst = r["argmin"]
+        return (f"{r['model']:<20} R(F) {r['R']:.4f}  mean A {r['mean_A']:.4f}  over {r['pairs']} pairs; "
+                f"min at image {worst['image']} ({worst['source']} → {worst['target']})")
+
+    return _emit(rows, args.json, line)
 
 
 def cmd_gradcam(args) -> int:
@@ -725,7 +773,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="an image file, a gallery name such as 'chelsea', or a Fashion-MNIST test index")
     p.add_argument("--attack", required=True, choices=list(attacks.ATTACKS))
     p.add_argument("--target", help="target class index or name (targeted attack)")
-    p.add_argument("--target-image", help="aa only: the target image (default: farthest-in-class from the bank)")
+    p.add_argument("--target-image", help="aa only: the target image, or how the bank's is chosen: "
+                   f"{', '.join(targets.IMAGE_RULES)} (default: {targets.FARTHEST}, the paper's farthest-in-class)")
     p.add_argument("--save-adv", metavar="PATH", help="write the adversarial image as PATH.png and PATH.npy")
     p.add_argument("--save-delta", metavar="PATH", help="write the perturbation as PATH.png (signed) and PATH.npy")
     p.add_argument("--estimate", action="store_true", help="print the expected time on this machine instead of running")
@@ -749,10 +798,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.add_argument("--source", required=True, help="white-box model")
     p.add_argument("--target", required=True, nargs="+", help="black-box model(s)")
-    p.add_argument("--attack", default="aa", choices=["aa", "tmifgsm", "tpgd", "itcm", "all"])
+    p.add_argument("--attack", nargs="+", default=["aa"], choices=["aa", "tmifgsm", "tpgd", "itcm", "all"])
     p.add_argument("--eps", type=float, default=0.07)
-    p.add_argument("--eps-values", type=float, nargs="+", help="ε values for --sweep eps (default: 0 .01 .03 .05 .07)")
+    p.add_argument("--eps-values", type=float, nargs="+", help="ε values (--sweep eps default: 0 .01 .03 .05 .07; "
+                   "otherwise --eps); a layer sweep runs every layer at each")
     p.add_argument("--layer", type=int, default=None, help="AA layer index (default: the middle layer)")
+    p.add_argument("--target-image", default=targets.FARTHEST, choices=list(targets.IMAGE_RULES),
+                   help="how AA's target image is chosen from the bank's images of the target class: farthest from "
+                        "the source at the layer (the paper's), nearest the class mean there, or at random")
+    p.add_argument("--bank-per-class", type=int, default=None, metavar="K",
+                   help="keep the first K bank images of each class (the paper keeps 100; default: all)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--n", type=int, default=500, help="number of evaluation images")
     p.add_argument("--sweep", choices=["eps", "layer"], default=None)
@@ -782,6 +837,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theta", type=int, default=1, choices=[1, -1])
     _add_common(p)
     p.set_defaults(func=cmd_jsma_hardness)
+
+    p = sub.add_parser("jsma-table", help="JSMA increasing vs decreasing (θ = ±1): success rate and mean distortion "
+                                          "from every image to every other class (seed 001)")
+    _add_data(p)
+    p.add_argument("--models", nargs="+", default=["fmnist-lenet-0", "fmnist-lenet-1"])
+    p.add_argument("--images", type=int, default=20, help="the first N evaluation images (each to every other class)")
+    p.add_argument("--max-distortion", type=float, default=0.145, help="Υ, the largest share of features changed")
+    p.add_argument("--thetas", type=int, nargs="+", default=[1, -1], choices=[1, -1])
+    p.add_argument("--candidates", type=int, default=None, help="pair search among the K most salient features "
+                   "(default 64; the number of features, e.g. 784, is the paper's search over all pairs)")
+    _add_common(p)
+    p.set_defaults(func=cmd_jsma_table)
+
+    p = sub.add_parser("robustness", help="R(F) = min over images and targets of JSMA's adversarial distance A(X, t) "
+                                          "(seed 001), with the mean A and the pair at the minimum")
+    _add_data(p)
+    p.add_argument("--models", nargs="+", default=_FMNIST_SOURCES + _FMNIST_TESTS)
+    p.add_argument("--images", type=int, default=100, help="the first N evaluation images (each to every other class)")
+    p.add_argument("--theta", type=int, default=1, choices=[1, -1], help="+1: saliency of raising a feature (the seed's)")
+    _add_common(p)
+    p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("gradcam", help="Grad-CAM / Grad-CAM++ / saliency heat map of one image")
     p.add_argument("--model", required=True)

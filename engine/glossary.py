@@ -123,6 +123,28 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     "JSMA hardness": (
         "How much distortion JSMA needs across success rates for one source/target pair (area under that curve).", ""),
+    "increasing vs decreasing JSMA": (
+        "JSMA's two variants: θ = +1 raises the chosen pixel pairs to white, θ = −1 lowers them to black.",
+        "The table attacks every image the model classifies correctly towards each other class, with at most Υ of "
+        "the pixels changed; success is the share of those pairs that reach their target, distortion the share of "
+        "pixels a success changed. The original paper searches every pair of pixels at each step; the engine by "
+        "default searches pairs among the 64 most salient, which is much faster and succeeds somewhat less often.",
+    ),
+    "adversarial distance A(X, t)": (
+        "1 minus the share of pixels whose saliency towards class t is positive: near 1, few pixels help the attack.",
+        "A pixel has positive saliency when raising it raises class t's score and lowers the other classes' sum. "
+        "It is read off one gradient, before any attack runs.",
+    ),
+    "robustness R(F)": (
+        "The smallest adversarial distance over the images and target classes evaluated: the model's most exposed pair.",
+        "It can only fall as more images are evaluated, so compare models over the same images.",
+    ),
+    "AA target image": (
+        "The image whose layer features AA pulls the source towards, drawn from a bank of the target class.",
+        "The bank holds only images the white-box model classifies as their class. Farthest (the paper's rule) takes "
+        "the one whose features lie farthest from the source's at the attacked layer; nearest-mean the one closest "
+        "to the class's mean features there, its most typical member; random any member, as a control.",
+    ),
 }
 
 

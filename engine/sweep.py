@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from engine import attacks, domains, models, targets
-from engine.analysis.activation import evaluation_split, features
+from engine.analysis.activation import TargetBank, evaluation_split, target_bank
 from engine.analysis.transfer import METHODS, adversarial, score_blacks
 from engine.attacks.activation import layer_name
 from engine.metrics import norms
@@ -242,7 +242,7 @@ class _ImageSet(NamedTuple):
 # and images here means each worker loads each model once, however many shards it is given.
 _MODELS: dict[tuple[str, str | None], Any] = {}
 _IMAGES: dict[tuple[str, int, str | None], _ImageSet] = {}
-_BANK_FEATURES: dict[tuple, torch.Tensor] = {}  # one entry: a bank's activations can be large
+_TARGET_BANKS: dict[tuple, Any] = {}  # one entry: a bank's activations can be large
 
 
 def _model(name: str, device: str | None) -> tuple[Any, int]:
@@ -268,14 +268,14 @@ def _image_set(white, count: int, device: str | None, folder: str | None = None)
     return _IMAGES[key]
 
 
-def _bank_features(white, layer: int, count: int, bank: torch.Tensor) -> torch.Tensor:
+def _target_bank(white, layer: int, count: int, imageset: _ImageSet) -> TargetBank:
     # Consecutive jobs of a worker are usually shards of the same (model, layer): reuse the
     # bank's activations across them instead of recomputing 5,000 forwards per shard.
-    key = (white.name, str(white.device), layer, count)
-    if key not in _BANK_FEATURES:
-        _BANK_FEATURES.clear()
-        _BANK_FEATURES[key] = features(white, bank, layer)
-    return _BANK_FEATURES[key]
+    key = (white.name, str(white.device), layer, count, id(imageset))  # imagesets are kept: ids stay unique
+    if key not in _TARGET_BANKS:
+        _TARGET_BANKS.clear()
+        _TARGET_BANKS[key] = target_bank(white, imageset.bank_x, imageset.bank_y, layer)
+    return _TARGET_BANKS[key]
 
 
 def run_job(job: Job, attempt: int = 1) -> list[dict]:
@@ -287,15 +287,14 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     imageset = _image_set(white, job.images, job.device, job.data)
     x, y = imageset.x[job.start:job.stop], imageset.y[job.start:job.stop]
     spec = attacks.get(METHODS.get(job.attack, (job.attack, {}))[0])
-    target = bank_f = None
+    target, bank = None, (imageset.bank_x, imageset.bank_y)
     if job.attack in METHODS or not spec.untargeted:
         # Drawn over the whole image set, then sliced: a shard's targets do not depend on the
         # shard size, and shards do not all replay the same random stream.
         target = targets.random_classes(imageset.y, white.num_classes, job.seed, allowed=imageset.bank_y)[job.start:job.stop]
     if spec.needs_target_images:
-        bank_f = _bank_features(white, white.layer(layer_name(white, job.layer)).index, job.images, imageset.bank_x)
-    x_adv, target, params = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH,
-                                        bank=(imageset.bank_x, imageset.bank_y), bank_features=bank_f,
+        bank = _target_bank(white, white.layer(layer_name(white, job.layer)).index, job.images, imageset)
+    x_adv, target, params = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH, bank=bank,
                                         layer=job.layer, **job.attack_params())
     size = norms(x_adv - x)
     rows = [{**_identity(job, black.name, attempt), **metrics, "layer": params.get("layer"),

@@ -51,3 +51,15 @@ def lite0():
 def hooks_left(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
+
+
+def cli_json(capsys, *argv):
+    """Run `python -m engine` in-process and return its --json output, failing on a non-zero exit."""
+    import json
+
+    from engine.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)

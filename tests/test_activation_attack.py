@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from engine import attacks
-from engine.analysis.activation import farthest_in_class, features
+from engine.analysis.activation import features, target_bank, target_images
 from engine.targets import random_classes as random_targets
 from conftest import hooks_left
 
@@ -17,21 +17,23 @@ def test_random_targets_avoid_the_source_class_and_are_seeded():
 
 def test_farthest_in_class_is_of_the_target_class_and_farthest(digits):
     model, x, y = digits
-    src, bank_x, bank_y = x[:8], x[8:], y[8:]
-    target, images, index = farthest_in_class(model, src, 2, bank_x, bank_y, y=y[:8], seed=0)
+    src, bank = x[:8], target_bank(model, x[8:], y[8:], 2)
+    bank_y = bank.y
+    target, images, index = target_images(model, src, 2, bank, y=y[:8], seed=0)
     assert torch.equal(bank_y[index], target) and not bool((target == y[:8]).any())
-    f_src, f_bank = features(model, src, 2), features(model, bank_x, 2)
+    assert torch.equal(images, bank.x[index])
+    f_src, f_bank = features(model, src, 2), bank.features
     for i in range(8):
         same = (bank_y == target[i]).nonzero().squeeze(1)
         d = (f_bank[same] - f_src[i]).norm(dim=1)
         assert float((f_bank[index[i]] - f_src[i]).norm()) == pytest.approx(float(d.max()), rel=1e-5)
     with pytest.raises(ValueError, match="no image of class"):
-        farthest_in_class(model, src, 2, bank_x[bank_y != 3], bank_y[bank_y != 3], target=3)
+        target_images(model, src, 2, (bank.x[bank_y != 3], bank_y[bank_y != 3]), target=3)
 
 
 def test_aa_shrinks_the_feature_distance_and_keeps_the_budget(digits):
     model, x, y = digits
-    target, goal, _ = farthest_in_class(model, x[:32], 2, x[32:], y[32:], y=y[:32], seed=0)
+    target, goal, _ = target_images(model, x[:32], 2, (x[32:], y[32:]), y=y[:32], seed=0)
     trace = []
     res = attacks.run("aa", model, x[:32], y=y[:32], target_images=goal, eps=0.3, layer=2,
                       callback=lambda step, total, state: trace.append(float(state["feature_distance"].mean())))
@@ -48,7 +50,7 @@ def test_aa_shrinks_the_feature_distance_and_keeps_the_budget(digits):
 
 def test_aa_at_every_layer_and_errors(digits):
     model, x, y = digits
-    _, goal, _ = farthest_in_class(model, x[:4], 0, x[4:], y[4:], y=y[:4], seed=0)
+    _, goal, _ = target_images(model, x[:4], 0, (x[4:], y[4:]), y=y[:4], seed=0)
     for layer in range(len(model.layers())):
         res = attacks.run("aa", model, x[:4], y=y[:4], target_images=goal, eps=0.1, steps=2, layer=layer)
         assert float(res.delta.abs().max()) <= 0.1 + 1e-6

@@ -59,6 +59,10 @@ def test_transfer_lab_sweeps_and_picks_a_target_image(fm):
     captions = captions_of(fm)
     assert any(c.startswith("source: ") for c in captions)
     assert any(c.startswith("target image, class ") for c in captions)  # AA's farthest-in-class pick, shown
+    assert {r["target_image"] for r in fm.dataframe[0].value.to_dict("records") if r["method"] == "aa"} == {"farthest"}
+    fm.selectbox(key="transfer.pick_rule").set_value("nearest-mean").run()
+    ok(fm)
+    assert any("nearest the class mean at this layer" in c for c in captions_of(fm))
 
 
 def test_feature_space_plane_and_separability(fm):
@@ -110,6 +114,26 @@ def test_jsma_lab_replays_the_changed_pixels(fm):
     fm.button(key="jsma.hard_go").click().run()
     ok(fm)
     assert len(fm.get("plotly_chart")) == 2  # + the hardness matrix
+
+
+def test_jsma_lab_table_and_robustness_match_the_engine(fm):
+    from engine.analysis.saliency_maps import robustness
+
+    fm.switch_page("views/jsma.py").run()
+    fm.button(key="FormSubmitter:jsma-form-Run JSMA").click().run()
+    ok(fm)
+    fm.number_input(key="jsma.table_n").set_value(1)
+    fm.button(key="jsma.table_go").click().run()
+    ok(fm)
+    table = fm.dataframe[0].value
+    assert list(table["variant"]) == ["increasing (θ = +1)", "decreasing (θ = -1)"]
+    assert all(table["seed (MNIST)"].str.startswith(("97.1%", "64.7%")))
+    x, y = data.evaluation_slice(1)
+    model = models.load(FMNIST, device="cpu")
+    expected = robustness(model, x, y)
+    shown = {m.label: m.value for m in fm.metric}
+    assert shown["R(F) = min A(X, t)"] == f"{expected['R']:.3f}"
+    assert int(table["pairs"][0]) == expected["pairs"] == 9
 
 
 def test_a_link_reproduces_a_run():

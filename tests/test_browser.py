@@ -298,6 +298,18 @@ def test_cancelling_the_jsma_curve_keeps_a_lower_bound(server, local_only):
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the curve of what finished (Plotly draws last)
 
 
+def test_jsma_lab_table_and_robustness(server, local_only):
+    """Issue 16 item 5: on the JSMA lab, the increasing-vs-decreasing table and R(F) run from their button,
+    with the seed's figures beside them."""
+    page = local_only.new_page()
+    page.set_viewport_size({"width": 1500, "height": 1400})
+    _press(page, f"{server}/jsma?{FMNIST}", "Run JSMA", "changed features in red")
+    _click_until(page, "Compute table and R(F)", "R(F) = min A(X, t)")
+    _no_exception(page)
+    page.get_by_text("Most exposed pair (smallest A)").first.wait_for(timeout=30_000)
+    assert page.get_by_text("MNIST LeNet at Υ = 14.5 %").count() >= 1
+
+
 def test_switching_the_image_keeps_the_chosen_attack(server, local_only):
     """Issue 14 item 3: after FGSM, a new image is attacked with FGSM, and the headline says so."""
     page = local_only.new_page()

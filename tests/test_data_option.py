@@ -76,6 +76,14 @@ def test_strength_is_the_same_through_data(capsys, fmnist_csv):
     assert run_json(capsys, "strength", *common, "--data", str(fmnist_csv)) == builtin
 
 
+def test_robustness_and_jsma_table_are_the_same_through_data(capsys, fmnist_csv):
+    common = ["--models", "fmnist-lenet-0", "--images", "3", "--json"]
+    builtin = run_json(capsys, "robustness", *common)
+    assert run_json(capsys, "robustness", *common, "--data", str(fmnist_csv)) == builtin
+    table = ["jsma-table", *common[:-1], "--thetas", "1", "--max-distortion", "0.05", "--json"]
+    assert run_json(capsys, *table, "--data", str(fmnist_csv)) == run_json(capsys, *table)
+
+
 def test_labels_that_do_not_map_are_named(capsys, tmp_path):
     (tmp_path / "giraffe").mkdir()
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "giraffe" / "a.png")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine import data, models
-from engine.analysis.activation import farthest_in_class
+from engine.analysis.activation import target_images
 from engine.analysis.features import Plane, aa_trajectory, angular_distances, separability
 
 
@@ -33,7 +33,7 @@ def test_aa_moves_towards_the_target_in_the_pca_plane(lenet):
     plane = Plane.fit(lenet, x[:1000], layer)
     assert len(plane.explained) == 2 and sum(plane.explained) < 1
     src, ys = x[1000:1016], y[1000:1016]
-    _, goal, _ = farthest_in_class(lenet, src, layer, x[2000:3000], y[2000:3000], y=ys, seed=0)
+    _, goal, _ = target_images(lenet, src, layer, (x[2000:3000], y[2000:3000]), y=ys, seed=0)
     out = aa_trajectory(lenet, plane, src, goal, eps=0.2, steps=10)
     assert out["trajectory"].shape == (11, 16, 2)
     assert np.allclose(out["trajectory"][-1], out["adversarial"], atol=1e-4)

@@ -7,7 +7,7 @@ import torch
 
 from app import figures, resources, state, widgets
 from app.jobs import Progress
-from engine import attacks, cost, domains, images, report
+from engine import attacks, cost, domains, glossary, images, report
 from engine.analysis import saliency_maps
 
 
@@ -98,6 +98,8 @@ def page() -> None:
         st.plotly_chart(figures.lines(curve["rows"], "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
                                       x_title="Υ"), width="stretch", key="curve")
 
+    _table_and_robustness(model, selection, source, float(upsilon), int(pairs))
+
     if resources.evaluation_capacity(selection.model, source) >= 500:  # every source class needs images: not a gallery
         st.header("Hardness matrix")
         c = st.columns(3)
@@ -122,6 +124,64 @@ def page() -> None:
             labels = [names[i] for i in order]
             st.plotly_chart(figures.matrix(m, labels, labels, "hardness H(source → target)", fmt=".4f"),
                             width="stretch", key="hardness")
+
+
+def _table_and_robustness(model, selection, source: str, upsilon: float, pairs: int) -> None:
+    """Seed 001's increasing-vs-decreasing table and R(F), from a few images towards every other class."""
+    st.header("Increasing vs decreasing, and robustness R(F)", help=glossary.help_text("increasing vs decreasing JSMA"))
+    names = model.class_names
+    if len(names) > 20:  # every image towards every other class: 999 attacks per photo
+        st.info(f"The seed's table attacks each image towards every other class: {len(names) - 1} attacks per image "
+                "here. Choose a model with few classes (a Fashion-MNIST one) for it.")
+        return
+    c = st.columns(3)
+    most = min(50, resources.evaluation_capacity(selection.model, source))
+    n = c[0].number_input("Images for the table", 1, most, min(2, most), key="jsma.table_n",
+                          help=f"each image the model classifies correctly is attacked towards the {len(names) - 1} other classes")
+    key = ("jsma-table", selection.model, source, int(n), upsilon, pairs)
+    found = state.analysis(key)
+    clicked = c[1].button("Compute table and R(F)", key="jsma.table_go")
+
+    def seconds() -> float:  # two JSMA runs over every pair, and one Jacobian of every pair for A(X, t)
+        batch = int(n) * (len(names) - 1)
+        per_run = cost.attack_passes(model, "jsma", {"max_distortion": upsilon, "pairs": pairs})
+        return (2 * per_run + 2) * cost.pass_seconds(model, batch)
+
+    if (clicked or widgets.pending("jsma-table") == key) and found is None \
+            and widgets.heavy_gate("jsma-table", key, seconds(), clicked, at_most=True):
+        (xs, ys), _ = resources.evaluation(selection.model, int(n), source)
+        xs, ys = xs.to(model.device), ys.to(model.device)
+        progress = Progress("JSMA from every image to every other class", "jsma-table")
+        rows = saliency_maps.jsma_table([model], xs, ys, max_distortion=upsilon, pairs=pairs, callback=progress)
+        r = saliency_maps.robustness(model, xs, ys) if not progress.cancelled else None
+        found = {"rows": rows, "robustness": r, "cancelled": progress.cancelled}
+        progress.finish(lambda: state.store_analysis(key, found))
+    if not found:
+        return
+    if found["cancelled"]:
+        st.info("Cancelled: only the variants that finished are shown. Press Compute again for the rest.")
+    seed = saliency_maps.SEED_TABLE
+    pct = lambda v: "—" if v is None else f"{v:.1%}"  # noqa: E731
+    st.dataframe([{"variant": f"{r['variant']} (θ = {r['theta']:+d})", "pairs": r["pairs"],
+                   "success": f"{pct(r['success_rate'])} ± {pct(r['success_se'])}",
+                   "mean distortion": pct(r["mean_distortion"]),
+                   "seed (MNIST)": f"{pct(seed[r['theta']]['success_rate'])}, distortion "
+                                   f"{'not given' if seed[r['theta']]['mean_distortion'] is None else pct(seed[r['theta']]['mean_distortion'])}"}
+                  for r in found["rows"]], width="stretch", hide_index=True)
+    st.caption(f"Υ = {upsilon:.1%}. Success is over every (image, other class) pair of the images the model gets right; "
+               "mean distortion is the share of features changed, over the successes. The seed's figures are for an "
+               "MNIST LeNet at Υ = 14.5 % (no distortion given for the decreasing variant).")
+    r = found["robustness"]
+    if r and r["R"] is not None:
+        at = r["argmin"]
+        c = st.columns(3)
+        c[0].metric("R(F) = min A(X, t)", f"{r['R']:.3f}", help=glossary.help_text("robustness R(F)"))
+        c[1].metric("mean A(X, t)", f"{r['mean_A']:.3f}", help=glossary.help_text("adversarial distance A(X, t)"))
+        c[2].metric("Most exposed pair (smallest A)", f"{names[at['source']]} → {names[at['target']]}",
+                    help=f"image {at['image']} of the evaluation images: the most features with positive saliency")
+        st.caption(f"A(X, t) = 1 − the share of features whose saliency towards t is positive, over {r['pairs']} pairs; "
+                   "a small A means many features help the attack. R(F) is the smallest: the model's most exposed pair. "
+                   "The seed defines R(F) but reports no value for its network.")
 
 
 if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)

@@ -6,35 +6,39 @@ import streamlit as st
 
 from app import figures, resources, state, widgets
 from app.jobs import Progress
-from engine import domains, images
+from engine import domains, glossary, images, targets
 from engine.analysis import transfer
 from engine.analysis.activation import choose_target_images
 from engine.attacks.activation import layer_name
 
 METRICS = ("error", "uTR", "tSuc", "tTR")
+RULES = {targets.FARTHEST: "farthest from the source (the paper's)", targets.NEAREST_MEAN: "nearest the class mean",
+         targets.IN_CLASS_RANDOM: "random in class"}
 
 
 def _target_picker(model, selection: state.Selection) -> None:
-    """The AA target image for the current source: farthest-in-class at the chosen layer."""
+    """The AA target image for the current source, by the chosen rule at the chosen layer."""
     st.markdown("#### AA's target image for the current source")
     layers = model.layers()
     default = model.layer(layer_name(model, None)).index
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     layer = c1.select_slider("Layer", [layer.index for layer in layers], value=default, key="transfer.pick_layer",
                              format_func=lambda i: f"{i}: {layers[i].name}")
     seed = c2.number_input("Seed (random target class)", 0, 10_000, 0, key="transfer.pick_seed")
+    rule = c3.selectbox("Target image", list(RULES), format_func=RULES.get, key="transfer.pick_rule")
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
-    key = ("target-pick", selection.model, selection.image_key, layer, int(seed))
+    key = ("target-pick", selection.model, selection.image_key, layer, int(seed), rule)
     picked = state.analysis(key)
     if picked is None:
-        target, goal = choose_target_images(model, x, layer, seed=int(seed))
+        target, goal = choose_target_images(model, x, layer, seed=int(seed), rule=rule)
         picked = (int(target[0]), goal.cpu())
         state.store_analysis(key, picked)
     target, goal = picked
     a, b = st.columns(2)
     a.image(images.enlarged(images.to_uint8(x)), caption=f"source: {selection.image_label}", width="stretch")
     b.image(images.enlarged(images.to_uint8(goal)), caption=f"target image, class {model.class_names[target]} "
-            "(farthest in class from the source at this layer)", width="stretch")
+            f"({RULES[rule]} at this layer; the bank holds only images the model classifies as their class)",
+            width="stretch")
 
 
 def page() -> None:
@@ -57,15 +61,17 @@ def page() -> None:
         n = c[2].number_input("Images", 1, most, min(domain.defaults["images"], most), key="transfer.n",
                               help="the first of the evaluation images (sidebar: Evaluation images)")
         steps = c[3].number_input("Steps", 1, 100, own["steps"], key="transfer.steps")
-        d = st.columns(2)
+        d = st.columns(3)
         eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
                                       default=list(own["eps"]), key="transfer.eps")
         layer_values = d[1].multiselect("AA layers (layer sweep)", [layer.index for layer in white.layers()],
                                         default=[0, len(white.layers()) // 2, len(white.layers()) - 1],
                                         key="transfer.layers")
+        rule = d[2].selectbox("AA target image", list(RULES), format_func=RULES.get, key="transfer.rule",
+                              help=glossary.help_text("AA target image"))
         go = st.form_submit_button("Run sweep", type="primary")
     key = ("transfer", selection.model, source, tuple(blacks), tuple(methods), kind, int(n), int(steps),
-           tuple(sorted(eps_values)), tuple(sorted(layer_values)))
+           tuple(sorted(eps_values)), tuple(sorted(layer_values)), rule)
     rows = state.analysis(key)
     if (go or widgets.pending("transfer") == key) and rows is None:
         if not methods or not eps_values or (kind == "layer" and not layer_values):
@@ -78,7 +84,7 @@ def page() -> None:
                 progress = Progress("Transfer sweep", "transfer")
                 rows = transfer.run_plan(white, black_models, jobs, x.to(white.device), y.to(white.device),
                                          steps=int(steps), bank=(bank[0].to(white.device), bank[1].to(white.device)),
-                                         callback=progress)
+                                         target_image=rule, callback=progress)
                 progress.finish(lambda: state.store_analysis(key, rows))  # partial rows too: a cancelled sweep shows them
     if rows:
         counted = min(r["n"] for r in rows)

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 import torch
 
 from engine import attacks, cost, progress, targets
-from engine.analysis.activation import farthest_in_class, features
+from engine.analysis.activation import TargetBank, target_bank, target_images
+from engine.attacks.activation import layer_name
 from engine.metrics import predict_labels
 
 # Names used in the seed's tables → (our attack, fixed parameters).
@@ -57,7 +58,7 @@ def transfer_metrics(y, target, white_clean, black_clean, white_adv, black_adv) 
 
 def adversarial(
     white, method: str, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None = None, seed: int = 0,
-    bank: tuple[torch.Tensor, torch.Tensor] | None = None, bank_features: torch.Tensor | None = None,
+    bank: TargetBank | tuple[torch.Tensor, torch.Tensor] | None = None, target_image: str = targets.FARTHEST,
     batch: int = 250, callback: progress.Callback | None = None, **params,
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """(adversarial images, target classes or None, parameters used) of `method` on `white`.
@@ -65,32 +66,34 @@ def adversarial(
     `method` is a SPEC §2 transfer method (METHODS: targeted, `target` defaulting to one seeded
     random class per image) or any catalogue attack, run untargeted against `y` unless it only
     has a targeted form. Parameters given as None take the attack's default. AA's target images
-    are farthest-in-class from `bank` (default: x, y itself) at `layer` (default: the middle
-    layer); `bank_features` passes that bank's activations when the caller already has them.
+    come from `bank` (default: the images of x, y that `white` classifies correctly) by the
+    `target_image` rule (engine.targets.IMAGE_RULES) at `layer` (default: the middle layer); a
+    `TargetBank` at that layer passes the bank's activations when the caller already has them.
     """
     name, fixed = METHODS.get(method, (method, {}))
     spec = attacks.get(name)
+    bank = targets.bank(white, x, y) if bank is None else bank
+    bank_y = bank.y if isinstance(bank, TargetBank) else bank[1]
     if target is None and (method in METHODS or not spec.untargeted):
         # Drawn among the bank's classes for every method alike, so AA always has a target image
         # and all methods share each image's target.
-        target = targets.random_classes(y, white.num_classes, seed, allowed=None if bank is None else bank[1])
+        target = targets.random_classes(y, white.num_classes, seed, allowed=bank_y)
     params = {**{k: v for k, v in params.items() if v is not None}, **fixed}
-    bank_x, bank_y = bank if bank is not None else (x, y)
+    extra = {}
     if spec.needs_target_images:
-        layer = params.get("layer")
-        params["layer"] = len(white.layers()) // 2 if layer is None else white.layer(layer).index
-        if bank_features is None:
-            bank_features = features(white, bank_x, params["layer"])
+        params["layer"] = white.layer(layer_name(white, params.get("layer"))).index
+        if not isinstance(bank, TargetBank):
+            bank = target_bank(white, *bank, params["layer"])
+        # Chosen for all images at once, so a random in-class pick does not depend on the batch size.
+        _, extra["target_images"], _ = target_images(white, x, params["layer"], bank, target=target, y=y, seed=seed,
+                                                     rule=target_image)
     out = []
     starts = range(0, x.shape[0], batch)
     for k, lo in enumerate(starts):
         xs, ys = x[lo:lo + batch], y[lo:lo + batch]
         ts = None if target is None else target[lo:lo + batch]
-        extra = {}
-        if spec.needs_target_images:
-            _, extra["target_images"], _ = farthest_in_class(white, xs, params["layer"], bank_x, bank_y, target=ts,
-                                                             y=ys, bank_features=bank_features)
-        out.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **extra,
+        part = {key: v[lo:lo + batch] for key, v in extra.items()}
+        out.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **part,
                                callback=progress.part(callback, k, len(starts))).x_adv)
     return torch.cat(out), target, params
 
@@ -104,21 +107,23 @@ def score_blacks(white, blacks: Sequence, x, y, x_adv, target) -> list[dict]:
 
 def evaluate(
     white, blacks: Sequence, method: str, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-    layer: int | None = None, steps: int = 10, seed: int = 0, bank: tuple[torch.Tensor, torch.Tensor] | None = None,
-    batch: int = 250, callback: progress.Callback | None = None,
+    layer: int | None = None, steps: int = 10, seed: int = 0,
+    bank: TargetBank | tuple[torch.Tensor, torch.Tensor] | None = None, target_image: str = targets.FARTHEST, batch: int = 250, callback: progress.Callback | None = None,
 ) -> list[dict]:
     """Attack `x` on `white` with `method` and score the result on every black-box model.
 
     Target classes are drawn once per image from `seed` (the same for every method),
-    AA's target images are farthest-in-class from `bank` (default: x, y itself).
-    One row per black-box model.
+    AA's target images come from `bank` (default: the images of x, y that `white` gets right)
+    by the `target_image` rule. One row per black-box model.
     """
     if method not in METHODS:
         raise ValueError(f"unknown transfer method {method!r}; choose from {', '.join(METHODS)}")
-    x_adv, target, params = adversarial(white, method, x, y, seed=seed, bank=bank, batch=batch, callback=callback,
-                                        eps=eps, steps=steps, **({"layer": layer} if method == "aa" else {}))
+    aa = attacks.get(METHODS[method][0]).needs_target_images
+    x_adv, target, params = adversarial(white, method, x, y, seed=seed, bank=bank, target_image=target_image,
+                                        batch=batch, callback=callback, eps=eps, steps=steps,
+                                        **({"layer": layer} if aa else {}))
     return [{"white": white.name, "black": black.name, "method": method, "eps": eps, "layer": params.get("layer"),
-             "steps": steps, "images": int(x.shape[0]), **metrics}
+             "target_image": target_image if aa else None, "steps": steps, "images": int(x.shape[0]), **metrics}
             for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))]
 
 
@@ -127,7 +132,8 @@ def plan(methods: Sequence[str], eps_values: Sequence[float], layers: Sequence[i
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown transfer method {unknown[0]!r}; choose from {', '.join(METHODS)}")
-    return [(m, e, layer) for m in methods for e in eps_values for layer in (layers if m == "aa" else (None,))]
+    # Layer before ε: consecutive AA jobs of a layer share its checked bank (run_plan).
+    return [(m, e, layer) for m in methods for layer in (layers if m == "aa" else (None,)) for e in eps_values]
 
 
 def plan_seconds(white, jobs: Sequence[tuple], images: int, steps: int) -> float:
@@ -148,9 +154,18 @@ def run_plan(white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, callback: 
             stopped.append(True)
         return go
 
+    given = targets.bank(white, x, y) if kw.get("bank") is None else kw["bank"]
+    checked: list[TargetBank] = []  # AA's bank at the last layer: one forward over the bank per layer, not per job
     for i, (method, eps, layer) in enumerate(jobs):
+        bank = given
+        if attacks.get(METHODS[method][0]).needs_target_images and not isinstance(given, TargetBank):
+            index = white.layer(layer_name(white, layer)).index
+            if not checked or checked[0].layer != index:
+                checked[:] = [target_bank(white, *given, index)]
+            bank = checked[0]
         found = evaluate(white, blacks, method, x, y, eps=eps, layer=layer,
-                         callback=progress.part(watch if callback else None, i, len(jobs), method=method, eps=eps), **kw)
+                         callback=progress.part(watch if callback else None, i, len(jobs), method=method, eps=eps),
+                         **{**kw, "bank": bank})
         if stopped:
             return rows
         rows += found
