@@ -25,13 +25,14 @@ def test_the_zoo_pairs_each_robust_model_with_its_plain_twin():
     assert FMNIST.twin(FMNIST.judges[0]) is None
 
 
-@pytest.mark.parametrize("pair", range(2))
+@pytest.mark.parametrize("pair", FMNIST.twins, ids=lambda pair: pair[1])
 def test_robust_models_are_more_accurate_under_pgd_than_their_plain_twins(pair):
     x, y = data.test_split()
     x, y = x[:200], y[:200]
-    plain, tough = (models.load(n, device="cpu") for n in FMNIST.twins[pair])
+    plain, tough = (models.load(n, device="cpu") for n in pair)
     rows = {m.name: {r["eps"]: r["accuracy"] for r in robust.pgd_accuracy(m, x, y, (0.1,))} for m in (plain, tough)}
-    # Measured (200 images): plain 0–2 %, robust 60–80 % at ε 0.1; the margin clears sampling noise (±3.5 pts) many times.
+    # Measured (1,000 images, the card): plain 0.7 % (LeNet) and 12.6 % (MLP), robust 66–74 % at ε 0.1; on 200
+    # images the margin of 30 points clears the sampling noise (about ±3.5 points) many times.
     assert rows[tough.name][0.1] > rows[plain.name][0.1] + 0.3
     assert rows[tough.name][0.0] > 0.6  # robust training costs clean accuracy, not all of it
 
