@@ -46,7 +46,8 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     "display normalisation": (
         "δ flipped in sign and rescaled to the dataset's mean and spread, so averaged perturbations can be looked at like images.",
-        "",
+        "A targeted δ is instead scaled so that its largest value is 1 (Fashion-MNIST) or 0.5 (photos): what it adds "
+        "is what it draws, so it keeps its sign.",
     ),
     "power spectrum": (
         "How much of δ's energy lies at each spatial frequency; regular grids show up as bright off-centre peaks.",
@@ -70,6 +71,24 @@ TERMS: dict[str, tuple[str, str]] = {
     "contour vs background": (
         "The averaged perturbation applied only on the object (inside its mask) or only on the background.",
         "Random ±ε signs on the same part are the control: the difference is what the perturbation's pattern adds.",
+    ),
+    "generation effect": (
+        "A targeted averaged perturbation that, looked at alone, shows features of the target class.",
+        "The attack aims every model and noisy copy at one target class (the Targeted toggle on Anatomy; "
+        "`recognizability --targeted` in the CLI). The δ alone, display-normalised, goes to held-out judge models: the "
+        "target class share is how often they name the target, the source class share how often they still name the "
+        "image's own class. The effect is clearest between classes that differ by one feature (a slug and a snail); "
+        "between unrelated classes each model draws something else and the average washes out.",
+    ),
+    "Square from δ = 0": (
+        "Square Attack started from no perturbation instead of its usual vertical ±ε stripes.",
+        "Every pixel it moves was then chosen by its random search, so an average over many noisy copies shows only "
+        "what the searches agree on. One search moves few pixels; averaging more copies fills the picture in.",
+    ),
+    "energy in object": (
+        "The share of δ's energy (Σδ² over channels and pixels) that lies inside the object mask.",
+        "A perturbation spread evenly over the image scores the mask's area; more than that means it concentrates on "
+        "the object. Reported per number n of averaged copies (`contour --copies-sweep` in the CLI).",
     ),
     "checkerboard period": ("The dominant period, in pixels, of a noisy single-model average's power spectrum.", ""),
     "JSMA hardness": (

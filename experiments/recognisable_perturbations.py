@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import data, images, models
@@ -103,6 +103,29 @@ def picture(rows: list[torch.Tensor], path: Path, scale: int) -> None:
     tiles = [np.concatenate([images.to_uint8(img) for img in row], axis=1) for row in rows]
     grid = np.concatenate(tiles, axis=0)
     Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path, optimize=True)
+
+
+def labelled_picture(rows: list[list[torch.Tensor]], path: Path, scale: int, columns: list[str],
+                     labels: list[str], pad: int = 4) -> None:
+    """A grid of images (rows × columns, each C×H×W in [0, 1]) enlarged by `scale`, a title over each
+    column and a label under each row, so a figure says what it shows without its caption."""
+    try:  # DejaVu has δ and →; Pillow's built-in font does not
+        font = ImageFont.truetype("DejaVuSans.ttf", 12)
+    except OSError:
+        font = ImageFont.load_default(size=12)
+    h, w = (rows[0][0].shape[-2] * scale, rows[0][0].shape[-1] * scale)
+    cell_w, text_h = max(w, 96), 16
+    grid = Image.new("RGB", (pad + len(columns) * (cell_w + pad), text_h + len(rows) * (h + text_h + pad)), "white")
+    draw = ImageDraw.Draw(grid)
+    for j, title in enumerate(columns):
+        draw.text((pad + j * (cell_w + pad), 2), title, fill="black", font=font)
+    for i, row in enumerate(rows):
+        top = text_h + i * (h + text_h + pad)
+        for j, img in enumerate(row):
+            tile = Image.fromarray(images.to_uint8(img)).resize((w, h), Image.NEAREST)
+            grid.paste(tile, (pad + j * (cell_w + pad), top))
+        draw.text((pad, top + h + 1), labels[i], fill="black", font=font)
+    grid.save(path, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
