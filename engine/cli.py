@@ -658,7 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
         if func is cmd_recognizability:
             p.add_argument("--targeted", nargs="?", const=targets.RANDOM, metavar="TARGET",
                            help="targeted perturbations (the generation effect): the share judged as the target class. "
-                                f"TARGET: {' or '.join(targets.POLICIES)} (default {targets.RANDOM}, seeded by --seed), "
+                                f"TARGET: {' or '.join(targets.POLICIES)} (default {targets.RANDOM}, seeded by "
+                                "--seed), "
                                 "or a class index or name")
 
     p = sub.add_parser("contour", help="contour vs background, dilation/erosion and L∞ sweeps, with controls")

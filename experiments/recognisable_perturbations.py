@@ -128,12 +128,19 @@ def labelled_picture(rows: list[list[torch.Tensor]], path: Path, scale: int, col
     grid.save(path, optimize=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domain", choices=sorted(CONFIG), required=True)
+def experiment_parser(doc: str, domains: list[str] | None = None) -> argparse.ArgumentParser:
+    """The flags every experiment script shares: its domain (where it has several), --quick, --out, --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if domains:
+        parser.add_argument("--domain", choices=sorted(domains), required=True)
     parser.add_argument("--quick", action="store_true", help="tiny settings, to check the script works")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = experiment_parser(__doc__, list(CONFIG))
     parser.add_argument("--chunk", type=int, default=None,
                         help="images per resumable chunk of perturbations (default: 6 photos; every Fashion-MNIST image at once)")
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parents[1] / "out",

@@ -14,7 +14,6 @@ Writes experiments/results/search_averaging.{json,md,png}.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -28,9 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine import domains, models  # noqa: E402
 from engine.analysis import masking, recognisable  # noqa: E402
 from engine.report import environment  # noqa: E402
-from recognisable_perturbations import labelled_picture, log  # noqa: E402
+from recognisable_perturbations import RESULTS, experiment_parser, labelled_picture, log  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 OBJ, BG = "object δ'", "background δ'"
 DOMAIN = "fashion-mnist"
 CONFIG = {
@@ -49,11 +47,7 @@ def quick(cfg: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny settings, to check the script works")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = experiment_parser(__doc__).parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = quick(CONFIG) if args.quick else CONFIG
     started = time.perf_counter()
@@ -111,8 +105,8 @@ def markdown(out: dict, png: str) -> str:
     cfg = out["config"]
     lines = [
         "# Search-based attack averaging (seed 002 §5.1)", "",
-        f"Square Attack {json.dumps(cfg['attack'])} on Fashion-MNIST, single source model, {cfg['images']} test images, "
-        f"n noisy copies at σ = {cfg['sigma']} averaged (calibrated, unclipped; Eq 4.1 with m = 1). Judges: "
+        f"Square Attack {json.dumps(cfg['attack'])} on Fashion-MNIST, single source model, {cfg['images']} test "
+        f"images, n noisy copies at σ = {cfg['sigma']} averaged (calibrated, unclipped; Eq 4.1 with m = 1). Judges: "
         f"{', '.join(out['tests'])}. δ' = {cfg['eps']}·sign(δ); control: random ±{cfg['eps']} on the same pixels.", "",
         f"Made by `{out['command']}` in {out['seconds']:.0f} s.", "",
         "`energy in object`: Σδ² inside the object mask / Σδ² (mean over images); an evenly spread δ scores the "
@@ -147,7 +141,8 @@ def summary(run: dict) -> str:
                else "does not concentrate on the object (its energy share stays near the object's area)")
     return (f"- {run['model']}: from n = {first['copies']} to n = {last['copies']} the share of δ's energy inside the "
             f"object goes from {pct(first['energy in object'])} to {pct(last['energy in object'])} (object area "
-            f"{pct(last['area'])}): the averaged δ {verdict}. Pixels moved: {pct(first['moved'])} → {pct(last['moved'])}. "
+            f"{pct(last['area'])}): the averaged δ {verdict}. "
+            f"Pixels moved: {pct(first['moved'])} → {pct(last['moved'])}. "
             f"δ' on the object alone: judge accuracy {pct(first[OBJ])} → {pct(last[OBJ])} (control "
             f"{pct(last['object control'])}); on the background alone: {pct(first[BG])} → {pct(last[BG])} (control "
             f"{pct(last['background control'])}).")

@@ -110,7 +110,8 @@ def test_copies_sweep_rows_are_what_their_deltas_give(pair):
         assert r["energy in object"] == pytest.approx(float(masking.energy_in_mask(again, mask).nanmean()))
         assert r["moved"] == pytest.approx(float((again.abs().amax(1) > 0).float().mean()))
         parts = masking.contour_vs_background(models[1:], x, y, again, mask, 0.2)
-        assert r["object δ'"] == next(p["accuracy"] for p in parts if p["part"] == "object" and p["perturbation"] == "δ'")
+        alone = next(p["accuracy"] for p in parts if p["part"] == "object" and p["perturbation"] == "δ'")
+        assert r["object δ'"] == alone
     with pytest.raises(ValueError, match="copies"):
         masking.copies_sweep(models[:1], models[1:], x, y, mask, "square", params, copies=(0,))
 

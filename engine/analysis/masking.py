@@ -189,8 +189,8 @@ def copies_sweep(
 ) -> list[dict]:
     """How the number n of averaged perturbations changes the picture (seed 002 §5.1).
 
-    Per n: `attack` with `params` averaged over n noisy copies (σ) on `models`; the share of δ's energy inside the object
-    (`energy in object`, mean over images, beside the mask's `area`), the share of pixels any copy moved,
+    Per n: `attack` with `params` averaged over n noisy copies (σ) on `models`; the share of δ's energy inside
+    the object (`energy in object`, mean over images, beside the mask's `area`), the share of pixels any copy moved,
     and the contour-vs-background accuracies of δ' = ε·sign(δ) with the random ±ε control, averaged over
     the test models. Each row keeps its averaged δ under "delta" (for display). A cancelled n is left out."""
     rows = []
