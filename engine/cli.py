@@ -478,6 +478,11 @@ def _object_masks(args, model, x: torch.Tensor, names: list[str]) -> torch.Tenso
 def cmd_contour(args) -> int:
     from engine.analysis import masking
 
+    from engine.attacks.averaging import MAX_COPIES
+
+    bad = [n for n in args.copies_sweep or [] if not 1 <= n <= MAX_COPIES]
+    if bad:  # before the averaging it would otherwise wait for
+        raise ValueError(f"--copies-sweep: copies must be whole numbers in [1, {MAX_COPIES}], got {bad[0]}")
     s = _recognisable_setup(args)
     x, y, tests, eps = s.x, s.y, s.tests, s.eps
     masks = _object_masks(args, s.sources[0], x, s.names)

@@ -98,6 +98,7 @@ def test_the_control_moves_the_pixels_the_quantised_delta_moves(pair):
     assert torch.equal(control != 0, delta != 0) and bool((control.abs()[delta != 0] == 0.2).all())
 
 
+@pytest.mark.slow
 def test_copies_sweep_rows_are_what_their_deltas_give(pair):
     models, x, y = pair
     mask = masking.threshold_mask(x, 0.3)
@@ -126,6 +127,7 @@ def _run(capsys, *args):
 SMALL = ["--sources", "fmnist-lenet-0", "--tests", "fmnist-lenet-1", "--n", "4", "--copies", "2"]
 
 
+@pytest.mark.slow
 def test_targeted_recognizability_from_the_cli(capsys):
     rows = _run(capsys, "recognizability", *SMALL, "--steps", "3", "--targeted", "--json")
     assert {r["setting"] for r in rows} == set(recognisable.SETTINGS)
@@ -136,6 +138,7 @@ def test_targeted_recognizability_from_the_cli(capsys):
     assert "target class share" not in plain[0]
 
 
+@pytest.mark.slow
 def test_square_from_zero_through_the_contour_command(capsys):
     out = _run(capsys, "contour", *SMALL, "--attack", "square", "--zero-init", "--n-queries", "30",
                "--sweep-steps", "0", "--linf-values", "0.1", "--copies-sweep", "1", "2", "--json")
