@@ -492,7 +492,7 @@ def cmd_contour(args) -> int:
         "attack": attack,
         "parts": {k: masking.contour_vs_background(tests, x, y, s.deltas[(attack, k)], masks, eps, seed=args.seed)
                   for k in ("single-model", "noisy multi-model")},
-        "energy in object": {k: float(masking.energy_in_mask(s.deltas[(attack, k)], masks).nanmean())
+        "energy in object": {k: masking.mean_energy_in_mask(s.deltas[(attack, k)], masks)
                              for k in ("single-model", "multi-model", "noisy multi-model")},
         "mask_sweep": masking.mask_sweep(tests, x, y, delta, masks, eps, steps=args.sweep_steps, seed=args.seed),
         "linf_sweep": masking.linf_sweep(tests, x, y, delta, masks, eps_values=args.linf_values, seed=args.seed),
@@ -513,7 +513,8 @@ def cmd_contour(args) -> int:
             print(f"# {key}")
             for r in rows:
                 print(_rows_line(r))
-        print("# energy in object: " + "  ".join(f"{k}={v:.3f}" for k, v in out["energy in object"].items()))
+        print("# energy in object")
+        print(_rows_line(out["energy in object"]))
     return 0
 
 

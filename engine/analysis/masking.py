@@ -182,6 +182,13 @@ def energy_in_mask(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
                        torch.full_like(total, float("nan")))
 
 
+def mean_energy_in_mask(delta: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """`energy_in_mask` averaged over the images that have any energy (None if none has)."""
+    share = energy_in_mask(delta, mask)
+    share = share[torch.isfinite(share)]
+    return float(share.mean()) if share.numel() else None
+
+
 def copies_sweep(
     models: Sequence, tests: Sequence, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, attack: str,
     params: dict, copies: Sequence[int] = (1, 4, 16, 64), sigma: float = 0.2, eps: float = 0.2, seed: int = 0,
@@ -199,15 +206,16 @@ def copies_sweep(
                           callback=progress.part(callback, i, len(copies), copies=int(n)), **params)
         if result.stopped_early:
             break
-        share = energy_in_mask(result.delta, mask)
         parts = contour_vs_background(tests, x, y, result.delta, mask, eps, seed=seed)
-        mean = lambda part, kind: float(np.mean([r["accuracy"] for r in parts  # noqa: E731
-                                                 if r["part"] == part and r["perturbation"] == kind]))
         rows.append({
-            "copies": int(n), "energy in object": float(np.nanmean(share.cpu().numpy())) if torch.isfinite(share).any()
-            else None, "area": area(mask), "moved": float((result.delta.abs().amax(1) > 0).float().mean()),
-            "object δ'": mean("object", "δ'"), "object control": mean("object", "random ±ε"),
-            "background δ'": mean("background", "δ'"), "background control": mean("background", "random ±ε"),
+            "copies": int(n), "energy in object": mean_energy_in_mask(result.delta, mask), "area": area(mask),
+            "moved": float((result.delta.abs().amax(1) > 0).float().mean()),
+            **{f"{part} {name}": _mean_accuracy(parts, part, kind) for part in ("object", "background")
+               for name, kind in (("δ'", "δ'"), ("control", "random ±ε"))},
             "success rate": result.success_rate, "delta": result.delta,
         })
     return rows
+
+
+def _mean_accuracy(rows: list[dict], part: str, perturbation: str) -> float:
+    return float(np.mean([r["accuracy"] for r in rows if r["part"] == part and r["perturbation"] == perturbation]))

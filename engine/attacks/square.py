@@ -4,9 +4,10 @@ Query-only: the model is called without gradients, once per iteration for the
 images not yet fooled, and `queries` counts those calls per image (the starting
 point included). The start is the paper's vertical ±ε stripes, or δ = 0 with
 `zero_init` (seed 002 §5.1), so that averaging many runs shows only what the
-search chose rather than the stripes it began from. Patch size follows the paper's schedule (p halves at fixed
-fractions of the query budget, rescaled to `n_queries`). Each image gets its own
-patch position and signs, drawn from the seeded generator.
+search chose rather than the stripes it began from. Patch size follows the
+paper's schedule (p halves at fixed fractions of the query budget, rescaled to
+`n_queries`). Each image gets its own patch position and signs, drawn from the
+seeded generator.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from engine.attacks.params import EPS
 N_QUERIES = Param("n_queries", int, 1000, 1, 100000, "query budget per image")
 P_INIT = Param("p_init", float, 0.05, 0.0, 1.0, "initial share of pixels in a square (paper: 0.05 on ImageNet)", low_open=True)
 ZERO_INIT = Param("zero_init", bool, False, help="start from δ = 0 instead of the paper's vertical ±ε stripes "
-                  "(seed 002 §5.1: what survives averaging is then the search's own doing)")
+                  "(an average of many runs then shows only what the searches chose)")
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256), (10000, 512))
 
