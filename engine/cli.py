@@ -499,8 +499,21 @@ def _image_batch(args, model) -> tuple[torch.Tensor, torch.Tensor | None, list[s
     return x, y, list(args.images)
 
 
+def _targets(args, model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """--targeted POLICY: runner-up, random (seeded by --seed) or a class index/name; None when untargeted."""
+    value = getattr(args, "targeted", None)
+    if value is None:
+        return None
+    policy = value if value in targets.POLICIES else _parse_target(value, model)
+    if isinstance(policy, int) and not 0 <= policy < model.num_classes:
+        raise ValueError(f"target class {policy} is outside 0–{model.num_classes - 1}")
+    return targets.choose(model, x, policy, y=y, seed=args.seed)
+
+
 def _recognisable_setup(args):
-    """Models, images, labels and the perturbations of every (attack, setting) for the §3 subcommands."""
+    """Models, images, labels, targets and the perturbations of every (attack, setting) for the §3 subcommands."""
+    from types import SimpleNamespace
+
     from engine.analysis import recognisable
 
     sources = [_model(args, n) for n in args.sources]
@@ -510,14 +523,16 @@ def _recognisable_setup(args):
     if y is None:  # photos: the class the models agree on
         with torch.no_grad():
             y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
+    target = _targets(args, sources[0], x, y)
     settings = domains.of(sources[0]).averaging
     copies = args.copies if args.copies is not None else settings.get("copies", 10)
     sigma = args.sigma if args.sigma is not None else settings.get("sigma", 0.05)
     eps = args.quantise_eps if args.quantise_eps is not None else settings.get("eps", 0.03)
     given = _given_params(args)
-    deltas = recognisable.perturbations(sources, x, y, _own_params(args.attack, given),
-                                        single=single, copies=copies, sigma=sigma, seed=args.seed)
-    return sources, tests, x, y, names, deltas, eps
+    deltas = recognisable.perturbations(sources, x, y, _own_params(args.attack, given), single=single, copies=copies,
+                                        sigma=sigma, target=target, seed=args.seed)
+    return SimpleNamespace(sources=sources, tests=tests, single=single, x=x, y=y, target=target, names=names,
+                           deltas=deltas, eps=eps, copies=copies, sigma=sigma, params=given)
 
 
 def _rows_line(r: dict) -> str:
@@ -527,22 +542,26 @@ def _rows_line(r: dict) -> str:
 def cmd_strength(args) -> int:
     from engine.analysis import recognisable
 
-    _, tests, x, y, _, deltas, eps = _recognisable_setup(args)
-    return _emit(recognisable.strength_table(tests, x, y, deltas, eps, seed=args.seed), args.json, _rows_line)
+    s = _recognisable_setup(args)
+    return _emit(recognisable.strength_table(s.tests, s.x, s.y, s.deltas, s.eps, seed=args.seed), args.json, _rows_line)
 
 
 def cmd_recognizability(args) -> int:
     from engine.analysis import recognisable
 
-    sources, tests, _, y, _, deltas, _ = _recognisable_setup(args)
-    return _emit(recognisable.recognisability_table(tests, y, deltas, sources[0].domain), args.json, _rows_line)
+    s = _recognisable_setup(args)
+    domain = s.sources[0].domain
+    if s.target is None:
+        rows = recognisable.recognisability_table(s.tests, s.y, s.deltas, domain)
+    else:
+        rows = recognisable.target_recognisability_table(s.tests, s.y, s.target, s.deltas, domain)
+    return _emit(rows, args.json, _rows_line)
 
 
 def cmd_similarity(args) -> int:
     from engine.analysis import recognisable
 
-    *_, deltas, _ = _recognisable_setup(args)
-    return _emit(recognisable.similarity_table(deltas), args.json, _rows_line)
+    return _emit(recognisable.similarity_table(_recognisable_setup(args).deltas), args.json, _rows_line)
 
 
 def _object_masks(args, model, x: torch.Tensor, names: list[str]) -> torch.Tensor:
@@ -552,26 +571,43 @@ def _object_masks(args, model, x: torch.Tensor, names: list[str]) -> torch.Tenso
 def cmd_contour(args) -> int:
     from engine.analysis import masking
 
-    sources, tests, x, y, names, deltas, eps = _recognisable_setup(args)
-    masks = _object_masks(args, sources[0], x, names)
+    from engine.attacks.averaging import MAX_COPIES
+
+    bad = [n for n in args.copies_sweep or [] if not 1 <= n <= MAX_COPIES]
+    if bad:  # before the averaging it would otherwise wait for
+        raise ValueError(f"--copies-sweep: copies must be whole numbers in [1, {MAX_COPIES}], got {bad[0]}")
+    s = _recognisable_setup(args)
+    x, y, tests, eps = s.x, s.y, s.tests, s.eps
+    masks = _object_masks(args, s.sources[0], x, s.names)
     attack = args.attack[0]
-    delta = deltas[(attack, "noisy multi-model")]
+    delta = s.deltas[(attack, "noisy multi-model")]
     out = {
         "attack": attack,
-        "parts": {s: masking.contour_vs_background(tests, x, y, deltas[(attack, s)], masks, eps, seed=args.seed)
-                  for s in ("single-model", "noisy multi-model")},
+        "parts": {k: masking.contour_vs_background(tests, x, y, s.deltas[(attack, k)], masks, eps, seed=args.seed)
+                  for k in ("single-model", "noisy multi-model")},
+        "energy in object": {k: masking.mean_energy_in_mask(s.deltas[(attack, k)], masks)
+                             for k in ("single-model", "multi-model", "noisy multi-model")},
         "mask_sweep": masking.mask_sweep(tests, x, y, delta, masks, eps, steps=args.sweep_steps, seed=args.seed),
         "linf_sweep": masking.linf_sweep(tests, x, y, delta, masks, eps_values=args.linf_values, seed=args.seed),
         "complementarity": masking.complementarity_coverage(delta, masks),
     }
+    if args.copies_sweep:
+        params = _own_params([attack], s.params)[attack]
+        rows = masking.copies_sweep([s.single], tests, x, y, masks, attack, params, copies=args.copies_sweep,
+                                    sigma=s.sigma, eps=eps, seed=args.seed)
+        out["copies_sweep"] = [{k: v for k, v in r.items() if k != "delta"} for r in rows]
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        for key in ("parts", "mask_sweep", "linf_sweep"):
-            rows = out[key] if key != "parts" else [{"setting": s, **r} for s, rs in out[key].items() for r in rs]
+        for key in ("parts", "mask_sweep", "linf_sweep", "copies_sweep"):
+            if key not in out:
+                continue
+            rows = out[key] if key != "parts" else [{"setting": k, **r} for k, rs in out[key].items() for r in rs]
             print(f"# {key}")
             for r in rows:
                 print(_rows_line(r))
+        print("# energy in object")
+        print(_rows_line(out["energy in object"]))
     return 0
 
 
@@ -877,12 +913,21 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _add_recognisable(p)
         p.set_defaults(func=func)
+        if func is cmd_recognizability:
+            p.add_argument("--targeted", nargs="?", const=targets.RANDOM, metavar="TARGET",
+                           help="targeted perturbations (the generation effect): the share judged as the target class. "
+                                f"TARGET: {' or '.join(targets.POLICIES)} (default {targets.RANDOM}, seeded by "
+                                "--seed), "
+                                "or a class index or name")
 
     p = sub.add_parser("contour", help="contour vs background, dilation/erosion and L∞ sweeps, with controls")
     _add_recognisable(p)
     p.add_argument("--threshold", type=float, default=0.05, help="Fashion-MNIST object mask threshold")
     p.add_argument("--sweep-steps", type=int, nargs="+", default=[-2, -1, 0, 1, 2], help="3×3 erosion (<0) / dilation (>0) steps")
     p.add_argument("--linf-values", type=float, nargs="+", default=[0.01 * i for i in range(1, 11)])
+    p.add_argument("--copies-sweep", type=int, nargs="+", metavar="N",
+                   help="also average the attack over N noisy copies on the single model for each N (e.g. 1 4 16 64; "
+                        "with --attack square --zero-init: seed 002 §5.1) and report the energy inside the object")
     p.set_defaults(func=cmd_contour)
 
     p = sub.add_parser("checkerboard", help="period of noisy single-model averages per σ")

@@ -46,7 +46,8 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     "display normalisation": (
         "δ flipped in sign and rescaled to the dataset's mean and spread, so averaged perturbations can be looked at like images.",
-        "",
+        "A targeted δ is instead scaled so that its largest value is 1 (Fashion-MNIST) or 0.5 (photos): what it adds "
+        "is what it draws, so it keeps its sign.",
     ),
     "power spectrum": (
         "How much of δ's energy lies at each spatial frequency; regular grids show up as bright off-centre peaks.",
@@ -76,6 +77,24 @@ TERMS: dict[str, tuple[str, str]] = {
         "Its twin is the plain model of the same architecture and seed. The same attack on both shows the difference: a "
         "robust model's perturbation tends to draw the object's outline and parts, a plain model's looks like noise. "
         "Robust models trade some clean accuracy for accuracy under attack (the model card lists both).",
+    ),
+    "generation effect": (
+        "A targeted averaged perturbation that, looked at alone, shows features of the target class.",
+        "The attack aims every model and noisy copy at one target class (the Targeted toggle on Anatomy; "
+        "`recognizability --targeted` in the CLI). The δ alone, display-normalised, goes to held-out judge models: the "
+        "target class share is how often they name the target, the source class share how often they still name the "
+        "image's own class. The effect is clearest between classes that differ by one feature (a slug and a snail); "
+        "between unrelated classes each model draws something else and the average washes out.",
+    ),
+    "Square from δ = 0": (
+        "Square Attack started from no perturbation instead of its usual vertical ±ε stripes.",
+        "Every pixel it moves was then chosen by its random search, so an average over many noisy copies shows only "
+        "what the searches agree on. One search moves few pixels; averaging more copies fills the picture in.",
+    ),
+    "energy in object": (
+        "The share of δ's energy (Σδ² over channels and pixels) that lies inside the object mask.",
+        "A perturbation spread evenly over the image scores the mask's area; more than that means it concentrates on "
+        "the object. Reported per number n of averaged copies (`contour --copies-sweep` in the CLI).",
     ),
     "checkerboard period": ("The dominant period, in pixels, of a noisy single-model average's power spectrum.", ""),
     "perturbation quiz": (

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import data, images, models
@@ -105,12 +105,42 @@ def picture(rows: list[torch.Tensor], path: Path, scale: int) -> None:
     Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path, optimize=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domain", choices=sorted(CONFIG), required=True)
+def labelled_picture(rows: list[list[torch.Tensor]], path: Path, scale: int, columns: list[str],
+                     labels: list[str], pad: int = 4) -> None:
+    """A grid of images (rows × columns, each C×H×W in [0, 1]) enlarged by `scale`, a title over each
+    column and a label under each row, so a figure says what it shows without its caption."""
+    try:  # DejaVu has δ and →; Pillow's built-in font does not
+        font = ImageFont.truetype("DejaVuSans.ttf", 12)
+    except OSError:
+        font = ImageFont.load_default(size=12)
+    h, w = (rows[0][0].shape[-2] * scale, rows[0][0].shape[-1] * scale)
+    cell_w, text_h = max(w, 96), 16
+    grid = Image.new("RGB", (pad + len(columns) * (cell_w + pad), text_h + len(rows) * (h + text_h + pad)), "white")
+    draw = ImageDraw.Draw(grid)
+    for j, title in enumerate(columns):
+        draw.text((pad + j * (cell_w + pad), 2), title, fill="black", font=font)
+    for i, row in enumerate(rows):
+        top = text_h + i * (h + text_h + pad)
+        for j, img in enumerate(row):
+            tile = Image.fromarray(images.to_uint8(img)).resize((w, h), Image.NEAREST)
+            grid.paste(tile, (pad + j * (cell_w + pad), top))
+        draw.text((pad, top + h + 1), labels[i], fill="black", font=font)
+    grid.save(path, optimize=True)
+
+
+def experiment_parser(doc: str, domains: list[str] | None = None) -> argparse.ArgumentParser:
+    """The flags every experiment script shares: its domain (where it has several), --quick, --out, --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if domains:
+        parser.add_argument("--domain", choices=sorted(domains), required=True)
     parser.add_argument("--quick", action="store_true", help="tiny settings, to check the script works")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = experiment_parser(__doc__, list(CONFIG))
     parser.add_argument("--chunk", type=int, default=None,
                         help="images per resumable chunk of perturbations (default: 6 photos; every Fashion-MNIST image at once)")
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parents[1] / "out",

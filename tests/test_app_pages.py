@@ -12,7 +12,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
 from streamlit.testing.v1 import AppTest
 
 from conftest import hooks_left
-from engine import attacks, data, models
+from engine import attacks, data, domains, models
 from apptest_helpers import uploader  # noqa: E402
 
 pytestmark = pytest.mark.slow  # app sessions
@@ -93,6 +93,29 @@ def test_anatomy_averages_masks_and_extras(fm):
     fm.button(key="anatomy.noise_go").click().run()
     ok(fm)
     assert len(fm.get("plotly_chart")) == 4 + 1 + 2  # + checkerboard gallery + one histogram per model
+
+
+def test_anatomy_targeted_square_from_zero(fm):
+    """The generation-effect toggle shows what the judges see in the targeted δ; Square averages from δ = 0."""
+    fm.switch_page("views/anatomy.py").run()
+    fm.selectbox(key="anatomy.attack").set_value("square")
+    fm.number_input(key="anatomy.copies").set_value(2)
+    fm.number_input(key="anatomy.queries").set_value(20)
+    fm.toggle(key="anatomy.targeted").set_value(True)
+    fm.selectbox(key="anatomy.target").set_value("Bag")
+    fm.button(key="FormSubmitter:anatomy-form-Average").click().run()
+    ok(fm)
+    assert "Generation effect" in [h.value for h in fm.header]
+    table = fm.dataframe[0].value
+    assert set(table["setting"]) == {"single-model", "multi-model", "noisy multi-model"}
+    assert set(table["target class share"]) <= {"0%", "100%"}  # one image: each judge names the target or not
+    model = models.load(FMNIST, device="cpu")
+    x = domains.of(model).load(fm.session_state["selection"].image_key, model)
+    with torch.no_grad():
+        own = model.class_names[int(model(x).argmax())]
+    fm.selectbox(key="anatomy.target").set_value(own)  # the class the model already sees: nothing to aim at
+    fm.button(key="FormSubmitter:anatomy-form-Average").click().run()
+    assert not fm.exception and any("pick another target" in e.value for e in fm.error)
 
 
 def test_jsma_lab_replays_the_changed_pixels(fm):

@@ -431,6 +431,19 @@ def test_the_two_cosine_maps_share_one_colour_scale(server, local_only):
     _no_exception(page)
 
 
+def test_anatomy_targeted_toggle_shows_what_the_judges_see(server, local_only):
+    """Issue 16 item 2: the Targeted toggle averages a targeted δ; each setting's panel names the judges' verdict
+    and the generation-effect table lists the target-class share."""
+    page = local_only.new_page()
+    _open(page, f"{server}/anatomy?{FMNIST}", "Average")
+    page.get_by_text("Targeted (generation effect)").click()
+    _click_until(page, "Average", "Generation effect")
+    titles = " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())
+    assert titles.count("judged") == 3, titles  # single, multi, noisy multi-model
+    assert page.get_by_text("target class share").count() >= 1
+    _no_exception(page)
+
+
 def _sidebar_section(page, title: str) -> None:
     page.locator("[data-testid='stSidebar'] summary").filter(has_text=title).click()
 

@@ -84,6 +84,14 @@ def test_robustness_and_jsma_table_are_the_same_through_data(capsys, fmnist_csv)
     assert run_json(capsys, *table, "--data", str(fmnist_csv)) == run_json(capsys, *table)
 
 
+def test_targeted_recognizability_is_the_same_through_data(capsys, fmnist_csv):
+    common = ["--sources", "fmnist-lenet-0", "--tests", "fmnist-lenet-1", "--n", "6", "--copies", "2", "--steps", "2",
+              "--targeted", "--json"]
+    builtin = run_json(capsys, "recognizability", *common)
+    assert "target class share" in builtin[0]
+    assert run_json(capsys, "recognizability", *common, "--data", str(fmnist_csv)) == builtin
+
+
 def test_labels_that_do_not_map_are_named(capsys, tmp_path):
     (tmp_path / "giraffe").mkdir()
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "giraffe" / "a.png")

@@ -8,29 +8,57 @@ import torch
 from app import figures, resources, state, widgets
 from app.jobs import Progress
 from app.text import EXPLAIN
-from engine import cost, domains, images
+from engine import cost, domains, glossary, images, targets
 from engine.analysis import checkerboard, masking, recognisable
 
-ATTACKS = ("bim", "cw", "deepfool")
+ATTACKS = ("bim", "cw", "deepfool")  # the similarity section compares these three
+AVERAGED = (*ATTACKS, "square")  # Square: query-only, seed 002 §5.1
 
 
-def _attack_params(attack: str, eps: float, steps: int) -> dict:
+def _params(attack: str, settings: dict) -> dict:
+    eps, steps = settings["eps"], settings["steps"]
     if attack == "bim":
         return {"eps": eps, "steps": steps, "alpha": 2 * eps / steps}  # the thesis' α = 2ε/K
+    if attack == "square":
+        return {"eps": eps, "n_queries": settings["queries"], "zero_init": settings["zero_init"]}
     return {"steps": steps}  # C&W and DeepFool find their own size
 
 
-def _average_all(sources, x, settings: dict, attack: str, key: tuple):
-    """δ for single / multi / noisy multi, cached; cancelling keeps what finished."""
+def _average_all(sources, x, settings: dict, attack: str, aim, key: tuple):
+    """δ for single / multi / noisy multi, cached; cancelling keeps what finished. Targeted: `aim` = (y, target)."""
     found = state.analysis(key)
     if found is not None:
         return found
     progress = Progress(f"Averaging {attack}", "anatomy")
-    deltas = recognisable.perturbations(sources, x, None, {attack: _attack_params(attack, settings["eps"], settings["steps"])},
+    y, target = aim if aim is not None else (None, None)
+    deltas = recognisable.perturbations(sources, x, y, {attack: _params(attack, settings)}, target=target,
                                         copies=settings["copies"], sigma=settings["sigma"], callback=progress)
     found = {setting: delta for (_, setting), delta in deltas.items()}  # a cancelled one: the rows it finished
     progress.finish(lambda: state.store_analysis(key, found))
     return found
+
+
+def _aim(model, x, policy: str):
+    """(source class, target class) of the image under a target policy or class name; None if they coincide."""
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    names = model.class_names
+    target = targets.choose(model, x, policy if policy in targets.POLICIES else names.index(policy), y=y)
+    if bool((target == y).any()):
+        st.error(f"{model.name} already classifies the image as {policy}: pick another target.")
+        return None
+    return y, target
+
+
+def _generation_section(rows: list[dict], names: list[str], target) -> None:
+    """The judges' verdicts on the targeted δ alone, scaled to the display peak."""
+    st.header("Generation effect")
+    st.caption(f"Target: {names[int(target[0])]}. Each judge classifies the display-normalised targeted δ alone "
+               "(no image under it); the thesis sees the target's features drawn in it (a hen's comb grows "
+               "towards cock).")
+    st.dataframe([{"setting": r["setting"], "judge": r["model"], "judged as": names[r["most common class"]],
+                   "target class share": f"{r['target class share']:.0%}",
+                   "source class share": f"{r['source class share']:.0%}"} for r in rows], width="stretch")
 
 
 def _mask(model, x: torch.Tensor, selection: state.Selection) -> torch.Tensor:
@@ -83,15 +111,23 @@ def page() -> None:
     options = [n for n, dom in widgets.usable_models().items() if dom == model.domain and n != model.name and n not in blacks]
     with st.form("anatomy-form"):
         c = st.columns(6)
-        attack = c[0].selectbox("Attack", ATTACKS, key="anatomy.attack")
+        attack = c[0].selectbox("Attack", AVERAGED, key="anatomy.attack")
         preferred = [n for n in options if n in domain.sources] or options  # the judges stay held out
         extra = c[1].multiselect("More source models", options, default=preferred[:2], key="anatomy.sources")
         copies = c[2].number_input("Noisy copies n", 1, 1000, d["copies"], key="anatomy.copies")
         sigma = c[3].number_input("σ", 0.0, 1.0, d["sigma"], 0.01, format="%.3f", key="anatomy.sigma")
-        eps = c[4].number_input("ε (BIM and δ')", 0.001, 1.0, d["eps"], 0.005, format="%.3f", key="anatomy.eps")
+        eps = c[4].number_input("ε (BIM, Square and δ')", 0.001, 1.0, d["eps"], 0.005, format="%.3f", key="anatomy.eps")
         steps = c[5].number_input("Steps", 1, 200, d["steps"], key="anatomy.steps")
+        c = st.columns(4)
+        targeted = c[0].toggle("Targeted (generation effect)", key="anatomy.targeted",
+                               help=glossary.help_text("generation effect"))
+        aim = c[1].selectbox("Target", [*targets.POLICIES, *model.class_names], key="anatomy.target")
+        queries = c[2].number_input("Square: queries", 10, 10000, 300, 10, key="anatomy.queries")
+        zero_init = c[3].checkbox("Square: start from δ = 0", True, key="anatomy.zero_init",
+                                  help=glossary.help_text("Square from δ = 0"))
         go = st.form_submit_button("Average", type="primary")
-    settings = {"copies": int(copies), "sigma": float(sigma), "eps": float(eps), "steps": int(steps)}
+    settings = {"copies": int(copies), "sigma": float(sigma), "eps": float(eps), "steps": int(steps),
+                "queries": int(queries), "zero_init": bool(zero_init), "target": aim if targeted else None}
     sources = [model] + [resources.model(n) for n in extra]
     key = ("anatomy", selection.model, selection.image_key, attack, tuple(extra), tuple(sorted(settings.items())))
     if state.analysis(key) is None:
@@ -99,17 +135,28 @@ def page() -> None:
             st.info("Press Average: the attack runs on every source model and noisy copy of the image, "
                     "then the sections below judge the averaged perturbation.")
             return
-        params = _attack_params(attack, settings["eps"], settings["steps"])
+        params = _params(attack, settings)
         seconds = sum(cost.averaged_seconds(attack, models, 1, n, params)
                       for models, n in ((sources[:1], 1), (sources, 1), (sources, settings["copies"])))
         if not widgets.heavy_gate("anatomy", key, seconds, go, cost.stops_early(attack)):
             return
-    deltas = _average_all(sources, x, settings, attack, key)
+    labels = _aim(model, x, aim) if targeted else None
+    if targeted and labels is None:
+        return
+    deltas = _average_all(sources, x, settings, attack, labels, key)
     judge_names = ", ".join(j.name for j in judges)
     st.caption(f"Sources: {', '.join(s.name for s in sources)}. Judges (black-box models): {judge_names}.")
 
+    titles = {name: name for name in deltas}
+    if targeted:  # each setting's panel says what the judges see in the targeted δ
+        verdicts = recognisable.target_recognisability_table(judges, *labels, {("", s): d for s, d in deltas.items()},
+                                                             model.domain)
+        for name in deltas:
+            seen = [model.class_names[r["most common class"]] for r in verdicts if r["setting"] == name]
+            titles[name] = f"{name}: judged {', '.join(dict.fromkeys(seen))}"
     pics = [("image", images.to_uint8(x), "rgb")]
-    pics += [(name, images.to_uint8(recognisable.display_normalise(delta, model.domain)), "rgb") for name, delta in deltas.items()]
+    pics += [(titles[name], images.to_uint8(recognisable.display_normalise(delta, model.domain, targeted)), "rgb")
+             for name, delta in deltas.items()]
     if "noisy multi-model" in deltas:
         pics.append(("complementarity (|δ| ≥ mean)", images.signed_map(recognisable.complementarity(deltas["noisy multi-model"])),
                      "signed"))
@@ -119,6 +166,8 @@ def page() -> None:
         st.warning("Cancelled before the noisy multi-model average finished: the sections below need it.")
         return
     delta = deltas["noisy multi-model"]
+    if targeted:
+        _generation_section(verdicts, model.class_names, labels[1])
     with torch.no_grad():
         y = sum(torch.softmax(m(x), 1) for m in [model, *judges]).argmax(1)
 
@@ -163,7 +212,7 @@ def _checkerboard_section(model, x, selection, settings, presenting) -> None:
     key = ("checkerboard", selection.model, selection.image_key, tuple(sorted(sigmas)), int(copies), settings["eps"], settings["steps"])
     rows = state.analysis(key)
     clicked = c[2].button("Compute checkerboards", key="anatomy.cb_go")
-    bim = _attack_params("bim", settings["eps"], settings["steps"])
+    bim = _params("bim", settings)
     # Priced only when asked for: the first price of a model times it (a second or so for a photo model).
     if (clicked or widgets.pending("checkerboard") == key) and rows is None and sigmas and widgets.heavy_gate(
             "checkerboard", key, len(sigmas) * cost.averaged_seconds("bim", [model], 1, int(copies), bim), clicked):
@@ -181,7 +230,7 @@ def _similarity_section(sources, x, y, settings, selection) -> None:
     key = ("similarity", selection.model, selection.image_key, tuple(s.name for s in sources), tuple(sorted(settings.items())))
     rows = state.analysis(key)
     clicked = st.button("Compare BIM, C&W and DeepFool", key="anatomy.sim_go")
-    params = {a: _attack_params(a, settings["eps"], settings["steps"]) for a in ATTACKS}
+    params = {a: _params(a, settings) for a in ATTACKS}
 
     def seconds() -> float:  # priced only when asked for
         return sum(cost.averaged_seconds(a, models, 1, n, params[a])

@@ -11,6 +11,10 @@ Masks: Fashion-MNIST objects by thresholding (objects are bright on black);
 gallery photos have masks committed under assets/images/masks (GrabCut from a
 rectangle, checked by eye); any other photo gets an automatic GrabCut mask from
 a centred rectangle that the caller can move.
+
+Search-based attacks (seed 002 §5.1): `copies_sweep` averages a query-only attack
+(Square, started from δ = 0) over more and more noisy copies and follows how much
+of δ's energy lies on the object, next to the contour-vs-background accuracies.
 """
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine import images
+from engine import images, progress
 from engine.analysis.recognisable import accuracy_rows, complementarity, random_signs, sign_quantise
+from engine.attacks.averaging import averaged
 
 MASKS = Path(__file__).resolve().parent.parent.parent / "assets" / "images" / "masks"
 # Fashion-MNIST background pixels are exactly 0; 0.05 (≈13/255) keeps the faint edges of sandals and bags.
@@ -98,11 +103,18 @@ def _parts(mask: torch.Tensor):
     return {"object": mask.float(), "background": 1.0 - mask.float()}
 
 
+def _control(x: torch.Tensor, quantised: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """Random ±ε on the pixels δ' moves: a search-based δ leaves pixels at exactly 0, and a control that
+    covered those too would be a larger perturbation than the one it checks."""
+    return random_signs(x, eps, seed) * (quantised != 0).to(x.dtype)
+
+
 def contour_vs_background(
     tests: Sequence, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor, eps: float, seed: int = 0,
 ) -> list[dict]:
     """Accuracy with δ' only inside the object, only on the background, and ±ε random controls on the same pixels."""
-    quantised, control = sign_quantise(delta, eps), random_signs(x, eps, seed)
+    quantised = sign_quantise(delta, eps)
+    control = _control(x, quantised, eps, seed)
     rows = []
     for part, weight in _parts(mask).items():
         share = float(weight.mean())
@@ -117,7 +129,8 @@ def mask_sweep(
 ) -> list[dict]:
     """δ' on the eroded/dilated object mask: mean test accuracy vs area fraction, with the control,
     and the slope "accuracy change per +1 % of image area" between consecutive masks."""
-    quantised, control = sign_quantise(delta, eps), random_signs(x, eps, seed)
+    quantised = sign_quantise(delta, eps)
+    control = _control(x, quantised, eps, seed)
     rows = []
     for k in sorted(steps):
         grown = morph(mask, k).float()
@@ -140,7 +153,8 @@ def linf_sweep(
     """Mean test accuracy with ε·sign(δ) on each part as ε grows (background saturates, the object keeps falling)."""
     rows = []
     for eps in eps_values:
-        quantised, control = sign_quantise(delta, eps), random_signs(x, eps, seed)
+        quantised = sign_quantise(delta, eps)
+        control = _control(x, quantised, eps, seed)
         for part, weight in _parts(mask).items():
             acc = [r["accuracy"] for r in accuracy_rows(tests, (x + quantised * weight).clamp(0, 1), y)]
             ctl = [r["accuracy"] for r in accuracy_rows(tests, (x + control * weight).clamp(0, 1), y)]
@@ -156,3 +170,52 @@ def complementarity_coverage(delta: torch.Tensor, mask: torch.Tensor) -> dict:
     obj, bg = mask.bool(), ~mask.bool()
     return {"object kept": float(kept[obj].float().mean()) if obj.any() else None,
             "background kept": float(kept[bg].float().mean()) if bg.any() else None}
+
+
+def energy_in_mask(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per image, the share of δ's energy Σδ² (over channels and pixels) inside the object mask;
+    NaN for a δ that is zero everywhere. A δ spread evenly over the image scores the mask's area."""
+    energy = (delta ** 2).sum(1)  # N×H×W
+    inside = (energy * mask.reshape(energy.shape).to(energy.dtype)).flatten(1).sum(1)
+    total = energy.flatten(1).sum(1)
+    return torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)),
+                       torch.full_like(total, float("nan")))
+
+
+def mean_energy_in_mask(delta: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """`energy_in_mask` averaged over the images that have any energy (None if none has)."""
+    share = energy_in_mask(delta, mask)
+    share = share[torch.isfinite(share)]
+    return float(share.mean()) if share.numel() else None
+
+
+def copies_sweep(
+    models: Sequence, tests: Sequence, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, attack: str,
+    params: dict, copies: Sequence[int] = (1, 4, 16, 64), sigma: float = 0.2, eps: float = 0.2, seed: int = 0,
+    callback: progress.Callback | None = None,
+) -> list[dict]:
+    """How the number n of averaged perturbations changes the picture (seed 002 §5.1).
+
+    Per n: `attack` with `params` averaged over n noisy copies (σ) on `models`; the share of δ's energy inside
+    the object (`energy in object`, mean over images, beside the mask's `area`), the share of pixels any copy moved,
+    and the contour-vs-background accuracies of δ' = ε·sign(δ) with the random ±ε control, averaged over
+    the test models. Each row keeps its averaged δ under "delta" (for display). A cancelled n is left out."""
+    rows = []
+    for i, n in enumerate(copies):
+        result = averaged(attack, models, x, y=y, copies=int(n), sigma=sigma, seed=seed,
+                          callback=progress.part(callback, i, len(copies), copies=int(n)), **params)
+        if result.stopped_early:
+            break
+        parts = contour_vs_background(tests, x, y, result.delta, mask, eps, seed=seed)
+        rows.append({
+            "copies": int(n), "energy in object": mean_energy_in_mask(result.delta, mask), "area": area(mask),
+            "moved": float((result.delta.abs().amax(1) > 0).float().mean()),
+            **{f"{part} {name}": _mean_accuracy(parts, part, kind) for part in ("object", "background")
+               for name, kind in (("δ'", "δ'"), ("control", "random ±ε"))},
+            "success rate": result.success_rate, "delta": result.delta,
+        })
+    return rows
+
+
+def _mean_accuracy(rows: list[dict], part: str, perturbation: str) -> float:
+    return float(np.mean([r["accuracy"] for r in rows if r["part"] == part and r["perturbation"] == perturbation]))

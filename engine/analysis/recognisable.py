@@ -6,6 +6,7 @@ Perturbations come from `engine.attacks.averaging.averaged` in three settings
 
 - attack strength (Table 4.4): accuracy on x + ε·sign(δ), next to clean and ±ε random noise;
 - machine recognisability (Table 4.3): the display-normalised δ itself, classified as the source class?
+  Targeted δ (the generation effect, §4.8.5): classified as the target class?
 - similarity across attacks, complementarity, and the "noise classes" of each model.
 
 Every evaluation returns a tidy list of dicts (one row per number) so the CLI
@@ -110,7 +111,7 @@ def perturbations(
 
 
 def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((predict_labels(model, x) == y).float().mean())
+    return _share(predict_labels(model, x), y)
 
 
 def accuracy_rows(tests: Sequence, x: torch.Tensor, y: torch.Tensor, **labels) -> list[dict]:
@@ -132,17 +133,40 @@ def strength_table(
     return rows
 
 
+def verdicts(tests: Sequence, deltas: dict[tuple[str, str], torch.Tensor], domain: str,
+             targeted: bool = False) -> dict[tuple[str, str, str], torch.Tensor]:
+    """What each test model calls each display-normalised perturbation: (attack, setting, model) → N labels."""
+    out = {}
+    for (attack, setting), delta in deltas.items():
+        shown = display_normalise(delta, domain, targeted)
+        for m in tests:
+            out[(attack, setting, m.name)] = predict_labels(m, shown)
+    return out
+
+
 def recognisability_table(
     tests: Sequence, y: torch.Tensor, deltas: dict[tuple[str, str], torch.Tensor], domain: str, targeted: bool = False,
 ) -> list[dict]:
     """Table 4.3's shape: the share of display-normalised perturbations that test models classify as the source class."""
-    rows = []
-    for (attack, setting), delta in deltas.items():
-        shown = display_normalise(delta, domain, targeted)
-        for m in tests:
-            rows.append({"attack": attack, "setting": setting, "model": m.name,
-                         "source class share": _accuracy(m, shown, y)})
-    return rows
+    return [{"attack": attack, "setting": setting, "model": model, "source class share": _share(pred, y)}
+            for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted).items()]
+
+
+def target_recognisability_table(
+    tests: Sequence, y: torch.Tensor, target: torch.Tensor, deltas: dict[tuple[str, str], torch.Tensor], domain: str,
+) -> list[dict]:
+    """The generation effect (seed 002 §4.8.5) in numbers: targeted perturbations, scaled so that their
+    largest value is the domain's display peak, shown to test models on their own. The share they classify
+    as the *target* class (the perturbation drew the target's features), for contrast as the source, and
+    the class they name most often."""
+    return [{"attack": attack, "setting": setting, "model": model,
+             "target class share": _share(pred, target), "source class share": _share(pred, y),
+             "most common class": int(torch.bincount(pred).argmax())}
+            for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted=True).items()]
+
+
+def _share(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((pred == labels.to(pred.device)).float().mean())
 
 
 def similarity_table(deltas: dict[tuple[str, str], torch.Tensor]) -> list[dict]:
