@@ -89,4 +89,8 @@ def streamlit_server(log: Path, timeout_s: float = 90.0, env: dict | None = None
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a script thread deep in a long computation does not stop at once
+            proc.kill()
+            proc.wait(timeout=20)

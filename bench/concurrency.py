@@ -39,22 +39,29 @@ def in_threads(k: int, slots: str, steps: int, job: tuple[str, str] = JOB) -> li
     """Seconds from the common start to each job's end, k jobs in k threads of this process."""
     from engine import attacks, compute, domains, models
 
-    os.environ["PE_COMPUTE_SLOTS"] = slots
     model = models.load(job[0], device="cpu")
     x = domains.of(model).load(job[1], model)
     done: list[float] = []
-    start = time.perf_counter()
+    before = os.environ.get("PE_COMPUTE_SLOTS")
+    os.environ["PE_COMPUTE_SLOTS"] = slots  # the process's queue follows it; restored below for whoever runs next
 
-    def job():
+    def run():
         with compute.slot():
             attacks.run("cw", model, x, steps=steps, score=False)
         done.append(time.perf_counter() - start)
 
-    threads = [threading.Thread(target=job) for _ in range(k)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        start = time.perf_counter()
+        threads = [threading.Thread(target=run) for _ in range(k)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        if before is None:
+            os.environ.pop("PE_COMPUTE_SLOTS", None)
+        else:
+            os.environ["PE_COMPUTE_SLOTS"] = before
     return sorted(done)
 
 

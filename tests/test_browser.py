@@ -521,7 +521,8 @@ def test_one_click_compares_a_plain_models_perturbation_with_its_robust_twins(se
 def test_a_second_session_waits_its_turn_in_view_and_can_leave_the_queue(server, browser):
     """Issue 17 item 4: jobs compute one at a time; a person whose job waits sees its place in the queue, and Cancel
     while waiting leaves the queue at once with a page that still works."""
-    link = f"{server}/?model=efficientnet-lite0&image=chelsea&attack=cw&p.steps=100"
+    # Long enough that the second session arrives while the first computes, on a fast machine too.
+    link = f"{server}/?model=efficientnet-lite0&image=chelsea&attack=cw&p.steps=400"
     first, second = (browser.new_context(viewport={"width": 1200, "height": 900}) for _ in range(2))
     try:
         a, b = first.new_page(), second.new_page()

@@ -121,6 +121,7 @@ def test_another_process_holding_the_slot_makes_a_job_wait(tmp_path):
 
 
 def test_the_cli_says_it_waits_when_the_machine_is_busy(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PE_COMPUTE_SLOTS", "1")
     monkeypatch.setattr(compute, "_QUEUE", compute.Queue(1, folder=tmp_path, poll_s=0.01))
     monkeypatch.setattr(cli._waiting, "said", False, raising=False)
     holder = subprocess.Popen(

