@@ -153,6 +153,7 @@ def cmd_attack(args) -> int:
         params[name] = value
     if args.estimate:
         return _estimate(model, spec, params, args.json)
+    twin = _twin(args, model) if args.twin else None  # before the first run: no twin, no wasted attack
     x = _load_image(args.image, model)
     target = _parse_target(args.target, model)
     extra = {}
@@ -163,8 +164,8 @@ def cmd_attack(args) -> int:
     result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params, **extra)
     record = run_record(result, model)
     record["image"] = str(args.image)
-    if args.twin:
-        return _with_twin(args, model, x, spec, target, params, extra, record, result)
+    if twin is not None:
+        return _with_twin(args, model, twin, x, spec, target, {**params, **extra}, record, result)
     saved = []
     if args.save_adv:
         saved += _save_pair(args.save_adv, images.to_uint8(result.x_adv), result.x_adv[0].cpu().numpy())
@@ -185,24 +186,27 @@ def cmd_attack(args) -> int:
     return 0
 
 
-def _with_twin(args, model, x, spec, target, params: dict, extra: dict, record: dict, result) -> int:
-    """The same attack, parameters and target on the model's plain or robust twin, beside the first run."""
-    from engine.analysis import recognisable
-
+def _twin(args, model):
     domain = domains.of(model)
-    twin_name = domain.twin(model.name)
-    if twin_name is None:
+    name = domain.twin(model.name)
+    if name is None:
         pairs = ", ".join(f"{a} / {b}" for a, b in domain.twins) or "none"
         raise ValueError(f"{model.name} has no robust or plain twin; the pairs are: {pairs}")
-    twin = _model(args, twin_name)
-    second = attacks.run(spec.name, twin, x.to(twin.device), target=target, seed=args.seed, **params, **extra)
-    records = [record, {**run_record(second, twin), "image": str(args.image)}]
+    return _model(args, name)
+
+
+def _with_twin(args, model, twin, x, spec, target, params: dict, record: dict, result) -> int:
+    """The same attack, parameters and target on the model's plain or robust twin, beside the first run."""
+    from engine.analysis import robust
+
+    sides = [robust.row(model, result),
+             *robust.compare([twin], x, spec.name, target=target, seed=args.seed, **params)]
+    records = [record, {**run_record(sides[1]["result"], twin), "image": str(args.image)}]
     saved = []
-    for run, rec in zip((result, second), records):
-        rec["robust"] = domain.is_robust(rec["model"])
+    for side, rec in zip(sides, records):
+        rec["robust"] = side["robust"]
         if args.save_delta:  # the thesis' display: what a person would recognise in δ
-            shown = recognisable.display_normalise(run.delta, domain, targeted=run.target is not None)
-            saved += _save_pair(f"{args.save_delta}-{rec['model']}", images.to_uint8(shown), run.delta[0].cpu().numpy())
+            saved += _save_pair(f"{args.save_delta}-{rec['model']}", side["shown"], side["result"].delta[0].cpu().numpy())
     if args.json:
         print(json.dumps({"runs": records, "saved": saved}, indent=2))
         return 0

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine import domains, images, models  # noqa: E402
+from engine import domains, models  # noqa: E402
 from engine.analysis import masking, recognisable, robust  # noqa: E402
 from engine.analysis.activation import evaluation_split  # noqa: E402
 from engine.report import environment  # noqa: E402
+from recognisable_perturbations import picture  # noqa: E402  (this folder: the same grid of images)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIM = {"eps": 0.2, "alpha": 0.008, "steps": 50}  # the Fashion-MNIST row of the recognisability experiment
@@ -102,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"{stem}.json").write_text(json.dumps(out, indent=1))
     shown = min(8, xs.shape[0])
     rows = [xs[:shown]] + [recognisable.display_normalise(d[:shown], domain.name) for d in deltas.values()]
-    tiles = np.concatenate([np.concatenate([images.to_uint8(img) for img in row], axis=1) for row in rows], axis=0)
-    Image.fromarray(tiles).resize((tiles.shape[1] * 3, tiles.shape[0] * 3), Image.NEAREST).save(args.out / f"{stem}.png")
+    picture(rows, args.out / f"{stem}.png", 3)
     (args.out / f"{stem}.md").write_text(markdown(out, list(deltas)))
     log(f"wrote {args.out / stem}.* in {out['seconds']:.0f} s")
     return 0

@@ -16,8 +16,9 @@ and seed) trained on adversarial examples only: FGSM from a uniform random start
 the ε-ball with step 1.25·ε (Wong, Rice & Kolter 2020, "Fast is better than free"),
 two passes per batch instead of PGD's eight. That recipe can collapse into
 "catastrophic overfitting", where FGSM accuracy rises while PGD accuracy falls to
-zero, so every epoch logs PGD-10 accuracy on 500 test images, and the committed
-record carries clean and PGD-20 accuracy at ε 0.1 and 0.2 on the whole test split.
+zero, so every epoch logs PGD-10 accuracy on 500 test images. The committed record
+carries clean accuracy on the whole test split and PGD-20 accuracy at ε 0.1 and 0.2 on
+its first ROBUST_EVAL_IMAGES images.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from engine.zoo import archs, manifest
 # "robust" models are adversarially trained twins of sources, neither sources nor judges.
 # Batch-norm networks reach 90 % in 3 one-cycle epochs (the small DenseNet needs 5: 89.98 % after 3);
 # LeNet and the MLP are cheap, so they get 15.
-PLAN: list[tuple[str, int, str, int]] = [
+PLAN: list[tuple] = [
     ("lenet", 0, "source", 15), ("lenet", 1, "test", 15),
     ("densenet", 0, "source", 5), ("resnet", 0, "source", 3),
     ("vgg", 0, "source", 3), ("mlp", 0, "source", 15),
