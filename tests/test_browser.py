@@ -494,6 +494,8 @@ def test_an_uploaded_torchscript_model_is_attacked_in_the_explorer(server, local
     files = page.locator("[data-testid='stSidebar'] [data-testid='stForm'] input[type='file']")
     files.nth(0).set_input_files(str(path))
     files.nth(1).set_input_files(str(sidecar))
+    for name in ("my-lenet.pt", "my-lenet.json"):  # both uploads are listed before the form is sent
+        page.get_by_test_id("stFileChipName").filter(has_text=name).wait_for(timeout=30_000)
     page.get_by_role("button", name="Add model").click()
     page.get_by_text("Added my-lenet.pt (uploaded)").wait_for(timeout=60_000)
     _choose(page, "White-box model", "my-lenet.pt (uploaded)")
