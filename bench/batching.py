@@ -6,6 +6,9 @@
 2. Many images: BIM-10 on a batch of Fashion-MNIST images in one call vs one call per image
    (on 2 CPU cores a big batch already keeps both busy, so the gain is small; on a GPU it is not).
 3. DeepFool on efficientnet-lite0: the top-10 candidate classes vs all 1,000, one iteration.
+4. FGSM at many ε (the Explorer's ε slider: 22 budgets, one photo, three models; a sweep: 10 budgets,
+   256 Fashion-MNIST images, scored on two models): one gradient and batched forwards
+   (`attacks.fgsm_many`) vs one FGSM run and forward per ε.
 
     python bench/batching.py [--repeats 3] [--quick] [--json] [--device cuda]
 """
@@ -87,6 +90,26 @@ def deepfool_case(repeats: int, quick: bool) -> dict:
             "all_classes": classes, "speed-up": statistics.median(full) / statistics.median(top)}
 
 
+def many_eps_case(names: list[str], x: torch.Tensor, eps: list[float], repeats: int) -> dict:
+    """`fgsm_many` on every model vs, per ε, an FGSM run on the first and a forward of each (the logits compared)."""
+    ms = [models.load(n, device=DEVICE) for n in names]
+    x = x.to(ms[0].device)
+
+    def batched():
+        return torch.cat([v.flatten(0, 1) for v in attacks.fgsm_many(ms, x, eps)["logits"].values()])
+
+    def loop():
+        out = {m.name: [] for m in ms}
+        for e in eps:
+            adv = attacks.run("fgsm", ms[0], x, eps=e, score=False).x_adv
+            with torch.no_grad():
+                for m in ms:
+                    out[m.name].append(m(adv))
+        return torch.cat([torch.cat(v) for v in out.values()])
+
+    return {"models": names, "images": int(x.shape[0]), "eps_count": len(eps), **_side_by_side(batched, loop, repeats)}
+
+
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, repeats=3)
     parser.add_argument("--deepfool-repeats", type=int, default=1,
@@ -107,6 +130,14 @@ def main(argv=None) -> int:
                                                   eps=0.02, steps=5))
     report["many_images"] = many_images_case(8 if args.quick else 256, repeats, 2 if args.quick else 10)
     report["deepfool"] = deepfool_case(1 if args.quick else args.deepfool_repeats, args.quick)
+    photo = images.load(images.gallery()["coffee"], models.load("efficientnet-lite0", device=DEVICE))
+    slider = [round(0.04 * i / 21, 4) for i in range(22)]  # the Explorer's grid at its default ε 0.01 (eps_panels)
+    report["many_eps"] = [
+        many_eps_case(["efficientnet-lite0"] if args.quick else ["efficientnet-lite0", "efficientnet-lite1",
+                                                                  "efficientnet-lite2"], photo, slider[:3 if args.quick else None], repeats),
+        many_eps_case(fm[:2], data.test_split()[0][:8 if args.quick else 256],
+                      [round(0.03 * i, 2) for i in range(1, 4 if args.quick else 11)], repeats),
+    ]
     report["device"] = DEVICE
     if args.json:
         print(json.dumps(report, indent=2))
@@ -124,6 +155,11 @@ def main(argv=None) -> int:
     d = report["deepfool"]
     print(f"\nDeepFool, {d['model']}, one iteration: top-10 {d['top10_s']:.2f} s, all {d['all_classes']} classes "
           f"{d['all_s']:.2f} s: {d['speed-up']:.0f}× faster")
+    print("\n| FGSM at many ε | images × ε | one gradient, batched (s) | one run per ε (s) | speed-up | max |Δlogit| |")
+    print("|---|---|---|---|---|---|")
+    for r in report["many_eps"]:
+        print(f"| {', '.join(r['models'])} | {r['images']} × {r['eps_count']} | {r['batched_s']:.2f} | {r['loop_s']:.2f} | "
+              f"{r['speed-up']:.1f}× | {r['max_abs_difference']:.1e} |")
     return 0
 
 

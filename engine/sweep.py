@@ -243,6 +243,10 @@ class _ImageSet(NamedTuple):
 _MODELS: dict[tuple[str, str | None], Any] = {}
 _IMAGES: dict[tuple[str, int, str | None], _ImageSet] = {}
 _TARGET_BANKS: dict[tuple, Any] = {}  # one entry: a bank's activations can be large
+# One-step attacks' directions per shard (attacks.one_step_direction): the jobs of a shard at other ε reuse the
+# gradient instead of recomputing it. Least recently used first out, beyond this many stored values.
+_DIRECTIONS: dict[tuple, torch.Tensor] = {}
+_DIRECTION_ELEMENTS = 64 * 2**20
 
 
 def _model(name: str, device: str | None) -> tuple[Any, int]:
@@ -294,14 +298,34 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
         target = targets.random_classes(imageset.y, white.num_classes, job.seed, allowed=imageset.bank_y)[job.start:job.stop]
     if spec.needs_target_images:
         bank = _target_bank(white, white.layer(layer_name(white, job.layer)).index, job.images, imageset)
-    x_adv, target, params = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH, bank=bank,
-                                        layer=job.layer, **job.attack_params())
+    if spec.one_step and job.eps is not None:
+        x_adv, params = attacks.at_budgets(x, _direction(job, white, x, y, target), [job.eps])[0], {}
+    else:
+        x_adv, target, params = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH,
+                                            bank=bank, layer=job.layer, **job.attack_params())
     size = norms(x_adv - x)
     rows = [{**_identity(job, black.name, attempt), **metrics, "layer": params.get("layer"),
              "l2": float(size["l2"].mean()), "linf": float(size["linf"].mean()), "loads": loads}
             for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))]
     seconds = time.perf_counter() - started
     return [{**row, "seconds": seconds} for row in rows]
+
+
+def _direction(job: Job, white, x, y, target) -> torch.Tensor:
+    """The shard's one-step direction, computed once for all the grid's ε (in BATCH-image calls)."""
+    key = (job.attack, job.white, job.device, job.data, job.images, job.start, job.stop, job.seed, job.params)
+    if key in _DIRECTIONS:
+        _DIRECTIONS[key] = _DIRECTIONS.pop(key)  # most recently used last
+        return _DIRECTIONS[key]
+    other = {k: v for k, v in job.attack_params().items() if k != "eps"}
+    name = METHODS.get(job.attack, (job.attack, {}))[0]
+    found = torch.cat([attacks.one_step_direction(name, white, x[lo:lo + BATCH], y=y[lo:lo + BATCH], seed=job.seed,
+                                                  target=None if target is None else target[lo:lo + BATCH], **other)
+                       for lo in range(0, x.shape[0], BATCH)])
+    _DIRECTIONS[key] = found
+    while sum(d.numel() for d in _DIRECTIONS.values()) > _DIRECTION_ELEMENTS and len(_DIRECTIONS) > 1:
+        _DIRECTIONS.pop(next(iter(_DIRECTIONS)))
+    return found
 
 
 def _identity(job: Job, black: str, attempt: int) -> dict:

@@ -347,3 +347,26 @@ def test_gradient_attack_loops_never_wait_for_the_host_on_a_gpu(name):
         attacks.run(name, model, x, y=y, score=False, callback=strict_after_first_step, **extra)
     finally:
         torch.cuda.set_sync_debug_mode(0)
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_fgsm_at_many_eps_is_one_run_per_eps(targeted):
+    """Issue 17 item 5: one gradient, then every ε in one batched forward, gives each ε's own FGSM run."""
+    from engine import attacks, models
+
+    white, black = models.load("fmnist-lenet-0", device="cpu"), models.load("fmnist-mlp-0", device="cpu")
+    from engine import data
+
+    x = data.test_split()[0][:6]
+    with torch.no_grad():
+        target = (white(x).argmax(1) + 1) % 10 if targeted else None
+    eps = [0.0, 0.03, 0.1, 0.25, 1.0]
+    many = attacks.fgsm_many([white, black], x, eps, target=target)
+    assert many["x_adv"].shape == (5, 6, *x.shape[1:])
+    for i, e in enumerate(eps):
+        own = attacks.run("fgsm", white, x, target=target, eps=e, score=False).x_adv
+        torch.testing.assert_close(many["x_adv"][i], own, rtol=0, atol=1e-6)
+        with torch.no_grad():
+            torch.testing.assert_close(many["logits"][black.name][i], black(own), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="not a one-step attack"):
+        attacks.one_step_direction("pgd", white, x)

@@ -99,6 +99,8 @@ def test_batching_quick(capsys):
     assert report["deepfool"]["all_classes"] == 30 and report["deepfool"]["top10_s"] > 0
     many = report["many_images"]
     assert many["images"] == 8 and many["max_abs_difference"] < 1e-5  # one batch or one call per image: same images
+    for case in report["many_eps"]:  # one gradient for every ε gives each ε's own run
+        assert case["eps_count"] == 3 and case["max_abs_difference"] < 1e-3
 
 
 def test_sweep_scaling_quick(capsys):

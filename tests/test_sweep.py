@@ -324,3 +324,27 @@ def test_app_page_opens_a_results_file_and_refuses_junk(reference):
     assert any("cannot be opened" in e.value and "lacks the column" in e.value for e in at.error)
     upload(at, "junk.parquet", b"\x00garbage")
     assert not at.exception and any("could not be read as Parquet" in e.value for e in at.error)
+
+
+def test_one_step_jobs_at_many_eps_share_one_gradient_and_match_their_own_runs(monkeypatch):
+    """Issue 17 item 5: a sweep's FGSM jobs at other ε reuse their shard's direction (one gradient per shard,
+    not per ε), and each row equals a plain FGSM run at that ε."""
+    from engine import attacks, models
+    from engine.analysis.transfer import adversarial
+
+    monkeypatch.setattr(sweep, "_DIRECTIONS", {})
+    calls = []
+    real = attacks.one_step_direction
+    monkeypatch.setattr(attacks, "one_step_direction", lambda *a, **k: calls.append(1) or real(*a, **k))
+    grid = sweep.Grid(attacks=["fgsm"], whites=[WHITE], blacks=[BLACK], eps=[0.05, 0.1, 0.2], images=8, shard_size=4)
+    rows = [row for job in grid.jobs() for row in sweep.run_job(job)]
+    assert len(calls) == 2  # two shards, three ε
+    white, black = models.load(WHITE, device="cpu"), models.load(BLACK, device="cpu")
+    imageset = sweep._image_set(white, 8, "cpu")
+    for job, row in zip(grid.jobs(), rows):
+        x, y = imageset.x[job.start:job.stop], imageset.y[job.start:job.stop]
+        x_adv, _, _ = adversarial(white, "fgsm", x, y, eps=job.eps)
+        with torch.no_grad():
+            assert row["error"] == pytest.approx(float((black(x_adv).argmax(1) != y)[
+                (white(x).argmax(1) == y) & (black(x).argmax(1) == y)].float().mean()))
+        assert row["linf"] == pytest.approx(job.eps, abs=1e-6)

@@ -80,12 +80,14 @@ def eps_panels(models: Sequence, result, points: int = 21) -> dict:
     to 4× the run's ε (and the run's own), from one gradient and one batched forward per model."""
     eps = float(result.params["eps"])
     grid = sorted({round(float(v), 4) for v in np.linspace(0.0, min(1.0, 4 * eps), points)} | {round(eps, 4)})
-    many = attacks.fgsm_many(models, result.x, grid, y=result.y, target=result.target)
+    target = None if result.target is None else result.target[:1]
+    many = attacks.fgsm_many(models, result.x[:1], grid, y=result.y[:1], target=target)
+    x_adv, logits = many["x_adv"][:, 0], {name: v[:, 0] for name, v in many["logits"].items()}
     source = int(result.y[0])
     return {
         "eps": many["eps"],
-        "pictures": [images.to_uint8(a) for a in many["x_adv"]],
-        "deltas": [images.signed_map((a - result.x[0])[None]) for a in many["x_adv"]],
-        "top": {m.name: topk(many["logits"][m.name], m.class_names, 1) for m in models},
-        "source": {m.name: torch.softmax(many["logits"][m.name], 1)[:, source].tolist() for m in models},
+        "pictures": [images.to_uint8(a) for a in x_adv],
+        "deltas": [images.signed_map((a - result.x[0])[None]) for a in x_adv],
+        "top": {m.name: topk(logits[m.name], m.class_names, 1) for m in models},
+        "source": {m.name: torch.softmax(logits[m.name], 1)[:, source].tolist() for m in models},
     }

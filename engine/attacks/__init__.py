@@ -50,25 +50,44 @@ def run(
     )
 
 
-def fgsm_many(models, x, eps_values, y=None, target=None) -> dict:
-    """FGSM at many budgets as one computation: one gradient on models[0], then every ε in one batched
-    forward per model. Exact: the FGSM image at ε is clip(x + ε·sign(∇)), and sign(∇) is read off a
-    run at ε = 1 (a pixel the clip holds at a bound stays there for every ε).
+def one_step_direction(name, model, x, y=None, target=None, seed=0, **params):
+    """The direction d of a one-step attack (`spec.one_step`, FGSM): its image at any ε is clip(x + ε·d).
 
-    Returns {"eps": [...], "x_adv": E×C×H×W (first image of x), "logits": {model name: E×classes}}.
-    """
+    d is read off a run at ε = 1, so it is sign(∇) where the clip lets the pixel move and 0 where a
+    bound holds it, which it then does at every ε. One gradient serves a whole sweep over ε."""
+    spec = get(name)
+    if not spec.one_step:
+        raise ValueError(f"{spec.title} is not a one-step attack: its image at each ε needs its own run")
+    return run(name, model, x, y=y, target=target, seed=seed, score=False, **{**params, "eps": 1.0}).delta.sign()
+
+
+def at_budgets(x, direction, eps_values):
+    """The one-step images clip(x + ε·d) at every ε: E×N×C×H×W for an N-image batch."""
     import torch
+
+    eps = torch.tensor([float(e) for e in eps_values], device=x.device, dtype=x.dtype).view(-1, *[1] * x.dim())
+    return (x[None] + eps * direction[None]).clamp(0.0, 1.0)
+
+
+def fgsm_many(models, x, eps_values, y=None, target=None) -> dict:
+    """FGSM at many budgets as one computation: one gradient on models[0], then every ε × image in batched
+    forwards per model (bounded in memory by engine.attacks.chunks).
+
+    Returns {"eps": [...], "x_adv": E×N×C×H×W, "logits": {model name: E×N×classes}}."""
+    import torch
+
+    from engine.attacks.chunks import chunk_size
 
     eps_values = [float(e) for e in eps_values]
     for e in eps_values:
         EPS.check(e)
-    x = x[:1]
-    direction = run("fgsm", models[0], x, y=y, target=target, eps=1.0, score=False).delta.sign()
-    eps = torch.tensor(eps_values, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
-    x_adv = (x + eps * direction).clamp(0.0, 1.0)
+    x_adv = at_budgets(x, one_step_direction("fgsm", models[0], x, y=y, target=target), eps_values)
+    flat = x_adv.flatten(0, 1)
+    size = chunk_size(x.shape[1:])
     with torch.no_grad():
-        logits = {m.name: m(x_adv) for m in models}
+        logits = {m.name: torch.cat([m(flat[i:i + size]) for i in range(0, flat.shape[0], size)])
+                  .view(len(eps_values), x.shape[0], -1) for m in models}
     return {"eps": eps_values, "x_adv": x_adv, "logits": logits}
 
 
-__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "available", "fgsm_many", "get", "run"]
+__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "at_budgets", "available", "fgsm_many", "get", "one_step_direction", "run"]

@@ -103,6 +103,7 @@ class AttackSpec:
     # (resolved parameters, image shape C×H×W) → passes per image, at most: what engine.cost prices.
     work: Callable[[dict, tuple[int, ...]], float] = steps_work
     stops_early: bool = False  # the work is an upper bound: the run ends once every image succeeds
+    one_step: bool = False  # its image at any ε is clip(x + ε·d) for one direction d (attacks.one_step_direction)
 
     def describe(self, domain: str | None = None) -> dict:
         overrides = _domain_defaults(domain)

@@ -61,7 +61,7 @@ def mifgsm(ctx: Context, eps: float, alpha: float | None, steps: int, decay: flo
 
 SPECS = [
     AttackSpec(
-        "fgsm", "FGSM", fgsm, (EPS,), norm="linf", targeted=True,
+        "fgsm", "FGSM", fgsm, (EPS,), norm="linf", targeted=True, one_step=True,
         reference="Goodfellow et al. 2015, Explaining and Harnessing Adversarial Examples",
         summary="one step of size ε along the sign of the loss gradient",
     ),
