@@ -229,9 +229,6 @@ def _fmnist() -> Domain:
 def _imagenet() -> Domain:
     return Domain(
         IMAGENET_NAME, "ImageNet photos", (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
-        # JSMA one pair per step needs hundreds of steps on a photo (150,528 features; the camera took 708): 32
-        # pairs a step finish in seconds, and the parameter panel shows the count.
-        attack_defaults={"pairs": 32},
         averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
         defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
                   "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128,

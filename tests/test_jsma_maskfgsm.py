@@ -106,3 +106,22 @@ def test_iterative_mask_fgsm_stops_at_success_or_budget():
     stopped = ~many.success & (many.iterations < 8)
     assert bool((norms(many.delta)["l0_pct"][stopped] >= 60).all())  # an unfooled image stops early only at τ
     assert float(many.delta.abs().max()) <= 0.2 + 1e-6
+
+
+def test_several_pairs_a_step_are_distinct_and_share_no_feature():
+    """`pairs` > 1 changes that many different pairs: never (p, q) and (q, p), never one feature twice."""
+    from engine.attacks.jsma import disjoint_best
+
+    k = 12
+    score = torch.randn(3, k, k, generator=torch.Generator().manual_seed(0))
+    score = score.masked_fill(~torch.ones(k, k, dtype=torch.bool).triu(1), float("-inf"))
+    values, flat = disjoint_best(score, 4)
+    assert values.shape == (3, 4) and bool((values[:, :-1] >= values[:, 1:]).all())  # best first
+    for row in range(3):
+        features = torch.cat([flat[row] // k, flat[row] % k])
+        assert features.unique().numel() == 8
+        assert float(values[row, 0]) == float(score[row].max())
+    lone = torch.full((1, k, k), float("-inf"))
+    lone[0, 2, 5] = 1.0
+    values, flat = disjoint_best(lone, 3)  # one admissible pair: the rest are −inf, not repeats
+    assert float(values[0, 0]) == 1.0 and int(flat[0, 0]) == 2 * k + 5 and not bool(torch.isfinite(values[0, 1:]).any())

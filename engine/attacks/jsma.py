@@ -11,7 +11,7 @@ A pair search over all D² pairs is what makes reference implementations run
 out of memory on 224×224 photos (D = 150,528). Here each image's search is
 restricted to its `candidates` most salient features (by |α − β|, inside the
 search domain), so memory is N·k² per step, and images run as one batch.
-`pairs` > 1 changes that many best pairs per step, for speed on photos.
+`pairs` > 1 changes that many best disjoint pairs per step, for speed on photos (at most k/2).
 """
 from __future__ import annotations
 
@@ -45,6 +45,26 @@ def positive_saliency_share(alpha: torch.Tensor, beta: torch.Tensor, theta: int 
 def jsma_steps(max_distortion: float, features: int, pairs: int) -> int:
     """The most iterations: each saturates `pairs` feature pairs until Υ·d features changed."""
     return max(1, int(max_distortion * features) // 2 // pairs)
+
+
+def disjoint_best(pair_score: torch.Tensor, pairs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of m×k×k pair scores: the `pairs` best pairs that share no feature, greedily (best first, then the
+    best among pairs disjoint from those taken), as (scores, flat indices p·k + q), −inf where none was left.
+
+    Disjoint, so `pairs` pairs change 2·pairs features; the top scores alone would reuse the one most salient
+    feature in most of them."""
+    m, k, _ = pair_score.shape
+    score = pair_score.clone()
+    values, indices = [], []
+    rows = torch.arange(m, device=score.device)
+    for _ in range(min(pairs, k // 2)):
+        value, flat = score.flatten(1).max(1)
+        values.append(value)
+        indices.append(flat)
+        for feature in (flat // k, flat % k):  # neither feature may appear in another pair
+            score[rows, feature, :] = float("-inf")
+            score[rows, :, feature] = float("-inf")
+    return torch.stack(values, 1), torch.stack(indices, 1)
 
 
 def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs: int) -> torch.Tensor:
@@ -82,9 +102,10 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
         b2 = b[:, :, None] + b[:, None, :]
         ok = ((a2 > 0) & (b2 < 0)) if theta > 0 else ((a2 < 0) & (b2 > 0))
         ok &= valid[:, :, None] & valid[:, None, :]
-        ok &= ~torch.eye(k, dtype=torch.bool, device=x.device)[None]
+        # (p, q) and (q, p) are one pair: the upper triangle holds each once, without p = q.
+        ok &= torch.ones(k, k, dtype=torch.bool, device=x.device).triu(1)[None]
         pair_score = (a2 * b2).neg().masked_fill(~ok, float("-inf"))  # α·|β| when the signs are right
-        best_val, best = pair_score.flatten(1).topk(min(pairs, k * k), dim=1)
+        best_val, best = disjoint_best(pair_score, pairs)
         found = torch.isfinite(best_val[:, 0])
         active[idx[~found]] = False  # no admissible pair left: JSMA gives up on this image
         p, q = cand.gather(1, best // k), cand.gather(1, best % k)
