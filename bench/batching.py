@@ -7,8 +7,8 @@
    (on 2 CPU cores a big batch already keeps both busy, so the gain is small; on a GPU it is not).
 3. DeepFool on efficientnet-lite0: the top-10 candidate classes vs all 1,000, one iteration.
 4. FGSM at many ε (the Explorer's ε slider: 22 budgets, one photo, three models; a sweep: 10 budgets,
-   256 Fashion-MNIST images, scored on two models): one gradient and batched forwards
-   (`attacks.fgsm_many`) vs one FGSM run and forward per ε.
+   256 Fashion-MNIST images, scored on two models): one gradient for every ε (`attacks.fgsm_many`)
+   vs one FGSM run per ε, each followed by the same forwards.
 
     python bench/batching.py [--repeats 3] [--quick] [--json] [--device cuda]
 """
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     d = report["deepfool"]
     print(f"\nDeepFool, {d['model']}, one iteration: top-10 {d['top10_s']:.2f} s, all {d['all_classes']} classes "
           f"{d['all_s']:.2f} s: {d['speed-up']:.0f}× faster")
-    print("\n| FGSM at many ε | images × ε | one gradient, batched (s) | one run per ε (s) | speed-up | max |Δlogit| |")
+    print("\n| FGSM at many ε | images × ε | one gradient (s) | one run per ε (s) | speed-up | max |Δlogit| |")
     print("|---|---|---|---|---|---|")
     for r in report["many_eps"]:
         print(f"| {', '.join(r['models'])} | {r['images']} × {r['eps_count']} | {r['batched_s']:.2f} | {r['loop_s']:.2f} | "

@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     cli = parser(__doc__, repeats=3, quick_help="one session, Fashion-MNIST only", device=False)
     cli.add_argument("--domain", nargs="+", choices=list(MODELS), help="default: both")
     cli.add_argument("--timeout", type=int, default=300, help="seconds before a page counts as not finished")
+    cli.add_argument("--only", nargs="+", default=None, help="rows by their page column, e.g. 'explorer, jsma'")
     args = cli.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -85,6 +86,7 @@ def main(argv=None) -> int:
         for domain in domains:
             visits = [(path, path or "explorer", "", button, marker) for path, button, marker in PAGES]
             visits += [("", f"explorer, {what}", f"&{query}", None, "SSIM") for what, query in ATTACKS[domain]]
+            visits = [v for v in visits if args.only is None or v[1] in args.only]
             for path, name, query, button, marker in visits:
                 link = f"{url}/{path}?{MODELS[domain]}{query}"
                 runs = [first_result(browser, link, button, marker, args.timeout) for _ in range(repeats)]

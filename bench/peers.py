@@ -12,6 +12,7 @@ implementations differ, and Square is random); a disagreement is printed as such
     python bench/peers.py --repeats 5           # Fashion-MNIST LeNet, batch 256, and EfficientNet-Lite0, batch 8
     python bench/peers.py --quick --json        # CI smoke mode: tiny batches and budgets, one repetition
     python bench/peers.py --device cuda         # the same on a GPU
+    python bench/peers.py --models efficientnet-lite0 --attacks pgd deepfool --peers Foolbox adv-lib   # a part
 
 Peers: torchattacks (in the test environment), Foolbox, ART, adv-lib and advertorch (in .peers/,
 pinned in bench/requirements-peers.txt). A library that is not installed or does not import is
@@ -39,6 +40,7 @@ from bench_common import ROOT, cell, fooled, parser as bench_parser, ratio, spre
 
 PEERS_DIR = ROOT / ".peers"
 # Import name → how the library calls itself.
+MODELS = ("fmnist-lenet-0", "efficientnet-lite0")  # batch 256 and batch 8
 LIBRARIES = {"torchattacks": "torchattacks", "foolbox": "Foolbox", "art": "ART", "adv_lib": "adv-lib",
              "advertorch": "advertorch"}
 # (library, attack, model) → images it attacks in the full run, the slowest loops only (its time is scaled
@@ -440,6 +442,9 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, repeats=5)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="default: both")
+    parser.add_argument("--attacks", nargs="+", default=None, help="attack names (default: every one)")
+    parser.add_argument("--peers", nargs="+", choices=list(LIBRARIES.values()), default=None, help="default: all")
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     # Quick mode checks rather than times: on a shared CPU one thread is many times faster than two.
@@ -452,33 +457,47 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     found, missing = import_peers()
+    if args.peers is not None:
+        found = {k: v for k, v in found.items() if LIBRARIES[k] in args.peers}
     repeats = 1 if args.quick else args.repeats
     slices = {} if args.quick else SLICES
+
+    def chosen(case_list):
+        return [c for c in case_list if args.attacks is None or c.attack in args.attacks]
+
     rows = []
-    fm = models.load("fmnist-lenet-0", device=args.device)
-    x = data.test_split()[0][: 8 if args.quick else 256].to(fm.device)
-    eps = resolve_params(attacks.get("fgsm"), fm.domain, {})["eps"]
-    rows += measure(fm, x, cases(eps, args.quick, digits=True), found, repeats, slices, warm_up=not args.quick)
-    lite = models.load("efficientnet-lite0", device=args.device)
-    photos = torch.cat([images.load(p, lite) for p in list(images.gallery().values())[: 2 if args.quick else 8]])
-    eps = resolve_params(attacks.get("fgsm"), lite.domain, {})["eps"]
-    lite_cases = cases(eps, args.quick, digits=False)
-    if args.quick:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
-        lite_cases = [c for c in lite_cases if c.attack == "fgsm"]
-    rows += measure(lite, photos.to(lite.device), lite_cases, found, repeats, slices, warm_up=not args.quick)
-    report = {"device": str(fm.device), "repeats": repeats, "peers": {LIBRARIES[k]: v for k, v in found.items()},
+    if "fmnist-lenet-0" in args.models:
+        fm = models.load("fmnist-lenet-0", device=args.device)
+        x = data.test_split()[0][: 8 if args.quick else 256].to(fm.device)
+        eps = resolve_params(attacks.get("fgsm"), fm.domain, {})["eps"]
+        rows += measure(fm, x, chosen(cases(eps, args.quick, digits=True)), found, repeats, slices, warm_up=not args.quick)
+    if "efficientnet-lite0" in args.models:
+        lite = models.load("efficientnet-lite0", device=args.device)
+        photos = torch.cat([images.load(p, lite) for p in list(images.gallery().values())[: 2 if args.quick else 8]])
+        eps = resolve_params(attacks.get("fgsm"), lite.domain, {})["eps"]
+        lite_cases = cases(eps, args.quick, digits=False)
+        if args.quick:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
+            lite_cases = [c for c in lite_cases if c.attack == "fgsm"]
+        rows += measure(lite, photos.to(lite.device), chosen(lite_cases), found, repeats, slices, warm_up=not args.quick)
+    report = {"device": str(args.device), "repeats": repeats,
+              "peers": {LIBRARIES[k]: v for k, v in found.items()},
               "missing": {LIBRARIES[k]: v for k, v in missing.items()}, "rows": rows,
               "verdicts": [{"attack": a, "model": m, **v} for (a, m), v in verdicts(rows).items()]}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    _print(report)
+    return 0
+
+
+def _print(report: dict) -> None:
+    rows, repeats = report["rows"], report["repeats"]
     print(f"Peers on {report['device']}, torch {torch.__version__} ({torch.get_num_threads()} threads): "
           + ", ".join(f"{k} {v}" for k, v in report["peers"].items()))
     for lib, why in report["missing"].items():
         print(f"left out: {lib} ({why})")
     print(f"times: median (min–max) of {repeats}; ours / peer: per-repetition ratios, median (min–max)\n")
     print(table(rows))
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every issue-8 figure listed in bench/README.md, one script after another
-# (never two at once: on 2 cores a second job doubles every time). ~70 min on 2 CPU cores.
+# (never two at once: on 2 cores a second job doubles every time). ~2 h on 2 CPU cores.
 #
 #   bash bench/run_all.sh                # CPU
 #   bash bench/run_all.sh --device cuda  # the same on a GPU (app latency stays on the CPU)
@@ -26,4 +26,5 @@ if [[ -z "$SUFFIX" ]]; then
     run sweep_scaling $PY bench/sweep_scaling.py --repeats 2
     run profile_cw $PY bench/profile_cw.py
     run browser_first_result $PY bench/browser_first_result.py --repeats 2
+    run concurrency $PY bench/concurrency.py
 fi
