@@ -53,9 +53,9 @@ def own_model_ui() -> None:
     uploaded is unpickled, and no code is imported from a browser (entry points are for the CLI)."""
     from engine.models import ModelUnavailable, torchvision_zoo, user
 
-    # The note stays until the next model is added: a rerun that comes at once (a click, a stopped job) must not
-    # take it away before it is read. The section is open only on the run right after adding.
-    with st.sidebar.expander("Bring your own model", expanded=st.session_state.pop("own_model_open", False)):
+    # The note stays until the next model is added, and the section stays open from then on: a rerun that comes
+    # at once (a click, a stopped job) must neither take the note away nor fold it out of sight before it is read.
+    with st.sidebar.expander("Bring your own model", expanded="own_model_added" in st.session_state):
         if "own_model_added" in st.session_state:
             st.success(st.session_state["own_model_added"])
         kind = st.radio("Format", ["torchvision + state_dict", "TorchScript / .pt2"], key="own_kind", horizontal=True)
@@ -90,7 +90,6 @@ def own_model_ui() -> None:
             st.error(str(err))
             return
         state.own_models()[name] = model
-        st.session_state["own_model_open"] = True
         st.session_state["own_model_added"] = (f"Added {name} ({len(model.class_names)} classes, {model.domain}): pick it "
                                                "as the white-box or a black-box model.")
         st.rerun()  # the model lists above were drawn before it existed
