@@ -243,7 +243,7 @@ class _ImageSet(NamedTuple):
 _MODELS: dict[tuple[str, str | None], Any] = {}
 _IMAGES: dict[tuple[str, int, str | None], _ImageSet] = {}
 _TARGET_BANKS: dict[tuple, Any] = {}  # one entry: a bank's activations can be large
-# One-step attacks' directions per shard (attacks.one_step_direction): the jobs of a shard at other ε reuse the
+# One-step attacks' (spec.one_step) directions per shard: the jobs of a shard at other ε reuse the
 # gradient instead of recomputing it. Least recently used first out, beyond this many stored values.
 _DIRECTIONS: dict[tuple, torch.Tensor] = {}
 _DIRECTION_ELEMENTS = 64 * 2**20
@@ -299,7 +299,7 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     if spec.needs_target_images:
         bank = _target_bank(white, white.layer(layer_name(white, job.layer)).index, job.images, imageset)
     if spec.one_step and job.eps is not None:
-        x_adv, params = attacks.at_budgets(x, _direction(job, white, x, y, target), [job.eps])[0], {}
+        x_adv, params = attacks.at_budgets(x, _direction(job, white, x, y, target, bank), [job.eps])[0], {}
     else:
         x_adv, target, params = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH,
                                             bank=bank, layer=job.layer, **job.attack_params())
@@ -311,18 +311,16 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     return [{**row, "seconds": seconds} for row in rows]
 
 
-def _direction(job: Job, white, x, y, target) -> torch.Tensor:
-    """The shard's one-step direction, computed once for all the grid's ε (in BATCH-image calls)."""
+def _direction(job: Job, white, x, y, target, bank) -> torch.Tensor:
+    """The shard's one-step direction d (its image at ε is clip(x + ε·d)), made once for all the grid's ε by the
+    same batched run as any job, at ε = 1."""
     key = (job.attack, job.white, job.device, job.data, job.images, job.start, job.stop, job.seed, job.params)
     if key in _DIRECTIONS:
         _DIRECTIONS[key] = _DIRECTIONS.pop(key)  # most recently used last
         return _DIRECTIONS[key]
-    other = {k: v for k, v in job.attack_params().items() if k != "eps"}
-    name = METHODS.get(job.attack, (job.attack, {}))[0]
-    found = torch.cat([attacks.one_step_direction(name, white, x[lo:lo + BATCH], y=y[lo:lo + BATCH], seed=job.seed,
-                                                  target=None if target is None else target[lo:lo + BATCH], **other)
-                       for lo in range(0, x.shape[0], BATCH)])
-    _DIRECTIONS[key] = found
+    x_adv, _, _ = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH, bank=bank,
+                              layer=job.layer, **{**job.attack_params(), "eps": 1.0})
+    found = _DIRECTIONS[key] = (x_adv - x).sign()
     while sum(d.numel() for d in _DIRECTIONS.values()) > _DIRECTION_ELEMENTS and len(_DIRECTIONS) > 1:
         _DIRECTIONS.pop(next(iter(_DIRECTIONS)))
     return found

@@ -329,13 +329,13 @@ def test_app_page_opens_a_results_file_and_refuses_junk(reference):
 def test_one_step_jobs_at_many_eps_share_one_gradient_and_match_their_own_runs(monkeypatch):
     """Issue 17 item 5: a sweep's FGSM jobs at other ε reuse their shard's direction (one gradient per shard,
     not per ε), and each row equals a plain FGSM run at that ε."""
-    from engine import attacks, models
+    from engine import models
     from engine.analysis.transfer import adversarial
 
     monkeypatch.setattr(sweep, "_DIRECTIONS", {})
-    calls = []
-    real = attacks.one_step_direction
-    monkeypatch.setattr(attacks, "one_step_direction", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = []  # every attack run of the sweep: one per shard when the direction is reused
+    real = sweep.adversarial
+    monkeypatch.setattr(sweep, "adversarial", lambda *a, **k: calls.append(1) or real(*a, **k))
     grid = sweep.Grid(attacks=["fgsm"], whites=[WHITE], blacks=[BLACK], eps=[0.05, 0.1, 0.2], images=8, shard_size=4)
     rows = [row for job in grid.jobs() for row in sweep.run_job(job)]
     assert len(calls) == 2  # two shards, three ε

@@ -77,7 +77,7 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
 
 def eps_panels(models: Sequence, result, points: int = 21) -> dict:
     """An FGSM result's ε slider: the adversarial image, δ and every model's top-1 at each ε of a grid from 0
-    to 4× the run's ε (and the run's own), from one gradient and one batched forward per model."""
+    to 4× the run's ε (and the run's own), from one gradient (attacks.fgsm_many)."""
     eps = float(result.params["eps"])
     grid = sorted({round(float(v), 4) for v in np.linspace(0.0, min(1.0, 4 * eps), points)} | {round(eps, 4)})
     target = None if result.target is None else result.target[:1]
