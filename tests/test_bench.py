@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.slow  # whole scripts, in their quick mode
 
@@ -183,3 +184,27 @@ def test_peers_quick(capsys):
         rates = {r["theirs_success"] for r in report["rows"]
                  if r["attack"] == attack and r["model"] == "fmnist-lenet-0"}
         assert len(rates) == 1 and 0 < rates.pop() < 1, attack  # and some images resist: the check has teeth
+
+
+
+@pytest.mark.oracle
+def test_deepfool_matches_foolbox_image_for_image():
+    """The same steps to the same boundary: each image's perturbation is Foolbox's, not only the rate. (The
+    reference code's 1e-4 overshoot is a distance; added to |f| instead, images crossed iterations later.)"""
+    import peers
+
+    if not peers.PEERS_DIR.is_dir():
+        pytest.skip("peer libraries not installed: bash bench/install_peers.sh")
+    peers.import_peers()
+    from engine import attacks, data, models
+
+    model = models.load("fmnist-lenet-0")
+    x = data.test_view()[0][:64]
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    params = {"steps": 50, "overshoot": 0.02, "num_classes": 10}
+    ours = attacks.run("deepfool", model, x, y=y, **params)
+    theirs = peers.make("foolbox", "deepfool", model, params)(x, y)
+    assert bool(ours.success.all())
+    size_ours, size_theirs = ((a - x).flatten(1).norm(dim=1) for a in (ours.x_adv, theirs))
+    assert torch.allclose(size_ours, size_theirs, rtol=1e-3), (size_ours - size_theirs).abs().max()
