@@ -79,7 +79,9 @@ def import_peers() -> tuple[dict[str, str], dict[str, str]]:
     gradcheck = importlib.import_module("torch.autograd.gradcheck")  # the module: the attribute is a function
     if not hasattr(gradcheck, "zero_gradients"):
         gradcheck.zero_gradients = _zero_gradients
-    if importlib.util.find_spec("visdom") is None:  # adv-lib imports it for optional live plots only
+    # adv-lib imports visdom for optional live plots only. The stub has no spec: find_spec would raise on a
+    # second call, so look in sys.modules first.
+    if "visdom" not in sys.modules and importlib.util.find_spec("visdom") is None:
         sys.modules["visdom"] = types.ModuleType("visdom")
     found, missing = {}, {}
     for name in LIBRARIES:

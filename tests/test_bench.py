@@ -208,3 +208,16 @@ def test_deepfool_matches_foolbox_image_for_image():
     assert bool(ours.success.all())
     size_ours, size_theirs = ((a - x).flatten(1).norm(dim=1) for a in (ours.x_adv, theirs))
     assert torch.allclose(size_ours, size_theirs, rtol=1e-3), (size_ours - size_theirs).abs().max()
+
+
+@pytest.mark.oracle
+def test_check_pgd_floor_quick(capsys):
+    """The bare loop, ours and torchattacks give identical images (so their times compare like for like)."""
+    import check_pgd_floor
+    import peers
+
+    if not peers.PEERS_DIR.is_dir():
+        pytest.skip("peer libraries not installed: bash bench/install_peers.sh")
+    assert check_pgd_floor.main(["--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["identical_images"] and set(report["times"]) == {"bare loop", "ours", "torchattacks"}
