@@ -186,7 +186,6 @@ def test_peers_quick(capsys):
         assert len(rates) == 1 and 0 < rates.pop() < 1, attack  # and some images resist: the check has teeth
 
 
-
 @pytest.mark.oracle
 def test_deepfool_matches_foolbox_image_for_image():
     """The same steps to the same boundary: each image's perturbation is Foolbox's, not only the rate. (The
