@@ -4,7 +4,7 @@ Writes experiments/results/recognisable_<domain>.json (every number) and .md (th
 tables, next to the thesis' figures), plus a PNG of the perturbations.
 
     python experiments/recognisable_perturbations.py --domain fashion-mnist   # ~30 min on 2 CPU cores
-    python experiments/recognisable_perturbations.py --domain imagenet        # every gallery photo: ~45 min per 7 photos
+    python experiments/recognisable_perturbations.py --domain imagenet        # the 36 gallery photos: ~2 h (6 chunks)
     python experiments/recognisable_perturbations.py --domain fashion-mnist --quick   # a minute, for CI
 
 Fashion-MNIST: six source models (one per family, seed 0) make the perturbations,
