@@ -468,19 +468,18 @@ def _run(args) -> int:
         return [c for c in case_list if args.attacks is None or c.attack in args.attacks]
 
     rows = []
-    if "fmnist-lenet-0" in args.models:
-        fm = models.load("fmnist-lenet-0", device=args.device)
-        x = data.test_split()[0][: 8 if args.quick else 256].to(fm.device)
-        eps = resolve_params(attacks.get("fgsm"), fm.domain, {})["eps"]
-        rows += measure(fm, x, chosen(cases(eps, args.quick, digits=True)), found, repeats, slices, warm_up=not args.quick)
-    if "efficientnet-lite0" in args.models:
-        lite = models.load("efficientnet-lite0", device=args.device)
-        photos = torch.cat([images.load(p, lite) for p in list(images.gallery().values())[: 2 if args.quick else 8]])
-        eps = resolve_params(attacks.get("fgsm"), lite.domain, {})["eps"]
-        lite_cases = cases(eps, args.quick, digits=False)
-        if args.quick:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
-            lite_cases = [c for c in lite_cases if c.attack == "fgsm"]
-        rows += measure(lite, photos.to(lite.device), chosen(lite_cases), found, repeats, slices, warm_up=not args.quick)
+    for name in args.models:
+        model = models.load(name, device=args.device)
+        digits = name == "fmnist-lenet-0"  # the small grey domain: a big batch, and JSMA
+        if digits:
+            x = data.test_split()[0][: 8 if args.quick else 256]
+        else:
+            x = torch.cat([images.load(p, model) for p in list(images.gallery().values())[: 2 if args.quick else 8]])
+        eps = resolve_params(attacks.get("fgsm"), model.domain, {})["eps"]
+        case_list = chosen(cases(eps, args.quick, digits=digits))
+        if args.quick and not digits:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
+            case_list = [c for c in case_list if c.attack == "fgsm"]
+        rows += measure(model, x.to(model.device), case_list, found, repeats, slices, warm_up=not args.quick)
     report = {"device": str(args.device), "repeats": repeats,
               "peers": {LIBRARIES[k]: v for k, v in found.items()},
               "missing": {LIBRARIES[k]: v for k, v in missing.items()}, "rows": rows,
