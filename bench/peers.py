@@ -13,6 +13,12 @@ implementations differ, and Square is random); a disagreement is printed as such
     python bench/peers.py --quick --json        # CI smoke mode: tiny batches and budgets, one repetition
     python bench/peers.py --device cuda         # the same on a GPU
     python bench/peers.py --models efficientnet-lite0 --attacks pgd deepfool --peers Foolbox adv-lib   # a part
+    python bench/peers.py --peer-network as-given   # the peers on the network as a user hands it to them
+
+Which network the peers get (`--peer-network`): `same` (default) is our model object itself, with the
+engine's inference rewrites (engine/models/inference.py: batch norms folded, channels-last), so the ratio
+compares the attack loops alone. `as-given` builds the same model without the rewrites for the peers: the
+same function, as a user of that library would run it.
 
 Peers: torchattacks (in the test environment), Foolbox, ART, adv-lib and advertorch (in .peers/,
 pinned in bench/requirements-peers.txt). A library that is not installed or does not import is
@@ -36,6 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import attacks, data, images, models, targets  # noqa: E402
 from engine.attacks.base import resolve_params  # noqa: E402
+from engine.models import inference  # noqa: E402
 from bench_common import ROOT, cell, fooled, parser as bench_parser, ratio, spread, timed  # noqa: E402
 
 PEERS_DIR = ROOT / ".peers"
@@ -333,9 +340,10 @@ def _ours(case: Case, model, y):
     return run
 
 
-def measure(model, x, case_list, libraries, repeats, slices, warm_up=True) -> list[dict]:
+def measure(model, x, case_list, libraries, repeats, slices, warm_up=True, peer_model=None) -> list[dict]:
     """After one untimed run each (`warm_up`), interleaved repetitions of ours and every peer that has
-    the attack, the order rotated and reversed every other repetition (whoever ran first runs last next)."""
+    the attack, the order rotated and reversed every other repetition (whoever ran first runs last next).
+    The peers attack `peer_model` (default: `model` itself); success is judged on `model` for all."""
     with torch.no_grad():
         logits = model(x)
     y = logits.argmax(1)  # every library attacks the model's own predictions
@@ -346,7 +354,7 @@ def measure(model, x, case_list, libraries, repeats, slices, warm_up=True) -> li
         labels = target if case.targeted else y
         runners = {"ours": _ours(case, model, y)}
         for lib in libraries:
-            run = make(lib, case.attack, model, case.params)
+            run = make(lib, case.attack, model if peer_model is None else peer_model, case.params)
             if run is not None:
                 runners[lib] = run
         names = list(runners)
@@ -447,6 +455,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="default: both")
     parser.add_argument("--attacks", nargs="+", default=None, help="attack names (default: every one)")
     parser.add_argument("--peers", nargs="+", choices=list(LIBRARIES.values()), default=None, help="default: all")
+    parser.add_argument("--peer-network", choices=("same", "as-given"), default="same",
+                        help="same: our model object; as-given: the same model without the engine's inference rewrites")
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     # Quick mode checks rather than times: on a shared CPU one thread is many times faster than two.
@@ -470,6 +480,10 @@ def _run(args) -> int:
     rows = []
     for name in args.models:
         model = models.load(name, device=args.device)
+        peer_model = None
+        if args.peer_network == "as-given":
+            with inference.as_given():
+                peer_model = models.load(name, device=args.device)
         digits = name == "fmnist-lenet-0"  # the small grey domain: a big batch, and JSMA
         if digits:
             x = data.test_split()[0][: 8 if args.quick else 256]
@@ -479,8 +493,9 @@ def _run(args) -> int:
         case_list = chosen(cases(eps, args.quick, digits=digits))
         if args.quick and not digits:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
             case_list = [c for c in case_list if c.attack == "fgsm"]
-        rows += measure(model, x.to(model.device), case_list, found, repeats, slices, warm_up=not args.quick)
-    report = {"device": str(args.device), "repeats": repeats,
+        rows += measure(model, x.to(model.device), case_list, found, repeats, slices, warm_up=not args.quick,
+                        peer_model=peer_model)
+    report = {"device": str(args.device), "repeats": repeats, "peer_network": args.peer_network,
               "peers": {LIBRARIES[k]: v for k, v in found.items()},
               "missing": {LIBRARIES[k]: v for k, v in missing.items()}, "rows": rows,
               "verdicts": [{"attack": a, "model": m, **v} for (a, m), v in verdicts(rows).items()]}
@@ -494,7 +509,8 @@ def _run(args) -> int:
 def _print(report: dict) -> None:
     rows, repeats = report["rows"], report["repeats"]
     print(f"Peers on {report['device']}, torch {torch.__version__} ({torch.get_num_threads()} threads): "
-          + ", ".join(f"{k} {v}" for k, v in report["peers"].items()))
+          + ", ".join(f"{k} {v}" for k, v in report["peers"].items())
+          + f"; peers attack {'our model object' if report['peer_network'] == 'same' else 'the network as given'}")
     for lib, why in report["missing"].items():
         print(f"left out: {lib} ({why})")
     print(f"times: median (min–max) of {repeats}; ours / peer: per-repetition ratios, median (min–max)\n")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every issue-8 figure listed in bench/README.md, one script after another
-# (never two at once: on 2 cores a second job doubles every time). ~2 h on 2 CPU cores.
+# (never two at once: on 2 cores a second job doubles every time). ~3 h on 2 CPU cores.
 #
 #   bash bench/run_all.sh                # CPU
 #   bash bench/run_all.sh --device cuda  # the same on a GPU (app latency stays on the CPU)
@@ -20,8 +20,10 @@ run() {  # run NAME CMD...: print, time, and keep the output under bench/results
 run reference_overhead $PY bench/reference_overhead.py --repeats 7 "${DEVICE_ARGS[@]}"
 bash bench/install_peers.sh
 run peers $PY bench/peers.py --repeats 5 "${DEVICE_ARGS[@]}"
+run peers_as_given $PY bench/peers.py --repeats 5 --peer-network as-given "${DEVICE_ARGS[@]}"
 run batching $PY bench/batching.py --repeats 3 "${DEVICE_ARGS[@]}"
 if [[ -z "$SUFFIX" ]]; then
+    run inference_rewrites $PY bench/inference_rewrites.py --repeats 7
     run app_latency $PY bench/app_latency.py --repeats 5
     run sweep_scaling $PY bench/sweep_scaling.py --repeats 2
     run profile_cw $PY bench/profile_cw.py

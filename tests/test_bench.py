@@ -26,6 +26,19 @@ def test_attack_times_quick(capsys):
     assert all(rows[n]["iterations"] == rows[n]["params"]["steps"] for n in ("bim", "pgd", "mifgsm"))
 
 
+def test_inference_rewrites_quick(capsys):
+    import inference_rewrites
+
+    assert inference_rewrites.main(["--quick", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["model"], r["batch"]) for r in rows] == inference_rewrites.QUICK
+    for r in rows:
+        assert r["folded_batch_norms"] > 0 and r["channels_last"]  # both networks have conv → batch norm
+        assert r["max_logit_difference"] <= 1e-4 * r["logit_scale"]  # the same function
+        assert r["same_images_fooled"] == 0
+        assert r["fwd+bwd"]["ratio"]["median"] > 0
+
+
 def test_transfer_sweeps_quick(tmp_path):
     import transfer_sweeps
 
@@ -184,6 +197,22 @@ def test_peers_quick(capsys):
         rates = {r["theirs_success"] for r in report["rows"]
                  if r["attack"] == attack and r["model"] == "fmnist-lenet-0"}
         assert len(rates) == 1 and 0 < rates.pop() < 1, attack  # and some images resist: the check has teeth
+
+
+@pytest.mark.oracle
+def test_peers_on_the_network_as_given_fool_the_same_images(capsys):
+    """With the peers on the model built without the engine's rewrites (folded batch norms, channels-last),
+    the sign attacks still fool the same images: the rewrites change the cost, not the function."""
+    import peers
+
+    if not peers.PEERS_DIR.is_dir():
+        pytest.skip("peer libraries not installed: bash bench/install_peers.sh")
+    assert peers.main(["--quick", "--json", "--peer-network", "as-given", "--models", "efficientnet-lite0",
+                       "--attacks", "fgsm", "--peers", "torchattacks", "Foolbox"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["peer_network"] == "as-given"
+    assert {r["peer"] for r in report["rows"]} == {"torchattacks", "Foolbox"}
+    assert all(r["agree"] and r["ours_success"] == r["theirs_success"] for r in report["rows"]), report["rows"]
 
 
 @pytest.mark.oracle

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.hooks import capture_activations
+from engine.models import inference
 
 # Mixed precision (issue 8): the network body runs in a half-width float under autocast,
 # logits come back in float32 so losses, margins and comparisons stay exact.
@@ -86,6 +87,8 @@ class Classifier(nn.Module):
         self.precision = "fp32"
         self.eval()
         self.requires_grad_(False)
+        hooked = {n[len("net."):] for n in [*self._block_names, *([self._cam_layer] if self._cam_layer else [])]}
+        self.folded_batch_norms, self.channels_last = inference.prepare(net, self.input_size, hooked)
 
     def _no_layers(self) -> ValueError:
         return ValueError(f"{self.name} has no layer catalogue ({self.layers_unavailable}); "
@@ -136,6 +139,8 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (self.fit_input(x) - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         dtype = PRECISIONS[self.precision]
         if dtype is None:
             return self.net(x)
