@@ -110,6 +110,9 @@ def test_display_normalisation_matches_the_dataset_statistics():
                           torch.ones(2))
 
 
+PROMINENT = 100  # a peak this many times the spectrum's median power is a grid
+
+
 def test_period_detector_recovers_known_grids():
     for period in (2, 4, 7, 16):
         yy, xx = torch.meshgrid(torch.arange(112), torch.arange(112), indexing="ij")
@@ -118,9 +121,12 @@ def test_period_detector_recovers_known_grids():
         noisy = grid + 0.3 * torch.randn(112, 112, generator=torch.Generator().manual_seed(period))
         found = checkerboard.dominant_period(noisy.expand(3, 112, 112))
         assert found["period"] == pytest.approx(period, rel=0.05), (period, found)
-        assert found["prominence"] > 10
-    # Pure noise has no dominant peak worth the name.
-    assert checkerboard.dominant_period(torch.randn(112, 112))["prominence"] < 20
+        assert found["prominence"] > PROMINENT
+    # Pure noise has no dominant peak worth the name. Its prominence over 300 seeds: median 13, largest 20
+    # (an unseeded draw once gave 20.15); the grids above, noisy as they are, stand at ≥ 4,900.
+    for seed in range(20):
+        noise = torch.randn(112, 112, generator=torch.Generator().manual_seed(seed))
+        assert checkerboard.dominant_period(noise)["prominence"] < PROMINENT
 
 
 def test_checkerboard_rows_per_sigma(pair):
