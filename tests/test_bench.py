@@ -35,7 +35,7 @@ def test_inference_rewrites_quick(capsys):
     for r in rows:
         assert r["folded_batch_norms"] > 0 and r["channels_last"]  # both networks have conv → batch norm
         assert r["max_logit_difference"] <= 1e-4 * r["logit_scale"]  # the same function
-        assert r["same_images_fooled"] == 0
+        assert r["images_fooled_differently"] == 0
         assert r["fwd+bwd"]["ratio"]["median"] > 0
 
 

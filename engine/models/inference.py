@@ -10,13 +10,14 @@ rewrites pay everywhere at once, for every page and every attack:
 - **Channels-last memory.** On CPU, PyTorch's oneDNN convolutions run faster on N×H×W×C tensors than on
   N×C×H×W ones; the layout is not part of a tensor's value.
 
-bench/README.md §7 has what each buys (`python bench/inference_rewrites.py`). Both are checked on a probe
+bench/README.md §9 has what each buys (`python bench/inference_rewrites.py`). Both are checked on a probe
 batch against the network as it was, and taken back if its outputs moved by more than rounding, so a network
 with a layout-sensitive op (a `.view` over channels, a custom kernel) or a batch norm that a trace cannot
 see runs as given.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 
@@ -55,10 +56,7 @@ def _conv_bn_pairs(net: nn.Module, keep: set[str]) -> list[tuple[str, str]]:
     except Exception:  # noqa: BLE001 - control flow a trace cannot follow: run the network unfolded
         return []
     modules = dict(net.named_modules())
-    calls: dict[str, int] = {}
-    for node in graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
+    calls = collections.Counter(node.target for node in graph.nodes if node.op == "call_module")
     pairs = []
     for node in graph.nodes:
         if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
