@@ -48,7 +48,7 @@ def apply_url() -> None:
     owner = None if image is None else domains.owner(image)
     if owner is not None and owner.indexed:
         index = owner.parse_key(image)
-        for cls, members in resources.class_members(owner.name).items():
+        for cls, members in resources.class_members(owner).items():
             if index in members:
                 st.session_state["fmnist_class"], st.session_state["fmnist_example"] = cls, members.index(index)
     elif image is not None:
@@ -87,9 +87,15 @@ def run() -> None:
     for problem in st.session_state.get("url_problems", []):
         st.sidebar.warning(f"Link: {problem}")
     model = widgets.model_ui()
-    st.session_state["selection"] = widgets.image_ui(model)
-    st.session_state["blacks_chosen"] = widgets.blacks_ui(model)
-    state.set_evaluation_source(widgets.data_ui(model))
+    # A user's model picks its pictures from the images it came with: the image set is chosen first, drawn below.
+    image_box, blacks_box = st.sidebar.container(), st.sidebar.container()
+    source = widgets.data_ui(model)
+    state.set_evaluation_source(source)
+    resources.attach_images(model, source)
+    with image_box:
+        st.session_state["selection"] = widgets.image_ui(model)
+    with blacks_box:
+        st.session_state["blacks_chosen"] = widgets.blacks_ui(model)
     # Every rerun goes through this entry point and its sidebar, then runs the chosen page file.
     page = st.navigation([st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
                           for file, title, icon, path in PAGES])
@@ -101,6 +107,9 @@ def run() -> None:
         page.run()
     except ScriptControlException:  # Streamlit's own rerun/stop: not an error
         raise
+    except domains.NeedsImages:  # a user's model before its images: what to do, in the app's own terms
+        jobs.clear_unfinished()
+        st.info(widgets.needs_images_text(page.title))
     except Exception as err:  # the one error boundary: a plain message on the page, the trace in the server log
         LOG.exception("page %s failed", page.url_path)
         jobs.clear_unfinished()

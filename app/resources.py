@@ -48,7 +48,7 @@ def model_rows() -> list[dict]:
 
 @st.cache_data(show_spinner=False)
 def attack_rows(domain: str) -> list[dict]:
-    return attacks.available(domain)
+    return attacks.available(domains.get(domain).attack_defaults)
 
 
 def model(name: str):
@@ -60,6 +60,9 @@ def model(name: str):
 def image_tensor(model_name: str, source_key: str, data: bytes | None) -> torch.Tensor:
     """The chosen image fitted to the model (CPU; cached per input geometry and image, shared: read-only)."""
     m = model(model_name)
+    record = domains.of(m)
+    if data is None and record.fetch is not None and record.parse_key(source_key) is not None:
+        return record.load(source_key, m).cpu()  # this session's own images: never in the shared cache
     c, size, _ = m.input_size
     return _fitted_image((c, size, getattr(m, "resize_size", None) or size), source_key, data)
 
@@ -77,11 +80,38 @@ def _fitted_image(geometry: tuple[int, int, int], source_key: str, data: bytes |
     return images.to_tensor(images.fit(images.decode(source), c, size, resize))
 
 
+def class_members(domain: domains.Domain) -> dict[int, list[int]]:
+    """An indexed domain's image numbers per class (a user's images: this session's, never cached across)."""
+    return _builtin_members(domain.name) if not domain.custom else _members(domain.class_labels())
+
+
 @st.cache_data(show_spinner=False)
-def class_members(domain: str) -> dict[int, list[int]]:
-    """An indexed domain's image numbers per class."""
-    y = domains.get(domain).numbered()[1]
+def _builtin_members(name: str) -> dict[int, list[int]]:
+    return _members(domains.get(name).class_labels())
+
+
+def _members(y: torch.Tensor) -> dict[int, list[int]]:
     return {c: (y == c).nonzero().squeeze(1).tolist() for c in sorted(set(y.tolist()))}
+
+
+def attach_images(model_name: str, source: str) -> None:
+    """This session's own models of `model_name`'s domain take the chosen labelled images as their domain's
+    images (pictures to pick, evaluation split, target-image bank); built-in models keep their own."""
+    own = state.own_models()
+    if model_name not in own or not domains.get(own[model_name].domain).custom:
+        return
+    for other in own.values():
+        if other.domain != own[model_name].domain:
+            continue
+        if source == BUILTIN or not datasets.fits(dataset(source), other):
+            other.domain_record = None
+            continue
+        key = ("domain-images", other.name, source)
+        record = state.analysis(key)
+        if record is None:
+            record = datasets.as_domain(domains.get(other.domain), dataset(source), source, other)
+            state.store_analysis(key, record)
+        other.domain_record = record
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -132,7 +162,7 @@ def dataset(key: str) -> datasets.LabelledImages:
 def evaluation(model_name: str, n: int, source: str = BUILTIN):
     """((images, labels), target-image bank) of up to n evaluation images for a model: its domain's own,
     or a chosen dataset's (which is then its own bank: the images the model classifies correctly)."""
-    if source == BUILTIN:
+    if source == BUILTIN or domains.of(model(model_name)).custom:  # a user's model: its images, classes interleaved
         return evaluation_split(model(model_name), min(n, evaluation_capacity(model_name, source)))
     return _dataset_tensors(model_name, source, n)
 
@@ -150,6 +180,6 @@ def _dataset_tensors(model_name: str, source: str, n: int):
 
 
 def evaluation_capacity(model_name: str, source: str = BUILTIN) -> int:
-    if source == BUILTIN:
+    if source == BUILTIN or domains.of(model(model_name)).custom:
         return domains.of(model(model_name)).capacity()
     return len(dataset(source))

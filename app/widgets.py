@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import resources, state
+from app import own_model, resources, state
 from app.state import RunSpec, Selection
 from engine import domains, images
 
@@ -43,80 +43,8 @@ def model_ui() -> str:
         with st.sidebar.expander(f"{len(missing)} models not available here"):
             for r in missing:
                 st.caption(f"**{r['name']}** — {r['reason']}")
-    own_model_ui()
+    own_model.own_model_ui()
     return name
-
-
-def own_model_ui() -> None:
-    """Bring your own model: a torchvision architecture plus a state_dict (read with weights_only=True), or a
-    TorchScript / torch.export (.pt2) file with its preprocessing from a JSON sidecar or the form. Nothing
-    uploaded is unpickled, and no code is imported from a browser (entry points are for the CLI)."""
-    from engine.models import ModelUnavailable, torchvision_zoo, user
-
-    # The note stays until the next model is added, and the section stays open from then on: a rerun that comes
-    # at once (a click, a stopped job) must neither take the note away nor fold it out of sight before it is read.
-    with st.sidebar.expander("Bring your own model", expanded="own_model_added" in st.session_state):
-        if "own_model_added" in st.session_state:
-            st.success(st.session_state["own_model_added"])
-        kind = st.radio("Format", ["torchvision + state_dict", "TorchScript / .pt2"], key="own_kind", horizontal=True)
-        with st.form("own-model"):
-            if kind == "torchvision + state_dict":
-                arch = st.selectbox("Architecture", torchvision_zoo.ARCHITECTURES, key="own_arch")
-                upload = st.file_uploader("state_dict (.pt / .pth)", type=["pt", "pth", "bin"], key="own_weights")
-            else:
-                upload = st.file_uploader("TorchScript or exported program", key="own_archive",
-                                          type=["pt", "pt2", "pth", "ts", "torchscript", "jit", "ptc"])
-                sidecar = st.file_uploader("Sidecar JSON (optional: else the fields below)", type=["json"], key="own_sidecar")
-                size = st.text_input("Input size C,H,W", "3,224,224", key="own_size")
-                mean = st.text_input("Mean per channel", "0.485,0.456,0.406", key="own_mean")
-                std = st.text_input("Std per channel", "0.229,0.224,0.225", key="own_std")
-                names = st.text_area("Class names, one per line (empty: 'class 0', …)", key="own_names", height=80)
-                domain = st.selectbox("Domain (which built-in images it sees)", [*domains.names(), "custom"], key="own_domain")
-            added = st.form_submit_button("Add model")
-        if not added:
-            return
-        if upload is None:
-            st.error("Choose a model file first.")
-            return
-        try:
-            if kind == "torchvision + state_dict":
-                name = f"{arch} ({upload.name[:40]})"
-                model = torchvision_zoo.from_upload(arch, upload.getvalue(), name)
-            else:
-                name = f"{upload.name[:40]} (uploaded)"
-                meta = _sidecar_fields(sidecar) if sidecar is not None else _form_fields(size, mean, std, names, domain)
-                model = user.load_user_model(upload.getvalue(), meta=meta, name=name)
-        except (ModelUnavailable, ValueError) as err:
-            st.error(str(err))
-            return
-        state.own_models()[name] = model
-        st.session_state["own_model_added"] = (f"Added {name} ({len(model.class_names)} classes, {model.domain}): pick it "
-                                               "as the white-box or a black-box model.")
-        st.rerun()  # the model lists above were drawn before it existed
-
-
-def _sidecar_fields(upload) -> dict:
-    import json
-
-    try:
-        return json.loads(upload.getvalue().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{upload.name}: not a JSON file ({err})") from None
-
-
-def _form_fields(size: str, mean: str, std: str, names: str, domain: str) -> dict:
-    def numbers(text: str, what: str, kind=float) -> list:
-        try:
-            return [kind(v) for v in text.replace(" ", "").split(",") if v]
-        except ValueError:
-            raise ValueError(f"{what}: write numbers separated by commas, got {text[:40]!r}") from None
-
-    fields = {"input_size": numbers(size, "input size", int), "mean": numbers(mean, "mean"), "std": numbers(std, "std"),
-              "domain": domain}
-    lines = [line.strip() for line in names.splitlines() if line.strip()]
-    if lines:
-        fields["class_names"] = lines
-    return fields
 
 
 def data_ui(model_name: str) -> str:
@@ -130,9 +58,11 @@ def data_ui(model_name: str) -> str:
         m = resources.model(model_name)
     except ModelUnavailable:  # the page says why; its analyses use nothing until the model loads
         return resources.BUILTIN
-    options = {resources.BUILTIN: f"built-in ({domains.of(m).title})"}
+    custom = domains.get(m.domain).custom
+    # A user's model has no images of its own: "none yet" until a dataset that fits it is there (then it is used).
+    options = {resources.BUILTIN: "none yet: upload a .zip below" if custom else f"built-in ({domains.get(m.domain).title})"}
     root = resources.data_root()
-    with st.sidebar.expander("Evaluation images (Transfer, Feature space, JSMA curve)"):
+    with st.sidebar.expander("Evaluation images (Transfer, Feature space, JSMA curve)", expanded=custom):
         if root is not None and root.is_dir():
             for info in resources.data_folders(str(root)):
                 try:
@@ -144,8 +74,10 @@ def data_ui(model_name: str) -> str:
         for digest, (file_name, chosen) in state.own_datasets().items():
             if datasets.fits(chosen, m):
                 options[f"zip:{digest}"] = f"{file_name} ({len(chosen)} images, uploaded)"
+        if custom and len(options) > 1:
+            options.pop(resources.BUILTIN)
         if st.session_state.get("eval_data") not in options:
-            st.session_state["eval_data"] = resources.BUILTIN
+            st.session_state["eval_data"] = next(iter(options))
         source = st.radio("Image set", list(options), format_func=options.get, key="eval_data")
         upload = st.file_uploader("Labelled images (.zip: class folders, a file,label CSV or an ImageNet "
                                   "validation layout)", type=["zip"], key="eval_zip")
@@ -166,27 +98,41 @@ def data_ui(model_name: str) -> str:
 
 
 def blacks_ui(white: str) -> list[str]:
-    """Black-box (transfer) models: any usable model of the white-box model's domain."""
+    """Black-box (transfer) models: any usable model of the white-box model's domain, hence of its classes
+    (drawn inside the caller's sidebar container)."""
     domain = model_domain(white)
     options = [n for n, d in usable_models().items() if d == domain and n != white]
     if st.session_state.get("blacks_domain") != domain:  # first run or a switch of domain: that domain's defaults
         st.session_state["blacks_domain"] = domain
         if st.session_state.get("blacks") is None or not set(st.session_state["blacks"]) <= set(options):
-            judges = domains.get(domain).judges if domain in domains.names() else ()
+            # A user's domain has no held-out judges: another model with its classes is the natural black box.
+            judges = domains.get(domain).judges if domain in domains.names() else options[:1]
             st.session_state["blacks"] = [n for n in judges[:1] if n in options]
     st.session_state["blacks"] = [b for b in st.session_state["blacks"] if b in options]
-    return st.sidebar.multiselect("Black-box models", options, key="blacks",
-                                  help="models that never see the attack; they measure transfer")
+    return st.multiselect("Black-box models", options, key="blacks",
+                          help="models that never see the attack; they measure transfer (only models with the same "
+                               "classes are offered)")
+
+
+def own_domain(model: str) -> domains.Domain | None:
+    """The domain record of one of this session's own models (with its images, once chosen), else None."""
+    own = state.own_models().get(model)
+    return domains.of(own) if own is not None else None
 
 
 def image_ui(model: str) -> Selection:
+    """The source image (drawn inside the caller's sidebar container): a numbered image of the model's domain
+    (its test split, or the labelled images a user's model came with), else a gallery photo or an upload."""
     gallery = list(images.gallery())
+    record = own_domain(model)
     domain = model_domain(model)
-    if domain in domains.names() and domains.get(domain).indexed:
-        return indexed_ui(model, domains.get(domain))
-    source = st.sidebar.radio("Source image", ["Gallery", "Upload"], horizontal=True, key="image_source")
+    if record is None and domain in domains.names():
+        record = domains.get(domain)
+    if record is not None and record.indexed:
+        return indexed_ui(model, record)
+    source = st.radio("Source image", ["Gallery", "Upload"], horizontal=True, key="image_source")
     if source == "Upload":
-        upload = st.sidebar.file_uploader(
+        upload = st.file_uploader(
             "Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"], key="upload"
         )
         problem = None
@@ -195,25 +141,51 @@ def image_ui(model: str) -> Selection:
             problem = resources.upload_problem(data)
             if problem is None:
                 return Selection(model, f"upload:{resources.digest(data)}", upload.name, data)
-            st.sidebar.error(f"{upload.name}: {problem}")
+            st.error(f"{upload.name}: {problem}")
         else:
-            st.sidebar.caption("No file yet: showing a gallery photo.")
+            st.caption("No file yet: showing a gallery photo.")
     else:
         problem = None
     default = gallery.index(DEFAULT_IMAGE) if DEFAULT_IMAGE in gallery else 0
-    name = st.sidebar.selectbox("Gallery photo", gallery, key="gallery_image", **initial("gallery_image", index=default))
+    name = st.selectbox("Gallery photo", gallery, key="gallery_image", **initial("gallery_image", index=default))
     return Selection(model, name, name, problem=problem)
 
 
 def indexed_ui(model: str, domain) -> Selection:
-    """A numbered test image picked by class and position within the class."""
-    bank = resources.class_members(domain.name)
+    """A numbered image picked by class and position within the class."""
+    bank = resources.class_members(domain)
     names = domain.class_names  # not the model's: a model that fails to load still lets one pick an image
-    cls = st.sidebar.selectbox("Class", list(bank), format_func=lambda c: names[c], key="fmnist_class")
-    k = st.sidebar.number_input("Example of that class", 0, len(bank[cls]) - 1, key="fmnist_example",
-                                **initial("fmnist_example", value=0))
+    # A user's image set has its own classes: its widgets must not inherit a built-in domain's choice.
+    keys = ("fmnist_class", "fmnist_example") if not domain.custom else (f"{domain.prefix}class", f"{domain.prefix}example")
+    cls = st.selectbox("Class", list(bank), format_func=lambda c: names[c], key=keys[0])
+    k = st.number_input("Example of that class", 0, len(bank[cls]) - 1, key=keys[1], **initial(keys[1], value=0))
     index = bank[cls][int(k)]
-    return Selection(model, f"{domain.prefix}{index}", f"{domain.title} test #{index} ({names[cls]})")
+    what = "test" if not domain.custom else "image"
+    return Selection(model, f"{domain.prefix}{index}", f"{domain.title} {what} #{index} ({names[cls]})")
+
+
+def no_black_box_text(white: str, what: str = "Transfer") -> str:
+    """What a page that needs a black-box model says when there is none to choose, or none chosen."""
+    m = resources.model(white)
+    if any(d == m.domain for n, d in usable_models().items() if n != white):
+        return "Choose at least one black-box model in the sidebar."
+    return (f"{what} needs a second model with these {len(m.class_names)} classes: add one under *Bring your own "
+            "model* in the sidebar.")
+
+
+def has_images(model, page: str) -> bool:
+    """False, after saying what to do, when a page's analysis needs labelled images and the model has none."""
+    if resources.evaluation_capacity(model.name, state.evaluation_source()) > 0:
+        return True
+    st.info(needs_images_text(page))
+    return False
+
+
+def needs_images_text(page: str) -> str:
+    """What a page that needs labelled images says on a user's model that has none yet."""
+    name = st.session_state.get("model", "this model")
+    return (f"{page} needs labelled images of {name}'s classes. Under *Evaluation images* in the sidebar, upload a "
+            ".zip with one folder of images per class (named after the classes), then pick it there.")
 
 
 def _param_widget(spec: dict, prefix: str):
@@ -330,4 +302,10 @@ def page_start(title: str, concept: str):
     except ModelUnavailable as err:
         st.error(str(err))
         return None
+    record = domains.of(model)
+    if record.custom:  # a user's own domain: say where its budgets come from, since nothing else does
+        images_note = f"{record.count()} labelled images" if record.has_images else "no labelled images yet"
+        st.caption(f"Your own domain *{record.title}*: {len(record.class_names)} classes, {images_note}. Defaults "
+                   f"(ε {record.attack_defaults.get('eps', 'per attack')}, σ {record.averaging['sigma']}, "
+                   f"{record.defaults['images']} images) are chosen for {record.origin}.")
     return selection, model, blacks

@@ -489,7 +489,7 @@ def _run(args) -> int:
             x = data.test_split()[0][: 8 if args.quick else 256]
         else:
             x = torch.cat([images.load(p, model) for p in list(images.gallery().values())[: 2 if args.quick else 8]])
-        eps = resolve_params(attacks.get("fgsm"), model.domain, {})["eps"]
+        eps = resolve_params(attacks.get("fgsm"), model.attack_defaults, {})["eps"]
         case_list = chosen(cases(eps, args.quick, digits=digits))
         if args.quick and not digits:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
             case_list = [c for c in case_list if c.attack == "fgsm"]

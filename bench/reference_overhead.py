@@ -38,7 +38,7 @@ EPS = {"fashion-mnist": 0.2, "imagenet": 0.03}
 
 def reference(name: str, model, eps: float, steps: int):
     """The torchattacks object with our parameters (our defaults and α rules spelled out for it)."""
-    params = resolve_params(attacks.get(name), model.domain, PARAMS[name](eps, steps))
+    params = resolve_params(attacks.get(name), model.attack_defaults, PARAMS[name](eps, steps))
     if params.get("alpha", 0) is None:  # ours: ε/K, PGD's 2.5·ε/K
         params["alpha"] = (PGD_ALPHA_FACTOR if name == "pgd" else 1.0) * eps / steps
     return peers.make("torchattacks", name, model, params)

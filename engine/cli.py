@@ -29,24 +29,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _model(args, name: str):
-    """A registered model by name, else the user's own: a TorchScript or torch.export (.pt2) file (metadata from
-    the JSON beside it), an entry point 'package.module:factory', or ARCH=WEIGHTS (a torchvision state_dict)."""
-    precision = getattr(args, "precision", "fp32")
-    if name in models.names():
-        return models.load(name, device=args.device, precision=precision)
-    from engine.device import resolve
-    from engine.models import torchvision_zoo, user
-
-    arch, sep, weights = name.partition("=")
-    if sep and arch in torchvision_zoo.ARCHITECTURES:
-        model = torchvision_zoo.from_upload(arch, Path(weights).read_bytes(), f"{arch} ({Path(weights).name})")
-    elif Path(name).is_file() or user.ENTRY_POINT.match(name):
-        sidecar = getattr(args, "model_meta", None)
-        model = user.load_user_model(name, sidecar=sidecar)
-    else:
+    """A registered model by name, else the user's own (engine.models.formats): a model file (ONNX, torch.export
+    .pt2, TorchScript; metadata from the JSON beside it or --model-meta), ARCH=WEIGHTS (a torchvision state_dict),
+    timm:ARCH=WEIGHTS, hf:FOLDER, or an entry point 'package.module:factory'."""
+    if name not in models.names() and not Path(name).exists() and not any(c in name for c in "=:"):
         raise ValueError(f"unknown model {name!r}: give a registered name ({', '.join(models.names()[:6])}, …), a "
-                         "TorchScript or .pt2 file, an entry point package.module:factory, or ARCH=WEIGHTS.pt")
-    return model.to(resolve(args.device)).set_precision(precision)
+                         "model file (.onnx, .pt2, TorchScript), an entry point package.module:factory, "
+                         "ARCH=WEIGHTS.pt, timm:ARCH=WEIGHTS or hf:FOLDER")
+    model = models.open_model(name, args.device, getattr(args, "precision", "fp32"), getattr(args, "model_meta", None))
+    return _with_data(args, model)
+
+
+def _dataset(args):
+    """--data DIR, opened once per command."""
+    if getattr(args, "_dataset", None) is None:
+        args._dataset = datasets.open_dataset(args.data)
+    return args._dataset
+
+
+def _with_data(args, model):
+    """A user's model of its own domain takes --data DIR as that domain's images: its evaluation split, its
+    target-image bank and the images its analyses draw from."""
+    if getattr(args, "data", None) and domains.of(model).custom:
+        model.domain_record = datasets.as_domain(domains.of(model), _dataset(args), f"data:{args.data}", model)
+    return model
 
 
 def _fail(message: str) -> int:
@@ -226,7 +232,9 @@ def cmd_robust_accuracy(args) -> int:
     for name in args.models:
         model = _model(args, name)
         x, y = _evaluation_images(args, model, args.n)
-        rows += pgd_accuracy(model, x, y, args.eps_values, steps=args.steps, seed=args.seed)
+        budget = attacks.base.resolve_params(attacks.get("pgd"), model.attack_defaults, {})["eps"]
+        eps_values = args.eps_values or [budget / 2, budget]
+        rows += pgd_accuracy(model, x, y, eps_values, steps=args.steps, seed=args.seed)
     return _emit(rows, args.json, lambda r: f"{r['model']:<24} ε {r['eps']:<5g} PGD-{r['steps']:<3} n {r['n']:<6} "
                                             f"accuracy {r['accuracy']:.2%}")
 
@@ -265,6 +273,9 @@ def cmd_transfer(args) -> int:
     x, y, _, bank = _labelled(args, white, args.n)
     if args.bank_per_class is not None:
         bank = targets.first_per_class(*bank, args.bank_per_class)
+    if args.eps is None:
+        own = domains.of(white).defaults["transfer"]["eps"]
+        args.eps = own[len(own) // 2]
     if args.sweep == "eps":
         eps_values, layers = args.eps_values or SEED_EPS_SWEEP, [args.layer]
     elif args.sweep == "layer":  # every layer of the catalogue, at each ε given
@@ -297,8 +308,8 @@ def cmd_transfer(args) -> int:
 def _labelled(args, model, n: int):
     """(images, labels, names, target-image bank) on the model's device: the first n of --data DIR,
     else of the model's domain's built-in images. A user's data is its own bank (images the model gets right)."""
-    if getattr(args, "data", None):
-        dataset = datasets.open_dataset(args.data)
+    if getattr(args, "data", None) and not domains.of(model).custom:
+        dataset = _dataset(args)
         (x, y), bank = datasets.evaluation_split(dataset, model, n)
         names = [name for name, _ in dataset.items[: x.shape[0]]]
     else:
@@ -394,7 +405,7 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_gradcam(args) -> int:
-    from engine.analysis.gradcam import grad_cam, saliency
+    from engine.heatmaps import grad_cam, saliency
 
     model = _model(args, args.model)
     x = _load_image(args.image, model)
@@ -828,7 +839,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("robust-accuracy", help="clean and PGD accuracy at each ε (robust models beside plain ones)")
     _add_data(p)
     p.add_argument("--models", nargs="+", required=True)
-    p.add_argument("--eps", dest="eps_values", nargs="+", type=float, default=[0.1, 0.2])
+    p.add_argument("--eps", dest="eps_values", nargs="+", type=float,
+                   help="ε values (default: half and all of the domain's attack budget, 0.1 0.2 on Fashion-MNIST)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--n", type=int, default=1000, help="the first N evaluation images (default 1,000)")
     _add_common(p, seed=True)
@@ -839,7 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="white-box model")
     p.add_argument("--target", required=True, nargs="+", help="black-box model(s)")
     p.add_argument("--attack", nargs="+", default=["aa"], choices=["aa", "tmifgsm", "tpgd", "itcm", "all"])
-    p.add_argument("--eps", type=float, default=0.07)
+    p.add_argument("--eps", type=float, help="ε (default: the middle of the domain's transfer ε values, 0.07 on "
+                   "Fashion-MNIST)")
     p.add_argument("--eps-values", type=float, nargs="+", help="ε values (--sweep eps default: 0 .01 .03 .05 .07; "
                    "otherwise --eps); a layer sweep runs every layer at each")
     p.add_argument("--layer", type=int, default=None, help="AA layer index (default: the middle layer)")
@@ -953,7 +966,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_noise_classes)
 
     p = sub.add_parser("quiz", help="the thesis' human evaluation as a quiz: name the class from the perturbation")
-    p.add_argument("--domain", choices=domains.names(), help="the domain whose source models and images make the quiz")
+    _add_data(p)
+    p.add_argument("--domain", choices=domains.names(), help="the built-in domain whose source models and images make "
+                   "the quiz (a model of your own: give --model and --data)")
     p.add_argument("--model", help="the single-model perturbations' model, first of the sources "
                    "(default: the domain's first source)")
     p.add_argument("--sources", nargs="+", help="models whose perturbations are averaged (default: the domain's)")
@@ -1058,6 +1073,8 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    except domains.NeedsImages as err:
+        return _fail(f"{err}: give them with --data DIR (class sub-folders, or a file,label CSV)")
     except (ValueError, ModelUnavailable, OSError) as err:
         return _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     except KeyboardInterrupt:

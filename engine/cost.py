@@ -13,7 +13,7 @@ import time
 import torch
 
 from engine import attacks
-from engine.attacks.base import resolve_params
+from engine.attacks.base import model_defaults, resolve_params
 
 _SPEED: dict[tuple, tuple[float, float]] = {}
 # A batch large enough that its cost is mostly per image: a few photos, or dozens of small images.
@@ -55,7 +55,7 @@ def _pass(model, x: torch.Tensor) -> None:
 def attack_passes(model, name: str, params: dict | None = None) -> float:
     """Passes per image of attack `name` with `params` (defaults filled in; at most, if it stops at success)."""
     spec = attacks.get(name)
-    values = resolve_params(spec, getattr(model, "domain", ""), {k: v for k, v in (params or {}).items() if v is not None})
+    values = resolve_params(spec, model_defaults(model), {k: v for k, v in (params or {}).items() if v is not None})
     return spec.work(values, tuple(model.input_size))
 
 

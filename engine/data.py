@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.domains import FASHION_MNIST_NAME
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "data" / FASHION_MNIST_NAME
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "data" / "fashion-mnist"
 SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

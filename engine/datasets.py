@@ -19,6 +19,10 @@ everything; hidden files, `.*` and `__MACOSX/` are ignored):
   `ILSVRC2012_validation_ground_truth.txt` from the devkit is refused with an explanation: its
   1–1000 ILSVRC2012_IDs follow the devkit's own order, not the models' 0–999.
 
+Object masks (optional): `masks/<file>` beside the images, an image whose white pixels are the
+object, named like the image's path inside the dataset (`masks/cat/001.png`) or by its file name
+(`masks/001.png`). The `masks/` folder is never read as a class.
+
 Labels that are all ASCII digits become ints; everything else stays a stripped string.
 Items are sorted by their path inside the dataset.
 """
@@ -32,7 +36,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Union
@@ -51,6 +55,8 @@ MAX_RATIO = 100  # photos barely compress; zeros compress ~1000×
 RATIO_FLOOR = 2**20  # small members (a CSV of repeated labels) may compress well
 MAX_TOTAL_PIXELS = 2_000_000_000  # ~10,000 photos of 450×450: a bound on decoding time
 MAX_LABEL_FILE_BYTES = 64 * 2**20
+MASKS_FOLDER = "masks/"
+BANK_IMAGES = 500  # a user's domain's target-image bank: its first images, classes interleaved
 
 Source = Union[bytes, Path]
 _WNID = re.compile(r"n\d{8}")
@@ -65,6 +71,11 @@ class LabelledImages:
     labels: list[str | int]
     description: str
     layout: str
+    masks: dict[str, Source] = field(default_factory=dict)  # item name → its object mask image
+
+    def mask(self, i: int) -> Source | None:
+        name = self.items[i][0]
+        return self.masks.get(name, self.masks.get(name.rsplit("/", 1)[-1]))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -307,6 +318,8 @@ def _build(files: dict[str, Source], where: str) -> LabelledImages:
     files = {k: v for k, v in files.items() if not _hidden(k)}
     prefix = _top_folder(files)
     files = {k[len(prefix):]: v for k, v in files.items()}
+    masks = {k[len(MASKS_FOLDER):]: v for k, v in files.items() if k.startswith(MASKS_FOLDER) and _is_image(k)}
+    files = {k: v for k, v in files.items() if not k.startswith(MASKS_FOLDER)}
     pictures = sorted(k for k in files if _is_image(k))
     if not pictures:
         raise ValueError(f"{where}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")
@@ -319,7 +332,9 @@ def _build(files: dict[str, Source], where: str) -> LabelledImages:
     note = f"; {left_out} image(s) not named in {label_file} were left out" if left_out else ""
     labels = [label for _, label in pairs]
     description = f"{what}: {len(pairs)} images, {len(set(map(str, labels)))} labels, from {where}{note}"
-    return LabelledImages([(k, files[k]) for k, _ in pairs], labels, description, layout)
+    if masks:
+        description += f"; {len(masks)} object mask(s)"
+    return LabelledImages([(k, files[k]) for k, _ in pairs], labels, description, layout, masks)
 
 
 def _label_reader(files: dict[str, Source], where: str) -> tuple[Callable, str | None]:
@@ -534,3 +549,40 @@ def evaluation_split(dataset: LabelledImages, model, n: int | None = None):
     images: a user's dataset is its own bank, of the images the model classifies as their label."""
     x, y = tensors(dataset, model, None if n is None else min(n, len(dataset)))
     return (x, y), targets.bank(model, x, y)
+
+
+def interleaved(dataset: LabelledImages, model) -> LabelledImages:
+    """The items reordered round-robin over their classes (first of each class, then second, ...)."""
+    classes = class_indices(dataset, model)
+    rank: dict[int, int] = {}
+    order = []
+    for i, c in enumerate(classes):
+        order.append((rank.get(c, 0), c, i))
+        rank[c] = rank.get(c, 0) + 1
+    picked = [i for _, _, i in sorted(order)]
+    return LabelledImages([dataset.items[i] for i in picked], [dataset.labels[i] for i in picked],
+                          dataset.description, dataset.layout, dataset.masks)
+
+
+def as_domain(record, dataset: LabelledImages, source: str, model):
+    """`record` (a user's domain) with `dataset` as its images: its evaluation split, its target-image bank and
+    the pictures one can pick, numbered in the dataset's class-interleaved order ("<source>#<i>")."""
+    ordered = interleaved(dataset, model)
+    labels = torch.tensor(class_indices(ordered, model), dtype=torch.long)
+
+    def fetch(i: int, m) -> torch.Tensor:
+        name, item = ordered.items[i]
+        try:
+            return images.load(item, m)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+
+    def split(m, n: int):
+        if not 1 <= n <= len(ordered):
+            raise ValueError(f"the number of images must be between 1 and {len(ordered)} (the images given)")
+        # The bank spans the classes whatever n is (AA's target images), as a built-in domain's does.
+        (x, y), bank = evaluation_split(ordered, m, max(n, min(len(ordered), BANK_IMAGES)))
+        return (x[:n], y[:n]), bank
+
+    return record.with_images(source, count=len(ordered), split=split,
+                              fetch=fetch, labels=lambda: labels, mask_file=ordered.mask)

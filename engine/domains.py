@@ -5,21 +5,33 @@ budgets, how its built-in images are named and loaded, the labelled images its
 analyses run on and the target-image bank drawn from them, how object masks
 are made, and which of its models are sources and which are held-out judges.
 Models carry their domain's name (`model.domain`); `of(model)` gives the record.
-A model from elsewhere (a user's own) gets a record built from its own metadata:
-no built-in images, so analyses need the user's labelled data (`--data`).
+A user's own model gets a record of its own at load time (`adopt`): its classes, shape
+and statistics, and defaults derived from its input size. Its images are the labelled
+images the user brings (`with_images`: an uploaded zip or a folder), which then serve as
+its evaluation split and target-image bank; masks are the dataset's own, else GrabCut.
+
+This module imports nothing of the engine at import time (attacks never import it; the
+models read their domain's attack defaults through `Classifier.attack_defaults`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 GALLERY_LABELS = ASSETS / "images" / "labels.json"
+
+
+class NeedsImages(ValueError):
+    """An analysis needs labelled images and the domain has none yet (a user's model without their images)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,12 @@ class Domain:
     numbered: Callable[[], tuple] | None = None  # an indexed domain's (images, labels) that "<prefix><i>" picks from
     wnids: bool = False  # its classes are the 1000 ILSVRC-2012 synsets: dataset labels may be WordNet ids
     names: Callable[[], list[str]] | None = None  # class names, index order (None: each model's own)
+    # A user's images: one fitted image by index, and every label (an indexed domain without `numbered`).
+    fetch: Callable[[int, object], "torch.Tensor"] | None = None
+    labels: Callable[[], "torch.Tensor"] | None = None
+    mask_file: Callable[[int], object] | None = None  # the dataset's own mask of image i (masks/<file>), or None
+    custom: bool = False  # made from what a user brought (a model's metadata, their images)
+    origin: str = ""  # where the defaults come from, shown beside them ("3×32×32 colour images")
 
     @property
     def class_names(self) -> list[str]:
@@ -90,6 +108,8 @@ class Domain:
         found = self.parse_key(key)
         if found is None:
             raise ValueError(self.unknown_key(key))
+        if self.fetch is not None:
+            return self.fetch(found, model)
         if self.indexed:
             return self.numbered()[0][found:found + 1].clone().to(model.device)
         from engine import images
@@ -100,11 +120,28 @@ class Domain:
         found = self.parse_key(key)
         if found is None:
             raise ValueError(self.unknown_key(key))
+        if self.labels is not None:
+            return int(self.labels()[found])
         return int(self.numbered()[1][found]) if self.indexed else gallery_labels()[found]
+
+    def class_labels(self) -> "torch.Tensor":
+        """The label of every image one can pick (indexed domains)."""
+        return self.labels() if self.labels is not None else self.numbered()[1]
+
+    @property
+    def has_images(self) -> bool:
+        return self.split is not None
+
+    def with_images(self, source: str, *, count: int, split, fetch, labels, mask_file=None) -> "Domain":
+        """This record with a user's labelled images (key prefix "<source>#"), as its evaluation split and bank."""
+        return dataclasses.replace(self, indexed=True, prefix=f"{source}#", split=split, capacity=lambda: count,
+                                   count=lambda: count, fetch=fetch, labels=labels, numbered=None, mask_file=mask_file)
 
     def unknown_key(self, key: str) -> str:
         if self.split is None:
-            return f"{key[:40]!r}: {self.title} has no built-in images; give an image file"
+            return f"{key[:40]!r}: {self.title} has no images of its own yet; give an image file or labelled images"
+        if self.custom:
+            return f"image {key[:40]!r}: {self.title}'s images are numbered 0–{self.count() - 1} ({self.prefix}0)"
         if self.indexed:
             return f"image {key[:40]!r}: {self.title} images are numbered 0–{self.count() - 1} (e.g. {self.prefix}17)"
         if key.isdigit():
@@ -114,20 +151,34 @@ class Domain:
 
     def evaluation_split(self, model, n: int):
         if self.split is None:
-            raise ValueError(f"{model.name} ({self.title}) has no built-in images: give labelled images (--data DIR)")
+            raise NeedsImages(f"{model.name} ({self.title}) has no images of its own: this needs labelled images of its "
+                              f"{len(model.class_names)} classes")
         return self.split(model, n)
 
     def object_masks(self, model, x: torch.Tensor, keys: list[str] | None = None, threshold: float | None = None):
         """One mask per image: thresholded (dark-background domains), else the committed mask of a
-        gallery photo, else GrabCut from a centred box."""
-        from engine.analysis import masking
+        gallery photo or the user's own (`masks/<file>` in their dataset), else GrabCut from a centred box."""
+        import torch
+
+        from engine import masks
 
         if self.mask_threshold is not None:
-            return masking.threshold_mask(x, self.mask_threshold if threshold is None else threshold)
+            return masks.threshold_mask(x, self.mask_threshold if threshold is None else threshold)
         keys = keys or [None] * x.shape[0]
-        committed = set(self.image_keys()) if self.split is not None else set()
-        return torch.stack([masking.gallery_mask(k, model) if k in committed else masking.grabcut_mask(x[i])
-                            for i, k in enumerate(keys)])
+        found = [self.stored_mask(k, model) for k in keys]
+        return torch.stack([m if m is not None else masks.grabcut_mask(x[i]) for i, m in enumerate(found)])
+
+    def stored_mask(self, key: str | None, model):
+        """The stored mask of a built-in or user image `key`, None where there is none (GrabCut then)."""
+        from engine import masks
+
+        found = None if key is None or self.split is None else self.parse_key(key)
+        if found is None:
+            return None
+        if self.mask_file is not None:
+            source = self.mask_file(found)
+            return None if source is None else masks.from_file(source, model)
+        return None if self.indexed or self.custom else masks.gallery_mask(found, model)
 
 
 FASHION_MNIST_NAME = "fashion-mnist"
@@ -154,6 +205,8 @@ def gallery_labels() -> dict[str, int]:
 
 def _gallery_split(model, n: int):
     """The first n gallery photos with their recorded labels; the bank is the whole gallery."""
+    import torch
+
     from engine import images
 
     photos = images.gallery()
@@ -168,6 +221,8 @@ def _gallery_split(model, n: int):
 @lru_cache(maxsize=4)
 def _fitted_gallery(input_size: tuple, resize: int | None, names: tuple[str, ...]) -> torch.Tensor:
     """Every gallery photo fitted to one input geometry, decoded once (read-only: callers never write into it)."""
+    import torch
+
     from engine import images
 
     photos = images.gallery()
@@ -176,9 +231,9 @@ def _fitted_gallery(input_size: tuple, resize: int | None, names: tuple[str, ...
 
 
 def _imagenet_names() -> list[str]:
-    from engine.models.efficientnet_lite import _IMAGENET_CATEGORIES
+    from engine.imagenet import class_names
 
-    return _IMAGENET_CATEGORIES
+    return list(class_names())
 
 
 def _gallery_size() -> int:
@@ -201,11 +256,9 @@ def _zoo_twins() -> tuple[tuple[str, str], ...]:
                         if "adversarial_training" in entry))
 
 
-def _fmnist() -> Domain:
-    from engine import data
-
-    return Domain(
-        FASHION_MNIST_NAME, "Fashion-MNIST", data.INPUT_SIZE, (data.MEAN,), (data.STD,),
+def _fmnist_settings() -> dict:
+    """Fashion-MNIST's budgets and page defaults (also those of a user's small grey images)."""
+    return dict(
         attack_defaults={"eps": 0.2},
         averaging={"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0},
         defaults={"images": 50, "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20}, "transfer": {"steps": 10, "eps": (0.03, 0.07, 0.1)}, "features": {"images": 300, "eps": 0.2},
@@ -215,6 +268,29 @@ def _fmnist() -> Domain:
                            "copies": 4, "sigma": 0.2},
                   # Patch vs heat-map centre: side and reach as shares of the image side (engine.analysis.patch_distance).
                   "patch": {"images": 100, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8}},
+    )
+
+
+def _imagenet_settings() -> dict:
+    """The photos' budgets and page defaults (also those of a user's larger images)."""
+    return dict(
+        attack_defaults={},
+        averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
+        defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
+                  "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128,
+                  # The thesis' human test: noisy multi-model BIM, 20 choices; α = 2ε/K.
+                  "quiz": {"questions": 8, "choices": 20, "attack": "bim",
+                           "params": {"eps": 0.02, "steps": 10, "alpha": 0.004}, "copies": 4, "sigma": 0.05},
+                  "patch": {"images": 4, "size": 1 / 7, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8}},
+    )
+
+
+def _fmnist() -> Domain:
+    from engine import data
+
+    return Domain(
+        FASHION_MNIST_NAME, "Fashion-MNIST", data.INPUT_SIZE, (data.MEAN,), (data.STD,),
+        **_fmnist_settings(),
         # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
         # thesis' single-model setting.
         sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
@@ -229,13 +305,7 @@ def _fmnist() -> Domain:
 def _imagenet() -> Domain:
     return Domain(
         IMAGENET_NAME, "ImageNet photos", (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
-        averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
-        defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10}, "transfer": {"steps": 5, "eps": (0.03,)}, "features": {"images": 36, "eps": 0.03},
-                  "jsma": {"upsilon": 0.02, "pairs": 64}, "checkerboard_copies": 16, "noise_count": 128,
-                  # The thesis' human test: noisy multi-model BIM, 20 choices; α = 2ε/K.
-                  "quiz": {"questions": 8, "choices": 20, "attack": "bim",
-                           "params": {"eps": 0.02, "steps": 10, "alpha": 0.004}, "copies": 4, "sigma": 0.05},
-                  "patch": {"images": 4, "size": 1 / 7, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8}},
+        **_imagenet_settings(),
         sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
         split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True, names=_imagenet_names,
     )
@@ -246,26 +316,113 @@ def _builtin() -> dict[str, Domain]:
     return {d.name: d for d in (_fmnist(), _imagenet())}
 
 
+# Records made at load time for users' models, by name; shared by the app's sessions, so they hold no images
+# (a session's images are attached to its own models' records with `with_images`).
+_CUSTOM: dict[str, Domain] = {}
+_CUSTOM_LOCK = threading.Lock()
+_MAX_CUSTOM = 256
+
+
 def names() -> list[str]:
+    """The built-in domains' names (users' records are made as their models load)."""
     return list(_builtin())
 
 
 def get(name: str) -> Domain:
-    try:
+    if name in _builtin():
         return _builtin()[name]
-    except KeyError:
-        raise ValueError(f"unknown domain {name!r}; known: {', '.join(_builtin())}") from None
+    with _CUSTOM_LOCK:
+        if name in _CUSTOM:
+            return _CUSTOM[name]
+    raise ValueError(f"unknown domain {name!r}; known: {', '.join(_builtin())}")
+
+
+def derived_defaults(input_size: tuple[int, int, int]) -> tuple[dict, dict, dict, str]:
+    """(attack defaults, averaging budgets, page defaults, what they were chosen for) of a user's domain,
+    from its input alone: small grey images take Fashion-MNIST's, small colour images CIFAR-style budgets
+    (ε = 8/255), larger ones the ImageNet photos'."""
+    c, h, w = input_size
+    if h <= 64 and w <= 64 and c == 1:
+        d = _fmnist_settings()
+        return d["attack_defaults"], d["averaging"], d["defaults"], f"{h}×{w} grey images (as Fashion-MNIST)"
+    if h <= 64 and w <= 64:
+        eps = 0.03
+        defaults = {"images": 40, "anatomy": {"copies": 10, "sigma": 0.1, "eps": eps, "steps": 10},
+                    "transfer": {"steps": 10, "eps": (0.01, 0.03, 0.05)}, "features": {"images": 200, "eps": eps},
+                    "jsma": {"upsilon": 0.1, "pairs": 4}, "checkerboard_copies": 64, "noise_count": 256,
+                    "quiz": {"questions": 10, "choices": 10, "attack": "bim",
+                             "params": {"eps": eps, "steps": 10, "alpha": 2 * eps / 10}, "copies": 4, "sigma": 0.1},
+                    "patch": {"images": 40, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8,
+                              "directions": 8}}
+        return ({"eps": eps}, {"eps": eps, "copies": 10, "sigma": 0.1, "peak": 0.5}, defaults,
+                f"{c}×{h}×{w} colour images (ε = 8/255, as on CIFAR-10)")
+    d = _imagenet_settings()
+    return d["attack_defaults"], d["averaging"], d["defaults"], f"{c}×{h}×{w} photos (as the ImageNet photos)"
+
+
+def _record(name: str, model) -> Domain:
+    input_size = tuple(int(v) for v in model.input_size)
+    mean = tuple(float(v) for v in model.mean.flatten()) if hasattr(model, "mean") else (0.5,) * input_size[0]
+    std = tuple(float(v) for v in model.std.flatten()) if hasattr(model, "std") else (0.5,) * input_size[0]
+    classes = tuple(model.class_names)
+    attack, averaging, defaults, origin = derived_defaults(input_size)
+    return Domain(name, name, input_size, mean, std, attack_defaults=attack, averaging=averaging, defaults=defaults,
+                  names=lambda: list(classes), custom=True, origin=origin)
+
+
+def _same_world(record: Domain, model) -> bool:
+    return list(record.class_names) == list(model.class_names) and record.input_size[0] == model.input_size[0]
+
+
+def adopt(model, name: str | None = None) -> Domain:
+    """The domain record of a user's model, made at load time, of any name (default: "custom").
+
+    A name already held by a record with other classes gets a suffix ("custom (2)"); an unnamed model joins a
+    record with the same classes, so models with the same classes are each other's black boxes. Sets
+    `model.domain` to the record's name."""
+    if name in _builtin():
+        builtin = _builtin()[name]
+        if len(model.class_names) != len(builtin.class_names) or model.input_size[0] != builtin.input_size[0]:
+            raise ValueError(f"domain {name!r} has {len(builtin.class_names)} classes of {builtin.input_size[0]}-channel "
+                             f"images; this model has {len(model.class_names)} classes of {model.input_size[0]}-channel "
+                             "images: give its domain another name")
+        model.domain = name
+        return builtin
+    with _CUSTOM_LOCK:
+        same = [d for d in _CUSTOM.values() if _same_world(d, model)]
+        if name is None and same:
+            record = same[0]
+        else:
+            base = name or "custom"
+            key, k = base, 1
+            while key in _CUSTOM and not _same_world(_CUSTOM[key], model):
+                k += 1
+                key = f"{base} ({k})"
+            record = _CUSTOM.get(key) or _record(key, model)
+            if len(_CUSTOM) >= _MAX_CUSTOM:
+                _CUSTOM.pop(next(iter(_CUSTOM)))
+            _CUSTOM[key] = record
+    model.domain = record.name
+    return record
 
 
 def of(model) -> Domain:
-    """The domain record of a model: a built-in one by name, else one made from the model's own metadata."""
+    """The domain record of a model: the one carrying its user's images, else a built-in or load-time one by name."""
+    own = getattr(model, "domain_record", None)
+    if own is not None:
+        return own
     name = getattr(model, "domain", "")
     if name in _builtin():
         return _builtin()[name]
-    mean = tuple(float(v) for v in model.mean.flatten()) if hasattr(model, "mean") else (0.5,) * model.input_size[0]
-    std = tuple(float(v) for v in model.std.flatten()) if hasattr(model, "std") else (0.5,) * model.input_size[0]
-    return Domain(name or "custom", name or "custom", tuple(model.input_size), mean, std,
-                  averaging=dict(_builtin()[IMAGENET_NAME].averaging), defaults=dict(_builtin()[IMAGENET_NAME].defaults))
+    with _CUSTOM_LOCK:
+        if name in _CUSTOM and _same_world(_CUSTOM[name], model):
+            return _CUSTOM[name]
+    return adopt(model, name or None)
+
+
+def same_classes(a, b) -> bool:
+    """Whether two models answer in the same classes (a black box must, to measure transfer)."""
+    return a.domain == b.domain and list(a.class_names) == list(b.class_names)
 
 
 def owner(key: str) -> Domain | None:
@@ -284,13 +441,11 @@ def canonical(key: str) -> str:
     return f"{d.prefix}{d.parse_key(key)}" if d.indexed else key
 
 
-def attack_defaults(name: str) -> dict:
-    return _builtin()[name].attack_defaults if name in _builtin() else {}
-
-
 def stats(domain: "str | Domain", device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of a domain's training images (a built-in one by name, or a record such as
     `of(model)` gives for a user's model), as 1×C×1×1 tensors."""
+    import torch
+
     d = domain if isinstance(domain, Domain) else get(domain)
     shape = (1, len(d.mean), 1, 1)
     return torch.tensor(d.mean, device=device).view(shape), torch.tensor(d.std, device=device).view(shape)

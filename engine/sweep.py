@@ -161,14 +161,15 @@ class Grid:
 
 
 def _grid_domain(names: Sequence[str]) -> str:
-    """The one domain of every model named; unknown or unloadable models are refused here."""
+    """The one domain of every model named (registered, or a user's model file); unknown or unloadable models
+    are refused here."""
     known = {row["name"]: row for row in models.available()}
     for name in names:
-        if name not in known:
-            raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}")
-        if not known[name]["available"]:
+        if name not in known and not Path(name.partition("=")[2] or name.removeprefix("hf:")).exists():
+            raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}, or a model file")
+        if name in known and not known[name]["available"]:
             raise ModelUnavailable(f"{name}: {known[name]['reason']}")
-    found = sorted({known[n]["domain"] for n in names})
+    found = sorted({known[n]["domain"] if n in known else _model(n, "cpu")[0].domain for n in names})
     if len(found) != 1:
         raise ValueError(f"a sweep's models must share one domain (they see the same images), got {', '.join(found)}")
     return found[0]
@@ -177,7 +178,7 @@ def _grid_domain(names: Sequence[str]) -> str:
 def _check_layers(whites: Sequence[str], layers: set[int]) -> None:
     """Refuse a layer index a white-box model lacks here, not in every worker after its retries."""
     for white in dict.fromkeys(whites) if layers else ():
-        model = models.load(white, device="cpu")
+        model = _model(white, "cpu")[0]
         for layer in sorted(layers):
             model.layer(layer)
 
@@ -188,7 +189,7 @@ def _data_capacity(folder: str, whites: Sequence[str]) -> int:
 
     dataset = datasets.open_dataset(folder)
     for white in dict.fromkeys(whites):
-        datasets.class_indices(dataset, models.load(white, device="cpu"))  # raises, naming the unmapped labels
+        datasets.class_indices(dataset, _model(white, "cpu")[0])  # raises, naming the unmapped labels
     return len(dataset)
 
 
@@ -254,7 +255,7 @@ def _model(name: str, device: str | None) -> tuple[Any, int]:
     key = (name, device)
     if key in _MODELS:
         return _MODELS[key], 0
-    _MODELS[key] = models.load(name, device=device)
+    _MODELS[key] = models.open_model(name, device=device)
     return _MODELS[key], 1
 
 
@@ -262,11 +263,14 @@ def _image_set(white, count: int, device: str | None, folder: str | None = None)
     # Keyed by the white-box model: its bank holds the images it classifies correctly (evaluation_split).
     key = (white.name, count, device, folder)
     if key not in _IMAGES:
-        if folder is None:
+        from engine import datasets
+
+        if folder is not None and domains.of(white).custom:  # a user's model: the folder is its domain's images
+            white.domain_record = datasets.as_domain(domains.of(white), datasets.open_dataset(folder), f"data:{folder}",
+                                                     white)
+        if folder is None or domains.of(white).custom:
             (x, y), (bank_x, bank_y) = evaluation_split(white, count)
         else:
-            from engine import datasets
-
             (x, y), (bank_x, bank_y) = datasets.evaluation_split(datasets.open_dataset(folder), white, count)
         _IMAGES[key] = _ImageSet(*(t.to(white.device) for t in (x, y, bank_x, bank_y)))
     return _IMAGES[key]

@@ -229,22 +229,21 @@ def test_bring_your_own_model(tmp_path):
     net = torchvision.models.get_model("resnet18", weights=None)
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
-    at.sidebar.selectbox(key="own_arch").set_value("resnet18")
-    weights = uploader(at, "own_weights")
-    weights.upload("mine.pt", buf.getvalue(), "application/octet-stream")
+    uploader(at, "own_file").upload("mine.pt", buf.getvalue(), "application/octet-stream").run()
+    assert at.sidebar.selectbox(key="own_arch").value == "resnet18"  # recognised from the weights
     at.sidebar.button(key="FormSubmitter:own-model-Add model").click().run()
     ok(at)
-    assert "resnet18 (mine.pt)" in at.session_state["own_models"]
+    assert "mine" in at.session_state["own_models"]
     # The wrong architecture for these weights: refused with the reason, the app keeps working.
     at.sidebar.selectbox(key="own_arch").set_value("vgg16_bn")
     at.sidebar.button(key="FormSubmitter:own-model-Add model").click().run()
     assert not at.exception
-    assert any("do not fit the architecture" in e.value for e in at.sidebar.error)
-    at.sidebar.selectbox(key="model").set_value("resnet18 (mine.pt)").run()
+    assert any("it looks like resnet18" in e.value for e in at.sidebar.error)
+    at.sidebar.selectbox(key="model").set_value("mine").run()
     at.selectbox(key="attack").set_value("fgsm").run()
     at.button(key="FormSubmitter:attack-form-fgsm-Run attack").click().run()
     ok(at)
-    assert at.session_state["last_run_key"].model == "resnet18 (mine.pt)"
+    assert at.session_state["last_run_key"].model == "mine"
 
 
 def test_two_sessions_at_once_get_what_they_get_alone():

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 from torchvision.datasets.imagenette import Imagenette
-from torchvision.models._meta import _IMAGENET_CATEGORIES
+from engine.imagenet import class_names as imagenet_names
 
 from engine import datasets, images
 
@@ -35,7 +35,7 @@ def fake_model(class_names, domain="imagenet", size=224, name="lite0-classes"):
     )
 
 
-IMAGENET = fake_model(_IMAGENET_CATEGORIES)
+IMAGENET = fake_model(list(imagenet_names()))
 FMNIST = fake_model(["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                      "Ankle boot"], domain="fashion-mnist", size=28, name="fmnist-like")
 

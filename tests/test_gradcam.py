@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine import images
-from engine.analysis.gradcam import grad_cam, saliency
+from engine.heatmaps import grad_cam, saliency
 from conftest import hooks_left
 
 pgc = pytest.importorskip("pytorch_grad_cam")

@@ -93,7 +93,7 @@ def _live_tensors() -> int:
 @pytest.mark.slow
 def test_a_hundred_runs_leave_no_growth(digits):
     """Runs that hook the model (Grad-CAM inside Mask-FGSM, AA) and plain ones: no hook, graph or tensor survives."""
-    from engine.analysis.gradcam import grad_cam
+    from engine.heatmaps import grad_cam
 
     model, x, _ = digits
     x = x[:4]

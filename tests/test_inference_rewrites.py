@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from engine import attacks, models
-from engine.analysis.gradcam import grad_cam
+from engine.heatmaps import grad_cam
 from engine.models import Classifier
 from engine.models.inference import as_given
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine import attacks, images
-from engine.analysis.gradcam import grad_cam
+from engine.heatmaps import grad_cam
 from engine.analysis.saliency_maps import adversarial_distance, distortions, hardness, hardness_matrix, success_curve
 from conftest import hooks_left
 from engine.metrics import norms

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.analysis import patch_distance as pd
-from engine.analysis.gradcam import grad_cam
+from engine.heatmaps import grad_cam
 from engine.cli import main
 
 HALF_PIXEL_DIAGONAL = math.sqrt(0.5) + 1e-5  # each coordinate is rounded to a whole pixel

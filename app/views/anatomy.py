@@ -69,10 +69,11 @@ def _mask(model, x: torch.Tensor, selection: state.Selection) -> torch.Tensor:
         threshold = c[0].slider("Object threshold", 0.0, 0.5, domain.mask_threshold, 0.01, key="anatomy.threshold")
         mask = masking.threshold_mask(x, threshold)[0]
     else:
-        committed = domain.parse_key(selection.image_key) is not None
-        how = c[0].radio("Mask", ["committed", "GrabCut"] if committed else ["GrabCut"], key="anatomy.mask_kind")
-        if how == "committed":
-            mask = masking.gallery_mask(selection.image_key, model)
+        stored = domain.stored_mask(selection.image_key, model) if selection.upload is None else None
+        how = c[0].radio("Mask", ["stored", "GrabCut"] if stored is not None else ["GrabCut"], key="anatomy.mask_kind",
+                         help="stored: the gallery photo's committed mask, or the one that came with your images")
+        if how == "stored":
+            mask = stored
         else:
             left = c[1].slider("Box left", 0.0, 0.9, 0.1, 0.05, key="anatomy.left")
             top = c[2].slider("Box top", 0.0, 0.9, 0.1, 0.05, key="anatomy.top")

@@ -48,6 +48,8 @@ def page() -> None:
     if started is None:
         return
     selection, model, _ = started
+    if not widgets.has_images(model, "Feature space"):
+        return
     domain = domains.of(model)
     own = domain.defaults["features"]
     layers = model.layers()

@@ -70,6 +70,8 @@ def page() -> None:
     b.image(images.enlarged(marked), caption=f"changed features in red ({int(changed.sum())} pixels)", width="stretch")
 
     st.header("Success rate vs Υ")
+    if not widgets.has_images(model, "The success-rate curve"):
+        return
     c = st.columns(3)
     source = state.evaluation_source()
     most = min(500, resources.evaluation_capacity(selection.model, source))

@@ -26,6 +26,8 @@ def page() -> None:
 
 
 def _start(model) -> None:
+    if not widgets.has_images(model, "The quiz"):
+        return
     domain = domains.of(model)
     try:
         _, _, keys = quiz.bank(model)

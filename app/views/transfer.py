@@ -48,7 +48,9 @@ def page() -> None:
     selection, white, black_models = started
     blacks = [m.name for m in black_models]
     if not black_models:
-        st.warning("Choose at least one black-box model in the sidebar.")
+        st.warning(widgets.no_black_box_text(white.name))
+        return
+    if not widgets.has_images(white, "The Transfer lab"):
         return
     domain = domains.of(white)
     own = domain.defaults["transfer"]
@@ -65,7 +67,7 @@ def page() -> None:
         eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
                                       default=list(own["eps"]), key="transfer.eps")
         layer_values = d[1].multiselect("AA layers (layer sweep)", [layer.index for layer in white.layers()],
-                                        default=[0, len(white.layers()) // 2, len(white.layers()) - 1],
+                                        default=sorted({0, len(white.layers()) // 2, len(white.layers()) - 1}),
                                         key="transfer.layers")
         rule = d[2].selectbox("AA target image", list(RULES), format_func=RULES.get, key="transfer.rule",
                               help=glossary.help_text("AA target image"))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from engine import attacks, images
-from engine.analysis.gradcam import grad_cam
+from engine.heatmaps import grad_cam
 from engine.analysis.recognisable import display_normalise
 from engine.metrics import topk
 from engine.report import run_record

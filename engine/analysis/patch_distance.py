@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from engine import domains
-from engine.analysis.gradcam import grad_cam
+from engine.heatmaps import grad_cam
 
 CENTRES = ("peak", "centroid")
 PATTERNS = ("sign", "uniform")

@@ -171,7 +171,8 @@ def bank(model) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The labelled images a quiz on `model`'s domain draws from: its built-in evaluation images and their keys."""
     domain = domains.of(model)
     if domain.split is None or "quiz" not in domain.defaults:
-        raise ValueError(f"{model.name} ({domain.title}) has no built-in labelled images to make a quiz from")
+        raise domains.NeedsImages(f"{model.name} ({domain.title}) has no labelled images of its "
+                                  f"{len(model.class_names)} classes to make a quiz from")
     keys = domain.image_keys()
     (x, y), _ = domain.evaluation_split(model, len(keys))
     return x, y, keys

@@ -21,12 +21,13 @@ def get(name: str) -> AttackSpec:
     return ATTACKS[name]
 
 
-def available(domain: str | None = None) -> list[dict]:
+def available(defaults: dict | None = None) -> list[dict]:
     """Every attack with its parameters (name, type, default, range, help) for forms and the CLI.
 
-    With a model `domain`, defaults are the ones `run` uses for that domain (e.g. ε = 0.2 on Fashion-MNIST).
+    With a domain's `defaults` (`model.attack_defaults`), defaults are the ones `run` uses for such a model
+    (e.g. ε = 0.2 on Fashion-MNIST).
     """
-    return [spec.describe(domain) for spec in ATTACKS.values()]
+    return [spec.describe(defaults) for spec in ATTACKS.values()]
 
 
 def run(

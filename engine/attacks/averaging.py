@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.attacks.base import Callback, Context, check_input, check_seed, resolve_labels, resolve_params
+from engine.attacks.base import Callback, Context, check_input, check_seed, model_defaults, resolve_labels, resolve_params
 from engine.attacks.chunks import chunk_size
 
 MAX_COPIES = 10_000
@@ -131,7 +131,7 @@ def averaged(
         raise ValueError(f"{name} cannot be averaged: it reads more of the model than its outputs")
     models = check_models(models)
     x = check_input(x)
-    values = resolve_params(spec, getattr(models[0], "domain", ""), params)
+    values = resolve_params(spec, model_defaults(models[0]), params)
     check_seed(seed)
     if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= MAX_COPIES:
         raise ValueError(f"copies must be a whole number in [1, {MAX_COPIES}], got {copies!r}")

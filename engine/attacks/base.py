@@ -105,8 +105,8 @@ class AttackSpec:
     stops_early: bool = False  # the work is an upper bound: the run ends once every image succeeds
     one_step: bool = False  # its image at any ε is clip(x + ε·d) for one direction d (attacks.one_step_direction)
 
-    def describe(self, domain: str | None = None) -> dict:
-        overrides = _domain_defaults(domain)
+    def describe(self, defaults: dict | None = None) -> dict:
+        overrides = defaults or {}
         params = [{**p.describe(), **({"default": overrides[p.name]} if p.name in overrides else {})} for p in self.params]
         return {
             "name": self.name,
@@ -300,20 +300,19 @@ def _as_labels(value, n: int, num_classes: int, what: str, device) -> torch.Tens
     return t
 
 
-def _domain_defaults(domain: str | None) -> dict:
-    from engine import domains  # the domain records import attack code lazily too
-
-    return domains.attack_defaults(domain or "")
-
-
-def resolve_params(spec: AttackSpec, domain: str, params: dict) -> dict:
-    """Every declared parameter of `spec`: given, else the domain's default, else the declared one; range-checked."""
+def resolve_params(spec: AttackSpec, defaults: dict, params: dict) -> dict:
+    """Every declared parameter of `spec`: given, else `defaults` (a model's domain's, `model.attack_defaults`),
+    else the declared one; range-checked."""
     known = {p.name for p in spec.params}
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"{spec.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(sorted(known))}")
-    defaults = _domain_defaults(domain)
     return {p.name: p.check(params.get(p.name, defaults.get(p.name, p.default))) for p in spec.params}
+
+
+def model_defaults(model) -> dict:
+    """The attack parameters a model's domain sets (small grey images need a larger ε); {} for a bare module."""
+    return dict(getattr(model, "attack_defaults", None) or {})
 
 
 def check_seed(seed) -> None:
@@ -369,7 +368,7 @@ def execute(
             raise ValueError(f"target images have shape {tuple(target_images.shape)}, the batch {tuple(x.shape)}")
     elif target_images is not None:
         raise ValueError(f"{spec.name} does not take target images")
-    values = resolve_params(spec, getattr(model, "domain", ""), params)
+    values = resolve_params(spec, model_defaults(model), params)
     check_seed(seed)
 
     logits_clean = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.analysis.gradcam import grad_cam
+from engine.heatmaps import grad_cam
 from engine.attacks.base import AttackSpec, Context, Param, loss_gradient
 from engine.attacks.params import EPS
 from engine.metrics import norms

@@ -74,8 +74,8 @@ class Classifier(nn.Module):
         self._block_names = [f"net.{b}" for b in block_names]
         for block in self._block_names:
             self.get_submodule(block)  # fail at build time, not in the UI
-        # A model whose intermediate outputs cannot be hooked (engine.models.user: an opaque
-        # TorchScript archive) has no catalogue; `layers_unavailable` says why, and .layers(),
+        # A model whose intermediate outputs cannot be hooked (engine.models.formats: a TorchScript
+        # archive that hides its layers) has no catalogue; `layers_unavailable` says why, and .layers(),
         # .cam_layer (Grad-CAM) and the feature-level attacks refuse with that reason.
         if not self._block_names and not layers_unavailable:
             raise ValueError("a Classifier needs at least one block name (or layers_unavailable='why not')")
@@ -99,6 +99,13 @@ class Classifier(nn.Module):
         if self._cam_layer is None:
             raise self._no_layers()
         return self._cam_layer
+
+    @property
+    def attack_defaults(self) -> dict:
+        """The attack parameters this model's domain sets (attacks read them here, never from the domain)."""
+        from engine import domains
+
+        return dict(domains.of(self).attack_defaults)
 
     @property
     def num_classes(self) -> int:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 
 from torch import nn
-from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from engine.models.classifier import Classifier
 from engine.models.registry import apply_state_dict, load_state_dict_file, register_model
 from engine.domains import IMAGENET_NAME
+from engine.imagenet import class_names
 
 _VARIANTS = {0: 224, 1: 240, 2: 260}
 _TF_MEAN = (127.0 / 255.0,) * 3
@@ -89,7 +89,7 @@ def _builder(variant: int):
             name=f"efficientnet-lite{variant}",
             domain=IMAGENET_NAME,
             input_size=(3, size, size),
-            class_names=_IMAGENET_CATEGORIES,
+            class_names=class_names(),
             mean=_TF_MEAN,
             std=_TF_STD,
             block_names=blocks,

@@ -53,8 +53,10 @@ def download(arch: str) -> Path:
 
 
 def block_names(arch: str, net: nn.Module) -> tuple[list[str], str]:
-    """The layer catalogue (input → output) and the Grad-CAM layer for an architecture."""
-    if arch.startswith("resnet"):
+    """The layer catalogue (input → output) and the Grad-CAM layer for an architecture.
+
+    ValueError for a family without a rule (the caller falls back to `formats.common.auto_blocks`)."""
+    if arch.startswith(("resnet", "resnext", "wide_resnet")):
         blocks = ["relu", "maxpool"]
         for stage in ("layer1", "layer2", "layer3", "layer4"):
             blocks += [f"{stage}.{i}" for i in range(len(net.get_submodule(stage)))]
@@ -63,12 +65,33 @@ def block_names(arch: str, net: nn.Module) -> tuple[list[str], str]:
         names = [n for n, _ in net.features.named_children() if n.startswith(("pool0", "denseblock", "transition"))]
         blocks = [f"features.{n}" for n in names] + ["features.norm5"]
         return blocks, "features.norm5"
-    if arch.startswith("vgg"):
+    if arch.startswith(("vgg", "alexnet")):
         relus = [f"features.{i}" for i, m in enumerate(net.features) if isinstance(m, nn.ReLU)]
         return relus, relus[-1]
-    if arch.startswith("mobilenet"):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext")):
         blocks = [f"features.{i}" for i in range(len(net.features))]
         return blocks, blocks[-1]
+    if arch.startswith("squeezenet"):
+        # features.0 is the stem convolution; its ReLU (features.1) is the first post-activation map.
+        blocks = [f"features.{i}" for i in range(1, len(net.features))]
+        return blocks, blocks[-1]
+    if arch.startswith("regnet"):
+        blocks = ["stem"] + [f"trunk_output.{n}" for n, _ in net.trunk_output.named_children()]
+        return blocks, blocks[-1]
+    if arch.startswith("shufflenet"):
+        return ["conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"], "conv5"
+    if arch in ("googlenet", "inception_v3"):
+        # Their top-level modules run in order; the auxiliary heads only in training, the rest is the head.
+        head = ("aux1", "aux2", "AuxLogits", "avgpool", "dropout", "fc")
+        blocks = [n for n, _ in net.named_children() if n not in head]
+        return blocks, blocks[-1]
+    if arch.startswith("maxvit"):
+        blocks = ["stem"] + [f"blocks.{i}" for i in range(len(net.blocks))]
+        return blocks, blocks[-1]
+    if arch.startswith("swin"):
+        # The stages keep channels last (N×H×W×C), which Grad-CAM would read wrongly; `permute` turns the
+        # final normalised map into N×C×H×W.
+        return ["permute"], "permute"
     raise ValueError(f"no layer catalogue rule for {arch}")
 
 
@@ -106,18 +129,11 @@ def build(arch: str, state: dict | None = None, name: str | None = None) -> Clas
 
 
 def from_upload(arch: str, data: bytes, name: str | None = None) -> Classifier:
-    """A user's state_dict (bytes of a .pt/.pth file) on a known architecture, read with
-    `weights_only=True` and checked key by key and shape by shape before use."""
-    import io
+    """A user's state_dict (bytes of a .pt/.pth/.safetensors file) on any torchvision classification
+    architecture; see `engine.models.formats.torchvision`."""
+    from engine.models.formats import torchvision as tv_format
 
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown torchvision architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    if not data:
-        raise ModelUnavailable(f"{arch}: the uploaded weights file is empty")
-    state = load_state_dict_file(io.BytesIO(data), f"uploaded {arch} weights")
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelUnavailable(f"uploaded {arch} weights: the file holds more than tensors (not a plain state_dict)")
-    return build(arch, state, name or f"{arch} (uploaded)")
+    return tv_format.load(arch, data, {}, name=name or f"{arch} (uploaded)", where=f"uploaded {arch} weights")
 
 
 for _arch in ARCHITECTURES:

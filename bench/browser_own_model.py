@@ -1,0 +1,342 @@
+"""A researcher's own model in every format, every page, in a real browser (headless Chromium against
+`streamlit run`): the time from pressing a page's button (the Explorer: from opening it) to its first result,
+or the sentence the page shows instead.
+
+    python bench/browser_own_model.py            # six formats × seven pages (about 10 minutes on 2 cores)
+    python bench/browser_own_model.py --quick    # TorchScript only, Explorer and JSMA lab (CI)
+
+Each format gets a fresh browser session that adds its model through "Bring your own model", the metadata typed
+into the form as a person types it, plus the fixture's black box (tests/own_world: a .pt2) for the Transfer lab,
+picks it as the white box and uploads the fixture's 40 labelled 32×32 pictures under Evaluation images. Models
+the fixture does not have (torchvision resnet18, timm resnet10t, a tiny Hugging Face ResNet) are random-init
+10-class networks at 3×32×32 with the fixture's class names: timing only.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import tempfile
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import CHROMIUM_FLAGS, ROOT, parser, streamlit_server  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1280, "height": 720}
+# page title in the navigation, its button (None: it runs when opened), the text of its first result
+PAGES = [("Explorer", None, "SSIM"), ("Transfer lab", "Run sweep", "tSuc on"),
+         ("Feature space", "Compute", "Plane distance to target"),
+         ("Anatomy of a perturbation", "Average", "Contour vs background"),
+         ("Patch distance", "Place the patch", "Numbers per distance"), ("JSMA lab", "Run JSMA", "changed features in red"),
+         ("Perturbation quiz", "Start", "Question 1 of")]
+SHORT = {"Anatomy of a perturbation": "Anatomy", "Perturbation quiz": "Quiz"}
+FORMATS = ["torchvision", "timm", "onnx", "hf", "export", "torchscript"]
+TITLES = {"torchvision": "torchvision resnet18 .pth", "timm": "timm resnet10t .safetensors", "onnx": "ONNX",
+          "hf": "Hugging Face zip", "export": "torch.export .pt2", "torchscript": "TorchScript"}
+ERRORS = re.compile(r"This page could not finish|Something went wrong|Traceback|\bError\b")
+
+
+# ---------------------------------------------------------------- what a researcher brings
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def _torch_bytes(obj) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def onnx_bytes(which: str = "white") -> bytes:
+    import torch
+
+    import own_world
+
+    buf = io.BytesIO()
+    _quiet(torch.onnx.export, own_world.net(which), (torch.zeros(1, 3, 32, 32),), buf, dynamo=False,
+           input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+           opset_version=17)
+    return buf.getvalue()
+
+
+def hf_zip_bytes(class_names: list[str], side: int = 32) -> bytes:
+    """A tiny random-init transformers ResNetForImageClassification with these labels, its folder zipped."""
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    labels = dict(enumerate(class_names))
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=len(labels),
+                          id2label=labels, label2id={v: k for k, v in labels.items()})
+    net = ResNetForImageClassification(config).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "tiny-hf"
+        net.save_pretrained(folder)
+        (folder / "preprocessor_config.json").write_text(json.dumps({
+            "image_processor_type": "ConvNextImageProcessor", "do_resize": True, "size": {"shortest_edge": side},
+            "crop_pct": 1.0, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+            "image_mean": [0.45] * 3, "image_std": [0.25] * 3}))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as archive:
+            for p in sorted(folder.iterdir()):
+                archive.writestr(f"tiny-hf/{p.name}", p.read_bytes())
+    return buf.getvalue()
+
+
+def model_files(folder: Path, which: list[str]) -> dict[str, tuple[Path, dict[str, str]]]:
+    """Format → (its file, the form fields a person types for it); the fixture's black box under 'black'."""
+    import torch
+
+    import own_world
+
+    meta = own_world.META
+    names = "\n".join(meta["class_names"])
+    stats = {"Mean per channel": ",".join(map(str, meta["mean"])), "Std per channel": ",".join(map(str, meta["std"]))}
+    own = {**stats, "Class names, one per line": names, "Domain": meta["domain"]}
+    files = {}
+
+    def put(key: str, name: str, data: bytes, fields: dict[str, str]) -> None:
+        path = folder / name
+        path.write_bytes(data)
+        files[key] = (path, fields)
+
+    for key in which:
+        if key == "torchvision":
+            import torchvision
+
+            torch.manual_seed(0)
+            put(key, "r18.pth", _torch_bytes(torchvision.models.resnet18(num_classes=10).state_dict()),
+                {"Input size C,H,W": "3,32,32", "Class names, one per line": names, "Domain": meta["domain"]})
+        elif key == "timm":
+            import timm
+            from safetensors.torch import save as save_safetensors
+
+            torch.manual_seed(0)
+            net = timm.create_model("resnet10t", pretrained=False, num_classes=10)
+            put(key, "r10t.safetensors", save_safetensors(net.state_dict()),
+                {"…or a timm architecture": "resnet10t", "Input size C,H,W": "3,32,32",
+                 "Class names, one per line": names, "Domain": meta["domain"]})
+        elif key == "onnx":
+            put(key, "white.onnx", onnx_bytes(), own)
+        elif key == "hf":
+            put(key, "tiny-hf.zip", hf_zip_bytes(meta["class_names"]), {"Domain": meta["domain"]})
+        elif key == "export":
+            put(key, "white.pt2", own_world.export_bytes(), own)
+        elif key == "torchscript":
+            put(key, "white.pt", own_world.torchscript_bytes(), {"Input size C,H,W": "3,32,32", **own})
+    put("black", "black.pt2", own_world.export_bytes("black"), own)
+    (folder / "images.zip").write_bytes(own_world.zip_bytes())
+    return files
+
+
+# ---------------------------------------------------------------- a person at the browser
+
+def wait_idle(page, timeout_s: float = 300) -> None:
+    """Until the app has finished its run (Streamlit marks its root with the script's state)."""
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=timeout_s * 1000)
+
+
+def open_section(page, title: str) -> None:
+    """Unfold the sidebar expander `title` unless it is open."""
+    details = page.locator("[data-testid='stSidebar'] details").filter(
+        has=page.locator("summary", has_text=title)).first
+    details.wait_for(timeout=60_000)
+    if details.get_attribute("open") is None:
+        details.locator("summary").first.click()
+    page.locator("[data-testid='stSidebar'] details[open]").filter(
+        has=page.locator("summary", has_text=title)).first.wait_for(timeout=30_000)
+
+
+def upload(page, label: str, path: Path) -> None:
+    page.locator("[data-testid='stSidebar'] [data-testid='stFileUploader']").filter(has_text=label) \
+        .locator("input[type='file']").set_input_files(str(path))
+
+
+def add_model(page, path: Path, fields: dict[str, str], timeout_s: float = 180) -> str:
+    """Upload `path` under Bring your own model, type `fields` into the form, press Add model; its name."""
+    from playwright.sync_api import expect
+
+    open_section(page, "Bring your own model")
+    upload(page, "Model file", path)
+    name = path.name.rsplit(".", 1)[0]
+    expect(page.get_by_label("Name", exact=True)).to_have_value(name, timeout=timeout_s * 1000)  # the form is its
+    wait_idle(page, timeout_s)
+    for label, value in fields.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Add model").click()
+    page.get_by_text(f"Added {name}:").or_(page.locator("[data-testid='stSidebar'] [data-testid='stAlertContentError']")) \
+        .first.wait_for(timeout=timeout_s * 1000)
+    problem = page.locator("[data-testid='stSidebar'] [data-testid='stAlertContentError']")
+    if problem.count():
+        raise RuntimeError(f"{path.name} was not added: {problem.first.inner_text()}")
+    wait_idle(page, timeout_s)
+    return name
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`, as a person does: open it, type, click the entry."""
+    page.get_by_label(label, exact=True).first.click()
+    page.keyboard.type(option[:12])  # long lists are virtualised: filter as a person would by typing
+    page.get_by_role("option", name=option, exact=True).first.click()
+
+
+def pick_white_box_and_images(page, name: str, images: Path, timeout_s: float = 180) -> None:
+    choose(page, "White-box model", name)
+    wait_idle(page, timeout_s)
+    open_section(page, "Evaluation images")
+    upload(page, "Labelled images (.zip", images)
+    page.get_by_text(f"{images.name} (").first.wait_for(timeout=timeout_s * 1000)  # offered as its image set
+    wait_idle(page, timeout_s)
+
+
+def go_to(page, title: str) -> None:
+    page.locator("[data-testid='stSidebarNavLink']").filter(has_text=title).first.click()
+
+
+def main_text(page) -> str:
+    return page.locator("[data-testid='stMain']").inner_text()
+
+
+def alerts(page) -> list[str]:
+    """The notes, warnings and errors in the page's main area."""
+    return page.locator("[data-testid='stMain'] [data-testid='stAlert']").all_inner_texts()
+
+
+def first_result(page, title: str, button: str | None, marker: str, timeout_s: float = 300) -> dict:
+    """Open page `title` by its link, press `button` (None: the page runs by itself) and wait for `marker`, or for
+    the run to end with a new note instead. {'seconds' or None, 'sentence' where the page said why not,
+    'asked': whether it asked to confirm a long run}."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    start = time.perf_counter()
+    go_to(page, title)
+    page.wait_for_function("t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)", arg=title,
+                           timeout=timeout_s * 1000)
+    before = []
+    if button is not None:
+        press = page.get_by_role("button", name=button).first
+        try:
+            press.wait_for(timeout=60_000)
+        except Timeout:  # the page has no button here: it says why
+            wait_idle(page, timeout_s)
+            return {"seconds": None, "sentence": (alerts(page) or ["(no button, no note)"])[-1], "asked": False}
+        wait_idle(page, timeout_s)
+        before = alerts(page)
+        start = time.perf_counter()
+        press.click()
+    anyway = page.get_by_role("button", name="Run anyway")
+    # The marker, a confirmation to click, or a finished run with a note it did not have before.
+    found = page.wait_for_function(
+        """([marker, before]) => {
+            const main = document.querySelector('[data-testid=stMain]');
+            if (!main) return false;
+            if (main.innerText.includes(marker)) return 'marker';
+            if ([...main.querySelectorAll('button')].some(b => b.innerText.startsWith('Run anyway'))) return 'asked';
+            const idle = document.querySelector("[data-testid=stApp][data-test-script-state=notRunning]");
+            const notes = [...main.querySelectorAll('[data-testid=stAlert]')].map(a => a.innerText);
+            if (idle && notes.some(n => !before.includes(n))) return 'note';
+            return false;
+        }""", arg=[marker, before], timeout=timeout_s * 1000, polling=100).json_value()
+    asked = found == "asked"
+    if asked:
+        anyway.first.click()
+        found = page.wait_for_function(
+            "m => document.querySelector('[data-testid=stMain]').innerText.includes(m) ? 'marker' : false",
+            arg=marker, timeout=timeout_s * 1000, polling=100).json_value()
+    seconds = time.perf_counter() - start
+    if found == "marker":
+        return {"seconds": seconds, "sentence": None, "asked": asked}
+    wait_idle(page, timeout_s)
+    notes = [n for n in alerts(page) if n not in before]
+    return {"seconds": None, "sentence": notes[-1] if notes else "(nothing shown)", "asked": asked}
+
+
+def session(browser, url: str, files: dict, fmt: str, timeout_s: float = 180):
+    """A fresh browser session with `fmt`'s model and the black box added, the model picked as the white box
+    and the labelled images uploaded, on the Method guide (no page computes yet). (context, page)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{url}/guide", wait_until="domcontentloaded")
+    page.get_by_text("Bring your own model").first.wait_for(timeout=timeout_s * 1000)
+    wait_idle(page, timeout_s)
+    name = add_model(page, *files[fmt], timeout_s=timeout_s)
+    add_model(page, *files["black"], timeout_s=timeout_s)
+    pick_white_box_and_images(page, name, files["black"][0].parent / "images.zip", timeout_s)
+    return context, page
+
+
+# ---------------------------------------------------------------- the table
+
+def cell(result: dict, notes: list[str]) -> str:
+    if result["seconds"] is not None:
+        return f"{result['seconds']:.1f}" + (" (asked)" if result["asked"] else "")
+    if result["sentence"] not in notes:
+        notes.append(result["sentence"])
+    return f"says [{notes.index(result['sentence']) + 1}]"
+
+
+def table(rows: dict[str, dict[str, dict]], pages: list[str]) -> str:
+    notes: list[str] = []
+    out = ["| format | " + " | ".join(SHORT.get(p, p) for p in pages) + " |", "|---" * (len(pages) + 1) + "|"]
+    for fmt, results in rows.items():
+        cells = [cell(results[p], notes) if p in results else "—" for p in pages]
+        out.append(f"| {TITLES.get(fmt, fmt)} | " + " | ".join(cells) + " |")
+    for i, note in enumerate(notes, 1):
+        out.append(f"[{i}] {' '.join(note.split())}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    cli = parser(__doc__, repeats=1, quick_help="TorchScript only, Explorer and JSMA lab", device=False)
+    cli.add_argument("--formats", nargs="+", choices=FORMATS, help="default: all six")
+    cli.add_argument("--timeout", type=int, default=300, help="seconds before a page counts as not finished")
+    args = cli.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    formats = ["torchscript"] if args.quick else (args.formats or FORMATS)
+    pages = [p for p in PAGES if not args.quick or p[0] in ("Explorer", "JSMA lab")]
+    rows: dict[str, dict[str, dict]] = {}
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "streamlit.log") as url, \
+            sync_playwright() as p:
+        files = model_files(Path(tmp), formats)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        for fmt in formats:
+            context, page = session(browser, url, files, fmt)
+            try:
+                rows[fmt] = {}
+                for title, button, marker in pages:
+                    rows[fmt][title] = first_result(page, title, button, marker, args.timeout)
+                    if ERRORS.search(main_text(page)):
+                        rows[fmt][title] = {"seconds": None, "asked": False,
+                                            "sentence": ERRORS.search(main_text(page)).group(0) + ": "
+                                            + (alerts(page) or [""])[-1][:200]}
+                    if args.json is False:
+                        print(f"  {fmt:12} {title:28} {cell(rows[fmt][title], [])}", file=sys.stderr, flush=True)
+            finally:
+                context.close()
+        browser.close()
+    if args.json:
+        print(json.dumps({"rows": rows}, indent=2))
+        return 0
+    print("Own models in the browser: seconds from pressing each page's button (Explorer: from opening it) to its "
+          "first result,")
+    print(f"or the sentence the page shows instead (headless Chromium, {VIEWPORT['width']}×{VIEWPORT['height']}, "
+          f"one session per format, 3×32×32 inputs; whole run {time.perf_counter() - began:.0f} s)")
+    print(table(rows, [t for t, _, _ in pages]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
