@@ -24,6 +24,8 @@ KIND_WORDS = {"onnx": "ONNX graph", "export": "torch.export program", "torchscri
               "hf": "Hugging Face folder"}
 
 _ADDED = "own_model_added"  # the note about the last model added (kept until the next one)
+_ADDED_WHILE = "own_model_added_while"  # (the white-box model then, the digest of the file added)
+_TOAST = "own_model_toast"  # the note's headline, shown once on the rerun after adding
 _DESCRIBED = "own_described"  # digest → what formats.describe said (or its refusal), this session
 _PREFILLED = "own_prefilled"  # (file digest, sidecar digest) the form fields were last filled from
 FIELDS = ("own_arch", "own_timm", "own_size", "own_mean", "own_std", "own_names", "own_domain", "own_name")
@@ -31,9 +33,15 @@ FIELDS = ("own_arch", "own_timm", "own_size", "own_mean", "own_std", "own_names"
 
 def own_model_ui() -> None:
     """The sidebar's "Bring your own model" section (drawn by widgets.model_ui)."""
-    # The note stays until the next model is added, and the section stays open from then on: a rerun that comes
-    # at once (a click, a stopped job) must neither take the note away nor fold it out of sight before it is read.
-    opened = _ADDED in st.session_state or st.session_state.get("own_file") is not None
+    # The note stays until the next model is added, and the section stays open until another white-box model is
+    # picked: a rerun that comes at once (a click, a stopped job) must neither take the note away nor fold it out
+    # of sight before it is read. A file chosen but not yet added keeps it open too.
+    upload = st.session_state.get("own_file")
+    white, added_file = st.session_state.get(_ADDED_WHILE, (None, None))
+    pending = upload is not None and resources.digest(upload.getvalue()) != added_file
+    opened = pending or (_ADDED in st.session_state and st.session_state.get("model") == white)
+    if _TOAST in st.session_state:
+        st.toast(st.session_state.pop(_TOAST), icon=":material/check_circle:")
     with st.sidebar.expander("Bring your own model", expanded=opened):
         # Below the form, where "Add model" was pressed: at the top it would be out of sight on a short screen.
         if _section() and _ADDED in st.session_state:
@@ -130,14 +138,12 @@ def _prefill(upload, sidecar, known: dict) -> None:
     def listed(field: str) -> str:
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in known.get(field) or [])
 
-    arch = known.get("arch") if kind == "torchvision" else None
-    timm_name = known.get("arch") if kind == "timm" else None
     names = known.get("class_names")
     st.session_state.update({
-        "own_arch": FILE_OWN if kind in SELF_DESCRIBING else arch,
-        "own_timm": timm_name or "",
-        "own_size": listed("input_size") if kind not in WEIGHTS or "input_size" in known else "",
-        "own_mean": listed("mean"), "own_std": listed("std"),
+        # Weights that fit no torchvision architecture leave it unchosen: the user names theirs.
+        "own_arch": FILE_OWN if kind in SELF_DESCRIBING else known.get("arch") if kind == "torchvision" else None,
+        "own_timm": "",
+        "own_size": listed("input_size"), "own_mean": listed("mean"), "own_std": listed("std"),
         "own_names": "\n".join(names) if isinstance(names, list) else "",
         "own_domain": known.get("domain") or "",
         "own_name": known.get("name") or upload.name.rsplit(".", 1)[0],
@@ -206,6 +212,8 @@ def _add(upload, described: dict, extra: dict, values: dict, required: list[str]
     st.session_state[_ADDED] = (f"Added **{name}**: {len(model.class_names)} classes ({shown}), domain "
                                 f"*{model.domain}*. Pick it as the white-box model; upload labelled images under "
                                 "*Evaluation images* to use every page.")
+    st.session_state[_ADDED_WHILE] = (st.session_state.get("model"), resources.digest(upload.getvalue()))
+    st.session_state[_TOAST] = f"Added {name}"
     st.rerun()  # the model lists above were drawn before it existed
 
 

@@ -48,7 +48,7 @@ def click_to_result(model: str, image: str, seed: int) -> tuple[float, float]:
     """(seconds from the form submit to the rendered result, seconds of a display-only change)."""
     at = _session({"model": model, "image": image})
     at.run()
-    at.number_input(key=f"pgd.seed").set_value(seed)  # a new seed: a run the session has not cached
+    at.number_input(key="pgd.seed").set_value(seed)  # a new seed: a run the session has not cached
     at.number_input(key=f"{models.load(model).domain}.pgd.steps").set_value(10)
     click = _timed(lambda: at.button(key="FormSubmitter:attack-form-pgd-Run attack").click().run())
     assert not at.exception and at.session_state["last_run_key"].seed == seed

@@ -33,7 +33,8 @@ VIEWPORT = {"width": 1280, "height": 720}
 PAGES = [("Explorer", None, "SSIM"), ("Transfer lab", "Run sweep", "tSuc on"),
          ("Feature space", "Compute", "Plane distance to target"),
          ("Anatomy of a perturbation", "Average", "Contour vs background"),
-         ("Patch distance", "Place the patch", "Numbers per distance"), ("JSMA lab", "Run JSMA", "changed features in red"),
+         ("Patch distance", "Place the patch", "Numbers per distance"),
+         ("JSMA lab", "Run JSMA", "changed features in red"),
          ("Perturbation quiz", "Start", "Question 1 of")]
 SHORT = {"Anatomy of a perturbation": "Anatomy", "Perturbation quiz": "Quiz"}
 FORMATS = ["torchvision", "timm", "onnx", "hf", "export", "torchscript"]
@@ -175,9 +176,8 @@ def add_model(page, path: Path, fields: dict[str, str], timeout_s: float = 180) 
     for label, value in fields.items():
         page.get_by_label(label, exact=True).fill(value)
     page.get_by_role("button", name="Add model").click()
-    page.get_by_text(f"Added {name}:").or_(page.locator("[data-testid='stSidebar'] [data-testid='stAlertContentError']")) \
-        .first.wait_for(timeout=timeout_s * 1000)
     problem = page.locator("[data-testid='stSidebar'] [data-testid='stAlertContentError']")
+    page.get_by_text(f"Added {name}:").or_(problem).first.wait_for(timeout=timeout_s * 1000)
     if problem.count():
         raise RuntimeError(f"{path.name} was not added: {problem.first.inner_text()}")
     wait_idle(page, timeout_s)

@@ -1,7 +1,6 @@
 """Perturbation sizes, image similarity and top-k predictions as plain numbers (SPEC §5)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 

@@ -210,7 +210,7 @@ def _attack_settings(grid: Grid, domain: str) -> list[tuple]:
         # A SPEC §2 method's fixed parameters (TMIFGSM's μ = 1) are part of its definition.
         spec = attacks.get(name)
         declared = {p.name: p for p in spec.params if p.name not in fixed}
-        defaults = {p["name"]: p["default"] for p in spec.describe(domain)["params"]}
+        defaults = {p["name"]: p["default"] for p in spec.describe(domains.get(domain).attack_defaults)["params"]}
         eps_values = [None]
         if "eps" in declared:
             eps_values = [declared["eps"].check(e) for e in grid.eps] or [defaults["eps"]]

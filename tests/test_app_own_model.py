@@ -83,12 +83,14 @@ def test_torchscript_needs_its_metadata_then_loads_and_is_attacked_on_its_images
     assert at.session_state["own_name"] == "white"
     assert any(c.value.startswith("Required: input size (e.g. 3,32,32), mean (e.g.") for c in at.sidebar.caption)
     add(at)
-    assert [e.value for e in at.sidebar.error] == ["white.pt does not say its input size, mean, std: fill them in above"]
+    said = "white.pt does not say its input size, mean, std: fill them in above"
+    assert [e.value for e in at.sidebar.error] == [said]
     fill(at, **own_fields(own_domain="shapes"))
     add(at)
     ok(at)
     model = at.session_state["own_models"]["white"]
     assert model.domain == "shapes" and model.class_names == META["class_names"]
+    assert [t.value for t in at.toast] == ["Added white"]
     note = at.sidebar.success[0].value
     assert note.startswith("Added **white**: 10 classes (red square, red disk, red cross, …), domain *shapes*.")
     assert "white-box model" in note and "Evaluation images" in note
@@ -98,7 +100,8 @@ def test_torchscript_needs_its_metadata_then_loads_and_is_attacked_on_its_images
 
 def test_pt2_says_its_input_size_and_a_second_model_joins_its_domain():
     at = fresh()
-    assert upload_model(at, "white.pt2", own_world.export_bytes()) == "**The file:** torch.export program, input 3×32×32."
+    said = upload_model(at, "white.pt2", own_world.export_bytes())
+    assert said == "**The file:** torch.export program, input 3×32×32."
     assert at.session_state["own_size"] == "3, 32, 32" and at.session_state["own_mean"] == ""
     assert any(c.value.startswith("Required: mean (e.g.") for c in at.sidebar.caption)
     fill(at, **own_fields(own_domain="shapes"))
@@ -124,7 +127,8 @@ def test_resnet18_state_dict_is_recognised_and_loaded_at_the_size_the_form_says(
     buf = io.BytesIO()
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), buf)
     at = fresh()
-    assert upload_model(at, "tuned.pth", buf.getvalue()) == "**The file:** weights that fit torchvision resnet18, 10 classes."
+    said = upload_model(at, "tuned.pth", buf.getvalue())
+    assert said == "**The file:** weights that fit torchvision resnet18, 10 classes."
     # Prefilled with what the architecture says, consistently (its ImageNet input and statistics), not a domain.
     assert at.sidebar.selectbox(key="own_arch").value == "resnet18"
     assert at.session_state["own_size"] == "3, 224, 224"

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from engine import attacks
 from engine.analysis import checkerboard, masking, recognisable
 from engine.attacks.averaging import ModelBank, averaged
 

@@ -450,7 +450,6 @@ def _sidebar_section(page, title: str) -> None:
 
 def test_a_data_folder_feeds_the_transfer_lab_and_a_hostile_zip_is_refused(server, local_only, tmp_path):
     """Issue 15: the operator's data root lists its datasets; a zip with '..' in a path is refused in plain words."""
-    import io
     import zipfile
 
     page = local_only.new_page()

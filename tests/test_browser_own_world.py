@@ -65,7 +65,9 @@ def _screenshot(page, path: Path) -> None:
     """The whole page: the app scrolls inside its own main area, so the window is made as tall as the page."""
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": byo.VIEWPORT["width"], "height": min(max(height, byo.VIEWPORT["height"]), 4000)})
-    page.wait_for_function("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
+    # Two animation frames: the charts have been laid out again at the new size.
+    page.wait_for_function("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => "
+                           "done(true))))")
     page.screenshot(path=str(path))
     page.set_viewport_size(byo.VIEWPORT)
 
@@ -84,10 +86,14 @@ def test_own_onnx_models_and_pictures_work_on_every_page(server, browser, tmp_pa
             assert byo.add_model(page, *files[which]) == which
         # The note about the last model added is where the button was pressed, and says what to do next.
         note = page.locator("[data-testid='stSidebar'] [data-testid='stAlertContentSuccess']")
-        assert note.inner_text().startswith("Added black: 10 classes (red square, red disk, red cross, …), domain shapes.")
+        said = "Added black: 10 classes (red square, red disk, red cross, …), domain shapes."
+        assert note.inner_text().startswith(said)
         assert note.is_visible() and note.bounding_box()["y"] < byo.VIEWPORT["height"]
         page.locator("[data-testid='stSidebar']").screenshot(path=str(shots / "sidebar-added.png"))
         byo.pick_white_box_and_images(page, "white", tmp_path / "images.zip")
+        section = page.locator("[data-testid='stSidebar'] details").filter(
+            has=page.locator("summary", has_text="Bring your own model"))
+        assert section.get_attribute("open") is None  # folded once the new model is picked: the pictures come next
         for title, button, marker in byo.PAGES:
             result = byo.first_result(page, title, button, marker)
             assert result["seconds"] is not None, f"{title}: {result['sentence']}"

@@ -15,7 +15,6 @@ from conftest import hooks_left
 from engine import attacks
 from engine.analysis.activation import features
 from engine.heatmaps import grad_cam
-from engine.models import torchvision_zoo
 from engine.models.formats import BadModelFile, check_meta
 from engine.models.formats import hf as hf_format
 from engine.models.formats import timm as timm_format
@@ -84,12 +83,6 @@ def test_the_dispatcher_loads_an_arch_spec_and_an_upload(resnet18_files, tmp_pat
     with pytest.raises(BadModelFile) as err:
         formats.load(str(path))
     assert "it looks like resnet18" in _sentence(err)
-
-
-@pytest.mark.slow
-def test_the_old_upload_entry_point_delegates(resnet18_files):
-    model = torchvision_zoo.from_upload("resnet18", resnet18_files["pth"], "old path")
-    assert model.name == "old path" and model.num_classes == 10 and model.input_size == (3, 224, 224)
 
 
 def test_architecture_is_guessed_from_the_state_dict(resnet18):

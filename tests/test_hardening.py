@@ -1,7 +1,6 @@
 """Concurrency, long sessions, determinism, safety and faults (issue 9)."""
 import ast
 import gc
-import hashlib
 import subprocess
 import sys
 import threading

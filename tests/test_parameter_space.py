@@ -1,7 +1,6 @@
 """Every attack's declared parameter space, property-based (issue 9): inside the ranges that
 `attacks.available()` declares → a valid result within its budget; outside → a ValueError that
 names the parameter. A pre-hook on the model proves that NaN or ±inf never reaches it."""
-import math
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """The progress/cancel protocol (engine.progress): one bar over nested work, and Cancel keeps what finished."""
 import pytest
-import torch
 
 from engine import progress
 from engine.analysis import checkerboard, recognisable, saliency_maps, transfer

@@ -246,9 +246,11 @@ def test_the_machine_taker_picks_its_best_logit_among_the_choices(made):
         quiz.machine_answers(made, models.load("efficientnet-lite1", device="cpu"))
 
 
-def test_a_model_without_built_in_images_cannot_make_a_quiz(digits):
+def test_a_model_without_labelled_images_cannot_make_a_quiz(digits):
+    from engine import domains
+
     model, _, _ = digits
-    with pytest.raises(ValueError, match="no built-in labelled images"):
+    with pytest.raises(domains.NeedsImages, match="no labelled images of its 10 classes"):
         quiz.plan_for(model, questions=2)
 
 

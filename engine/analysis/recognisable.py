@@ -14,7 +14,7 @@ prints it as JSON and the app/experiments turn it into tables.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 

@@ -13,7 +13,7 @@ TMIFGSM, TPGD and ITCM are mifgsm, pgd and bim run with a target.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 

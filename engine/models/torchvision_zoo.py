@@ -128,14 +128,6 @@ def build(arch: str, state: dict | None = None, name: str | None = None) -> Clas
     )
 
 
-def from_upload(arch: str, data: bytes, name: str | None = None) -> Classifier:
-    """A user's state_dict (bytes of a .pt/.pth/.safetensors file) on any torchvision classification
-    architecture; see `engine.models.formats.torchvision`."""
-    from engine.models.formats import torchvision as tv_format
-
-    return tv_format.load(arch, data, {}, name=name or f"{arch} (uploaded)", where=f"uploaded {arch} weights")
-
-
 for _arch in ARCHITECTURES:
     register_model(
         _arch,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import struct
 import warnings
 from collections import OrderedDict
@@ -104,14 +103,13 @@ def _read_torch(data: bytes, where: str) -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch says a file "can still be loaded" when only its non-tensor objects stopped it.
-        if "unsupported global" in str(err).lower() or "can still be loaded" in str(err).lower():
+    except Exception as err:  # noqa: BLE001 - torch raises many types for truncated or foreign files
+        # weights_only refuses objects beyond tensors with an UnpicklingError that says the file "can still be
+        # loaded" (by running its code: never here).
+        if type(err).__name__ == "UnpicklingError" and ("unsupported global" in str(err).lower()
+                                                        or "can still be loaded" in str(err).lower()):
             raise _sentence(where, "holds Python objects beyond tensors (a pickle); save `model.state_dict()` "
                                    "with torch.save or safetensors") from err
-        raise _sentence(where, "is not a readable PyTorch weights file (truncated or another format); "
-                               "save it again with torch.save(model.state_dict(), ...)") from err
-    except Exception as err:  # noqa: BLE001 - torch raises many types for truncated or foreign files
         raise _sentence(where, "is not a readable PyTorch weights file (truncated or another format); "
                                "save it again with torch.save(model.state_dict(), ...)") from err
 
