@@ -173,6 +173,14 @@ def no_black_box_text(white: str, what: str = "Transfer") -> str:
             "model* in the sidebar.")
 
 
+def has_layers(model, page: str) -> bool:
+    """False, after saying why and what to do, when a page needs the model's layers and the model hides them."""
+    if not model.layers_unavailable:
+        return True
+    st.info(f"{page} needs the model's layers: {model.layers_unavailable}.")
+    return False
+
+
 def has_images(model, page: str) -> bool:
     """False, after saying what to do, when a page's analysis needs labelled images and the model has none."""
     if resources.evaluation_capacity(model.name, state.evaluation_source()) > 0:
@@ -212,11 +220,18 @@ def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, 
     """The attack picker and its parameter form: the run the form shows, and whether it was just submitted."""
     domain = model_domain(selection.model)
     rows = {r["name"]: r for r in resources.attack_rows(domain)}
+    hidden = resources.model(selection.model).layers_unavailable
+    if hidden:  # attacks that hook a layer cannot run on a model that hides its layers
+        rows = {n: r for n, r in rows.items() if not r["needs_layers"]}
+        if st.session_state.get("attack") not in rows:
+            st.session_state.pop("attack", None)
     name = st.selectbox(
         "Attack", list(rows), format_func=lambda n: rows[n]["title"], key="attack", **initial("attack", index=list(rows).index("pgd"))
     )
     spec = rows[name]
     st.caption(f"{spec['summary']} — *{spec['reference']}*")
+    if hidden:
+        st.caption("AA and Mask-FGSM are not offered: they need the model's layers, which this model hides.")
     with st.form(f"attack-form-{name}"):
         cols = st.columns(max(1, min(4, len(spec["params"]))))
         values = {}
@@ -302,10 +317,15 @@ def page_start(title: str, concept: str):
     except ModelUnavailable as err:
         st.error(str(err))
         return None
+    domain_note(model)
+    return selection, model, blacks
+
+
+def domain_note(model) -> None:
+    """On a user's own domain, say what it holds and where its budgets come from, since nothing else does."""
     record = domains.of(model)
-    if record.custom:  # a user's own domain: say where its budgets come from, since nothing else does
+    if record.custom:
         images_note = f"{record.count()} labelled images" if record.has_images else "no labelled images yet"
         st.caption(f"Your own domain *{record.title}*: {len(record.class_names)} classes, {images_note}. Defaults "
                    f"(ε {record.attack_defaults.get('eps', 'per attack')}, σ {record.averaging['sigma']}, "
                    f"{record.defaults['images']} images) are chosen for {record.origin}.")
-    return selection, model, blacks

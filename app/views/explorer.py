@@ -103,6 +103,9 @@ def _three_views(panels: dict, height: int) -> None:
 
 def _heat(panels: dict, names: list[str]) -> None:
     heat = panels["heat"]
+    if heat is None:
+        st.info(f"No heat maps for this model: {panels['no_heat']}.")
+        return
     src, adv = names[heat["source_class"]], names[heat["adversarial_class"]]
     opacity = st.columns([1, 3])[0].slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="heat_opacity",
                                            help=glossary.help_text("Grad-CAM"))
@@ -316,6 +319,8 @@ def page() -> None:
         return
 
     state.remember_upload(selection)
+    if not presenting:
+        widgets.domain_note(model)
     with st.expander("Attack settings", expanded=False):
         form, submitted = widgets.attack_form(selection, model.class_names)
     run, fresh = chosen_run(selection, form, submitted)

@@ -26,9 +26,8 @@ def _separability(model, n: int, source: str) -> None:
     pts = [r for r in rows if r["layer"] >= 0 and defined(r)]
     if not pts:  # an honest note, not an empty chart
         st.info("Class separability needs several reference images of each class; these reference images have at "
-                "most one per class, so it is not defined here. The PCA plane below still works. "
-                "(A Fashion-MNIST model has hundreds per class; the CLI's separability takes your own labelled "
-                "images with --data.)")
+                "most one per class, so it is not defined here. The PCA plane below still works. Labelled images "
+                "with several per class (sidebar: Evaluation images) define it.")
         return
     measured = rows[0]["classes_measured"]
     if measured < 3:  # e.g. the gallery: a couple of classes with two photos
@@ -48,7 +47,7 @@ def page() -> None:
     if started is None:
         return
     selection, model, _ = started
-    if not widgets.has_images(model, "Feature space"):
+    if not widgets.has_layers(model, "Feature space") or not widgets.has_images(model, "Feature space"):
         return
     domain = domains.of(model)
     own = domain.defaults["features"]

@@ -99,7 +99,7 @@ def page() -> None:
     if started is None:
         return
     selection, model, _ = started
-    if not widgets.has_images(model, "Patch distance"):
+    if not widgets.has_layers(model, "Patch distance") or not widgets.has_images(model, "Patch distance"):
         return
     s, go = _settings(model)
     key = ("patch", selection.model, *(s[k] if not isinstance(s[k], list) else tuple(s[k]) for k in sorted(s)))

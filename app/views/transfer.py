@@ -54,10 +54,14 @@ def page() -> None:
         return
     domain = domains.of(white)
     own = domain.defaults["transfer"]
+    layered = not white.layers_unavailable  # AA works on a layer: not offered where the model hides its layers
+    offered = [m for m in transfer.METHODS if layered or m != "aa"]
+    if not layered:
+        st.caption(f"AA and the layer sweep are not offered: {white.layers_unavailable}.")
     with st.form("transfer-form"):
         c = st.columns(4)
-        methods = c[0].multiselect("Methods", list(transfer.METHODS), default=list(transfer.METHODS), key="transfer.methods")
-        kind = c[1].radio("Sweep", ["ε", "layer"], horizontal=True, key="transfer.kind")
+        methods = c[0].multiselect("Methods", offered, default=offered, key="transfer.methods")
+        kind = c[1].radio("Sweep", ["ε", "layer"] if layered else ["ε"], horizontal=True, key="transfer.kind")
         source = state.evaluation_source()
         most = min(2000, resources.evaluation_capacity(selection.model, source))
         n = c[2].number_input("Images", 1, most, min(domain.defaults["images"], most), key="transfer.n",
@@ -66,9 +70,9 @@ def page() -> None:
         d = st.columns(3)
         eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
                                       default=list(own["eps"]), key="transfer.eps")
-        layer_values = d[1].multiselect("AA layers (layer sweep)", [layer.index for layer in white.layers()],
-                                        default=sorted({0, len(white.layers()) // 2, len(white.layers()) - 1}),
-                                        key="transfer.layers")
+        layers = [layer.index for layer in white.layers()] if layered else []
+        layer_values = d[1].multiselect("AA layers (layer sweep)", layers, key="transfer.layers",
+                                        default=sorted({layers[0], layers[len(layers) // 2], layers[-1]}) if layers else [])
         rule = d[2].selectbox("AA target image", list(RULES), format_func=RULES.get, key="transfer.rule",
                               help=glossary.help_text("AA target image"))
         go = st.form_submit_button("Run sweep", type="primary")
@@ -93,7 +97,7 @@ def page() -> None:
         if counted < 30:  # an honest note: with a handful of images a rate moves in big steps
             st.info(f"Only {counted} image{'s' if counted != 1 else ''} count here (both models must classify "
                     f"{'them' if counted != 1 else 'it'} correctly before the attack), so each moves a rate by "
-                    f"{100 / max(counted, 1):.0f} points. A Fashion-MNIST model has thousands of test images.")
+                    f"{100 / max(counted, 1):.0f} points; more images (and models that get them right) steady the rates.")
         axis = "eps" if kind == "ε" else "layer"
         shown = rows if axis == "eps" else [r for r in rows if r["method"] == "aa"]
         black = st.selectbox("Black-box model", blacks, key="transfer.black")
@@ -105,7 +109,8 @@ def page() -> None:
                                      width="stretch", key=f"transfer-{metric}")
         st.dataframe(rows, width="stretch")
         st.download_button("Sweep (CSV)", _csv(rows), "transfer.csv", "text/csv")
-    _target_picker(white, selection)
+    if layered:
+        _target_picker(white, selection)
 
 
 def _csv(rows: list[dict]) -> str:

@@ -44,9 +44,9 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
     """Pictures, heat maps, spectrum, per-model top-k before/after and the numbers of one result."""
     delta = result.delta[:1]
     record = run_record(result, white)
-    heat = heat_maps(white, result, method)
-    cam = heat["clean · source"]
-    masked = delta[0] * torch.from_numpy(cam).to(delta.device)
+    # A model that hides its layers (an opaque TorchScript archive) has no heat maps; the rest stands.
+    heat = heat_maps(white, result, method) if not white.layers_unavailable else None
+    masked = None if heat is None else delta[0] * torch.from_numpy(heat["clean · source"]).to(delta.device)
     models = [white, *blacks]
     predictions = []
     pair = torch.cat([result.x[:1], result.x_adv[:1]])
@@ -68,7 +68,8 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
         "amplified": images.amplified(delta),
         "display": images.to_uint8(display_normalise(delta, white.domain, targeted=result.target is not None)),
         "heat": heat,
-        "masked": images.signed_map(masked[None]),
+        "masked": None if masked is None else images.signed_map(masked[None]),
+        "no_heat": white.layers_unavailable,
         "spectrum": log_spectrum(delta),
         "predictions": predictions,
         "record": record,

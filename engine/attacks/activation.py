@@ -54,7 +54,7 @@ def activation_attack(ctx: Context, eps: float, alpha: float | None, steps: int,
 
 SPEC = AttackSpec(
     "aa", "Activation Attack (feature-level, targeted)", activation_attack, (EPS, ALPHA, STEPS, LAYER),
-    norm="linf", targeted=True, untargeted=False, needs_target_images=True, averageable=False,
+    norm="linf", targeted=True, untargeted=False, needs_target_images=True, needs_layers=True, averageable=False,
     reference="Inkawhich et al. 2019, Feature Space Perturbations Yield More Transferable Adversarial Examples",
     summary="pulls the layer-L activation towards a target image's, with L1-normalised momentum",
 )

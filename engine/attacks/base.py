@@ -97,6 +97,7 @@ class AttackSpec:
     untargeted: bool = True
     uses_gradients: bool = True
     needs_target_images: bool = False  # feature-level attacks steer towards given images (AA)
+    needs_layers: bool = False  # hooks a layer (AA's features, Mask-FGSM's heat map): not on a model that hides them
     averageable: bool = True  # only talks to the model through Context.logits (SPEC §3 averaging)
     reference: str = ""
     summary: str = ""
@@ -116,6 +117,7 @@ class AttackSpec:
             "untargeted": self.untargeted,
             "uses_gradients": self.uses_gradients,
             "needs_target_images": self.needs_target_images,
+            "needs_layers": self.needs_layers,
             "averageable": self.averageable,
             "reference": self.reference,
             "summary": self.summary,

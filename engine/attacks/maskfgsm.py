@@ -54,7 +54,7 @@ def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> 
 
 SPEC = AttackSpec(
     "maskfgsm", "Mask-FGSM (Grad-CAM-masked FGSM)", mask_fgsm, (EPS, P_TH, STEPS, TAU), norm="linf", targeted=True,
-    averageable=False, stops_early=True,
+    averageable=False, stops_early=True, needs_layers=True,
     work=lambda v, shape: 2.0 * v["steps"],  # a Grad-CAM map and a loss gradient per step
     reference="Yu 2022, adversarial examples from Grad-CAM masks and FGSM (seed 004)",
     summary="FGSM noise only where the Grad-CAM heat map exceeds P_th, weighted by the map",

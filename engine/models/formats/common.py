@@ -196,16 +196,9 @@ def read_bytes(source, where: str) -> bytes:
 
 # ---------------------------------------------------------------- the catalogue
 
-def auto_blocks(net: nn.Module, input_size: Sequence[int]) -> list[str]:
-    """Blocks with 4-D outputs along the main path, in execution order, found with one probe forward.
-
-    Containers whose children form a plain chain (a Sequential: each child eats the previous child's
-    output) are opened up; a module whose output goes straight into a following leaf of the same shape
-    (a convolution into its batch norm, a batch norm into its ReLU) gives way to that leaf, so the
-    catalogue holds post-activation maps; 1×1 outputs (global pools) are not maps; modules called more than
-    once are left out (a hook would see only the last call). torchvision's resnet18 gives relu, maxpool,
-    layer1.0, ..., layer4.1.
-    """
+def probe_calls(net: nn.Module, input_size: Sequence[int]) -> tuple[dict[str, list], list[str]]:
+    """Every hookable submodule's calls in one probe forward of a zero image: name → [(input, output), ...], and
+    the names in the order they were first called. The hooks live only for that forward."""
     calls: dict[str, list] = {}
     order: list[str] = []
 
@@ -217,14 +210,40 @@ def auto_blocks(net: nn.Module, input_size: Sequence[int]) -> list[str]:
         return record
 
     # Compiled TorchScript submodules hold parameters but take no hooks.
-    modules = {n: m for n, m in net.named_modules() if not isinstance(m, torch.jit.ScriptModule)}
-    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if n]
+    handles = [m.register_forward_hook(hook(n)) for n, m in net.named_modules()
+               if n and not isinstance(m, torch.jit.ScriptModule)]
     try:
         with torch.no_grad():
             net(torch.zeros(1, *input_size))
     finally:
         for h in handles:
             h.remove()
+    return calls, order
+
+
+def wrap_catalogued(net: nn.Module, fields: dict, catalogue, *, name: str, where: str, kind: str) -> Classifier:
+    """`wrap`, with the layer catalogue (and Grad-CAM layer) from `catalogue(net, input_size)` -> (blocks, why
+    not) unless the metadata names the blocks."""
+    layers_unavailable = None
+    if "block_names" not in fields:
+        blocks, layers_unavailable = catalogue(net, fields["input_size"])
+        if blocks:
+            fields = {**fields, "block_names": blocks, "cam_layer": fields.get("cam_layer", blocks[-1])}
+    return wrap(net, fields, name=name, where=where, kind=kind, layers_unavailable=layers_unavailable)
+
+
+def auto_blocks(net: nn.Module, input_size: Sequence[int]) -> list[str]:
+    """Blocks with 4-D outputs along the main path, in execution order, found with one probe forward.
+
+    Containers whose children form a plain chain (a Sequential: each child eats the previous child's
+    output) are opened up; a module whose output goes straight into a following leaf of the same shape
+    (a convolution into its batch norm, a batch norm into its ReLU) gives way to that leaf, so the
+    catalogue holds post-activation maps; 1×1 outputs (global pools) are not maps; modules called more than
+    once are left out (a hook would see only the last call). torchvision's resnet18 gives relu, maxpool,
+    layer1.0, ..., layer4.1.
+    """
+    calls, order = probe_calls(net, input_size)
+    modules = {n: m for n, m in net.named_modules() if not isinstance(m, torch.jit.ScriptModule)}
 
     def children_called(prefix: str) -> list[str]:
         if prefix not in modules:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from engine.models.classifier import Classifier
-from engine.models.formats.common import BadModelFile, wrap
+from engine.models.formats.common import BadModelFile, probe_calls, wrap_catalogued
 from engine.models.formats.weights import check_safetensors, read_state_dict
 
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -300,26 +300,8 @@ def _from_pretrained(folder: Path, where: str) -> nn.Module:
 
 
 def _called_once_outputs(net: nn.Module, input_size) -> tuple[dict[str, object], list[str]]:
-    outputs: dict[str, object] = {}
-    order: list[str] = []
-    counts: dict[str, int] = {}
-
-    def hook(name):
-        def record(_module, _args, output):
-            counts[name] = counts.get(name, 0) + 1
-            if name not in outputs:
-                order.append(name)
-            outputs[name] = output
-        return record
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in net.named_modules() if n]
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, *input_size))
-    finally:
-        for h in handles:
-            h.remove()
-    return {n: o for n, o in outputs.items() if counts[n] == 1}, order
+    calls, order = probe_calls(net, input_size)
+    return {n: c[-1][1] for n, c in calls.items() if len(c) == 1}, order
 
 
 def catalogue(net: nn.Module, input_size) -> tuple[list[str], str | None]:
@@ -382,13 +364,7 @@ def _load_folder(folder: Path, fields: dict, *, name: str, where: str) -> Classi
     _check_weights(folder, where)
     fields = _defaults(config, processor, fields, where)
     net = LogitsOnly(_from_pretrained(folder, where))
-    layers_unavailable = None
-    if "block_names" not in fields:
-        blocks, layers_unavailable = catalogue(net, fields["input_size"])
-        if blocks:
-            fields["block_names"] = blocks
-            fields.setdefault("cam_layer", blocks[-1])
-    return wrap(net, fields, name=name, where=where, kind="Hugging Face", layers_unavailable=layers_unavailable)
+    return wrap_catalogued(net, fields, catalogue, name=name, where=where, kind="Hugging Face")
 
 
 def _is_bytes(source) -> bool:

@@ -37,24 +37,33 @@ def _onnx():
 
 # ---------------------------------------------------------------- reading, safely
 
-def _tensors(graph):
-    """Every TensorProto of a graph: initializers and node attributes, subgraphs (If/Loop bodies) included."""
+def _graphs(graph):
+    """A graph and every subgraph inside it (If/Loop bodies), depth first."""
     onnx = _onnx()
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
+    yield graph
     for node in graph.node:
         for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                yield attr.t
-            elif attr.type == onnx.AttributeProto.TENSORS:
-                yield from attr.tensors
-            elif attr.type == onnx.AttributeProto.GRAPH:
-                yield from _tensors(attr.g)
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(attr.g)
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for sub in attr.graphs:
-                    yield from _tensors(sub)
+                    yield from _graphs(sub)
+
+
+def _tensors(graph):
+    """Every TensorProto of a graph: initializers and node attributes, subgraphs included."""
+    onnx = _onnx()
+    for g in _graphs(graph):
+        yield from g.initializer
+        for sparse in g.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    yield attr.t
+                elif attr.type == onnx.AttributeProto.TENSORS:
+                    yield from attr.tensors
 
 
 def _elements(tensor) -> int:
@@ -222,15 +231,8 @@ def describe(data: bytes, *, where: str, folder: Path | None = None) -> dict:
 # ---------------------------------------------------------------- conversion
 
 def _ops(graph):
-    onnx = _onnx()
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _ops(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _ops(sub)
+    for g in _graphs(graph):
+        yield from g.node
 
 
 def _op_name(node) -> str:

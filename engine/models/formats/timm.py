@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.domains import IMAGENET_NAME
 from engine.models.classifier import Classifier
-from engine.models.formats.common import BadModelFile, wrap
+from engine.models.formats.common import BadModelFile, wrap_catalogued
 from engine.models.formats.torchvision import _EmptyOnMeta, _on_meta, first_misfit, headless
 from engine.models.formats.weights import read_state_dict, with_metadata
 
@@ -222,13 +222,7 @@ def load(arch: str, data: bytes, fields: dict, *, name: str, where: str, filenam
     arch = check_arch(arch, where)
     net, num_classes = build(arch, read_state_dict(data, where, filename), where)
     fields = _defaults(arch, num_classes, fields)
-    layers_unavailable = None
-    if "block_names" not in fields:
-        blocks, layers_unavailable = catalogue(net, fields["input_size"])
-        if blocks:
-            fields["block_names"] = blocks
-            fields.setdefault("cam_layer", blocks[-1])
-    return wrap(net, fields, name=name, where=where, kind="timm", layers_unavailable=layers_unavailable)
+    return wrap_catalogued(net, fields, catalogue, name=name, where=where, kind="timm")
 
 
 def describe(arch: str, data: bytes | None = None) -> dict:
