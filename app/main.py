@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException  # noqa: E402
 
 from app import jobs, resources, state, urlstate, widgets  # noqa: E402
-from engine import domains  # noqa: E402
+from engine import domains, targets  # noqa: E402
 
 LOG = logging.getLogger("perturbation_explorer")
 
@@ -110,6 +110,9 @@ def run() -> None:
     except domains.NeedsImages:  # a user's model before its images: what to do, in the app's own terms
         jobs.clear_unfinished()
         st.info(widgets.needs_images_text(page.title))
+    except targets.NoTargetClass as err:  # a model that gets one class right leaves AA no target class
+        jobs.clear_unfinished()
+        st.info(widgets.no_target_text(err))
     except Exception as err:  # the one error boundary: a plain message on the page, the trace in the server log
         LOG.exception("page %s failed", page.url_path)
         jobs.clear_unfinished()

@@ -58,6 +58,7 @@ def _section() -> bool:
     sidecar = st.file_uploader("Sidecar JSON (optional)", type=["json"], key="own_sidecar",
                                help="input_size, mean, std, class_names, domain, …: fills the form below")
     if upload is None:
+        st.session_state.pop(_PREFILLED, None)  # a form not drawn loses its fields: the next file fills them again
         st.caption("What the file does not say (input size, normalisation, class names) you give in a form "
                    "once it is chosen.")
         return True
@@ -65,6 +66,7 @@ def _section() -> bool:
         described = _described(upload.getvalue(), upload.name)
         extra = _sidecar_fields(sidecar) if sidecar is not None else {}
     except (formats.BadModelFile, ValueError) as err:
+        st.session_state.pop(_PREFILLED, None)
         st.error(str(err))
         return False
     st.caption(summary(described))
@@ -199,7 +201,6 @@ def _add(upload, described: dict, extra: dict, values: dict, required: list[str]
         name = unique_name((values.get("own_name") or "").strip() or extra.get("name") or upload.name)
         with st.spinner(f"Loading {name}…"):
             model = formats.load(upload.getvalue(), filename=upload.name, meta=meta, arch=arch, name=name)
-        join_same_classes(model, meta)
     except (ModelUnavailable, ValueError) as err:
         st.error(str(err))
         return False
@@ -257,21 +258,6 @@ def unique_name(wanted: str) -> str:
         k += 1
         name = f"{wanted} ({k})"
     return name
-
-
-def join_same_classes(model, meta: dict) -> None:
-    """A model added without a domain name joins the domain of this session's model with the same classes, so
-    that each is the other's black box."""
-    from engine import domains
-
-    domains.of(model)  # the record exists before any page asks for it by name
-    if meta.get("domain"):
-        return
-    for other in state.own_models().values():
-        if domains.of(other).custom and list(other.class_names) == list(model.class_names) \
-                and tuple(other.input_size)[0] == tuple(model.input_size)[0]:
-            domains.adopt(model, other.domain)
-            return
 
 
 def _sidecar_fields(upload) -> dict:

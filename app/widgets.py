@@ -60,7 +60,8 @@ def data_ui(model_name: str) -> str:
         return resources.BUILTIN
     custom = domains.get(m.domain).custom
     # A user's model has no images of its own: "none yet" until a dataset that fits it is there (then it is used).
-    options = {resources.BUILTIN: "none yet: upload a .zip below" if custom else f"built-in ({domains.get(m.domain).title})"}
+    options = {resources.BUILTIN: "none yet: upload a .zip below" if custom
+               else f"built-in ({domains.get(m.domain).title})"}
     root = resources.data_root()
     with st.sidebar.expander("Evaluation images (Transfer, Feature space, JSMA curve)", expanded=custom):
         if root is not None and root.is_dir():
@@ -156,7 +157,8 @@ def indexed_ui(model: str, domain) -> Selection:
     bank = resources.class_members(domain)
     names = domain.class_names  # not the model's: a model that fails to load still lets one pick an image
     # A user's image set has its own classes: its widgets must not inherit a built-in domain's choice.
-    keys = ("fmnist_class", "fmnist_example") if not domain.custom else (f"{domain.prefix}class", f"{domain.prefix}example")
+    keys = (("fmnist_class", "fmnist_example") if not domain.custom
+            else (f"{domain.prefix}class", f"{domain.prefix}example"))
     cls = st.selectbox("Class", list(bank), format_func=lambda c: names[c], key=keys[0])
     k = st.number_input("Example of that class", 0, len(bank[cls]) - 1, key=keys[1], **initial(keys[1], value=0))
     index = bank[cls][int(k)]
@@ -187,6 +189,18 @@ def has_images(model, page: str) -> bool:
         return True
     st.info(needs_images_text(page))
     return False
+
+
+def no_target_text(err) -> str:
+    """What a page says when the model classifies correctly the images of one class only (AA needs another)."""
+    name = st.session_state.get("model", "the model")
+    try:
+        names = resources.model(name).class_names
+        shown = ", ".join(names[c] for c in err.classes) or "no class"
+    except Exception:  # noqa: BLE001 - the sentence stands without the names
+        shown = ", ".join(map(str, err.classes)) or "no class"
+    return (f"AA needs a target image of another class, but of these labelled images {name} classifies correctly "
+            f"only those of {shown}: use a model that gets more of them right, or more images.")
 
 
 def needs_images_text(page: str) -> str:

@@ -191,13 +191,24 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).first.click()
 
 
+def rerun_done(page, action, timeout_s: float = 180) -> None:
+    """Do `action` (a click that reruns the app) and wait until that rerun has finished: until then the sidebar
+    is the old one, and a click on it may land on an element the rerun then replaces."""
+    page.evaluate(_WATCH_RUNS)
+    action()
+    page.wait_for_function("() => window.__runs.done > 0 && document.querySelector("
+                           "\"[data-testid=stApp][data-test-script-state=notRunning]\")", timeout=timeout_s * 1000)
+
+
 def pick_white_box_and_images(page, name: str, images: Path, timeout_s: float = 180) -> None:
-    choose(page, "White-box model", name)
-    wait_idle(page, timeout_s)
+    rerun_done(page, lambda: choose(page, "White-box model", name), timeout_s)
     open_section(page, "Evaluation images")
     upload(page, "Labelled images (.zip", images)
-    page.get_by_text(f"{images.name} (").first.wait_for(timeout=timeout_s * 1000)  # offered as its image set
+    offered = page.get_by_text(f"{images.name} (").first  # offered as its image set
+    offered.wait_for(state="attached", timeout=timeout_s * 1000)
     wait_idle(page, timeout_s)
+    open_section(page, "Evaluation images")
+    offered.wait_for(timeout=timeout_s * 1000)
 
 
 def go_to(page, title: str) -> None:
@@ -213,16 +224,49 @@ def alerts(page) -> list[str]:
     return page.locator("[data-testid='stMain'] [data-testid='stAlert']").all_inner_texts()
 
 
+# Counts the app's finished runs from now on (Streamlit marks its root with the script's state).
+_WATCH_RUNS = """() => {
+    const app = document.querySelector('[data-testid=stApp]');
+    if (!window.__runs) {
+        window.__runs = {done: 0, running: false};
+        new MutationObserver(() => {
+            const s = app.getAttribute('data-test-script-state');
+            if (s === 'running') window.__runs.running = true;
+            else if (s === 'notRunning' && window.__runs.running) {
+                window.__runs.running = false;
+                window.__runs.done++;
+            }
+        }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    }
+    window.__runs.done = 0;
+}"""
+# The marker; a confirmation to click; or, once a run has ended, an error or a note the page did not show before
+# (a run that ends without either is followed by another: a page that reruns itself to show its result).
+_OUTCOME = """([marker, before]) => {
+    const main = document.querySelector('[data-testid=stMain]');
+    if (!main) return false;
+    if (main.innerText.includes(marker)) return 'marker';
+    if ([...main.querySelectorAll('button')].some(b => b.innerText.startsWith('Run anyway'))) return 'asked';
+    const idle = document.querySelector("[data-testid=stApp][data-test-script-state=notRunning]");
+    if (!idle || !window.__runs.done) return false;
+    const notes = [...main.querySelectorAll('[data-testid=stAlert]')].map(a => a.innerText);
+    if (main.querySelector('[data-testid=stAlertContentError], [data-testid=stException]')) return 'note';
+    return notes.some(n => !before.includes(n)) ? 'note' : false;
+}"""
+
+
 def first_result(page, title: str, button: str | None, marker: str, timeout_s: float = 300) -> dict:
     """Open page `title` by its link, press `button` (None: the page runs by itself) and wait for `marker`, or for
-    the run to end with a new note instead. {'seconds' or None, 'sentence' where the page said why not,
-    'asked': whether it asked to confirm a long run}."""
+    the run to end with an error or a new note instead. {'seconds' or None, 'sentence' where the page said why
+    not (or that it did not finish within `timeout_s`, after which the run is cancelled), 'asked': whether it asked
+    to confirm a long run}."""
     from playwright.sync_api import TimeoutError as Timeout
 
+    page.evaluate(_WATCH_RUNS)
     start = time.perf_counter()
     go_to(page, title)
-    page.wait_for_function("t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)", arg=title,
-                           timeout=timeout_s * 1000)
+    page.wait_for_function("t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)",
+                           arg=title, timeout=timeout_s * 1000)
     before = []
     if button is not None:
         press = page.get_by_role("button", name=button).first
@@ -233,32 +277,30 @@ def first_result(page, title: str, button: str | None, marker: str, timeout_s: f
             return {"seconds": None, "sentence": (alerts(page) or ["(no button, no note)"])[-1], "asked": False}
         wait_idle(page, timeout_s)
         before = alerts(page)
+        page.evaluate(_WATCH_RUNS)
         start = time.perf_counter()
         press.click()
-    anyway = page.get_by_role("button", name="Run anyway")
-    # The marker, a confirmation to click, or a finished run with a note it did not have before.
-    found = page.wait_for_function(
-        """([marker, before]) => {
-            const main = document.querySelector('[data-testid=stMain]');
-            if (!main) return false;
-            if (main.innerText.includes(marker)) return 'marker';
-            if ([...main.querySelectorAll('button')].some(b => b.innerText.startsWith('Run anyway'))) return 'asked';
-            const idle = document.querySelector("[data-testid=stApp][data-test-script-state=notRunning]");
-            const notes = [...main.querySelectorAll('[data-testid=stAlert]')].map(a => a.innerText);
-            if (idle && notes.some(n => !before.includes(n))) return 'note';
-            return false;
-        }""", arg=[marker, before], timeout=timeout_s * 1000, polling=100).json_value()
-    asked = found == "asked"
-    if asked:
-        anyway.first.click()
-        found = page.wait_for_function(
-            "m => document.querySelector('[data-testid=stMain]').innerText.includes(m) ? 'marker' : false",
-            arg=marker, timeout=timeout_s * 1000, polling=100).json_value()
+    asked = False
+    try:
+        found = page.wait_for_function(_OUTCOME, arg=[marker, before], timeout=timeout_s * 1000,
+                                       polling=100).json_value()
+        if found == "asked":
+            asked = True
+            page.get_by_role("button", name="Run anyway").first.click()
+            page.evaluate(_WATCH_RUNS)
+            found = page.wait_for_function(_OUTCOME, arg=[marker, before], timeout=timeout_s * 1000,
+                                           polling=100).json_value()
+    except Timeout:
+        cancel = page.get_by_role("button", name="Cancel")
+        if cancel.count():
+            cancel.first.click()
+        wait_idle(page, timeout_s)
+        return {"seconds": None, "sentence": f"not finished within {timeout_s:.0f} s", "asked": asked}
     seconds = time.perf_counter() - start
     if found == "marker":
         return {"seconds": seconds, "sentence": None, "asked": asked}
     wait_idle(page, timeout_s)
-    notes = [n for n in alerts(page) if n not in before]
+    notes = [n for n in alerts(page) if n not in before] or alerts(page)
     return {"seconds": None, "sentence": notes[-1] if notes else "(nothing shown)", "asked": asked}
 
 
@@ -279,11 +321,13 @@ def session(browser, url: str, files: dict, fmt: str, timeout_s: float = 180):
 # ---------------------------------------------------------------- the table
 
 def cell(result: dict, notes: list[str]) -> str:
-    if result["seconds"] is not None:
-        return f"{result['seconds']:.1f}" + (" (asked)" if result["asked"] else "")
-    if result["sentence"] not in notes:
-        notes.append(result["sentence"])
-    return f"says [{notes.index(result['sentence']) + 1}]"
+    """Seconds to the first result, and/or a footnote number for what the page said instead (or beside it)."""
+    text = "" if result["seconds"] is None else f"{result['seconds']:.1f}" + (" (asked)" if result["asked"] else "")
+    if result["sentence"]:
+        if result["sentence"] not in notes:
+            notes.append(result["sentence"])
+        text = f"{text or 'says'} [{notes.index(result['sentence']) + 1}]"
+    return text
 
 
 def table(rows: dict[str, dict[str, dict]], pages: list[str]) -> str:
@@ -300,7 +344,7 @@ def table(rows: dict[str, dict[str, dict]], pages: list[str]) -> str:
 def main(argv=None) -> int:
     cli = parser(__doc__, repeats=1, quick_help="TorchScript only, Explorer and JSMA lab", device=False)
     cli.add_argument("--formats", nargs="+", choices=FORMATS, help="default: all six")
-    cli.add_argument("--timeout", type=int, default=300, help="seconds before a page counts as not finished")
+    cli.add_argument("--timeout", type=int, default=180, help="seconds before a page counts as not finished")
     args = cli.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -317,13 +361,12 @@ def main(argv=None) -> int:
             try:
                 rows[fmt] = {}
                 for title, button, marker in pages:
-                    rows[fmt][title] = first_result(page, title, button, marker, args.timeout)
-                    if ERRORS.search(main_text(page)):
-                        rows[fmt][title] = {"seconds": None, "asked": False,
-                                            "sentence": ERRORS.search(main_text(page)).group(0) + ": "
-                                            + (alerts(page) or [""])[-1][:200]}
-                    if args.json is False:
-                        print(f"  {fmt:12} {title:28} {cell(rows[fmt][title], [])}", file=sys.stderr, flush=True)
+                    result = first_result(page, title, button, marker, args.timeout)
+                    wrong = ERRORS.search(main_text(page))
+                    if wrong and not result["sentence"]:  # a result, with an error beside it
+                        result["sentence"] = next((a for a in alerts(page) if wrong.group(0) in a), wrong.group(0))
+                    rows[fmt][title] = result
+                    print(f"  {fmt:12} {title:28} {result}", file=sys.stderr, flush=True)
             finally:
                 context.close()
         browser.close()
@@ -334,6 +377,10 @@ def main(argv=None) -> int:
           "first result,")
     print(f"or the sentence the page shows instead (headless Chromium, {VIEWPORT['width']}×{VIEWPORT['height']}, "
           f"one session per format, 3×32×32 inputs; whole run {time.perf_counter() - began:.0f} s)")
+    print("The torchvision, timm and Hugging Face networks are random-init 10-class models with the pictures' class "
+          "names (timing only);")
+    print("ONNX, .pt2 and TorchScript are the fixture's trained white box (tests/own_world). The black box is the "
+          "fixture's other model (.pt2).")
     print(table(rows, [t for t, _, _ in pages]))
     return 0
 

@@ -24,6 +24,8 @@ run peers_as_given $PY bench/peers.py --repeats 5 --peer-network as-given "${DEV
 run batching $PY bench/batching.py --repeats 3 "${DEVICE_ARGS[@]}"
 if [[ -z "$SUFFIX" ]]; then
     run inference_rewrites $PY bench/inference_rewrites.py --repeats 7
+    run onnx_overhead $PY bench/onnx_overhead.py --repeats 9
+    run browser_own_model $PY bench/browser_own_model.py
     run app_latency $PY bench/app_latency.py --repeats 5
     run sweep_scaling $PY bench/sweep_scaling.py --repeats 2
     run profile_cw $PY bench/profile_cw.py

@@ -151,8 +151,8 @@ class Domain:
 
     def evaluation_split(self, model, n: int):
         if self.split is None:
-            raise NeedsImages(f"{model.name} ({self.title}) has no images of its own: this needs labelled images of its "
-                              f"{len(model.class_names)} classes")
+            raise NeedsImages(f"{model.name} ({self.title}) has no images of its own: this needs labelled images "
+                              f"of its {len(model.class_names)} classes")
         return self.split(model, n)
 
     def object_masks(self, model, x: torch.Tensor, keys: list[str] | None = None, threshold: float | None = None):

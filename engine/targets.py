@@ -37,6 +37,17 @@ def runner_up(model, x: torch.Tensor, exclude: torch.Tensor | None = None) -> to
     return logits.scatter(1, exclude.reshape(-1, 1).expand(logits.shape[0], 1), float("-inf")).argmax(1)
 
 
+class NoTargetClass(ValueError):
+    """Every class the bank can show is the image's own: no target class is left (AA's bank holds only images the
+    model classifies correctly, so a model that gets one class right leaves none)."""
+
+    def __init__(self, classes: list[int]):
+        self.classes = classes
+        super().__init__(f"no target class: the images the model classifies correctly are all of class "
+                         f"{', '.join(map(str, classes)) or 'none'}, and a target must be another class; give more "
+                         "labelled images, or a model that classifies more of them")
+
+
 def random_classes(y: torch.Tensor, num_classes: int, seed: int = 0, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """A uniformly random class ≠ y per example (among `allowed`, default all), from a seeded generator."""
     allowed = torch.arange(num_classes) if allowed is None else torch.unique(allowed.cpu())
@@ -44,7 +55,7 @@ def random_classes(y: torch.Tensor, num_classes: int, seed: int = 0, allowed: to
     scores = torch.rand(y.shape[0], allowed.numel(), generator=gen)
     scores = scores.masked_fill(allowed[None, :] == y.cpu()[:, None], -1.0)
     if bool((scores.max(1).values < 0).any()):
-        raise ValueError("no target class is available besides the source class")
+        raise NoTargetClass(allowed.tolist())
     return allowed[scores.argmax(1)].to(y.device)
 
 

@@ -120,6 +120,26 @@ def test_pt2_says_its_input_size_and_a_second_model_joins_its_domain():
     pick_images_and_attack(at, "white")
 
 
+def test_a_sidecar_fills_the_form_and_a_bad_one_gets_a_sentence():
+    import json
+
+    at = fresh()
+    upload_model(at, "white.pt", own_world.torchscript_bytes())
+    uploader(at, "own_sidecar").upload("white.json", b"{not json", "application/json").run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.sidebar.error]
+    assert errors == ["white.json is not a JSON file; save the metadata as a JSON object"]
+    uploader(at, "own_sidecar").upload("white.json", json.dumps(META).encode(), "application/json").run()
+    ok(at)
+    assert at.session_state["own_size"] == "3, 32, 32" and at.session_state["own_std"] == "0.25, 0.25, 0.25"
+    assert at.session_state["own_names"].splitlines() == META["class_names"]
+    assert at.session_state["own_domain"] == "shapes"
+    assert not any(c.value.startswith("Required:") for c in at.sidebar.caption)
+    add(at)
+    ok(at)
+    assert at.session_state["own_models"]["white"].domain == "shapes"
+
+
 def test_resnet18_state_dict_is_recognised_and_loaded_at_the_size_the_form_says():
     import torchvision
 

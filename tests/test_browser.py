@@ -485,19 +485,21 @@ def test_an_uploaded_torchscript_model_is_attacked_in_the_explorer(server, local
     sidecar = tmp_path / "my-lenet.json"
     sidecar.write_text(json.dumps({"input_size": list(zoo.input_size), "mean": [data.MEAN], "std": [data.STD],
                                    "class_names": data.CLASS_NAMES, "domain": zoo.domain}))
+    import browser_own_model as byo
+    from playwright.sync_api import expect
+
     page = local_only.new_page()
     _open(page, f"{server}/?{FMNIST}")
-    _sidebar_section(page, "Bring your own model")
-    page.get_by_text("TorchScript / .pt2").click()
-    page.get_by_text("Sidecar JSON").wait_for(timeout=30_000)
-    files = page.locator("[data-testid='stSidebar'] [data-testid='stForm'] input[type='file']")
-    files.nth(0).set_input_files(str(path))
-    files.nth(1).set_input_files(str(sidecar))
-    for name in ("my-lenet.pt", "my-lenet.json"):  # both uploads are listed before the form is sent
-        page.get_by_test_id("stFileChipName").filter(has_text=name).wait_for(timeout=30_000)
+    byo.open_section(page, "Bring your own model")
+    byo.upload(page, "Model file", path)
+    expect(page.get_by_label("Name", exact=True)).to_have_value("my-lenet", timeout=120_000)  # the form is the file's
+    byo.wait_idle(page, 120)
+    byo.upload(page, "Sidecar JSON", sidecar)
+    expect(page.get_by_label("Input size C,H,W", exact=True).last).to_have_value("1, 28, 28", timeout=120_000)
+    byo.wait_idle(page, 120)
     page.get_by_role("button", name="Add model").click()
-    page.get_by_text("Added my-lenet.pt (uploaded)").wait_for(timeout=60_000)
-    _choose(page, "White-box model", "my-lenet.pt (uploaded)")
+    page.get_by_text("Added my-lenet").first.wait_for(timeout=60_000)
+    _choose(page, "White-box model", "my-lenet")
     _settle(page, "SSIM")
     _no_exception(page)
     assert _headline(page).startswith("PGD"), _headline(page)

@@ -1,4 +1,4 @@
-"""Entry points for tests/test_user_models.py ('user_model_factory:make'; tests/ is on sys.path)."""
+"""Entry points for tests/test_formats_graph.py ('user_model_factory:make'; tests/ is on sys.path)."""
 import torch
 from torch import nn
 

@@ -71,8 +71,8 @@ def page() -> None:
         eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
                                       default=list(own["eps"]), key="transfer.eps")
         layers = [layer.index for layer in white.layers()] if layered else []
-        layer_values = d[1].multiselect("AA layers (layer sweep)", layers, key="transfer.layers",
-                                        default=sorted({layers[0], layers[len(layers) // 2], layers[-1]}) if layers else [])
+        spread = sorted({layers[0], layers[len(layers) // 2], layers[-1]}) if layers else []
+        layer_values = d[1].multiselect("AA layers (layer sweep)", layers, default=spread, key="transfer.layers")
         rule = d[2].selectbox("AA target image", list(RULES), format_func=RULES.get, key="transfer.rule",
                               help=glossary.help_text("AA target image"))
         go = st.form_submit_button("Run sweep", type="primary")
@@ -97,7 +97,8 @@ def page() -> None:
         if counted < 30:  # an honest note: with a handful of images a rate moves in big steps
             st.info(f"Only {counted} image{'s' if counted != 1 else ''} count here (both models must classify "
                     f"{'them' if counted != 1 else 'it'} correctly before the attack), so each moves a rate by "
-                    f"{100 / max(counted, 1):.0f} points; more images (and models that get them right) steady the rates.")
+                    f"{100 / max(counted, 1):.0f} points; more images (and models that get them right) steady "
+                    "the rates.")
         axis = "eps" if kind == "ε" else "layer"
         shown = rows if axis == "eps" else [r for r in rows if r["method"] == "aa"]
         black = st.selectbox("Black-box model", blacks, key="transfer.black")

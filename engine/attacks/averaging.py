@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.attacks.base import Callback, Context, check_input, check_seed, model_defaults, resolve_labels, resolve_params
+from engine.attacks.base import (Callback, Context, check_input, check_seed, model_defaults, resolve_labels,
+                                 resolve_params)
 from engine.attacks.chunks import chunk_size
 
 MAX_COPIES = 10_000
