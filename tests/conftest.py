@@ -48,6 +48,22 @@ def lite0():
     return models.load("efficientnet-lite0", device="cpu")
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, as the real-browser tests launch it (never a downloaded browser)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from bench_common import CHROMIUM_FLAGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
 def hooks_left(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 

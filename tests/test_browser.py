@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import CHROMIUM_FLAGS as FLAGS, streamlit_server  # noqa: E402
+from bench_common import streamlit_server  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
 pytestmark = [pytest.mark.slow,
@@ -49,14 +49,6 @@ def server(tmp_path_factory, data_root):
             yield url
     except RuntimeError as err:
         pytest.fail(str(err))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

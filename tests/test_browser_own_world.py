@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import CHROMIUM_FLAGS, streamlit_server  # noqa: E402
+from bench_common import streamlit_server  # noqa: E402
 import browser_own_model as byo  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
@@ -35,14 +35,6 @@ def server(tmp_path_factory):
             yield url
     except RuntimeError as err:
         pytest.fail(str(err))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
 
 
 def _files(folder: Path) -> dict[str, tuple[Path, dict[str, str]]]:
