@@ -8,8 +8,10 @@ or the sentence the page shows instead.
 Each format gets a fresh browser session that adds its model through "Bring your own model", the metadata typed
 into the form as a person types it, plus the fixture's black box (tests/own_world: a .pt2) for the Transfer lab,
 picks it as the white box and uploads the fixture's 40 labelled 32×32 pictures under Evaluation images. Models
-the fixture does not have (torchvision resnet18, timm resnet10t, a tiny Hugging Face ResNet) are random-init
-10-class networks at 3×32×32 with the fixture's class names: timing only.
+the fixture does not have (torchvision resnet18, timm resnet10t, a tiny Hugging Face ResNet) are 10-class networks
+at 3×32×32 with the fixture's class names, trained here first for a few epochs on the fixture's training pictures
+(seed 0) as the app gives them to each (its resize and crop, its mean and std); their accuracy on the 40 held-out
+pictures is printed.
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import CHROMIUM_FLAGS, ROOT, parser, streamlit_server  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "fixtures")]  # engine; own_world; make_own_world
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 720}
 # page title in the navigation, its button (None: it runs when opened), the text of its first result
@@ -41,6 +45,11 @@ FORMATS = ["torchvision", "timm", "onnx", "hf", "export", "torchscript"]
 TITLES = {"torchvision": "torchvision resnet18 .pth", "timm": "timm resnet10t .safetensors", "onnx": "ONNX",
           "hf": "Hugging Face zip", "export": "torch.export .pt2", "torchscript": "TorchScript"}
 ERRORS = re.compile(r"This page could not finish|Something went wrong|Traceback|\bError\b")
+# Training pictures per class and epochs for the networks the fixture does not have: enough for held-out accuracy
+# well above chance (a random network gets one class right, which leaves AA no target class) in under a minute each
+# on 2 cores.
+TRAIN_PER_CLASS = 150
+EPOCHS = {"torchvision": 10, "timm": 3, "hf": 60}
 
 
 # ---------------------------------------------------------------- what a researcher brings
@@ -71,8 +80,8 @@ def onnx_bytes(which: str = "white") -> bytes:
     return buf.getvalue()
 
 
-def hf_zip_bytes(class_names: list[str], side: int = 32) -> bytes:
-    """A tiny random-init transformers ResNetForImageClassification with these labels, its folder zipped."""
+def hf_net(class_names: list[str]):
+    """A tiny random-init transformers ResNetForImageClassification with these labels."""
     import torch
     from transformers import ResNetConfig, ResNetForImageClassification
 
@@ -80,7 +89,11 @@ def hf_zip_bytes(class_names: list[str], side: int = 32) -> bytes:
     labels = dict(enumerate(class_names))
     config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=len(labels),
                           id2label=labels, label2id={v: k for k, v in labels.items()})
-    net = ResNetForImageClassification(config).eval()
+    return ResNetForImageClassification(config).eval()
+
+
+def hf_zip_bytes(net, side: int = 32) -> bytes:
+    """`net` (a transformers image classifier) saved with a preprocessor at `side`, its folder zipped."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "tiny-hf"
         net.save_pretrained(folder)
@@ -95,8 +108,67 @@ def hf_zip_bytes(class_names: list[str], side: int = 32) -> bytes:
     return buf.getvalue()
 
 
-def model_files(folder: Path, which: list[str]) -> dict[str, tuple[Path, dict[str, str]]]:
-    """Format → (its file, the form fields a person types for it); the fixture's black box under 'black'."""
+def as_the_app_sees(data: bytes, filename: str, fields: dict[str, str], arch: str | None):
+    """The Classifier the app makes of `data` from what is typed into the form (its blank fields give the
+    format's defaults, which the form is prefilled with)."""
+    from engine.models import formats
+
+    meta = {"class_names": fields.get("Class names, one per line", "").splitlines() or None,
+            "domain": fields.get("Domain"),
+            "input_size": [int(v) for v in fields["Input size C,H,W"].split(",")] if "Input size C,H,W" in fields
+            else None}
+    return _quiet(formats.load, data, filename=filename, meta={k: v for k, v in meta.items() if v}, arch=arch,
+                  name=filename)
+
+
+def fixture_pictures(model, per_class: int, seed: int):
+    """The fixture's pictures (make_own_world.pictures) as the app gives them to `model`: 8-bit like its PNGs,
+    fitted to the model's resize and crop, in [0, 1]. (N×C×H×W, labels)."""
+    import torch
+    from PIL import Image
+
+    from engine import images
+    from make_own_world import pictures
+
+    x, y, _ = pictures(per_class, seed)
+    c, h, _ = model.input_size
+    pixels = (x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+    return (torch.cat([images.to_tensor(images.fit(Image.fromarray(p), c, h, model.resize_size)) for p in pixels]),
+            torch.from_numpy(y))
+
+
+def train(net, seen, epochs: int) -> None:
+    """make_own_world.train's loop on `net`, with the normalisation and fitting of `seen` (the app's view of it)."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(2)
+    x, y = fixture_pictures(seen, TRAIN_PER_CLASS, seed=0)
+    x = (x - seen.mean) / seen.std
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x)).split(64):
+            opt.zero_grad()
+            out = net(x[idx])
+            nn.functional.cross_entropy(getattr(out, "logits", out), y[idx]).backward()
+            opt.step()
+    net.eval()
+
+
+def held_out_accuracy(model) -> float:
+    """On the fixture's 40 labelled pictures (seed 1, the ones uploaded), through the app's Classifier."""
+    import torch
+
+    x, y = fixture_pictures(model, 4, seed=1)
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def model_files(folder: Path, which: list[str]) -> tuple[dict[str, tuple[Path, dict[str, str]]], dict[str, dict]]:
+    """(format → (its file, the form fields a person types for it), with the fixture's black box under 'black';
+    format → {'seconds', 'accuracy'} of the networks trained here)."""
     import torch
 
     import own_world
@@ -105,40 +177,52 @@ def model_files(folder: Path, which: list[str]) -> dict[str, tuple[Path, dict[st
     names = "\n".join(meta["class_names"])
     stats = {"Mean per channel": ",".join(map(str, meta["mean"])), "Std per channel": ",".join(map(str, meta["std"]))}
     own = {**stats, "Class names, one per line": names, "Domain": meta["domain"]}
-    files = {}
+    files, trained = {}, {}
 
     def put(key: str, name: str, data: bytes, fields: dict[str, str]) -> None:
         path = folder / name
         path.write_bytes(data)
         files[key] = (path, fields)
 
+    def put_trained(key: str, name: str, net, save, fields: dict[str, str], arch: str | None = None) -> None:
+        start = time.perf_counter()
+        train(net, as_the_app_sees(save(net), name, fields, arch), EPOCHS[key])
+        seconds = time.perf_counter() - start
+        put(key, name, save(net), fields)
+        accuracy = held_out_accuracy(as_the_app_sees(save(net), name, fields, arch))
+        trained[key] = {"seconds": seconds, "accuracy": accuracy}
+        print(f"  {key:12} trained {EPOCHS[key]} epochs in {seconds:.0f} s, held-out accuracy {accuracy:.2f}",
+              file=sys.stderr, flush=True)
+
     for key in which:
         if key == "torchvision":
             import torchvision
 
             torch.manual_seed(0)
-            put(key, "r18.pth", _torch_bytes(torchvision.models.resnet18(num_classes=10).state_dict()),
-                {"Input size C,H,W": "3,32,32", "Class names, one per line": names, "Domain": meta["domain"]})
+            put_trained(key, "r18.pth", torchvision.models.resnet18(num_classes=10),
+                        lambda net: _torch_bytes(net.state_dict()),
+                        {"Input size C,H,W": "3,32,32", "Class names, one per line": names, "Domain": meta["domain"]},
+                        arch="resnet18")
         elif key == "timm":
             import timm
             from safetensors.torch import save as save_safetensors
 
             torch.manual_seed(0)
-            net = timm.create_model("resnet10t", pretrained=False, num_classes=10)
-            put(key, "r10t.safetensors", save_safetensors(net.state_dict()),
-                {"…or a timm architecture": "resnet10t", "Input size C,H,W": "3,32,32",
-                 "Class names, one per line": names, "Domain": meta["domain"]})
+            put_trained(key, "r10t.safetensors", timm.create_model("resnet10t", pretrained=False, num_classes=10),
+                        lambda net: save_safetensors(net.state_dict()),
+                        {"…or a timm architecture": "resnet10t", "Input size C,H,W": "3,32,32",
+                         "Class names, one per line": names, "Domain": meta["domain"]}, arch="timm:resnet10t")
         elif key == "onnx":
             put(key, "white.onnx", onnx_bytes(), own)
         elif key == "hf":
-            put(key, "tiny-hf.zip", hf_zip_bytes(meta["class_names"]), {"Domain": meta["domain"]})
+            put_trained(key, "tiny-hf.zip", hf_net(meta["class_names"]), hf_zip_bytes, {"Domain": meta["domain"]})
         elif key == "export":
             put(key, "white.pt2", own_world.export_bytes(), own)
         elif key == "torchscript":
             put(key, "white.pt", own_world.torchscript_bytes(), {"Input size C,H,W": "3,32,32", **own})
     put("black", "black.pt2", own_world.export_bytes("black"), own)
     (folder / "images.zip").write_bytes(own_world.zip_bytes())
-    return files
+    return files, trained
 
 
 # ---------------------------------------------------------------- a person at the browser
@@ -352,33 +436,35 @@ def main(argv=None) -> int:
     pages = [p for p in PAGES if not args.quick or p[0] in ("Explorer", "JSMA lab")]
     rows: dict[str, dict[str, dict]] = {}
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "streamlit.log") as url, \
-            sync_playwright() as p:
-        files = model_files(Path(tmp), formats)
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        for fmt in formats:
-            context, page = session(browser, url, files, fmt)
-            try:
-                rows[fmt] = {}
-                for title, button, marker in pages:
-                    result = first_result(page, title, button, marker, args.timeout)
-                    wrong = ERRORS.search(main_text(page))
-                    if wrong and not result["sentence"]:  # a result, with an error beside it
-                        result["sentence"] = next((a for a in alerts(page) if wrong.group(0) in a), wrong.group(0))
-                    rows[fmt][title] = result
-                    print(f"  {fmt:12} {title:28} {result}", file=sys.stderr, flush=True)
-            finally:
-                context.close()
-        browser.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        files, trained = model_files(Path(tmp), formats)  # before the server: training has the cores to itself
+        with streamlit_server(Path(tmp) / "streamlit.log") as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            for fmt in formats:
+                context, page = session(browser, url, files, fmt)
+                try:
+                    rows[fmt] = {}
+                    for title, button, marker in pages:
+                        result = first_result(page, title, button, marker, args.timeout)
+                        wrong = ERRORS.search(main_text(page))
+                        if wrong and not result["sentence"]:  # a result, with an error beside it
+                            result["sentence"] = next((a for a in alerts(page) if wrong.group(0) in a),
+                                                      wrong.group(0))
+                        rows[fmt][title] = result
+                        print(f"  {fmt:12} {title:28} {result}", file=sys.stderr, flush=True)
+                finally:
+                    context.close()
+            browser.close()
     if args.json:
-        print(json.dumps({"rows": rows}, indent=2))
+        print(json.dumps({"rows": rows, "trained": trained}, indent=2))
         return 0
     print("Own models in the browser: seconds from pressing each page's button (Explorer: from opening it) to its "
           "first result,")
     print(f"or the sentence the page shows instead (headless Chromium, {VIEWPORT['width']}×{VIEWPORT['height']}, "
           f"one session per format, 3×32×32 inputs; whole run {time.perf_counter() - began:.0f} s)")
-    print("The torchvision, timm and Hugging Face networks are random-init 10-class models with the pictures' class "
-          "names (timing only);")
+    for fmt, done in trained.items():
+        print(f"{TITLES[fmt]}: 10 classes, trained here for {done['seconds']:.0f} s on the fixture's pictures "
+              f"({TRAIN_PER_CLASS} a class, seed 0), held-out accuracy {done['accuracy']:.2f} on the 40 uploaded;")
     print("ONNX, .pt2 and TorchScript are the fixture's trained white box (tests/own_world). The black box is the "
           "fixture's other model (.pt2).")
     print(table(rows, [t for t, _, _ in pages]))
