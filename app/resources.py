@@ -180,6 +180,7 @@ def _dataset_tensors(model_name: str, source: str, n: int):
 
 
 def evaluation_capacity(model_name: str, source: str = BUILTIN) -> int:
-    if source == BUILTIN or domains.of(model(model_name)).custom:
-        return domains.of(model(model_name)).capacity()
+    record = domains.of(model(model_name))
+    if source == BUILTIN or record.custom:
+        return record.capacity()
     return len(dataset(source))

@@ -166,12 +166,12 @@ def indexed_ui(model: str, domain) -> Selection:
     return Selection(model, f"{domain.prefix}{index}", f"{domain.title} {what} #{index} ({names[cls]})")
 
 
-def no_black_box_text(white: str, what: str = "Transfer") -> str:
+def no_black_box_text(white: str) -> str:
     """What a page that needs a black-box model says when there is none to choose, or none chosen."""
     m = resources.model(white)
     if any(d == m.domain for n, d in usable_models().items() if n != white):
         return "Choose at least one black-box model in the sidebar."
-    return (f"{what} needs a second model with these {len(m.class_names)} classes: add one under *Bring your own "
+    return (f"Transfer needs a second model with these {len(m.class_names)} classes: add one under *Bring your own "
             "model* in the sidebar.")
 
 
@@ -235,6 +235,7 @@ def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, 
     domain = model_domain(selection.model)
     rows = {r["name"]: r for r in resources.attack_rows(domain)}
     hidden = resources.model(selection.model).layers_unavailable
+    withheld = [r["title"].split(" (")[0] for r in rows.values() if hidden and r["needs_layers"]]
     if hidden:  # attacks that hook a layer cannot run on a model that hides its layers
         rows = {n: r for n, r in rows.items() if not r["needs_layers"]}
         if st.session_state.get("attack") not in rows:
@@ -244,8 +245,8 @@ def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, 
     )
     spec = rows[name]
     st.caption(f"{spec['summary']} — *{spec['reference']}*")
-    if hidden:
-        st.caption("AA and Mask-FGSM are not offered: they need the model's layers, which this model hides.")
+    if withheld:
+        st.caption(f"{' and '.join(withheld)} are not offered: they need the model's layers, which this model hides.")
     with st.form(f"attack-form-{name}"):
         cols = st.columns(max(1, min(4, len(spec["params"]))))
         values = {}

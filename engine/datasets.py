@@ -551,8 +551,9 @@ def evaluation_split(dataset: LabelledImages, model, n: int | None = None):
     return (x, y), targets.bank(model, x, y)
 
 
-def interleaved(dataset: LabelledImages, model) -> LabelledImages:
-    """The items reordered round-robin over their classes (first of each class, then second, ...)."""
+def interleaved(dataset: LabelledImages, model) -> tuple[LabelledImages, list[int]]:
+    """The items reordered round-robin over their classes (first of each class, then second, ...), and their
+    class indices in `model`."""
     classes = class_indices(dataset, model)
     rank: dict[int, int] = {}
     order = []
@@ -560,15 +561,16 @@ def interleaved(dataset: LabelledImages, model) -> LabelledImages:
         order.append((rank.get(c, 0), c, i))
         rank[c] = rank.get(c, 0) + 1
     picked = [i for _, _, i in sorted(order)]
-    return LabelledImages([dataset.items[i] for i in picked], [dataset.labels[i] for i in picked],
-                          dataset.description, dataset.layout, dataset.masks)
+    return (LabelledImages([dataset.items[i] for i in picked], [dataset.labels[i] for i in picked],
+                           dataset.description, dataset.layout, dataset.masks), [classes[i] for i in picked])
 
 
 def as_domain(record, dataset: LabelledImages, source: str, model):
     """`record` (a user's domain) with `dataset` as its images: its evaluation split, its target-image bank and
     the pictures one can pick, numbered in the dataset's class-interleaved order ("<source>#<i>")."""
-    ordered = interleaved(dataset, model)
-    labels = torch.tensor(class_indices(ordered, model), dtype=torch.long)
+    ordered, classes = interleaved(dataset, model)
+    labels = torch.tensor(classes, dtype=torch.long)
+    decoded: dict = {}  # (model, device) → the split of its first images: decoded and judged once, not per call
 
     def fetch(i: int, m) -> torch.Tensor:
         name, item = ordered.items[i]
@@ -581,7 +583,11 @@ def as_domain(record, dataset: LabelledImages, source: str, model):
         if not 1 <= n <= len(ordered):
             raise ValueError(f"the number of images must be between 1 and {len(ordered)} (the images given)")
         # The bank spans the classes whatever n is (AA's target images), as a built-in domain's does.
-        (x, y), bank = evaluation_split(ordered, m, max(n, min(len(ordered), BANK_IMAGES)))
+        size = max(n, min(len(ordered), BANK_IMAGES))
+        key = (m.name, str(m.device))
+        if key not in decoded or decoded[key][0] < size:
+            decoded[key] = (size, evaluation_split(ordered, m, size))
+        (x, y), bank = decoded[key][1]
         return (x[:n], y[:n]), bank
 
     return record.with_images(source, count=len(ordered), split=split,

@@ -420,11 +420,6 @@ def of(model) -> Domain:
     return adopt(model, name or None)
 
 
-def same_classes(a, b) -> bool:
-    """Whether two models answer in the same classes (a black box must, to measure transfer)."""
-    return a.domain == b.domain and list(a.class_names) == list(b.class_names)
-
-
 def owner(key: str) -> Domain | None:
     """The built-in domain one of whose images `key` names ("fmnist:17", "chelsea"), if any."""
     for d in _builtin().values():
