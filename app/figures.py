@@ -13,14 +13,23 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from engine import images
+from engine.analysis.panels import spectrum_view
 
 HEAT = "Jet"
+# Plotly's toolbar appears over a chart's top right corner on hover: titles sit below this band, never under it.
+TOOLBAR = 30
 MARGIN = dict(l=10, r=10, t=40, b=10)
 
 
 def _figure(data: list[dict], **layout) -> go.Figure:
+    title = layout.get("title")
+    if title and title.get("text"):  # a chart's own title: below the toolbar's band, however narrow the column
+        margin = {**MARGIN, **(layout.get("margin") or {})}
+        layout["margin"] = {**margin, "t": max(margin["t"], TOOLBAR + 28)}
+        layout["title"] = {"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": TOOLBAR}, **title}
     return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
@@ -70,10 +79,13 @@ def _trace(kind: str, arr: np.ndarray, name: str) -> dict:
         return {"type": "image", "source": _png_source(diverging(arr)), "name": name,
                 "hovertemplate": "x %{x}, y %{y}<extra>" + name + " (red = brighter, blue = darker)</extra>"}
     if kind == "spectrum":
-        h, w = arr.shape
-        return {"type": "heatmap", "z": np.round(arr, 2), "colorscale": "Viridis", "name": name,
-                "x": np.round(np.fft.fftshift(np.fft.fftfreq(w)), 4), "y": np.round(np.fft.fftshift(np.fft.fftfreq(h)), 4),
-                "colorbar": {"title": {"text": "log₁₀ power"}, "thickness": 12},
+        view = spectrum_view(arr)
+        return {"type": "heatmap", "z": np.round(view["z"], 2), "colorscale": "Viridis", "name": name,
+                "x": np.round(view["fx"], 4), "y": np.round(view["fy"], 4), "zmin": round(view["zmin"], 2),
+                "zmax": round(view["zmax"], 2),
+                # Below the axes: in a narrow column a colour bar beside the square would take a third of its width.
+                "colorbar": {"title": {"text": "log₁₀ power", "side": "top"}, "orientation": "h", "thickness": 10,
+                             "len": 0.9, "x": 0.5, "xanchor": "center", "y": -0.3, "yanchor": "top"},
                 "hovertemplate": "fx %{x:.3f}, fy %{y:.3f} cycles/px: log₁₀P %{z:.2f}<extra></extra>"}
     return _heat_trace(arr, name)
 
@@ -97,6 +109,15 @@ def _wrap(title: str, width: int = 30) -> str:
         else:
             lines[-1] = f"{lines[-1]} {word}".strip()
     return "<br>".join(lines)
+
+
+def _frequency_axis(log_power: np.ndarray, axis: str) -> dict:
+    """A spectrum's axis: exactly the frequencies it holds (y downwards, as the picture's rows), named in words."""
+    view = spectrum_view(log_power)
+    low, high = view[f"{axis}_range"]
+    words = "horizontal frequency<br>fx (cycles/px)" if axis == "x" else "vertical frequency<br>fy (cycles/px)"
+    return {"title": {"text": words, "font": {"size": 12}}, "range": [low, high] if axis == "x" else [high, low],
+            "autorange": False, "dtick": 0.25, "zeroline": False}
 
 
 def linked_images(panels: Sequence[tuple], height: int = 320, link: bool = True, opacity: float = 0.5) -> go.Figure:
@@ -129,49 +150,70 @@ def linked_images(panels: Sequence[tuple], height: int = 320, link: bool = True,
                           "font": {"size": 13}})
         linked = link and i > 0 and kind != "spectrum"  # every picture follows the first one's zoom and pan
         ticks = kind == "spectrum"  # frequencies are numbers worth reading; pixel positions are not
+        # "domain": a square picture in a wide slot narrows its slot instead of widening its axis beyond the data.
         layout["xaxis" + suffix] = {"domain": [left, left + width], "anchor": "y" + suffix, "showticklabels": ticks,
-                                    **({"title": {"text": "fx (cycles/px)"}} if ticks else {}),
+                                    "constrain": "domain", **(_frequency_axis(arr, "x") if ticks else {}),
                                     **({"matches": "x"} if linked else {})}
         layout["yaxis" + suffix] = {"domain": [0.0, 1.0], "anchor": "x" + suffix, "autorange": "reversed",
-                                    "scaleanchor": "x" + suffix, "showticklabels": ticks,
-                                    **({"title": {"text": "fy (cycles/px)"}} if ticks else {}),
+                                    "scaleanchor": "x" + suffix, "showticklabels": ticks, "constrain": "domain",
+                                    **(_frequency_axis(arr, "y") if ticks else {}),
                                     **({"matches": "y"} if linked else {})}
         # Narrower panels wrap sooner: four titles of 30 characters run into each other at 1280 px.
         titles.append({"text": _wrap(title, max(16, 110 // len(panels))), "x": left + width / 2, "y": 1.0,
                        "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
                        "font": {"size": 15}})
     lines = max(t["text"].count("<br>") for t in titles) + 1
-    return _figure(data, height=height, margin=dict(l=5, r=5, t=8 + 22 * lines, b=5), annotations=titles + notes,
-                   **layout)
+    return _figure(data, height=height, margin=dict(l=5, r=5, t=TOOLBAR + 22 * lines, b=5),
+                   annotations=titles + notes, **layout)
+
+
+# Column names that reach a chart, in words: an axis says what it measures, not what a table calls it.
+WORDS = {"success_rate": "success rate", "mean_distortion": "mean distortion (share of features changed)",
+         "error": "black-box error", "uTR": "untargeted transfer (uTR)", "tSuc": "target hit on the black box (tSuc)",
+         "tTR": "targeted transfer (tTR)", "white_error": "white-box error",
+         "white_tSuc": "target hit on the white box", "eps": "ε", "upsilon": "Υ (share of features changed)",
+         "accuracy": "accuracy", "area": "mask area", "per +1% area": "accuracy change per +1 % area",
+         "ratio": "separability", "layer": "layer"}
+
+
+def words(column: str) -> str:
+    return WORDS.get(column, column.replace("_", " "))
 
 
 def lines(rows: list[dict], x: str, y: str, group: str | None = None, title: str = "", y_format: str = ".0%",
           height: int = 320, x_title: str | None = None, y_title: str | None = None) -> go.Figure:
     """One line per `group` value of y against x, markers on the measured points; grouped bars where every
-    point has the same x (a line through one point says nothing)."""
+    point has the same x (a line through one point says nothing), each labelled with its value so that a zero
+    reads as 0 rather than as a missing bar."""
     single = len({r[x] for r in rows}) == 1
+    x_title, y_title = x_title or words(x), y_title or words(y)
     data = []
     for g in sorted({r[group] for r in rows}, key=str) if group else [None]:
         pts = [r for r in rows if (group is None or r[group] == g) and r.get(y) is not None]
-        trace = {"type": "bar"} if single else {"type": "scatter", "mode": "lines+markers"}
-        data.append({**trace, "name": str(g) if g is not None else y,
-                     "x": [f"{x_title or x} = {r[x]}" if single else r[x] for r in pts], "y": [r[y] for r in pts]})
-    yaxis = {"title": {"text": y_title or y}, "tickformat": y_format}
+        trace = {"type": "bar", "text": [format(r[y], y_format) for r in pts], "textposition": "outside",
+                 "cliponaxis": False} if single else {"type": "scatter", "mode": "lines+markers"}
+        data.append({**trace, "name": str(g) if g is not None else y_title,
+                     "x": [f"{x_title} = {r[x]}" if single else r[x] for r in pts], "y": [r[y] for r in pts]})
+    yaxis = {"title": {"text": y_title}, "tickformat": y_format}
     if y_format.endswith("%"):  # a rate: always the whole 0-100 % scale, so flat zeros look like zeros
         yaxis["range"] = [-0.02, 1.02]
-    return _figure(data, title={"text": title}, height=height, margin=MARGIN,
-                   xaxis={"title": {"text": x_title or x}}, yaxis=yaxis)
+    # Below the chart, the legend leaves a narrow column's whole width to the curves.
+    legend = {"orientation": "h", "x": 0, "y": -0.25, "yanchor": "top"}
+    return _figure(data, title={"text": title}, height=height, margin=MARGIN, legend=legend,
+                   xaxis={"title": {"text": x_title}}, yaxis=yaxis)
 
 
 def matrix(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
            fmt: str = ".2f", colorscale: str = "Viridis", height: int = 360,
-           zrange: tuple[float, float] | None = None) -> go.Figure:
-    """A labelled heat map; `zrange` fixes the colour scale so that matrices shown side by side compare."""
+           zrange: tuple[float, float] | None = None, row_title: str = "", col_title: str = "") -> go.Figure:
+    """A labelled heat map; `zrange` fixes the colour scale so that matrices shown side by side compare;
+    `row_title` and `col_title` name what the rows and columns are."""
     text = [[("" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, fmt)) for v in row] for row in values]
     heat = {"type": "heatmap", "z": values, "x": list(col_labels), "y": list(row_labels), "colorscale": colorscale,
             "text": text, "texttemplate": "%{text}", "hovertemplate": "%{y} → %{x}: %{z}<extra></extra>",
             **({"zmin": zrange[0], "zmax": zrange[1]} if zrange else {})}
-    return _figure([heat], title={"text": title}, height=height, margin=MARGIN, yaxis={"autorange": "reversed"})
+    return _figure([heat], title={"text": title}, height=height, margin=MARGIN,
+                   xaxis={"title": {"text": col_title}}, yaxis={"autorange": "reversed", "title": {"text": row_title}})
 
 
 def bars(labels: Sequence[str], values: Sequence[float], title: str, height: int = 260) -> go.Figure:
@@ -180,19 +222,58 @@ def bars(labels: Sequence[str], values: Sequence[float], title: str, height: int
     return _figure([bar], title={"text": title}, height=height, margin=MARGIN, yaxis={"tickformat": ".0%"})
 
 
+MARKED = {"source": dict(size=16, symbol="circle", color="black"), "target": dict(size=16, symbol="star", color="gold",
+                                                                               line=dict(color="black", width=1)),
+          "adversarial": dict(size=16, symbol="x", color="red")}
+LEGEND_CLASSES = 10  # more classes than this share one legend entry: 36 entries would push the markers out of sight
+
+
 def plane(points: dict[str, tuple[np.ndarray, Sequence[str]]], trajectory: np.ndarray | None, title: str,
           height: int = 480) -> go.Figure:
-    """PCA plane: named point sets (xy, hover labels) and an optional AA trajectory (steps×2)."""
-    styles = {"source": dict(size=16, symbol="circle", color="black"), "target": dict(size=16, symbol="star", color="gold"),
-              "adversarial": dict(size=16, symbol="x", color="red")}
-    data = [{"type": "scatter", "mode": "markers", "name": name, "x": xy[:, 0], "y": xy[:, 1], "text": list(labels),
-             "marker": styles.get(name, dict(size=6, opacity=0.6)), "hovertemplate": "%{text}<extra>" + name + "</extra>"}
-            for name, (xy, labels) in points.items()]
+    """PCA plane: named point sets (xy, hover labels) and an optional AA trajectory (steps×2). The sets named in
+    MARKED (source, target, adversarial) are drawn on top and lead the legend; the other sets are the reference
+    classes, one legend entry each up to LEGEND_CLASSES, else one entry for all of them (hover names the class)."""
+    classes = [(name, xy, labels) for name, (xy, labels) in points.items() if name not in MARKED]
+    data = []
+    if len(classes) <= LEGEND_CLASSES:
+        data += [{"type": "scatter", "mode": "markers", "name": name, "x": xy[:, 0], "y": xy[:, 1],
+                  "text": list(labels), "marker": dict(size=6, opacity=0.6), "legendrank": 2000,
+                  "hovertemplate": "%{text}<extra></extra>"} for name, xy, labels in classes]
+    elif classes:
+        xy = np.concatenate([c[1] for c in classes])
+        palette = [*qualitative.Dark24, *qualitative.Alphabet]  # named scales would need Plotly's validators
+        colour = [palette[k % len(palette)] for k, c in enumerate(classes) for _ in range(len(c[1]))]
+        data.append({"type": "scatter", "mode": "markers", "name": f"reference images ({len(classes)} classes: "
+                     "colour = class, hover for its name)", "x": xy[:, 0], "y": xy[:, 1],
+                     "text": [label for c in classes for label in c[2]], "legendrank": 2000,
+                     "marker": dict(size=6, opacity=0.7, color=colour),
+                     "hovertemplate": "%{text}<extra></extra>"})
     if trajectory is not None:
         data.append({"type": "scatter", "mode": "lines+markers", "name": "AA iterates", "x": trajectory[:, 0],
-                     "y": trajectory[:, 1], "line": dict(color="red", dash="dot"), "marker": dict(size=5, color="red")})
+                     "y": trajectory[:, 1], "line": dict(color="red", dash="dot"), "marker": dict(size=5, color="red"),
+                     "legendrank": 1004})
+    data += [{"type": "scatter", "mode": "markers", "name": name, "x": xy[:, 0], "y": xy[:, 1],
+              "text": list(labels), "marker": MARKED[name], "legendrank": 1000 + k,
+              "hovertemplate": "%{text}<extra>" + name + "</extra>"}
+             for k, name in enumerate(MARKED) if name in points for xy, labels in [points[name]]]
     return _figure(data, title={"text": title}, height=height, margin=MARGIN,
-                   xaxis={"title": {"text": "PC 1"}}, yaxis={"title": {"text": "PC 2"}})
+                   xaxis={"title": {"text": "first principal component (PC 1)"}},
+                   yaxis={"title": {"text": "second principal component (PC 2)"}},
+                   legend={"orientation": "h", "y": -0.18, "x": 0, "yanchor": "top"})
+
+
+def separability(rows: list[dict], baseline: float | None, title: str, height: int = 320) -> go.Figure:
+    """Separability per layer, with the input pixels' value as a dotted level named in the legend (a label on
+    the line itself sits on top of the curve wherever the two meet)."""
+    fig = lines(rows, "layer", "ratio", title=title, y_format=".2f", x_title="layer (input → output)",
+                y_title="separability", height=height)
+    if baseline is not None:
+        xs = [r["layer"] for r in rows]
+        fig.add_trace({"type": "scatter", "mode": "lines", "x": [min(xs), max(xs)], "y": [baseline] * 2,
+                       "name": "input pixels", "line": {"color": "#7f7f7f", "dash": "dot"},
+                       "hovertemplate": "input pixels: %{y:.2f}<extra></extra>"})
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3, "x": 0, "yanchor": "top"})
+    return fig
 
 
 def patch_view(rgb: np.ndarray, centre: tuple[float, float] | None, boxes: Sequence[dict], chosen: int | None,
@@ -222,8 +303,9 @@ def patch_view(rgb: np.ndarray, centre: tuple[float, float] | None, boxes: Seque
                      "hovertemplate": "heat-map centre: x %{x:.1f}, y %{y:.1f}<extra></extra>"})
     h, w = rgb.shape[:2]
     return _figure(data, title={"text": title}, height=height, margin=dict(l=5, r=5, t=40, b=5), shapes=shapes,
-                   showlegend=False, xaxis={"range": [-0.5, w - 0.5], "showticklabels": False},
-                   yaxis={"range": [h - 0.5, -0.5], "scaleanchor": "x", "showticklabels": False})
+                   showlegend=False, xaxis={"range": [-0.5, w - 0.5], "showticklabels": False, "constrain": "domain"},
+                   yaxis={"range": [h - 0.5, -0.5], "scaleanchor": "x", "showticklabels": False,
+                          "constrain": "domain"})
 
 
 def _band(xs: list, mean: list, spread: list, colour: str, name: str, limits: tuple[float, float]) -> dict:
@@ -273,3 +355,19 @@ def distance_curve(rows: list[dict], control: dict, metric: str, title: str, y_t
     return _figure(data, title={"text": title}, height=height, margin=MARGIN, shapes=shapes, annotations=notes,
                    xaxis={"title": {"text": "distance from the heat-map centre (px)"}},
                    yaxis={"title": {"text": y_title}}, legend={"orientation": "h", "y": -0.25})
+
+
+def before_after(rows: list[dict], class_name: str, height: int = 320) -> go.Figure:
+    """Each model's probability of the true class before and after the attack, side by side, with the answer it
+    gives now: one chart however many models there are."""
+    names = [f"{r['model']} ({r['role']})" for r in rows]
+    before = {"type": "bar", "name": "before", "x": names, "y": [r["before"] for r in rows], "marker": {"color": "#9ecae1"},
+              "text": [f"{r['before']:.0%}" for r in rows], "textposition": "outside",
+              "hovertemplate": "%{x}: %{y:.1%} before<extra></extra>"}
+    after = {"type": "bar", "name": "after", "x": names, "y": [r["after"] for r in rows],
+             "marker": {"color": ["#d62728" if r["fooled"] else "#1f77b4" for r in rows]},
+             "text": [f"{r['after']:.0%} · now {r['now']}" for r in rows], "textposition": "outside",
+             "hovertemplate": "%{x}: %{y:.1%} after<extra></extra>"}
+    return _figure([before, after], barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
+                   yaxis={"range": [0, 1.15], "tickformat": ".0%", "title": {"text": f"P({class_name})"}},
+                   legend={"orientation": "h", "y": 1.08, "x": 0})

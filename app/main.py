@@ -74,11 +74,22 @@ def apply_url() -> None:
                                        values.get("target"), values.get("seed", 0))
 
 
+# Streamlit's default top padding (6rem) pushes a result's pictures below a 720-px screen's fold; 4rem still
+# clears the app header. A headline fits one line beside the sidebar at 1280 px.
+CSS = """<style>
+.stMainBlockContainer {padding-top: 4rem;}
+.stMainBlockContainer h1 {padding-top: 0.25rem;}
+.st-key-headline h3 {font-size: 1.45rem;}
+</style>"""
+
+
 def run() -> None:
+    # A projector link, or switching the deck on, folds the sidebar away: the slide gets the whole screen.
+    presenting = st.session_state.get("presentation", st.query_params.get("present") == "1")
     # A local file: an icon name would make the browser fetch it from a font host (nothing is fetched offline).
-    presenting = st.query_params.get("present") == "1"  # a projector link opens with the sidebar folded away
     st.set_page_config(page_title="Perturbation Explorer", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide",
                        initial_sidebar_state="collapsed" if presenting else "auto")
+    st.html(CSS)
     resources.check_models()
     apply_url()
     st.sidebar.title("Perturbation Explorer")

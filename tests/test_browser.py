@@ -171,34 +171,6 @@ def test_every_page_runs_its_analysis(server, local_only, shots, path, button, e
     page.close()
 
 
-def test_presentation_mode_fits_a_projector_and_its_link_reopens_the_slide(server, browser, shots, local_only):
-    """Issue 14 items 8 and 9: at 1280×720 the first picture is on the first screen; next/previous move between
-    slides; slide 2 shows all three views; the link (slide, view, presentation) reopens the same screen."""
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    _open(page, server + f"/?{FMNIST}&present=1", "Next ▶")
-    _no_exception(page)
-    top = page.locator(".js-plotly-plot").first.bounding_box()["y"]
-    assert top < 720 * 0.7, top  # the pictures start in the upper part of the first screen
-    assert page.get_by_text("An adversarial example is").count() >= 1
-    assert page.get_by_text("SPEC").count() == 0
-    page.screenshot(path=str(shots / "presentation.png"))
-    page.get_by_role("button", name="Next ▶").click()
-    _settle(page, "δ itself, three ways")
-    titles = " ".join(page.locator(".js-plotly-plot .annotation-text").all_text_contents())
-    for label in ("signed δ", "amplified |δ|", "display-normalised"):
-        assert label in titles, titles
-    page.get_by_role("button", name="Next ▶").click()
-    _settle(page, "Heat-map opacity")
-    page.wait_for_function("() => location.search.includes('slide=3')", timeout=30_000)
-    link = page.url
-    page.close()
-    again = local_only.new_page()  # a fresh context: no session state
-    again.set_viewport_size({"width": 1280, "height": 720})
-    _open(again, link, "Heat-map opacity")
-    assert again.get_by_role("radio", name="3 · Where it looks").is_checked()
-    assert again.locator(".colorbar").count() >= 1  # the heat maps carry their colour scale
-
-
 def test_a_link_reopens_the_perturbation_view_and_lab_pages_keep_the_view(server, local_only):
     """Issue 14 item 9: the view radio is in the link, and moving to a lab page keeps model, image and models."""
     page = local_only.new_page()

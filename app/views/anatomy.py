@@ -184,16 +184,27 @@ def page() -> None:
                    "the mask, draw a GrabCut box, or pick a photo where the object fills less of the frame.")
     rows = masking.contour_vs_background(judges, x, y, delta, mask[None], float(eps))
     right.dataframe([{k: (f"{v:.0%}" if k in ("accuracy", "area") else v) for k, v in r.items()} for r in rows], width="stretch")
-    sweep = masking.mask_sweep(judges, x, y, delta, mask[None], float(eps), steps=range(-4, 5))
+    right.markdown(f"**What it shows:** {masking.contour_sentence(rows)}")
+    sweep = masking.mask_sweep(judges, x, y, delta, mask[None], float(eps), steps=masking.sweep_steps(mask[None]))
     linf = masking.linf_sweep(judges, x, y, delta, mask[None],
                               eps_values=[round(float(eps) * f, 4) for f in (0.25, 0.5, 1, 1.5, 2, 3, 4)])
     s1, s2, s3 = st.columns(3)
-    s1.plotly_chart(figures.lines(sweep, "area", "accuracy", title="accuracy vs mask area (δ' on the mask)",
-                                  x_title="area fraction"), width="stretch", key="sweep")
-    s2.plotly_chart(figures.lines(sweep, "area", "per +1% area", title="change per +1 % area", y_format=".3f",
-                                  x_title="area fraction"), width="stretch", key="sweep-derivative")
-    s3.plotly_chart(figures.lines(linf, "eps", "accuracy", group="part", title="L∞ sweep per part", x_title="ε"),
-                    width="stretch", key="linf")
+    flat = masking.sweep_note(sweep, float(eps))  # a flat line and a zero derivative say nothing: words instead
+    if flat:
+        s1.info(flat)
+    else:
+        s1.plotly_chart(figures.lines(sweep, "area", "accuracy", title="accuracy vs mask area",
+                                      x_title="mask area (share of the image)", y_title="judges' accuracy"),
+                        width="stretch", key="sweep")
+        s2.plotly_chart(figures.lines(sweep, "area", "per +1% area", title="change per +1 % area", y_format=".3f",
+                                      x_title="mask area (share of the image)",
+                                      y_title="accuracy change per +1 % area"), width="stretch", key="sweep-derivative")
+    still = masking.linf_note(linf)
+    if still:
+        s3.info(still)
+    else:
+        s3.plotly_chart(figures.lines(linf, "eps", "accuracy", group="part", title="ε·sign(δ) per part", x_title="ε",
+                                      y_title="judges' accuracy"), width="stretch", key="linf")
     c = masking.complementarity_coverage(delta, mask[None])
     st.caption(f"Complementarity: after zeroing |δ| below its mean, {c['object kept'] or 0:.0%} of object pixels and "
                f"{c['background kept'] or 0:.0%} of background pixels are still perturbed.")

@@ -8,9 +8,8 @@ import json
 import streamlit as st
 import torch
 
-from app import figures, resources, state, urlstate, widgets
+from app import deck, figures, resources, state, urlstate, widgets
 from app.jobs import Progress
-from app.text import EXPLAIN
 from engine import attacks, cost, domains, glossary, images, report, targets
 from engine.analysis import robust
 from engine.analysis.activation import choose_target_images
@@ -18,7 +17,6 @@ from engine.analysis.panels import eps_panels, explorer_panels
 from engine.models import ModelUnavailable
 
 VIEWS = {label: kind for kind, label in urlstate.VIEWS.items()}  # label → panel kind
-SLIDES = urlstate.SLIDES
 
 
 def run_attack(run: state.RunSpec, selection: state.Selection):
@@ -37,6 +35,15 @@ def run_attack(run: state.RunSpec, selection: state.Selection):
         target = targets.choose(model, x, targets.default_policy(spec), seed=run.seed)
     progress = Progress(f"Running {spec.title}", "explorer")
     result = attacks.run(run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra)
+    progress.finish(lambda: state.remember(run, result))
+    return result
+
+
+def continue_attack(run: state.RunSpec, partial):
+    """Go on from where a cancelled run stopped: its iterate, optimiser and search state are in the result."""
+    model = resources.model(run.model)
+    progress = Progress(f"Continuing {attacks.get(run.attack).title}", "explorer")
+    result = attacks.resume(partial, model, callback=progress)
     progress.finish(lambda: state.remember(run, result))
     return result
 
@@ -93,12 +100,6 @@ def _pictures(panels: dict, view: str, row: dict, height: int = 360) -> None:
         (f"adversarial: {adv['label']} ({adv['probability']:.0%})", panels["adversarial"], "rgb"),
         (f"perturbation ({view})", picture, "signed" if kind == "signed" else "rgb"),
     ], height=height), width="stretch", key="pictures")
-
-
-def _three_views(panels: dict, height: int) -> None:
-    st.plotly_chart(figures.linked_images([(f"perturbation: {label}", panels[kind], "signed" if kind == "signed" else "rgb")
-                                           for label, kind in VIEWS.items()], height=height),
-                    width="stretch", key="three-views")
 
 
 def _heat(panels: dict, names: list[str]) -> None:
@@ -199,82 +200,52 @@ def _twin(result, model, run: state.RunSpec) -> None:
                "scaled to its peak). A robust model's δ tends to draw the object; a plain model's looks like noise.")
 
 
-PRESENTATION_CSS = """<style>
-.stMainBlockContainer {padding-top: 1.2rem; max-width: 100%;}
-.stMainBlockContainer p, .stMainBlockContainer li {font-size: 1.35rem;}
-.stMainBlockContainer h3 {font-size: 2.0rem;}
-</style>"""
+def _headline(record: dict) -> dict:
+    words = report.headline(record)
+    with st.container(key="headline"):  # one line at 1280 px (app.main's CSS sizes it)
+        st.subheader(f"{words['title']} — {words['verdict']}")
+    return words
 
 
-def _slide_nav() -> int:
-    """Previous / next and the slide names; returns the index of the slide to show."""
-    current = SLIDES.index(st.session_state.get("slide", SLIDES[0]))
-    prev_col, names_col, next_col = st.columns([1, 8, 1])
-    if prev_col.button("◀ Back", key="slide_prev", disabled=current == 0, width="stretch"):
-        current -= 1
-    if next_col.button("Next ▶", key="slide_next", disabled=current == len(SLIDES) - 1, width="stretch"):
-        current += 1
-    st.session_state["slide"] = SLIDES[current]
-    names_col.radio("Slide", SLIDES, horizontal=True, key="slide", label_visibility="collapsed")
-    return SLIDES.index(st.session_state["slide"])
+def _cancelled(result) -> bool:
+    """The note on a partial result and its button; True when the user asked to continue it."""
+    if not result.stopped_early:
+        return False
+    done, total = attacks.progress_of(result)
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.warning(f"Cancelled after {done:,} of {total:,} iterations: this is the partial result. "
+                 "Run it to the end continues from there.")
+    return right.button("Run it to the end", key="resume", type="primary", width="stretch")
 
 
-def _present(result, model, panels: dict, row: dict, view: str) -> int:
-    """One concept per screen, sized for a 16:9 projector (1280×720): big type, next/previous."""
-    st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
-    slide = _slide_nav()
-    height = 330  # with the headline and the slide bar, the pictures end above a 720-px screen's bottom
-    if slide == 0:
-        _pictures(panels, view, row, height=height)
-        st.info(EXPLAIN["attack"])
-        _metrics(row, panels["record"]["seconds"])
-    elif slide == 1:
-        _three_views(panels, height=height)
-        st.info(EXPLAIN["perturbation"])
-    elif slide == 2:
-        _heat(panels, model.class_names)
-        st.info(EXPLAIN["heat"])
-    elif slide == 3:
-        _spectrum(panels)
-        st.info(EXPLAIN["spectrum"])
-    else:
-        _models(panels, row)
-        st.info(EXPLAIN["models"])
-    return slide + 1
-
-
-def show(result, model, black_models: list, panels: dict, selection: state.Selection, run: state.RunSpec) -> int | None:
-    """The result, headline first; returns the presentation slide shown (None outside presentation mode)."""
+def show(result, model, black_models: list, panels: dict, selection: state.Selection, run: state.RunSpec):
+    """The result, headline first. Returns (the presentation slide shown or None, whether the user asked to
+    continue a cancelled run)."""
     record = panels["record"]
     row = record["examples"][0]
-    words = report.headline(record)
-    st.subheader(f"{words['title']} — {words['verdict']}")
-    if words["rounding"] is not None:
-        (st.caption if words["survives_8bit"] else st.warning)(words["rounding"])
-    if result.stopped_early:
-        st.warning(f"Cancelled after {int(result.iterations.max())} iterations: this is the partial result.")
-        if st.button("Run it to the end", key="resume"):
-            state.forget_result(state.last_spec())
-            st.rerun()
-    slide = None
     if st.session_state.get("presentation"):
         view = st.session_state.get("delta_view", next(iter(VIEWS)))
-        slide = _present(result, model, panels, row, view)
-    else:
-        view = st.radio("Perturbation view", list(VIEWS), horizontal=True, key="delta_view")
-        _pictures(panels, view, row)
-        _metrics(row, record["seconds"])
-        if result.attack == "fgsm":
-            _every_eps(result, run, [model, *black_models], row)
-        _heat(panels, model.class_names)
-        left, right = st.columns([1, 2])
-        with left:
-            _spectrum(panels)
-        with right:
-            _models(panels, row)
-        _twin(result, model, run)
+        slide = deck.present(result, model, panels, row, view, VIEWS, headline=lambda: _headline(record))
+        return slide, _cancelled(result)
+    words = _headline(record)
+    resume = _cancelled(result)
+    view = st.radio("Perturbation view", list(VIEWS), horizontal=True, key="delta_view", label_visibility="collapsed",
+                    help="the third picture: δ signed, its size amplified, or display-normalised")
+    _pictures(panels, view, row, height=320)
+    if words["rounding"] is not None:
+        (st.caption if words["survives_8bit"] else st.warning)(words["rounding"])
+    _metrics(row, record["seconds"])
+    if result.attack == "fgsm":
+        _every_eps(result, run, [model, *black_models], row)
+    _heat(panels, model.class_names)
+    left, right = st.columns([1, 2])
+    with left:
+        _spectrum(panels)
+    with right:
+        _models(panels, row)
+    _twin(result, model, run)
     _downloads(result, panels, selection)
-    return slide
+    return None, resume
 
 
 def chosen_run(selection: state.Selection, form: state.RunSpec, submitted: bool) -> tuple[state.RunSpec, bool]:
@@ -303,8 +274,8 @@ def page() -> None:
     presenting = bool(st.session_state.get("presentation"))
     if not presenting:
         st.title("Explorer")
-        st.markdown("Pick an image and models in the sidebar and an attack under **Attack settings**; every view "
-                    "of the result follows. Terms are explained in the *Method guide*.")
+        st.markdown("Pick an image and models in the sidebar and an attack under **Attack settings**.",
+                    help="Every view of the result follows the choice; the *Method guide* explains each term.")
     if selection.problem:
         st.error(f"The uploaded file cannot be used: {selection.problem} Showing the gallery photo instead.")
     try:
@@ -321,7 +292,8 @@ def page() -> None:
     state.remember_upload(selection)
     if not presenting:
         widgets.domain_note(model)
-    with st.expander("Attack settings", expanded=False):
+    # On a slide the settings wait in the (folded) sidebar: the slide keeps its whole height.
+    with (st.sidebar if presenting else st).expander("Attack settings", expanded=False):
         form, submitted = widgets.attack_form(selection, model.class_names)
     run, fresh = chosen_run(selection, form, submitted)
     result = state.result_for(run)
@@ -338,16 +310,21 @@ def page() -> None:
         except ValueError as err:
             st.error(f"Cannot run this attack: {err}")
             return
-    key = ("explorer", run, tuple(blacks), result.stopped_early)
+    bar = st.container()  # a continued run's progress, above the partial result it will replace
+    key = ("explorer", run, tuple(blacks), attacks.progress_of(result) if result.stopped_early else None)
     panels = state.analysis(key)
     if panels is None:
         with st.spinner("Heat maps and transfer…"):
             panels = explorer_panels(model, result, black_models)
         state.store_analysis(key, panels)
-    slide = show(result, model, black_models, panels, selection, run)
+    slide, resume = show(result, model, black_models, panels, selection, run)
     view = VIEWS[st.session_state.get("delta_view", next(iter(VIEWS)))]
     st.query_params.from_dict(urlstate.encode(selection.model, selection.image_key, run, blacks, view=view,
                                               present=presenting, slide=slide))
+    if resume:
+        with bar:
+            continue_attack(run, result)
+        st.rerun()
 
 
 if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)

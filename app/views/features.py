@@ -31,15 +31,16 @@ def _separability(model, n: int, source: str) -> None:
         return
     measured = rows[0]["classes_measured"]
     if measured < 3:  # e.g. the gallery: a couple of classes with two photos
+        more = "more labelled images per class" if domains.of(model).custom else \
+            "labelled images of your own or a Fashion-MNIST model (hundreds per class)"
         st.info(f"The within-class angle comes from only {measured} class{'es' if measured != 1 else ''} with several "
-                "reference images, so this curve is a hint, not a measurement. Labelled images of your own "
-                "(sidebar: Evaluation images) or a Fashion-MNIST model give hundreds per class.")
-    fig = figures.lines(pts, "layer", "ratio", title="Class separability per layer (between-class / within-class angle)",
-                        y_format=".2f", x_title="layer (input → output)", y_title="separability")
+                f"reference images, so this curve is a hint, not a measurement: {more} (sidebar: Evaluation images) "
+                "make it one.")
     base = next((r for r in rows if r["layer"] < 0), None)
-    if base is not None and defined(base):
-        fig.add_hline(y=base["ratio"], line_dash="dot", annotation_text="input pixels")
+    fig = figures.separability(pts, base["ratio"] if base is not None and defined(base) else None,
+                               "Class separability per layer (between-class / within-class angle)")
     st.plotly_chart(fig, width="stretch", key="separability")
+    st.markdown(f"**What it shows:** {features.separability_sentence(rows)}")
 
 
 def page() -> None:
@@ -93,6 +94,7 @@ def page() -> None:
     st.plotly_chart(figures.plane(points, traj["trajectory"][:, 0, :],
                                   f"PCA plane of layer {layer} ({layers[layer].name}); explained variance {explained}"),
                     width="stretch", key="plane")
+    st.markdown(f"**What it shows:** {features.trajectory_sentence(traj, names[found['target']])}")
     result = traj["result"]
     m = st.columns(5)
     m[0].metric("AA reached the target class", "yes" if bool(result.success[0]) else "no")

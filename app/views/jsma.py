@@ -8,10 +8,10 @@ import torch
 from app import figures, resources, state, widgets
 from app.jobs import Progress
 from engine import attacks, cost, domains, glossary, images, report
-from engine.analysis import saliency_maps
+from engine.analysis import masking, saliency_maps
 
 
-def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pairs: int, key: tuple):
+def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pairs: int, against: str, key: tuple):
     found = state.analysis(key)
     if found is not None:
         return found
@@ -22,12 +22,25 @@ def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pai
         frames.append(s["x_adv"].detach().cpu().clone())
         return progress(step, total)
 
-    result = attacks.run("jsma", model, x, target=target, theta=theta, max_distortion=upsilon, pairs=pairs,
-                         callback=record)
+    result = saliency_maps.run_jsma(model, x, target, against=against, theta=theta, max_distortion=upsilon,
+                                    pairs=pairs, callback=record)
     found = {"frames": frames, "words": report.headline(report.run_record(result, model)),
-             "changed": float((result.delta.abs() > 0).float().mean())}
+             "changed": float((result.delta.abs() > 0).float().mean()), "success": bool(result.success[0])}
     progress.finish(lambda: state.store_analysis(key, found))
     return found
+
+
+def _fresh_defaults(selection, own: dict, default_target: int) -> None:
+    """A new image starts at its own default target; a new model at its domain's settings too. (Streamlit also
+    forgets a widget's value when a run on another page left it out.)"""
+    seen = st.session_state.get("jsma.for")
+    st.session_state["jsma.for"] = (selection.model, selection.image_key)
+    starts = {"jsma.target": (default_target, seen != (selection.model, selection.image_key))}
+    new_model = seen is None or seen[0] != selection.model
+    starts.update({f"jsma.{name}": (own[name], new_model) for name in ("against", "upsilon", "pairs")})
+    for key, (value, fresh) in starts.items():
+        if fresh or key not in st.session_state:
+            st.session_state[key] = value
 
 
 def page() -> None:
@@ -41,33 +54,50 @@ def page() -> None:
     names = model.class_names
     with torch.no_grad():
         source = int(model(x).argmax(1))
+    _fresh_defaults(selection, own, saliency_maps.default_target(model, x))
     form = st.form("jsma-form")
-    c = form.columns(4)
+    c = form.columns(5)
     target = c[0].selectbox("Target class", [i for i in range(len(names)) if i != source],
-                            index=0, format_func=lambda i: f"{i}: {names[i]}", key="jsma.target")
+                            format_func=lambda i: f"{i}: {names[i]}", key="jsma.target",
+                            help="starts at the image's runner-up: the class the model finds most likely after its own")
     theta = c[1].radio("Variant", [1, -1], format_func=lambda t: "increase (θ=+1)" if t > 0 else "decrease (θ=−1)",
                        horizontal=True, key="jsma.theta")
-    upsilon = c[2].slider("Υ (largest share of features changed)", 0.01, 0.3, own["upsilon"], 0.005, key="jsma.upsilon")
-    pairs = c[3].number_input("Pairs per step", 1, 1024, own["pairs"], key="jsma.pairs",
+    against = c[2].radio("Target against", list(saliency_maps.AGAINST), format_func=saliency_maps.AGAINST.get,
+                         key="jsma.against", help="what the saliency map weighs the target class against: the sum of "
+                         "every other class (the paper, on ten classes), or the one class it must overtake (on a "
+                         "thousand classes the sum is mostly classes that do not compete)")
+    upsilon = c[3].slider("Υ (largest share of features changed)", 0.01, 0.3, step=0.005, key="jsma.upsilon")
+    pairs = c[4].number_input("Pairs per step", 1, 1024, key="jsma.pairs",
                               help="1 is the paper's algorithm; photos need many pairs per step to finish quickly")
     go = form.form_submit_button("Run JSMA", type="primary")
-    key = ("jsma", selection.model, selection.image_key, target, theta, upsilon, int(pairs))
+    key = ("jsma", selection.model, selection.image_key, target, theta, upsilon, int(pairs), against)
     if state.analysis(key) is None and not go:
         st.info("Pick a target class and press Run JSMA to replay the pixels it changes, step by step.")
         return
-    found = _replay(model, x, target, theta, float(upsilon), int(pairs), key)
+    found = _replay(model, x, target, theta, float(upsilon), int(pairs), against, key)
     frames = found["frames"]
     words = found["words"]
     st.subheader(f"{words['title']} — {words['verdict']}")
-    st.caption(f"{found['changed']:.1%} of features changed. {words['rounding'] or ''}".rstrip())
+    st.caption(f"{found['changed']:.2%} of features changed. {words['rounding'] or ''}".rstrip())
     step = st.slider("Iteration", 0, len(frames) - 1, len(frames) - 1, key="jsma.step") if len(frames) > 1 else 0
     frame = frames[step]
-    changed = (frame - frames[0]).abs().amax(1)[0].numpy() > 0
+    changed = (frame - frames[0]).abs().amax(1)[0] > 0
+    # On a photo one pixel is a fraction of a screen pixel: each is marked with its neighbours to stay visible.
+    seen = masking.morph(changed[None], 1)[0].numpy() if max(changed.shape) > 64 else changed.numpy()
+    changed = changed.numpy()
     marked = images.to_uint8(frame).copy()
-    marked[changed] = (0.4 * marked[changed] + 0.6 * np.array([255, 0, 0])).astype(np.uint8)
+    marked[seen] = (0.4 * marked[seen] + 0.6 * np.array([255, 0, 0])).astype(np.uint8)
     a, b = st.columns(2)
     a.image(images.enlarged(images.to_uint8(frame)), caption=f"after {step} iterations", width="stretch")
-    b.image(images.enlarged(marked), caption=f"changed features in red ({int(changed.sum())} pixels)", width="stretch")
+    ringed = ", each ringed by its neighbours" if seen.sum() > changed.sum() else ""
+    b.image(images.enlarged(marked), caption=f"changed features in red ({int(changed.sum())} pixels{ringed})",
+            width="stretch")
+    st.markdown("**What it shows:** " + (
+        f"changing {found['changed']:.2%} of the features ({int((frames[-1] - frames[0]).abs().amax(1)[0].gt(0).sum())}"
+        f" pixels, in red) makes {model.name} answer {names[target]}: a few well-chosen pixels flip the decision."
+        if found.get("success") else
+        f"within Υ = {float(upsilon):.1%} JSMA did not make {model.name} answer {names[target]}: raise Υ, or pick a "
+        "class nearer the image (the runner-up, which the target starts at)."))
 
     st.header("Success rate vs Υ")
     if not widgets.has_images(model, "The success-rate curve"):
@@ -76,29 +106,38 @@ def page() -> None:
     source = state.evaluation_source()
     most = min(500, resources.evaluation_capacity(selection.model, source))
     n = c[0].number_input("Images", 1, most, min(domain.defaults["images"], most), key="jsma.n")
-    curve_key = ("jsma-curve", selection.model, source, int(n), target, theta, int(pairs))
+    top, towards = own["curve_max"], own["curve_target"]
+    aim = names[target] if towards == "chosen" else "their runner-up"
+    curve_key = ("jsma-curve", selection.model, source, int(n), target if towards == "chosen" else None, theta,
+                 int(pairs), against, top)
     curve = state.analysis(curve_key)
     clicked = c[1].button("Compute the curve", key="jsma.curve_go")
 
     def seconds() -> float:  # priced only when asked for: the first price of a model times it
-        return cost.attack_passes(model, "jsma", {"max_distortion": 0.3, "pairs": int(pairs)}) * cost.pass_seconds(model, int(n))
+        passes = cost.attack_passes(model, "jsma", {"max_distortion": top, "pairs": int(pairs)})
+        return passes * cost.pass_seconds(model, int(n))
 
     if (clicked or widgets.pending("jsma-curve") == curve_key) and (curve is None or curve["cancelled"]) \
             and widgets.heavy_gate("jsma-curve", curve_key, seconds(), clicked, at_most=True):
         (xs, ys), _ = resources.evaluation(selection.model, int(n), source)
-        keep = ys != target
+        xs, ys = xs.to(model.device), ys.to(model.device)
+        rows, goals = saliency_maps.curve_targets(model, xs, ys, target, towards)
         progress = Progress("JSMA on every image", "jsma-curve")
-        d = saliency_maps.distortions(model, xs[keep].to(model.device), ys[keep].to(model.device),
-                                      torch.full_like(ys[keep], target).to(model.device), max_distortion=0.3,
-                                      theta=theta, pairs=int(pairs), callback=progress)
-        curve = {"rows": saliency_maps.success_curve(d.cpu(), np.linspace(0.0, 0.3, 31)), "cancelled": progress.cancelled}
+        d = saliency_maps.distortions(model, xs[rows], ys[rows], goals, max_distortion=top, theta=theta,
+                                      pairs=int(pairs), against=against, callback=progress)
+        curve = {"rows": saliency_maps.success_curve(d.cpu(), np.linspace(0.0, top, 31)), "images": int(rows.numel()),
+                 "cancelled": progress.cancelled}
         progress.finish(lambda: state.store_analysis(curve_key, curve))
     if curve:
         if curve["cancelled"]:
             st.info("Cancelled: the images the run had not finished count as failures, so the curve is a lower bound. "
                     "Press Compute the curve again for the full one.")
-        st.plotly_chart(figures.lines(curve["rows"], "upsilon", "success_rate", title=f"JSMA success towards {names[target]}",
-                                      x_title="Υ"), width="stretch", key="curve")
+        st.plotly_chart(figures.lines(curve["rows"], "upsilon", "success_rate", y_format=".0%",
+                                      title=f"JSMA success towards {aim}",
+                                      x_title="Υ (largest share of features changed)", y_title="images that reach "
+                                      "the target"), width="stretch", key="curve")
+        st.markdown("**What it shows:** " + saliency_maps.curve_sentence(curve["rows"], aim,
+                                                                          curve.get("images", int(n))))
 
     _table_and_robustness(model, selection, source, float(upsilon), int(pairs))
 
@@ -124,7 +163,8 @@ def page() -> None:
                 if r["hardness"] is not None:
                     m[order.index(r["source"]), order.index(r["target"])] = r["hardness"]
             labels = [names[i] for i in order]
-            st.plotly_chart(figures.matrix(m, labels, labels, "hardness H(source → target)", fmt=".4f"),
+            st.plotly_chart(figures.matrix(m, labels, labels, "hardness H(source → target)", fmt=".4f",
+                                           row_title="source class (the image's)", col_title="target class"),
                             width="stretch", key="hardness")
 
 

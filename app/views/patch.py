@@ -41,17 +41,23 @@ def _view(model, selection, s: dict) -> float:
         found = pd.photo_centre(model, x, s["centre"])
         state.store_analysis(key, found)
     c = st.columns(2)
-    if st.session_state.get("patch.view_distance") not in s["distances"]:  # new settings: start at the centre
-        st.session_state["patch.view_distance"] = s["distances"][0]
-    distance = c[0].select_slider("Distance (px)", s["distances"], key="patch.view_distance")
     angles = [round(360 * k / s["directions"], 1) for k in range(s["directions"])]
-    if st.session_state.get("patch.view_angle") not in angles:
-        st.session_state["patch.view_angle"] = angles[0]
+    shape = tuple(x.shape[-2:])
+    # New image or settings: start where the patch fits, nearest the centre (a skipped spot would draw no patch).
+    view = (selection.image_key, s["centre"], tuple(s["distances"]), s["directions"], s["size"])
+    if st.session_state.get("patch.view_for") != view or st.session_state.get("patch.view_distance") not in \
+            s["distances"] or st.session_state.get("patch.view_angle") not in angles:
+        st.session_state["patch.view_for"] = view
+        spot = None if found["centre"] is None else pd.first_spot(found["centre"], s["distances"], s["directions"],
+                                                                  s["size"], shape)
+        st.session_state["patch.view_distance"], st.session_state["patch.view_angle"] = \
+            spot or (s["distances"][0], angles[0])
+    distance = c[0].select_slider("Distance (px)", s["distances"], key="patch.view_distance")
     angle = c[1].select_slider("Direction (°, counter-clockwise from right)", angles, key="patch.view_angle")
     if found["centre"] is None:
         st.warning("The heat map of this photo is zero everywhere: it has no centre to measure from. Pick another.")
         return distance
-    boxes = pd.ring_at(found["centre"], distance, s["directions"], s["size"], tuple(x.shape[-2:]))
+    boxes = pd.ring_at(found["centre"], distance, s["directions"], s["size"], shape)
     chosen = angles.index(angle)
     patch = pd.make_patch(x.shape[1], s["size"], s["amplitude"], s["pattern"])
     names = model.class_names
@@ -60,7 +66,8 @@ def _view(model, selection, s: dict) -> float:
         picture, words = got["image"], (f"p({names[found['class']]}) {found['p']:.1%} → {got['p_true']:.1%}; the model "
                                         f"now says {names[got['predicted']]}" + (" (flipped)" if got["margin"] < 0 else ""))
     else:
-        picture, words = x, "this placement would leave the image: skipped (the experiment counts it)"
+        picture, words = x, ("this placement would leave the image: skipped (the experiment counts it); "
+                             "move the sliders to a dashed box")
     heat = found["heat"].numpy() if st.toggle("Show the heat map", key="patch.show_heat") else None
     st.plotly_chart(figures.patch_view(images.to_uint8(picture), found["centre"], boxes, chosen, s["size"], distance,
                                        f"patch at {distance:g} px, {angle:g}°", heat=heat), width="stretch",
@@ -77,6 +84,7 @@ def _curves(result: pd.PatchDistance, distance: float) -> None:
     st.plotly_chart(figures.distance_curve(result.curve, result.control, "margin", "margin p(true) − max p(other)",
                                            "margin", zero_line="below 0: the decision flips", chosen=distance),
                     width="stretch", key="patch-margin")
+    st.markdown(f"**What it shows:** {pd.summary(result)}")
     info, rho = result.settings, result.correlation
     fmt = lambda v: "—" if v is None else f"{v:+.2f}"  # noqa: E731
     near = next((r for r in result.curve if r["n"] and r["over_random_mean"] is not None), None)

@@ -29,10 +29,19 @@ def _start(model) -> None:
     if not widgets.has_images(model, "The quiz"):
         return
     domain = domains.of(model)
-    try:
-        _, _, keys = quiz.bank(model)
-    except ValueError as err:
-        st.error(str(err))
+    key = ("quiz-askable", model.name, domains.of(model).count())
+    keys = state.analysis(key)
+    if keys is None:
+        try:
+            keys = quiz.askable(model)[1]
+        except ValueError as err:
+            st.error(str(err))
+            return
+        state.store_analysis(key, keys)
+    if not keys:
+        st.info(f"{model.name} classifies none of its labelled images correctly, and an attack leaves an image its "
+                "model already gets wrong untouched: there is no perturbation to ask about. Use a model that gets "
+                "some of them right.")
         return
     d = domain.defaults["quiz"]
     classes = len(model.class_names)
@@ -83,6 +92,8 @@ def _question(session: state.QuizSession) -> None:
     st.progress(k / total, text=f"Question {k + 1} of {total}")
     left, right = st.columns([1, 1])
     left.image(images.enlarged(q.picture, 320), caption="the perturbation alone", width=320)
+    left.markdown("**What it shows:** what an attack added to a test image, with the image itself removed: "
+                  "naming its class from this alone means the perturbation carries the look of the object.")
     with right.form(f"quiz-q-{session.serial}-{k}"):
         pick = st.radio("Which class was the attacked image?", list(q.choices), index=None,
                         format_func=lambda c: made.class_names[c], key=f"quiz.pick.{session.serial}.{k}")
@@ -125,11 +136,14 @@ def _results(session: state.QuizSession, blacks) -> None:
     else:
         st.metric("Correct among the answered questions", f"{s['correct']} of {s['answered']} ({s['accuracy']:.0%})",
                   help=f"95 % binomial interval {s['ci low']:.0%}–{s['ci high']:.0%}; guessing gets {s['chance']:.0%}")
+    said = quiz.score_sentence(s)
+    if said:
+        st.markdown(f"**What it shows:** {said}")
     if s["unanswered"]:
         skipped = s["unanswered questions"]
         st.caption(f"Unanswered (not counted as wrong): question{'s' if len(skipped) > 1 else ''} "
                    f"{', '.join(map(str, skipped))}.")
-    st.dataframe(_rows(s), hide_index=True, width="stretch")
+    st.table(_rows(s), hide_index=True)  # a table wraps its cells: a grid cuts the last column at 1280 px
     _machine(session, blacks)
     st.download_button("Download answers (CSV)", quiz.answers_csv(made, session.answers), type="primary",
                        file_name=f"quiz-{made.domain}-seed{made.seed}.csv", mime="text/csv", key="quiz.csv")

@@ -68,8 +68,8 @@ def page() -> None:
                               help="the first of the evaluation images (sidebar: Evaluation images)")
         steps = c[3].number_input("Steps", 1, 100, own["steps"], key="transfer.steps")
         d = st.columns(3)
-        eps_values = d[0].multiselect("ε values", [0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2],
-                                      default=list(own["eps"]), key="transfer.eps")
+        eps_values = d[0].multiselect("ε values", list(transfer.EPS_CHOICES), default=list(own["eps"]),
+                                      key="transfer.eps")
         layers = [layer.index for layer in white.layers()] if layered else []
         spread = sorted({layers[0], layers[len(layers) // 2], layers[-1]}) if layers else []
         layer_values = d[1].multiselect("AA layers (layer sweep)", layers, default=spread, key="transfer.layers")
@@ -102,11 +102,19 @@ def page() -> None:
         axis = "eps" if kind == "ε" else "layer"
         shown = rows if axis == "eps" else [r for r in rows if r["method"] == "aa"]
         black = st.selectbox("Black-box model", blacks, key="transfer.black")
+        said = transfer.summary(shown, black)
+        if said:
+            st.markdown(f"**What it shows:** {said}")
         cols = st.columns(2)
+        pts = [r for r in shown if r["black"] == black]
         for i, metric in enumerate(METRICS):
-            pts = [r for r in shown if r["black"] == black]
+            note = transfer.empty_note(pts, metric, black)  # a flat or empty chart would say nothing: words instead
+            if note:
+                cols[i % 2].info(note)
+                continue
             cols[i % 2].plotly_chart(figures.lines(pts, axis, metric, group="method", title=f"{metric} on {black}",
-                                                   x_title="ε" if axis == "eps" else "AA layer"),
+                                                   x_title="ε" if axis == "eps" else "AA layer",
+                                                   y_title=transfer.METRIC_WORDS[metric]),
                                      width="stretch", key=f"transfer-{metric}")
         st.dataframe(rows, width="stretch")
         st.download_button("Sweep (CSV)", _csv(rows), "transfer.csv", "text/csv")

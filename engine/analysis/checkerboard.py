@@ -41,7 +41,8 @@ def dominant_period(delta: torch.Tensor, min_repeats: float = 4.0) -> dict:
     allowed = reach >= min_repeats / min(h, w)
     if not bool(allowed.any()):
         raise ValueError(f"a {h}×{w} perturbation is too small to hold a repeating pattern")
-    masked = torch.where(allowed, power, torch.zeros_like(power))
+    # −inf, not 0, outside: a flat spectrum must still peak inside the allowed band, never at zero frequency.
+    masked = torch.where(allowed, power, torch.full_like(power, float("-inf")))
     flat = int(masked.argmax())
     iy, ix = divmod(flat, power.shape[1])
     peak = float(masked.flatten()[flat])

@@ -97,3 +97,32 @@ def aa_trajectory(model, plane: Plane, x: torch.Tensor, target_images: torch.Ten
         "plane_distance_before": np.linalg.norm(source - target, axis=1).tolist(),
         "plane_distance_after": np.linalg.norm(final - target, axis=1).tolist(),
     }
+
+
+def separability_sentence(rows: list[dict]) -> str:
+    """What a separability curve says, in one sentence: where classes lie furthest apart, against the pixels."""
+    usable = [r for r in rows if r["ratio"] is not None and np.isfinite(r["ratio"])]
+    layers = [r for r in usable if r["layer"] >= 0]
+    if not layers:
+        return "Separability is not defined for these reference images (too few images per class)."
+    best = max(layers, key=lambda r: r["ratio"])
+    pixels = next((r for r in usable if r["layer"] < 0), None)
+    against = "" if pixels is None else f", against {pixels['ratio']:.2f} on the input pixels"
+    trend = "" if pixels is None else (
+        ": the network's layers pull the classes apart" if best["ratio"] > pixels["ratio"]
+        else ": on these images no layer separates the classes better than the pixels do")
+    return (f"Classes lie furthest apart at layer {best['layer']} ({best['name']}), separability "
+            f"{best['ratio']:.2f}{against}{trend}.")
+
+
+def trajectory_sentence(traj: dict, target_name: str) -> str:
+    """What the AA trajectory on the PCA plane shows, in one sentence (the first image of `traj`)."""
+    before, after = traj["plane_distance_before"][0], traj["plane_distance_after"][0]
+    moved, apart = traj["pixel_l2_adversarial"][0], traj["pixel_l2_target"][0]
+    if after >= before:
+        return (f"AA did not move the image towards the target image ({target_name}) in this layer's features "
+                f"(plane distance {before:.2f} → {after:.2f}): a larger ε or more steps give it room.")
+    return (f"AA moved the image towards the target image ({target_name}) in this layer's features (plane distance "
+            f"{before:.2f} → {after:.2f}) by changing its pixels by an L2 of {moved:.2f}, "
+            f"{moved / apart:.0%} of the {apart:.2f} between the two images: a small step in pixels is a long way "
+            "in features.")

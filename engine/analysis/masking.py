@@ -46,6 +46,47 @@ def area(mask: torch.Tensor) -> float:
     return float(mask.float().mean())
 
 
+def sweep_steps(mask: torch.Tensor, count: int = 9, low: float = 0.02, high: float = 0.98) -> list[int]:
+    """About `count` erosion (−)/dilation (+) steps for `mask_sweep` whose areas spread evenly from ~`low` to
+    ~`high` of the image (as far as the mask reaches), always with 0, the mask itself.
+
+    A fixed ±4 steps of a 3×3 kernel spans two thirds of a 28-px image but only ±2 % of a 224-px photo: there
+    the curve is flat whatever the perturbation does."""
+    frame = mask.reshape(-1, *mask.shape[-2:])[0].cpu().numpy().astype(np.uint8)
+    limit = max(frame.shape)
+    areas = {0: float(frame.mean())}
+    for sign, op in ((-1, cv2.erode), (1, cv2.dilate)):
+        grown, k = frame, 0
+        while k < limit:
+            grown, k = op(grown, _KERNEL), k + 1
+            areas[sign * k] = float(grown.mean())
+            if (sign < 0 and areas[sign * k] <= low) or (sign > 0 and areas[sign * k] >= high):
+                break
+    lo, hi = min(areas.values()), max(areas.values())
+    wanted = np.linspace(max(lo, low), min(hi, high), count) if hi > lo else [areas[0]]
+    picked = {min(areas, key=lambda k: (abs(areas[k] - a), abs(k))) for a in wanted} | {0}
+    # Steps that give the same area (a mask already gone, or filling the image) are one point.
+    by_area = {}
+    for k in sorted(picked, key=abs):
+        by_area.setdefault(round(areas[k], 6), k)
+    return sorted(by_area.values())
+
+
+def sweep_note(rows: list[dict], eps: float) -> str | None:
+    """A sentence instead of the mask sweep's charts where its accuracy is the same at every mask size (a flat
+    line and a zero derivative say nothing), with what to try; None where the curve moves."""
+    values = [r["accuracy"] for r in rows]
+    if not rows or max(values) - min(values) > 1e-9:
+        return None
+    areas = [r["area"] for r in rows]
+    span = f"from {min(areas):.0%} to {max(areas):.0%} of the image"
+    if values[0] <= 0.0:
+        return (f"δ' = {eps:g}·sign(δ) fools every judge at every mask size {span}: even its smallest part is "
+                f"enough at this ε. Lower ε (e.g. {eps / 4:.3g}) to see how much of the image δ' must cover.")
+    return (f"δ' = {eps:g}·sign(δ) fools no judge at any mask size {span} (accuracy {values[0]:.0%}). Raise ε "
+            f"(e.g. {eps * 3:.3g}; the L∞ sweep shows where each part starts to fool) or average over more copies.")
+
+
 def _parts(mask: torch.Tensor):
     return {"object": mask.float(), "background": 1.0 - mask.float()}
 
@@ -166,3 +207,34 @@ def copies_sweep(
 
 def _mean_accuracy(rows: list[dict], part: str, perturbation: str) -> float:
     return float(np.mean([r["accuracy"] for r in rows if r["part"] == part and r["perturbation"] == perturbation]))
+
+
+def linf_note(rows: list[dict]) -> str | None:
+    """A sentence instead of the L∞ sweep's chart where every part has the same accuracy at every ε."""
+    values = [r["accuracy"] for r in rows]
+    if not rows or max(values) - min(values) > 1e-9:
+        return None
+    eps = sorted({r["eps"] for r in rows})
+    state = "fools every judge" if values[0] <= 0.0 else f"leaves the judges' accuracy at {values[0]:.0%}"
+    step = f"smaller ε than {eps[0]:g}" if values[0] <= 0.0 else f"a larger ε than {eps[-1]:g}"
+    return (f"ε·sign(δ) on the object or on the background {state} at every ε from {eps[0]:g} to {eps[-1]:g}: "
+            f"try {step} (the ε above sets the range).")
+
+
+def contour_sentence(rows: list[dict]) -> str:
+    """What the contour-vs-background table says, in one sentence (mean accuracy over the judges): which part
+    of δ' fools the judges, against random ±ε signs on the same pixels."""
+    acc = {(part, kind): _mean_accuracy(rows, part, kind) for part in ("object", "background")
+           for kind in ("δ'", "random ±ε")}
+    obj, bg = acc[("object", "δ'")], acc[("background", "δ'")]
+    obj_c, bg_c = acc[("object", "random ±ε")], acc[("background", "random ±ε")]
+    numbers = (f"judges' accuracy with δ' on the object {obj:.0%} (random ±ε there {obj_c:.0%}), on the background "
+               f"{bg:.0%} (random ±ε {bg_c:.0%})")
+    if obj < bg:
+        return f"δ' works through the object: {numbers}."
+    if bg < obj:
+        return f"δ' works through the background more than through the object: {numbers}."
+    if obj < min(obj_c, bg_c):
+        return (f"Either part of δ' alone is enough, where random signs of the same size are not: {numbers}; "
+                "what δ' changes matters, not how much.")
+    return f"Neither part of δ' alone does more than random signs of the same size: {numbers}."

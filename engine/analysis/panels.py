@@ -26,6 +26,27 @@ def log_spectrum(delta: torch.Tensor) -> np.ndarray:
     return torch.log10(power + 1e-12).cpu().numpy()
 
 
+def spectrum_view(log_power: np.ndarray, low: float = 2.0, high: float = 99.8) -> dict:
+    """How to draw a `log_spectrum`: each axis's frequencies in cycles per pixel (zero in the middle, as the
+    array is shifted), the zero-frequency bin blanked (NaN) and a colour range between two percentiles.
+
+    The mean is removed before the transform, so the zero-frequency bin holds ~1e-12 (log −12): left in, it
+    would stretch the colour scale over a dozen decades and flatten everything else into one colour. The
+    percentiles keep a single bright bin from doing the same at the top end."""
+    z = np.array(log_power, dtype=np.float64)
+    h, w = z.shape
+    fy, fx = np.fft.fftshift(np.fft.fftfreq(h)), np.fft.fftshift(np.fft.fftfreq(w))
+    z[h // 2, w // 2] = np.nan
+    finite = z[np.isfinite(z)]
+    lo, hi = (float(v) for v in np.percentile(finite, [low, high])) if finite.size else (0.0, 1.0)
+    if hi <= lo:  # a flat spectrum: any visible span
+        lo, hi = lo - 0.5, hi + 0.5
+    # The axes end half a bin beyond the outermost frequencies, where the heat map's cells end.
+    return {"fx": fx, "fy": fy, "z": z, "zmin": lo, "zmax": hi,
+            "x_range": [float(fx[0] - 0.5 / w), float(fx[-1] + 0.5 / w)],
+            "y_range": [float(fy[0] - 0.5 / h), float(fy[-1] + 0.5 / h)]}
+
+
 def heat_maps(model, result, method: str = "gradcam") -> dict[str, np.ndarray]:
     """Grad-CAM of the clean and adversarial image, for the source class and for the class the
     attack produced (the target when targeted)."""

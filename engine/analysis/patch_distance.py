@@ -422,6 +422,18 @@ def ring_at(centre: tuple[float, float], distance: float, directions: int, size:
             for a, t, le, i in zip(angles, top, left, inside)]
 
 
+def first_spot(centre: tuple[float, float], distances, directions: int, size: int, shape) -> tuple[float, float] | None:
+    """Where the page's view starts: the nearest distance at which the patch fits inside the image, in the first
+    direction (counter-clockwise from the right) where it does, as (distance, angle in degrees); None where it
+    fits nowhere. A heat-map peak on the image's edge leaves no room at distance 0, and a view that starts on a
+    skipped placement draws no patch at all."""
+    for distance in sorted(float(d) for d in distances):
+        for box in ring_at(centre, distance, directions, size, shape):
+            if box["inside"]:
+                return distance, box["angle"]
+    return None
+
+
 def patched_answer(model, x: torch.Tensor, cls: int, patch: torch.Tensor, top: int, left: int) -> dict:
     """The photo with the patch at (top, left), and the model's answer on it for class `cls`."""
     x = x.to(model.device)
@@ -430,3 +442,26 @@ def patched_answer(model, x: torch.Tensor, cls: int, patch: torch.Tensor, top: i
         got = answers(model(xp), torch.tensor([cls], device=x.device))
     return {"image": xp.cpu(), "p_true": float(got["p_true"][0]), "margin": float(got["margin"][0]),
             "predicted": int(got["predicted"][0])}
+
+
+def summary(result: PatchDistance) -> str:
+    """What the curves say, in one sentence: does the patch hurt more near the heat-map centre than at random
+    positions of the same images (the drop of p(true), beyond two standard errors), or at least flip the
+    decision more often there; and does that fade with distance."""
+    rows = [r for r in result.curve if r["n"] and r.get("over_random_mean") is not None]
+    if not rows:
+        return "No image counts (the model must get it right and its heat map must not be all zero): add images."
+    near, far = rows[0], rows[-1]
+    se = near.get("over_random_se") or 0.0
+    drop = (f"at {near['distance']:g} px from the heat-map centre the patch lowers p(true class) by "
+            f"{near['over_random_mean']:+.3f} more than at random positions, at {far['distance']:g} px by "
+            f"{far['over_random_mean']:+.3f}")
+    if near["over_random_mean"] > 2 * se and near["over_random_mean"] > far["over_random_mean"]:
+        return f"Near the evidence hurts most: {drop}, so the model leans on where its heat map is hot."
+    flips, random = near.get("success") or 0.0, result.control.get("success") or 0.0
+    if flips > max(far.get("success") or 0.0, random):
+        return (f"Near the evidence flips the decision most: {flips:.0%} of placements at {near['distance']:g} px, "
+                f"{far.get('success') or 0.0:.0%} at {far['distance']:g} px, {random:.0%} at random positions; "
+                f"the drop of p(true) is within its noise on {near['photos']} images (more images sharpen it).")
+    return (f"No clear distance effect: {drop}; on these images the heat-map centre is not where a patch hurts "
+            "most (more images, or a larger patch, sharpen the comparison).")

@@ -29,6 +29,7 @@ import torch
 
 from engine import cost, domains, images, progress
 from engine.analysis import recognisable
+from engine.metrics import predict_labels
 
 KINDS = ("single-model", "noisy multi-model")
 # Seed 002 §4.8.2.2: 4 groups × 12 people × 50 perturbations (200 in all), ImageNet, noisy multi-model BIM,
@@ -178,10 +179,22 @@ def bank(model) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return x, y, keys
 
 
+def askable(model) -> tuple[torch.Tensor, list[str]]:
+    """(labels, keys) of the bank's images that `model` classifies correctly: the ones a quiz asks about. An
+    attack leaves an image its model already gets wrong untouched: its single-model picture would be blank, a
+    question nobody can answer."""
+    x, y, keys = bank(model)
+    right = (predict_labels(model, x.to(model.device)).cpu() == y.cpu()).nonzero().squeeze(1).tolist()
+    return y[right], [keys[i] for i in right]
+
+
 def plan_for(model, *, questions: int, choices: int | None = None, seed: int = 0,
              kinds: Sequence[str] = KINDS) -> list[Question]:
-    """`plan` over the model's domain's built-in images (the default choices: the domain's, at most its classes)."""
-    _, y, keys = bank(model)
+    """`plan` over the model's domain's built-in images that `model` classifies correctly (`askable`; the default
+    choices: the domain's, at most its classes)."""
+    y, keys = askable(model)
+    if not keys:
+        raise ValueError(f"{model.name} classifies none of its labelled images correctly: no question to ask")
     num_classes = len(model.class_names)
     choices = default_choices(domains.of(model), num_classes) if choices is None else choices
     return plan(y.tolist(), keys, num_classes, questions=questions, choices=choices, seed=seed, kinds=kinds)
@@ -398,3 +411,14 @@ def read_answers(text: str, questions: Sequence[Question], class_names: Sequence
         answers.append(Answer(q.number, choice, spent))
     check_answers(questions, answers)
     return answers
+
+
+def score_sentence(s: dict) -> str | None:
+    """What a score means, in one sentence: the taker against guessing (its interval above chance or not)."""
+    if s["accuracy"] is None:
+        return None
+    above = s["ci low"] is not None and s["ci low"] > s["chance"]
+    return (f"{s['correct']} of {s['answered']} right ({s['accuracy']:.0%}) where guessing gets {s['chance']:.0%}: "
+            + ("even with the image hidden, the perturbation alone carries enough of its class to name it."
+               if above else "not clearly above guessing on these few questions (the 95 % interval reaches down to "
+               f"{s['ci low']:.0%}); more questions tell a real signal from luck."))

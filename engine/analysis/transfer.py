@@ -175,3 +175,105 @@ def run_plan(white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, callback: 
 def sweep(white, blacks, methods, x, y, *, eps_values=(0.07,), layers=(None,), **kw) -> list[dict]:
     """A tidy table over methods × ε × layer (layer only varies AA; baselines have none)."""
     return run_plan(white, blacks, plan(methods, eps_values, layers), x, y, **kw)
+
+
+# The ε values the Transfer lab offers; a note that suggests "a larger ε" names the next of these.
+EPS_CHOICES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
+TITLES = {"aa": "AA", "tmifgsm": "TMI-FGSM", "tpgd": "TPGD", "itcm": "ITCM", "fgsm": "FGSM", "pgd": "PGD",
+          "bim": "BIM", "mifgsm": "MI-FGSM"}
+METRIC_WORDS = {
+    "error": "black-box error", "uTR": "untargeted transfer (uTR)", "tSuc": "target hit on the black box (tSuc)",
+    "tTR": "targeted transfer (tTR)",
+}
+
+
+def says_nothing(values) -> bool:
+    """True where a chart of `values` would be blank or flat at zero: none measured, or every one 0."""
+    measured = [v for v in values if v is not None]
+    return not measured or all(v == 0 for v in measured)
+
+
+def larger_eps(used) -> list[float]:
+    """Up to two offered ε values above the largest in `used` (none above the largest offered)."""
+    top = max(used) if used else 0.0
+    return [e for e in EPS_CHOICES if e > top][:2]
+
+
+def _eps_words(values) -> str:
+    values = sorted(set(values))
+    return "ε " + (", ".join(f"{v:g}" for v in values[:-1]) + " and " if len(values) > 1 else "") + f"{values[-1]:g}"
+
+
+def empty_note(rows: list[dict], metric: str, black: str) -> str | None:
+    """The sentence shown instead of `metric`'s chart on `black` where the chart would say nothing (every value 0
+    or unmeasured), with a concrete next step; None where the chart has something to show."""
+    mine = [r for r in rows if r["black"] == black]
+    if not mine or not says_nothing(r.get(metric) for r in mine):
+        return None
+    eps = [r["eps"] for r in mine]
+    n = min(r["n"] for r in mine)
+    more = larger_eps(eps)
+    bigger = f"add ε {' or '.join(f'{e:g}' for e in more)} (ε values above)" if more else "raise Steps"
+    if n == 0:
+        return (f"No image counts on {black}: both models must classify an image correctly before the attack, and "
+                "none of these is. Add images (Images above, or the sidebar's Evaluation images).")
+    at = _eps_words(eps)
+    if metric == "tTR" and all(r.get("tTR") is None for r in mine):
+        return (f"tTR on {black} is not measured: the white-box attack never reached its target at {at}, so no "
+                f"target hit could carry over. To measure it, {bigger}{' or raise Steps' if more else ''}.")
+    images = f"{n} image{'s' if n != 1 else ''}"
+    if metric in ("tSuc", "tTR"):
+        return (f"{metric} on {black} is 0 at {at}: no attack made it answer the target class on any of the "
+                f"{images} that count. Targeted perturbations rarely carry over to another model; {bigger}, or add "
+                "images.")
+    return (f"{metric} on {black} is 0 at {at}: the perturbations do not fool it on any of the {images} that count. "
+            f"To see transfer, {bigger}.")
+
+
+def summary(rows: list[dict], black: str) -> str | None:
+    """One sentence on what a sweep shows for `black`: the method that transfers best at the largest ε (or
+    AA's best layer), how often it fools the black box and how often the black box says the target class."""
+    mine = [r for r in rows if r["black"] == black and r.get("error") is not None]
+    if not mine:
+        return None
+    by_eps = len({r["eps"] for r in mine}) > 1 or len({r["layer"] for r in mine}) <= 1
+    if by_eps:
+        top = max(r["eps"] for r in mine)
+        at_top = [r for r in mine if r["eps"] == top]
+        best = max(at_top, key=lambda r: (r["error"], r.get("tSuc") or 0))
+        where = f"At ε {top:g}"
+    else:
+        best = max(mine, key=lambda r: (r["error"], r.get("tSuc") or 0))
+        where = f"At layer {best['layer']}"
+    hit = best.get("tSuc")
+    target = "" if hit is None else (
+        f", and it answers the attack's target class on {hit:.0%}" if hit > 0 else
+        ", but never with the attack's target class (targeted perturbations rarely transfer)")
+    low = min((r for r in mine if r["method"] == best["method"]), key=lambda r: r["eps"])
+    grows = f" (at ε {low['eps']:g}: {low['error']:.0%})" if by_eps and low["eps"] != best["eps"] else ""
+    name = TITLES.get(best["method"], best["method"])
+    return (f"{where}, {name} transfers best: {black} misclassifies {best['error']:.0%} of the "
+            f"{best['n']} images both models got right{grows}{target}.")
+
+
+def sweep_sentence(records: list[dict], metric: str, x: str, words: str) -> str | None:
+    """One sentence on a pooled sweep (`engine.sweep.summarise` records): the attack and black box whose `metric`
+    changes most along `x`, from its first to its last value."""
+    curves: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get(x) is not None and r.get(metric) is not None:
+            curves.setdefault((r["attack"], r["white"], r["black"]), []).append(r)
+    if not curves:
+        return None
+    (attack, white, black), pts = max(curves.items(), key=lambda kv: abs(max(p[metric] for p in kv[1])
+                                                                      - min(p[metric] for p in kv[1])))
+    pts = sorted(pts, key=lambda r: r[x])
+    first, last = pts[0], pts[-1]
+    axis = "ε" if x == "eps" else x
+    if len(pts) == 1 or first[metric] == last[metric]:
+        return f"{TITLES.get(attack, attack)} from {white} on {black}: {words} {last[metric]:.0%} throughout."
+    trend = "rises" if last[metric] > first[metric] else "falls"
+    return (f"{words.capitalize()} of {TITLES.get(attack, attack)} from {white} on {black} {trend} from "
+            f"{first[metric]:.0%} at {axis} {first[x]:g} to {last[metric]:.0%} at {axis} {last[x]:g}"
+            + (": larger perturbations carry over to the black box more often." if x == "eps" and trend == "rises"
+               else "."))

@@ -2,11 +2,13 @@
 
     result = attacks.run("pgd", model, x, eps=0.03, steps=10)
     result.x_adv, result.delta, result.success, result.pred_adv
+
+A run its callback stopped carries on with `attacks.resume(result, model)`.
 """
 from __future__ import annotations
 
 from engine.attacks import activation, cw, deepfool, gradient, jsma, maskfgsm, square
-from engine.attacks.base import AttackResult, AttackSpec, Callback, Param, execute
+from engine.attacks.base import AttackResult, AttackSpec, Callback, Param, execute, resume_run
 from engine.attacks.params import EPS
 
 ATTACKS: dict[str, AttackSpec] = {
@@ -39,7 +41,8 @@ def run(
     `y=None` attacks the model's own predictions; `target` (an int or one per
     example) makes it targeted. `callback(step, total, state)` is called every
     iteration; returning False stops early and the partial result comes back
-    with `stopped_early=True`. Out-of-range parameters raise ValueError.
+    with `stopped_early=True` and a `checkpoint` that `resume` carries on from.
+    Out-of-range parameters raise ValueError.
     Feature-level attacks (aa) also take `target_images`, one per example; their
     classes are the targets unless `target` says otherwise.
     `score=False` skips the clean and final forwards that fill `logits_*`/`success`
@@ -49,6 +52,26 @@ def run(
         get(name), model, x, y=y, target=target, seed=seed, callback=callback, target_images=target_images,
         score=score, **params,
     )
+
+
+def resume(result: AttackResult, model, callback: Callback | None = None) -> AttackResult:
+    """Carry a run its callback stopped on to the end, from where it stopped: the finished result is the one
+    an uninterrupted run gives (same images, iterations and queries), and `seconds` counts both parts.
+
+    `callback` reports from the step after the one reached (a bar resumes at, say, step 31 of 100); it may
+    stop the run again, which gives a new checkpoint to resume. `model` is the run's model. ValueError when
+    the result has no checkpoint (it finished) or the model does not fit the run."""
+    return resume_run(get(result.attack), result, model, callback)
+
+
+def progress_of(result: AttackResult) -> tuple[int, int]:
+    """(iterations done, iterations in all) as the run's progress bar last showed them, e.g. (90, 300) for a
+    run cancelled at step 90 of 300: the same count as `result.iterations`, for a "cancelled after" note.
+    A finished run has done all it needed: (n, n)."""
+    done = int(result.iterations.max())
+    if result.checkpoint is None:
+        return done, done
+    return done, int(result.checkpoint["total"])
 
 
 def one_step_direction(name, model, x, y=None, target=None, seed=0, **params):
@@ -94,4 +117,7 @@ def fgsm_many(models, x, eps_values, y=None, target=None) -> dict:
     return {"eps": eps_values, "x_adv": x_adv, "logits": logits}
 
 
-__all__ = ["ATTACKS", "AttackResult", "AttackSpec", "Param", "at_budgets", "available", "fgsm_many", "get", "one_step_direction", "run"]
+__all__ = [
+    "ATTACKS", "AttackResult", "AttackSpec", "Param", "at_budgets", "available", "fgsm_many", "get",
+    "one_step_direction", "progress_of", "resume", "run",
+]

@@ -33,12 +33,15 @@ def activation_attack(ctx: Context, eps: float, alpha: float | None, steps: int,
     alpha = eps / steps if alpha is None else alpha
     reduce_dims = tuple(range(1, x.dim()))
     with model.lock, capture_activations(model, [name]) as acts:
-        with torch.no_grad():
-            model(ctx.target_images)
-            goal = acts[name].detach().flatten(1)
-        x_adv = x.clone()
-        momentum = torch.zeros_like(x)
-        for step in range(steps):
+        if ctx.resume:  # the goal is kept rather than recomputed: a resumed run then follows the same goal exactly
+            first, goal = ctx.resume["step"], ctx.resume["goal"]
+            x_adv, momentum = ctx.resume["x_adv"], ctx.resume["momentum"]
+        else:
+            with torch.no_grad():
+                model(ctx.target_images)
+                goal = acts[name].detach().flatten(1)
+            first, x_adv, momentum = 0, x.clone(), torch.zeros_like(x)
+        for step in range(first, steps):
             x_var = x_adv.detach().requires_grad_(True)
             model(x_var)
             distance = (acts[name].flatten(1) - goal).norm(dim=1)
@@ -48,6 +51,7 @@ def activation_attack(ctx: Context, eps: float, alpha: float | None, steps: int,
             x_adv = project_linf(x_adv - alpha * momentum.sign(), x, eps)
             ctx.iterations.fill_(step + 1)
             if not ctx.report(step + 1, steps, x_adv=x_adv, feature_distance=distance.detach()):
+                ctx.keep(step=step + 1, goal=goal, x_adv=x_adv, momentum=momentum)
                 break
     return x_adv
 

@@ -4,6 +4,10 @@ An attack is an `AttackSpec`: a name, its declared parameters and a function
 `fn(ctx, **params) -> x_adv`. `run()` validates the parameters, fixes labels,
 targets and randomness, calls the function and then `finalize()`s: the budget
 projection and [0, 1] clamp happen there, once, whatever the attack returned.
+
+A run its callback stops keeps a checkpoint: the attack saves its loop state
+(`Context.keep`), the runner adds the generator and counters, and `resume_run`
+carries the loop on from there (`Context.resume`), step for step as if never stopped.
 """
 from __future__ import annotations
 
@@ -141,6 +145,10 @@ class Context:
     stopped_early: bool = False
     # SPEC §3: noisy averaging lets iterates leave [0, 1] ("no clipping during generation").
     clip: bool = True
+    # The loop state a cancelled run kept (`keep`), to start from instead of initialising; None on a fresh run.
+    resume: dict | None = None
+    kept: dict | None = None  # what `keep` saved when the callback stopped this run
+    total: int | None = None  # the `total` of the last report: how far a stopped run had to go
 
     def __post_init__(self):
         self.iterations = torch.zeros(self.x.shape[0], dtype=torch.long, device=self.x.device)
@@ -179,12 +187,21 @@ class Context:
 
         The progress protocol: callback(step, total, state) with the state's tensors, plus
         `upper_bound=True` where `total` is only the most steps (the run ends once every image succeeds)."""
+        self.total = total
         if self.callback is None:
             return True
         if self.callback(step, total, state) is False:
             self.stopped_early = True
             return False
         return True
+
+    def keep(self, **state) -> None:
+        """Save the loop state a stopped attack needs to carry on exactly where it was (`engine.attacks.resume`).
+
+        Called when `report` returned False, with everything the attack's loop reads on its next step; a
+        resumed run finds it in `resume`. The generator, `iterations` and `queries` are saved with it by the
+        runner, which also restores them on resume."""
+        self.kept = copied(state)
 
     def rand(self, *shape) -> torch.Tensor:
         return torch.rand(*shape, generator=self.generator, device=self.x.device)
@@ -210,6 +227,20 @@ def loss_gradient(ctx: Context, x_adv: torch.Tensor) -> torch.Tensor:
     return torch.autograd.grad(loss, x_adv)[0]
 
 
+def copied(value):
+    """A detached copy of tensors nested in dicts, lists and tuples (an optimiser's `state_dict()` included).
+
+    Checkpoints are copied in and out: an attack updates its tensors in place (Adam's moments, DeepFool's
+    iterate), and a stopped result must still resume the same way after another resume of it."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: copied(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(copied(v) for v in value)
+    return value
+
+
 def reached(pred: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Success, per example: the target class when there is one, any class but y otherwise."""
     return pred == target if target is not None else pred != y
@@ -233,6 +264,8 @@ class AttackResult:
     stopped_early: bool
     seconds: float
     seed: int
+    # What `engine.attacks.resume` needs to carry a stopped run on to the end; None once the run finished.
+    checkpoint: dict | None = None
 
     @property
     def delta(self) -> torch.Tensor:
@@ -388,8 +421,66 @@ def execute(
     generator = torch.Generator(device=x.device)
     generator.manual_seed(seed)
     ctx = Context(model=model, x=x, y=y, target=target, generator=generator, callback=callback, target_images=target_images)
+    return _attack(spec, ctx, values, logits_clean, seed, score, num_classes)
+
+
+def _attack(
+    spec: AttackSpec, ctx: Context, values: dict, logits_clean, seed: int, score: bool, num_classes: int,
+    seconds_before: float = 0.0,
+) -> AttackResult:
+    """Run the attack on a ready context and finalize; a run its callback stopped gets a checkpoint."""
+    generator_start = ctx.generator.get_state()
     start = time.perf_counter()
     x_adv = spec.fn(ctx, **values)
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-    return finalize(spec, ctx, x_adv, values, logits_clean, time.perf_counter() - start, seed, score)
+    if ctx.x.device.type == "cuda":
+        torch.cuda.synchronize(ctx.x.device)
+    seconds = seconds_before + time.perf_counter() - start
+    result = finalize(spec, ctx, x_adv, values, logits_clean, seconds, seed, score)
+    if ctx.stopped_early:
+        # An attack that kept nothing (FGSM's single step) is simply run again: from its starting randomness.
+        carried = ctx.kept is not None
+        result.checkpoint = copied({
+            "state": ctx.kept,
+            "generator": ctx.generator.get_state() if carried else generator_start,
+            "iterations": ctx.iterations if carried else torch.zeros_like(ctx.iterations),
+            "queries": ctx.queries if carried else None,
+            "target_images": ctx.target_images,
+            "total": ctx.total,
+            "seconds": seconds,
+            "score": score,
+            "num_classes": num_classes,
+            "model": getattr(ctx.model, "name", None),
+        })
+    return result
+
+
+def resume_run(spec: AttackSpec, result: AttackResult, model, callback: Callback | None = None) -> AttackResult:
+    """Carry a stopped run on from its checkpoint to the end (the body of `engine.attacks.resume`).
+
+    The loop continues from the step it had reached with the same parameters, images, labels, targets and
+    generator state, so the images are those of a run never stopped. The callback's first report is the
+    step after the one reached; `seconds` adds up the time before and after."""
+    checkpoint = result.checkpoint
+    if checkpoint is None:
+        raise ValueError("this run finished; nothing to continue")
+    name = getattr(model, "name", None)
+    if checkpoint["model"] is not None and name is not None and name != checkpoint["model"]:
+        raise ValueError(f"this run was on {checkpoint['model']}, not {name}: it continues only on its own model")
+    try:
+        with torch.no_grad():
+            classes = model(result.x[:1]).shape[1]
+    except RuntimeError as err:
+        shape = tuple(result.x.shape[1:])
+        raise ValueError(f"this model does not take the run's images of shape {shape}: {err}") from None
+    if classes != checkpoint["num_classes"]:
+        raise ValueError(f"this model has {classes} classes; the run was on a model with {checkpoint['num_classes']}")
+    generator = torch.Generator(device=result.x.device)
+    generator.set_state(checkpoint["generator"])
+    ctx = Context(
+        model=model, x=result.x, y=result.y, target=result.target, generator=generator, callback=callback,
+        target_images=checkpoint["target_images"], resume=copied(checkpoint["state"]),
+    )
+    ctx.iterations = checkpoint["iterations"].clone()
+    ctx.queries = copied(checkpoint["queries"])
+    return _attack(spec, ctx, result.params, result.logits_clean, result.seed, checkpoint["score"],
+                   checkpoint["num_classes"], checkpoint["seconds"])

@@ -22,6 +22,11 @@ _EDGE = 1.0 - 1e-6  # atanh(±1) is infinite; pixels at 0 or 1 start just inside
 
 
 def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_search_steps: int) -> torch.Tensor:
+    """The attack; `ctx.iterations` and the progress steps count the schedule of steps × binary_search_steps.
+
+    A search step that the early abort ends counts its skipped iterations as passed, so the bar, the
+    iterations and a "cancelled after" note name the same position in the schedule (the Adam steps taken
+    may be fewer)."""
     x, n = ctx.x, ctx.x.shape[0]
     view = (-1,) + (1,) * (x.dim() - 1)
     if ctx.clip:
@@ -31,19 +36,32 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
         # SPEC §3 (no clipping during generation): optimise δ itself, unbounded.
         w0 = torch.zeros_like(x)
         to_image = lambda w: x + w  # noqa: E731
-    const = torch.full((n,), float(c), device=x.device)
-    lower = torch.zeros(n, device=x.device)
-    upper = torch.full((n,), float("inf"), device=x.device)
-    best_l2 = torch.full((n,), float("inf"), device=x.device)
-    best_adv = x.clone()
-    last_adv = x.clone()
+    resume = ctx.resume
+    if resume:
+        first_search = resume["search"]
+        const, lower, upper = resume["const"], resume["lower"], resume["upper"]
+        best_l2, best_adv, last_adv = resume["best_l2"], resume["best_adv"], resume["last_adv"]
+    else:
+        first_search = 0
+        const = torch.full((n,), float(c), device=x.device)
+        lower = torch.zeros(n, device=x.device)
+        upper = torch.full((n,), float("inf"), device=x.device)
+        best_l2 = torch.full((n,), float("inf"), device=x.device)
+        best_adv = x.clone()
+        last_adv = x.clone()
     total = steps * binary_search_steps
-    for search in range(binary_search_steps):
-        w = w0.clone().requires_grad_(True)
-        opt = torch.optim.Adam([w], lr=lr)
-        found = torch.zeros(n, dtype=torch.bool, device=x.device)
-        previous = float("inf")
-        for step in range(steps):
+    check_every = max(steps // 10, 1)
+    for search in range(first_search, binary_search_steps):
+        if resume and search == first_search:  # the search step that was stopped, from its own state
+            w = resume["w"].requires_grad_(True)
+            opt = torch.optim.Adam([w], lr=lr)
+            opt.load_state_dict(resume["adam"])
+            first, found, previous = resume["step"], resume["found"], resume["previous"]
+        else:
+            w = w0.clone().requires_grad_(True)
+            opt = torch.optim.Adam([w], lr=lr)
+            first, found, previous = 0, torch.zeros(n, dtype=torch.bool, device=x.device), float("inf")
+        for step in range(first, steps):
             adv = to_image(w)
             l2 = (adv - x).flatten(1).pow(2).sum(1)
             logits = ctx.logits(adv)
@@ -59,15 +77,21 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
                 best_adv = torch.where(better.view(view), adv, best_adv)
                 found |= ok
                 last_adv = adv.detach()
-            ctx.iterations += 1
-            if not ctx.report(search * steps + step + 1, total, x_adv=best_adv):
-                return torch.where(torch.isfinite(best_l2).view(view), best_adv, last_adv)
             # The paper's early abort: stop a search step once the loss stops falling.
-            if step % max(steps // 10, 1) == 0:
+            abort = False
+            if step % check_every == 0:
                 value = float(cost.detach())
-                if value > previous * 0.9999:
-                    break
-                previous = value
+                abort = value > previous * 0.9999
+                if not abort:
+                    previous = value
+            done = steps if abort else step + 1  # an aborted search step has passed all its iterations
+            ctx.iterations.fill_(search * steps + done)
+            if not ctx.report(search * steps + done, total, x_adv=best_adv):
+                ctx.keep(search=search, step=done, w=w, adam=opt.state_dict(), found=found, previous=previous,
+                         const=const, lower=lower, upper=upper, best_l2=best_l2, best_adv=best_adv, last_adv=last_adv)
+                return torch.where(torch.isfinite(best_l2).view(view), best_adv, last_adv)
+            if abort:
+                break
         with torch.no_grad():
             upper = torch.where(found, torch.minimum(upper, const), upper)
             lower = torch.where(found, lower, torch.maximum(lower, const))

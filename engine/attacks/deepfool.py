@@ -41,14 +41,17 @@ def _boundary_geometry(ctx: Context, x_cur: torch.Tensor, rows: torch.Tensor, ca
 
 def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> torch.Tensor:
     x, y = ctx.x, ctx.y
-    with torch.no_grad():
-        logits = ctx.logits(x)
-    k = min(num_classes, logits.shape[1]) - 1
-    cand = logits.scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
-    r_total = torch.zeros_like(x)
-    x_adv = x.clone()
-    active = logits.argmax(1) == y  # an image already misclassified needs no step
-    for step in range(steps):
+    if ctx.resume:
+        first, cand, r_total = ctx.resume["step"], ctx.resume["candidates"], ctx.resume["r_total"]
+        x_adv, active = ctx.resume["x_adv"], ctx.resume["active"]
+    else:
+        with torch.no_grad():
+            logits = ctx.logits(x)
+        k = min(num_classes, logits.shape[1]) - 1
+        cand = logits.scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
+        first, r_total, x_adv = 0, torch.zeros_like(x), x.clone()
+        active = logits.argmax(1) == y  # an image already misclassified needs no step
+    for step in range(first, steps):
         idx = active.nonzero().squeeze(1)
         if step > 0:
             # A plain forward finds the images already across; only the rest pay for k gradients.
@@ -72,6 +75,7 @@ def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> to
         x_adv[idx] = ctx.clamp(x[idx] + (1.0 + overshoot) * r_total[idx])
         ctx.iterations[idx] += 1
         if not ctx.report(step + 1, steps, x_adv=x_adv, upper_bound=True):
+            ctx.keep(step=step + 1, candidates=cand, r_total=r_total, x_adv=x_adv, active=active)
             break
     return x_adv
 

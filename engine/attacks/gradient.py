@@ -23,9 +23,13 @@ def sign_iterations(
     """
     x = ctx.x
     alpha = eps / steps if alpha is None else alpha
-    x_adv = ctx.clamp(x + (2.0 * ctx.rand(*x.shape) - 1.0) * eps) if random_start else x.clone()
-    momentum = torch.zeros_like(x) if decay is not None else None
-    for step in range(steps):
+    if ctx.resume:
+        first, x_adv, momentum = ctx.resume["step"], ctx.resume["x_adv"], ctx.resume["momentum"]
+    else:
+        first = 0
+        x_adv = ctx.clamp(x + (2.0 * ctx.rand(*x.shape) - 1.0) * eps) if random_start else x.clone()
+        momentum = torch.zeros_like(x) if decay is not None else None
+    for step in range(first, steps):
         grad = loss_gradient(ctx, x_adv)
         if momentum is not None:
             scale = grad.abs().mean(dim=tuple(range(1, x.dim())), keepdim=True)
@@ -35,11 +39,13 @@ def sign_iterations(
         x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps, ctx.clip)
         ctx.iterations.fill_(step + 1)
         if not ctx.report(step + 1, steps, x_adv=x_adv):
+            ctx.keep(step=step + 1, x_adv=x_adv, momentum=momentum)
             break
     return x_adv
 
 
 def fgsm(ctx: Context, eps: float) -> torch.Tensor:
+    # One step: a stopped FGSM keeps nothing and a resume runs it again.
     grad = loss_gradient(ctx, ctx.x)
     ctx.iterations.fill_(1)
     ctx.report(1, 1)

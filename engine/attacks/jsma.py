@@ -72,16 +72,20 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
         raise ValueError("parameter 'theta' must be +1 or -1")
     x = ctx.x
     n, d = x.shape[0], x[0].numel()
-    flat = x.clone().flatten(1)
-    # The search domain: features that can still move in θ's direction and were not changed yet.
-    domain = flat < 1.0 if theta > 0 else flat > 0.0
-    changed = torch.zeros_like(domain)
+    if ctx.resume:
+        first, flat, active = ctx.resume["step"], ctx.resume["x_adv"], ctx.resume["active"]
+        domain, changed = ctx.resume["domain"], ctx.resume["changed"]
+    else:
+        first, flat = 0, x.clone().flatten(1)
+        active = torch.ones(n, dtype=torch.bool, device=x.device)
+        # The search domain: features that can still move in θ's direction and were not changed yet.
+        domain = flat < 1.0 if theta > 0 else flat > 0.0
+        changed = torch.zeros_like(domain)
     max_steps = jsma_steps(max_distortion, d, pairs)
     budget = int(max_distortion * d)
-    active = torch.ones(n, dtype=torch.bool, device=x.device)
     k = min(candidates, d)
     extreme = 1.0 if theta > 0 else 0.0
-    for step in range(max_steps):
+    for step in range(first, max_steps):
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
@@ -118,6 +122,7 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
             domain[r, f] = False
         ctx.iterations[idx] += 1
         if not ctx.report(step + 1, max_steps, x_adv=flat.view_as(x), upper_bound=True):
+            ctx.keep(step=step + 1, x_adv=flat, active=active, domain=domain, changed=changed)
             break
     return flat.view_as(x)
 

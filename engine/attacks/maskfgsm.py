@@ -34,9 +34,12 @@ def masked_step(ctx: Context, x_star: torch.Tensor, idx: torch.Tensor, eps: floa
 
 
 def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> torch.Tensor:
-    x_adv = ctx.x.clone()
-    active = torch.ones(ctx.x.shape[0], dtype=torch.bool, device=ctx.x.device)
-    for step in range(steps):
+    if ctx.resume:
+        first, x_adv, active = ctx.resume["step"], ctx.resume["x_adv"], ctx.resume["active"]
+    else:
+        first, x_adv = 0, ctx.x.clone()
+        active = torch.ones(ctx.x.shape[0], dtype=torch.bool, device=ctx.x.device)
+    for step in range(first, steps):
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
@@ -48,6 +51,7 @@ def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> 
         done |= norms(x_adv[idx] - ctx.x[idx])["l0_pct"] >= tau
         active[idx[done]] = False
         if not ctx.report(step + 1, steps, x_adv=x_adv, upper_bound=True):
+            ctx.keep(step=step + 1, x_adv=x_adv, active=active)
             break
     return x_adv
 

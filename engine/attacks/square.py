@@ -41,17 +41,21 @@ def square(ctx: Context, eps: float, n_queries: int, p_init: float, zero_init: b
     n, c, h, w = x.shape
     labels, targeted = ctx.labels, ctx.targeted
 
-    if zero_init:
-        x_best = x.clone()
-    else:  # vertical stripes of ±ε are the paper's initialisation
-        stripes = torch.where(ctx.rand(n, c, 1, w) < 0.5, -eps, eps)
-        x_best = ctx.clamp(x + stripes)
-    with torch.no_grad():
-        best = margin(ctx.logits(x_best), labels, targeted)
-    ctx.queries = torch.ones(n, dtype=torch.long, device=x.device)
+    if ctx.resume:  # the queries so far come back with ctx.queries
+        first, x_best, best = ctx.resume["step"], ctx.resume["x_best"], ctx.resume["best"]
+    else:
+        first = 0
+        if zero_init:
+            x_best = x.clone()
+        else:  # vertical stripes of ±ε are the paper's initialisation
+            stripes = torch.where(ctx.rand(n, c, 1, w) < 0.5, -eps, eps)
+            x_best = ctx.clamp(x + stripes)
+        with torch.no_grad():
+            best = margin(ctx.logits(x_best), labels, targeted)
+        ctx.queries = torch.ones(n, dtype=torch.long, device=x.device)
     rows = torch.arange(h, device=x.device).view(1, 1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, 1, w)
-    for it in range(n_queries - 1):
+    for it in range(first, n_queries - 1):
         idx = (best > 0).nonzero().squeeze(1)
         if idx.numel() == 0:
             break
@@ -73,6 +77,7 @@ def square(ctx: Context, eps: float, n_queries: int, p_init: float, zero_init: b
         ctx.queries[idx] += 1
         ctx.iterations[idx] += 1
         if not ctx.report(it + 1, n_queries - 1, x_adv=x_best, upper_bound=True):
+            ctx.keep(step=it + 1, x_best=x_best, best=best)
             break
     return x_best
 
