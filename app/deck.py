@@ -6,7 +6,7 @@ explanation and the slide's key numbers. Text is 16 px or larger, so the back ro
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 

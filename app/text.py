@@ -12,8 +12,9 @@ EXPLAIN = {
     "heat": "Grad-CAM weighs a late convolutional layer's maps by the gradient of a class score: warm regions are the "
             "evidence for that class. Compare the clean image's evidence for its class with the adversarial image's "
             "evidence for the class the attack produced; the masked δ keeps the perturbation only where the model looks.",
-    "spectrum": "The perturbation's 2-D power spectrum, zero frequency in the centre. Regular grids — checkerboard "
-                "artefacts of strided convolutions — show up as bright off-centre peaks.",
+    "spectrum": "The perturbation's 2-D power spectrum: frequency in cycles per pixel along each axis, zero in the "
+                "centre (left blank), brighter = more power on a log scale. Noise spreads evenly; regular grids — "
+                "checkerboard artefacts of strided convolutions — show up as bright off-centre peaks.",
     "models": "Top-5 predictions of every model before and after. Black-box models never saw the attack: when they are "
               "fooled too, the perturbation transfers.",
     "transfer": "Transfer lab: attack a white-box model and measure the black-box models. error = black-box misclassified; "
@@ -32,8 +33,9 @@ EXPLAIN = {
     "checkerboard": "Noisy single-model averages at growing σ: a grid pattern appears whose period grows with σ; the "
                     "number is the dominant period of the 2-D power spectrum.",
     "jsma": "JSMA changes a few pixels at a time, picking the pair whose gradients raise the target class most while "
-            "lowering the others (saliency map). The slider replays the pixels changed per iteration; hardness "
-            "integrates distortion over success rate for each source/target pair.",
+            "lowering the others (saliency map); among a thousand classes it weighs the target against its strongest "
+            "rival instead. The slider replays the pixels changed per iteration; hardness integrates distortion over "
+            "success rate for each source/target pair.",
     "quiz": "The thesis asked people to name the class of an image from its perturbation alone: 80.7 % were right "
             "with 20 choices, where guessing gets 5 %. Here the same test: each picture is a display-normalised "
             "perturbation, from one model or averaged over several models and noisy copies (revealed at the end).",

@@ -2,6 +2,7 @@
 
     python bench/resume.py              # C&W and PGD on fmnist-lenet-0 and efficientnet-lite0 (gallery photos)
     python bench/resume.py --quick      # a few steps each: checks that the script works
+    python bench/resume.py --attack cw  # C&W's cases only
 
 Per case and repetition, the uninterrupted run and the cancel + resume pair alternate (ABBA over repetitions);
 medians of each are printed with their spread, and the ratio (cancel + resume) / uninterrupted: of the medians,
@@ -117,10 +118,12 @@ def measure(name: str, model, x, y, params: dict, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parser(__doc__, repeats=4, quick_help="a few steps per attack").parse_args(argv)
+    cli = parser(__doc__, repeats=4, quick_help="a few steps per attack")
+    cli.add_argument("--attack", choices=sorted({c[0] for c in CASES}), help="only this attack's cases")
+    args = cli.parse_args(argv)
     torch.set_num_threads(2)
     loaded, rows = {}, []
-    for name, model_name, size, params in CASES:
+    for name, model_name, size, params in [c for c in CASES if args.attack in (None, c[0])]:
         if model_name not in loaded:
             loaded[model_name] = models.load(model_name, device=args.device)
         model = loaded[model_name]

@@ -26,6 +26,7 @@ if [[ -z "$SUFFIX" ]]; then
     run inference_rewrites $PY bench/inference_rewrites.py --repeats 7
     run onnx_overhead $PY bench/onnx_overhead.py --repeats 9
     run browser_own_model $PY bench/browser_own_model.py
+    run browser_resume $PY bench/browser_resume.py
     run app_latency $PY bench/app_latency.py --repeats 5
     run sweep_scaling $PY bench/sweep_scaling.py --repeats 2
     run profile_cw $PY bench/profile_cw.py

@@ -79,3 +79,43 @@ def cli_json(capsys, *argv):
     out, err = capsys.readouterr()
     assert code == 0, err
     return json.loads(out)
+
+
+# The real-browser tests' server: `streamlit run app/main.py` on a free local port, with an operator's data root.
+_ROOT = Path(__file__).resolve().parent.parent
+THREE = ("chelsea.png", "coffee.png", "camera.png")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """The operator's data root: one dataset of three gallery photos in class folders."""
+    import json
+
+    root = tmp_path_factory.mktemp("data-root")
+    labels = json.loads((_ROOT / "assets" / "images" / "labels.json").read_text())
+    for file in THREE:
+        folder = root / "three-photos" / labels[file]["label"]
+        folder.mkdir(parents=True)
+        (folder / file).write_bytes((_ROOT / "assets" / "images" / file).read_bytes())
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
+    sys.path.insert(0, str(_ROOT / "bench"))
+    from bench_common import streamlit_server
+
+    try:
+        with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log", env={"PE_DATA_ROOT": str(data_root)}) as url:
+            yield url
+    except RuntimeError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        folder = _ROOT / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path_factory.mktemp("screenshots")

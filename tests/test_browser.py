@@ -7,7 +7,6 @@ README's pictures). Skipped, with the reason, where Chromium is not installed.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,46 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import streamlit_server  # noqa: E402
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium")]
-
-
-THREE = ("chelsea.png", "coffee.png", "camera.png")
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    """The operator's data root: one dataset of three gallery photos in class folders."""
-    import json
-
-    root = tmp_path_factory.mktemp("data-root")
-    labels = json.loads((ROOT / "assets" / "images" / "labels.json").read_text())
-    for file in THREE:
-        folder = root / "three-photos" / labels[file]["label"]
-        folder.mkdir(parents=True)
-        (folder / file).write_bytes((ROOT / "assets" / "images" / file).read_bytes())
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, data_root):
-    try:
-        with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log", env={"PE_DATA_ROOT": str(data_root)}) as url:
-            yield url
-    except RuntimeError as err:
-        pytest.fail(str(err))
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        folder = ROOT / "docs" / "screenshots"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ UPDATE_SCREENSHOTS=1).
 from __future__ import annotations
 
 import pytest
-
-from test_browser import CHROMIUM, FMNIST, _headline, _no_exception, _open, _settle, data_root, server, shots  # noqa: F401
+from test_browser import FMNIST, _headline, _no_exception, _open, _settle
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from test_browser import FMNIST, _choose, _headline, _no_exception, _open, _settle, _start, data_root, server  # noqa: F401
+from test_browser import FMNIST, _choose, _headline, _no_exception, _open, _settle, _start
 
 pytestmark = [pytest.mark.slow]
 
