@@ -20,7 +20,7 @@ from engine.analysis.panels import spectrum_view
 
 HEAT = "Jet"
 # Plotly's toolbar appears over a chart's top right corner on hover: titles sit below this band, never under it.
-TOOLBAR = 30
+TOOLBAR = 36  # its buttons are 26 px tall, 2 px from the top; a title's glyph box starts ~5 px above its pad
 MARGIN = dict(l=10, r=10, t=40, b=10)
 
 

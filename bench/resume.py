@@ -145,8 +145,9 @@ def main(argv=None) -> int:
         p = r["params"]
         searches = f" × {p['binary_search_steps']} searches" if "binary_search_steps" in p else ""
         first = "—" if r["resumed_first_step"] is None else f"step {r['resumed_first_step'][0]:g}"
-        print(f"| {r['attack']} | {r['model']}, {r['batch']} | {p['steps']} steps{searches} | step {r['stopped_at'][0]:g} of "
-              f"{r['stopped_at'][1]} ({r['iterations_at_cancel']} iterations) | {first} | {cell(r['uninterrupted'])} "
+        print(f"| {r['attack']} | {r['model']}, {r['batch']} | {p['steps']} steps{searches} "
+              f"| step {r['stopped_at'][0]:g} of {r['stopped_at'][1]} ({r['iterations_at_cancel']} iterations) "
+              f"| {first} | {cell(r['uninterrupted'])} "
               f"| {cell(r['cancel'])} | {cell(r['resume'])} | {cell(r['cancel_plus_resume'])} | {r['ratio']:.2f} "
               f"| {r['ratio_fastest']:.2f} | {r['cpu_ratio']:.2f} "
               f"| {'yes' if r['same_images'] else 'NO'}, {'yes' if r['same_iterations'] else 'NO'} |")

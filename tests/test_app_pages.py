@@ -216,10 +216,12 @@ def test_partial_result_is_shown_and_can_be_resumed():
     at.session_state["analysis_results"] = {}
     at.run()
     ok(at)
-    assert any("Cancelled after 2 iterations" in w.value for w in at.warning)
+    assert any("Cancelled after 2 of 10 iterations" in w.value for w in at.warning)
     at.button(key="resume").click().run()
     ok(at)
-    assert not at.session_state["attack_results"][spec].stopped_early
+    done = at.session_state["attack_results"][spec]
+    assert not done.stopped_early and int(done.iterations.max()) == 10
+    assert torch.equal(done.x_adv, attacks.run("pgd", model, x).x_adv)  # continued, as if never stopped
 
 
 def test_bring_your_own_model(tmp_path):

@@ -16,8 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import streamlit_server  # noqa: E402
-import browser_own_model as byo  # noqa: E402
+import browser_own_model as byo  # noqa: E402  (the app server is conftest's `server`)
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning"),
@@ -83,15 +82,6 @@ BLANK_PICTURES = """() => [...document.querySelectorAll('[data-testid=stMain] [d
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    try:
-        with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log") as url:
-            yield url
-    except RuntimeError as err:
-        pytest.fail(str(err))
-
-
-@pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
     folder = Path(os.environ["DEFAULTS_SHOTS"]) if os.environ.get("DEFAULTS_SHOTS") else \
         tmp_path_factory.mktemp("defaults-screenshots")
@@ -154,11 +144,11 @@ def _titles_clear_of_the_toolbar(page, where: str) -> None:
         box = bar.bounding_box()
         for title in chart.locator(".gtitle, .annotation-text").all():
             t = title.bounding_box()
-            if not t or not title.inner_text().strip():
+            if not t or not (title.text_content() or "").strip():  # SVG text: no innerText
                 continue
             overlap = not (t["x"] + t["width"] <= box["x"] or box["x"] + box["width"] <= t["x"]
                            or t["y"] + t["height"] <= box["y"] or box["y"] + box["height"] <= t["y"])
-            assert not overlap, f"{where}: the toolbar covers the title {title.inner_text()!r}"
+            assert not overlap, f"{where}: the toolbar covers the title {title.text_content()!r}"
 
 
 def _pick_fashion_mnist(page) -> None:
