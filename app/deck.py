@@ -140,8 +140,12 @@ def _heat(result, panels: dict, names: list[str]) -> None:
 
 
 def _spectrum(result, panels: dict) -> None:
-    _figure(figures.linked_images([("power spectrum of δ (log₁₀)", panels["spectrum"], "spectrum")],
-                                  height=FIGURE_HEIGHT, link=False), "deck-spectrum")
+    fig = figures.linked_images([("power spectrum of δ (log₁₀)", panels["spectrum"], "spectrum")],
+                                height=FIGURE_HEIGHT, link=False)
+    # Beside the square, not under it: at the deck's type size a bar below squeezes the spectrum to a stamp.
+    fig.update_traces(colorbar={"orientation": "v", "x": 1.0, "xanchor": "left", "y": 0.5, "yanchor": "middle",
+                                "len": 0.9, "title": {"side": "right"}}, selector={"type": "heatmap"})
+    _figure(fig, "deck-spectrum")
     _explain("spectrum")
     numbers = slides.spectrum_numbers(result.delta[:1])
     period = "—" if numbers["period"] is None else f"{numbers['period']:.1f} px"
