@@ -93,13 +93,7 @@ def _percent(value: float | None) -> str:
 
 
 def _attack(panels: dict, row: dict, view: str, views: dict) -> None:
-    clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
-    kind = views[view]
-    _figure(figures.linked_images([
-        (f"clean: {clean['label']} ({clean['probability']:.0%})", panels["clean"], "rgb"),
-        (f"adversarial: {adv['label']} ({adv['probability']:.0%})", panels["adversarial"], "rgb"),
-        (f"perturbation ({view})", panels[kind], "signed" if kind == "signed" else "rgb"),
-    ], height=FIGURE_HEIGHT), "deck-pictures")
+    _figure(figures.result_pictures(panels, row, view, views[view], FIGURE_HEIGHT), "deck-pictures")
     _explain("attack")
     steps = ("Queries", row["queries"], "queries") if row["queries"] is not None else \
         ("Iterations", row["iterations"], "iterations")

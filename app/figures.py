@@ -371,3 +371,14 @@ def before_after(rows: list[dict], class_name: str, height: int = 320) -> go.Fig
     return _figure([before, after], barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
                    yaxis={"range": [0, 1.15], "tickformat": ".0%", "title": {"text": f"P({class_name})"}},
                    legend={"orientation": "h", "y": 1.08, "x": 0})
+
+
+def result_pictures(panels: dict, row: dict, view: str, kind: str, height: int) -> go.Figure:
+    """An attack result's three pictures: clean and adversarial with each one's top-1, and δ shown as `view`
+    (the panel `kind`: signed, amplified or display)."""
+    clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
+    return linked_images([
+        (f"clean: {clean['label']} ({clean['probability']:.0%})", panels["clean"], "rgb"),
+        (f"adversarial: {adv['label']} ({adv['probability']:.0%})", panels["adversarial"], "rgb"),
+        (f"perturbation ({view})", panels[kind], "signed" if kind == "signed" else "rgb"),
+    ], height=height)

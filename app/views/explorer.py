@@ -92,14 +92,7 @@ def _metrics(row: dict, seconds: float) -> None:
 
 
 def _pictures(panels: dict, view: str, row: dict, height: int = 360) -> None:
-    clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
-    kind = VIEWS[view]
-    picture = panels[kind]
-    st.plotly_chart(figures.linked_images([
-        (f"clean: {clean['label']} ({clean['probability']:.0%})", panels["clean"], "rgb"),
-        (f"adversarial: {adv['label']} ({adv['probability']:.0%})", panels["adversarial"], "rgb"),
-        (f"perturbation ({view})", picture, "signed" if kind == "signed" else "rgb"),
-    ], height=height), width="stretch", key="pictures")
+    st.plotly_chart(figures.result_pictures(panels, row, view, VIEWS[view], height), width="stretch", key="pictures")
 
 
 def _heat(panels: dict, names: list[str]) -> None:
