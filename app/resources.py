@@ -15,7 +15,7 @@ import torch
 
 from app import state
 from engine import attacks, datasets, domains, images, models
-from engine.analysis.activation import evaluation_split
+from engine.analysis.target_images import evaluation_split
 
 BUILTIN = state.BUILTIN
 # Uploaded archives are read in memory: bounded well below the folder limits.

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from engine import attacks, data, images, models  # noqa: E402
+from engine import attacks, images, models  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 from bench_common import parser as bench_parser, spread, timed  # noqa: E402
 
 MAIN = str(ROOT / "app" / "main.py")
@@ -59,7 +60,7 @@ def click_to_result(model: str, image: str, seed: int) -> tuple[float, float]:
 def engine_pgd(model_name: str, image: str, seed: int) -> float:
     model = models.load(model_name)
     if image.startswith("fmnist:"):
-        x = data.test_split()[0][int(image.split(":")[1])][None].to(model.device)
+        x = fashion_mnist.test_split()[0][int(image.split(":")[1])][None].to(model.device)
     else:
         x = images.load(images.gallery()[image], model)
     return _timed(lambda: attacks.run("pgd", model, x, steps=10, seed=seed))

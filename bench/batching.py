@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import attacks, data, images, models  # noqa: E402
+from engine import attacks, images, models  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 from engine.attacks.averaging import averaged  # noqa: E402
 from bench_common import parser as bench_parser, timed  # noqa: E402
 
@@ -63,7 +64,7 @@ def averaging_case(names: list[str], x: torch.Tensor, copies: int, sigma: float,
 def many_images_case(count: int, repeats: int, steps: int) -> dict:
     """One BIM call on `count` images vs `count` calls of one image (same labels, same δ)."""
     model = models.load("fmnist-lenet-0", device=DEVICE)
-    x = data.test_split()[0][:count].to(model.device)
+    x = fashion_mnist.test_split()[0][:count].to(model.device)
     with torch.no_grad():
         y = model(x).argmax(1)
 
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     repeats = 1 if args.quick else args.repeats
     fm = ["fmnist-lenet-0", "fmnist-vgg-0", "fmnist-resnet-0", "fmnist-mobilenet-0"]
-    x = data.test_split()[0][:1]
+    x = fashion_mnist.test_split()[0][:1]
     report = {"averaging": [averaging_case(fm[:2] if args.quick else fm, x, 4 if args.quick else 100, 0.2, repeats,
                                            eps=0.2, steps=2 if args.quick else 10)]}
     if not args.quick:
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     report["many_eps"] = [
         many_eps_case(["efficientnet-lite0"] if args.quick else ["efficientnet-lite0", "efficientnet-lite1",
                                                                   "efficientnet-lite2"], photo, slider[:3 if args.quick else None], repeats),
-        many_eps_case(fm[:2], data.test_split()[0][:8 if args.quick else 256],
+        many_eps_case(fm[:2], fashion_mnist.test_split()[0][:8 if args.quick else 256],
                       [round(0.03 * i, 2) for i in range(1, 4 if args.quick else 11)], repeats),
     ]
     report["device"] = DEVICE

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import ROOT, cell, parser, spread, timed  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from engine import attacks, data, images, models  # noqa: E402
+from engine import attacks, images, models  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 from engine.models import inference  # noqa: E402
 
 # (model, batch): the two domains' attack batches, a photo on its own (the Explorer), and the zoo's other
@@ -36,7 +37,7 @@ def batch(model, n: int) -> torch.Tensor:
     if model.domain == "imagenet":
         photos = list(images.gallery().values())
         return torch.cat([images.load(photos[i % len(photos)], model) for i in range(n)])
-    return data.test_split()[0][:n]
+    return fashion_mnist.test_split()[0][:n]
 
 
 def gradient_step(model, x, y):

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from engine import domains, models  # noqa: E402
 from engine.analysis.sparsity import DEFAULT_VARIANTS, comparison_table  # noqa: E402
-from engine.analysis.activation import evaluation_split  # noqa: E402
+from engine.analysis.target_images import evaluation_split  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -40,7 +40,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import attacks, data, images, models, targets  # noqa: E402
+from engine import attacks, images, models, targets  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 from engine.attacks.base import resolve_params  # noqa: E402
 from engine.models import inference  # noqa: E402
 from bench_common import ROOT, cell, fooled, parser as bench_parser, ratio, spread, timed  # noqa: E402
@@ -486,7 +487,7 @@ def _run(args) -> int:
                 peer_model = models.load(name, device=args.device)
         digits = name == "fmnist-lenet-0"  # the small grey domain: a big batch, and JSMA
         if digits:
-            x = data.test_split()[0][: 8 if args.quick else 256]
+            x = fashion_mnist.test_split()[0][: 8 if args.quick else 256]
         else:
             x = torch.cat([images.load(p, model) for p in list(images.gallery().values())[: 2 if args.quick else 8]])
         eps = resolve_params(attacks.get("fgsm"), model.attack_defaults, {})["eps"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import attacks, data, images, models  # noqa: E402
+from engine import attacks, images, models  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     model = models.load(args.model, device="cpu")
     if model.domain == "fashion-mnist":
-        x = data.test_split()[0][:256]
+        x = fashion_mnist.test_split()[0][:256]
     else:
         x = torch.cat([images.load(p, model) for p in images.gallery().values()] * 2)[:8]
     with torch.no_grad():

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import attacks, data, images, models, targets  # noqa: E402
+from engine import attacks, images, models, targets  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 from engine.attacks.base import resolve_params  # noqa: E402
 from engine.attacks.params import PGD_ALPHA_FACTOR  # noqa: E402
 from bench_common import cell, fooled, parser as bench_parser, ratio, spread, timed  # noqa: E402
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
     steps = 2 if args.quick else 10
     report = []
     fm = models.load("fmnist-lenet-0", device=args.device, precision=args.precision)
-    x = data.test_split()[0][: 16 if args.quick else 256].to(fm.device)
+    x = fashion_mnist.test_split()[0][: 16 if args.quick else 256].to(fm.device)
     # Quick mode skips torchattacks' JSMA: tens of seconds per image even on 28×28.
     names = (["fgsm", "bim", "aa", "deepfool"] if args.quick
              else ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw", "deepfool", "jsma"])

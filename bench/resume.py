@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import cell, parser, spread, timed  # noqa: E402
 
-from engine import attacks, data, images, models  # noqa: E402
+from engine import attacks, images, models  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 
 FRACTION = 0.3
 # (attack, model, batch, parameters): C&W with its binary search, PGD with its random start. Sized for about
@@ -56,7 +57,7 @@ class Cancel:
 
 def batch(model, size: int) -> torch.Tensor:
     if model.domain == "fashion-mnist":
-        return data.test_split()[0][:size]
+        return fashion_mnist.test_split()[0][:size]
     return torch.cat([images.load(p, model) for p in list(images.gallery().values())[:size]])
 
 

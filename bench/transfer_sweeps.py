@@ -20,7 +20,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from engine import data, models  # noqa: E402
+from engine import models  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 from engine.analysis.transfer import METHODS, sweep  # noqa: E402
 
 PAIRS = [("fmnist-densenet-0", "fmnist-resnet-0"), ("fmnist-resnet-0", "fmnist-vgg-1")]
@@ -29,7 +30,7 @@ LAYER_EPS = [0.07, 0.2]
 
 
 def run(n: int, pairs, eps_sweep, layer_eps, quick_layers=None) -> dict:
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     half = x.shape[0] // 2
     xs, ys, bank = x[:n], y[:n], (x[half:], y[half:])
     out = {"images": n, "pairs": [], "seed": 0, "torch": torch.__version__}

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import attacks, data, datasets, domains, images, models, targets
-from engine.analysis import patch_distance
-from engine.analysis.activation import choose_target_images, evaluation_split
+from engine import attacks, datasets, domains, images, models, targets
+from engine.datasets import fashion_mnist
+from engine.analysis import patch_distance, target_images
+from engine.analysis.target_images import evaluation_split
 from engine.models import ModelUnavailable
 from engine.models.classifier import PRECISIONS
 from engine.report import run_record
@@ -74,15 +75,6 @@ def _add_attack_params(parser: argparse.ArgumentParser) -> None:
         else:
             kind = int if p["type"] == "int" else float
             parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
-
-
-def _target_image(args, model, x, target, layer):
-    """AA's target image: --target-image (an image, or a rule of engine.targets), else farthest-in-class from the bank."""
-    if args.target_image and args.target_image not in targets.IMAGE_RULES:
-        return _load_image(args.target_image, model), target
-    chosen, goal = choose_target_images(model, x, layer, target=target, seed=args.seed,
-                                        rule=args.target_image or targets.FARTHEST)
-    return goal, chosen
 
 
 def _parse_target(value: str | None, model) -> int | None:
@@ -162,11 +154,11 @@ def cmd_attack(args) -> int:
     twin = _twin(args, model) if args.twin else None  # before the first run: no twin, no wasted attack
     x = _load_image(args.image, model)
     target = _parse_target(args.target, model)
-    extra = {}
-    if spec.needs_target_images:
-        extra["target_images"], target = _target_image(args, model, x, target, params.get("layer"))
-    elif target is None and targets.default_policy(spec) is not None:  # JSMA: the runner-up, as in the app
-        target = targets.choose(model, x, targets.default_policy(spec), seed=args.seed)
+    if spec.needs_target_images and args.target_image and args.target_image not in targets.IMAGE_RULES:
+        extra = {"target_images": _load_image(args.target_image, model)}  # a given image: its class is the target
+    else:
+        target, extra = target_images.decide(spec, model, x, target, seed=args.seed, layer=params.get("layer"),
+                                             rule=args.target_image or targets.FARTHEST)
     result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params, **extra)
     record = run_record(result, model)
     record["image"] = str(args.image)
@@ -251,13 +243,13 @@ def _estimate(model, spec, params: dict, as_json: bool) -> int:
 
 
 def cmd_export(args) -> int:
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     if not 0 <= args.index < x.shape[0]:
         raise ValueError(f"index {args.index} out of range: the Fashion-MNIST test split has {x.shape[0]} images")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(images.png_bytes(images.to_uint8(x[args.index])[..., 0]))
-    print(json.dumps({"index": args.index, "label": int(y[args.index]), "label_name": data.CLASS_NAMES[int(y[args.index])], "path": str(out)}))
+    print(json.dumps({"index": args.index, "label": int(y[args.index]), "label_name": fashion_mnist.CLASS_NAMES[int(y[args.index])], "path": str(out)}))
     return 0
 
 
@@ -348,7 +340,7 @@ def cmd_separability(args) -> int:
 
 
 def cmd_jsma_hardness(args) -> int:
-    from engine.analysis.saliency_maps import hardness_matrix
+    from engine.analysis.jsma_extras import hardness_matrix
 
     model = _model(args, args.model)
     x, y = _evaluation_images(args, model, 2000 if not getattr(args, "data", None) else 10**9)
@@ -377,7 +369,7 @@ def _image_count(value: int) -> int:
 
 
 def cmd_jsma_table(args) -> int:
-    from engine.analysis.saliency_maps import jsma_table
+    from engine.analysis.jsma_extras import jsma_table
 
     loaded = _same_domain(args, args.models)
     x, y = _evaluation_images(args, loaded[0], _image_count(args.images))
@@ -388,7 +380,7 @@ def cmd_jsma_table(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from engine.analysis.saliency_maps import robustness
+    from engine.analysis.jsma_extras import robustness
 
     loaded = _same_domain(args, args.models)
     x, y = _evaluation_images(args, loaded[0], _image_count(args.images))
@@ -535,9 +527,8 @@ def _recognisable_setup(args):
     tests = [_model(args, n) for n in args.tests]
     single = _model(args, args.single) if args.single else sources[0]
     x, y, names = _image_batch(args, sources[0])
-    if y is None:  # photos: the class the models agree on
-        with torch.no_grad():
-            y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
+    if y is None:  # photos carry no label
+        y = recognisable.consensus_labels(sources + tests, x)
     target = _targets(args, sources[0], x, y)
     settings = domains.of(sources[0]).averaging
     copies = args.copies if args.copies is not None else settings.get("copies", 10)

@@ -187,9 +187,9 @@ IMAGENET_NAME = "imagenet"
 
 def _fmnist_split(model, n: int):
     """The first n test images, and the second half of the test split as the (disjoint) target-image bank."""
-    from engine import data
+    from engine.datasets import fashion_mnist
 
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     half = x.shape[0] // 2
     if not 1 <= n <= half:
         raise ValueError(f"the number of images must be between 1 and {half}")
@@ -231,7 +231,7 @@ def _fitted_gallery(input_size: tuple, resize: int | None, names: tuple[str, ...
 
 
 def _imagenet_names() -> list[str]:
-    from engine.imagenet import class_names
+    from engine.datasets.imagenet import class_names
 
     return list(class_names())
 
@@ -285,7 +285,7 @@ def _imagenet_settings() -> dict:
         defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10},
                   # At ε 0.03 no targeted attack makes another photo model say its target; at 0.1 some do.
                   "transfer": {"steps": 5, "eps": (0.03, 0.1)}, "features": {"images": 36, "eps": 0.03},
-                  # Against all 999 other classes JSMA misses even the runner-up (engine.analysis.saliency_maps.
+                  # Against all 999 other classes JSMA misses even the runner-up (engine.analysis.jsma_extras.
                   # Rival); the curve's photos aim at their own runner-up, within Υ 2 % (seconds for 8 photos).
                   "jsma": {"upsilon": 0.02, "pairs": 64, "against": "rival", "curve_max": 0.02,
                            "curve_target": "runner-up"},
@@ -301,18 +301,18 @@ def _imagenet_settings() -> dict:
 
 
 def _fmnist() -> Domain:
-    from engine import data
+    from engine.datasets import fashion_mnist
 
     return Domain(
-        FASHION_MNIST_NAME, "Fashion-MNIST", data.INPUT_SIZE, (data.MEAN,), (data.STD,),
+        FASHION_MNIST_NAME, "Fashion-MNIST", fashion_mnist.INPUT_SIZE, (fashion_mnist.MEAN,), (fashion_mnist.STD,),
         **_fmnist_settings(),
         # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
         # thesis' single-model setting.
         sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
         twins=_zoo_twins(),
         # Sizes and single images come from the cached split: a copy of all 10,000 per lookup is 31 MB.
-        indexed=True, prefix="fmnist:", split=_fmnist_split, numbered=data.test_view, names=lambda: data.CLASS_NAMES,
-        capacity=lambda: data.test_view()[1].shape[0] // 2, count=lambda: data.test_view()[1].shape[0],
+        indexed=True, prefix="fmnist:", split=_fmnist_split, numbered=fashion_mnist.test_view, names=lambda: fashion_mnist.CLASS_NAMES,
+        capacity=lambda: fashion_mnist.test_view()[1].shape[0] // 2, count=lambda: fashion_mnist.test_view()[1].shape[0],
         mask_threshold=0.05,
     )
 

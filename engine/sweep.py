@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from engine import attacks, domains, models, targets
-from engine.analysis.activation import TargetBank, evaluation_split, target_bank
+from engine.analysis.target_images import TargetBank, evaluation_split, target_bank
 from engine.analysis.transfer import METHODS, adversarial, score_blacks
 from engine.attacks.activation import layer_name
 from engine.metrics import norms

@@ -81,7 +81,7 @@ def pick_images(bank_f: torch.Tensor, bank_y: torch.Tensor, target: torch.Tensor
     """Per target in `target`, the bank index of its target image under `rule`, among the bank's images of
     that class. `bank_f` (B × F) are the bank's activations at the layer, `source_f` (N × F) the sources'
     (FARTHEST needs them). The bank must hold only images the model classifies as their label (`bank`;
-    `engine.analysis.activation.target_bank` ensures it)."""
+    `engine.analysis.target_images.target_bank` ensures it)."""
     if rule not in IMAGE_RULES:
         raise ValueError(f"unknown target-image rule {rule!r}; choose one of {', '.join(IMAGE_RULES)}")
     device = bank_f.device

@@ -30,7 +30,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine import data, images, models
+from engine import images, models
+from engine.datasets import fashion_mnist
 from engine.analysis import checkerboard, masking, recognisable
 from engine.report import environment
 
@@ -84,10 +85,10 @@ def quick(cfg: dict) -> dict:
 
 def fmnist_images(per_class: int, judges) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The first `per_class` test images of each class that every judge classifies correctly, and their masks."""
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     with torch.no_grad():
         ok = torch.stack([m(x).argmax(1) == y for m in judges]).all(0)
-    keep = torch.cat([((y == c) & ok).nonzero().squeeze(1)[:per_class] for c in range(len(data.CLASS_NAMES))])
+    keep = torch.cat([((y == c) & ok).nonzero().squeeze(1)[:per_class] for c in range(len(fashion_mnist.CLASS_NAMES))])
     return x[keep], y[keep], masking.threshold_mask(x[keep])
 
 

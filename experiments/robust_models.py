@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import domains, models  # noqa: E402
 from engine.analysis import masking, recognisable, robust  # noqa: E402
-from engine.analysis.activation import evaluation_split  # noqa: E402
+from engine.analysis.target_images import evaluation_split  # noqa: E402
 from engine.report import environment  # noqa: E402
 from recognisable_perturbations import picture  # noqa: E402  (this folder: the same grid of images)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
-from engine.analysis.saliency_maps import SEED_TABLE  # noqa: E402
+from engine.analysis.jsma_extras import SEED_TABLE  # noqa: E402
 
 JUDGES = ["fmnist-resnet-1", "fmnist-densenet-1", "fmnist-lenet-1", "fmnist-vgg-1"]  # the domain's held-out models
 WHITE = "fmnist-densenet-0"  # the deepest zoo model by its layer catalogue (11 layers)

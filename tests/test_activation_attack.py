@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from engine import attacks
-from engine.analysis.activation import features, target_bank, target_images
+from engine.analysis.target_images import features, target_bank, target_images
 from engine.targets import random_classes as random_targets
 from conftest import hooks_left
 
@@ -65,7 +65,7 @@ def test_aa_at_every_layer_and_errors(digits):
 
 def test_uploaded_images_join_the_photo_bank(lite0):
     from engine import images
-    from engine.analysis.activation import choose_target_images, evaluation_split
+    from engine.analysis.target_images import choose_target_images, evaluation_split
 
     x = images.load(images.gallery()["chelsea"], lite0)
     upload = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))  # stands in for a user's upload

@@ -12,7 +12,8 @@ from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
 from streamlit.testing.v1 import AppTest
 
 from conftest import hooks_left
-from engine import attacks, data, domains, models
+from engine import attacks, domains, models
+from engine.datasets import fashion_mnist
 from apptest_helpers import uploader  # noqa: E402
 
 pytestmark = pytest.mark.slow  # app sessions
@@ -140,7 +141,7 @@ def test_jsma_lab_replays_the_changed_pixels(fm):
 
 
 def test_jsma_lab_table_and_robustness_match_the_engine(fm):
-    from engine.analysis.saliency_maps import robustness
+    from engine.analysis.jsma_extras import robustness
 
     fm.switch_page("views/jsma.py").run()
     fm.button(key="FormSubmitter:jsma-form-Run JSMA").click().run()
@@ -151,7 +152,7 @@ def test_jsma_lab_table_and_robustness_match_the_engine(fm):
     table = fm.dataframe[0].value
     assert list(table["variant"]) == ["increasing (θ = +1)", "decreasing (θ = -1)"]
     assert all(table["seed (MNIST)"].str.startswith(("97.1%", "64.7%")))
-    x, y = data.evaluation_slice(1)
+    x, y = fashion_mnist.evaluation_slice(1)
     model = models.load(FMNIST, device="cpu")
     expected = robustness(model, x, y)
     shown = {m.label: m.value for m in fm.metric}
@@ -210,7 +211,7 @@ def test_partial_result_is_shown_and_can_be_resumed():
     at = fresh({"model": FMNIST})
     spec = at.session_state["last_run_key"]
     model = models.load(FMNIST, device="cpu")
-    x = data.test_split()[0][int(spec.image_key.split(":")[1])][None]
+    x = fashion_mnist.test_split()[0][int(spec.image_key.split(":")[1])][None]
     partial = attacks.run("pgd", model, x, callback=lambda step, total, s: step < 2)
     at.session_state["attack_results"] = {spec: partial}
     at.session_state["analysis_results"] = {}
@@ -251,7 +252,7 @@ def test_bring_your_own_model(tmp_path):
 def test_two_sessions_at_once_get_what_they_get_alone():
     jobs = {"fgsm": {"eps": 0.1}, "bim": {"eps": 0.15, "steps": 5}}
     model = models.load(FMNIST, device="cpu")
-    x = data.test_split()[0][:1]
+    x = fashion_mnist.test_split()[0][:1]
     alone = {a: attacks.run(a, model, x, **p).x_adv for a, p in jobs.items()}
     out, errors = {}, []
 

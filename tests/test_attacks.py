@@ -332,10 +332,11 @@ def test_fgsm_unscored_is_one_forward_and_one_backward(digits):
 def test_gradient_attack_loops_never_wait_for_the_host_on_a_gpu(name):
     """Issue 8: after the first step, an iterative attack's loop runs with CUDA's sync debug
     mode set to raise: any .item(), bool() on a tensor or .cpu() copy in the loop fails here."""
-    from engine import data, models
+    from engine import models
+    from engine.datasets import fashion_mnist
 
     model = models.load("fmnist-lenet-0", device="cuda")
-    x = data.test_split()[0][:64].cuda()
+    x = fashion_mnist.test_split()[0][:64].cuda()
     with torch.no_grad():
         y = model(x).argmax(1)
     extra = {"target_images": x.roll(1, 0), "target": (y + 1) % 10} if name == "aa" else {}
@@ -355,9 +356,9 @@ def test_fgsm_at_many_eps_is_one_run_per_eps(targeted):
     from engine import attacks, models
 
     white, black = models.load("fmnist-lenet-0", device="cpu"), models.load("fmnist-mlp-0", device="cpu")
-    from engine import data
+    from engine.datasets import fashion_mnist
 
-    x = data.test_split()[0][:6]
+    x = fashion_mnist.test_split()[0][:6]
     with torch.no_grad():
         target = (white(x).argmax(1) + 1) % 10 if targeted else None
     eps = [0.0, 0.03, 0.1, 0.25, 1.0]

@@ -224,10 +224,11 @@ def test_deepfool_matches_foolbox_image_for_image():
     if not peers.PEERS_DIR.is_dir():
         pytest.skip("peer libraries not installed: bash bench/install_peers.sh")
     peers.import_peers()
-    from engine import attacks, data, models
+    from engine import attacks, models
+    from engine.datasets import fashion_mnist
 
     model = models.load("fmnist-lenet-0")
-    x = data.test_view()[0][:64]
+    x = fashion_mnist.test_view()[0][:64]
     with torch.no_grad():
         y = model(x).argmax(1)
     params = {"steps": 50, "overshoot": 0.02, "num_classes": 10}

@@ -288,11 +288,12 @@ EIGHT = [("fgsm", {"eps": 0.1}, 0), ("bim", {"eps": 0.15, "steps": 4}, 1), ("pgd
 
 def test_eight_browsers_at_once_each_get_what_they_get_alone(server, browser):
     """Eight people, eight attacks on eight images, at the same time: each headline is the engine's own."""
-    from engine import attacks, data, models
+    from engine import attacks, models
+    from engine.datasets import fashion_mnist
     from engine.report import headline, run_record
 
     model = models.load("fmnist-lenet-0", device="cpu")
-    x = data.test_split()[0]
+    x = fashion_mnist.test_split()[0]
     expected = {}
     for attack, params, i in EIGHT:
         words = headline(run_record(attacks.run(attack, model, x[i:i + 1], **params), model))
@@ -405,14 +406,15 @@ def test_an_uploaded_torchscript_model_is_attacked_in_the_explorer(server, local
 
     import torch
 
-    from engine import data, models
+    from engine import models
+    from engine.datasets import fashion_mnist
 
     zoo = models.load("fmnist-lenet-0", device="cpu")
     path = tmp_path / "my-lenet.pt"
     torch.jit.trace(zoo.net, torch.zeros(1, *zoo.input_size)).save(str(path))
     sidecar = tmp_path / "my-lenet.json"
-    sidecar.write_text(json.dumps({"input_size": list(zoo.input_size), "mean": [data.MEAN], "std": [data.STD],
-                                   "class_names": data.CLASS_NAMES, "domain": zoo.domain}))
+    sidecar.write_text(json.dumps({"input_size": list(zoo.input_size), "mean": [fashion_mnist.MEAN], "std": [fashion_mnist.STD],
+                                   "class_names": fashion_mnist.CLASS_NAMES, "domain": zoo.domain}))
     import browser_own_model as byo
     from playwright.sync_api import expect
 

@@ -9,7 +9,7 @@ import torch
 
 from app import figures
 from engine import domains, models
-from engine.analysis import features, masking, panels, quiz, saliency_maps, transfer
+from engine.analysis import features, jsma_extras, masking, panels, quiz, transfer
 from engine.analysis import patch_distance as pd
 
 
@@ -116,8 +116,8 @@ def test_the_jsma_default_reaches_its_target(name, key):
     model = models.load(name, device="cpu")
     own = domains.of(model).defaults["jsma"]
     x = domains.of(model).load(key, model)
-    target = saliency_maps.default_target(model, x)
-    result = saliency_maps.run_jsma(model, x, target, against=own["against"], theta=1,
+    target = jsma_extras.default_target(model, x)
+    result = jsma_extras.run_jsma(model, x, target, against=own["against"], theta=1,
                                     max_distortion=own["upsilon"], pairs=own["pairs"])
     with torch.no_grad():
         said = model(result.x_adv).argmax(1)
@@ -128,19 +128,19 @@ def test_the_jsma_default_reaches_its_target(name, key):
 
 def test_the_rival_view_answers_the_target_exactly_when_the_model_does(lenet):
     x = domains.of(lenet).evaluation_split(lenet, 16)[0][0]
-    view = saliency_maps.Rival(lenet, 3)
+    view = jsma_extras.Rival(lenet, 3)
     with torch.no_grad():
         assert torch.equal(view(x).argmax(1) == 1, lenet(x).argmax(1) == 3)
     with pytest.raises(ValueError, match="against"):
-        saliency_maps.run_jsma(lenet, x[:1], 3, against="some")
+        jsma_extras.run_jsma(lenet, x[:1], 3, against="some")
 
 
 def test_the_curve_sentence_says_how_many_reach_the_target():
-    rows = saliency_maps.success_curve(torch.tensor([0.01, 0.03, float("inf")]), np.linspace(0, 0.05, 6))
-    said = saliency_maps.curve_sentence(rows, "Sneaker", 3)
+    rows = jsma_extras.success_curve(torch.tensor([0.01, 0.03, float("inf")]), np.linspace(0, 0.05, 6))
+    said = jsma_extras.curve_sentence(rows, "Sneaker", 3)
     assert said.startswith("67% of the 3 images reach Sneaker by Υ = 5.0%")
-    none = saliency_maps.success_curve(torch.tensor([float("inf")]), [0.0, 0.02])
-    assert saliency_maps.curve_sentence(none, "tench", 1).startswith("No image reached tench")
+    none = jsma_extras.success_curve(torch.tensor([float("inf")]), [0.0, 0.02])
+    assert jsma_extras.curve_sentence(none, "tench", 1).startswith("No image reached tench")
 
 
 # ---- the spectrum shows its structure ------------------------------------------------------------------
@@ -256,9 +256,9 @@ def test_the_quiz_asks_only_about_images_its_model_gets_right(lenet):
 
 def test_the_jsma_curve_aims_each_photo_at_its_runner_up_or_all_at_the_chosen_class(lenet):
     x, y = domains.of(lenet).evaluation_split(lenet, 30)[0]
-    rows, goals = saliency_maps.curve_targets(lenet, x, y, 7)
+    rows, goals = jsma_extras.curve_targets(lenet, x, y, 7)
     assert rows.tolist() == (y != 7).nonzero().squeeze(1).tolist() and set(goals.tolist()) == {7}
-    rows, goals = saliency_maps.curve_targets(lenet, x, y, 7, "runner-up")
+    rows, goals = jsma_extras.curve_targets(lenet, x, y, 7, "runner-up")
     with torch.no_grad():
         top2 = lenet(x).topk(2, 1).indices
     assert rows.tolist() == list(range(30)) and torch.equal(goals, top2[:, 1])

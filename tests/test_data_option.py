@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import data, images, models
+from engine import images, models
+from engine.datasets import fashion_mnist
 from engine.cli import main
 
 N = 12
@@ -32,9 +33,9 @@ def _timeless(value):
 def fmnist_folder(tmp_path_factory):
     """The first N Fashion-MNIST test images as PNG files in class sub-folders (the ImageFolder layout)."""
     root = tmp_path_factory.mktemp("fmnist")
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     for i in range(N):
-        folder = root / data.CLASS_NAMES[int(y[i])].replace("/", "-")  # "T-shirt/top" cannot be a folder name
+        folder = root / fashion_mnist.CLASS_NAMES[int(y[i])].replace("/", "-")  # "T-shirt/top" cannot be a folder name
         folder.mkdir(exist_ok=True)
         Image.fromarray(images.to_uint8(x[i])[..., 0]).save(folder / f"{i:05d}.png")
     return root
@@ -44,7 +45,7 @@ def fmnist_folder(tmp_path_factory):
 def fmnist_csv(tmp_path_factory):
     """The same images in a flat folder with a file,label CSV of class indices, in test-split order."""
     root = tmp_path_factory.mktemp("fmnist-csv")
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     rows = ["file,label"]
     for i in range(N):
         Image.fromarray(images.to_uint8(x[i])[..., 0]).save(root / f"{i:05d}.png")
@@ -121,7 +122,7 @@ def lenet_torchscript(tmp_path_factory):
     path = folder / "lenet.pt"
     traced.save(str(path))
     path.with_suffix(".json").write_text(json.dumps({
-        "input_size": list(zoo.input_size), "mean": [data.MEAN], "std": [data.STD], "class_names": data.CLASS_NAMES,
+        "input_size": list(zoo.input_size), "mean": [fashion_mnist.MEAN], "std": [fashion_mnist.STD], "class_names": fashion_mnist.CLASS_NAMES,
         "domain": zoo.domain}))
     return path
 
@@ -136,7 +137,7 @@ def test_a_torchscript_model_attacks_like_the_registered_one(capsys, lenet_torch
 
 def test_a_torchscript_model_has_grad_cam(capsys, lenet_torchscript):
     record = run_json(capsys, "gradcam", "--model", str(lenet_torchscript), "--image", "3", "--json")
-    assert record["layer"] and record["predicted"] in data.CLASS_NAMES
+    assert record["layer"] and record["predicted"] in fashion_mnist.CLASS_NAMES
 
 
 def test_an_unknown_model_says_what_a_model_can_be(capsys):

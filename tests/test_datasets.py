@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 from torchvision.datasets.imagenette import Imagenette
-from engine.imagenet import class_names as imagenet_names
+from engine.datasets.imagenet import class_names as imagenet_names
 
 from engine import datasets, images
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from engine import attacks, domains, models, targets
-from engine.analysis.activation import evaluation_split
+from engine.analysis.target_images import evaluation_split
 
 
 def test_every_registered_model_belongs_to_a_domain_that_describes_it():

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine import data, models
-from engine.analysis.activation import target_images
+from engine import models
+from engine.datasets import fashion_mnist
+from engine.analysis.target_images import target_images
 from engine.analysis.features import Plane, aa_trajectory, angular_distances, separability
 
 
@@ -20,7 +21,7 @@ def test_angular_distances():
 
 
 def test_separability_is_higher_deep_than_at_the_input(lenet):
-    x, y = data.evaluation_slice(300)
+    x, y = fashion_mnist.evaluation_slice(300)
     rows = separability(lenet, x, y)
     assert rows[0]["name"] == "input" and len(rows) == len(lenet.layers()) + 1
     assert rows[-1]["ratio"] > rows[0]["ratio"] * 1.2  # measured 2.26 vs 1.44 (×1.57)
@@ -28,7 +29,7 @@ def test_separability_is_higher_deep_than_at_the_input(lenet):
 
 
 def test_aa_moves_towards_the_target_in_the_pca_plane(lenet):
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     layer = 4
     plane = Plane.fit(lenet, x[:1000], layer)
     assert len(plane.explained) == 2 and sum(plane.explained) < 1

@@ -10,7 +10,7 @@ import torch
 
 import own_world
 from engine import attacks
-from engine.analysis.activation import features
+from engine.analysis.target_images import features
 from engine.heatmaps import grad_cam
 from engine.models import formats
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from conftest import hooks_left
 from engine import attacks
-from engine.analysis.activation import features
+from engine.analysis.target_images import features
 from engine.heatmaps import grad_cam
 from engine.models import Classifier, ModelUnavailable, formats
 from engine.models.formats import BadModelFile, auto_blocks, read_sidecar, sniff

@@ -13,7 +13,7 @@ from safetensors.torch import save as save_safetensors
 
 from conftest import hooks_left
 from engine import attacks
-from engine.analysis.activation import features
+from engine.analysis.target_images import features
 from engine.heatmaps import grad_cam
 from engine.models.formats import BadModelFile, check_meta
 from engine.models.formats import hf as hf_format

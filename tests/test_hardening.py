@@ -13,7 +13,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import hooks_left
-from engine import attacks, data, models
+from engine import attacks, models
+from engine.datasets import fashion_mnist
 from engine.models import ModelUnavailable, registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ def one_script_cache(monkeypatch):
 @pytest.mark.slow
 def test_eight_sessions_at_once_each_get_what_they_get_alone(one_script_cache):
     model = models.load(FMNIST, device="cpu")
-    x = data.test_split()[0]
+    x = fashion_mnist.test_split()[0]
     alone = {a: attacks.run(a, model, x[i:i + 1], **p).x_adv for a, p, i in SESSIONS}
     out, errors = {}, []
     threads = [threading.Thread(target=_session_result, args=(a, p, i, out, errors)) for a, p, i in SESSIONS]
@@ -120,10 +121,11 @@ def test_a_hundred_runs_leave_no_growth(digits):
 _RUN = """
 import hashlib, sys, torch
 torch.set_num_threads(1)
-from engine import attacks, models, data
+from engine import attacks, models
+from engine.datasets import fashion_mnist
 from engine.attacks.averaging import averaged
 m = models.load("fmnist-lenet-0", device="cpu")
-x = data.test_split()[0][:4]
+x = fashion_mnist.test_split()[0][:4]
 parts = [attacks.run(a, m, x, seed=7, **p).x_adv for a, p in
          (("pgd", {"steps": 5}), ("square", {"n_queries": 50}), ("deepfool", {"steps": 5}))]
 parts.append(averaged("bim", [m], x, copies=4, sigma=0.2, seed=7, steps=5).delta)
@@ -268,7 +270,7 @@ def exploding_model():
 
         net = torch.nn.Sequential(Exploding())
         return Classifier(net, name="exploding", domain="fashion-mnist", input_size=(1, 28, 28),
-                          class_names=data.CLASS_NAMES, mean=(0.5,), std=(0.5,), block_names=["0"])
+                          class_names=fashion_mnist.CLASS_NAMES, mean=(0.5,), std=(0.5,), block_names=["0"])
 
     registry.register_model("exploding", domain="fashion-mnist")(build)
     yield

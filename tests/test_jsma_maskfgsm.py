@@ -5,7 +5,7 @@ import torch
 
 from engine import attacks, images
 from engine.heatmaps import grad_cam
-from engine.analysis.saliency_maps import adversarial_distance, distortions, hardness, hardness_matrix, success_curve
+from engine.analysis.jsma_extras import adversarial_distance, distortions, hardness, hardness_matrix, success_curve
 from conftest import hooks_left
 from engine.metrics import norms
 
@@ -89,10 +89,11 @@ def test_mask_fgsm_changes_nothing_outside_the_thresholded_mask(lite0):
 
 def test_iterative_mask_fgsm_stops_at_success_or_budget():
     """Algorithm 1 on the committed Fashion-MNIST LeNet (Grad-CAM on 8×8 digits is too coarse to fool them)."""
-    from engine import data, models
+    from engine import models
+    from engine.datasets import fashion_mnist
 
     model = models.load("fmnist-lenet-0", device="cpu")
-    x, y = data.evaluation_slice(80)
+    x, y = fashion_mnist.evaluation_slice(80)
     with torch.no_grad():
         keep = model(x).argmax(1) == y
     x, y = x[keep][:64], y[keep][:64]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine import attacks, targets
-from engine.analysis.saliency_maps import (
+from engine.analysis.jsma_extras import (
     adversarial_distance, binomial_se, jsma_table, robustness, source_target_pairs)
 from engine.cli import main
 from conftest import cli_json

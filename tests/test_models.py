@@ -136,9 +136,10 @@ def test_unknown_device_is_a_value_error():
 def test_bf16_autocast_keeps_predictions_and_attack_budgets():
     """Mixed precision (issue 8) on the CPU: same top-1 on the test split, float32 logits,
     and a PGD run under bf16 stays in its budget and still fools the float32 model."""
-    from engine import attacks, data
+    from engine import attacks
+    from engine.datasets import fashion_mnist
 
-    x = data.test_split()[0][:256]
+    x = fashion_mnist.test_split()[0][:256]
     full = models.load("fmnist-lenet-0", device="cpu")
     half = models.load("fmnist-lenet-0", device="cpu", precision="bf16")
     with torch.no_grad():

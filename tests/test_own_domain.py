@@ -10,7 +10,7 @@ import torch
 
 import own_world
 from engine import attacks, datasets, domains
-from engine.analysis.activation import choose_target_images, evaluation_split
+from engine.analysis.target_images import choose_target_images, evaluation_split
 
 ROOT = Path(__file__).resolve().parent.parent
 

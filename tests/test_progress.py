@@ -2,7 +2,7 @@
 import pytest
 
 from engine import progress
-from engine.analysis import checkerboard, recognisable, saliency_maps, transfer
+from engine.analysis import checkerboard, jsma_extras, recognisable, transfer
 
 
 class Bar:
@@ -52,9 +52,9 @@ def test_checkerboard_and_averaging_stop_where_they_are_told(digits):
 def test_hardness_over_pairs_reports_once_per_pair_and_keeps_finished_pairs(digits):
     model, x, y = digits
     bar = Bar()
-    rows = saliency_maps.hardness_matrix(model, x, y, classes=[0, 1, 2], per_pair=2, max_distortion=0.1, callback=bar)
+    rows = jsma_extras.hardness_matrix(model, x, y, classes=[0, 1, 2], per_pair=2, max_distortion=0.1, callback=bar)
     assert len(rows) == 6 and bar.calls[-1][1] == 6 and {c[2]["part"] for c in bar.calls} == set(range(1, 7))
     two_pairs = sum(c[2]["part"] <= 2 for c in bar.calls)
-    cut = saliency_maps.hardness_matrix(model, x, y, classes=[0, 1, 2], per_pair=2, max_distortion=0.1,
+    cut = jsma_extras.hardness_matrix(model, x, y, classes=[0, 1, 2], per_pair=2, max_distortion=0.1,
                                         callback=Bar(stop_after=two_pairs + 1))
     assert cut == rows[:2]

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from engine import attacks, data, images, models
+from engine import attacks, images, models
+from engine.datasets import fashion_mnist
 from engine.report import describe_attack, headline, run_record
 
 
@@ -43,7 +44,7 @@ def test_describe_attack_names_the_budget_not_the_derived_parameters():
 def test_success_8bit_is_what_the_saved_png_does():
     """DeepFool lands just across the boundary: the record's 8-bit verdict is the verdict on the PNG itself."""
     model = models.load("fmnist-lenet-0", device="cpu")
-    x = data.evaluation_slice(24)[0]
+    x = fashion_mnist.evaluation_slice(24)[0]
     result = attacks.run("deepfool", model, x, overshoot=0.0)
     rows = run_record(result, model)["examples"]
     for i, row in enumerate(rows):

@@ -4,8 +4,9 @@ import itertools
 import pytest
 import torch
 
-from engine import attacks, data, models
-from engine.analysis.activation import target_images
+from engine import attacks, models
+from engine.datasets import fashion_mnist
+from engine.analysis.target_images import target_images
 
 # Small enough to run every attack a few times. On these 16 images C&W's first search step leaves 6 of them
 # unfooled (so the search moves both bounds) and the early abort ends its second at Adam step 21 of 50, so a
@@ -47,7 +48,7 @@ def setups(digits):
     model, x, y = digits
     x, y = x[:16], y[:16]
     fmnist = models.load("fmnist-lenet-0", device="cpu")
-    fx, fy = data.evaluation_slice(60)
+    fx, fy = fashion_mnist.evaluation_slice(60)
     with torch.no_grad():
         right = fmnist(fx).argmax(1) == fy
     fx, fy = fx[right][:32], fy[right][:32]

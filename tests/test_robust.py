@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import attacks, cli, data, domains, models
+from engine import attacks, cli, domains, models
+from engine.datasets import fashion_mnist
 from engine.analysis import robust
 from engine.zoo import manifest, train
 
@@ -27,7 +28,7 @@ def test_the_zoo_pairs_each_robust_model_with_its_plain_twin():
 
 @pytest.mark.parametrize("pair", FMNIST.twins, ids=lambda pair: pair[1])
 def test_robust_models_are_more_accurate_under_pgd_than_their_plain_twins(pair):
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     x, y = x[:200], y[:200]
     plain, tough = (models.load(n, device="cpu") for n in pair)
     rows = {m.name: {r["eps"]: r["accuracy"] for r in robust.pgd_accuracy(m, x, y, (0.1,))} for m in (plain, tough)}
@@ -61,7 +62,7 @@ def test_fgsm_rs_examples_stay_in_the_ball_and_the_pixel_range(digits):
     model, x, y = digits
     gen = torch.Generator().manual_seed(0)
     # fgsm_rs feeds a zoo network Fashion-MNIST-normalised inputs; undo that for the pixel-space fixture.
-    adv = train.fgsm_rs(lambda z: model(z * data.STD + data.MEAN), x, y, 0.1, gen)
+    adv = train.fgsm_rs(lambda z: model(z * fashion_mnist.STD + fashion_mnist.MEAN), x, y, 0.1, gen)
     assert float((adv - x).abs().max()) <= 0.1 + 1e-6
     assert float(adv.min()) >= 0 and float(adv.max()) <= 1
     assert float((adv - x).abs().mean()) > 0.05  # a real step, not the start alone

@@ -5,7 +5,7 @@ import torch
 
 from engine import targets
 from engine.analysis import transfer
-from engine.analysis.activation import choose_target_images, features, target_bank, target_images
+from engine.analysis.target_images import choose_target_images, features, target_bank, target_images
 from engine.cli import main
 from conftest import cli_json
 from engine.metrics import predict_labels

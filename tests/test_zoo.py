@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from engine import data, models
+from engine import models
+from engine.datasets import fashion_mnist
 from engine.cli import main
 from engine.zoo import archs, card, manifest
 
@@ -30,8 +31,8 @@ def test_zoo_has_many_models_of_many_families():
 def test_model_loads_and_reproduces_its_card(entry):
     model = models.load(entry["name"], device="cpu")
     assert model.domain == "fashion-mnist" and model.input_size == (1, 28, 28)
-    assert model.class_names == data.CLASS_NAMES
-    x, y = data.evaluation_slice(500)
+    assert model.class_names == fashion_mnist.CLASS_NAMES
+    x, y = fashion_mnist.evaluation_slice(500)
     with torch.no_grad():
         acc = float((model(x).argmax(1) == y).float().mean())
     assert abs(acc - entry["slice500_accuracy"]) <= 0.01
@@ -58,15 +59,15 @@ def test_model_card_lists_every_model():
 
 
 def test_test_split_loader_and_class_bank():
-    x, y = data.test_split()
+    x, y = fashion_mnist.test_split()
     assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.float32
     assert float(x.min()) == 0.0 and float(x.max()) == 1.0
     assert y.shape == (10000,) and set(y.tolist()) == set(range(10))
-    bank = data.class_bank(y)
+    bank = fashion_mnist.class_bank(y)
     assert sum(len(v) for v in bank.values()) == 10000
     assert all(bool((y[idx] == c).all()) and len(idx) == 1000 for c, idx in bank.items())
     # The training-set statistics are close to the test set's.
-    assert abs(float(x.mean()) - data.MEAN) < 0.01 and abs(float(x.std()) - data.STD) < 0.01
+    assert abs(float(x.mean()) - fashion_mnist.MEAN) < 0.01 and abs(float(x.std()) - fashion_mnist.STD) < 0.01
 
 
 def _write_idx(path, array, magic):
@@ -79,11 +80,11 @@ def test_train_split_reader_and_missing_package(tmp_path):
     import numpy as np
 
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
-        data.train_split(tmp_path)
+        fashion_mnist.train_split(tmp_path)
     images = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
     _write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, 0x0803)
     _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.array([4, 0, 9], dtype=np.uint8), 0x0801)
-    x, y = data.train_split(tmp_path)
+    x, y = fashion_mnist.train_split(tmp_path)
     assert x.shape == (3, 1, 28, 28) and y.tolist() == [4, 0, 9]
     assert torch.allclose(x[1, 0], torch.from_numpy(images[1]).float() / 255)
 
@@ -112,7 +113,7 @@ def test_index_needs_a_fashion_mnist_model(capsys):
 def test_training_is_deterministic_from_its_seed():
     from engine.zoo.train import fit
 
-    x, y = data.evaluation_slice(512)  # stands in for the training split: the loop is what is tested
+    x, y = fashion_mnist.evaluation_slice(512)  # stands in for the training split: the loop is what is tested
     a, _ = fit("lenet", 3, 1, (x, y), log=lambda _m: None)
     b, _ = fit("lenet", 3, 1, (x, y), log=lambda _m: None)
     c, _ = fit("lenet", 4, 1, (x, y), log=lambda _m: None)

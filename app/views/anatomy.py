@@ -169,8 +169,7 @@ def page() -> None:
     delta = deltas["noisy multi-model"]
     if targeted:
         _generation_section(verdicts, model.class_names, labels[1])
-    with torch.no_grad():
-        y = sum(torch.softmax(m(x), 1) for m in [model, *judges]).argmax(1)
+    y = recognisable.consensus_labels([model, *judges], x)
 
     st.header("Contour vs background")
     mask = _mask(model, x, selection)

@@ -11,8 +11,7 @@ import torch
 from app import deck, figures, resources, state, urlstate, widgets
 from app.jobs import Progress
 from engine import attacks, cost, domains, glossary, images, report, targets
-from engine.analysis import robust
-from engine.analysis.activation import choose_target_images
+from engine.analysis import robust, target_images
 from engine.analysis.panels import eps_panels, explorer_panels
 from engine.models import ModelUnavailable
 
@@ -24,15 +23,10 @@ def run_attack(run: state.RunSpec, selection: state.Selection):
     model = resources.model(run.model)
     x = resources.image_tensor(run.model, selection.image_key, selection.upload).to(model.device)
     spec = attacks.get(run.attack)
-    target, extra = run.target, {}
-    if spec.needs_target_images:  # AA: farthest-in-class target image from the gallery/test split plus uploads
-        uploaded = [resources.image_tensor(run.model, key, data) for key, data in state.uploads().items()]
-        extra_bank = torch.cat(uploaded) if uploaded else None
-        target, extra["target_images"] = choose_target_images(
-            model, x, dict(run.params).get("layer"), target, run.seed, extra_images=extra_bank
-        )
-    elif target is None and targets.default_policy(spec) is not None:
-        target = targets.choose(model, x, targets.default_policy(spec), seed=run.seed)
+    uploaded = [resources.image_tensor(run.model, key, data) for key, data in state.uploads().items()]
+    # AA also draws its target image from the user's uploads
+    target, extra = target_images.decide(spec, model, x, run.target, seed=run.seed, layer=dict(run.params).get("layer"),
+                                         extra_images=torch.cat(uploaded) if uploaded else None)
     progress = Progress(f"Running {spec.title}", "explorer")
     result = attacks.run(run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra)
     progress.finish(lambda: state.remember(run, result))

@@ -8,7 +8,7 @@ from app import figures, resources, state, widgets
 from app.jobs import Progress
 from engine import domains
 from engine.analysis import features
-from engine.analysis.activation import choose_target_images
+from engine.analysis.target_images import choose_target_images
 from engine.attacks.activation import layer_name
 
 

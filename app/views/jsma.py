@@ -8,7 +8,7 @@ import torch
 from app import figures, resources, state, widgets
 from app.jobs import Progress
 from engine import attacks, cost, domains, glossary, images, report
-from engine.analysis import masking, saliency_maps
+from engine.analysis import jsma_extras, masking
 
 
 def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pairs: int, against: str, key: tuple):
@@ -22,7 +22,7 @@ def _replay(model, x: torch.Tensor, target: int, theta: int, upsilon: float, pai
         frames.append(s["x_adv"].detach().cpu().clone())
         return progress(step, total)
 
-    result = saliency_maps.run_jsma(model, x, target, against=against, theta=theta, max_distortion=upsilon,
+    result = jsma_extras.run_jsma(model, x, target, against=against, theta=theta, max_distortion=upsilon,
                                     pairs=pairs, callback=record)
     found = {"frames": frames, "words": report.headline(report.run_record(result, model)),
              "changed": float((result.delta.abs() > 0).float().mean()), "success": bool(result.success[0])}
@@ -54,7 +54,7 @@ def page() -> None:
     names = model.class_names
     with torch.no_grad():
         source = int(model(x).argmax(1))
-    _fresh_defaults(selection, own, saliency_maps.default_target(model, x))
+    _fresh_defaults(selection, own, jsma_extras.default_target(model, x))
     form = st.form("jsma-form")
     c = form.columns(5)
     target = c[0].selectbox("Target class", [i for i in range(len(names)) if i != source],
@@ -62,7 +62,7 @@ def page() -> None:
                             help="starts at the image's runner-up: the class the model finds most likely after its own")
     theta = c[1].radio("Variant", [1, -1], format_func=lambda t: "increase (θ=+1)" if t > 0 else "decrease (θ=−1)",
                        horizontal=True, key="jsma.theta")
-    against = c[2].radio("Target against", list(saliency_maps.AGAINST), format_func=saliency_maps.AGAINST.get,
+    against = c[2].radio("Target against", list(jsma_extras.AGAINST), format_func=jsma_extras.AGAINST.get,
                          key="jsma.against", help="what the saliency map weighs the target class against: the sum of "
                          "every other class (the paper, on ten classes), or the one class it must overtake (on a "
                          "thousand classes the sum is mostly classes that do not compete)")
@@ -121,11 +121,11 @@ def page() -> None:
             and widgets.heavy_gate("jsma-curve", curve_key, seconds(), clicked, at_most=True):
         (xs, ys), _ = resources.evaluation(selection.model, int(n), source)
         xs, ys = xs.to(model.device), ys.to(model.device)
-        rows, goals = saliency_maps.curve_targets(model, xs, ys, target, towards)
+        rows, goals = jsma_extras.curve_targets(model, xs, ys, target, towards)
         progress = Progress("JSMA on every image", "jsma-curve")
-        d = saliency_maps.distortions(model, xs[rows], ys[rows], goals, max_distortion=top, theta=theta,
+        d = jsma_extras.distortions(model, xs[rows], ys[rows], goals, max_distortion=top, theta=theta,
                                       pairs=int(pairs), against=against, callback=progress)
-        curve = {"rows": saliency_maps.success_curve(d.cpu(), np.linspace(0.0, top, 31)), "images": int(rows.numel()),
+        curve = {"rows": jsma_extras.success_curve(d.cpu(), np.linspace(0.0, top, 31)), "images": int(rows.numel()),
                  "cancelled": progress.cancelled}
         progress.finish(lambda: state.store_analysis(curve_key, curve))
     if curve:
@@ -136,7 +136,7 @@ def page() -> None:
                                       title=f"JSMA success towards {aim}",
                                       x_title="Υ (largest share of features changed)", y_title="images that reach "
                                       "the target"), width="stretch", key="curve")
-        st.markdown("**What it shows:** " + saliency_maps.curve_sentence(curve["rows"], aim,
+        st.markdown("**What it shows:** " + jsma_extras.curve_sentence(curve["rows"], aim,
                                                                           curve.get("images", int(n))))
 
     _table_and_robustness(model, selection, source, float(upsilon), int(pairs))
@@ -152,7 +152,7 @@ def page() -> None:
         if c[2].button("Compute hardness", key="jsma.hard_go") and rows is None and len(classes) >= 2:
             (xs, ys), _ = resources.evaluation(selection.model, 2000, source)
             progress = Progress("JSMA for every source/target pair", "jsma-hardness")
-            rows = saliency_maps.hardness_matrix(model, xs.to(model.device), ys.to(model.device),
+            rows = jsma_extras.hardness_matrix(model, xs.to(model.device), ys.to(model.device),
                                                  classes=sorted(classes), per_pair=int(per_pair), theta=theta,
                                                  callback=progress)
             progress.finish(lambda: state.store_analysis(h_key, rows))
@@ -194,15 +194,15 @@ def _table_and_robustness(model, selection, source: str, upsilon: float, pairs: 
         (xs, ys), _ = resources.evaluation(selection.model, int(n), source)
         xs, ys = xs.to(model.device), ys.to(model.device)
         progress = Progress("JSMA from every image to every other class", "jsma-table")
-        rows = saliency_maps.jsma_table([model], xs, ys, max_distortion=upsilon, pairs=pairs, callback=progress)
-        r = saliency_maps.robustness(model, xs, ys) if not progress.cancelled else None
+        rows = jsma_extras.jsma_table([model], xs, ys, max_distortion=upsilon, pairs=pairs, callback=progress)
+        r = jsma_extras.robustness(model, xs, ys) if not progress.cancelled else None
         found = {"rows": rows, "robustness": r, "cancelled": progress.cancelled}
         progress.finish(lambda: state.store_analysis(key, found))
     if not found:
         return
     if found["cancelled"]:
         st.info("Cancelled: only the variants that finished are shown. Press Compute again for the rest.")
-    seed = saliency_maps.SEED_TABLE
+    seed = jsma_extras.SEED_TABLE
     pct = lambda v: "—" if v is None else f"{v:.1%}"  # noqa: E731
     st.dataframe([{"variant": f"{r['variant']} (θ = {r['theta']:+d})", "pairs": r["pairs"],
                    "success": f"{pct(r['success_rate'])} ± {pct(r['success_se'])}",

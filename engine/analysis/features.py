@@ -17,7 +17,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from engine import attacks
-from engine.analysis.activation import features, features_of_layers
+from engine.analysis.target_images import features, features_of_layers
 
 
 def angular_distances(f: torch.Tensor) -> torch.Tensor:

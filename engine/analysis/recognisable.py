@@ -25,6 +25,13 @@ from engine.metrics import predict_labels
 SETTINGS = ("single-model", "multi-model", "noisy multi-model")
 
 
+def consensus_labels(models: Sequence, x: torch.Tensor) -> torch.Tensor:
+    """The class the models agree on: the argmax of their summed softmax. Photos carry no label, so the
+    sources and judges' consensus stands in for one."""
+    with torch.no_grad():
+        return sum(torch.softmax(m(x), 1) for m in models).argmax(1)
+
+
 def dataset_stats(domain: "str | domains.Domain", device=None) -> tuple[torch.Tensor, torch.Tensor]:
     return domains.stats(domain, device)
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from engine import attacks, cost, progress, targets
-from engine.analysis.activation import TargetBank, target_bank, target_images
+from engine.analysis.target_images import TargetBank, target_bank, target_images
 from engine.attacks.activation import layer_name
 from engine.metrics import predict_labels
 

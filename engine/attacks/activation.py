@@ -7,7 +7,7 @@ layer L towards that of a target image I_t of the target class.
 
 with K = 10 and α = ε/K by default. f_L(I_t) is computed once. The layer's
 output is read with a forward hook that lives only inside the model's lock.
-How I_t is chosen (farthest-in-class from a bank) is `engine.analysis.activation`.
+How I_t is chosen (farthest-in-class from a bank) is `engine.analysis.target_images`.
 """
 from __future__ import annotations
 

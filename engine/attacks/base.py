@@ -397,7 +397,7 @@ def execute(
     x = check_input(x)
     if spec.needs_target_images:
         if target_images is None:
-            raise ValueError(f"{spec.name} needs target images (see engine.analysis.activation.target_images)")
+            raise ValueError(f"{spec.name} needs target images (see engine.analysis.target_images.target_images)")
         target_images = check_input(target_images)
         if target_images.shape != x.shape:
             raise ValueError(f"target images have shape {tuple(target_images.shape)}, the batch {tuple(x.shape)}")

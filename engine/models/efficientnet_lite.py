@@ -18,7 +18,7 @@ from torch import nn
 from engine.models.classifier import Classifier
 from engine.models.registry import apply_state_dict, load_state_dict_file, register_model
 from engine.domains import IMAGENET_NAME
-from engine.imagenet import class_names
+from engine.datasets.imagenet import class_names
 
 _VARIANTS = {0: 224, 1: 240, 2: 260}
 _TF_MEAN = (127.0 / 255.0,) * 3

@@ -1,7 +1,7 @@
 """The project's own Fashion-MNIST models (issue 4), registered from assets/models/zoo.json."""
 from __future__ import annotations
 
-from engine import data
+from engine.datasets import fashion_mnist
 from engine.domains import FASHION_MNIST_NAME
 from engine.models.classifier import Classifier
 from engine.models.registry import apply_state_dict, load_state_dict_file, register_model
@@ -15,10 +15,10 @@ def wrap(net, arch: str, name: str) -> Classifier:
         net,
         name=name,
         domain=FASHION_MNIST_NAME,
-        input_size=data.INPUT_SIZE,
-        class_names=data.CLASS_NAMES,
-        mean=(data.MEAN,),
-        std=(data.STD,),
+        input_size=fashion_mnist.INPUT_SIZE,
+        class_names=fashion_mnist.CLASS_NAMES,
+        mean=(fashion_mnist.MEAN,),
+        std=(fashion_mnist.STD,),
         block_names=blocks,
         cam_layer=cam,
     )

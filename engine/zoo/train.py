@@ -30,7 +30,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from engine import data
+from engine.datasets import fashion_mnist
 from engine.analysis.robust import pgd_accuracy
 from engine.models import fmnist_zoo
 from engine.zoo import archs, manifest
@@ -62,7 +62,7 @@ def fgsm_rs(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     ε-ball, projected back, in pixel space [0, 1]. Called in train mode, as the recipe does."""
     delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
     delta = ((x + delta).clamp(0, 1) - x).requires_grad_(True)
-    grad, = torch.autograd.grad(F.cross_entropy(net((x + delta - data.MEAN) / data.STD), y), delta)
+    grad, = torch.autograd.grad(F.cross_entropy(net((x + delta - fashion_mnist.MEAN) / fashion_mnist.STD), y), delta)
     return (x + (delta + 1.25 * eps * grad.sign()).clamp(-eps, eps)).clamp(0, 1).detach()
 
 
@@ -79,7 +79,7 @@ def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     correct = 0
     with torch.no_grad():
         for lo in range(0, x.shape[0], 1000):
-            logits = net((x[lo:lo + 1000] - data.MEAN) / data.STD)
+            logits = net((x[lo:lo + 1000] - fashion_mnist.MEAN) / fashion_mnist.STD)
             correct += int((logits.argmax(1) == y[lo:lo + 1000]).sum())
     return correct / x.shape[0]
 
@@ -108,7 +108,7 @@ def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: flo
         running = 0.0
         for i, idx in enumerate(order.split(BATCH)):
             xb = x_train[idx] if eps is None else fgsm_rs(net, x_train[idx], y_train[idx], eps, gen)
-            loss = F.cross_entropy(net((xb - data.MEAN) / data.STD), y_train[idx])
+            loss = F.cross_entropy(net((xb - fashion_mnist.MEAN) / fashion_mnist.STD), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -180,7 +180,7 @@ def rescore(names: list[str]) -> int:
     if unknown:
         print(f"error: {unknown[0]} is not in zoo.json", file=sys.stderr)
         return 2
-    x_test, y_test = data.test_split()
+    x_test, y_test = fashion_mnist.test_split()
     for name in names:
         entry = manifest.read()[name]
         entry.update(pgd20_scores(models.load(name, device="cpu"), x_test, y_test))
@@ -207,13 +207,13 @@ def main(argv=None) -> int:
     if args.rescore is not None:
         return rescore(args.rescore)
     try:
-        train = data.train_split()
+        train = fashion_mnist.train_split()
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.limit:
         train = (train[0][: args.limit], train[1][: args.limit])
-    test = data.test_split()
+    test = fashion_mnist.test_split()
     plan = {model_name(*row[:3]): row for row in PLAN}
     if args.model:
         unknown = [m for m in args.model if m not in plan]

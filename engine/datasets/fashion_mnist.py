@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "data" / "fashion-mnist"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "data" / "fashion-mnist"
 SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]

@@ -117,3 +117,19 @@ def choose_target_images(model, x: torch.Tensor, layer: int | None, target=None,
     chosen, goal, _ = target_images(model, x, index, (bank_x.to(x.device), bank_y.to(x.device)), target=target,
                                     seed=seed, rule=rule)
     return chosen, goal
+
+
+def decide(spec, model, x: torch.Tensor, target=None, *, seed: int = 0, layer: int | str | None = None,
+           rule: str = targets.FARTHEST, extra_images: torch.Tensor | None = None) -> tuple[object, dict]:
+    """(target, extra attack arguments) for one run of attack `spec`: the one target decision of the app,
+    the CLI and the sweeps.
+
+    AA gets a target image by `rule` from the domain's bank (plus `extra_images`) and its class as the
+    target; an attack that cannot run untargeted gets its default policy when `target` is None (JSMA:
+    the runner-up); otherwise `target` passes through (None: untargeted)."""
+    if spec.needs_target_images:
+        goal, chosen = choose_target_images(model, x, layer, target, seed, extra_images=extra_images, rule=rule)
+        return goal, {"target_images": chosen}
+    if target is None and targets.default_policy(spec) is not None:
+        target = targets.choose(model, x, targets.default_policy(spec), seed=seed)
+    return target, {}
