@@ -1,4 +1,4 @@
-"""engine.sweep (issue 8 item 5): grid expansion, executors (serial, local processes, a local Ray
+"""engine.sweep: grid expansion, executors (serial, local processes, a local Ray
 instance of 2 workers), retries of killed and failing jobs, the tidy file, resume, the CLI and
 the app's "Sweep results" page. Tiny grids on the Fashion-MNIST zoo: a few images, few steps.
 """
@@ -13,10 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import require
 from streamlit.testing.v1 import AppTest
 
 from engine import sweep
 from engine.cli import main
+from engine.sweep import cache, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "app" / "main.py")
@@ -78,7 +80,7 @@ def fresh_markers(markers):
 @pytest.fixture(scope="module")
 def ray_cluster(markers):
     """A local Ray instance with 2 worker CPUs, shut down after the module's tests."""
-    ray = pytest.importorskip("ray")
+    ray = require("ray", "pip install -r requirements.txt")
     old = os.environ.get("PYTHONPATH")
     # Ray workers import `chaos` from this module: they need tests/ on their path.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "tests"), old) if p)
@@ -126,7 +128,7 @@ def test_grid_expands_attacks_models_eps_layers_and_shards():
     assert {j.eps for j in jobs if j.attack == "deepfool"} == {None}
     assert {j.steps for j in jobs if j.attack == "aa"} == {10} and {j.steps for j in jobs if j.attack == "fgsm"} == {None}
     default = sweep.Grid(attacks=["pgd"], whites=[WHITE], blacks=[BLACK], images=4, shard_size=4).jobs()
-    assert [j.eps for j in default] == [0.2]  # SPEC §1: the Fashion-MNIST default budget
+    assert [j.eps for j in default] == [0.2]  # the Fashion-MNIST default budget
 
 
 @pytest.mark.parametrize("change, message", [
@@ -135,7 +137,7 @@ def test_grid_expands_attacks_models_eps_layers_and_shards():
     ({"eps": [1.5]}, "outside its range"),
     ({"params": {"kappa": 1.0}}, "not a parameter of"),
     ({"params": {"eps": 0.1}}, "sweep axis"),
-    ({"attacks": ["tmifgsm"], "params": {"decay": 0.5}}, "not a parameter of"),  # fixed by SPEC §2
+    ({"attacks": ["tmifgsm"], "params": {"decay": 0.5}}, "not a parameter of"),  # TMIFGSM's μ = 1 is fixed
     ({"layers": [99]}, "layer index 99 out of range"),
     ({"blacks": [WHITE]}, "no black-box model other than itself"),
     ({"shard_size": 0}, "at least 1"),
@@ -183,13 +185,13 @@ def test_ray_executor_on_two_local_workers_matches_and_retries(ray_cluster, refe
 @pytest.mark.slow
 def test_cli_sweep_on_ray_writes_the_file_the_app_reads(ray_cluster, tmp_path, capsys):
     out = tmp_path / "sweep.parquet"
-    code = main(["sweep", "--white", WHITE, "--black", BLACK, "--attack", "fgsm", "aa", "--eps", "0.1", "0.2",
-                 "--images", "6", "--shard-size", "3", "--steps", "2", "--out", str(out), "--ray", "--json"])
+    code = main(["sweep", "--models", WHITE, "--black", BLACK, "--attack", "fgsm", "aa", "--eps", "0.1", "0.2",
+                 "--n", "6", "--shard-size", "3", "--steps", "2", "--out", str(out), "--ray", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["jobs"] == 8 and report["failed"] == 0 and report["executor"].startswith("ray")
     assert len(report["summary"]) == 4 and all(r["images"] == 6 for r in report["summary"])
     assert len(sweep.load_results(out)) == 8
-    assert main(["sweep", "--white", WHITE, "--black", BLACK, "--attack", "fgsm", "--images", "6",
+    assert main(["sweep", "--models", WHITE, "--black", BLACK, "--attack", "fgsm", "--n", "6",
                  "--out", str(out), "--ray"]) == 2  # exists: --resume or --overwrite
     assert "--resume" in capsys.readouterr().err
 
@@ -202,7 +204,7 @@ def test_cli_sweep_on_ray_writes_the_file_the_app_reads(ray_cluster, tmp_path, c
 ])
 def test_cli_sweep_errors_are_one_line(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    base = ["sweep", "--white", WHITE, "--black", BLACK, "--out", "out.csv"]
+    base = ["sweep", "--models", WHITE, "--black", BLACK, "--out", "out.csv"]
     assert main(base + argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -327,20 +329,19 @@ def test_app_page_opens_a_results_file_and_refuses_junk(reference):
 
 
 def test_one_step_jobs_at_many_eps_share_one_gradient_and_match_their_own_runs(monkeypatch):
-    """Issue 17 item 5: a sweep's FGSM jobs at other ε reuse their shard's direction (one gradient per shard,
+    """A sweep's FGSM jobs at other ε reuse their shard's direction (one gradient per shard,
     not per ε), and each row equals a plain FGSM run at that ε."""
     from engine import models
     from engine.analysis.transfer import adversarial
 
-    monkeypatch.setattr(sweep, "_DIRECTIONS", {})
+    monkeypatch.setattr(cache, "_DIRECTIONS", {})
     calls = []  # every attack run of the sweep: one per shard when the direction is reused
-    real = sweep.adversarial
-    monkeypatch.setattr(sweep, "adversarial", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(runner, "adversarial", lambda *a, **k: calls.append(1) or adversarial(*a, **k))
     grid = sweep.Grid(attacks=["fgsm"], whites=[WHITE], blacks=[BLACK], eps=[0.05, 0.1, 0.2], images=8, shard_size=4)
     rows = [row for job in grid.jobs() for row in sweep.run_job(job)]
     assert len(calls) == 2  # two shards, three ε
     white, black = models.load(WHITE, device="cpu"), models.load(BLACK, device="cpu")
-    imageset = sweep._image_set(white, 8, "cpu")
+    imageset = cache.image_set(white, 8, "cpu")
     for job, row in zip(grid.jobs(), rows):
         x, y = imageset.x[job.start:job.stop], imageset.y[job.start:job.stop]
         x_adv, _, _ = adversarial(white, "fgsm", x, y, eps=job.eps)
