@@ -2,7 +2,7 @@
 
 Figures are written as plain trace and layout dicts and wrapped without Plotly's
 validators: validating graph objects (make_subplots, update_layout) cost ~0.3 s of
-every Explorer rerun, more than the whole Fashion-MNIST attack (issue 8). The
+every Explorer rerun, more than the whole Fashion-MNIST attack. The
 browser test renders every page, so a malformed figure would still show up there.
 """
 from __future__ import annotations
@@ -382,3 +382,82 @@ def result_pictures(panels: dict, row: dict, view: str, kind: str, height: int) 
         (f"adversarial: {adv['label']} ({adv['probability']:.0%})", panels["adversarial"], "rgb"),
         (f"perturbation ({view})", panels[kind], "signed" if kind == "signed" else "rgb"),
     ], height=height)
+
+
+# The four Grad-CAM panels' titles: the Explorer names the method, the deck says what a viewer sees.
+_HEAT_TITLES = {
+    False: ("clean · Grad-CAM of {src}", "adversarial · Grad-CAM of {adv}", "adversarial · Grad-CAM of {src}",
+            "δ masked by the clean heat map"),
+    True: ("clean · evidence for {src}", "adversarial · evidence for {adv}", "adversarial · evidence for {src}",
+           "δ where the clean map is warm"),
+}
+
+
+def heat_pictures(panels: dict, names: Sequence[str], height: int, opacity: float, plain: bool = False) -> go.Figure:
+    """A result's heat maps over its images: the clean image's evidence for the true class, the adversarial
+    image's for its new class and for the true class, and δ kept where the clean map is warm."""
+    heat = panels["heat"]
+    titles = [t.format(src=names[heat["source_class"]], adv=names[heat["adversarial_class"]])
+              for t in _HEAT_TITLES[plain]]
+    clean, adversarial = panels["clean"], panels["adversarial"]
+    return linked_images([
+        (titles[0], (clean, heat["clean · source"]), "overlay"),
+        (titles[1], (adversarial, heat["adversarial · adversarial class"]), "overlay"),
+        (titles[2], (adversarial, heat["adversarial · source"]), "overlay"),
+        (titles[3], panels["masked"], "signed"),
+    ], height=height, opacity=opacity)
+
+
+def spectrum_figure(log_power: np.ndarray, height: int, bar_beside: bool = False) -> go.Figure:
+    """δ's power spectrum (log₁₀) as one square; `bar_beside` moves the colour bar to its right."""
+    fig = linked_images([("power spectrum of δ (log₁₀)", log_power, "spectrum")], height=height, link=False)
+    if bar_beside:  # at a deck's type size a bar below squeezes the spectrum to a stamp
+        fig.update_traces(colorbar={"orientation": "v", "x": 1.0, "xanchor": "left", "y": 0.5, "yanchor": "middle",
+                                    "len": 0.9, "title": {"side": "right"}}, selector={"type": "heatmap"})
+    return fig
+
+
+def larger_type(fig: go.Figure, size: int) -> go.Figure:
+    """Every label of a figure at `size` px (ticks one smaller), for a projector."""
+    # Streamlit's chart theme sizes ticks and legends on its own: each is set here, not only the default font.
+    fig.update_layout(font={"size": size}, title_font_size=size + 1, legend_font_size=size)
+    fig.update_xaxes(tickfont_size=size - 1, title_font_size=size)
+    fig.update_yaxes(tickfont_size=size - 1, title_font_size=size)
+    fig.update_annotations(font_size=size)
+    fig.update_traces(textfont_size=size, selector={"type": "bar"})
+    fig.update_traces(colorbar_tickfont_size=size - 1, colorbar_title_font_size=size, selector={"type": "heatmap"})
+    return fig
+
+
+def mask_sweeps(sweep: list[dict], linf: list[dict]) -> list[go.Figure]:
+    """The contour-vs-background sweeps: accuracy against mask area, its change per +1 % area, and the
+    accuracy of ε·sign(δ) on each part against ε."""
+    area = "mask area (share of the image)"
+    return [lines(sweep, "area", "accuracy", title="accuracy vs mask area", x_title=area, y_title="judges' accuracy"),
+            lines(sweep, "area", "per +1% area", title="change per +1 % area", y_format=".3f", x_title=area,
+                  y_title="accuracy change per +1 % area"),
+            lines(linf, "eps", "accuracy", group="part", title="ε·sign(δ) per part", x_title="ε",
+                  y_title="judges' accuracy")]
+
+
+def cosines(setting: str, values: np.ndarray, attacks: Sequence[str]) -> go.Figure:
+    """The mean cosine similarity between every two attacks' perturbations in one setting, on a fixed −1…1 scale."""
+    return matrix(values, attacks, attacks, f"cosine similarity, {setting}", colorscale="RdBu_r", zrange=(-1.0, 1.0))
+
+
+def noise_bars(rows: list[dict], model: str) -> go.Figure:
+    """The classes one model sees in pure noise, with their shares (`recognisable.noise_classes` rows)."""
+    mine = [r for r in rows if r["model"] == model]
+    return bars([r["name"] for r in mine], [r["share"] for r in mine], model)
+
+
+def jsma_curve(rows: list[dict], aim: str) -> go.Figure:
+    """JSMA's success rate against Υ, the largest share of features it may change."""
+    return lines(rows, "upsilon", "success_rate", y_format=".0%", title=f"JSMA success towards {aim}",
+                 x_title="Υ (largest share of features changed)", y_title="images that reach the target")
+
+
+def hardness(values: np.ndarray, labels: Sequence[str]) -> go.Figure:
+    """JSMA's hardness H(source → target) per pair of classes."""
+    return matrix(values, labels, labels, "hardness H(source → target)", fmt=".4f",
+                  row_title="source class (the image's)", col_title="target class")

@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Callable
 
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from engine import compute
 
-_ACTIVE: dict[int, "Progress"] = {}  # script thread → its unfinished bar (one script run per thread)
+_ACTIVE: dict[int, Progress] = {}  # script thread → its unfinished bar (one script run per thread)
 _STORE_TRIES = 4  # each raise consumes one pending request; a STOP repeats forever, so the tries are bounded
 # Each bar update is a message to the browser: a small model's C&W takes thousands of steps a second,
 # so the bar redraws at most this often (a click is still seen within this time).
 _REDRAW_S = 0.1
+
+
+def is_script_control(exc: BaseException) -> bool:
+    """Is `exc` Streamlit's own stop or rerun (st.stop(), st.rerun(), a click while the script runs)?
+
+    Streamlit raises those as BaseExceptions that are not Exceptions, so that a page's `except Exception` lets
+    them through; the interpreter's own BaseExceptions (an interrupt, an exit, a closed generator) are not them.
+    Only code that must catch the interrupt itself asks this: everything else simply catches Exception.
+    """
+    return not isinstance(exc, (Exception, KeyboardInterrupt, SystemExit, GeneratorExit))
 
 
 def _clock(seconds: float) -> str:
@@ -50,7 +59,7 @@ class Progress:
         self.bar = bar_col.progress(0.0, text=f"{label}…")
         self.button = button_col.empty()
         self.button.button("Cancel", key=f"cancel-{key}", help="stop now and keep the partial result")
-        self.interrupt: ScriptControlException | None = None
+        self.interrupt: BaseException | None = None  # Streamlit's stop or rerun, raised again by finish()
         self.drawn = 0.0
         _ACTIVE[threading.get_ident()] = self
         # Other sessions' jobs run first (engine.compute): the bar says where this one is in the queue.
@@ -61,15 +70,21 @@ class Progress:
             pass  # the interrupt is kept: the run returns at its first step and the rerun proceeds
         self.started = time.perf_counter()
 
-    def _queued(self, ahead: int | None) -> bool:
-        waiting = "another program's job" if ahead is None else f"{ahead} job{'s' if ahead != 1 else ''} ahead"
+    def _draw(self, fraction: float, text: str) -> bool:
+        """Update the bar; False once Streamlit interrupted the script (the interrupt is kept for finish())."""
         try:
-            self.bar.progress(0.0, text=f"{self.label}: queued, {waiting} (one job computes at a time, so each runs "
-                                        "at full speed)")
-        except ScriptControlException as stop:
+            self.bar.progress(fraction, text=text)
+        except BaseException as stop:
+            if not is_script_control(stop):
+                raise
             self.interrupt = stop
             return False
         return True
+
+    def _queued(self, ahead: int | None) -> bool:
+        waiting = "another program's job" if ahead is None else f"{ahead} job{'s' if ahead != 1 else ''} ahead"
+        return self._draw(0.0, f"{self.label}: queued, {waiting} (one job computes at a time, so each runs at full "
+                               "speed)")
 
     def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:
@@ -78,13 +93,8 @@ class Progress:
         if now - self.drawn < _REDRAW_S and step < total:
             return True
         self.drawn = now
-        try:
-            text = progress_text(self.label, step, total, now - self.started, bool((state or {}).get("upper_bound")))
-            self.bar.progress(min(step / max(total, 1), 1.0), text=text)
-        except ScriptControlException as stop:
-            self.interrupt = stop
-            return False
-        return True
+        text = progress_text(self.label, step, total, now - self.started, bool((state or {}).get("upper_bound")))
+        return self._draw(min(step / max(total, 1), 1.0), text)
 
     @property
     def cancelled(self) -> bool:
@@ -97,8 +107,10 @@ class Progress:
             try:
                 keep()
                 break
-            except ScriptControlException as stop:  # the newest request carries the newest widget values
-                self.interrupt = stop
+            except BaseException as stop:
+                if not is_script_control(stop):
+                    raise
+                self.interrupt = stop  # the newest request carries the newest widget values
         _ACTIVE.pop(threading.get_ident(), None)
         if self.interrupt is not None:
             raise self.interrupt

@@ -12,7 +12,6 @@ import logging  # noqa: E402
 import traceback  # noqa: E402
 
 import streamlit as st  # noqa: E402
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException  # noqa: E402
 
 from app import jobs, resources, state, urlstate, widgets  # noqa: E402
 from engine import domains, targets  # noqa: E402
@@ -114,10 +113,9 @@ def run() -> None:
         st.query_params.from_dict(urlstate.encode(
             model, st.session_state["selection"].image_key, None, st.session_state["blacks_chosen"],
             present=bool(st.session_state.get("presentation"))))
+    # Streamlit's own stop and rerun are BaseExceptions, not Exceptions: they pass every clause below untouched.
     try:
         page.run()
-    except ScriptControlException:  # Streamlit's own rerun/stop: not an error
-        raise
     except domains.NeedsImages:  # a user's model before its images: what to do, in the app's own terms
         jobs.clear_unfinished()
         st.info(widgets.needs_images_text(page.title))

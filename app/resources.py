@@ -1,4 +1,4 @@
-"""The only place with Streamlit cache decorators (STYLE §2, "Streamlit").
+"""The only place with Streamlit cache decorators (docs/ARCHITECTURE.md, app).
 
 Models are shared by every session (`cache_resource`); they are read-only at
 inference, and anything that hooks them holds `model.lock`.

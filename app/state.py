@@ -1,4 +1,4 @@
-"""Typed session-state accessors: key names live here only (STYLE §2)."""
+"""Typed session-state accessors: the keys of what they store (results, analyses, uploads) are named here only."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -85,6 +85,15 @@ def store_analysis(key: tuple, value) -> None:
     store[key] = value
     while len(store) > 24:
         store.pop(next(iter(store)))
+
+
+def cached_analysis(key: tuple, compute):
+    """The analysis stored under `key`; when there is none, `compute()` makes it and it is stored."""
+    found = analysis(key)
+    if found is None:
+        found = compute()
+        store_analysis(key, found)
+    return found
 
 
 def forget_analysis(key: tuple) -> None:

@@ -12,6 +12,7 @@ KEYS = ("model", "image", "attack", "seed", "target", "blacks", "view", "present
 # The Explorer's perturbation views (as the URL names them → as the page labels them), and presentation
 # mode's slides (the URL numbers them from 1).
 VIEWS = {"signed": "signed δ", "amplified": "amplified |δ|", "display": "display-normalised"}
+VIEW_KINDS = {label: kind for kind, label in VIEWS.items()}  # as the page labels them → the panel's kind
 SLIDES = ("1 · Attack", "2 · Perturbation", "3 · Where it looks", "4 · Frequencies", "5 · Other models")
 
 

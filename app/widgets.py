@@ -344,3 +344,67 @@ def domain_note(model) -> None:
         st.caption(f"Your own domain *{record.title}*: {len(record.class_names)} classes, {images_note}. Defaults "
                    f"(ε {record.attack_defaults.get('eps', 'per attack')}, σ {record.averaging['sigma']}, "
                    f"{record.defaults['images']} images) are chosen for {record.origin}.")
+
+
+def gated_run(name: str, key, asked: bool, seconds, label: str, compute, *, at_most: bool = False, redo=None):
+    """The result stored under `key`. When none is stored (or `redo(result)` says to run again) and the user
+    asked for it, now or behind `heavy_gate`, `compute(progress)` runs under a progress bar with a Cancel
+    button once the gate passes; `seconds()` prices the run only then. A cancelled run keeps what finished."""
+    from app.jobs import Progress
+
+    found = state.analysis(key)
+    if (asked or pending(name) == key) and (found is None or (redo is not None and redo(found))) \
+            and heavy_gate(name, key, seconds(), asked, at_most=at_most):
+        progress = Progress(label, name)
+        found = compute(progress)
+        progress.finish(lambda: state.store_analysis(key, found))
+    return found
+
+
+def show_chart(where, figure, key: str, note: str | None = None) -> None:
+    """A chart, or where it would say nothing (flat, empty), the `note` in words instead."""
+    if note:
+        where.info(note)
+    else:
+        where.plotly_chart(figure() if callable(figure) else figure, width="stretch", key=key)
+
+
+def metric_row(items) -> None:
+    """Numbers side by side, one metric each: (label, value, glossary term or None for no help text)."""
+    from engine import glossary
+
+    for column, (label, value, term) in zip(st.columns(len(items)), items):
+        column.metric(label, value, help=glossary.help_text(term) if term else None)
+
+
+def headline(record: dict) -> dict:
+    """A result's headline (attack, top-1 before → after, verdict) as one subheading; returns its words."""
+    from engine import report
+
+    words = report.headline(record)
+    with st.container(key="headline"):  # one line at 1280 px (app.main's CSS sizes it)
+        st.subheader(f"{words['title']} — {words['verdict']}")
+    return words
+
+
+def cached(key, compute, spinner: str | None = None, asked: bool = True):
+    """The result stored under `key`; when none is and it is `asked` for, `compute()` (under a spinner saying
+    `spinner`), stored."""
+    found = state.analysis(key)
+    if found is None and asked:
+        if spinner:
+            with st.spinner(spinner):
+                found = compute()
+        else:
+            found = compute()
+        state.store_analysis(key, found)
+    return found
+
+
+def count_input(where, label: str, model_name: str, source: str, cap: int | None, default: int, key: str,
+                **kw) -> int:
+    """How many evaluation images to use: at most `cap` (None: no cap) and what the image set holds, starting at
+    `default`."""
+    most = resources.evaluation_capacity(model_name, source)
+    most = most if cap is None else min(cap, most)
+    return int(where.number_input(label, 1, most, min(default, most), key=key, **kw))

@@ -264,8 +264,11 @@ def _fmnist_settings() -> dict:
         defaults={"images": 50, "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20},
                   "transfer": {"steps": 10, "eps": (0.03, 0.07, 0.1)}, "features": {"images": 300, "eps": 0.2},
                   # The paper's setting (ten classes, β over every other class); the curve's Υ runs to 0.3.
-                  "jsma": {"upsilon": 0.145, "pairs": 1, "against": "all", "curve_max": 0.3, "curve_target": "chosen"},
+                  "jsma": {"upsilon": 0.145, "pairs": 1, "against": "all", "curve_max": 0.3, "curve_target": "chosen",
+                           "images": 20},
                   "checkerboard_copies": 256, "noise_count": 512,
+                  # PGD accuracy of plain and adversarially trained models (the zoo card's 1,000 test images).
+                  "robust": {"images": 1000, "steps": 20},
                   # DeepFool stops at the boundary: six sources × 4 copies stay cheap where BIM's fixed steps do not.
                   "quiz": {"questions": 20, "choices": 10, "attack": "deepfool", "params": {"steps": 10},
                            "copies": 4, "sigma": 0.2},
@@ -289,7 +292,7 @@ def _imagenet_settings() -> dict:
                   # Rival); the curve's photos aim at their own runner-up, within Υ 2 % (seconds for 8 photos).
                   "jsma": {"upsilon": 0.02, "pairs": 64, "against": "rival", "curve_max": 0.02,
                            "curve_target": "runner-up"},
-                  "checkerboard_copies": 16, "noise_count": 128,
+                  "checkerboard_copies": 16, "noise_count": 128, "robust": {"images": 8, "steps": 10},
                   # The thesis' human test: noisy multi-model BIM, 20 choices; α = 2ε/K.
                   "quiz": {"questions": 8, "choices": 20, "attack": "bim",
                            "params": {"eps": 0.02, "steps": 10, "alpha": 0.004}, "copies": 4, "sigma": 0.05},

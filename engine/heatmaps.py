@@ -1,4 +1,4 @@
-"""Heat maps (SPEC §6; Mask-FGSM's S in §5): Grad-CAM, Grad-CAM++ and input-gradient saliency.
+"""Heat maps (also Mask-FGSM's mask S): Grad-CAM, Grad-CAM++ and input-gradient saliency.
 
 All three are functions over a batch with no state kept between calls. The
 layer's activation is captured with a forward hook that exists only inside

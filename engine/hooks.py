@@ -1,4 +1,4 @@
-"""Forward hooks that are always removed (STYLE §2, "Hooks and Grad-CAM").
+"""Forward hooks that are always removed (docs/ARCHITECTURE.md, rules).
 
 Hooks mutate a module shared by every app session, so they live only inside a
 `with` block and callers hold the classifier's lock while it is open. The lock

@@ -1,5 +1,6 @@
 """Images in and out: decoding user files safely, fitting them to a model, and
-turning tensors into pictures for display (STYLE §2, "Engine and UI").
+turning tensors into pictures for display. Plain arrays and PIL images only, so the app, the CLI
+and the tests share it (docs/ARCHITECTURE.md, the engine/app split).
 """
 from __future__ import annotations
 
@@ -202,3 +203,17 @@ def png_bytes(arr: np.ndarray, compress_level: int = 6) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
+
+
+def overlay(x: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray, colour=(255, 0, 0), alpha: float = 0.6,
+            outside: float = 1.0) -> np.ndarray:
+    """The picture of `x` (a tensor in [0, 1] or an H×W×3 uint8 array) with the pixels of the H×W `mask`
+    blended towards `colour` by `alpha`; the pixels outside are kept, or dimmed by the factor `outside` so
+    the masked part stands out."""
+    rgb = (to_uint8(x) if isinstance(x, torch.Tensor) else np.asarray(x)).astype(np.float64)
+    inside = (mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)).astype(bool)
+    inside = inside.reshape(rgb.shape[:2])  # a 1×H×W mask is the same pixels
+    if outside != 1.0:
+        rgb[~inside] *= outside
+    rgb[inside] = (1.0 - alpha) * rgb[inside] + alpha * np.asarray(colour, dtype=np.float64)
+    return rgb.astype(np.uint8)

@@ -1,4 +1,5 @@
-"""Perturbation sizes, image similarity and top-k predictions as plain numbers (SPEC §5)."""
+"""Perturbation sizes, image similarity and top-k predictions as plain numbers (L0 and SSIM are
+the two measures the Mask-FGSM paper compares attacks by; docs/sources.md, Mask-FGSM)."""
 from __future__ import annotations
 
 import torch

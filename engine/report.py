@@ -1,6 +1,9 @@
 """One attack run as plain, JSON-ready numbers: what the CLI prints and the app downloads."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import platform
 
 import torch
@@ -102,3 +105,44 @@ def headline(record: dict, i: int = 0) -> dict:
         rounding = (f"Does not survive 8-bit rounding: rounded to whole 8-bit levels, as in the PNG download, "
                     f"the image is classified as {row['prediction_8bit']} (the .npy download keeps the exact values).")
     return {"title": title, "verdict": verdict, "rounding": rounding, "survives_8bit": row["success_8bit"]}
+
+
+def size_numbers(row: dict, seconds: float) -> list[tuple[str, str, str | None]]:
+    """A result's sizes as (label, value, glossary term or None): L0, L2, L∞, SSIM, the work it took (queries for
+    a black-box attack, else iterations) and the time."""
+    steps = ("Iterations", str(row["iterations"]), "iterations") if row["queries"] is None else \
+        ("Queries", str(row["queries"]), "queries")
+    return [("L0 (% pixels)", f"{row['l0_pct']:.1f}", "L0"), ("L2", f"{row['l2']:.3f}", "L2"),
+            ("L∞", f"{row['linf']:.4f}", "L∞"), ("SSIM", f"{row['ssim']:.4f}", "SSIM"), steps,
+            ("Time", f"{seconds:.2f} s", None)]
+
+
+def numbers_csv(record: dict, predictions: list[dict]) -> str:
+    """The first example's sizes, a blank row, then every model's top-k before and after, one class a row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    row = record["examples"][0]
+    writer.writerow(["quantity", "value"])
+    for key in ("success", "l0_pct", "l2", "linf", "ssim", "iterations", "queries"):
+        writer.writerow([key, row.get(key)])
+    writer.writerow([])
+    writer.writerow(["model", "role", "when", "rank", "class", "label", "probability"])
+    for p in predictions:
+        for when in ("before", "after"):
+            for rank, r in enumerate(p[when], start=1):
+                writer.writerow([p["model"], p["role"], when, rank, r["index"], r["label"], f"{r['probability']:.6f}"])
+    return out.getvalue()
+
+
+def result_files(result: AttackResult, record: dict, predictions: list[dict], image: str) -> list[tuple]:
+    """Each download of one result as (label, contents, file name, MIME type). Picture files are functions that
+    make the bytes when called: PNG encoding is most of a redraw's cost, so it waits for the click."""
+    full = dict(record, image=image, black_box=predictions[1:])
+    return [
+        ("Adversarial (PNG)", lambda: images.png_bytes(images.to_uint8(result.x_adv)), "adversarial.png", "image/png"),
+        ("Perturbation (PNG)", lambda: images.png_bytes(images.signed(result.delta)), "perturbation.png", "image/png"),
+        ("Perturbation (.npy)", lambda: images.npy_bytes(result.delta[0].cpu().numpy()), "perturbation.npy",
+         "application/octet-stream"),
+        ("Numbers (JSON)", json.dumps(full, indent=2), "attack.json", "application/json"),
+        ("Numbers (CSV)", numbers_csv(full, predictions), "attack.csv", "text/csv"),
+    ]

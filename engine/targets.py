@@ -22,7 +22,7 @@ RANDOM = "random"
 POLICIES = (RUNNER_UP, RANDOM)
 
 # AA's target-image rules: which bank image of the target class stands for it.
-FARTHEST = "farthest"  # farthest from the source at the layer (SPEC §2, the paper's)
+FARTHEST = "farthest"  # farthest from the source at the layer: Inkawhich et al.'s rule, the default
 NEAREST_MEAN = "nearest-mean"  # nearest the class's mean activation: its most typical member at the layer
 IN_CLASS_RANDOM = "random"  # a seeded random member: the control for the other two
 IMAGE_RULES = (FARTHEST, NEAREST_MEAN, IN_CLASS_RANDOM)
@@ -68,8 +68,8 @@ def bank(model, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> tuple[tor
 
 
 def every_other(y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, target) for every example and every class ≠ its own, example by example: the seed-001
-    setting of crafting each image towards each other class."""
+    """(row, target) for every example and every class ≠ its own, example by example: the JSMA
+    paper's setting of crafting each image towards each other class."""
     classes = torch.arange(num_classes, device=y.device)
     keep = classes[None, :] != y[:, None]
     rows = torch.arange(y.shape[0], device=y.device)[:, None].expand_as(keep)

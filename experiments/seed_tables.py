@@ -37,14 +37,14 @@ def commands(part: str, quick: bool) -> list[list[str]]:
     """The CLI commands of one part (without `python -m engine`)."""
     if part == "jsma_table":
         models = ["--models", "fmnist-lenet-0", "fmnist-lenet-1"]
-        return [["jsma-table", *models, "--images", "3" if quick else "60"],
+        return [["jsma-table", *models, "--n", "3" if quick else "60"],
                 # The paper's search over all pairs of the 784 features: ~25× slower, so on fewer images.
-                ["jsma-table", *models, "--images", "2" if quick else "30", "--candidates", "784"]]
+                ["jsma-table", *models, "--n", "2" if quick else "30", "--candidates", "784"]]
     if part == "jsma_robustness":
-        return [["robustness", "--images", "3" if quick else "300"]]
+        return [["robustness", "--n", "3" if quick else "300"]]
     n = "8" if quick else "300"
-    common = ["--source", WHITE, "--target", *(JUDGES[:1] if quick else JUDGES), "--n", n, "--bank-per-class",
-              "5" if quick else BANK, "--eps-values", *AA_EPS]
+    common = ["--model", WHITE, "--black", *(JUDGES[:1] if quick else JUDGES), "--n", n, "--bank-per-class",
+              "5" if quick else BANK, "--eps", *AA_EPS]
     if part == "aa_target_choice":
         return ([["transfer", *common, "--attack", "aa", "--target-image", rule]
                  for rule in ("farthest", "nearest-mean", "random")]

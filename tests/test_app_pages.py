@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
 from streamlit.testing.v1 import AppTest
 
 from conftest import hooks_left
@@ -180,31 +179,70 @@ def test_bad_links_are_refused_with_a_note_and_defaults_used():
     assert at.session_state["last_run_key"].params == ()
 
 
-def test_progress_cancel_keeps_the_partial_result(digits, monkeypatch):
+def _cancel_mid_run():
+    """An app whose bar's third update meets a real st.rerun(), as when the user clicks Cancel mid-run."""
+    import streamlit as st
+
+    from app.jobs import Progress
+    from engine import attacks, models
+    from engine.datasets import fashion_mnist
+
+    if "partial" in st.session_state:  # the rerun the interrupt asked for
+        st.write(f"rerun with {int(st.session_state['partial'].iterations.max())} iterations kept")
+        st.stop()
+    model = models.load("fmnist-lenet-0", device="cpu")
+    progress = Progress("test", "t")
+    real, updates = progress.bar, []
+
+    class Bar:
+        def progress(self, *args, **kwargs):
+            updates.append(args)
+            if len(updates) == 3:
+                st.rerun()
+            real.progress(*args, **kwargs)
+
+        def empty(self):
+            real.empty()
+
+    progress.bar = Bar()
+    result = attacks.run("bim", model, fashion_mnist.test_split()[0][:4], eps=0.1, steps=10, callback=progress)
+    st.session_state["cancelled"] = progress.cancelled
+    progress.finish(lambda: st.session_state.__setitem__("partial", result))
+    st.write("finish() let the script go on")  # never shown: finish() re-raises the interrupt
+
+
+def test_progress_cancel_keeps_the_partial_result(monkeypatch):
     from app import jobs
+
+    monkeypatch.setattr(jobs, "_REDRAW_S", 0.0)  # every step updates the bar, so the third one is interrupted
+    at = AppTest.from_function(_cancel_mid_run, default_timeout=300).run()
+    assert not at.exception, at.exception
+    partial = at.session_state["partial"]
+    assert at.session_state["cancelled"] and partial.stopped_early
+    assert int(partial.iterations.max()) == 3
+    assert [m.value for m in at.markdown] == ["rerun with 3 iterations kept"]
+
+
+def test_an_error_in_the_bar_is_not_taken_for_a_cancel(digits):
     from app.jobs import Progress
 
-    monkeypatch.setattr(jobs, "_REDRAW_S", 0.0)  # every step updates the bar, so the third one raises
     model, x, _ = digits
     progress = Progress("test", "t")
 
-    class Bar:  # what Streamlit does when the user clicks Cancel mid-run: the next update raises
-        calls = 0
-
-        def progress(self, *a, **k):
-            Bar.calls += 1
-            if Bar.calls == 3:
-                raise RerunException(None)
+    class Bar:
+        def progress(self, *args, **kwargs):
+            raise ValueError("the bar broke")
 
         def empty(self):
             pass
 
     progress.bar = Bar()
-    result = attacks.run("bim", model, x[:4], eps=0.1, steps=10, callback=progress)
-    assert result.stopped_early and progress.cancelled
-    assert int(result.iterations.max()) == 3
-    with pytest.raises(RerunException):
-        progress.finish()
+    try:
+        with pytest.raises(ValueError, match="the bar broke"):
+            attacks.run("bim", model, x[:4], eps=0.1, steps=10, callback=progress)
+        assert not progress.cancelled
+    finally:
+        progress.finish()  # gives back the compute slot
 
 
 def test_partial_result_is_shown_and_can_be_resumed():

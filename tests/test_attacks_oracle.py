@@ -2,9 +2,10 @@
 import pytest
 import torch
 
+from conftest import require
 from engine import attacks
 
-torchattacks = pytest.importorskip("torchattacks")
+torchattacks = require("torchattacks", "bash scripts/test.sh installs torchattacks==3.5.1 --no-deps")
 pytestmark = pytest.mark.oracle
 
 EPS, ALPHA, STEPS = 0.1, 0.02, 7

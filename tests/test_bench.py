@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import require
 
 pytestmark = pytest.mark.slow  # whole scripts, in their quick mode
 
@@ -87,7 +88,7 @@ def test_app_latency_quick(capsys):
 
 @pytest.mark.oracle
 def test_reference_overhead_quick(capsys):
-    pytest.importorskip("torchattacks")
+    require("torchattacks", "bash scripts/test.sh installs torchattacks==3.5.1 --no-deps")
     import reference_overhead
 
     assert reference_overhead.main(["--quick", "--json"]) == 0
@@ -128,7 +129,7 @@ def test_sweep_scaling_quick(capsys):
 
 @pytest.mark.oracle
 def test_profile_cw_runs(capsys):
-    pytest.importorskip("torchattacks")
+    require("torchattacks", "bash scripts/test.sh installs torchattacks==3.5.1 --no-deps")
     import profile_cw
 
     assert profile_cw.main(["--model", "fmnist-lenet-0", "--steps", "2", "--lines", "3"]) == 0

@@ -58,10 +58,10 @@ def test_every_slide_fits_the_screen_in_large_type_and_the_arrow_keys_page(serve
         page.screenshot(path=str(shots / f"deck-{width}x{height}-{index + 1}.png"))
         if index < len(SLIDE_FIGURES) - 1:
             page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => location.search.includes('slide=5')", timeout=30_000)
+    page.wait_for_function("() => location.search.includes('slide=5')")
     page.keyboard.press("ArrowLeft")
     _slide(page, 3)
-    page.wait_for_function("() => location.search.includes('slide=4')", timeout=30_000)
+    page.wait_for_function("() => location.search.includes('slide=4')")
     link = page.url
     page.close()
     context = browser.new_context(viewport={"width": width, "height": height})  # no session: the link alone
@@ -80,12 +80,10 @@ def test_turning_the_deck_on_folds_the_sidebar_and_its_controls_stay_whole(serve
     assert sidebar.bounding_box()["x"] >= 0  # open on a desktop-sized screen
     page.get_by_text("Presentation mode").click()
     _slide(page, 0)
-    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right <= 0",
-                           timeout=30_000)
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right <= 0")
     # With the sidebar opened again the slide bar's buttons keep their whole words.
     page.locator("[data-testid='stExpandSidebarButton']").click()
-    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right > 0",
-                           timeout=30_000)
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right > 0")
     for name in ("◀ Back", "Next ▶"):
         button = page.get_by_role("button", name=name)
         assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), f"{name} is cut"

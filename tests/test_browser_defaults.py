@@ -2,7 +2,7 @@
 1280×720): on the photos (the app's default world), on Fashion-MNIST (picked in the sidebar) and, for the Transfer
 lab, on a user's own model. Each page's default computation runs to the end; then no chart may be all zero (or
 empty) without a sentence in it, and each page says in words what it shows. Screenshots go to a temporary folder,
-or to DEFAULTS_SHOTS=DIR. Skipped, with the reason, where Chromium is not installed."""
+or to DEFAULTS_SHOTS=DIR. Skipped, with the reason, where Chromium is not installed (under CI, failed)."""
 from __future__ import annotations
 
 import os
@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
 import browser_own_model as byo  # noqa: E402  (the app server is conftest's `server`)
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
+playwright = require("playwright.sync_api")
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning"),
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium")]
 
@@ -129,7 +130,7 @@ def _no_silent_empty_chart(page, where: str) -> list[dict]:
 
 def _says_what_it_shows(page, where: str) -> str:
     said = page.get_by_text(SAYS).first
-    said.wait_for(timeout=30_000)
+    said.wait_for()
     text = said.locator("xpath=..").inner_text()
     assert len(text.split()) >= 8, f"{where}: {text!r}"
     return text
@@ -205,7 +206,7 @@ def _click_and_wait(page, button: str, marker: str) -> None:
         anyway.first.click()
         page.get_by_text(marker).first.wait_for(timeout=300_000)
     byo.wait_idle(page)
-    page.wait_for_function(DRAWN, timeout=60_000)
+    page.wait_for_function(DRAWN)
 
 
 def _quiz_table_fits(page) -> None:
@@ -216,8 +217,8 @@ def _quiz_table_fits(page) -> None:
     page.locator("[class*='-0-Next'] button").click()
     for k in range(1, total):
         # Question k's own Skip (its form is keyed by k): the one before may still be on screen mid-rerun.
-        page.locator(f"[class*='-{k}-Skip'] button").click(timeout=60_000)
-    page.get_by_text("Your score").first.wait_for(timeout=60_000)
+        page.locator(f"[class*='-{k}-Skip'] button").click()
+    page.get_by_text("Your score").first.wait_for()
     byo.wait_idle(page)
     _says_what_it_shows(page, "quiz score")
     table = page.locator("[data-testid='stMain'] [data-testid='stTable']").first
@@ -230,9 +231,22 @@ def _quiz_table_fits(page) -> None:
 
 
 def _transfer_draws_targeted_rates(page) -> None:
+    """The photos' default sweep (AA on the default model) finds a target image for every photo, says the few
+    photos that count instead of hiding them, and draws its rates on the whole 0-100 % scale."""
     titles = [c["title"] for c in page.evaluate(CHARTS)]
     assert any("tSuc on" in t for t in titles), titles  # Streamlit wraps a title in <b>
     _titles_clear_of_the_toolbar(page, "transfer")
+    assert page.get_by_text("could not finish").count() == 0
+    assert page.get_by_text("count here").count() == 1
+    ranges = page.evaluate("() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')]"
+                           ".map(p => p.layout.yaxis.range)")
+    assert ranges and all(r == [-0.02, 1.02] for r in ranges), ranges
+
+
+def _features_says_why(page) -> None:
+    """The gallery has at most two photos of a class: the curve says how little it rests on, and the input-pixel
+    line is drawn only where it is defined."""
+    assert page.get_by_text("not defined here").count() + page.get_by_text("is a hint, not a measurement").count() == 1
 
 
 def _anatomy_checks(page) -> None:
@@ -256,7 +270,7 @@ def test_photo_defaults_show_something(server, browser, shots, names):
     try:
         _visit(page, "photos", names, shots,
                {"transfer": _transfer_draws_targeted_rates, "jsma": _jsma_reaches_and_draws_its_curve,
-                "anatomy": _anatomy_checks, "patch": _patch_draws_its_patch})
+                "anatomy": _anatomy_checks, "patch": _patch_draws_its_patch, "features": _features_says_why})
     finally:
         context.close()
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -20,7 +21,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_common import streamlit_server  # noqa: E402
 import browser_own_model as byo  # noqa: E402
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-test.txt")
+playwright = require("playwright.sync_api")
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning"),
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium")]
 

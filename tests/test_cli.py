@@ -118,13 +118,13 @@ def test_module_entry_point_exit_code():
 
 
 def test_transfer_sweep_json(capsys):
-    report = run_json(capsys, "transfer", "--source", "fmnist-lenet-0", "--target", "fmnist-lenet-1", "--attack", "all",
-                      "--sweep", "eps", "--eps-values", "0", "0.2", "--n", "24", "--json")
+    report = run_json(capsys, "transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--attack", "all",
+                      "--sweep", "eps", "--eps", "0", "0.2", "--n", "24", "--json")
     rows = report["rows"]
     assert len(rows) == 4 * 2 and {r["method"] for r in rows} == {"aa", "tmifgsm", "tpgd", "itcm"}
     zero = [r for r in rows if r["eps"] == 0]
     assert all(r["error"] == 0 and r["tSuc"] == 0 for r in zero)
-    layers = run_json(capsys, "transfer", "--source", "fmnist-lenet-0", "--target", "fmnist-lenet-1", "--attack", "aa",
+    layers = run_json(capsys, "transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--attack", "aa",
                       "--sweep", "layer", "--eps", "0.2", "--n", "16", "--json")["rows"]
     assert [r["layer"] for r in layers] == list(range(6))
 
@@ -135,7 +135,7 @@ def test_analysis_subcommands(capsys):
     assert all(r["l0_any_pct"] >= r["l0_pct"] - 1e-3 for r in table)  # float32 vs float64 means
     sep = run_json(capsys, "separability", "--model", "fmnist-lenet-0", "--n", "100", "--json")
     assert sep[0]["name"] == "input" and len(sep) == 7
-    hard = run_json(capsys, "jsma-hardness", "--classes", "1", "7", "--per-pair", "2", "--json")
+    hard = run_json(capsys, "jsma-hardness", "--model", "fmnist-lenet-0", "--classes", "1", "7", "--per-pair", "2", "--json")
     assert {(r["source"], r["target"]) for r in hard} == {(1, 7), (7, 1)}
 
 
@@ -158,7 +158,8 @@ def test_gradcam_subcommand(capsys, tmp_path):
 
 
 def test_recognisable_subcommands(capsys):
-    small = ["--sources", "fmnist-lenet-0", "fmnist-vgg-0", "--tests", "fmnist-vgg-1", "--n", "4", "--copies", "2", "--steps", "3"]
+    small = ["--models", "fmnist-lenet-0", "fmnist-vgg-0", "--black", "fmnist-vgg-1", "--n", "4", "--copies", "2",
+             "--steps", "3"]
     rows = run_json(capsys, "strength", *small, "--attack", "bim", "deepfool", "--json")
     settings = {(r["attack"], r["setting"]) for r in rows}
     assert settings == {("—", "clean"), ("—", "random ±ε")} | {
@@ -174,7 +175,7 @@ def test_recognisable_subcommands(capsys):
     rows = run_json(capsys, "checkerboard", "--model", "fmnist-lenet-0", "--sigma", "0.05", "0.2", "--copies", "8",
                     "--steps", "3", "--json")
     assert [r["sigma"] for r in rows] == [0.05, 0.2] and all(r["period"] > 0 for r in rows)
-    rows = run_json(capsys, "noise-classes", "--models", "fmnist-lenet-0", "--count", "32", "--json")
+    rows = run_json(capsys, "noise-classes", "--models", "fmnist-lenet-0", "--n", "32", "--json")
     assert rows[0]["model"] == "fmnist-lenet-0" and rows[0]["rank"] == 1
 
 

@@ -24,20 +24,20 @@ def world(tmp_path_factory):
 
 
 COMMANDS = {
-    "transfer": "transfer --data D --source W --target B --attack aa tpgd --n 10 --steps 3",
+    "transfer": "transfer --data D --model W --black B --attack aa tpgd --n 10 --steps 3",
     "compare-l0": "compare-l0 --data D --model W --n 10",
     "separability": "separability --data D --model W --n 20",
     "jsma-hardness": "jsma-hardness --data D --model W --classes 0 1 2 --per-pair 1",
-    "jsma-table": "jsma-table --data D --models W --images 3",
-    "robustness": "robustness --data D --models W --images 3",
-    "strength": "strength --data D --sources W --tests B --attack fgsm --n 8 --copies 2",
-    "recognizability": "recognizability --data D --sources W --tests B --attack fgsm --n 8 --copies 2",
-    "similarity": "similarity --data D --sources W --tests B --attack fgsm bim --n 8 --copies 2",
-    "contour": "contour --data D --sources W --tests B --attack fgsm --n 8 --copies 2",
-    "quiz": "quiz --data D --model W --sources W --questions 3 --judge B",
+    "jsma-table": "jsma-table --data D --models W --n 3",
+    "robustness": "robustness --data D --models W --n 3",
+    "strength": "strength --data D --models W --black B --attack fgsm --n 8 --copies 2",
+    "recognizability": "recognizability --data D --models W --black B --attack fgsm --n 8 --copies 2",
+    "similarity": "similarity --data D --models W --black B --attack fgsm bim --n 8 --copies 2",
+    "contour": "contour --data D --models W --black B --attack fgsm --n 8 --copies 2",
+    "quiz": "quiz --data D --model W --models W --questions 3 --black B",
     "patch-distance": "patch-distance --data D --model W --n 4",
     "robust-accuracy": "robust-accuracy --data D --models W B --n 16 --steps 3",
-    "sweep": "sweep --white W --black B --attack pgd --data D --images 8 --out OUT --overwrite",
+    "sweep": "sweep --models W --black B --attack pgd --data D --n 8 --out OUT --overwrite",
 }
 
 
@@ -56,7 +56,7 @@ def test_every_multi_image_command_runs_on_an_own_model_with_its_data(capsys, wo
 
 
 def test_the_data_is_the_domains_images(capsys, world):
-    out = cli_json(capsys, "transfer", "--data", world["D"], "--source", world["W"], "--target", world["B"],
+    out = cli_json(capsys, "transfer", "--data", world["D"], "--model", world["W"], "--black", world["B"],
                    "--attack", "aa", "--n", "10", "--steps", "3", "--json")
     assert out["bank"] >= 30  # AA's target-image bank: the user's images the model gets right (36 of 40)
     assert all(r["images"] == 10 for r in out["rows"])
@@ -77,5 +77,5 @@ def test_single_image_commands_take_the_users_image_file(capsys, world):
     assert cam["class_name"] in own_world.META["class_names"]
     board = cli_json(capsys, "checkerboard", "--model", world["W"], "--image", world["IMG"], "--copies", "4", "--json")
     assert board
-    noise = cli_json(capsys, "noise-classes", "--models", world["W"], world["B"], "--count", "32", "--json")
+    noise = cli_json(capsys, "noise-classes", "--models", world["W"], world["B"], "--n", "32", "--json")
     assert {r["model"] for r in noise} == {"white", "black"}

@@ -18,12 +18,16 @@ def test_jobs_run_one_at_a_time_in_the_order_they_asked(tmp_path):
     inside, order, most = [], [], [0]
     lock = threading.Lock()
 
+    first_may_go = threading.Event()
+
     def job(i):
         with q.slot():
             with lock:
                 inside.append(i)
                 most[0] = max(most[0], len(inside))
                 order.append(i)
+            if i == 0:  # the first keeps the slot until all have asked: none can finish early and blur the order
+                first_may_go.wait(60)
             time.sleep(0.05)
             with lock:
                 inside.remove(i)
@@ -32,7 +36,9 @@ def test_jobs_run_one_at_a_time_in_the_order_they_asked(tmp_path):
     for i in range(5):
         threads.append(threading.Thread(target=job, args=(i,)))
         threads[-1].start()
-        time.sleep(0.01)  # each asks after the one before
+        while q.ahead() < i + 1:  # each asks after the one before: it is in the queue before the next starts
+            time.sleep(0.001)
+    first_may_go.set()
     for t in threads:
         t.join()
     assert most[0] == 1
@@ -67,7 +73,7 @@ def test_a_waiting_job_learns_its_place_and_can_leave_the_queue(tmp_path):
 
     def holder():
         with q.slot():
-            release.wait(5)
+            release.wait(60)  # released below: the bound only ends a broken run
 
     t = threading.Thread(target=holder)
     t.start()
@@ -93,7 +99,7 @@ def test_an_exception_in_a_job_gives_its_slot_back(tmp_path):
     done = []
     t = threading.Thread(target=lambda: q.slot().__enter__() or done.append(1))
     t.start()
-    t.join(2)
+    t.join(60)  # returns at once unless the slot was never given back
     assert done == [1]
 
 
@@ -107,17 +113,24 @@ def test_a_nested_operation_does_not_wait_for_itself(tmp_path):
 
 
 def test_another_process_holding_the_slot_makes_a_job_wait(tmp_path):
+    # The holder keeps the lock until the job has said it waits (then its stdin closes): no clock involved,
+    # so a loaded machine cannot let the holder finish before the job asks.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
-         "print('held', flush=True); time.sleep(0.6)", str(tmp_path / "slot-0.lock")], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); sys.stdin.read()", str(tmp_path / "slot-0.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     q = _queue(tmp_path)
     waits = []
-    start = time.perf_counter()
-    with q.slot(waits.append):
-        waited = time.perf_counter() - start
-    holder.wait()
-    assert None in waits and waited > 0.2
+
+    def waiting(ahead):
+        waits.append(ahead)
+        if ahead is None and not holder.stdin.closed:
+            holder.stdin.close()
+
+    with q.slot(waiting):
+        assert holder.wait(timeout=60) == 0  # the slot came only once the holder had let go
+    assert None in waits
 
 
 def test_the_cli_says_it_waits_when_the_machine_is_busy(tmp_path, monkeypatch, capsys):
@@ -125,10 +138,19 @@ def test_the_cli_says_it_waits_when_the_machine_is_busy(tmp_path, monkeypatch, c
     monkeypatch.setattr(compute, "_QUEUE", compute.Queue(1, folder=tmp_path, poll_s=0.01))
     monkeypatch.setattr(cli._waiting, "said", False, raising=False)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
-         "print('held', flush=True); time.sleep(0.5)", str(tmp_path / "slot-0.lock")], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); sys.stdin.read()", str(tmp_path / "slot-0.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
+    said = cli._waiting
+
+    def waiting(ahead):  # the holder lets go once the command has said it waits: a clock-free handshake
+        said(ahead)
+        if not holder.stdin.closed:
+            holder.stdin.close()
+
+    monkeypatch.setattr(cli, "_waiting", waiting)
     assert cli.main(["attack", "--model", "fmnist-lenet-0", "--image", "fmnist:0", "--attack", "fgsm", "--json"]) == 0
-    holder.wait()
+    assert holder.wait(timeout=60) == 0
     assert "waiting for a compute slot" in capsys.readouterr().err
     assert cli.main(["models"]) == 0  # listing never waits

@@ -72,13 +72,13 @@ def test_separability_is_the_same_through_data(capsys, fmnist_csv, fmnist_folder
 
 
 def test_strength_is_the_same_through_data(capsys, fmnist_csv):
-    common = ["--sources", "fmnist-lenet-0", "--tests", "fmnist-lenet-1", "--n", "6", "--copies", "2", "--steps", "3", "--json"]
+    common = ["--models", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--n", "6", "--copies", "2", "--steps", "3", "--json"]
     builtin = run_json(capsys, "strength", *common)
     assert run_json(capsys, "strength", *common, "--data", str(fmnist_csv)) == builtin
 
 
 def test_robustness_and_jsma_table_are_the_same_through_data(capsys, fmnist_csv):
-    common = ["--models", "fmnist-lenet-0", "--images", "3", "--json"]
+    common = ["--models", "fmnist-lenet-0", "--n", "3", "--json"]
     builtin = run_json(capsys, "robustness", *common)
     assert run_json(capsys, "robustness", *common, "--data", str(fmnist_csv)) == builtin
     table = ["jsma-table", *common[:-1], "--thetas", "1", "--max-distortion", "0.05", "--json"]
@@ -86,7 +86,7 @@ def test_robustness_and_jsma_table_are_the_same_through_data(capsys, fmnist_csv)
 
 
 def test_targeted_recognizability_is_the_same_through_data(capsys, fmnist_csv):
-    common = ["--sources", "fmnist-lenet-0", "--tests", "fmnist-lenet-1", "--n", "6", "--copies", "2", "--steps", "2",
+    common = ["--models", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--n", "6", "--copies", "2", "--steps", "2",
               "--targeted", "--json"]
     builtin = run_json(capsys, "recognizability", *common)
     assert "target class share" in builtin[0]
@@ -107,7 +107,7 @@ def test_transfer_on_photos_of_your_own(capsys, tmp_path):
         folder = tmp_path / labels[file]["label"]
         folder.mkdir()
         (folder / file).write_bytes((images.GALLERY / file).read_bytes())
-    out = run_json(capsys, "transfer", "--source", "efficientnet-lite0", "--target", "efficientnet-lite1",
+    out = run_json(capsys, "transfer", "--model", "efficientnet-lite0", "--black", "efficientnet-lite1",
                    "--attack", "tpgd", "--eps", "0.03", "--steps", "2", "--n", "3", "--data", str(tmp_path), "--json")
     row = out["rows"][0]
     assert row["images"] == 3 and row["n"] == 3  # both models get all three right

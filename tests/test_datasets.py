@@ -7,7 +7,6 @@ import os
 import shutil
 import stat
 import struct
-import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -375,12 +374,12 @@ def test_hostile_zips_are_refused(data, limits, message):
         datasets.open_zip(data, **limits)
 
 
-def test_many_empty_files_refused_before_reading():
+def test_many_empty_files_refused_before_reading(monkeypatch):
     data = empty_entries(100_000)
-    start = time.perf_counter()
+    # Refused from the end record alone: zipfile never parses the 100,000-entry central directory.
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("the central directory was parsed"))
     with pytest.raises(ValueError, match=r"too many entries \(100,000; limit 60,000\)"):
         datasets.open_zip(data, max_bytes=len(data))
-    assert time.perf_counter() - start < 0.5
 
 
 def test_entry_count_the_end_record_hides_is_still_counted():

@@ -124,7 +124,7 @@ def _run(capsys, *args):
     return json.loads(out)
 
 
-SMALL = ["--sources", "fmnist-lenet-0", "--tests", "fmnist-lenet-1", "--n", "4", "--copies", "2"]
+SMALL = ["--models", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--n", "4", "--copies", "2"]
 
 
 @pytest.mark.slow

@@ -5,18 +5,24 @@ import torch
 
 from engine import images
 from engine.heatmaps import grad_cam, saliency
-from conftest import hooks_left
-
-pgc = pytest.importorskip("pytorch_grad_cam")
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
-
-REFERENCE = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus}
+from conftest import hooks_left, require
 
 
-def reference_maps(model, x, layer_name, targets, method):
-    with REFERENCE[method](model=model, target_layers=[model.get_submodule(layer_name)]) as cam:
-        # Our weights are frozen, so the graph must start at the input for their backward() to work.
-        return cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(t)) for t in targets])
+@pytest.fixture(scope="module")
+def reference_maps():
+    """pytorch-grad-cam's maps: only the oracle tests need it, the property tests below run without it."""
+    pgc = require("pytorch_grad_cam", "bash scripts/test.sh installs grad-cam==1.5.7 --no-deps")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cams = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus}
+
+    def maps(model, x, layer_name, targets, method):
+        with cams[method](model=model, target_layers=[model.get_submodule(layer_name)]) as cam:
+            # Our weights are frozen, so the graph must start at the input for their backward() to work.
+            return cam(input_tensor=x.clone().requires_grad_(True),
+                       targets=[ClassifierOutputTarget(int(t)) for t in targets])
+
+    return maps
 
 
 def correlations(ours: torch.Tensor, theirs: np.ndarray) -> list[float]:
@@ -25,7 +31,7 @@ def correlations(ours: torch.Tensor, theirs: np.ndarray) -> list[float]:
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
-def test_matches_pytorch_grad_cam_on_lite0(lite0, method):
+def test_matches_pytorch_grad_cam_on_lite0(lite0, method, reference_maps):
     x = torch.cat([images.load(images.gallery()[n], lite0) for n in ("chelsea", "coffee")])
     targets = torch.tensor([285, 967])  # Egyptian cat, espresso
     ours = grad_cam(lite0, x, layer=lite0.cam_layer, target=targets, method=method)
@@ -37,7 +43,7 @@ def test_matches_pytorch_grad_cam_on_lite0(lite0, method):
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("layer", [4, 12, 17])
-def test_matches_pytorch_grad_cam_at_other_layers(lite0, layer):
+def test_matches_pytorch_grad_cam_at_other_layers(lite0, layer, reference_maps):
     x = images.load(images.gallery()["chelsea"], lite0)
     ours = grad_cam(lite0, x, layer=layer, target=282)
     theirs = reference_maps(lite0, x, lite0.layer(layer).name, [282], "gradcam")
@@ -45,7 +51,7 @@ def test_matches_pytorch_grad_cam_at_other_layers(lite0, layer):
 
 
 @pytest.mark.oracle
-def test_digits_batch_matches_reference(digits):
+def test_digits_batch_matches_reference(digits, reference_maps):
     model, x, y = digits
     ours = grad_cam(model, x[:16], layer="net.features.3", target=y[:16])
     theirs = reference_maps(model, x[:16], "net.features.3", y[:16], "gradcam")

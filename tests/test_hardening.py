@@ -1,5 +1,6 @@
-"""Concurrency, long sessions, determinism, safety and faults (issue 9)."""
+"""Concurrency, long sessions, determinism, safety and faults."""
 import ast
+import builtins
 import gc
 import subprocess
 import sys
@@ -44,23 +45,26 @@ def _session_result(attack, params, index, out, errors):
 
 
 @pytest.fixture
-def one_script_cache(monkeypatch):
-    """Give every AppTest session the server's single, locked script cache.
+def one_compile_at_a_time(monkeypatch):
+    """Let Python compile one source at a time, as a real server does.
 
-    A real server compiles each page once under one lock for all sessions; AppTest builds a
-    cache per session, so eight sessions parse the same files at once, which trips a CPython
-    3.11 race in the AST converter ("AST constructor recursion depth mismatch", gh-106905).
+    A server compiles each page once, under one lock, for all its sessions; AppTest compiles the pages
+    again for every session, so eight sessions parse the same files at once, which trips a CPython 3.11
+    race in the AST converter ("AST constructor recursion depth mismatch", gh-106905). Streamlit compiles
+    with the built-in compile() (ast.parse calls it too), so one lock around it restores the server's order.
     """
-    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
-    from streamlit.testing.v1 import app_test, local_script_runner
+    compile_alone = builtins.compile
+    lock = threading.Lock()
 
-    shared = ScriptCache()
-    monkeypatch.setattr(app_test, "ScriptCache", lambda: shared)
-    monkeypatch.setattr(local_script_runner, "ScriptCache", lambda: shared)
+    def locked(*args, **kwargs):
+        with lock:
+            return compile_alone(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "compile", locked)
 
 
 @pytest.mark.slow
-def test_eight_sessions_at_once_each_get_what_they_get_alone(one_script_cache):
+def test_eight_sessions_at_once_each_get_what_they_get_alone(one_compile_at_a_time):
     model = models.load(FMNIST, device="cpu")
     x = fashion_mnist.test_split()[0]
     alone = {a: attacks.run(a, model, x[i:i + 1], **p).x_adv for a, p, i in SESSIONS}
@@ -171,6 +175,22 @@ def test_weights_only_and_no_pickle_and_no_upload_written(path):
         assert not _calls(tree, "write_bytes") and not _calls(tree, "write_text"), path
         for call in _calls(tree, "open"):
             pytest.fail(f"{path}:{call.lineno}: the app opens a file")
+
+
+# Streamlit's public modules; the rest (streamlit.runtime and the like) change without notice between releases.
+PUBLIC_STREAMLIT = {"streamlit", "streamlit.testing.v1", "streamlit.components.v1"}
+
+
+def test_the_app_and_its_tests_use_streamlits_public_api_only():
+    used = {}
+    for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name.split(".")[0] == "streamlit" and name not in PUBLIC_STREAMLIT:
+                    used.setdefault(name, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not used, used
 
 
 def test_server_and_container_settings():

@@ -126,19 +126,19 @@ def test_binomial_se():
 
 @pytest.mark.slow
 def test_cli_jsma_table_and_robustness(capsys):
-    rows = cli_json(capsys, "jsma-table", "--models", "fmnist-lenet-0", "--images", "2", "--thetas", "-1", "--json")
+    rows = cli_json(capsys, "jsma-table", "--models", "fmnist-lenet-0", "--n", "2", "--thetas", "-1", "--json")
     assert len(rows) == 1 and rows[0]["theta"] == -1 and rows[0]["pairs"] == 9 * rows[0]["images"]
-    out = cli_json(capsys, "robustness", "--models", "fmnist-lenet-0", "fmnist-mlp-0", "--images", "3", "--json")
+    out = cli_json(capsys, "robustness", "--models", "fmnist-lenet-0", "fmnist-mlp-0", "--n", "3", "--json")
     assert [r["model"] for r in out] == ["fmnist-lenet-0", "fmnist-mlp-0"]
     assert all(0 <= r["R"] <= r["mean_A"] <= 1 for r in out)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["jsma-table", "--images", "0"], "--images must be at least 1"),
-    (["robustness", "--models", "fmnist-lenet-0", "efficientnet-lite0", "--images", "1"], "compare models of one domain"),
+    (["jsma-table", "--n", "0"], "--n must be at least 1"),
+    (["robustness", "--models", "fmnist-lenet-0", "efficientnet-lite0", "--n", "1"], "compare models of one domain"),
     (["robustness", "--models", "no-such-model"], "unknown model"),
     (["jsma-table", "--thetas", "0"], "invalid choice"),
-    (["jsma-table", "--models", "fmnist-lenet-0", "--images", "1", "--max-distortion", "1.5"], "max_distortion"),
+    (["jsma-table", "--models", "fmnist-lenet-0", "--n", "1", "--max-distortion", "1.5"], "max_distortion"),
 ])
 def test_cli_rejects_bad_input(capsys, argv, message):
     assert main([*argv, "--json"]) == 2

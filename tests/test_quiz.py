@@ -260,13 +260,13 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-QUIZ = ["quiz", "--sources", *SOURCES, "--questions", "4", "--seed", "2", "--attack", "deepfool", "--steps", "5",
+QUIZ = ["quiz", "--models", *SOURCES, "--questions", "4", "--seed", "2", "--attack", "deepfool", "--steps", "5",
         "--copies", "2"]
 
 
 @pytest.mark.slow
 def test_cli_writes_a_blind_quiz_scores_a_sheet_and_lets_a_judge_take_it(capsys, tmp_path):
-    code, out, err = _cli(capsys, *QUIZ, "--out", str(tmp_path), "--judge", JUDGE, "--json")
+    code, out, err = _cli(capsys, *QUIZ, "--out", str(tmp_path), "--black", JUDGE, "--json")
     assert code == 0, err
     blind = json.loads(out)
     assert blind["questions"] == 4 and blind["choices"] == 10 and blind["sources"] == list(SOURCES)
@@ -287,7 +287,7 @@ def test_cli_writes_a_blind_quiz_scores_a_sheet_and_lets_a_judge_take_it(capsys,
     wrong = next(c for c in rows[1]["choices"].split(quiz.CHOICE_SEPARATOR) if c != truth[1])
     filled = ["question,answer", f"1,{truth[0]}", f"2,{wrong}", "3,", f"4,{truth[3]}"]
     sheet.write_text("\n".join(filled) + "\n")
-    code, out, err = _cli(capsys, "quiz", "--sources", *SOURCES, "--questions", "4", "--seed", "2",
+    code, out, err = _cli(capsys, "quiz", "--models", *SOURCES, "--questions", "4", "--seed", "2",
                           "--answers", str(sheet), "--json")
     assert code == 0, err
     s = json.loads(out)["score"]
@@ -296,14 +296,14 @@ def test_cli_writes_a_blind_quiz_scores_a_sheet_and_lets_a_judge_take_it(capsys,
 
 
 @pytest.mark.parametrize("args,match", [
-    (["quiz", "--questions", "4"], "--domain, --model or --sources"),
+    (["quiz", "--questions", "4"], "--domain, --model or --models"),
     (["quiz", "--domain", "fashion-mnist", "--model", "efficientnet-lite0"], "not fashion-mnist"),
     ([*QUIZ, "--choices", "1"], "choices must be"),
     ([*QUIZ[:5], "0"], "questions must be"),
-    ([*QUIZ, "--judge", SOURCES[0]], "held out"),
+    ([*QUIZ, "--black", SOURCES[0]], "held out"),
     ([*QUIZ, "--eps", "0.1"], "--eps is not a parameter of deepfool"),
-    (["quiz", "--sources", SOURCES[0], "--answers", "/nonexistent.csv"], "nonexistent"),
-    (["quiz", "--sources", SOURCES[0], "--answers", "sheet.csv", "--judge", JUDGE], "without making the pictures"),
+    (["quiz", "--models", SOURCES[0], "--answers", "/nonexistent.csv"], "nonexistent"),
+    (["quiz", "--models", SOURCES[0], "--answers", "sheet.csv", "--black", JUDGE], "without making the pictures"),
     (["quiz", "--domain", "mnist"], "invalid choice"),
 ])
 def test_cli_rejects_bad_input_in_one_line(capsys, args, match):

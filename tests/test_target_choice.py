@@ -137,8 +137,8 @@ def test_first_per_class_keeps_the_first_of_each_class():
 def test_cli_layer_sweep_covers_every_layer_at_every_eps_with_baselines(capsys):
     from engine import models
 
-    out = cli_json(capsys, "transfer", "--source", "fmnist-lenet-0", "--target", "fmnist-lenet-1", "--attack", "aa",
-                "tmifgsm", "--sweep", "layer", "--eps-values", "0.1", "0.2", "--n", "6", "--bank-per-class", "3",
+    out = cli_json(capsys, "transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--attack", "aa",
+                "tmifgsm", "--sweep", "layer", "--eps", "0.1", "0.2", "--n", "6", "--bank-per-class", "3",
                 "--target-image", "nearest-mean", "--steps", "2", "--json")
     layers = len(models.load("fmnist-lenet-0", device="cpu").layers())
     aa = [r for r in out["rows"] if r["method"] == "aa"]
@@ -158,7 +158,7 @@ def test_cli_layer_sweep_covers_every_layer_at_every_eps_with_baselines(capsys):
     (["--attack", "aa", "fgsm"], "invalid choice: 'fgsm'"),
 ])
 def test_cli_transfer_rejects_bad_input(capsys, argv, message):
-    code = main(["transfer", "--source", "fmnist-lenet-0", "--target", "fmnist-lenet-1", "--n", "2", *argv, "--json"])
+    code = main(["transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--n", "2", *argv, "--json"])
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -29,15 +29,11 @@ def _start(model) -> None:
     if not widgets.has_images(model, "The quiz"):
         return
     domain = domains.of(model)
-    key = ("quiz-askable", model.name, domains.of(model).count())
-    keys = state.analysis(key)
-    if keys is None:
-        try:
-            keys = quiz.askable(model)[1]
-        except ValueError as err:
-            st.error(str(err))
-            return
-        state.store_analysis(key, keys)
+    try:
+        keys = widgets.cached(("quiz-askable", model.name, domain.count()), lambda: quiz.askable(model)[1])
+    except ValueError as err:
+        st.error(str(err))
+        return
     if not keys:
         st.info(f"{model.name} classifies none of its labelled images correctly, and an attack leaves an image its "
                 "model already gets wrong untouched: there is no perturbation to ask about. Use a model that gets "
@@ -46,9 +42,10 @@ def _start(model) -> None:
     d = domain.defaults["quiz"]
     classes = len(model.class_names)
     st.markdown("Each question shows a **perturbation alone** — what an attack added to a test image, display-"
-                "normalised (sign flipped, matched to the dataset's brightness and contrast) — never the image itself. "
-                "Name the class of the image it was made from. Some perturbations come from one model, some from the "
-                "average over several models and noisy copies of the image; which is which is revealed at the end.")
+                "normalised (sign flipped, matched to the dataset's brightness and contrast) — never the image "
+                "itself. Name the class of the image it was made from. Some perturbations come from one model, "
+                "some from the average over several models and noisy copies of the image; which is which is "
+                "revealed at the end.")
     with st.form("quiz-form"):
         c = st.columns(3)
         most = min(200, len(keys))
@@ -60,17 +57,14 @@ def _start(model) -> None:
     usable = widgets.usable_models()
     names = quiz.source_names(model.name, [n for n in domain.sources if n in usable])
     settings = quiz.Settings.for_domain(domain)
-    pool = "the other test images' classes" if domain.indexed else "the classes of the other gallery photos"
-    st.caption(f"Single-model perturbations: {names[0]}. Noisy multi-model: {', '.join(names)} with {settings.copies} "
-               f"noisy copies each (σ {settings.sigma:g}). Attack: {settings.attack} {settings.params}. "
-               f"Wrong choices are drawn from {pool}.")
+    st.caption(quiz.settings_sentence(names, settings, domain.indexed))
     key = ("quiz", tuple(names), int(count), int(choices), int(seed))
     if not (go or widgets.pending("quiz") == key):
         return
     sources = [resources.model(n) for n in names]
     planned = quiz.plan_for(model, questions=int(count), choices=int(choices), seed=int(seed))
-    seconds = quiz.seconds(sources, planned, settings)
-    if not widgets.heavy_gate("quiz", key, seconds, go, cost.stops_early(settings.attack)):
+    if not widgets.heavy_gate("quiz", key, quiz.seconds(sources, planned, settings), go,
+                              cost.stops_early(settings.attack)):
         return
     progress = Progress("Making the perturbations", "quiz")
     made = quiz.make(sources, questions=int(count), choices=int(choices), seed=int(seed), settings=settings,
@@ -110,23 +104,6 @@ def _question(session: state.QuizSession) -> None:
         st.rerun()
 
 
-def _percent(v) -> str:
-    return "—" if v is None else f"{v:.1%}"
-
-
-def _rows(s: dict) -> list[dict]:
-    parts = [("all questions", s), *s["by kind"].items()]
-    rows = [{"questions": name, "answered": str(p["answered"]), "correct": str(p["correct"]),
-             "accuracy": _percent(p["accuracy"]),
-             "95 % interval": "—" if p["ci low"] is None else f"{p['ci low']:.0%}–{p['ci high']:.0%}",
-             "unanswered": str(p["unanswered"]), "chance": _percent(p["chance"])} for name, p in parts]
-    t = s["thesis"]
-    rows.append({"questions": f"thesis: {t['what']}", "answered": f"{t['questions']} ({t['takers']} people)",
-                 "correct": "", "accuracy": _percent(t["accuracy"]), "95 % interval": "", "unanswered": "",
-                 "chance": _percent(t["chance"])})
-    return rows
-
-
 def _results(session: state.QuizSession, blacks) -> None:
     made = session.quiz
     s = quiz.score(made.questions, session.answers)
@@ -135,7 +112,8 @@ def _results(session: state.QuizSession, blacks) -> None:
         st.info("No question was answered, so there is no score.")
     else:
         st.metric("Correct among the answered questions", f"{s['correct']} of {s['answered']} ({s['accuracy']:.0%})",
-                  help=f"95 % binomial interval {s['ci low']:.0%}–{s['ci high']:.0%}; guessing gets {s['chance']:.0%}")
+                  help=f"95 % binomial interval {s['ci low']:.0%}–{s['ci high']:.0%}; guessing gets "
+                       f"{s['chance']:.0%}")
     said = quiz.score_sentence(s)
     if said:
         st.markdown(f"**What it shows:** {said}")
@@ -143,7 +121,7 @@ def _results(session: state.QuizSession, blacks) -> None:
         skipped = s["unanswered questions"]
         st.caption(f"Unanswered (not counted as wrong): question{'s' if len(skipped) > 1 else ''} "
                    f"{', '.join(map(str, skipped))}.")
-    st.table(_rows(s), hide_index=True)  # a table wraps its cells: a grid cuts the last column at 1280 px
+    st.table(quiz.score_rows(s), hide_index=True)  # a table wraps its cells: a grid cuts the last column at 1280 px
     _machine(session, blacks)
     st.download_button("Download answers (CSV)", quiz.answers_csv(made, session.answers), type="primary",
                        file_name=f"quiz-{made.domain}-seed{made.seed}.csv", mime="text/csv", key="quiz.csv")
@@ -151,28 +129,21 @@ def _results(session: state.QuizSession, blacks) -> None:
         state.end_quiz()
         st.rerun()
     st.subheader("The questions, revealed")
-    chosen = {a.question: a.choice for a in session.answers}
     cols = st.columns(5)
-    for i, q in enumerate(made.questions):
-        mine = chosen.get(q.number)
-        verdict = "skipped" if mine is None else ("right" if mine == q.true_class else f"you: {made.class_names[mine]}")
-        cols[i % 5].image(images.enlarged(q.picture, 160), width=160,
-                          caption=f"{q.number}. {made.class_names[q.true_class]} · {q.kind} · {verdict}")
+    for i, (picture, caption) in enumerate(quiz.revealed(made, session.answers)):
+        cols[i % 5].image(images.enlarged(picture, 160), width=160, caption=caption)
 
 
 def _machine(session: state.QuizSession, blacks) -> None:
     """A held-out model's score on the same pictures and choices: a reference, not a person."""
     made = session.quiz
-    usable = widgets.usable_models()
     # The sidebar's black-box model if it fits the quiz (the model may have changed since), else a domain judge.
-    held_out = dict.fromkeys([b.name for b in blacks] + list(domains.get(made.domain).judges))
-    judges = [n for n in held_out if usable.get(n) == made.domain and n not in made.sources][:1]
-    for name in judges:
+    name = quiz.machine_judge(made, [b.name for b in blacks] + list(domains.get(made.domain).judges),
+                              widgets.usable_models())
+    if name is not None:
         if name not in session.machine:
             session.machine[name] = quiz.machine_answers(made, resources.model(name))
-        m = quiz.score(made.questions, session.machine[name])
-        kinds = ", ".join(f"{k} {_percent(p['accuracy'])}" for k, p in m["by kind"].items())
-        st.caption(f"Machine taker {name} (held out, same pictures and choices): {_percent(m['accuracy'])} ({kinds}).")
+        st.caption(quiz.machine_sentence(name, quiz.score(made.questions, session.machine[name])))
 
 
 if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)

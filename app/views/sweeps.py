@@ -1,4 +1,4 @@
-"""Sweep results: open a tidy file written by `python -m engine sweep` (issue 8 item 5; metrics).
+"""Sweep results: open a tidy file written by `python -m engine sweep` (one row per metric).
 
 The file is read from the upload's bytes in memory; nothing is written or opened on disk.
 """

@@ -1,1 +1,4 @@
-"""Analyses of models and perturbations (SPEC §2–6): pure functions returning tensors, arrays and dicts."""
+"""Analyses of models and perturbations: pure functions returning tensors, arrays and dicts.
+
+The papers each analysis follows, and their parameters, are listed in docs/sources.md.
+"""

@@ -1,4 +1,4 @@
-"""Checkerboard artefacts of noisy single-model averaging (SPEC §3; seed 002 §5.2).
+"""Checkerboard artefacts of noisy single-model averaging (Menn 2023, §5.2).
 
 Averaging one model's perturbations over many Gaussian copies turns a grid
 pattern visible as σ grows; its period (the thesis: ~1 px at σ = 0.05 up to
@@ -70,3 +70,31 @@ def checkerboard(
             break
         rows.append({"sigma": float(sigma), **dominant_period(result.delta[0]), "delta": result.delta[0]})
     return rows
+
+
+SIGMA_CHOICES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+DEFAULT_SIGMAS = (0.05, 0.2, 0.5)  # a low, a middle and a high σ: the period grows with σ
+
+
+def seconds(model, sigmas: Sequence[float], copies: int, settings: dict) -> float:
+    """Expected time of `for_settings` on one image."""
+    from engine import cost
+    from engine.analysis.recognisable import attack_params
+
+    return len(sigmas) * cost.averaged_seconds("bim", [model], 1, int(copies), attack_params("bim", settings))
+
+
+def panels(rows: list[dict]) -> list[tuple]:
+    """(title, signed map, "signed") per σ: each average with its measured period."""
+    from engine import images
+
+    return [(f"σ={r['sigma']:g}: period {r['period']:.1f} px", images.signed_map(r["delta"][None]), "signed")
+            for r in rows]
+
+
+def for_settings(model, x: torch.Tensor, sigmas: Sequence[float], copies: int, settings: dict,
+                 callback=None) -> list[dict]:
+    """`checkerboard` with BIM at the Anatomy page's ε and steps."""
+    from engine.analysis.recognisable import attack_params
+
+    return checkerboard(model, x, sigmas=sigmas, copies=copies, callback=callback, **attack_params("bim", settings))

@@ -1,4 +1,4 @@
-"""Per-layer feature analysis (SPEC §2, "Analyses"): class separability, a PCA plane, AA trajectories.
+"""Per-layer feature analysis (after Inkawhich et al. 2019): class separability, a PCA plane, AA trajectories.
 
 - separability: mean angular distance between feature vectors of *different*
   classes divided by the mean within a class (higher = classes lie apart);

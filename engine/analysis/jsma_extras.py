@@ -1,11 +1,11 @@
-"""JSMA's teaching extras (SPEC §4; seed 001): success vs Υ, hardness H(s, t), the increasing-vs-decreasing
+"""JSMA's teaching extras (Papernot et al. 2016): success vs Υ, hardness H(s, t), the increasing-vs-decreasing
 table, adversarial distance A(X, t) and robustness R(F).
 
 One JSMA run at the largest Υ is enough for a whole curve: the greedy search is
 deterministic, so a run with a smaller Υ is the same trajectory cut short. An
 example succeeds at Υ when the share of features it changed is ≤ Υ.
 
-The table and R(F) use the seed's setting: every image (here: every one the
+The table and R(F) use the paper's setting: every image (here: every one the
 model classifies correctly, so that its label is its source class) crafted
 towards every other class. R(F) is the minimum of A over exactly those pairs.
 """
@@ -179,7 +179,7 @@ def adversarial_distance(model, x, target, theta: int = 1) -> torch.Tensor:
 
 
 VARIANTS = {1: "increasing", -1: "decreasing"}
-# The seed's MNIST LeNet, Υ = 14.5 %, every sample to each of the 9 other classes: success rate and mean
+# The paper's MNIST LeNet, Υ = 14.5 %, every sample to each of the 9 other classes: success rate and mean
 # distortion (share of features changed) of the successes, per θ; the decreasing variant's distortion is not given.
 SEED_TABLE = {1: {"success_rate": 0.971, "mean_distortion": 0.0402}, -1: {"success_rate": 0.647, "mean_distortion": None}}
 
@@ -201,7 +201,7 @@ def binomial_se(successes: int, n: int) -> float | None:
 
 def jsma_table(models, x: torch.Tensor, y: torch.Tensor, *, thetas=(1, -1), max_distortion: float = MAX_DISTORTION,
                batch: int | None = None, callback: progress.Callback | None = None, **kw) -> list[dict]:
-    """Seed 001's increasing-vs-decreasing comparison: per model and θ, JSMA from every image the model
+    """The paper's increasing-vs-decreasing comparison: per model and θ, JSMA from every image the model
     classifies correctly towards every other class (`source_target_pairs`), with Υ = `max_distortion`.
 
     success_rate (and its binomial standard error) is over all those pairs; mean_distortion, the share of
@@ -264,3 +264,156 @@ def robustness(model, x: torch.Tensor, y: torch.Tensor, *, theta: int = 1, batch
     k = int(a.argmin())
     return {**row, "R": float(a[k]), "mean_A": float(a.mean()), "median_A": float(a.median()),
             "argmin": {"image": int(index[k]), "source": int(y[index[k]]), "target": int(target[k])}}
+
+
+# ---- the JSMA lab's replay, curve, table and matrix ----------------------------------------------
+
+
+def replay(model, x: torch.Tensor, target: int, *, theta: int, upsilon: float, pairs: int, against: str = "all",
+           callback: progress.Callback | None = None) -> dict:
+    """One JSMA run on one image, kept frame by frame: the image after every step ("frames", the clean image
+    first), the run's headline ("words"), the share of features changed and whether the target was reached."""
+    from engine import report
+
+    frames = [x.detach().cpu().clone()]
+
+    def record(step, total, s):
+        frames.append(s["x_adv"].detach().cpu().clone())
+        # The frames are the replay's own; the bar gets only the count, as for any run.
+        return callback(step, total, {}) if callback is not None else True
+
+    result = run_jsma(model, x, target, against=against, theta=theta, max_distortion=upsilon, pairs=pairs,
+                      callback=record)
+    return {"frames": frames, "words": report.headline(report.run_record(result, model)),
+            "changed": float((result.delta.abs() > 0).float().mean()), "success": bool(result.success[0])}
+
+
+def changed_pixels(frame: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """H×W: the pixels where any channel of `frame` differs from `first`."""
+    return (frame - first).abs().amax(1)[0] > 0
+
+
+def marked_frame(frames: list[torch.Tensor], step: int) -> dict:
+    """The picture after `step` steps with the pixels changed so far tinted red ("marked"), how many there
+    are, and whether each is ringed by its neighbours: on a photo one pixel is a fraction of a screen pixel,
+    so there each is marked with its neighbours to stay visible."""
+    from engine import images
+    from engine.analysis.masking import morph
+
+    changed = changed_pixels(frames[step], frames[0])
+    seen = morph(changed[None], 1)[0] if max(changed.shape) > 64 else changed
+    return {"picture": images.to_uint8(frames[step]), "marked": images.overlay(frames[step], seen, (255, 0, 0), 0.6),
+            "pixels": int(changed.sum()), "ringed": int(seen.sum()) > int(changed.sum())}
+
+
+def replay_sentence(found: dict, model_name: str, target_name: str, upsilon: float) -> str:
+    """What a replayed run says: how few pixels flip the decision, or why the target was not reached."""
+    if found.get("success"):
+        pixels = int(changed_pixels(found["frames"][-1], found["frames"][0]).sum())
+        return (f"changing {found['changed']:.2%} of the features ({pixels} pixels, in red) makes {model_name} answer "
+                f"{target_name}: a few well-chosen pixels flip the decision.")
+    return (f"within Υ = {upsilon:.1%} JSMA did not make {model_name} answer {target_name}: raise Υ, or pick a "
+            "class nearer the image (the runner-up, which the target starts at).")
+
+
+def curve_seconds(model, images: int, max_distortion: float, pairs: int) -> float:
+    """Expected time of the success-vs-Υ curve: one JSMA run at the largest Υ over the images."""
+    from engine import cost
+
+    return cost.attack_passes(model, "jsma", {"max_distortion": max_distortion, "pairs": pairs}) \
+        * cost.pass_seconds(model, images)
+
+
+def success_vs_upsilon(model, x: torch.Tensor, y: torch.Tensor, target: int, towards: str, *,
+                       max_distortion: float, theta: int, pairs: int, against: str, points: int = 31,
+                       callback: progress.Callback | None = None) -> dict:
+    """The curve's rows at `points` values of Υ from 0 to `max_distortion`, and how many images it counts
+    (`curve_targets` leaves out those already of the target class)."""
+    rows, goals = curve_targets(model, x, y, target, towards)
+    d = distortions(model, x[rows], y[rows], goals, max_distortion=max_distortion, theta=theta, pairs=pairs,
+                    against=against, callback=callback)
+    return {"rows": success_curve(d.cpu(), np.linspace(0.0, max_distortion, points)), "images": int(rows.numel())}
+
+
+def hardness_classes(num_classes: int, preferred=(0, 1, 7, 9)) -> list[int]:
+    """The hardness matrix's starting classes: four that differ in look on Fashion-MNIST (T-shirt, trouser,
+    sneaker, ankle boot), as far as the model has them."""
+    return [c for c in preferred if c < num_classes]
+
+
+def hardness_grid(rows: list[dict]) -> tuple[np.ndarray, list[int]]:
+    """`hardness_matrix` rows as a source × target matrix (NaN where no pair was measured) and its classes."""
+    order = sorted({r["source"] for r in rows} | {r["target"] for r in rows})
+    m = np.full((len(order), len(order)), np.nan)
+    for r in rows:
+        if r["hardness"] is not None:
+            m[order.index(r["source"]), order.index(r["target"])] = r["hardness"]
+    return m, order
+
+
+def table_seconds(model, images: int, upsilon: float, pairs: int) -> float:
+    """Expected time of the increasing-vs-decreasing table and R(F): two JSMA runs over every (image, other
+    class) pair, and one Jacobian of every pair for A(X, t)."""
+    from engine import cost
+
+    batch = images * (len(model.class_names) - 1)
+    per_run = cost.attack_passes(model, "jsma", {"max_distortion": upsilon, "pairs": pairs})
+    return (2 * per_run + 2) * cost.pass_seconds(model, batch)
+
+
+def _percent(v) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def shown_table(rows: list[dict]) -> list[dict]:
+    """`jsma_table` rows as shown, next to the published MNIST figures of each variant."""
+    out = []
+    for r in rows:
+        paper = SEED_TABLE[r["theta"]]
+        distortion = "not given" if paper["mean_distortion"] is None else _percent(paper["mean_distortion"])
+        out.append({"variant": f"{r['variant']} (θ = {r['theta']:+d})", "pairs": r["pairs"],
+                    "success": f"{_percent(r['success_rate'])} ± {_percent(r['success_se'])}",
+                    "mean distortion": _percent(r["mean_distortion"]),
+                    "seed (MNIST)": f"{_percent(paper['success_rate'])}, distortion {distortion}"})
+    return out
+
+
+AGAINST_HELP = ("what the saliency map weighs the target class against: the sum of every other class (the paper, on "
+                "ten classes), or the one class it must overtake (on a thousand classes the sum is mostly classes "
+                "that do not compete)")
+
+
+def target_choices(model, x: torch.Tensor) -> list[int]:
+    """The classes JSMA may aim `x` at: every class but the one the model gives it."""
+    with torch.no_grad():
+        source = int(model(x).argmax(1))
+    return [i for i in range(len(model.class_names)) if i != source]
+
+
+def too_many_classes(num_classes: int) -> str:
+    return (f"The seed's table attacks each image towards every other class: {num_classes - 1} attacks per image "
+            "here. Choose a model with few classes (a Fashion-MNIST one) for it.")
+
+
+def table_caption(upsilon: float) -> str:
+    """What the increasing-vs-decreasing table counts, and what the published figures next to it are."""
+    return (f"Υ = {upsilon:.1%}. Success is over every (image, other class) pair of the images the model gets right; "
+            "mean distortion is the share of features changed, over the successes. The seed's figures are for an "
+            "MNIST LeNet at Υ = 14.5 % (no distortion given for the decreasing variant).")
+
+
+def robustness_metrics(r: dict, class_names) -> list[tuple[str, str, str]]:
+    """(label, value, help) of R(F), the mean A(X, t) and the most exposed pair, from `robustness`."""
+    from engine import glossary
+
+    at = r["argmin"]
+    return [("R(F) = min A(X, t)", f"{r['R']:.3f}", glossary.help_text("robustness R(F)")),
+            ("mean A(X, t)", f"{r['mean_A']:.3f}", glossary.help_text("adversarial distance A(X, t)")),
+            ("Most exposed pair (smallest A)", f"{class_names[at['source']]} → {class_names[at['target']]}",
+             f"image {at['image']} of the evaluation images: the most features with positive saliency")]
+
+
+def robustness_caption(r: dict) -> str:
+    return (f"A(X, t) = 1 − the share of features whose saliency towards t is positive, over {r['pairs']} pairs; "
+            "a small A means many features help the attack. R(F) is the smallest: the model's most exposed pair. "
+            "The seed defines R(F) but reports no value for its network.")

@@ -1,4 +1,4 @@
-"""Contour vs background: the masking effect (SPEC §3; seed 002 §4.8).
+"""Contour vs background: the masking effect (Menn 2023, §4.8).
 
 An object mask splits a sign-quantised perturbation δ' = ε·sign(δ) into the
 part inside the object's outline ("contour" in the thesis) and the background.
@@ -12,7 +12,7 @@ gallery photos have masks committed under assets/images/masks (GrabCut from a
 rectangle, checked by eye); any other photo gets an automatic GrabCut mask from
 a centred rectangle that the caller can move.
 
-Search-based attacks (seed 002 §5.1): `copies_sweep` averages a query-only attack
+Search-based attacks (Menn 2023, §5.1): `copies_sweep` averages a query-only attack
 (Square, started from δ = 0) over more and more noisy copies and follows how much
 of δ's energy lies on the object, next to the contour-vs-background accuracies.
 """
@@ -33,7 +33,8 @@ _KERNEL = np.ones((3, 3), np.uint8)
 
 
 def morph(mask: torch.Tensor, steps: int) -> torch.Tensor:
-    """`steps` > 0: dilate that many times with a 3×3 all-ones kernel; < 0: erode (SPEC §3)."""
+    """`steps` > 0: dilate that many times with a 3×3 all-ones kernel; < 0: erode (OpenCV's
+    dilate/erode, as the thesis grows and shrinks its masks)."""
     if steps == 0:
         return mask.clone()
     op = cv2.dilate if steps > 0 else cv2.erode
@@ -182,7 +183,7 @@ def copies_sweep(
     params: dict, copies: Sequence[int] = (1, 4, 16, 64), sigma: float = 0.2, eps: float = 0.2, seed: int = 0,
     callback: progress.Callback | None = None,
 ) -> list[dict]:
-    """How the number n of averaged perturbations changes the picture (seed 002 §5.1).
+    """How the number n of averaged perturbations changes the picture (Menn 2023, §5.1).
 
     Per n: `attack` with `params` averaged over n noisy copies (σ) on `models`; the share of δ's energy inside
     the object (`energy in object`, mean over images, beside the mask's `area`), the share of pixels any copy moved,
@@ -238,3 +239,50 @@ def contour_sentence(rows: list[dict]) -> str:
         return (f"Either part of δ' alone is enough, where random signs of the same size are not: {numbers}; "
                 "what δ' changes matters, not how much.")
     return f"Neither part of δ' alone does more than random signs of the same size: {numbers}."
+
+
+# ---- the Anatomy page's mask section -------------------------------------------------------------
+
+
+def box(left: float, top: float, width: float, height: float) -> tuple[float, float, float, float]:
+    """A GrabCut rectangle (shares of the image) cut back so that it stays inside the image."""
+    return left, top, min(width, 1.0 - left), min(height, 1.0 - top)
+
+
+def share_note(share: float) -> str | None:
+    """A warning where one part of the image is a sliver (under 10 %): its accuracy then says little."""
+    if 0.1 <= share <= 0.9:
+        return None
+    part = "background" if share > 0.9 else "object"
+    return (f"The mask covers {share:.0%} of the image, so the {part} is only {min(share, 1 - share):.0%} of it: "
+            f"δ' on so few pixels barely moves any model, and the {part} numbers below say little. Shrink or grow "
+            "the mask, draw a GrabCut box, or pick a photo where the object fills less of the frame.")
+
+
+def shown_rows(rows: list[dict]) -> list[dict]:
+    """The contour-vs-background rows with accuracy and area as percentages."""
+    return [{k: (f"{v:.0%}" if k in ("accuracy", "area") else v) for k, v in r.items()} for r in rows]
+
+
+def linf_values(eps: float, factors: Sequence[float] = (0.25, 0.5, 1, 1.5, 2, 3, 4)) -> list[float]:
+    """The ε values of the L∞ sweep: multiples of the chosen ε around it."""
+    return [round(float(eps) * f, 4) for f in factors]
+
+
+def coverage_sentence(coverage: dict) -> str:
+    """`complementarity_coverage` in words."""
+    return (f"Complementarity: after zeroing |δ| below its mean, {coverage['object kept'] or 0:.0%} of object pixels "
+            f"and {coverage['background kept'] or 0:.0%} of background pixels are still perturbed.")
+
+
+def mask_report(judges: Sequence, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor,
+                eps: float) -> dict:
+    """Everything the contour-vs-background section shows for one H×W object mask: the table ("rows", "shown"
+    and its "sentence"), the area sweep ("sweep", with "flat" the words that replace a flat chart), the L∞
+    sweep ("linf", "still" likewise), the complementarity "coverage" and a "note" where a part is a sliver."""
+    rows = contour_vs_background(judges, x, y, delta, mask[None], float(eps))
+    sweep = mask_sweep(judges, x, y, delta, mask[None], float(eps), steps=sweep_steps(mask[None]))
+    linf = linf_sweep(judges, x, y, delta, mask[None], eps_values=linf_values(eps))
+    return {"rows": rows, "shown": shown_rows(rows), "sentence": contour_sentence(rows), "sweep": sweep,
+            "flat": sweep_note(sweep, float(eps)), "linf": linf, "still": linf_note(linf),
+            "coverage": coverage_sentence(complementarity_coverage(delta, mask[None])), "note": share_note(area(mask))}

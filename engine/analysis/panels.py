@@ -1,4 +1,4 @@
-"""Everything the Explorer shows about one attack result, as plain arrays and numbers (SPEC §1, §3, §6).
+"""Everything the Explorer shows about one attack result, as plain arrays and numbers.
 
 The app only lays these out; the CLI and tests read the same dict.
 """
@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from engine import attacks, images
-from engine.heatmaps import grad_cam
+from engine.analysis import robust
 from engine.analysis.recognisable import display_normalise
+from engine.heatmaps import grad_cam
 from engine.metrics import topk
 from engine.report import run_record
 
@@ -108,8 +109,32 @@ def eps_panels(models: Sequence, result, points: int = 21) -> dict:
     source = int(result.y[0])
     return {
         "eps": many["eps"],
+        "run_eps": round(eps, 4),  # the run's own ε, where the slider starts
         "pictures": [images.to_uint8(a) for a in x_adv],
         "deltas": [images.signed_map((a - result.x[0])[None]) for a in x_adv],
         "top": {m.name: topk(logits[m.name], m.class_names, 1) for m in models},
         "source": {m.name: torch.softmax(logits[m.name], 1)[:, source].tolist() for m in models},
     }
+
+
+def eps_view(found: dict, chosen: float, source_name: str) -> dict:
+    """What the ε slider shows at `chosen` (one of eps_panels' grid): the grid index, each model's top-1 answer
+    there in words, and every model's probability of the true class `source_name` along the grid."""
+    i = found["eps"].index(chosen)
+    answers = ", ".join(f"{name}: {top[i][0]['label']} ({top[i][0]['probability']:.0%})"
+                        for name, top in found["top"].items())
+    curves = [{"eps": e, "model": name, "p": p} for name, ps in found["source"].items() for e, p in zip(found["eps"], ps)]
+    return {"index": i, "answers": answers, "curves": curves, "title": f"probability of {source_name} vs ε"}
+
+
+def twin_view(model, result, twin_row: dict) -> dict:
+    """The plain-vs-robust comparison of `result` (on `model`) and the same attack on its twin (`twin_row`, a
+    robust.row): the two rows plain model first, the clean image and each model's δ as shown, and per model
+    (name, a line of words: robust or plain, fooled or not, δ's L2 and L∞)."""
+    rows = sorted([robust.row(model, result), twin_row], key=lambda r: r["robust"])
+    pictures = [("clean image", images.to_uint8(result.x[:1]), "rgb")]
+    pictures += [(f"δ of {r['model']}", r["shown"], "rgb") for r in rows]
+    lines = [(r["model"], (f"({'robust' if r['robust'] else 'plain'}): {'fooled' if r['fooled'] else 'not fooled'}, "
+                           f"L2 {float(r['result'].delta.norm()):.2f}, L∞ {float(r['result'].delta.abs().max()):.3f}"))
+             for r in rows]
+    return {"rows": rows, "pictures": pictures, "lines": lines}

@@ -1,4 +1,4 @@
-"""Attack position vs heat-map centre (SPEC §5, extra experiment; seed 004 §3.2, Figs. 3–4).
+"""Attack position vs heat-map centre (Yu 2022, §3.2, Figs. 3–4).
 
 One fixed noise patch (side `size` px, L∞ `amplitude`) is added to a photo at
 distance d from its Grad-CAM centre in each of K evenly spread directions; the
@@ -465,3 +465,64 @@ def summary(result: PatchDistance) -> str:
                 f"the drop of p(true) is within its noise on {near['photos']} images (more images sharpen it).")
     return (f"No clear distance effect: {drop}; on these images the heat-map centre is not where a patch hurts "
             "most (more images, or a larger patch, sharpen the comparison).")
+
+
+# ---- the patch page's view and words -------------------------------------------------------------
+
+
+def angles(directions: int) -> list[float]:
+    """The directions' angles in degrees, counter-clockwise from the right, as `ring_at` rounds them."""
+    return [round(360 * k / int(directions), 1) for k in range(int(directions))]
+
+
+def view_at(model, x: torch.Tensor, found: dict, s: dict, distance: float, angle: float) -> dict:
+    """The page's photo view for one placement: every direction's box at `distance`, which one is chosen,
+    the picture (patched where the patch fits) and the model's answer in words. `found` is `photo_centre`'s;
+    `s` holds size, amplitude, pattern and directions."""
+    shape = tuple(x.shape[-2:])
+    boxes = ring_at(found["centre"], distance, s["directions"], s["size"], shape)
+    chosen = angles(s["directions"]).index(angle)
+    box = boxes[chosen]
+    if not box["inside"]:
+        return {"boxes": boxes, "chosen": chosen, "picture": x,
+                "words": "this placement would leave the image: skipped (the experiment counts it); move the sliders "
+                         "to a dashed box"}
+    patch = make_patch(x.shape[1], s["size"], s["amplitude"], s["pattern"])
+    got = patched_answer(model, x, found["class"], patch, box["top"], box["left"])
+    names = model.class_names
+    words = (f"p({names[found['class']]}) {found['p']:.1%} → {got['p_true']:.1%}; the model now says "
+             f"{names[got['predicted']]}" + (" (flipped)" if got["margin"] < 0 else ""))
+    return {"boxes": boxes, "chosen": chosen, "picture": got["image"], "words": words}
+
+
+def counted_sentence(result: PatchDistance) -> str:
+    """Which images count, the rank correlations of distance and drop, and the nearest distance's drop
+    beyond the same images' random positions."""
+    info, rho = result.settings, result.correlation
+
+    def fmt(v) -> str:
+        return "—" if v is None else f"{v:+.2f}"
+
+    near = next((r for r in result.curve if r["n"] and r["over_random_mean"] is not None), None)
+    excess = "" if near is None else (
+        f" At {near['distance']:g} px p(true) drops by {near['over_random_mean']:+.3f} ± "
+        f"{near['over_random_se'] or 0:.3f} (standard error over {near['photos']} images) more than at the same "
+        "image's random positions.")
+    return (f"{info['photos_counted']} of {info['photos']} images count (the model gets them right and their heat "
+            f"map is not all zero). Spearman ρ of distance and the drop of p(true): {fmt(rho['ring'])} on the rings, "
+            f"{fmt(rho['control'])} at random positions (negative: the effect fades with distance).{excess}")
+
+
+def table_rows(result: PatchDistance) -> list[dict]:
+    """The numbers per distance, then the random positions' at their mean distance."""
+    control = {"distance": result.control["distance_mean"],
+               **{k: v for k, v in result.control.items() if k != "distance_mean"}}
+    return ([{"placed": "at this distance", **r} for r in result.curve]
+            + [{"placed": "random (mean distance)", **control}])
+
+
+def start_view(centre: tuple[float, float] | None, distances, directions: int, size: int, shape) -> tuple[float, float]:
+    """(distance, angle) where the page's view starts: `first_spot`, else the nearest distance in the first
+    direction (a photo whose heat map has no centre, or a patch that fits nowhere)."""
+    spot = None if centre is None else first_spot(centre, distances, directions, size, shape)
+    return spot or (distances[0], angles(directions)[0])

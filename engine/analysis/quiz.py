@@ -1,4 +1,4 @@
-"""The thesis' human evaluation as a quiz (seed 002 §4.8.2.2, SPEC §3).
+"""The thesis' human evaluation as a quiz (Menn 2023, §4.8.2.2).
 
 The thesis showed people 200 display-normalised perturbations, each alone and with
 20 classes to choose from, and they named the class of the attacked image 80.7 % of
@@ -32,7 +32,7 @@ from engine.analysis import recognisable
 from engine.metrics import predict_labels
 
 KINDS = ("single-model", "noisy multi-model")
-# Seed 002 §4.8.2.2: 4 groups × 12 people × 50 perturbations (200 in all), ImageNet, noisy multi-model BIM,
+# Menn 2023, §4.8.2.2: 4 groups × 12 people × 50 perturbations (200 in all), ImageNet, noisy multi-model BIM,
 # 20 choices (the classes of the experiment's images); mean accuracy after dropping each group's best and worst.
 THESIS = {"accuracy": 0.807, "choices": 20, "chance": 0.05, "questions": 200, "takers": 48,
           "what": "people, ImageNet, noisy multi-model BIM, 20 choices"}
@@ -422,3 +422,55 @@ def score_sentence(s: dict) -> str | None:
             + ("even with the image hidden, the perturbation alone carries enough of its class to name it."
                if above else "not clearly above guessing on these few questions (the 95 % interval reaches down to "
                f"{s['ci low']:.0%}); more questions tell a real signal from luck."))
+
+
+# ---- the quiz page's tables and words ------------------------------------------------------------
+
+
+def _percent(v) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def score_rows(s: dict) -> list[dict]:
+    """A `score` as table rows: every question, each kind, and the thesis' human evaluation for comparison."""
+    parts = [("all questions", s), *s["by kind"].items()]
+    rows = [{"questions": name, "answered": str(p["answered"]), "correct": str(p["correct"]),
+             "accuracy": _percent(p["accuracy"]),
+             "95 % interval": "—" if p["ci low"] is None else f"{p['ci low']:.0%}–{p['ci high']:.0%}",
+             "unanswered": str(p["unanswered"]), "chance": _percent(p["chance"])} for name, p in parts]
+    t = s["thesis"]
+    rows.append({"questions": f"thesis: {t['what']}", "answered": f"{t['questions']} ({t['takers']} people)",
+                 "correct": "", "accuracy": _percent(t["accuracy"]), "95 % interval": "", "unanswered": "",
+                 "chance": _percent(t["chance"])})
+    return rows
+
+
+def settings_sentence(names: Sequence[str], settings: Settings, indexed: bool) -> str:
+    """How the quiz's perturbations are made and where the wrong choices come from, in words."""
+    pool = "the other test images' classes" if indexed else "the classes of the other gallery photos"
+    return (f"Single-model perturbations: {names[0]}. Noisy multi-model: {', '.join(names)} with {settings.copies} "
+            f"noisy copies each (σ {settings.sigma:g}). Attack: {settings.attack} {settings.params}. "
+            f"Wrong choices are drawn from {pool}.")
+
+
+def revealed(quiz: Quiz, answers: Sequence[Answer]) -> list[tuple[np.ndarray, str]]:
+    """(picture, caption) per question once the quiz is over: its true class, kind and the taker's answer."""
+    chosen = {a.question: a.choice for a in answers}
+    out = []
+    for q in quiz.questions:
+        mine = chosen.get(q.number)
+        verdict = "skipped" if mine is None else ("right" if mine == q.true_class else f"you: {quiz.class_names[mine]}")
+        out.append((q.picture, f"{q.number}. {quiz.class_names[q.true_class]} · {q.kind} · {verdict}"))
+    return out
+
+
+def machine_judge(quiz: Quiz, preferred: Sequence[str], usable: Mapping[str, str]) -> str | None:
+    """The held-out model that takes the quiz as a reference: the first of `preferred` (the chosen black-box
+    models, then the domain's judges) of the quiz's domain that made none of its perturbations."""
+    return next((n for n in dict.fromkeys(preferred) if usable.get(n) == quiz.domain and n not in quiz.sources), None)
+
+
+def machine_sentence(name: str, s: dict) -> str:
+    """A machine taker's `score` in words, overall and per kind."""
+    kinds = ", ".join(f"{k} {_percent(p['accuracy'])}" for k, p in s["by kind"].items())
+    return f"Machine taker {name} (held out, same pictures and choices): {_percent(s['accuracy'])} ({kinds})."

@@ -1,4 +1,4 @@
-"""Human-recognisable perturbations: the thesis' evaluations (SPEC §3; seed 002 §4.6–§5).
+"""Human-recognisable perturbations: the thesis' evaluations (Menn 2023, §4.6–§5).
 
 Perturbations come from `engine.attacks.averaging.averaged` in three settings
 (single model; multi-model, σ = 0; noisy multi-model) and are judged by held-out
@@ -71,7 +71,8 @@ def display_normalise(delta: torch.Tensor, domain: "str | domains.Domain", targe
 
 
 def complementarity(delta: torch.Tensor) -> torch.Tensor:
-    """δ with every pixel whose |δ| is below the image's mean |δ| set to zero (SPEC §3)."""
+    """δ with every pixel whose |δ| is below the image's mean |δ| set to zero: what is left shows
+    where δ is strong, sometimes all around the object while the object itself stays untouched."""
     mag = delta.abs()
     mean = mag.flatten(1).mean(1).view(-1, *([1] * (delta.dim() - 1)))
     return torch.where(mag >= mean, delta, torch.zeros_like(delta))
@@ -162,7 +163,7 @@ def recognisability_table(
 def target_recognisability_table(
     tests: Sequence, y: torch.Tensor, target: torch.Tensor, deltas: dict[tuple[str, str], torch.Tensor], domain: str,
 ) -> list[dict]:
-    """The generation effect (seed 002 §4.8.5) in numbers: targeted perturbations, scaled so that their
+    """The generation effect (Menn 2023, §4.8.5) in numbers: targeted perturbations, scaled so that their
     largest value is the domain's display peak, shown to test models on their own. The share they classify
     as the *target* class (the perturbation drew the target's features), for contrast as the source, and
     the class they name most often."""
@@ -203,7 +204,7 @@ def noise_images(domain: str, shape: tuple[int, int, int], count: int, seed: int
 
 
 def noise_classes(models: Sequence, count: int = 256, seed: int = 0, top: int = 5, stats=None) -> list[dict]:
-    """SPEC §3 "noise classes": which classes each model sees in pure dataset-statistics noise.
+    """The "noise classes": which classes each model sees in pure dataset-statistics noise.
 
     One row per (model, class) among the `top` most frequent, with its share of the `count` samples.
     """
@@ -218,3 +219,139 @@ def noise_classes(models: Sequence, count: int = 256, seed: int = 0, top: int = 
             rows.append({"model": m.name, "rank": rank + 1, "class": c, "name": m.class_names[c],
                          "share": float(counts[c]) / count})
     return rows
+
+
+# ---- the Anatomy page's choices, panels and tables -----------------------------------------------
+
+SIMILARITY_ATTACKS = ("bim", "cw", "deepfool")  # the attacks whose perturbations are compared with each other
+# Square joins the averaged attacks as the query-only one: it sees the models' outputs, never their gradients.
+AVERAGED_ATTACKS = (*SIMILARITY_ATTACKS, "square")
+
+
+def attack_params(attack: str, settings: dict) -> dict:
+    """The attack's parameters from the page's settings (eps, steps, queries, zero_init)."""
+    eps, steps = settings["eps"], settings["steps"]
+    if attack == "bim":
+        return {"eps": eps, "steps": steps, "alpha": 2 * eps / steps}  # the thesis' α = 2ε/K
+    if attack == "square":
+        return {"eps": eps, "n_queries": settings["queries"], "zero_init": settings["zero_init"]}
+    return {"steps": steps}  # C&W and DeepFool find their own size
+
+
+def extra_sources(options: Sequence[str], domain_sources: Sequence[str], count: int = 2) -> list[str]:
+    """The other source models offered first: the domain's own sources (the judges stay held out), else any."""
+    return ([n for n in options if n in domain_sources] or list(options))[:count]
+
+
+def averaging_seconds(attack: str, sources: Sequence, settings: dict) -> float:
+    """Expected time of the three averages (single, multi-model, noisy multi-model) of one image."""
+    from engine import cost
+
+    params = attack_params(attack, settings)
+    return sum(cost.averaged_seconds(attack, models, 1, n, params)
+               for models, n in ((sources[:1], 1), (sources, 1), (sources, settings["copies"])))
+
+
+def similarity_seconds(sources: Sequence, settings: dict) -> float:
+    """Expected time of the single and noisy multi-model averages of every compared attack."""
+    from engine import cost
+
+    return sum(cost.averaged_seconds(a, models, 1, n, attack_params(a, settings))
+               for a in SIMILARITY_ATTACKS for models, n in ((sources[:1], 1), (sources, settings["copies"])))
+
+
+def aim(model, x: torch.Tensor, policy: str | int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(source class, target class) of `x` under a target policy or a class name; None where the model already
+    puts the image in the target class, so a targeted attack has nothing to do."""
+    from engine import targets
+
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    chosen = policy if policy in targets.POLICIES else model.class_names.index(policy)
+    target = targets.choose(model, x, chosen, y=y)
+    return None if bool((target == y).any()) else (y, target)
+
+
+def averages(sources: Sequence, x: torch.Tensor, settings: dict, attack: str, aimed=None,
+             callback: progress.Callback | None = None) -> dict[str, torch.Tensor]:
+    """setting → δ of `attack` on `x` in every setting; `aimed` = (source, target) for a targeted attack.
+    A cancelled run keeps the settings it finished (the cancelled one over the rows it finished)."""
+    y, target = aimed if aimed is not None else (None, None)
+    deltas = perturbations(sources, x, y, {attack: attack_params(attack, settings)}, target=target,
+                           copies=settings["copies"], sigma=settings["sigma"], callback=callback)
+    return {setting: delta for (_, setting), delta in deltas.items()}
+
+
+def generation_verdicts(judges: Sequence, aimed: tuple[torch.Tensor, torch.Tensor], deltas: dict[str, torch.Tensor],
+                        domain: str) -> list[dict]:
+    """`target_recognisability_table` of the settings' targeted δ (setting → δ), `aimed` = (source, target)."""
+    return target_recognisability_table(judges, *aimed, {("", s): d for s, d in deltas.items()}, domain)
+
+
+def judged_titles(verdict_rows: list[dict] | None, class_names: Sequence[str],
+                  settings: Sequence[str]) -> dict[str, str]:
+    """Each setting's panel title with the classes the judges name for its targeted δ (none untargeted)."""
+    titles = {}
+    for name in settings if verdict_rows is not None else ():
+        seen = [class_names[r["most common class"]] for r in verdict_rows if r["setting"] == name]
+        titles[name] = f"{name}: judged {', '.join(dict.fromkeys(seen))}"
+    return titles
+
+
+def generation_rows(verdict_rows: list[dict], class_names: Sequence[str]) -> list[dict]:
+    """The generation-effect table as shown: the class each judge names, and the target and source shares."""
+    return [{"setting": r["setting"], "judge": r["model"], "judged as": class_names[r["most common class"]],
+             "target class share": f"{r['target class share']:.0%}",
+             "source class share": f"{r['source class share']:.0%}"} for r in verdict_rows]
+
+
+def average_panels(x: torch.Tensor, deltas: dict[str, torch.Tensor], domain, targeted: bool,
+                   verdict_rows: list[dict] | None = None, class_names: Sequence[str] = ()) -> list[tuple]:
+    """(title, picture, kind) panels: the image, each setting's display-normalised δ (titled, where the judges'
+    `verdict_rows` of a targeted δ are given, with the classes they name) and, once the noisy multi-model
+    average is there, its complementarity map (the pixels where |δ| is at least its mean)."""
+    from engine import images
+
+    titles = judged_titles(verdict_rows, class_names, list(deltas))
+    pics = [("image", images.to_uint8(x), "rgb")]
+    pics += [(titles.get(name, name), images.to_uint8(display_normalise(delta, domain, targeted)), "rgb")
+             for name, delta in deltas.items()]
+    if "noisy multi-model" in deltas:
+        pics.append(("complementarity (|δ| ≥ mean)", images.signed_map(complementarity(deltas["noisy multi-model"])),
+                     "signed"))
+    return pics
+
+
+def similarity_matrices(rows: list[dict], attacks: Sequence[str] = SIMILARITY_ATTACKS,
+                        settings: Sequence[str] = ("single-model", "noisy multi-model")) -> dict:
+    """setting → the symmetric matrix of mean cosine similarities between `attacks` (1 on the diagonal)."""
+    import numpy as np
+
+    out = {}
+    for setting in settings:
+        m = np.eye(len(attacks))
+        for r in rows:
+            if r["setting"] == setting:
+                a, b = attacks.index(r["a"]), attacks.index(r["b"])
+                m[a, b] = m[b, a] = r["cosine"]
+        out[setting] = m
+    return out
+
+
+def generation_caption(target_name: str) -> str:
+    """What the generation-effect table measures."""
+    return (f"Target: {target_name}. Each judge classifies the display-normalised targeted δ alone (no image under "
+            "it); the thesis sees the target's features drawn in it (a hen's comb grows towards cock).")
+
+
+def similarity(sources: Sequence, x: torch.Tensor, y: torch.Tensor, settings: dict,
+               callback: progress.Callback | None = None) -> list[dict]:
+    """`similarity_table` of the compared attacks' single and noisy multi-model perturbations of `x`."""
+    params = {a: attack_params(a, settings) for a in SIMILARITY_ATTACKS}
+    return similarity_table(perturbations(sources, x, y, params, copies=settings["copies"], sigma=settings["sigma"],
+                                          settings=("single-model", "noisy multi-model"), callback=callback))
+
+
+def source_options(usable: dict[str, str], model, exclude: Sequence[str]) -> list[str]:
+    """The models that may join `model` as sources: usable ones of its domain, other than it and `exclude`."""
+    return [n for n, dom in usable.items() if dom == model.domain and n != model.name and n not in exclude]

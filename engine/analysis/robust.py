@@ -2,8 +2,8 @@
 
 A robust model's gradient follows the object: its perturbations are known to look like
 the thing they change (Tsipras et al. 2019, "Robustness may be at odds with accuracy";
-Santurkar et al. 2019). The seeds reach object-like perturbations another way, by
-averaging plain models over noisy copies (seed 002). This module scores the models
+Santurkar et al. 2019). Menn 2023 reaches object-like perturbations another way, by
+averaging plain models over noisy copies. This module scores the models
 under attack and makes the side-by-side comparison the app and the CLI show.
 """
 from __future__ import annotations

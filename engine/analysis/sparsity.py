@@ -1,8 +1,8 @@
-"""Seed 004's comparison table (SPEC §5): FGSM, JSMA, DeepFool and Mask-FGSM by success, L0 and SSIM.
+"""The Mask-FGSM paper's comparison table (Yu 2022): FGSM, JSMA, DeepFool and Mask-FGSM by success, L0 and SSIM.
 
 Two L0 columns: `l0_pct`, the share of pixels changed by at least half an 8-bit
 level (what survives saving a PNG; the measure the rest of the app reports),
-and `l0_any_pct`, the share of pixels changed at all (the seed's ‖δ‖₀). JSMA is
+and `l0_any_pct`, the share of pixels changed at all (the paper's ‖δ‖₀). JSMA is
 targeted; it aims at each image's runner-up class, the nearest target, so its
 row is comparable with the untargeted rows.
 """

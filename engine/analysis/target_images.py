@@ -1,4 +1,4 @@
-"""Target-image selection for the Activation Attack (SPEC §2, "target image choice").
+"""Target-image selection for the Activation Attack (Inkawhich et al. 2019).
 
 A random target class ≠ source class is drawn (seeded) unless one is given;
 from a bank of images of that class, the ones the white-box model classifies as

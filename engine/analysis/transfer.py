@@ -1,4 +1,4 @@
-"""Transfer evaluation (SPEC §2): error, uTR, tSuc and tTR of a white-box attack on black-box models.
+"""Transfer evaluation (Inkawhich et al. 2019): error, uTR, tSuc and tTR of a white-box attack on black-box models.
 
 Every metric is computed only over the images that *both* the white-box and
 the black-box model classify correctly; that count is reported as `n`.
@@ -8,7 +8,7 @@ the black-box model classify correctly; that count is reported as `n`.
 - tSuc:  the black-box model predicts the target class;
 - tTR:   of the images that hit the target on the white-box model, the share that also hit it on the black-box one.
 
-Targeted baselines use the same random target class per image as AA (SPEC §2):
+Targeted baselines use the same random target class per image as AA, so they compare:
 TMIFGSM, TPGD and ITCM are mifgsm, pgd and bim run with a target.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from engine.analysis.target_images import TargetBank, target_bank, target_images
 from engine.attacks.activation import layer_name
 from engine.metrics import predict_labels
 
-# Names used in the seed's tables → (our attack, fixed parameters).
+# Names used in the Activation Attack paper's tables → (our attack, fixed parameters).
 METHODS: dict[str, tuple[str, dict]] = {
     "aa": ("aa", {}),
     "tmifgsm": ("mifgsm", {"decay": 1.0}),
@@ -37,7 +37,7 @@ def _rate(hits: torch.Tensor, among: torch.Tensor) -> float | None:
 
 
 def transfer_metrics(y, target, white_clean, black_clean, white_adv, black_adv) -> dict:
-    """The four SPEC §2 metrics from predicted labels (all 1-D tensors of equal length).
+    """The four transfer metrics (docs/methods.md) from predicted labels (all 1-D tensors of equal length).
 
     `target=None` (an untargeted attack): tSuc, tTR and white_tSuc are None, not measured.
     """
@@ -63,7 +63,7 @@ def adversarial(
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """(adversarial images, target classes or None, parameters used) of `method` on `white`.
 
-    `method` is a SPEC §2 transfer method (METHODS: targeted, `target` defaulting to one seeded
+    `method` is one of the paper's transfer methods (METHODS: targeted, `target` defaulting to one seeded
     random class per image) or any catalogue attack, run untargeted against `y` unless it only
     has a targeted form. Parameters given as None take the attack's default. AA's target images
     come from `bank` (default: the images of x, y that `white` classifies correctly) by the
@@ -277,3 +277,58 @@ def sweep_sentence(records: list[dict], metric: str, x: str, words: str) -> str 
             f"{first[metric]:.0%} at {axis} {first[x]:g} to {last[metric]:.0%} at {axis} {last[x]:g}"
             + (": larger perturbations carry over to the black box more often." if x == "eps" and trend == "rises"
                else "."))
+
+
+# ---- the Transfer lab's choices and words --------------------------------------------------------
+
+METRICS = tuple(METRIC_WORDS)  # error, uTR, tSuc, tTR: one chart each
+TARGET_RULES = {targets.FARTHEST: "farthest from the source (the paper's)",
+                targets.NEAREST_MEAN: "nearest the class mean", targets.IN_CLASS_RANDOM: "random in class"}
+
+
+def default_layers(indexes: Sequence[int]) -> list[int]:
+    """The layer sweep's starting layers: the first, the middle and the last."""
+    return sorted({indexes[0], indexes[len(indexes) // 2], indexes[-1]}) if indexes else []
+
+
+def default_layer(model) -> int:
+    """The index of AA's own default layer (the middle of the model's catalogue)."""
+    return model.layer(layer_name(model, None)).index
+
+
+def sweep_plan(kind: str, methods: Sequence[str], eps_values: Sequence[float], layers: Sequence[int]) -> list[tuple]:
+    """The jobs of a sweep: `kind` "layer" runs AA at the largest ε at each layer, any other (the page's "ε")
+    every method at every ε."""
+    if kind == "layer":
+        return plan(["aa"], [max(eps_values)], layers)
+    return plan(methods, eps_values, [None])
+
+
+def shown(rows: list[dict], axis: str) -> list[dict]:
+    """The rows a chart over `axis` draws: all of an ε sweep, AA's of a layer sweep (the baselines have no layer)."""
+    return rows if axis == "eps" else [r for r in rows if r["method"] == "aa"]
+
+
+def count_note(rows: list[dict], steady: int = 30) -> str | None:
+    """A note where fewer than `steady` images count: each then moves a rate in big steps."""
+    counted = min(r["n"] for r in rows)
+    if counted >= steady:
+        return None
+    return (f"Only {counted} image{'s' if counted != 1 else ''} count here (both models must classify "
+            f"{'them' if counted != 1 else 'it'} correctly before the attack), so each moves a rate by "
+            f"{100 / max(counted, 1):.0f} points; more images (and models that get them right) steady the rates.")
+
+
+def to_csv(rows: list[dict]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def target_pick(model, x: torch.Tensor, layer: int, seed: int, rule: str) -> tuple[int, torch.Tensor]:
+    """AA's target class and target image for one source image, by `rule` at `layer`: the same decision an
+    AA run makes (`target_images.decide`)."""
+    from engine.analysis.target_images import decide
+
+    target, extra = decide(attacks.get("aa"), model, x, None, seed=seed, layer=layer, rule=rule)
+    return int(target[0]), extra["target_images"].cpu()

@@ -1,4 +1,4 @@
-"""The attack catalogue and its one entry point (SPEC §1; STYLE §2).
+"""The attack catalogue and its one entry point (how to add an attack: docs/ARCHITECTURE.md).
 
     result = attacks.run("pgd", model, x, eps=0.03, steps=10)
     result.x_adv, result.delta, result.success, result.pred_adv

@@ -1,4 +1,4 @@
-"""Activation Attack (SPEC §2; seed 000, Inkawhich et al., CVPR 2019).
+"""Activation Attack (Inkawhich et al., CVPR 2019; docs/sources.md).
 
 Targeted and feature-level: move the source image's activation at catalogue
 layer L towards that of a target image I_t of the target class.

@@ -1,4 +1,4 @@
-"""Noisy multi-model averaging (SPEC §3, seed 002 Eq 4.1).
+"""Noisy multi-model averaging (Menn 2023, Eq 4.1; docs/sources.md).
 
     δ(x) = 1/(m·n) · Σ_i Σ_j δ_i(x + z_ij),   z_ij ~ N(0, σ²)
 

@@ -1,4 +1,4 @@
-"""The attack protocol (SPEC §1; STYLE §2 "Attack protocol").
+"""The attack protocol (docs/ARCHITECTURE.md, attacks).
 
 An attack is an `AttackSpec`: a name, its declared parameters and a function
 `fn(ctx, **params) -> x_adv`. `run()` validates the parameters, fixes labels,
@@ -102,7 +102,7 @@ class AttackSpec:
     uses_gradients: bool = True
     needs_target_images: bool = False  # feature-level attacks steer towards given images (AA)
     needs_layers: bool = False  # hooks a layer (AA's features, Mask-FGSM's heat map): not on a model that hides them
-    averageable: bool = True  # only talks to the model through Context.logits (SPEC §3 averaging)
+    averageable: bool = True  # only talks to the model through Context.logits, so averaging can batch it
     reference: str = ""
     summary: str = ""
     # (resolved parameters, image shape C×H×W) → passes per image, at most: what engine.cost prices.
@@ -143,7 +143,7 @@ class Context:
     iterations: torch.Tensor = field(init=False)  # per example, filled by the attack
     queries: torch.Tensor | None = None
     stopped_early: bool = False
-    # SPEC §3: noisy averaging lets iterates leave [0, 1] ("no clipping during generation").
+    # Noisy averaging lets iterates leave [0, 1]: clipping would bias the average towards the image.
     clip: bool = True
     # The loop state a cancelled run kept (`keep`), to start from instead of initialising; None on a fresh run.
     resume: dict | None = None

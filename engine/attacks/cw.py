@@ -1,4 +1,4 @@
-"""Carlini & Wagner L2 (SPEC §1): Adam in tanh space on ‖δ‖₂² + c·max(margin, −κ).
+"""Carlini & Wagner L2 (2017): Adam in tanh space on ‖δ‖₂² + c·max(margin, −κ).
 
 With `binary_search_steps` > 1, c is searched per example as in the paper:
 halved towards the last success, multiplied by 10 while none is found. Each
@@ -33,7 +33,7 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
         w0 = torch.atanh((2.0 * x - 1.0).clamp(-_EDGE, _EDGE))
         to_image = lambda w: (torch.tanh(w) + 1.0) / 2.0  # noqa: E731 - the box constraint by construction
     else:
-        # SPEC §3 (no clipping during generation): optimise δ itself, unbounded.
+        # Noisy averaging turns clipping off (it would bias the average): optimise δ itself, unbounded.
         w0 = torch.zeros_like(x)
         to_image = lambda w: x + w  # noqa: E731
     resume = ctx.resume

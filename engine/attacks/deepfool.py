@@ -1,4 +1,4 @@
-"""DeepFool (SPEC §1): step to the nearest linearised boundary among the top-k classes.
+"""DeepFool (Moosavi-Dezfooli et al. 2016): step to the nearest linearised boundary among the top-k classes.
 
 Batched: one forward of the whole batch (chunked to bound memory), then one backward
 per candidate class on the kept graph, Σ_i (f_{c_j} − f_y)(x_i), gives row i's
@@ -8,7 +8,7 @@ one batch gives the same gradients but pays k − 1 forwards and k − 1 times t
 activation memory: 2.3–2.7× slower, bench/README.md.) Candidates are the k − 1
 classes ranked highest on the clean image besides y, fixed for the run as in the
 reference implementation; k = 10 instead of all 1,000 ImageNet classes is the
-seed's speed-up. Untargeted only.
+reference implementation's speed-up (roughly 100× on ImageNet). Untargeted only.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Sign-gradient L∞ attacks: FGSM, BIM (ITCM when targeted), PGD (TPGD), MI-FGSM (TMIFGSM).
 
-SPEC §1. They are one algorithm with switches (random start, momentum), so they
+They are one algorithm with switches (random start, momentum), so they
 share one loop; each public function fixes the switches for its paper.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""JSMA, the Jacobian-based Saliency Map Attack (SPEC §4; seed 001, Papernot et al. 2016). Targeted.
+"""JSMA, the Jacobian-based Saliency Map Attack (Papernot et al. 2016). Targeted.
 
 Per iteration and image: α = ∂F_t/∂X and β = ∂(Σ_{j≠t} F_j)/∂X (F = logits);
 the increasing variant (θ = +1) looks for a feature pair (p, q) with

@@ -1,4 +1,4 @@
-"""Mask-FGSM (SPEC §5; seed 004, Yu 2022): an FGSM step weighted by the thresholded Grad-CAM map.
+"""Mask-FGSM (Yu 2022; docs/sources.md): an FGSM step weighted by the thresholded Grad-CAM map.
 
     S = GradCAM(x*) for the source class (upsampled, in [0, 1]);  S[S ≤ P_th] = 0
     η = ε·sign(∇x J(x*));  x* = x + S ⊙ η
@@ -6,9 +6,10 @@
 With `steps` = 1 this is the single-step Eq. 5. With more steps it is
 Algorithm 1: S and η are recomputed at the current x* (still applied to the
 clean x) while the image is classified as its source class and the share of
-changed pixels ‖δ‖₀ is below τ; `steps` caps the loop, which the seed leaves
+changed pixels ‖δ‖₀ is below τ; `steps` caps the loop, which the paper leaves
 open (a fixed point that does not fool the model would otherwise spin forever).
-The seed's "while F(X*) ≠ Y" is read as "= Y", as SPEC §5 states.
+The paper's loop condition reads "while F(X*) ≠ Y", which would stop before the first
+step on any correctly classified image; it is read as "while F(X*) = Y" (keep going until fooled).
 """
 from __future__ import annotations
 
@@ -60,6 +61,6 @@ SPEC = AttackSpec(
     "maskfgsm", "Mask-FGSM (Grad-CAM-masked FGSM)", mask_fgsm, (EPS, P_TH, STEPS, TAU), norm="linf", targeted=True,
     averageable=False, stops_early=True, needs_layers=True,
     work=lambda v, shape: 2.0 * v["steps"],  # a Grad-CAM map and a loss gradient per step
-    reference="Yu 2022, adversarial examples from Grad-CAM masks and FGSM (seed 004)",
+    reference="Yu 2022, Mask-FGSM adversarial samples attack based on Grad-CAM",
     summary="FGSM noise only where the Grad-CAM heat map exceeds P_th, weighted by the map",
 )

@@ -1,4 +1,4 @@
-"""Norm-ball projections and box clamping as pure functions (STYLE §2)."""
+"""Norm-ball projections and box clamping as pure functions: no model, no state, testable alone."""
 from __future__ import annotations
 
 import torch

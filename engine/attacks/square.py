@@ -1,9 +1,9 @@
-"""Square Attack, L∞ (SPEC §1): random square patches of ±ε, kept when the margin drops.
+"""Square Attack, L∞ (Andriushchenko et al. 2020): random square patches of ±ε, kept when the margin drops.
 
 Query-only: the model is called without gradients, once per iteration for the
 images not yet fooled, and `queries` counts those calls per image (the starting
 point included). The start is the paper's vertical ±ε stripes, or δ = 0 with
-`zero_init` (seed 002 §5.1), so that averaging many runs shows only what the
+`zero_init` (as Menn 2023, §5.1, runs it), so that averaging many runs shows only what the
 search chose rather than the stripes it began from. Patch size follows the
 paper's schedule (p halves at fixed fractions of the query budget, rescaled to
 `n_queries`). Each image gets its own patch position and signs, drawn from the

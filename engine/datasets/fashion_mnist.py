@@ -1,4 +1,5 @@
-"""Fashion-MNIST: the project's offline small-image domain (issue 4; SPEC §2–3 use it for transfer).
+"""Fashion-MNIST: the project's offline small-image domain (every analysis can run on it
+without a download).
 
 The 10,000-image test split is committed under assets/data/fashion-mnist (MIT
 licence, Zalando SE). The 60,000-image training split is read from Debian's

@@ -1,7 +1,8 @@
-"""Model registry and the `Classifier` every model is wrapped in (SPEC, notation)."""
+"""Model registry and the `Classifier` every model is wrapped in: a network that takes images in [0, 1]
+(N×C×H×W) and returns logits, with its own normalisation inside. Built-in models register on the first lookup
+(`engine.models.registry.ensure_builtins`), so importing this package reads no model file or manifest."""
 from engine.models.classifier import Classifier, LayerInfo
 from engine.models.registry import ModelUnavailable, available, load, names, register_model, unregister_model
-from engine.models import efficientnet_lite, fmnist_zoo, torchvision_zoo  # noqa: F401  (registers the built-in models)
 
 
 def open_model(spec: str, device=None, precision: str = "fp32", sidecar=None) -> Classifier:

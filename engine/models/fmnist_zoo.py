@@ -1,4 +1,4 @@
-"""The project's own Fashion-MNIST models (issue 4), registered from assets/models/zoo.json."""
+"""The project's own Fashion-MNIST models, registered from assets/models/zoo.json on the registry's first lookup."""
 from __future__ import annotations
 
 from engine.datasets import fashion_mnist
@@ -43,6 +43,7 @@ def _check(entry: dict):
 
 
 def register_all() -> None:
+    """Called once by `registry.ensure_builtins`; this is where the zoo manifest is read."""
     for entry in manifest.read().values():
         register_model(
             entry["name"],
@@ -51,6 +52,3 @@ def register_all() -> None:
             f"test accuracy {entry['test_accuracy']:.1%}",
             check=_check(entry),
         )(lambda _e=entry: build(_e))
-
-
-register_all()

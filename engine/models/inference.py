@@ -1,4 +1,4 @@
-"""Rewrites of a frozen network that leave its function unchanged and make it cheaper to run (issue 17).
+"""Rewrites of a frozen network that leave its function unchanged and make it cheaper to run.
 
 Attacks and analyses spend nearly all their time in the network's forward and backward passes, so two
 rewrites pay everywhere at once, for every page and every attack:

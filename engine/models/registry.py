@@ -1,7 +1,14 @@
-"""Model registry: an explicit dict of builders, `available()` and `load()` (STYLE §1.D)."""
+"""Model registry: an explicit dict of builders, `available()` and `load()`.
+
+The built-in models (EfficientNet-Lite, the Fashion-MNIST zoo from assets/models/zoo.json, torchvision) are
+registered on the first lookup, not at import: importing `engine.models` reads no file, and a process that
+never asks for a model never opens the zoo manifest. Each built-in module exposes `register_all()`.
+"""
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 
 from dataclasses import dataclass
 from typing import Callable
@@ -27,15 +34,46 @@ class ModelEntry:
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
+# In listing order: `names()` and `available()` keep the order the built-ins were registered in.
+BUILTIN_MODULES = ("engine.models.efficientnet_lite", "engine.models.fmnist_zoo", "engine.models.torchvision_zoo")
+
+# "pending" until the first lookup, "loading" while one thread registers them, then "done".
+_builtins = "pending"
+# Re-entrant: registering a built-in goes through `register_model`, which asks for the built-ins again.
+_BUILTINS_LOCK = threading.RLock()
+
+
+def ensure_builtins() -> None:
+    """Register the built-in models once. Another thread waits until they are all there; the registering
+    thread itself passes straight through. A failure leaves nothing half-registered and is retried next time."""
+    global _builtins
+    if _builtins == "done":
+        return
+    with _BUILTINS_LOCK:
+        if _builtins != "pending":
+            return
+        _builtins = "loading"
+        before = set(_REGISTRY)
+        try:
+            for module in BUILTIN_MODULES:
+                importlib.import_module(module).register_all()
+        except BaseException:
+            for name in set(_REGISTRY) - before:
+                del _REGISTRY[name]
+            _builtins = "pending"
+            raise
+        _builtins = "done"
+
 
 def _always() -> None:
     return None
 
 
 def register_model(name: str, *, domain: str, description: str = "", check: Callable[[], str | None] = _always):
-    """Register a builder returning a CPU `Classifier`; raises on a duplicate name."""
+    """Register a builder returning a CPU `Classifier`; raises on a duplicate name (built-ins included)."""
 
     def wrapper(build: Callable[[], Classifier]) -> Callable[[], Classifier]:
+        ensure_builtins()
         if name in _REGISTRY:
             raise ValueError(f"a model is already registered under the name {name!r}")
         _REGISTRY[name] = ModelEntry(name, domain, description, build, check)
@@ -45,17 +83,20 @@ def register_model(name: str, *, domain: str, description: str = "", check: Call
 
 
 def unregister_model(name: str) -> None:
+    ensure_builtins()
     _REGISTRY.pop(name, None)
 
 
 def names() -> list[str]:
+    ensure_builtins()
     return list(_REGISTRY)
 
 
 def available() -> list[dict]:
     """Every known model, whether it can be loaded here, and if not, why."""
+    ensure_builtins()
     rows = []
-    for entry in _REGISTRY.values():
+    for entry in list(_REGISTRY.values()):
         reason = entry.check()
         rows.append(
             {
@@ -72,6 +113,7 @@ def available() -> list[dict]:
 def load(name: str, device: str | torch.device | None = None, precision: str = "fp32") -> Classifier:
     """Build model `name` in eval mode with frozen weights on `device` (default: best present),
     computing in `precision` ('fp32', or 'bf16'/'fp16' autocast)."""
+    ensure_builtins()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
     if precision not in PRECISIONS:

@@ -128,10 +128,12 @@ def build(arch: str, state: dict | None = None, name: str | None = None) -> Clas
     )
 
 
-for _arch in ARCHITECTURES:
-    register_model(
-        _arch,
-        domain=IMAGENET_NAME,
-        description=f"torchvision {_arch}, ImageNet (weights from the local torch cache)",
-        check=_check(_arch),
-    )(lambda _a=_arch: build(_a))
+def register_all() -> None:
+    """Called once by `registry.ensure_builtins` on the first model lookup."""
+    for arch in ARCHITECTURES:
+        register_model(
+            arch,
+            domain=IMAGENET_NAME,
+            description=f"torchvision {arch}, ImageNet (weights from the local torch cache)",
+            check=_check(arch),
+        )(lambda _a=arch: build(_a))

@@ -25,7 +25,8 @@ def _pooled(stages: "OrderedDict[str, nn.Module]", width: int) -> nn.Sequential:
 
 
 def lenet() -> nn.Sequential:
-    """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: the seeds' MNIST model."""
+    """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: the MNIST model of the
+    JSMA paper (Papernot et al. 2016)."""
     return nn.Sequential(OrderedDict(
         conv1=nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU()),
         pool1=nn.MaxPool2d(2),

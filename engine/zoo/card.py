@@ -14,7 +14,7 @@ def render() -> str:
         "learning rate, batch 128, no augmentation, inputs normalised with the training mean/std). Weights are",
         "float16 state dicts read with `torch.load(..., weights_only=True)`; accuracies are measured on those",
         "committed weights. *Role*: `source` models are white-box / averaging models, `test` models are held out",
-        "(seed 002's test models); `robust` models are adversarially trained twins of source models (same",
+        "(as Menn 2023 holds test models out); `robust` models are adversarially trained twins of source models (same",
         "architecture and seed; FGSM from a random start at the ε shown, `python -m engine.zoo.train --model",
         "fmnist-lenet-robust-0`). PGD-20: accuracy under L∞ PGD with 20 steps and a random start, on the first",
         "1,000 test images (`python -m engine.zoo.train --rescore`). Load any of them with `engine.models.load(\"<name>\")`.",

@@ -1,4 +1,4 @@
-"""Train the Fashion-MNIST zoo (issue 4). Deterministic from each model's seed.
+"""Train the Fashion-MNIST zoo. Deterministic from each model's seed.
 
     python -m engine.zoo.train --all                  # every model in PLAN not yet trained
     python -m engine.zoo.train --model fmnist-vgg-1   # one model (retrains it)
