@@ -8,6 +8,7 @@ any later `st.*` call, session-state writes included, so `finish(keep)` stores t
 result while catching those too, and only then re-raises the interrupt: the rerun
 shows the partial result instead of losing it.
 """
+
 from __future__ import annotations
 
 import threading
@@ -83,8 +84,9 @@ class Progress:
 
     def _queued(self, ahead: int | None) -> bool:
         waiting = "another program's job" if ahead is None else f"{ahead} job{'s' if ahead != 1 else ''} ahead"
-        return self._draw(0.0, f"{self.label}: queued, {waiting} (one job computes at a time, so each runs at full "
-                               "speed)")
+        return self._draw(
+            0.0, f"{self.label}: queued, {waiting} (one job computes at a time, so each runs at full speed)"
+        )
 
     def __call__(self, step: float, total: int, state: dict | None = None) -> bool:
         if self.interrupt is not None:
@@ -101,7 +103,8 @@ class Progress:
         return self.interrupt is not None
 
     def finish(self, keep: Callable[[], None] | None = None) -> None:
-        """Store the (possibly partial) result with `keep`, remove the bar, and let an interrupted run's rerun proceed."""
+        """Store the (possibly partial) result with `keep`, remove the bar, and let an interrupted run's rerun
+        proceed."""
         self.held.close()  # the next job in the queue starts now
         for _ in range(_STORE_TRIES if keep is not None else 0):
             try:

@@ -1,4 +1,5 @@
 """Entry point: `streamlit run app/main.py`. Page config, URL state, shared sidebar, navigation."""
+
 from __future__ import annotations
 
 import sys
@@ -69,8 +70,12 @@ def apply_url() -> None:
             st.session_state[f"{attack}.seed"] = values["seed"]
         if "target" in values:
             st.session_state[f"{attack}.target"] = values["target"]
-        st.session_state["url_run"] = (attack, tuple(sorted(values.get("params", {}).items())),
-                                       values.get("target"), values.get("seed", 0))
+        st.session_state["url_run"] = (
+            attack,
+            tuple(sorted(values.get("params", {}).items())),
+            values.get("target"),
+            values.get("seed", 0),
+        )
 
 
 # Streamlit's default top padding (6rem) pushes a result's pictures below a 720-px screen's fold; 4rem still
@@ -86,14 +91,21 @@ def run() -> None:
     # A projector link, or switching the deck on, folds the sidebar away: the slide gets the whole screen.
     presenting = st.session_state.get("presentation", st.query_params.get("present") == "1")
     # A local file: an icon name would make the browser fetch it from a font host (nothing is fetched offline).
-    st.set_page_config(page_title="Perturbation Explorer", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide",
-                       initial_sidebar_state="collapsed" if presenting else "auto")
+    st.set_page_config(
+        page_title="Perturbation Explorer",
+        page_icon=str(ROOT / "assets" / "icon.png"),
+        layout="wide",
+        initial_sidebar_state="collapsed" if presenting else "auto",
+    )
     st.html(CSS)
     resources.check_models()
     apply_url()
     st.sidebar.title("Perturbation Explorer")
-    st.sidebar.toggle("Presentation mode", key="presentation",
-                      help="large figures, one concept per screen, with a short explanation of each")
+    st.sidebar.toggle(
+        "Presentation mode",
+        key="presentation",
+        help="large figures, one concept per screen, with a short explanation of each",
+    )
     for problem in st.session_state.get("url_problems", []):
         st.sidebar.warning(f"Link: {problem}")
     model = widgets.model_ui()
@@ -107,12 +119,22 @@ def run() -> None:
     with blacks_box:
         st.session_state["blacks_chosen"] = widgets.blacks_ui(model)
     # Every rerun goes through this entry point and its sidebar, then runs the chosen page file.
-    page = st.navigation([st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
-                          for file, title, icon, path in PAGES])
+    page = st.navigation(
+        [
+            st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
+            for file, title, icon, path in PAGES
+        ]
+    )
     if page.url_path not in ("", "explorer"):  # the lab pages keep the shared part of the view in the link too
-        st.query_params.from_dict(urlstate.encode(
-            model, st.session_state["selection"].image_key, None, st.session_state["blacks_chosen"],
-            present=bool(st.session_state.get("presentation"))))
+        st.query_params.from_dict(
+            urlstate.encode(
+                model,
+                st.session_state["selection"].image_key,
+                None,
+                st.session_state["blacks_chosen"],
+                present=bool(st.session_state.get("presentation")),
+            )
+        )
     # Streamlit's own stop and rerun are BaseExceptions, not Exceptions: they pass every clause below untouched.
     try:
         page.run()
@@ -125,9 +147,12 @@ def run() -> None:
     except Exception as err:  # the one error boundary: a plain message on the page, the trace in the server log
         LOG.exception("page %s failed", page.url_path)
         jobs.clear_unfinished()
-        st.error(f"This page could not finish: {err}" if isinstance(err, ValueError) else
-                 f"Something went wrong on this page ({type(err).__name__}). The rest of the app still works; "
-                 "the details below and the server log say what happened.")
+        st.error(
+            f"This page could not finish: {err}"
+            if isinstance(err, ValueError)
+            else f"Something went wrong on this page ({type(err).__name__}). The rest of the app still works; "
+            "the details below and the server log say what happened."
+        )
         with st.expander("Details"):
             st.code("".join(traceback.format_exception(err)), language=None)
     finally:

@@ -4,6 +4,7 @@ from it (then from an optional sidecar JSON) for what it does not say.
 Nothing uploaded is unpickled and no code is imported from a browser: the engine reads each format safely, and
 entry points (package.module:factory) are for the command line only.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,12 @@ FILE_OWN = "the file's own"  # the architecture choice of a file that holds its 
 # Files that hold their network; the rest are weights that need an architecture.
 SELF_DESCRIBING = ("onnx", "export", "torchscript", "hf")
 WEIGHTS = ("torchvision", "state_dict", "safetensors")
-KIND_WORDS = {"onnx": "ONNX graph", "export": "torch.export program", "torchscript": "TorchScript archive",
-              "hf": "Hugging Face folder"}
+KIND_WORDS = {
+    "onnx": "ONNX graph",
+    "export": "torch.export program",
+    "torchscript": "TorchScript archive",
+    "hf": "Hugging Face folder",
+}
 
 _ADDED = "own_model_added"  # the note about the last model added (kept until the next one)
 _ADDED_WHILE = "own_model_added_while"  # (the white-box model then, the digest of the file added)
@@ -52,15 +57,24 @@ def _section() -> bool:
     """Uploaders, what the file is, the form; False once it has shown an error."""
     from engine.models import formats
 
-    upload = st.file_uploader("Model file", type=TYPES, key="own_file",
-                              help="TorchScript, torch.export (.pt2), ONNX, a Hugging Face folder zipped, or "
-                                   "weights (.pth, .safetensors) of a torchvision or timm architecture")
-    sidecar = st.file_uploader("Sidecar JSON (optional)", type=["json"], key="own_sidecar",
-                               help="input_size, mean, std, class_names, domain, …: fills the form below")
+    upload = st.file_uploader(
+        "Model file",
+        type=TYPES,
+        key="own_file",
+        help="TorchScript, torch.export (.pt2), ONNX, a Hugging Face folder zipped, or "
+        "weights (.pth, .safetensors) of a torchvision or timm architecture",
+    )
+    sidecar = st.file_uploader(
+        "Sidecar JSON (optional)",
+        type=["json"],
+        key="own_sidecar",
+        help="input_size, mean, std, class_names, domain, …: fills the form below",
+    )
     if upload is None:
         st.session_state.pop(_PREFILLED, None)  # a form not drawn loses its fields: the next file fills them again
-        st.caption("What the file does not say (input size, normalisation, class names) you give in a form "
-                   "once it is chosen.")
+        st.caption(
+            "What the file does not say (input size, normalisation, class names) you give in a form once it is chosen."
+        )
         return True
     try:
         described = _described(upload.getvalue(), upload.name)
@@ -79,10 +93,13 @@ def _section() -> bool:
 def summary(described: dict) -> str:
     """What a file is, in a line: "ONNX graph, input 3×32×32, 10 classes named"."""
     kind = described["kind"]
-    what = {**KIND_WORDS, "hf": f"Hugging Face {described.get('arch', 'image-classification')} folder",
-            "torchvision": f"weights that fit torchvision {described.get('arch')}",
-            "state_dict": "weights (a state_dict) that fit no torchvision architecture: a timm one?",
-            "safetensors": "weights (safetensors) that fit no torchvision architecture: a timm one?"}[kind]
+    what = {
+        **KIND_WORDS,
+        "hf": f"Hugging Face {described.get('arch', 'image-classification')} folder",
+        "torchvision": f"weights that fit torchvision {described.get('arch')}",
+        "state_dict": "weights (a state_dict) that fit no torchvision architecture: a timm one?",
+        "safetensors": "weights (safetensors) that fit no torchvision architecture: a timm one?",
+    }[kind]
     parts = [what]
     if described.get("input_size") and kind not in WEIGHTS:
         parts.append("input " + "×".join(str(v) for v in described["input_size"]))
@@ -102,8 +119,11 @@ def required_fields(described: dict, extra: dict) -> list[str]:
     known = {**described, **extra}
     if described["kind"] in WEIGHTS:
         return ["own_arch"] if described["kind"] != "torchvision" else []
-    return [key for key, field in (("own_size", "input_size"), ("own_mean", "mean"), ("own_std", "std"))
-            if not known.get(field)]
+    return [
+        key
+        for key, field in (("own_size", "input_size"), ("own_mean", "mean"), ("own_std", "std"))
+        if not known.get(field)
+    ]
 
 
 _LABELS = {"own_arch": "architecture", "own_size": "input size", "own_mean": "mean", "own_std": "std"}
@@ -141,15 +161,19 @@ def _prefill(upload, sidecar, known: dict) -> None:
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in known.get(field) or [])
 
     names = known.get("class_names")
-    st.session_state.update({
-        # Weights that fit no torchvision architecture leave it unchosen: the user names theirs.
-        "own_arch": FILE_OWN if kind in SELF_DESCRIBING else known.get("arch") if kind == "torchvision" else None,
-        "own_timm": "",
-        "own_size": listed("input_size"), "own_mean": listed("mean"), "own_std": listed("std"),
-        "own_names": "\n".join(names) if isinstance(names, list) else "",
-        "own_domain": known.get("domain") or "",
-        "own_name": known.get("name") or upload.name.rsplit(".", 1)[0],
-    })
+    st.session_state.update(
+        {
+            # Weights that fit no torchvision architecture leave it unchosen: the user names theirs.
+            "own_arch": FILE_OWN if kind in SELF_DESCRIBING else known.get("arch") if kind == "torchvision" else None,
+            "own_timm": "",
+            "own_size": listed("input_size"),
+            "own_mean": listed("mean"),
+            "own_std": listed("std"),
+            "own_names": "\n".join(names) if isinstance(names, list) else "",
+            "own_domain": known.get("domain") or "",
+            "own_name": known.get("name") or upload.name.rsplit(".", 1)[0],
+        }
+    )
 
 
 def _form(kind: str, required: list[str]) -> dict | None:
@@ -160,23 +184,43 @@ def _form(kind: str, required: list[str]) -> dict | None:
         return "required" if key in required else "optional"
 
     if required:
-        st.caption("Required: " + ", ".join(f"{_LABELS[k]} ({_EXAMPLES[k]})" if k in _EXAMPLES else _LABELS[k]
-                                             for k in required) + ". The rest is optional.")
+        st.caption(
+            "Required: "
+            + ", ".join(f"{_LABELS[k]} ({_EXAMPLES[k]})" if k in _EXAMPLES else _LABELS[k] for k in required)
+            + ". The rest is optional."
+        )
     with st.form("own-model"):
-        st.selectbox("Architecture", [FILE_OWN, *ARCHITECTURES], key="own_arch", placeholder="choose one (required)",
-                     help="weights need the torchvision architecture they were trained in; TorchScript, .pt2, "
-                          "ONNX and Hugging Face files hold their network")
+        st.selectbox(
+            "Architecture",
+            [FILE_OWN, *ARCHITECTURES],
+            key="own_arch",
+            placeholder="choose one (required)",
+            help="weights need the torchvision architecture they were trained in; TorchScript, .pt2, "
+            "ONNX and Hugging Face files hold their network",
+        )
         if kind in WEIGHTS:
-            st.text_input("…or a timm architecture", key="own_timm", placeholder="e.g. resnet10t",
-                          help="a timm model name: used instead of the torchvision architecture above")
+            st.text_input(
+                "…or a timm architecture",
+                key="own_timm",
+                placeholder="e.g. resnet10t",
+                help="a timm model name: used instead of the torchvision architecture above",
+            )
         st.text_input("Input size C,H,W", key="own_size", placeholder=placeholder("own_size"))
         st.text_input("Mean per channel", key="own_mean", placeholder=placeholder("own_mean"))
         st.text_input("Std per channel", key="own_std", placeholder=placeholder("own_std"))
-        st.text_area("Class names, one per line", key="own_names", height=90,
-                     placeholder="optional: 'class 0', 'class 1', … in output order")
-        st.text_input("Domain", key="own_domain", placeholder="optional",
-                      help="your domain's name; models with the same classes share it (a black box must). Empty: "
-                           "the domain of a model you added with the same classes, else the model's name")
+        st.text_area(
+            "Class names, one per line",
+            key="own_names",
+            height=90,
+            placeholder="optional: 'class 0', 'class 1', … in output order",
+        )
+        st.text_input(
+            "Domain",
+            key="own_domain",
+            placeholder="optional",
+            help="your domain's name; models with the same classes share it (a black box must). Empty: "
+            "the domain of a model you added with the same classes, else the model's name",
+        )
         st.text_input("Name", key="own_name", help="how the model lists under White-box and Black-box models")
         added = st.form_submit_button("Add model", type="primary")
     if not added:
@@ -192,12 +236,16 @@ def _add(upload, described: dict, extra: dict, values: dict, required: list[str]
         meta = {**{k: v for k, v in extra.items() if k != "name"}, **form_fields(values)}
         missing = [_LABELS[k] for k in required if k != "own_arch" and not values.get(k)]
         if missing:
-            raise ValueError(f"{upload.name} does not say its {', '.join(missing)}: fill "
-                             f"{'them' if len(missing) > 1 else 'it'} in above")
+            raise ValueError(
+                f"{upload.name} does not say its {', '.join(missing)}: fill "
+                f"{'them' if len(missing) > 1 else 'it'} in above"
+            )
         arch = architecture(values, described["kind"])
         if arch and described["kind"] in SELF_DESCRIBING:
-            raise ValueError(f"{upload.name} is a {KIND_WORDS[described['kind']]}, which holds its own network: "
-                             f"set Architecture to “{FILE_OWN}”")
+            raise ValueError(
+                f"{upload.name} is a {KIND_WORDS[described['kind']]}, which holds its own network: "
+                f"set Architecture to “{FILE_OWN}”"
+            )
         name = unique_name((values.get("own_name") or "").strip() or extra.get("name") or upload.name)
         with st.spinner(f"Loading {name}…"):
             model = formats.load(upload.getvalue(), filename=upload.name, meta=meta, arch=arch, name=name)
@@ -210,9 +258,11 @@ def _add(upload, described: dict, extra: dict, values: dict, required: list[str]
         return False
     state.own_models()[name] = model
     shown = ", ".join(model.class_names[:3]) + (", …" if len(model.class_names) > 3 else "")
-    st.session_state[_ADDED] = (f"Added **{name}**: {len(model.class_names)} classes ({shown}), domain "
-                                f"*{model.domain}*. Pick it as the white-box model; upload labelled images under "
-                                "*Evaluation images* to use every page.")
+    st.session_state[_ADDED] = (
+        f"Added **{name}**: {len(model.class_names)} classes ({shown}), domain "
+        f"*{model.domain}*. Pick it as the white-box model; upload labelled images under "
+        "*Evaluation images* to use every page."
+    )
     st.session_state[_ADDED_WHILE] = (st.session_state.get("model"), resources.digest(upload.getvalue()))
     st.session_state[_TOAST] = f"Added {name}"
     st.rerun()  # the model lists above were drawn before it existed
@@ -220,6 +270,7 @@ def _add(upload, described: dict, extra: dict, values: dict, required: list[str]
 
 def form_fields(values: dict) -> dict:
     """The metadata the form gives; a blank field gives nothing (the file's own, else the loader's default)."""
+
     def numbers(key: str, what: str, kind=float) -> list | None:
         text = (values.get(key) or "").replace(" ", "")
         if not text:
@@ -229,8 +280,11 @@ def form_fields(values: dict) -> dict:
         except ValueError:
             raise ValueError(f"{what}: write numbers separated by commas, got {text[:40]!r}") from None
 
-    fields = {"input_size": numbers("own_size", "Input size", int), "mean": numbers("own_mean", "Mean"),
-              "std": numbers("own_std", "Std")}
+    fields = {
+        "input_size": numbers("own_size", "Input size", int),
+        "mean": numbers("own_mean", "Mean"),
+        "std": numbers("own_std", "Std"),
+    }
     fields = {k: v for k, v in fields.items() if v}
     lines = [line.strip() for line in (values.get("own_names") or "").splitlines() if line.strip()]
     if lines:

@@ -3,6 +3,7 @@
 Models are shared by every session (`cache_resource`); they are read-only at
 inference, and anything that hooks them holds `model.lock`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -75,7 +76,7 @@ def _fitted_image(geometry: tuple[int, int, int], source_key: str, data: bytes |
     owner = domains.owner(source_key) if data is None else None
     if owner is not None and owner.indexed:
         index = owner.parse_key(source_key)
-        return owner.numbered()[0][index:index + 1].clone()
+        return owner.numbered()[0][index : index + 1].clone()
     source = data if data is not None else images.gallery()[source_key]
     return images.to_tensor(images.fit(images.decode(source), c, size, resize))
 
@@ -131,8 +132,10 @@ def digest(data: bytes) -> str:
 def data_root() -> Path | None:
     """The folder whose sub-folders the app offers as datasets: `--data-root DIR` after `--` on the
     command line, else $PE_DATA_ROOT; set by whoever starts the app, never by a link."""
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
-    root = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--data-root"), None) or os.environ.get("PE_DATA_ROOT")
+    argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
+    root = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--data-root"), None) or os.environ.get(
+        "PE_DATA_ROOT"
+    )
     return Path(root).expanduser() if root else None
 
 

@@ -1,6 +1,7 @@
 """The Explorer's run controls: which run the page shows, running or continuing it under a progress bar with
 Cancel, its analysis panels, the note on a cancelled run, and the same attack on the model's robust (or plain)
 twin."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -20,10 +21,19 @@ def run_attack(run: state.RunSpec, selection: state.Selection):
     spec = attacks.get(run.attack)
     uploaded = [resources.image_tensor(run.model, key, data) for key, data in state.uploads().items()]
     # AA also draws its target image from the user's uploads
-    target, extra = target_images.decide(spec, model, x, run.target, seed=run.seed, layer=dict(run.params).get("layer"),
-                                         extra_images=torch.cat(uploaded) if uploaded else None)
+    target, extra = target_images.decide(
+        spec,
+        model,
+        x,
+        run.target,
+        seed=run.seed,
+        layer=dict(run.params).get("layer"),
+        extra_images=torch.cat(uploaded) if uploaded else None,
+    )
     progress = Progress(f"Running {spec.title}", "explorer")
-    result = attacks.run(run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra)
+    result = attacks.run(
+        run.attack, model, x, target=target, seed=run.seed, callback=progress, **dict(run.params), **extra
+    )
     progress.finish(lambda: state.remember(run, result))
     return result
 
@@ -78,8 +88,12 @@ def result_to_show(selection: state.Selection, model, form: state.RunSpec, submi
 
 def result_panels(run: state.RunSpec, result, model, black_models: list) -> dict:
     """panels.explorer_panels of the result, kept for this session (a partial result's under how far it got)."""
-    key = ("explorer", run, tuple(m.name for m in black_models),
-           attacks.progress_of(result) if result.stopped_early else None)
+    key = (
+        "explorer",
+        run,
+        tuple(m.name for m in black_models),
+        attacks.progress_of(result) if result.stopped_early else None,
+    )
     panels = state.analysis(key)
     if panels is None:
         with st.spinner("Heat maps and transfer…"):
@@ -94,8 +108,10 @@ def cancelled_note(result) -> bool:
         return False
     done, total = attacks.progress_of(result)
     left, right = st.columns([4, 1], vertical_alignment="center")
-    left.warning(f"Cancelled after {done:,} of {total:,} iterations: this is the partial result. "
-                 "Run it to the end continues from there.")
+    left.warning(
+        f"Cancelled after {done:,} of {total:,} iterations: this is the partial result. "
+        "Run it to the end continues from there."
+    )
     return right.button("Run it to the end", key="resume", type="primary", width="stretch")
 
 
@@ -109,8 +125,15 @@ def compare_twin(model, result, run: state.RunSpec, twin: str) -> dict:
     comparison is stored and the page redrawn without the button that started it; a cancelled one is shown once
     and not kept."""
     progress = Progress(f"{attacks.get(run.attack).title} on {twin}", "twin")
-    other = robust.compare([resources.model(twin)], result.x, run.attack, target=result.target, seed=run.seed,
-                           callback=progress, **dict(run.params))[0]
+    other = robust.compare(
+        [resources.model(twin)],
+        result.x,
+        run.attack,
+        target=result.target,
+        seed=run.seed,
+        callback=progress,
+        **dict(run.params),
+    )[0]
     found = twin_view(model, result, other)
     if not other["result"].stopped_early:
         progress.finish(lambda: state.store_analysis(("twin", run), found))

@@ -1,4 +1,5 @@
 """Typed session-state accessors: the keys of what they store (results, analyses, uploads) are named here only."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -126,7 +127,6 @@ def evaluation_source() -> str:
 
 def set_evaluation_source(source: str) -> None:
     st.session_state[_EVAL_SOURCE] = source
-
 
 
 _QUIZ = "quiz_session"

@@ -4,9 +4,11 @@ Every value is checked against the known names and declared ranges; anything
 else is dropped with a note. A URL can name a gallery photo or a Fashion-MNIST
 test index, never a file path or an upload.
 """
+
 from __future__ import annotations
 
 from engine import attacks, domains
+
 PARAM_PREFIX = "p."
 KEYS = ("model", "image", "attack", "seed", "target", "blacks", "view", "present", "slide")
 # The Explorer's perturbation views (as the URL names them → as the page labels them), and presentation
@@ -70,7 +72,11 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
             problems.append(f"{key} must be one of {', '.join(allowed)}, got {raw[:20]!r}")
     blacks = query.get("blacks")
     if blacks:
-        chosen = [b for b in blacks.split(",") if b in usable_models and usable_models[b] == domain and b != values.get("model")]
+        chosen = [
+            b
+            for b in blacks.split(",")
+            if b in usable_models and usable_models[b] == domain and b != values.get("model")
+        ]
         dropped = [b for b in blacks.split(",") if b not in chosen]
         if dropped:
             problems.append(f"black-box models not usable with this model: {', '.join(d[:30] for d in dropped)}")
@@ -82,8 +88,15 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
     return values, problems
 
 
-def encode(model: str, image_key: str, run, blacks: list[str], view: str | None = None, present: bool = False,
-           slide: int | None = None) -> dict[str, str]:
+def encode(
+    model: str,
+    image_key: str,
+    run,
+    blacks: list[str],
+    view: str | None = None,
+    present: bool = False,
+    slide: int | None = None,
+) -> dict[str, str]:
     """The query parameters of a view (uploads are not linkable: the image is left out)."""
     out = {"model": model}
     if view is not None:

@@ -1,4 +1,5 @@
 """Sidebar and form helpers that return what the user chose (`*_ui()` functions)."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -51,7 +52,6 @@ def data_ui(model_name: str) -> str:
     """Which labelled images the multi-image analyses use: the domain's own, a folder under the data root
     the operator set, or a .zip uploaded here. Only datasets whose labels map onto the model are offered."""
     from engine import datasets
-
     from engine.models import ModelUnavailable
 
     try:
@@ -60,8 +60,9 @@ def data_ui(model_name: str) -> str:
         return resources.BUILTIN
     custom = domains.get(m.domain).custom
     # A user's model has no images of its own: "none yet" until a dataset that fits it is there (then it is used).
-    options = {resources.BUILTIN: "none yet: upload a .zip below" if custom
-               else f"built-in ({domains.get(m.domain).title})"}
+    options = {
+        resources.BUILTIN: "none yet: upload a .zip below" if custom else f"built-in ({domains.get(m.domain).title})"
+    }
     root = resources.data_root()
     with st.sidebar.expander("Evaluation images (Transfer, Feature space, JSMA curve)", expanded=custom):
         if root is not None and root.is_dir():
@@ -80,14 +81,19 @@ def data_ui(model_name: str) -> str:
         if st.session_state.get("eval_data") not in options:
             st.session_state["eval_data"] = next(iter(options))
         source = st.radio("Image set", list(options), format_func=options.get, key="eval_data")
-        upload = st.file_uploader("Labelled images (.zip: class folders, a file,label CSV or an ImageNet "
-                                  "validation layout)", type=["zip"], key="eval_zip")
+        upload = st.file_uploader(
+            "Labelled images (.zip: class folders, a file,label CSV or an ImageNet validation layout)",
+            type=["zip"],
+            key="eval_zip",
+        )
         if upload is not None:
             digest = resources.digest(upload.getvalue())
             if digest not in state.own_datasets():
                 try:
-                    state.own_datasets()[digest] = (upload.name[:40], datasets.open_zip(
-                        upload.getvalue(), name=upload.name[:40], **resources.ZIP_LIMITS))
+                    state.own_datasets()[digest] = (
+                        upload.name[:40],
+                        datasets.open_zip(upload.getvalue(), name=upload.name[:40], **resources.ZIP_LIMITS),
+                    )
                     st.rerun()  # offer it above
                 except ValueError as err:
                     st.error(str(err))
@@ -110,9 +116,12 @@ def blacks_ui(white: str) -> list[str]:
             judges = domains.get(domain).judges if domain in domains.names() else options[:1]
             st.session_state["blacks"] = [n for n in judges[:1] if n in options]
     st.session_state["blacks"] = [b for b in st.session_state["blacks"] if b in options]
-    return st.multiselect("Black-box models", options, key="blacks",
-                          help="models that never see the attack; they measure transfer (only models with the same "
-                               "classes are offered)")
+    return st.multiselect(
+        "Black-box models",
+        options,
+        key="blacks",
+        help="models that never see the attack; they measure transfer (only models with the same classes are offered)",
+    )
 
 
 def own_domain(model: str) -> domains.Domain | None:
@@ -157,8 +166,11 @@ def indexed_ui(model: str, domain) -> Selection:
     bank = resources.class_members(domain)
     names = domain.class_names  # not the model's: a model that fails to load still lets one pick an image
     # A user's image set has its own classes: its widgets must not inherit a built-in domain's choice.
-    keys = (("fmnist_class", "fmnist_example") if not domain.custom
-            else (f"{domain.prefix}class", f"{domain.prefix}example"))
+    keys = (
+        ("fmnist_class", "fmnist_example")
+        if not domain.custom
+        else (f"{domain.prefix}class", f"{domain.prefix}example")
+    )
     cls = st.selectbox("Class", list(bank), format_func=lambda c: names[c], key=keys[0])
     k = st.number_input("Example of that class", 0, len(bank[cls]) - 1, key=keys[1], **initial(keys[1], value=0))
     index = bank[cls][int(k)]
@@ -171,8 +183,10 @@ def no_black_box_text(white: str) -> str:
     m = resources.model(white)
     if any(d == m.domain for n, d in usable_models().items() if n != white):
         return "Choose at least one black-box model in the sidebar."
-    return (f"Transfer needs a second model with these {len(m.class_names)} classes: add one under *Bring your own "
-            "model* in the sidebar.")
+    return (
+        f"Transfer needs a second model with these {len(m.class_names)} classes: add one under *Bring your own "
+        "model* in the sidebar."
+    )
 
 
 def has_layers(model, page: str) -> bool:
@@ -199,15 +213,19 @@ def no_target_text(err) -> str:
         shown = ", ".join(names[c] for c in err.classes) or "no class"
     except Exception:  # noqa: BLE001 - the sentence stands without the names
         shown = ", ".join(map(str, err.classes)) or "no class"
-    return (f"AA needs a target image of another class, but of these labelled images {name} classifies correctly "
-            f"only those of {shown}: use a model that gets more of them right, or more images.")
+    return (
+        f"AA needs a target image of another class, but of these labelled images {name} classifies correctly "
+        f"only those of {shown}: use a model that gets more of them right, or more images."
+    )
 
 
 def needs_images_text(page: str) -> str:
     """What a page that needs labelled images says on a user's model that has none yet."""
     name = st.session_state.get("model", "this model")
-    return (f"{page} needs labelled images of {name}'s classes. Under *Evaluation images* in the sidebar, upload a "
-            ".zip with one folder of images per class (named after the classes), then pick it there.")
+    return (
+        f"{page} needs labelled images of {name}'s classes. Under *Evaluation images* in the sidebar, upload a "
+        ".zip with one folder of images per class (named after the classes), then pick it there."
+    )
 
 
 def _param_widget(spec: dict, prefix: str):
@@ -217,16 +235,28 @@ def _param_widget(spec: dict, prefix: str):
         return st.checkbox(label, help=spec["help"], key=key, **initial(key, value=bool(spec["default"])))
     if spec["type"] == "int":
         return st.number_input(
-            label, min_value=int(spec["low"]), max_value=int(spec["high"]),
+            label,
+            min_value=int(spec["low"]),
+            max_value=int(spec["high"]),
             **initial(key, value=None if spec["default"] is None else int(spec["default"])),
-            step=1, help=spec["help"], key=key, placeholder="auto",
+            step=1,
+            help=spec["help"],
+            key=key,
+            placeholder="auto",
         )
     step = 0.001 if spec["high"] <= 1 else 0.1
     low = float(spec["low"]) + (step if spec["low_open"] else 0.0)
     value = None if spec["default"] is None else float(spec["default"])
     return st.number_input(
-        label, min_value=low, max_value=float(spec["high"]), step=step, **initial(key, value=value),
-        format="%.4f", help=spec["help"], key=key, placeholder="auto",
+        label,
+        min_value=low,
+        max_value=float(spec["high"]),
+        step=step,
+        **initial(key, value=value),
+        format="%.4f",
+        help=spec["help"],
+        key=key,
+        placeholder="auto",
     )
 
 
@@ -241,7 +271,11 @@ def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, 
         if st.session_state.get("attack") not in rows:
             st.session_state.pop("attack", None)
     name = st.selectbox(
-        "Attack", list(rows), format_func=lambda n: rows[n]["title"], key="attack", **initial("attack", index=list(rows).index("pgd"))
+        "Attack",
+        list(rows),
+        format_func=lambda n: rows[n]["title"],
+        key="attack",
+        **initial("attack", index=list(rows).index("pgd")),
     )
     spec = rows[name]
     st.caption(f"{spec['summary']} — *{spec['reference']}*")
@@ -258,17 +292,25 @@ def attack_form(selection: Selection, class_names: list[str]) -> tuple[RunSpec, 
         with left:
             if spec["targeted"]:
                 options = [None, *range(len(class_names))]
-                automatic = "automatic (random class with a bank image)" if spec["needs_target_images"] else (
-                    "automatic (the runner-up class)")
+                automatic = (
+                    "automatic (random class with a bank image)"
+                    if spec["needs_target_images"]
+                    else ("automatic (the runner-up class)")
+                )
                 target = st.selectbox(
-                    "Target class" if not spec["untargeted"] else "Target class (targeted attack)", options,
+                    "Target class" if not spec["untargeted"] else "Target class (targeted attack)",
+                    options,
                     key=f"{name}.target",
-                    format_func=lambda i: (automatic if not spec["untargeted"] else "none (untargeted)")
-                    if i is None else f"{i}: {class_names[i]}",
+                    format_func=lambda i: (
+                        (automatic if not spec["untargeted"] else "none (untargeted)")
+                        if i is None
+                        else f"{i}: {class_names[i]}"
+                    ),
                 )
         with right:
-            seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{name}.seed",
-                                   **initial(f"{name}.seed", value=0))
+            seed = st.number_input(
+                "Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{name}.seed", **initial(f"{name}.seed", value=0)
+            )
         submitted = st.form_submit_button("Run attack", type="primary")
     params = tuple(sorted((k, v) for k, v in values.items() if v is not None))
     return RunSpec(selection.model, selection.image_key, name, params, target, int(seed)), submitted
@@ -298,8 +340,10 @@ def heavy_gate(name: str, key, seconds: float, fresh: bool, at_most: bool = Fals
     words = ("at most " if at_most else "") + cost.phrase(seconds).removeprefix("about ")
     box = st.empty()
     with box.container():
-        st.warning(f"These settings take {words} on this machine{' (the run stops once it succeeds)' if at_most else ''}. "
-                   "Lower the steps, images or copies for a quicker result, or start it anyway.")
+        st.warning(
+            f"These settings take {words} on this machine{' (the run stops once it succeeds)' if at_most else ''}. "
+            "Lower the steps, images or copies for a quicker result, or start it anyway."
+        )
         go = st.button(f"Run anyway ({words})", key=f"{slot}.go", type="primary")
     if go:
         st.session_state.pop(slot, None)
@@ -341,9 +385,11 @@ def domain_note(model) -> None:
     record = domains.of(model)
     if record.custom:
         images_note = f"{record.count()} labelled images" if record.has_images else "no labelled images yet"
-        st.caption(f"Your own domain *{record.title}*: {len(record.class_names)} classes, {images_note}. Defaults "
-                   f"(ε {record.attack_defaults.get('eps', 'per attack')}, σ {record.averaging['sigma']}, "
-                   f"{record.defaults['images']} images) are chosen for {record.origin}.")
+        st.caption(
+            f"Your own domain *{record.title}*: {len(record.class_names)} classes, {images_note}. Defaults "
+            f"(ε {record.attack_defaults.get('eps', 'per attack')}, σ {record.averaging['sigma']}, "
+            f"{record.defaults['images']} images) are chosen for {record.origin}."
+        )
 
 
 def gated_run(name: str, key, asked: bool, seconds, label: str, compute, *, at_most: bool = False, redo=None):
@@ -353,8 +399,11 @@ def gated_run(name: str, key, asked: bool, seconds, label: str, compute, *, at_m
     from app.jobs import Progress
 
     found = state.analysis(key)
-    if (asked or pending(name) == key) and (found is None or (redo is not None and redo(found))) \
-            and heavy_gate(name, key, seconds(), asked, at_most=at_most):
+    if (
+        (asked or pending(name) == key)
+        and (found is None or (redo is not None and redo(found)))
+        and heavy_gate(name, key, seconds(), asked, at_most=at_most)
+    ):
         progress = Progress(label, name)
         found = compute(progress)
         progress.finish(lambda: state.store_analysis(key, found))
@@ -401,8 +450,7 @@ def cached(key, compute, spinner: str | None = None, asked: bool = True):
     return found
 
 
-def count_input(where, label: str, model_name: str, source: str, cap: int | None, default: int, key: str,
-                **kw) -> int:
+def count_input(where, label: str, model_name: str, source: str, cap: int | None, default: int, key: str, **kw) -> int:
     """How many evaluation images to use: at most `cap` (None: no cap) and what the image set holds, starting at
     `default`."""
     most = resources.evaluation_capacity(model_name, source)

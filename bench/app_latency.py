@@ -12,6 +12,7 @@
 
 Repetitions interleave the measured operations; medians and (min–max) spreads are printed.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from bench_common import parser as bench_parser  # noqa: E402
+from bench_common import spread, timed
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from engine import attacks, images, models  # noqa: E402
 from engine.datasets import fashion_mnist  # noqa: E402
-from bench_common import parser as bench_parser, spread, timed  # noqa: E402
 
 MAIN = str(ROOT / "app" / "main.py")
 PAGES = ["transfer", "features", "anatomy", "jsma"]
@@ -91,9 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             click, redraw = click_to_result(model, image, seed=100 + r)
             clicks.append(click)
             redraws.append(redraw)
-        rows.append({"model": model, "click_to_result": spread(clicks), "engine_pgd10": spread(engine),
-                     "overhead_ratio": statistics.median(clicks) / statistics.median(engine),
-                     "display_redraw": spread(redraws)})
+        rows.append(
+            {
+                "model": model,
+                "click_to_result": spread(clicks),
+                "engine_pgd10": spread(engine),
+                "overhead_ratio": statistics.median(clicks) / statistics.median(engine),
+                "display_redraw": spread(redraws),
+            }
+        )
     renders = {}
     query = {"model": "fmnist-lenet-0", "image": "fmnist:0"}
     for _ in range(repeats):
@@ -105,9 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                 m = models.load(name["name"])
                 m(torch.rand(1, *m.input_size, device=m.device))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report = {"explorer_cold_first_render_s": cold, "attacks": rows,
-              "first_render_warm": {k: spread(v) for k, v in renders.items()},
-              "peak_rss_mb_all_offline_models": peak_mb, "threads": torch.get_num_threads()}
+    report = {
+        "explorer_cold_first_render_s": cold,
+        "attacks": rows,
+        "first_render_warm": {k: spread(v) for k, v in renders.items()},
+        "peak_rss_mb_all_offline_models": peak_mb,
+        "threads": torch.get_num_threads(),
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -116,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for r in rows:
         c, e, d = r["click_to_result"], r["engine_pgd10"], r["display_redraw"]
-        print(f"| {r['model']} | {c['median_s']:.2f} ({c['min_s']:.2f}–{c['max_s']:.2f}) | {e['median_s']:.2f} "
-              f"({e['min_s']:.2f}–{e['max_s']:.2f}) | {r['overhead_ratio']:.2f} | {d['median_s']:.2f} ({d['min_s']:.2f}–{d['max_s']:.2f}) |")
+        print(
+            f"| {r['model']} | {c['median_s']:.2f} ({c['min_s']:.2f}–{c['max_s']:.2f}) | {e['median_s']:.2f} "
+            f"({e['min_s']:.2f}–{e['max_s']:.2f}) | {r['overhead_ratio']:.2f} | {d['median_s']:.2f} "
+            f"({d['min_s']:.2f}–{d['max_s']:.2f}) |"
+        )
     print()
     print("| page | first render in a new session, warm server (s) |")
     print("|---|---|")

@@ -10,6 +10,7 @@ cost of one forward+backward pass as the unit every iterative attack is made of,
 and beside each the time the app expects before it starts (engine.cost; "≤" where
 that is a cap because the attack stops once it succeeds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,14 @@ DEFAULTS = {
     "deepfool": {},
     "square": {"n_queries": 1000},
 }
-QUICK = {"bim": {"steps": 2}, "pgd": {"steps": 2}, "mifgsm": {"steps": 2}, "cw": {"steps": 3}, "deepfool": {"steps": 2}, "square": {"n_queries": 5}}
+QUICK = {
+    "bim": {"steps": 2},
+    "pgd": {"steps": 2},
+    "mifgsm": {"steps": 2},
+    "cw": {"steps": 3},
+    "deepfool": {"steps": 2},
+    "square": {"n_queries": 5},
+}
 
 
 def forward_backward_seconds(model, x) -> float:
@@ -85,26 +93,43 @@ def main(argv=None) -> int:
             "min_s": round(min(values), 4),
             "max_s": round(max(values), 4),
             "in_forward_backward_units": round(med / unit, 1),
-            **({} if name not in budgets else {"expected_s": round(cost.attack_seconds(model, name, args.batch, budgets[name]), 4),
-                                               "expected_is_cap": cost.stops_early(name)}),
+            **(
+                {}
+                if name not in budgets
+                else {
+                    "expected_s": round(cost.attack_seconds(model, name, args.batch, budgets[name]), 4),
+                    "expected_is_cap": cost.stops_early(name),
+                }
+            ),
             **outcome.get(name, {}),
         }
         rows.append(row)
-    header = {"model": args.model, "image": args.image, "batch": args.batch, "device": args.device,
-              "repeats": repeats, "threads": torch.get_num_threads()}
+    header = {
+        "model": args.model,
+        "image": args.image,
+        "batch": args.batch,
+        "device": args.device,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+    }
     if args.json:
         print(json.dumps({**header, "rows": rows}, indent=2))
         return 0
     print(" ".join(f"{k}={v}" for k, v in header.items()))
-    print(f"{'attack':<18}{'params':<22}{'median s':>10}{'min–max s':>18}{'× fwd+bwd':>11}{'success':>9}{'iters':>7}{'expected s':>13}")
+    print(
+        f"{'attack':<18}{'params':<22}{'median s':>10}{'min–max s':>18}{'× fwd+bwd':>11}"
+        f"{'success':>9}{'iters':>7}{'expected s':>13}"
+    )
     for r in rows:
         params = ",".join(f"{k}={v}" for k, v in r["params"].items())
         spread = f"{r['min_s']:.3f}–{r['max_s']:.3f}"
         success = "" if "success_rate" not in r else f"{r['success_rate']:.0%}"
         iters = "" if "iterations" not in r else f"{r['iterations']:.0f}"
         expected = "" if "expected_s" not in r else f"{'≤ ' if r['expected_is_cap'] else ''}{r['expected_s']:.3f}"
-        print(f"{r['attack']:<18}{params:<22}{r['median_s']:>10.3f}{spread:>18}{r['in_forward_backward_units']:>11}"
-              f"{success:>9}{iters:>7}{expected:>13}")
+        print(
+            f"{r['attack']:<18}{params:<22}{r['median_s']:>10.3f}{spread:>18}{r['in_forward_backward_units']:>11}"
+            f"{success:>9}{iters:>7}{expected:>13}"
+        )
     return 0
 
 

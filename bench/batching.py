@@ -12,6 +12,7 @@
 
     python bench/batching.py [--repeats 3] [--quick] [--json] [--device cuda]
 """
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import attacks, images, models  # noqa: E402
-from engine.datasets import fashion_mnist  # noqa: E402
-from engine.attacks.averaging import averaged  # noqa: E402
-from bench_common import parser as bench_parser, timed  # noqa: E402
+from bench_common import parser as bench_parser  # noqa: E402
+from bench_common import timed
 
+from engine import attacks, images, models  # noqa: E402
+from engine.attacks.averaging import averaged  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 
 DEVICE = "cpu"
 
@@ -39,10 +41,14 @@ def _side_by_side(batched, loop, repeats: int) -> dict:
         b_times.append(t)
         t, ref = timed(loop)
         l_times.append(t)
-    return {"batched_s": statistics.median(b_times), "loop_s": statistics.median(l_times),
-            "speed-up": statistics.median(l_times) / statistics.median(b_times),
-            "max_abs_difference": float((b - ref).abs().max()), "spread_batched": [min(b_times), max(b_times)],
-            "spread_loop": [min(l_times), max(l_times)]}
+    return {
+        "batched_s": statistics.median(b_times),
+        "loop_s": statistics.median(l_times),
+        "speed-up": statistics.median(l_times) / statistics.median(b_times),
+        "max_abs_difference": float((b - ref).abs().max()),
+        "spread_batched": [min(b_times), max(b_times)],
+        "spread_loop": [min(l_times), max(l_times)],
+    }
 
 
 def averaging_case(names: list[str], x: torch.Tensor, copies: int, sigma: float, repeats: int, **params) -> dict:
@@ -54,8 +60,11 @@ def averaging_case(names: list[str], x: torch.Tensor, copies: int, sigma: float,
         return averaged("bim", ms, x, copies=copies, noise=noise, **params).delta
 
     def loop():
-        parts = [averaged("bim", [ms[i]], x, copies=1, noise=noise[i, j][None, None], **params).delta
-                 for i in range(len(ms)) for j in range(copies)]
+        parts = [
+            averaged("bim", [ms[i]], x, copies=1, noise=noise[i, j][None, None], **params).delta
+            for i in range(len(ms))
+            for j in range(copies)
+        ]
         return torch.stack(parts).mean(0)
 
     return {"models": names, "m": len(ms), "n": copies, **_side_by_side(batched, loop, repeats)}
@@ -72,11 +81,21 @@ def many_images_case(count: int, repeats: int, steps: int) -> dict:
         return attacks.run("bim", model, x, y=y, eps=0.2, steps=steps, score=False).x_adv
 
     def loop():
-        return torch.cat([attacks.run("bim", model, x[i:i + 1], y=y[i:i + 1], eps=0.2, steps=steps, score=False).x_adv
-                          for i in range(count)])
+        return torch.cat(
+            [
+                attacks.run("bim", model, x[i : i + 1], y=y[i : i + 1], eps=0.2, steps=steps, score=False).x_adv
+                for i in range(count)
+            ]
+        )
 
     row = _side_by_side(batched, loop, repeats)
-    return {"model": model.name, "images": count, "steps": steps, **row, "images_per_s_batched": count / row["batched_s"]}
+    return {
+        "model": model.name,
+        "images": count,
+        "steps": steps,
+        **row,
+        "images_per_s_batched": count / row["batched_s"],
+    }
 
 
 def deepfool_case(repeats: int, quick: bool) -> dict:
@@ -87,8 +106,14 @@ def deepfool_case(repeats: int, quick: bool) -> dict:
     for _ in range(repeats):
         top.append(timed(lambda: attacks.run("deepfool", model, x, steps=1, num_classes=10))[0])
         full.append(timed(lambda: attacks.run("deepfool", model, x, steps=1, num_classes=classes))[0])
-    return {"model": model.name, "iterations": 1, "top10_s": statistics.median(top), "all_s": statistics.median(full),
-            "all_classes": classes, "speed-up": statistics.median(full) / statistics.median(top)}
+    return {
+        "model": model.name,
+        "iterations": 1,
+        "top10_s": statistics.median(top),
+        "all_s": statistics.median(full),
+        "all_classes": classes,
+        "speed-up": statistics.median(full) / statistics.median(top),
+    }
 
 
 def many_eps_case(names: list[str], x: torch.Tensor, eps: list[float], repeats: int) -> dict:
@@ -113,8 +138,12 @@ def many_eps_case(names: list[str], x: torch.Tensor, eps: list[float], repeats: 
 
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, repeats=3)
-    parser.add_argument("--deepfool-repeats", type=int, default=1,
-                        help="all 1,000 classes take minutes per run on 2 cores; the ratio is ~100×, so one run is enough")
+    parser.add_argument(
+        "--deepfool-repeats",
+        type=int,
+        default=1,
+        help="all 1,000 classes take minutes per run on 2 cores; the ratio is ~100×, so one run is enough",
+    )
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = args.device
@@ -122,22 +151,44 @@ def main(argv=None) -> int:
     repeats = 1 if args.quick else args.repeats
     fm = ["fmnist-lenet-0", "fmnist-vgg-0", "fmnist-resnet-0", "fmnist-mobilenet-0"]
     x = fashion_mnist.test_split()[0][:1]
-    report = {"averaging": [averaging_case(fm[:2] if args.quick else fm, x, 4 if args.quick else 100, 0.2, repeats,
-                                           eps=0.2, steps=2 if args.quick else 10)]}
+    report = {
+        "averaging": [
+            averaging_case(
+                fm[:2] if args.quick else fm,
+                x,
+                4 if args.quick else 100,
+                0.2,
+                repeats,
+                eps=0.2,
+                steps=2 if args.quick else 10,
+            )
+        ]
+    }
     if not args.quick:
         lite = models.load("efficientnet-lite0", device=DEVICE)
         xl = images.load(images.gallery()["coffee"], lite)
-        report["averaging"].append(averaging_case(["efficientnet-lite0", "efficientnet-lite1"], xl, 10, 0.05, repeats,
-                                                  eps=0.02, steps=5))
+        report["averaging"].append(
+            averaging_case(["efficientnet-lite0", "efficientnet-lite1"], xl, 10, 0.05, repeats, eps=0.02, steps=5)
+        )
     report["many_images"] = many_images_case(8 if args.quick else 256, repeats, 2 if args.quick else 10)
     report["deepfool"] = deepfool_case(1 if args.quick else args.deepfool_repeats, args.quick)
     photo = images.load(images.gallery()["coffee"], models.load("efficientnet-lite0", device=DEVICE))
     slider = [round(0.04 * i / 21, 4) for i in range(22)]  # the Explorer's grid at its default ε 0.01 (eps_panels)
     report["many_eps"] = [
-        many_eps_case(["efficientnet-lite0"] if args.quick else ["efficientnet-lite0", "efficientnet-lite1",
-                                                                  "efficientnet-lite2"], photo, slider[:3 if args.quick else None], repeats),
-        many_eps_case(fm[:2], fashion_mnist.test_split()[0][:8 if args.quick else 256],
-                      [round(0.03 * i, 2) for i in range(1, 4 if args.quick else 11)], repeats),
+        many_eps_case(
+            ["efficientnet-lite0"]
+            if args.quick
+            else ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"],
+            photo,
+            slider[: 3 if args.quick else None],
+            repeats,
+        ),
+        many_eps_case(
+            fm[:2],
+            fashion_mnist.test_split()[0][: 8 if args.quick else 256],
+            [round(0.03 * i, 2) for i in range(1, 4 if args.quick else 11)],
+            repeats,
+        ),
     ]
     report["device"] = DEVICE
     if args.json:
@@ -147,20 +198,30 @@ def main(argv=None) -> int:
     print("| averaging (BIM) | m × n | batched (s) | loop (s) | speed-up | max |Δδ| |")
     print("|---|---|---|---|---|---|")
     for r in report["averaging"]:
-        print(f"| {', '.join(r['models'])} | {r['m']} × {r['n']} | {r['batched_s']:.2f} | {r['loop_s']:.2f} | "
-              f"{r['speed-up']:.1f}× | {r['max_abs_difference']:.1e} |")
+        print(
+            f"| {', '.join(r['models'])} | {r['m']} × {r['n']} | {r['batched_s']:.2f} | {r['loop_s']:.2f} | "
+            f"{r['speed-up']:.1f}× | {r['max_abs_difference']:.1e} |"
+        )
     r = report["many_images"]
-    print(f"\nMany images, {r['model']}, BIM-{r['steps']} on {r['images']} images: one batched call {r['batched_s']:.2f} s "
-          f"({r['images_per_s_batched']:.0f} images/s) vs one call per image {r['loop_s']:.2f} s: "
-          f"{r['speed-up']:.1f}× (max |Δx_adv| {r['max_abs_difference']:.1e})")
+    print(
+        f"\nMany images, {r['model']}, BIM-{r['steps']} on {r['images']} images: one batched call "
+        f"{r['batched_s']:.2f} s "
+        f"({r['images_per_s_batched']:.0f} images/s) vs one call per image {r['loop_s']:.2f} s: "
+        f"{r['speed-up']:.1f}× (max |Δx_adv| {r['max_abs_difference']:.1e})"
+    )
     d = report["deepfool"]
-    print(f"\nDeepFool, {d['model']}, one iteration: top-10 {d['top10_s']:.2f} s, all {d['all_classes']} classes "
-          f"{d['all_s']:.2f} s: {d['speed-up']:.0f}× faster")
+    print(
+        f"\nDeepFool, {d['model']}, one iteration: top-10 {d['top10_s']:.2f} s, all {d['all_classes']} classes "
+        f"{d['all_s']:.2f} s: {d['speed-up']:.0f}× faster"
+    )
     print("\n| FGSM at many ε | images × ε | one gradient (s) | one run per ε (s) | speed-up | max |Δlogit| |")
     print("|---|---|---|---|---|---|")
     for r in report["many_eps"]:
-        print(f"| {', '.join(r['models'])} | {r['images']} × {r['eps_count']} | {r['batched_s']:.2f} | {r['loop_s']:.2f} | "
-              f"{r['speed-up']:.1f}× | {r['max_abs_difference']:.1e} |")
+        print(
+            f"| {', '.join(r['models'])} | {r['images']} × {r['eps_count']} | {r['batched_s']:.2f} | "
+            f"{r['loop_s']:.2f} | "
+            f"{r['speed-up']:.1f}× | {r['max_abs_difference']:.1e} |"
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ For the Explorer the clock runs from opening the link (a fresh browser context: 
 headline's metrics; for a lab page from the click on its button, with its default settings, to its
 first result. The server is warm (one untimed visit first), as it is for every visitor after the first.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,23 @@ from bench_common import CHROMIUM_FLAGS, parser, streamlit_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 # page, button (None: the result comes without a click), text that marks the result
-PAGES = [("", None, "SSIM"), ("transfer", "Run sweep", "tSuc on"), ("features", "Compute", "Plane distance to target"),
-         ("anatomy", "Average", "Contour vs background"), ("jsma", "Run JSMA", "changed features in red")]
+PAGES = [
+    ("", None, "SSIM"),
+    ("transfer", "Run sweep", "tSuc on"),
+    ("features", "Compute", "Plane distance to target"),
+    ("anatomy", "Average", "Contour vs background"),
+    ("jsma", "Run JSMA", "changed features in red"),
+]
 MODELS = {"imagenet": "model=efficientnet-lite0", "fashion-mnist": "model=fmnist-lenet-0&image=fmnist:0"}
 # The Explorer with another attack's defaults: (what the row says, the link's extra query).
-ATTACKS = {"imagenet": [("jsma", "attack=jsma"), ("jsma, camera", "attack=jsma&image=camera"),
-                        ("deepfool, camera", "attack=deepfool&image=camera")],
-           "fashion-mnist": [("jsma", "attack=jsma")]}
+ATTACKS = {
+    "imagenet": [
+        ("jsma", "attack=jsma"),
+        ("jsma, camera", "attack=jsma&image=camera"),
+        ("deepfool, camera", "attack=deepfool&image=camera"),
+    ],
+    "fashion-mnist": [("jsma", "attack=jsma")],
+}
 
 
 def _idle(page, timeout_ms: int) -> None:
@@ -79,8 +90,11 @@ def main(argv=None) -> int:
     domains = ["fashion-mnist"] if args.quick else (args.domain or list(MODELS))
     repeats = 1 if args.quick else args.repeats
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "streamlit.log") as url, \
-            sync_playwright() as p:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        streamlit_server(Path(tmp) / "streamlit.log") as url,
+        sync_playwright() as p,
+    ):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         first_result(browser, f"{url}/?{MODELS[domains[0]]}", None, "SSIM")  # warm the server: models, caches
         for domain in domains:
@@ -91,10 +105,18 @@ def main(argv=None) -> int:
                 link = f"{url}/{path}?{MODELS[domain]}{query}"
                 runs = [first_result(browser, link, button, marker, args.timeout) for _ in range(repeats)]
                 times = [seconds for seconds, _ in runs]
-                rows.append({"domain": domain, "page": name, "action": button or "open the link",
-                             "asked_to_confirm": any(asked for _, asked in runs),
-                             "median_s": round(statistics.median(times), 2), "min_s": round(min(times), 2),
-                             "max_s": round(max(times), 2), "n": len(times)})
+                rows.append(
+                    {
+                        "domain": domain,
+                        "page": name,
+                        "action": button or "open the link",
+                        "asked_to_confirm": any(asked for _, asked in runs),
+                        "median_s": round(statistics.median(times), 2),
+                        "min_s": round(min(times), 2),
+                        "max_s": round(max(times), 2),
+                        "n": len(times),
+                    }
+                )
         browser.close()
     if args.json:
         print(json.dumps({"repeats": repeats, "rows": rows}, indent=2))

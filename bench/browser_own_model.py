@@ -13,6 +13,7 @@ at 3×32×32 with the fixture's class names, trained here first for a few epochs
 (seed 0) as the app gives them to each (its resize and crop, its mean and std); their accuracy on the 40 held-out
 pictures is printed.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,16 +35,25 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "fixtures")
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 720}
 # page title in the navigation, its button (None: it runs when opened), the text of its first result
-PAGES = [("Explorer", None, "SSIM"), ("Transfer lab", "Run sweep", "tSuc on"),
-         ("Feature space", "Compute", "Plane distance to target"),
-         ("Anatomy of a perturbation", "Average", "Contour vs background"),
-         ("Patch distance", "Place the patch", "Numbers per distance"),
-         ("JSMA lab", "Run JSMA", "changed features in red"),
-         ("Perturbation quiz", "Start", "Question 1 of")]
+PAGES = [
+    ("Explorer", None, "SSIM"),
+    ("Transfer lab", "Run sweep", "tSuc on"),
+    ("Feature space", "Compute", "Plane distance to target"),
+    ("Anatomy of a perturbation", "Average", "Contour vs background"),
+    ("Patch distance", "Place the patch", "Numbers per distance"),
+    ("JSMA lab", "Run JSMA", "changed features in red"),
+    ("Perturbation quiz", "Start", "Question 1 of"),
+]
 SHORT = {"Anatomy of a perturbation": "Anatomy", "Perturbation quiz": "Quiz"}
 FORMATS = ["torchvision", "timm", "onnx", "hf", "export", "torchscript"]
-TITLES = {"torchvision": "torchvision resnet18 .pth", "timm": "timm resnet10t .safetensors", "onnx": "ONNX",
-          "hf": "Hugging Face zip", "export": "torch.export .pt2", "torchscript": "TorchScript"}
+TITLES = {
+    "torchvision": "torchvision resnet18 .pth",
+    "timm": "timm resnet10t .safetensors",
+    "onnx": "ONNX",
+    "hf": "Hugging Face zip",
+    "export": "torch.export .pt2",
+    "torchscript": "TorchScript",
+}
 ERRORS = re.compile(r"This page could not finish|Something went wrong|Traceback|\bError\b")
 # Training pictures per class and epochs for the networks the fixture does not have: enough for held-out accuracy
 # well above chance (a random network gets one class right, which leaves AA no target class) in under a minute each
@@ -53,6 +63,7 @@ EPOCHS = {"torchvision": 10, "timm": 3, "hf": 60}
 
 
 # ---------------------------------------------------------------- what a researcher brings
+
 
 def _quiet(fn, *args, **kwargs):
     with warnings.catch_warnings():
@@ -69,14 +80,21 @@ def _torch_bytes(obj) -> bytes:
 
 
 def onnx_bytes(which: str = "white") -> bytes:
+    import own_world
     import torch
 
-    import own_world
-
     buf = io.BytesIO()
-    _quiet(torch.onnx.export, own_world.net(which), (torch.zeros(1, 3, 32, 32),), buf, dynamo=False,
-           input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-           opset_version=17)
+    _quiet(
+        torch.onnx.export,
+        own_world.net(which),
+        (torch.zeros(1, 3, 32, 32),),
+        buf,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["logits"],
+        dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+    )
     return buf.getvalue()
 
 
@@ -87,8 +105,14 @@ def hf_net(class_names: list[str]):
 
     torch.manual_seed(0)
     labels = dict(enumerate(class_names))
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=len(labels),
-                          id2label=labels, label2id={v: k for k, v in labels.items()})
+    config = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        num_labels=len(labels),
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
     return ResNetForImageClassification(config).eval()
 
 
@@ -97,10 +121,21 @@ def hf_zip_bytes(net, side: int = 32) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "tiny-hf"
         net.save_pretrained(folder)
-        (folder / "preprocessor_config.json").write_text(json.dumps({
-            "image_processor_type": "ConvNextImageProcessor", "do_resize": True, "size": {"shortest_edge": side},
-            "crop_pct": 1.0, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-            "image_mean": [0.45] * 3, "image_std": [0.25] * 3}))
+        (folder / "preprocessor_config.json").write_text(
+            json.dumps(
+                {
+                    "image_processor_type": "ConvNextImageProcessor",
+                    "do_resize": True,
+                    "size": {"shortest_edge": side},
+                    "crop_pct": 1.0,
+                    "do_rescale": True,
+                    "rescale_factor": 1 / 255,
+                    "do_normalize": True,
+                    "image_mean": [0.45] * 3,
+                    "image_std": [0.25] * 3,
+                }
+            )
+        )
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as archive:
             for p in sorted(folder.iterdir()):
@@ -113,28 +148,32 @@ def as_the_app_sees(data: bytes, filename: str, fields: dict[str, str], arch: st
     format's defaults, which the form is prefilled with)."""
     from engine.models import formats
 
-    meta = {"class_names": fields.get("Class names, one per line", "").splitlines() or None,
-            "domain": fields.get("Domain"),
-            "input_size": [int(v) for v in fields["Input size C,H,W"].split(",")] if "Input size C,H,W" in fields
-            else None}
-    return _quiet(formats.load, data, filename=filename, meta={k: v for k, v in meta.items() if v}, arch=arch,
-                  name=filename)
+    meta = {
+        "class_names": fields.get("Class names, one per line", "").splitlines() or None,
+        "domain": fields.get("Domain"),
+        "input_size": [int(v) for v in fields["Input size C,H,W"].split(",")] if "Input size C,H,W" in fields else None,
+    }
+    return _quiet(
+        formats.load, data, filename=filename, meta={k: v for k, v in meta.items() if v}, arch=arch, name=filename
+    )
 
 
 def fixture_pictures(model, per_class: int, seed: int):
     """The fixture's pictures (make_own_world.pictures) as the app gives them to `model`: 8-bit like its PNGs,
     fitted to the model's resize and crop, in [0, 1]. (N×C×H×W, labels)."""
     import torch
+    from make_own_world import pictures
     from PIL import Image
 
     from engine import images
-    from make_own_world import pictures
 
     x, y, _ = pictures(per_class, seed)
     c, h, _ = model.input_size
     pixels = (x.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-    return (torch.cat([images.to_tensor(images.fit(Image.fromarray(p), c, h, model.resize_size)) for p in pixels]),
-            torch.from_numpy(y))
+    return (
+        torch.cat([images.to_tensor(images.fit(Image.fromarray(p), c, h, model.resize_size)) for p in pixels]),
+        torch.from_numpy(y),
+    )
 
 
 def train(net, seen, epochs: int) -> None:
@@ -169,9 +208,8 @@ def held_out_accuracy(model) -> float:
 def model_files(folder: Path, which: list[str]) -> tuple[dict[str, tuple[Path, dict[str, str]]], dict[str, dict]]:
     """(format → (its file, the form fields a person types for it), with the fixture's black box under 'black';
     format → {'seconds', 'accuracy'} of the networks trained here)."""
-    import torch
-
     import own_world
+    import torch
 
     meta = own_world.META
     names = "\n".join(meta["class_names"])
@@ -191,27 +229,43 @@ def model_files(folder: Path, which: list[str]) -> tuple[dict[str, tuple[Path, d
         put(key, name, save(net), fields)
         accuracy = held_out_accuracy(as_the_app_sees(save(net), name, fields, arch))
         trained[key] = {"seconds": seconds, "accuracy": accuracy}
-        print(f"  {key:12} trained {EPOCHS[key]} epochs in {seconds:.0f} s, held-out accuracy {accuracy:.2f}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {key:12} trained {EPOCHS[key]} epochs in {seconds:.0f} s, held-out accuracy {accuracy:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for key in which:
         if key == "torchvision":
             import torchvision
 
             torch.manual_seed(0)
-            put_trained(key, "r18.pth", torchvision.models.resnet18(num_classes=10),
-                        lambda net: _torch_bytes(net.state_dict()),
-                        {"Input size C,H,W": "3,32,32", "Class names, one per line": names, "Domain": meta["domain"]},
-                        arch="resnet18")
+            put_trained(
+                key,
+                "r18.pth",
+                torchvision.models.resnet18(num_classes=10),
+                lambda net: _torch_bytes(net.state_dict()),
+                {"Input size C,H,W": "3,32,32", "Class names, one per line": names, "Domain": meta["domain"]},
+                arch="resnet18",
+            )
         elif key == "timm":
             import timm
             from safetensors.torch import save as save_safetensors
 
             torch.manual_seed(0)
-            put_trained(key, "r10t.safetensors", timm.create_model("resnet10t", pretrained=False, num_classes=10),
-                        lambda net: save_safetensors(net.state_dict()),
-                        {"…or a timm architecture": "resnet10t", "Input size C,H,W": "3,32,32",
-                         "Class names, one per line": names, "Domain": meta["domain"]}, arch="timm:resnet10t")
+            put_trained(
+                key,
+                "r10t.safetensors",
+                timm.create_model("resnet10t", pretrained=False, num_classes=10),
+                lambda net: save_safetensors(net.state_dict()),
+                {
+                    "…or a timm architecture": "resnet10t",
+                    "Input size C,H,W": "3,32,32",
+                    "Class names, one per line": names,
+                    "Domain": meta["domain"],
+                },
+                arch="timm:resnet10t",
+            )
         elif key == "onnx":
             put(key, "white.onnx", onnx_bytes(), own)
         elif key == "hf":
@@ -227,6 +281,7 @@ def model_files(folder: Path, which: list[str]) -> tuple[dict[str, tuple[Path, d
 
 # ---------------------------------------------------------------- a person at the browser
 
+
 def wait_idle(page, timeout_s: float = 300) -> None:
     """Until the app has finished its run (Streamlit marks its root with the script's state)."""
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=timeout_s * 1000)
@@ -234,18 +289,21 @@ def wait_idle(page, timeout_s: float = 300) -> None:
 
 def open_section(page, title: str) -> None:
     """Unfold the sidebar expander `title` unless it is open."""
-    details = page.locator("[data-testid='stSidebar'] details").filter(
-        has=page.locator("summary", has_text=title)).first
+    details = (
+        page.locator("[data-testid='stSidebar'] details").filter(has=page.locator("summary", has_text=title)).first
+    )
     details.wait_for(timeout=60_000)
     if details.get_attribute("open") is None:
         details.locator("summary").first.click()
     page.locator("[data-testid='stSidebar'] details[open]").filter(
-        has=page.locator("summary", has_text=title)).first.wait_for(timeout=30_000)
+        has=page.locator("summary", has_text=title)
+    ).first.wait_for(timeout=30_000)
 
 
 def upload(page, label: str, path: Path) -> None:
-    page.locator("[data-testid='stSidebar'] [data-testid='stFileUploader']").filter(has_text=label) \
-        .locator("input[type='file']").set_input_files(str(path))
+    page.locator("[data-testid='stSidebar'] [data-testid='stFileUploader']").filter(has_text=label).locator(
+        "input[type='file']"
+    ).set_input_files(str(path))
 
 
 def add_model(page, path: Path, fields: dict[str, str], timeout_s: float = 180) -> str:
@@ -280,8 +338,11 @@ def rerun_done(page, action, timeout_s: float = 180) -> None:
     is the old one, and a click on it may land on an element the rerun then replaces."""
     page.evaluate(_WATCH_RUNS)
     action()
-    page.wait_for_function("() => window.__runs.done > 0 && document.querySelector("
-                           "\"[data-testid=stApp][data-test-script-state=notRunning]\")", timeout=timeout_s * 1000)
+    page.wait_for_function(
+        "() => window.__runs.done > 0 && document.querySelector("
+        '"[data-testid=stApp][data-test-script-state=notRunning]")',
+        timeout=timeout_s * 1000,
+    )
 
 
 def pick_white_box_and_images(page, name: str, images: Path, timeout_s: float = 180) -> None:
@@ -349,8 +410,11 @@ def first_result(page, title: str, button: str | None, marker: str, timeout_s: f
     page.evaluate(_WATCH_RUNS)
     start = time.perf_counter()
     go_to(page, title)
-    page.wait_for_function("t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)",
-                           arg=title, timeout=timeout_s * 1000)
+    page.wait_for_function(
+        "t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)",
+        arg=title,
+        timeout=timeout_s * 1000,
+    )
     before = []
     if button is not None:
         press = page.get_by_role("button", name=button).first
@@ -366,14 +430,16 @@ def first_result(page, title: str, button: str | None, marker: str, timeout_s: f
         press.click()
     asked = False
     try:
-        found = page.wait_for_function(_OUTCOME, arg=[marker, before], timeout=timeout_s * 1000,
-                                       polling=100).json_value()
+        found = page.wait_for_function(
+            _OUTCOME, arg=[marker, before], timeout=timeout_s * 1000, polling=100
+        ).json_value()
         if found == "asked":
             asked = True
             page.get_by_role("button", name="Run anyway").first.click()
             page.evaluate(_WATCH_RUNS)
-            found = page.wait_for_function(_OUTCOME, arg=[marker, before], timeout=timeout_s * 1000,
-                                           polling=100).json_value()
+            found = page.wait_for_function(
+                _OUTCOME, arg=[marker, before], timeout=timeout_s * 1000, polling=100
+            ).json_value()
     except Timeout:
         cancel = page.get_by_role("button", name="Cancel")
         if cancel.count():
@@ -403,6 +469,7 @@ def session(browser, url: str, files: dict, fmt: str, timeout_s: float = 180):
 
 
 # ---------------------------------------------------------------- the table
+
 
 def cell(result: dict, notes: list[str]) -> str:
     """Seconds to the first result, and/or a footnote number for what the page said instead (or beside it)."""
@@ -448,8 +515,7 @@ def main(argv=None) -> int:
                         result = first_result(page, title, button, marker, args.timeout)
                         wrong = ERRORS.search(main_text(page))
                         if wrong and not result["sentence"]:  # a result, with an error beside it
-                            result["sentence"] = next((a for a in alerts(page) if wrong.group(0) in a),
-                                                      wrong.group(0))
+                            result["sentence"] = next((a for a in alerts(page) if wrong.group(0) in a), wrong.group(0))
                         rows[fmt][title] = result
                         print(f"  {fmt:12} {title:28} {result}", file=sys.stderr, flush=True)
                 finally:
@@ -458,15 +524,23 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"rows": rows, "trained": trained}, indent=2))
         return 0
-    print("Own models in the browser: seconds from pressing each page's button (Explorer: from opening it) to its "
-          "first result,")
-    print(f"or the sentence the page shows instead (headless Chromium, {VIEWPORT['width']}×{VIEWPORT['height']}, "
-          f"one session per format, 3×32×32 inputs; whole run {time.perf_counter() - began:.0f} s)")
+    print(
+        "Own models in the browser: seconds from pressing each page's button (Explorer: from opening it) to its "
+        "first result,"
+    )
+    print(
+        f"or the sentence the page shows instead (headless Chromium, {VIEWPORT['width']}×{VIEWPORT['height']}, "
+        f"one session per format, 3×32×32 inputs; whole run {time.perf_counter() - began:.0f} s)"
+    )
     for fmt, done in trained.items():
-        print(f"{TITLES[fmt]}: 10 classes, trained here for {done['seconds']:.0f} s on the fixture's pictures "
-              f"({TRAIN_PER_CLASS} a class, seed 0), held-out accuracy {done['accuracy']:.2f} on the 40 uploaded;")
-    print("ONNX, .pt2 and TorchScript are the fixture's trained white box (tests/own_world). The black box is the "
-          "fixture's other model (.pt2).")
+        print(
+            f"{TITLES[fmt]}: 10 classes, trained here for {done['seconds']:.0f} s on the fixture's pictures "
+            f"({TRAIN_PER_CLASS} a class, seed 0), held-out accuracy {done['accuracy']:.2f} on the 40 uploaded;"
+        )
+    print(
+        "ONNX, .pt2 and TorchScript are the fixture's trained white box (tests/own_world). The black box is the "
+        "fixture's other model (.pt2)."
+    )
     print(table(rows, [t for t, _, _ in pages]))
     return 0
 

@@ -9,6 +9,7 @@ Each run is a fresh browser session at 1280×720. "Alone" is from the click on R
 finished metrics; "cancelled" is the time until the Cancel click plus the time from the click on Run it to the end
 to the finished metrics: what a person waits in all. The continued run starts at the step the cancelled one reached.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,9 +23,16 @@ from bench_common import CHROMIUM_FLAGS, parser, streamlit_server  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 720}
 # (label, link, attack title in the form and on the bar, {parameter: value}, total iterations)
-RUNS = [("C&W L2 1000×9, LeNet", "model=fmnist-lenet-0&image=fmnist:0", "C&W L2",
-         {"steps": 1000, "binary_search_steps": 9}, 9000),
-        ("PGD 400 steps, Lite0", "", "PGD (TPGD when targeted)", {"steps": 400}, 400)]
+RUNS = [
+    (
+        "C&W L2 1000×9, LeNet",
+        "model=fmnist-lenet-0&image=fmnist:0",
+        "C&W L2",
+        {"steps": 1000, "binary_search_steps": 9},
+        9000,
+    ),
+    ("PGD 400 steps, Lite0", "", "PGD (TPGD when targeted)", {"steps": 400}, 400),
+]
 
 
 def _idle(page, text: str) -> None:
@@ -59,15 +67,22 @@ def _start(page) -> float:
 
 
 def _finished(page, started: float) -> float:
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stProgress\"]') && "
-                           "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stProgress\"]') && "
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=600_000,
+    )
     page.get_by_text("SSIM").first.wait_for()
     return time.perf_counter() - started
 
 
 def _iterations(page) -> int:
-    value = page.locator("[data-testid='stMetric']").filter(has_text="Iterations").locator(
-        "[data-testid='stMetricValue']").inner_text()
+    value = (
+        page.locator("[data-testid='stMetric']")
+        .filter(has_text="Iterations")
+        .locator("[data-testid='stMetricValue']")
+        .inner_text()
+    )
     return int(value.replace(",", ""))
 
 
@@ -89,7 +104,10 @@ def main() -> None:
             started = _start(page)
             page.wait_for_function(
                 "(least) => { const m = /step (\\d+) of/.exec(document.querySelector('[data-testid=\"stProgress\"]')"
-                "?.innerText || ''); return m && +m[1] >= least; }", arg=int(0.3 * total), timeout=600_000)
+                "?.innerText || ''); return m && +m[1] >= least; }",
+                arg=int(0.3 * total),
+                timeout=600_000,
+            )
             page.get_by_role("button", name="Cancel").click()
             before = time.perf_counter() - started
             _idle(page, "Cancelled after")
@@ -104,11 +122,15 @@ def main() -> None:
             page.close()
             rows.append((label, alone, reached / total, before, shown, after, before + after))
         browser.close()
-    print(f"{'run':28s} {'alone':>8s} {'cancel at':>10s} {'before':>8s} {'bar after':>10s} {'rest':>8s} "
-          f"{'in all':>8s} {'in all/alone':>13s} {'rest/(alone×left)':>18s}")
+    print(
+        f"{'run':28s} {'alone':>8s} {'cancel at':>10s} {'before':>8s} {'bar after':>10s} {'rest':>8s} "
+        f"{'in all':>8s} {'in all/alone':>13s} {'rest/(alone×left)':>18s}"
+    )
     for label, alone, share, before, shown, after, total in rows:
-        print(f"{label:28s} {alone:7.1f}s {share:9.0%} {before:7.1f}s {shown:9.1f}s {after:7.1f}s {total:7.1f}s "
-              f"{total / alone:12.2f}× {after / (alone * (1 - share)):17.2f}×")
+        print(
+            f"{label:28s} {alone:7.1f}s {share:9.0%} {before:7.1f}s {shown:9.1f}s {after:7.1f}s {total:7.1f}s "
+            f"{total / alone:12.2f}× {after / (alone * (1 - share)):17.2f}×"
+        )
 
 
 if __name__ == "__main__":

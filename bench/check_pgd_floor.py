@@ -5,6 +5,7 @@ cent between them is the machine's noise, not work of ours (bench/README.md §7)
 
     python bench/check_pgd_floor.py --repeats 6
 """
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ from bench_common import ROOT, cell, parser, spread, timed  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 import peers  # noqa: E402
+
 from engine import attacks, images, models  # noqa: E402
 
 
@@ -26,7 +28,7 @@ def bare_pgd(model, x, y, eps, alpha, steps):
     x_adv = x.clone()
     for _ in range(steps):
         x_adv.requires_grad_(True)
-        grad, = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
         x_adv = x_adv.detach() + alpha * grad.sign()
         x_adv = (x + (x_adv - x).clamp(-eps, eps)).clamp(0.0, 1.0).detach()
     return x_adv
@@ -53,11 +55,15 @@ def main(argv=None) -> int:
     times = {name: [] for name in runs}
     names = list(runs)
     for rep in range(1 if args.quick else args.repeats):
-        order = names[rep % 3:] + names[: rep % 3]
+        order = names[rep % 3 :] + names[: rep % 3]
         for name in order if rep % 2 else order[::-1]:
             times[name].append(timed(runs[name])[0])
-    report = {"images": x.shape[0], "steps": steps, "identical_images": same,
-              "times": {name: spread(values) for name, values in times.items()}}
+    report = {
+        "images": x.shape[0],
+        "steps": steps,
+        "identical_images": same,
+        "times": {name: spread(values) for name, values in times.items()},
+    }
     if args.json:
         print(json.dumps(report))
     else:

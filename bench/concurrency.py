@@ -10,6 +10,7 @@ sessions opening the same Explorer link at once against one `streamlit run`. Pri
 the time until the last job is done (makespan), that time over k × the solo time (1.0 = no overhead;
 oversubscription shows as more), and the mean time a job took from its start to its result.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,16 @@ def in_threads(k: int, slots: str, steps: int, job: tuple[str, str] = JOB) -> li
 def in_processes(k: int, slots: str, steps: int, folder: str, job: tuple[str, str] = JOB) -> list[float]:
     env = {**os.environ, "PE_COMPUTE_SLOTS": slots, "PE_COMPUTE_DIR": folder, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "engine", *_job_args(job, steps)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(k)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "engine", *_job_args(job, steps)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(k)
+    ]
     done = []
     for p in procs:
         p.wait()
@@ -83,9 +92,11 @@ def in_browsers(k: int, slots: str, steps: int, timeout_s: int = 900) -> list[fl
     from playwright.sync_api import sync_playwright
 
     link = f"/?model=efficientnet-lite0&image=chelsea&attack=cw&p.steps={steps}"
-    with tempfile.TemporaryDirectory() as tmp, \
-            streamlit_server(Path(tmp) / "streamlit.log", env={"PE_COMPUTE_SLOTS": slots, "PE_COMPUTE_DIR": tmp}) as url, \
-            sync_playwright() as p:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        streamlit_server(Path(tmp) / "streamlit.log", env={"PE_COMPUTE_SLOTS": slots, "PE_COMPUTE_DIR": tmp}) as url,
+        sync_playwright() as p,
+    ):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
         warm = browser.new_page()  # models and caches loaded once, as for every visitor after the first
         warm.goto(f"{url}/?model=efficientnet-lite0&image=chelsea&attack=fgsm", wait_until="domcontentloaded")
@@ -125,10 +136,21 @@ def main(argv=None) -> int:
                         done = in_browsers(k, slots, steps)
                     if k == 1 and mode == "queue":
                         solo = done[0]
-                    rows.append({"where": place, "jobs": k, "mode": mode, "makespan_s": done[-1],
-                                 "mean_job_s": statistics.mean(done), "over_k_solo": done[-1] / (k * solo)})
-                    print(f"{place:<10} k={k:<2} {mode:<9} makespan {done[-1]:7.1f} s  "
-                          f"÷ (k × solo) {rows[-1]['over_k_solo']:5.2f}  mean job {rows[-1]['mean_job_s']:6.1f} s", flush=True)
+                    rows.append(
+                        {
+                            "where": place,
+                            "jobs": k,
+                            "mode": mode,
+                            "makespan_s": done[-1],
+                            "mean_job_s": statistics.mean(done),
+                            "over_k_solo": done[-1] / (k * solo),
+                        }
+                    )
+                    print(
+                        f"{place:<10} k={k:<2} {mode:<9} makespan {done[-1]:7.1f} s  "
+                        f"÷ (k × solo) {rows[-1]['over_k_solo']:5.2f}  mean job {rows[-1]['mean_job_s']:6.1f} s",
+                        flush=True,
+                    )
     if args.json:
         print(json.dumps(rows, indent=1))
     return 0

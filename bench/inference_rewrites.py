@@ -9,6 +9,7 @@ largest logit difference and whether PGD fooled the same images.
     python bench/inference_rewrites.py --repeats 7
     python bench/inference_rewrites.py --quick      # CI smoke mode
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,16 @@ from engine.models import inference  # noqa: E402
 
 # (model, batch): the two domains' attack batches, a photo on its own (the Explorer), and the zoo's other
 # convolutional architectures.
-CASES = [("efficientnet-lite0", 1), ("efficientnet-lite0", 8), ("efficientnet-lite2", 8), ("fmnist-lenet-0", 256),
-         ("fmnist-resnet-0", 256), ("fmnist-vgg-0", 256), ("fmnist-densenet-0", 256), ("fmnist-mobilenet-0", 256)]
+CASES = [
+    ("efficientnet-lite0", 1),
+    ("efficientnet-lite0", 8),
+    ("efficientnet-lite2", 8),
+    ("fmnist-lenet-0", 256),
+    ("fmnist-resnet-0", 256),
+    ("fmnist-vgg-0", 256),
+    ("fmnist-densenet-0", 256),
+    ("fmnist-mobilenet-0", 256),
+]
 QUICK = [("efficientnet-lite0", 1), ("fmnist-resnet-0", 8)]
 
 
@@ -59,10 +68,15 @@ def measure(name: str, n: int, repeats: int, steps: int) -> dict:
         "fwd+bwd": lambda m: gradient_step(m, x, y),
         "pgd": lambda m: attacks.run("pgd", m, x, y=y, score=False, **params).x_adv,
     }
-    row = {"model": name, "batch": n, "pgd_steps": steps, "folded_batch_norms": fast.folded_batch_norms,
-           "channels_last": fast.channels_last,
-           "max_logit_difference": float((logits_fast - logits_plain).abs().max()),
-           "logit_scale": float(logits_plain.abs().max())}
+    row = {
+        "model": name,
+        "batch": n,
+        "pgd_steps": steps,
+        "folded_batch_norms": fast.folded_batch_norms,
+        "channels_last": fast.channels_last,
+        "max_logit_difference": float((logits_fast - logits_plain).abs().max()),
+        "logit_scale": float(logits_plain.abs().max()),
+    }
     first = {}
     for job, run in jobs.items():
         # Untimed first runs (allocator growth, oneDNN's first-call kernel choice); PGD's are also the images judged.
@@ -70,7 +84,7 @@ def measure(name: str, n: int, repeats: int, steps: int) -> dict:
         times = {"rewritten": [], "as given": []}
         for rep in range(repeats):
             order = [("rewritten", fast), ("as given", plain)]
-            for label, m in (order if rep % 2 == 0 else order[::-1]):
+            for label, m in order if rep % 2 == 0 else order[::-1]:
                 times[label].append(timed(lambda: run(m))[0])
         per_rep = [a / b for a, b in zip(times["rewritten"], times["as given"])]
         row[job] = {k: spread(v) for k, v in times.items()}
@@ -86,26 +100,35 @@ def main(argv=None) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if args.quick else 2)  # the machine the figures are for: 2 cores
     try:
-        rows = [measure(name, n, 1 if args.quick else args.repeats, 2 if args.quick else 10)
-                for name, n in (QUICK if args.quick else CASES)]
+        rows = [
+            measure(name, n, 1 if args.quick else args.repeats, 2 if args.quick else 10)
+            for name, n in (QUICK if args.quick else CASES)
+        ]
     finally:
         torch.set_num_threads(threads)
     if args.json:
         print(json.dumps({"torch": torch.__version__, "rows": rows}, indent=2))
         return 0
-    print(f"torch {torch.__version__}, {2 if not args.quick else 1} threads; seconds: median (min–max); "
-          "ratio rewritten / as given per repetition, median (min–max)\n")
-    print("| model | batch | batch norms folded | channels-last | fwd+bwd rewritten | as given | ratio "
-          "| PGD rewritten | as given | ratio | images fooled differently | largest logit difference |")
+    print(
+        f"torch {torch.__version__}, {2 if not args.quick else 1} threads; seconds: median (min–max); "
+        "ratio rewritten / as given per repetition, median (min–max)\n"
+    )
+    print(
+        "| model | batch | batch norms folded | channels-last | fwd+bwd rewritten | as given | ratio "
+        "| PGD rewritten | as given | ratio | images fooled differently | largest logit difference |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         step, pgd = r["fwd+bwd"], r["pgd"]
-        print(f"| {r['model']} | {r['batch']} | {r['folded_batch_norms']} | {'yes' if r['channels_last'] else 'no'} "
-              f"| {cell(step['rewritten'])} | {cell(step['as given'])} | {step['ratio']['median']:.2f} "
-              f"({step['ratio']['min']:.2f}–{step['ratio']['max']:.2f}) | {cell(pgd['rewritten'])} "
-              f"| {cell(pgd['as given'])} | {pgd['ratio']['median']:.2f} ({pgd['ratio']['min']:.2f}–{pgd['ratio']['max']:.2f}) "
-              f"| {r['images_fooled_differently']} of {r['batch']} | {r['max_logit_difference']:.1e} "
-              f"(of {r['logit_scale']:.1f}) |")
+        print(
+            f"| {r['model']} | {r['batch']} | {r['folded_batch_norms']} | {'yes' if r['channels_last'] else 'no'} "
+            f"| {cell(step['rewritten'])} | {cell(step['as given'])} | {step['ratio']['median']:.2f} "
+            f"({step['ratio']['min']:.2f}–{step['ratio']['max']:.2f}) | {cell(pgd['rewritten'])} "
+            f"| {cell(pgd['as given'])} | {pgd['ratio']['median']:.2f} "
+            f"({pgd['ratio']['min']:.2f}–{pgd['ratio']['max']:.2f}) "
+            f"| {r['images_fooled_differently']} of {r['batch']} | {r['max_logit_difference']:.1e} "
+            f"(of {r['logit_scale']:.1f}) |"
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ Success rate, mean L0 (% of pixels changed), mean SSIM (scikit-image) and time p
 Seed 004 (DenseNet-161, ImageNet) for comparison: FGSM 100 % / 0.978, JSMA 4.52 % / 0.991,
 DeepFool 74.37 % / 0.990, Mask-FGSM 3.82 % / 0.997 (L0 / SSIM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,22 @@ def main(argv=None) -> int:
     # Mask-FGSM twice: the default threshold and a tight one that keeps only the heat map's peak (seed-like L0).
     variants = DEFAULT_VARIANTS + [("maskfgsm", {"p_th": 0.9, "steps": 10, "tau": 20.0})]
     rows = comparison_table(model, x, y, variants=variants)
-    lines = [f"# FGSM / JSMA / DeepFool / Mask-FGSM on {name} ({x.shape[0]} images)", "",
-             "Written by bench/l0_ssim_table.py. L0 = % of pixels changed by ≥ half an 8-bit level; "
-             "L0 any = % of pixels changed at all (the seed's ‖δ‖₀). Photos: the sample gallery, labelled as "
-             "assets/images/labels.json says.", "",
-             "| method | parameters | success | mean L0 % | mean L0 any % | mean SSIM | mean L2 | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# FGSM / JSMA / DeepFool / Mask-FGSM on {name} ({x.shape[0]} images)",
+        "",
+        "Written by bench/l0_ssim_table.py. L0 = % of pixels changed by ≥ half an 8-bit level; "
+        "L0 any = % of pixels changed at all (the seed's ‖δ‖₀). Photos: the sample gallery, labelled as "
+        "assets/images/labels.json says.",
+        "",
+        "| method | parameters | success | mean L0 % | mean L0 any % | mean SSIM | mean L2 | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
-        lines.append(f"| {r['method']} | {params} | {r['success_rate']:.0%} | {r['l0_pct']:.2f} | {r['l0_any_pct']:.2f} | "
-                     f"{r['ssim']:.4f} | {r['l2']:.3f} | {r['seconds']:.1f} |")
+        lines.append(
+            f"| {r['method']} | {params} | {r['success_rate']:.0%} | {r['l0_pct']:.2f} | {r['l0_any_pct']:.2f} | "
+            f"{r['ssim']:.4f} | {r['l2']:.3f} | {r['seconds']:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     if not args.quick:
         Path(args.out).write_text(text)

@@ -10,6 +10,7 @@ repetition with its spread, and the largest logit difference.
     python bench/onnx_overhead.py --repeats 9
     python bench/onnx_overhead.py --quick      # CI smoke mode
 """
+
 from __future__ import annotations
 
 import json
@@ -46,14 +47,29 @@ def models(size: int) -> tuple[Classifier, Classifier]:
         path = Path(tmp) / "resnet18.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's exporter warns about its own deprecation
-            torch.onnx.export(net, (torch.zeros(1, 3, size, size),), path, dynamo=False, input_names=["x"],
-                              output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-                              opset_version=17)
+            torch.onnx.export(
+                net,
+                (torch.zeros(1, 3, size, size),),
+                path,
+                dynamo=False,
+                input_names=["x"],
+                output_names=["logits"],
+                dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17,
+            )
         onnx_model = formats.load(path, meta={"mean": MEAN, "std": STD})
     blocks, cam = torchvision_zoo.block_names("resnet18", net)
-    tv_model = Classifier(net, name="resnet18", domain="imagenet", input_size=(3, size, size),
-                          class_names=[f"class {i}" for i in range(1000)], mean=MEAN, std=STD, block_names=blocks,
-                          cam_layer=cam)
+    tv_model = Classifier(
+        net,
+        name="resnet18",
+        domain="imagenet",
+        input_size=(3, size, size),
+        class_names=[f"class {i}" for i in range(1000)],
+        mean=MEAN,
+        std=STD,
+        block_names=blocks,
+        cam_layer=cam,
+    )
     return tv_model, onnx_model
 
 
@@ -73,13 +89,17 @@ def measure(tv_model, onnx_model, n: int, size: int, repeats: int) -> dict:
     times = {label: [] for label in pair}
     for rep in range(repeats):
         order = list(pair.items())
-        for label, m in (order if rep % 2 == 0 else order[::-1]):
+        for label, m in order if rep % 2 == 0 else order[::-1]:
             times[label].append(timed(lambda: gradient_step(m, x, y))[0])
     per_rep = [a / b for a, b in zip(times["onnx"], times["torchvision"])]
-    return {"batch": n, "size": size, **{k: spread(v) for k, v in times.items()},
-            "ratio": {"median": statistics.median(per_rep), "min": min(per_rep), "max": max(per_rep)},
-            "max_logit_difference": float((logits_onnx - logits_tv).abs().max()),
-            "logit_scale": float(logits_tv.abs().max())}
+    return {
+        "batch": n,
+        "size": size,
+        **{k: spread(v) for k, v in times.items()},
+        "ratio": {"median": statistics.median(per_rep), "min": min(per_rep), "max": max(per_rep)},
+        "max_logit_difference": float((logits_onnx - logits_tv).abs().max()),
+        "logit_scale": float(logits_tv.abs().max()),
+    }
 
 
 def main(argv=None) -> int:
@@ -89,27 +109,37 @@ def main(argv=None) -> int:
     size = 64 if args.quick else 224
     try:
         tv_model, onnx_model = models(size)
-        rows = [measure(tv_model, onnx_model, n, size, 1 if args.quick else args.repeats)
-                for n in (QUICK_BATCHES if args.quick else BATCHES)]
+        rows = [
+            measure(tv_model, onnx_model, n, size, 1 if args.quick else args.repeats)
+            for n in (QUICK_BATCHES if args.quick else BATCHES)
+        ]
     finally:
         torch.set_num_threads(threads)
-    rewrites = {label: {"folded_batch_norms": m.folded_batch_norms, "channels_last": m.channels_last}
-                for label, m in (("torchvision", tv_model), ("onnx", onnx_model))}
+    rewrites = {
+        label: {"folded_batch_norms": m.folded_batch_norms, "channels_last": m.channels_last}
+        for label, m in (("torchvision", tv_model), ("onnx", onnx_model))
+    }
     if args.json:
         print(json.dumps({"torch": torch.__version__, "rewrites": rewrites, "rows": rows}, indent=2))
         return 0
-    print(f"torch {torch.__version__}, {1 if args.quick else 2} threads; ResNet-18, random weights; one forward + "
-          "backward to the input; seconds: median (min–max); ratio onnx/torchvision per repetition, "
-          "median (min–max)")
+    print(
+        f"torch {torch.__version__}, {1 if args.quick else 2} threads; ResNet-18, random weights; one forward + "
+        "backward to the input; seconds: median (min–max); ratio onnx/torchvision per repetition, "
+        "median (min–max)"
+    )
     for label, r in rewrites.items():
-        print(f"{label}: {r['folded_batch_norms']} batch norms folded by the engine, "
-              f"channels-last {'on' if r['channels_last'] else 'off'}")
+        print(
+            f"{label}: {r['folded_batch_norms']} batch norms folded by the engine, "
+            f"channels-last {'on' if r['channels_last'] else 'off'}"
+        )
     print("\n| batch | px | torchvision | onnx | onnx/torchvision | largest logit difference |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['batch']} | {r['size']} | {cell(r['torchvision'])} | {cell(r['onnx'])} "
-              f"| {r['ratio']['median']:.2f}× ({r['ratio']['min']:.2f}–{r['ratio']['max']:.2f}) "
-              f"| {r['max_logit_difference']:.1e} (of {r['logit_scale']:.1f}) |")
+        print(
+            f"| {r['batch']} | {r['size']} | {cell(r['torchvision'])} | {cell(r['onnx'])} "
+            f"| {r['ratio']['median']:.2f}× ({r['ratio']['min']:.2f}–{r['ratio']['max']:.2f}) "
+            f"| {r['max_logit_difference']:.1e} (of {r['logit_scale']:.1f}) |"
+        )
     return 0
 
 

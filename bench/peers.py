@@ -26,6 +26,7 @@ left out and named. The slowest loops (`SLICES`: torchattacks' per-image DeepFoo
 advertorch's JSMA, ART's C&W, ART's DeepFool on photos) are timed in the full run on the first
 images only, their time scaled to the batch; success is then compared on those images.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -40,27 +41,38 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_common import ROOT, cell, fooled, ratio, spread, timed  # noqa: E402
+from bench_common import parser as bench_parser
+
 from engine import attacks, images, models, targets  # noqa: E402
-from engine.datasets import fashion_mnist  # noqa: E402
 from engine.attacks.base import resolve_params  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 from engine.models import inference  # noqa: E402
-from bench_common import ROOT, cell, fooled, parser as bench_parser, ratio, spread, timed  # noqa: E402
 
 PEERS_DIR = ROOT / ".peers"
 # Import name → how the library calls itself.
 MODELS = ("fmnist-lenet-0", "efficientnet-lite0")  # batch 256 and batch 8
-LIBRARIES = {"torchattacks": "torchattacks", "foolbox": "Foolbox", "art": "ART", "adv_lib": "adv-lib",
-             "advertorch": "advertorch"}
+LIBRARIES = {
+    "torchattacks": "torchattacks",
+    "foolbox": "Foolbox",
+    "art": "ART",
+    "adv_lib": "adv-lib",
+    "advertorch": "advertorch",
+}
 # (library, attack, model) → images it attacks in the full run, the slowest loops only (its time is scaled
 # to the batch, and success compared on those images).
-SLICES = {("torchattacks", "deepfool", "fmnist-lenet-0"): 32, ("torchattacks", "jsma", "fmnist-lenet-0"): 32,
-          ("advertorch", "jsma", "fmnist-lenet-0"): 32, ("art", "cw", "fmnist-lenet-0"): 64,
-          ("art", "deepfool", "efficientnet-lite0"): 2}
+SLICES = {
+    ("torchattacks", "deepfool", "fmnist-lenet-0"): 32,
+    ("torchattacks", "jsma", "fmnist-lenet-0"): 32,
+    ("advertorch", "jsma", "fmnist-lenet-0"): 32,
+    ("art", "cw", "fmnist-lenet-0"): 64,
+    ("art", "deepfool", "efficientnet-lite0"): 2,
+}
 TARGETS = {"deepfool": 0.1, "jsma": 0.1}  # ours/peer at most this: ≥ 10× faster; 1.0 for every other attack
 # Pairs whose success differs because the algorithms differ (read in their source), not because of the mapping.
 DIFFERENT = {
     ("torchattacks", "deepfool"): "its overshoot scales each step, not the total: it closes in on the boundary "
-                                  "geometrically and may never cross it",
+    "geometrically and may never cross it",
     ("art", "cw"): "its C&W is gradient descent with a line search over the rate (up to 2⁵ × lr), not Adam",
     ("art", "jsma"): "its JSMA changes the two most salient single features per step, no search over pairs",
 }
@@ -124,14 +136,29 @@ def _torchattacks(name, model, p):
         "pgd": lambda: ta.PGD(model, eps=p["eps"], alpha=p["alpha"], steps=p["steps"], random_start=p["random_start"]),
         "mifgsm": lambda: ta.MIFGSM(model, eps=p["eps"], alpha=p["alpha"], steps=p["steps"], decay=p["decay"]),
         # No search over c in torchattacks' C&W.
-        "cw": lambda: (ta.CW(model, c=p["c"], kappa=p["kappa"], steps=p["steps"], lr=p["lr"])
-                       if p["binary_search_steps"] == 1 else None),
+        "cw": lambda: (
+            ta.CW(model, c=p["c"], kappa=p["kappa"], steps=p["steps"], lr=p["lr"])
+            if p["binary_search_steps"] == 1
+            else None
+        ),
         # Its DeepFool takes every class's gradient: comparable where the top-k candidates are all classes.
-        "deepfool": lambda: (ta.DeepFool(model, steps=p["steps"], overshoot=p["overshoot"])
-                             if p["num_classes"] >= model.num_classes else None),
+        "deepfool": lambda: (
+            ta.DeepFool(model, steps=p["steps"], overshoot=p["overshoot"])
+            if p["num_classes"] >= model.num_classes
+            else None
+        ),
         # Its n_queries counts iterations after the initial stripes; ours counts every query.
-        "square": lambda: ta.Square(model, norm="Linf", eps=p["eps"], n_queries=p["n_queries"] - 1, n_restarts=1,
-                                    p_init=p["p_init"], loss="margin", resc_schedule=True, seed=0),
+        "square": lambda: ta.Square(
+            model,
+            norm="Linf",
+            eps=p["eps"],
+            n_queries=p["n_queries"] - 1,
+            n_restarts=1,
+            p_init=p["p_init"],
+            loss="margin",
+            resc_schedule=True,
+            seed=0,
+        ),
         "jsma": lambda: targeted(ta.JSMA(model, theta=float(p["theta"]), gamma=p["max_distortion"])),
     }.get(name)
     return make and make()
@@ -150,10 +177,16 @@ def _foolbox(name, model, p):
     }
     minimal = {
         "cw": lambda: fb.attacks.L2CarliniWagnerAttack(
-            binary_search_steps=p["binary_search_steps"], steps=p["steps"], stepsize=p["lr"], confidence=p["kappa"],
-            initial_const=p["c"], abort_early=True),
-        "deepfool": lambda: fb.attacks.L2DeepFoolAttack(steps=p["steps"], candidates=p["num_classes"],
-                                                        overshoot=p["overshoot"], loss="logits"),
+            binary_search_steps=p["binary_search_steps"],
+            steps=p["steps"],
+            stepsize=p["lr"],
+            confidence=p["kappa"],
+            initial_const=p["c"],
+            abort_early=True,
+        ),
+        "deepfool": lambda: fb.attacks.L2DeepFoolAttack(
+            steps=p["steps"], candidates=p["num_classes"], overshoot=p["overshoot"], loss="logits"
+        ),
     }
     if name in fixed:
         attack = fixed[name]()
@@ -180,31 +213,67 @@ def _art(name, model, p):
     from art.attacks import evasion as ev
     from art.estimators.classification import PyTorchClassifier
 
-    clf = PyTorchClassifier(model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(model.input_size),
-                            nb_classes=model.num_classes, clip_values=(0.0, 1.0),
-                            device_type="gpu" if model.device.type == "cuda" else "cpu")
+    clf = PyTorchClassifier(
+        model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=tuple(model.input_size),
+        nb_classes=model.num_classes,
+        clip_values=(0.0, 1.0),
+        device_type="gpu" if model.device.type == "cuda" else "cpu",
+    )
     quiet = {"verbose": False}
     n = 1 << 16  # ART's batch_size: larger than any batch here, so each batch is one of ART's batches
     make = {
         "fgsm": lambda: ev.FastGradientMethod(clf, norm=np.inf, eps=p["eps"], batch_size=n),
         "pgd": lambda: ev.ProjectedGradientDescent(
-            clf, norm=np.inf, eps=p["eps"], eps_step=p["alpha"], max_iter=p["steps"],
-            num_random_init=int(p["random_start"]), batch_size=n, **quiet),
+            clf,
+            norm=np.inf,
+            eps=p["eps"],
+            eps_step=p["alpha"],
+            max_iter=p["steps"],
+            num_random_init=int(p["random_start"]),
+            batch_size=n,
+            **quiet,
+        ),
         "mifgsm": lambda: ev.MomentumIterativeMethod(
-            clf, norm=np.inf, eps=p["eps"], eps_step=p["alpha"], decay=p["decay"], max_iter=p["steps"],
-            batch_size=n, **quiet),
+            clf,
+            norm=np.inf,
+            eps=p["eps"],
+            eps_step=p["alpha"],
+            decay=p["decay"],
+            max_iter=p["steps"],
+            batch_size=n,
+            **quiet,
+        ),
         # ART's C&W is its own: gradient descent with a line search (halving/doubling the rate), not Adam.
         "cw": lambda: ev.CarliniL2Method(
-            clf, confidence=p["kappa"], learning_rate=p["lr"], binary_search_steps=p["binary_search_steps"],
-            max_iter=p["steps"], initial_const=p["c"], batch_size=n, **quiet),
-        "deepfool": lambda: ev.DeepFool(clf, max_iter=p["steps"], epsilon=p["overshoot"],
-                                          nb_grads=p["num_classes"], batch_size=n, **quiet),
+            clf,
+            confidence=p["kappa"],
+            learning_rate=p["lr"],
+            binary_search_steps=p["binary_search_steps"],
+            max_iter=p["steps"],
+            initial_const=p["c"],
+            batch_size=n,
+            **quiet,
+        ),
+        "deepfool": lambda: ev.DeepFool(
+            clf, max_iter=p["steps"], epsilon=p["overshoot"], nb_grads=p["num_classes"], batch_size=n, **quiet
+        ),
         # max_iter counts iterations after the initial stripes; ours counts every query.
-        "square": lambda: ev.SquareAttack(clf, norm=np.inf, max_iter=p["n_queries"] - 1, eps=p["eps"],
-                                            p_init=p["p_init"], nb_restarts=1, batch_size=n, **quiet),
+        "square": lambda: ev.SquareAttack(
+            clf,
+            norm=np.inf,
+            max_iter=p["n_queries"] - 1,
+            eps=p["eps"],
+            p_init=p["p_init"],
+            nb_restarts=1,
+            batch_size=n,
+            **quiet,
+        ),
         # ART's JSMA takes the two most salient single features per step (no search over pairs).
-        "jsma": lambda: ev.SaliencyMapMethod(clf, theta=float(p["theta"]), gamma=p["max_distortion"],
-                                               batch_size=n, **quiet),
+        "jsma": lambda: ev.SaliencyMapMethod(
+            clf, theta=float(p["theta"]), gamma=p["max_distortion"], batch_size=n, **quiet
+        ),
     }.get(name)
     if make is None:
         return None
@@ -223,11 +292,27 @@ def _adv_lib(name, model, p):
 
     make = {
         # adv-lib's PGD returns the best iterate it has judged: those before each step, not the final one.
-        "pgd": lambda x, y: al.pgd_linf(model, x, y, ε=p["eps"], steps=p["steps"], random_init=p["random_start"],
-                                        restarts=1, absolute_step_size=p["alpha"]),
+        "pgd": lambda x, y: al.pgd_linf(
+            model,
+            x,
+            y,
+            ε=p["eps"],
+            steps=p["steps"],
+            random_init=p["random_start"],
+            restarts=1,
+            absolute_step_size=p["alpha"],
+        ),
         "cw": lambda x, y: al.carlini_wagner_l2(
-            model, x, y, confidence=p["kappa"], learning_rate=p["lr"], initial_const=p["c"],
-            binary_search_steps=p["binary_search_steps"], max_iterations=p["steps"], abort_early=True),
+            model,
+            x,
+            y,
+            confidence=p["kappa"],
+            learning_rate=p["lr"],
+            initial_const=p["c"],
+            binary_search_steps=p["binary_search_steps"],
+            max_iterations=p["steps"],
+            abort_early=True,
+        ),
         "deepfool": lambda x, y: al.df(model, x, y, steps=p["steps"], overshoot=p["overshoot"]),
     }
     if name == "deepfool" and p["num_classes"] < model.num_classes:
@@ -241,16 +326,26 @@ def _advertorch(name, model, p):
     box = {"clip_min": 0.0, "clip_max": 1.0}
     make = {
         "fgsm": lambda: at.GradientSignAttack(model, eps=p["eps"], **box),
-        "pgd": lambda: at.LinfPGDAttack(model, eps=p["eps"], nb_iter=p["steps"], eps_iter=p["alpha"],
-                                        rand_init=p["random_start"], **box),
-        "mifgsm": lambda: at.MomentumIterativeAttack(model, eps=p["eps"], nb_iter=p["steps"], decay_factor=p["decay"],
-                                                     eps_iter=p["alpha"], **box),
+        "pgd": lambda: at.LinfPGDAttack(
+            model, eps=p["eps"], nb_iter=p["steps"], eps_iter=p["alpha"], rand_init=p["random_start"], **box
+        ),
+        "mifgsm": lambda: at.MomentumIterativeAttack(
+            model, eps=p["eps"], nb_iter=p["steps"], decay_factor=p["decay"], eps_iter=p["alpha"], **box
+        ),
         "cw": lambda: at.CarliniWagnerL2Attack(
-            model, model.num_classes, confidence=p["kappa"], learning_rate=p["lr"],
-            binary_search_steps=p["binary_search_steps"], max_iterations=p["steps"], abort_early=True,
-            initial_const=p["c"], **box),
-        "jsma": lambda: at.JacobianSaliencyMapAttack(model, model.num_classes, theta=float(p["theta"]),
-                                                     gamma=p["max_distortion"], **box),
+            model,
+            model.num_classes,
+            confidence=p["kappa"],
+            learning_rate=p["lr"],
+            binary_search_steps=p["binary_search_steps"],
+            max_iterations=p["steps"],
+            abort_early=True,
+            initial_const=p["c"],
+            **box,
+        ),
+        "jsma": lambda: at.JacobianSaliencyMapAttack(
+            model, model.num_classes, theta=float(p["theta"]), gamma=p["max_distortion"], **box
+        ),
     }.get(name)
     if make is None:
         return None
@@ -258,8 +353,13 @@ def _advertorch(name, model, p):
     return lambda x, labels: attack.perturb(x, labels)
 
 
-MAKERS = {"torchattacks": _torchattacks, "foolbox": _foolbox, "art": _art, "adv_lib": _adv_lib,
-          "advertorch": _advertorch}
+MAKERS = {
+    "torchattacks": _torchattacks,
+    "foolbox": _foolbox,
+    "art": _art,
+    "adv_lib": _adv_lib,
+    "advertorch": _advertorch,
+}
 
 
 def make(library: str, name: str, model, params: dict):
@@ -294,8 +394,11 @@ def cases(eps: float, quick: bool, digits: bool) -> list[Case]:
     cw = {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": 10 if quick else 20}
     searches = 2 if quick else 5
     # The search over c, where every peer but torchattacks has one (cheap on the small model only).
-    search = [Case(f"cw, {searches} search steps", "cw", {**cw, "c": 0.1, "binary_search_steps": searches},
-                   norm="l2")] if digits else []
+    search = (
+        [Case(f"cw, {searches} search steps", "cw", {**cw, "c": 0.1, "binary_search_steps": searches}, norm="l2")]
+        if digits
+        else []
+    )
     jsma = [Case("jsma", "jsma", {"theta": 1, "max_distortion": 0.1}, norm="l0", targeted=True)] if digits else []
     return [
         Case("fgsm", "fgsm", {"eps": small}, rule="same"),
@@ -334,6 +437,7 @@ def size(x, adv, hit, norm):
 
 def _ours(case: Case, model, y):
     """run(x, labels) like a peer's: `labels` are the targets of a targeted attack; `y` the predictions."""
+
     def run(x, labels):
         extra = {"target": labels} if case.targeted else {}
         return attacks.run(case.attack, model, x, y=y[: x.shape[0]], score=False, **extra, **case.params).x_adv
@@ -366,8 +470,8 @@ def measure(model, x, case_list, libraries, repeats, slices, warm_up=True, peer_
             for name in names:
                 runners[name](x[: sliced[name]], labels[: sliced[name]])
         for rep in range(repeats):
-            order = names[rep % len(names):] + names[: rep % len(names)]
-            for name in (order if rep % 2 == 0 else order[::-1]):
+            order = names[rep % len(names) :] + names[: rep % len(names)]
+            for name in order if rep % 2 == 0 else order[::-1]:
                 k = sliced[name]
                 seconds, adv[name] = timed(lambda: runners[name](x[:k], labels[:k]))
                 times[name].append(seconds * n / k)
@@ -376,18 +480,31 @@ def measure(model, x, case_list, libraries, repeats, slices, warm_up=True, peer_
             k = hit[lib].numel()
             agrees, how = agreement(case, hit["ours"][:k], hit[lib])
             per_rep = [o / t for o, t in zip(times["ours"], times[lib])]
-            rows.append({
-                "attack": case.label, "method": case.attack, "model": model.name, "peer": LIBRARIES[lib],
-                "batch": n, "images_for_success": k, "params": case.params,
-                "ours": spread(times["ours"]), "theirs": spread(times[lib]),
-                "ours_success": float(hit["ours"][:k].float().mean()), "theirs_success": float(hit[lib].float().mean()),
-                "ours_size": size(x[:k], adv["ours"][:k], hit["ours"][:k], case.norm),
-                "theirs_size": size(x[:k], adv[lib], hit[lib], case.norm), "norm": case.norm,
-                "agree": agrees, "agreement": how, "known_difference": DIFFERENT.get((lib, case.attack)),
-                # No ratio is claimed where the two do not fool alike.
-                "ratio": {"median": statistics.median(per_rep), "min": min(per_rep), "max": max(per_rep)}
-                if agrees else None,
-            })
+            rows.append(
+                {
+                    "attack": case.label,
+                    "method": case.attack,
+                    "model": model.name,
+                    "peer": LIBRARIES[lib],
+                    "batch": n,
+                    "images_for_success": k,
+                    "params": case.params,
+                    "ours": spread(times["ours"]),
+                    "theirs": spread(times[lib]),
+                    "ours_success": float(hit["ours"][:k].float().mean()),
+                    "theirs_success": float(hit[lib].float().mean()),
+                    "ours_size": size(x[:k], adv["ours"][:k], hit["ours"][:k], case.norm),
+                    "theirs_size": size(x[:k], adv[lib], hit[lib], case.norm),
+                    "norm": case.norm,
+                    "agree": agrees,
+                    "agreement": how,
+                    "known_difference": DIFFERENT.get((lib, case.attack)),
+                    # No ratio is claimed where the two do not fool alike.
+                    "ratio": {"median": statistics.median(per_rep), "min": min(per_rep), "max": max(per_rep)}
+                    if agrees
+                    else None,
+                }
+            )
     return rows
 
 
@@ -404,8 +521,13 @@ def verdicts(rows: list[dict]) -> dict:
             continue
         best = min(agreeing, key=lambda r: r["theirs"]["median_s"])
         note = "" if best is fastest else f"{fastest['peer']} is faster but its success disagrees"
-        out[key] = {"peer": best["peer"], "ratio": best["ratio"]["median"], "target": goal,
-                    "met": best["ratio"]["median"] <= goal, "note": note}
+        out[key] = {
+            "peer": best["peer"],
+            "ratio": best["ratio"]["median"],
+            "target": goal,
+            "met": best["ratio"]["median"] <= goal,
+            "note": note,
+        }
     return out
 
 
@@ -431,8 +553,11 @@ def table(rows: list[dict]) -> str:
     """The README's table: attack × model × peer → ratio, success ours/peer, target met? Then the reasons
     known for the disagreements it shows."""
     judged = verdicts(rows)
-    lines = ["| attack | model | peer | ours (s) | peer (s) | ours / peer (min–max) | success ours / peer "
-             "| agree | target |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| attack | model | peer | ours (s) | peer (s) | ours / peer (min–max) | success ours / peer "
+        "| agree | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     reasons = {}
     for r in rows:
         q = r["ratio"]
@@ -440,8 +565,10 @@ def table(rows: list[dict]) -> str:
         agree = "yes" if r["agree"] else f"**no**: {r['agreement']}"
         if not r["agree"] and r["known_difference"]:
             reasons.setdefault(f"{r['peer']} {r['method']}", r["known_difference"])
-        lines.append(f"| {r['attack']} | {r['model']} | {r['peer']} | {cell(r['ours'])} | {cell(r['theirs'])} | "
-                     f"{shown} | {_success(r)} | {agree} | {_target_cell(r, judged[(r['attack'], r['model'])])} |")
+        lines.append(
+            f"| {r['attack']} | {r['model']} | {r['peer']} | {cell(r['ours'])} | {cell(r['theirs'])} | "
+            f"{shown} | {_success(r)} | {agree} | {_target_cell(r, judged[(r['attack'], r['model'])])} |"
+        )
     if reasons:
         lines.append("\nWhy the success disagrees (read in the peers' source):")
         lines += [f"- {who}: {why}." for who, why in reasons.items()]
@@ -456,8 +583,12 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="default: both")
     parser.add_argument("--attacks", nargs="+", default=None, help="attack names (default: every one)")
     parser.add_argument("--peers", nargs="+", choices=list(LIBRARIES.values()), default=None, help="default: all")
-    parser.add_argument("--peer-network", choices=("same", "as-given"), default="same",
-                        help="same: our model object; as-given: the same model without the engine's inference rewrites")
+    parser.add_argument(
+        "--peer-network",
+        choices=("same", "as-given"),
+        default="same",
+        help="same: our model object; as-given: the same model without the engine's inference rewrites",
+    )
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     # Quick mode checks rather than times: on a shared CPU one thread is many times faster than two.
@@ -494,12 +625,18 @@ def _run(args) -> int:
         case_list = chosen(cases(eps, args.quick, digits=digits))
         if args.quick and not digits:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
             case_list = [c for c in case_list if c.attack == "fgsm"]
-        rows += measure(model, x.to(model.device), case_list, found, repeats, slices, warm_up=not args.quick,
-                        peer_model=peer_model)
-    report = {"device": str(args.device), "repeats": repeats, "peer_network": args.peer_network,
-              "peers": {LIBRARIES[k]: v for k, v in found.items()},
-              "missing": {LIBRARIES[k]: v for k, v in missing.items()}, "rows": rows,
-              "verdicts": [{"attack": a, "model": m, **v} for (a, m), v in verdicts(rows).items()]}
+        rows += measure(
+            model, x.to(model.device), case_list, found, repeats, slices, warm_up=not args.quick, peer_model=peer_model
+        )
+    report = {
+        "device": str(args.device),
+        "repeats": repeats,
+        "peer_network": args.peer_network,
+        "peers": {LIBRARIES[k]: v for k, v in found.items()},
+        "missing": {LIBRARIES[k]: v for k, v in missing.items()},
+        "rows": rows,
+        "verdicts": [{"attack": a, "model": m, **v} for (a, m), v in verdicts(rows).items()],
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -509,9 +646,11 @@ def _run(args) -> int:
 
 def _print(report: dict) -> None:
     rows, repeats = report["rows"], report["repeats"]
-    print(f"Peers on {report['device']}, torch {torch.__version__} ({torch.get_num_threads()} threads): "
-          + ", ".join(f"{k} {v}" for k, v in report["peers"].items())
-          + f"; peers attack {'our model object' if report['peer_network'] == 'same' else 'the network as given'}")
+    print(
+        f"Peers on {report['device']}, torch {torch.__version__} ({torch.get_num_threads()} threads): "
+        + ", ".join(f"{k} {v}" for k, v in report["peers"].items())
+        + f"; peers attack {'our model object' if report['peer_network'] == 'same' else 'the network as given'}"
+    )
     for lib, why in report["missing"].items():
         print(f"left out: {lib} ({why})")
     print(f"times: median (min–max) of {repeats}; ours / peer: per-repetition ratios, median (min–max)\n")

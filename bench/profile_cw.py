@@ -1,8 +1,9 @@
 """Where C&W's time goes: cProfile of one run of ours and of torchattacks' on the same model and batch (issue 8).
 
-    python bench/profile_cw.py                          # efficientnet-lite0, batch 8, 10 steps
-    python bench/profile_cw.py --model fmnist-lenet-0   # Fashion-MNIST, the committed test split
+python bench/profile_cw.py                          # efficientnet-lite0, batch 8, 10 steps
+python bench/profile_cw.py --model fmnist-lenet-0   # Fashion-MNIST, the committed test split
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ def main(argv=None) -> int:
     with torch.no_grad():
         y = model(x).argmax(1)
     reference = torchattacks.CW(model, c=1.0, kappa=0.0, steps=args.steps, lr=0.01)
-    runs = {"ours": lambda: attacks.run("cw", model, x, y=y, steps=args.steps, binary_search_steps=1, score=False),
-            "torchattacks": lambda: reference(x, y)}
+    runs = {
+        "ours": lambda: attacks.run("cw", model, x, y=y, steps=args.steps, binary_search_steps=1, score=False),
+        "torchattacks": lambda: reference(x, y),
+    }
     for run in runs.values():
         run()  # warm-up: first-call allocations are not what we profile
     for name, run in runs.items():

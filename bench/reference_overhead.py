@@ -17,6 +17,7 @@ classes) its DeepFool needs minutes per image, so DeepFool and JSMA are compared
 on Fashion-MNIST only, on a slice of the batch for torchattacks (per-image cost
 scaled to the batch, which their loop makes exact up to noise).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,12 +28,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import peers  # noqa: E402
+from bench_common import cell, fooled, ratio, spread, timed  # noqa: E402
+from bench_common import parser as bench_parser
+
 from engine import attacks, images, models, targets  # noqa: E402
-from engine.datasets import fashion_mnist  # noqa: E402
 from engine.attacks.base import resolve_params  # noqa: E402
 from engine.attacks.params import PGD_ALPHA_FACTOR  # noqa: E402
-from bench_common import cell, fooled, parser as bench_parser, ratio, spread, timed  # noqa: E402
-import peers  # noqa: E402
+from engine.datasets import fashion_mnist  # noqa: E402
 
 EPS = {"fashion-mnist": 0.2, "imagenet": 0.03}
 
@@ -56,8 +59,13 @@ PARAMS = {
     "jsma": lambda eps, steps: {"max_distortion": 0.1},
 }
 # Iterations that each cost one forward+backward of the batch (the floor of SPEC §1's iterative attacks).
-FLOOR_ITERATIONS = {"fgsm": lambda steps: 1, "bim": lambda steps: steps, "pgd": lambda steps: steps,
-                    "mifgsm": lambda steps: steps, "aa": lambda steps: steps}
+FLOOR_ITERATIONS = {
+    "fgsm": lambda steps: 1,
+    "bim": lambda steps: steps,
+    "pgd": lambda steps: steps,
+    "mifgsm": lambda steps: steps,
+    "aa": lambda steps: steps,
+}
 
 
 def ours(name: str, model, x, y, eps: float, steps: int, score: bool, target=None, target_images=None):
@@ -113,7 +121,9 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
                     paired_floors[name].append(floor_seconds(model, x, y, steps_of[name]))
                 seconds, result = timed(lambda: ours(name, model, x, y, eps, steps, False, tgt, goal))
                 times[name]["bare"].append(seconds)
-                success[name]["ours"] = float(fooled(model, result.x_adv[:k], labels[:k], name in targeted).float().mean())
+                success[name]["ours"] = float(
+                    fooled(model, result.x_adv[:k], labels[:k], name in targeted).float().mean()
+                )
 
             def scored():
                 times[name]["scored"].append(timed(lambda: ours(name, model, x, y, eps, steps, True, tgt, goal))[0])
@@ -127,18 +137,26 @@ def measure(model, x, names, steps, repeats, slice_for_reference) -> tuple[list[
                 success[name]["theirs"] = float(fooled(model, adv, labels[:k], name in targeted).float().mean())
 
             # ABBA order: whoever runs first in one repetition runs last in the next (warm caches, clocks).
-            for run in ([bare, scored, theirs] if rep % 2 == 0 else [theirs, scored, bare]):
+            for run in [bare, scored, theirs] if rep % 2 == 0 else [theirs, scored, bare]:
                 run()
     floor = statistics.median(floors)
     rows = []
     for name in names:
         bare, scored, theirs = times[name]["bare"], times[name]["scored"], times[name]["theirs"]
-        row = {"attack": name, "batch": int(x.shape[0]), "steps": steps,
-               "ours": spread(bare), "ours_scored": spread(scored), "theirs": spread(theirs) if theirs else None,
-               "ours_success": success[name]["ours"], "theirs_success": success[name].get("theirs"),
-               "images_for_success": slice_for_reference.get(name, int(x.shape[0])),
-               "over_floor": statistics.median([b / f for b, f in zip(bare, paired_floors[name])])
-               if steps_of[name] else None}
+        row = {
+            "attack": name,
+            "batch": int(x.shape[0]),
+            "steps": steps,
+            "ours": spread(bare),
+            "ours_scored": spread(scored),
+            "theirs": spread(theirs) if theirs else None,
+            "ours_success": success[name]["ours"],
+            "theirs_success": success[name].get("theirs"),
+            "images_for_success": slice_for_reference.get(name, int(x.shape[0])),
+            "over_floor": statistics.median([b / f for b, f in zip(bare, paired_floors[name])])
+            if steps_of[name]
+            else None,
+        }
         row["ours_over_theirs"] = statistics.median(bare) / statistics.median(theirs) if theirs else None
         row["scored_over_theirs"] = statistics.median(scored) / statistics.median(theirs) if theirs else None
         rows.append(row)
@@ -154,14 +172,22 @@ def precision_agreement(model, x) -> dict:
         low = model(x)
         full = model.set_precision("fp32")(x)
     model.set_precision(precision)
-    return {"precision": precision, "top1_agreement": float((low.argmax(1) == full.argmax(1)).float().mean()),
-            "max_logit_change": float((low - full).abs().max()), "max_logit": float(full.abs().max())}
+    return {
+        "precision": precision,
+        "top1_agreement": float((low.argmax(1) == full.argmax(1)).float().mean()),
+        "max_logit_change": float((low - full).abs().max()),
+        "max_logit": float(full.abs().max()),
+    }
 
 
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, repeats=3)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                        help="autocast precision of the models (both libraries attack the same model)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast precision of the models (both libraries attack the same model)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     repeats = 1 if args.quick else args.repeats
@@ -170,36 +196,55 @@ def main(argv=None) -> int:
     fm = models.load("fmnist-lenet-0", device=args.device, precision=args.precision)
     x = fashion_mnist.test_split()[0][: 16 if args.quick else 256].to(fm.device)
     # Quick mode skips torchattacks' JSMA: tens of seconds per image even on 28×28.
-    names = (["fgsm", "bim", "aa", "deepfool"] if args.quick
-             else ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw", "deepfool", "jsma"])
+    names = (
+        ["fgsm", "bim", "aa", "deepfool"]
+        if args.quick
+        else ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw", "deepfool", "jsma"]
+    )
     rows, floor = measure(fm, x, names, steps, repeats, {"deepfool": 2 if args.quick else 32, "jsma": 32})
-    report.append({"model": fm.name, "device": str(fm.device), "floor_s": floor, "rows": rows,
-                   **precision_agreement(fm, x)})
+    report.append(
+        {"model": fm.name, "device": str(fm.device), "floor_s": floor, "rows": rows, **precision_agreement(fm, x)}
+    )
     if not args.quick:
         lite = models.load("efficientnet-lite0", device=args.device, precision=args.precision)
         x = torch.cat([images.load(p, lite) for p in images.gallery().values()] * 2)[:8].to(lite.device)
         rows, floor = measure(lite, x, ["fgsm", "bim", "pgd", "mifgsm", "aa", "cw"], steps, repeats, {})
-        report.append({"model": lite.name, "device": str(lite.device), "floor_s": floor, "rows": rows,
-                       **precision_agreement(lite, x)})
+        report.append(
+            {
+                "model": lite.name,
+                "device": str(lite.device),
+                "floor_s": floor,
+                "rows": rows,
+                **precision_agreement(lite, x),
+            }
+        )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     for block in report:
         batch = block["rows"][0]["batch"]
-        print(f"\n{block['model']} on {block['device']} in {block['precision']}, batch {batch}, one forward+backward "
-              f"{block['floor_s']:.3f} s (median of K back to back); times: median (min–max) of {repeats}")
+        print(
+            f"\n{block['model']} on {block['device']} in {block['precision']}, batch {batch}, one forward+backward "
+            f"{block['floor_s']:.3f} s (median of K back to back); times: median (min–max) of {repeats}"
+        )
         if block["precision"] != "fp32":
-            print(f"{block['precision']} vs fp32 on this batch: top-1 agreement {block['top1_agreement']:.1%}, "
-                  f"max |Δlogit| {block['max_logit_change']:.3f} (largest |logit| {block['max_logit']:.1f})")
-        print("| attack | ours (s) | ours, scored (s) | torchattacks (s) | ours / theirs | scored / theirs "
-              "| success ours / theirs | ours / (K × fwd+bwd, timed just before) | images/s (ours) |")
+            print(
+                f"{block['precision']} vs fp32 on this batch: top-1 agreement {block['top1_agreement']:.1%}, "
+                f"max |Δlogit| {block['max_logit_change']:.3f} (largest |logit| {block['max_logit']:.1f})"
+            )
+        print(
+            "| attack | ours (s) | ours, scored (s) | torchattacks (s) | ours / theirs | scored / theirs "
+            "| success ours / theirs | ours / (K × fwd+bwd, timed just before) | images/s (ours) |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for r in block["rows"]:
             theirs_success = "—" if r["theirs_success"] is None else f"{r['theirs_success']:.0%}"
-            print(f"| {r['attack']} | {cell(r['ours'])} | {cell(r['ours_scored'])} | {cell(r['theirs'])} | "
-                  f"{ratio(r['ours_over_theirs'])} | {ratio(r['scored_over_theirs'])} | "
-                  f"{r['ours_success']:.0%} / {theirs_success} (first {r['images_for_success']}) | "
-                  f"{ratio(r['over_floor'])} | {batch / r['ours']['median_s']:.1f} |")
+            print(
+                f"| {r['attack']} | {cell(r['ours'])} | {cell(r['ours_scored'])} | {cell(r['theirs'])} | "
+                f"{ratio(r['ours_over_theirs'])} | {ratio(r['scored_over_theirs'])} | "
+                f"{r['ours_success']:.0%} / {theirs_success} (first {r['images_for_success']}) | "
+                f"{ratio(r['over_floor'])} | {batch / r['ours']['median_s']:.1f} |"
+            )
     return 0
 
 

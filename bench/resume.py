@@ -11,6 +11,7 @@ seconds.
 Both parts run as the app runs them (`score=True`): each pays its own clean and final forwards, and the resume
 one more forward to check the model. "same" says whether the resumed images equal the uninterrupted ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,13 +79,15 @@ def measure(name: str, model, x, y, params: dict, repeats: int) -> dict:
     whole, cancelled, resumed = [], [], []
     cpu = {"uninterrupted": [], "cancel": [], "resume": []}
     for rep in range(repeats):
+
         def uninterrupted():
             return timed_cpu(lambda: attacks.run(name, model, x, y=y, **params), cpu["uninterrupted"], whole)
 
         def cancel_and_resume():
             stop, go_on = Cancel(FRACTION * total), Cancel()
-            part = timed_cpu(lambda: attacks.run(name, model, x, y=y, callback=stop, **params), cpu["cancel"],
-                             cancelled)
+            part = timed_cpu(
+                lambda: attacks.run(name, model, x, y=y, callback=stop, **params), cpu["cancel"], cancelled
+            )
             result = timed_cpu(lambda: attacks.resume(part, model, callback=go_on), cpu["resume"], resumed)
             return part, stop.seen[-1], (go_on.seen[0] if go_on.seen else None), result
 
@@ -137,21 +140,27 @@ def main(argv=None) -> int:
         return 0
     # Other jobs on a shared machine stretch single runs: the load says how far to trust a spread.
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"device {args.device}, {torch.get_num_threads()} threads, {args.repeats} repetitions, load average at the "
-          f"end {load}; cancel at the first step ≥ {FRACTION:.0%} of the total; seconds as median (min–max)")
-    print("| attack | model, batch | schedule | stopped at | resumed from | uninterrupted | cancel | resume "
-          "| cancel + resume | ratio | ratio, fastest | ratio, CPU s | same images, iterations |")
+    print(
+        f"device {args.device}, {torch.get_num_threads()} threads, {args.repeats} repetitions, load average at the "
+        f"end {load}; cancel at the first step ≥ {FRACTION:.0%} of the total; seconds as median (min–max)"
+    )
+    print(
+        "| attack | model, batch | schedule | stopped at | resumed from | uninterrupted | cancel | resume "
+        "| cancel + resume | ratio | ratio, fastest | ratio, CPU s | same images, iterations |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p = r["params"]
         searches = f" × {p['binary_search_steps']} searches" if "binary_search_steps" in p else ""
         first = "—" if r["resumed_first_step"] is None else f"step {r['resumed_first_step'][0]:g}"
-        print(f"| {r['attack']} | {r['model']}, {r['batch']} | {p['steps']} steps{searches} "
-              f"| step {r['stopped_at'][0]:g} of {r['stopped_at'][1]} ({r['iterations_at_cancel']} iterations) "
-              f"| {first} | {cell(r['uninterrupted'])} "
-              f"| {cell(r['cancel'])} | {cell(r['resume'])} | {cell(r['cancel_plus_resume'])} | {r['ratio']:.2f} "
-              f"| {r['ratio_fastest']:.2f} | {r['cpu_ratio']:.2f} "
-              f"| {'yes' if r['same_images'] else 'NO'}, {'yes' if r['same_iterations'] else 'NO'} |")
+        print(
+            f"| {r['attack']} | {r['model']}, {r['batch']} | {p['steps']} steps{searches} "
+            f"| step {r['stopped_at'][0]:g} of {r['stopped_at'][1]} ({r['iterations_at_cancel']} iterations) "
+            f"| {first} | {cell(r['uninterrupted'])} "
+            f"| {cell(r['cancel'])} | {cell(r['resume'])} | {cell(r['cancel_plus_resume'])} | {r['ratio']:.2f} "
+            f"| {r['ratio_fastest']:.2f} | {r['cpu_ratio']:.2f} "
+            f"| {'yes' if r['same_images'] else 'NO'}, {'yes' if r['same_iterations'] else 'NO'} |"
+        )
     return 0
 
 

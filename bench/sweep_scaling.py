@@ -11,6 +11,7 @@ on a cluster.
 
     python bench/sweep_scaling.py [--repeats 2] [--quick] [--json]
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import sweep  # noqa: E402
 from bench_common import parser as bench_parser  # noqa: E402
+
+from engine import sweep  # noqa: E402
 
 METRIC_COLUMNS = ["job", "black", *sweep.METRICS, "n", "l2", "linf"]
 
@@ -35,11 +37,20 @@ def _rows(path: Path):
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, repeats=2, quick_help="a 4-job grid, no Ray (CI)", device=False)
     args = parser.parse_args(argv)
-    grid = sweep.Grid(attacks=["fgsm"] if args.quick else ["fgsm", "pgd", "aa"], whites=["fmnist-lenet-0"],
-                      blacks=["fmnist-resnet-1", "fmnist-vgg-1"], eps=[0.05, 0.1], layers=[3],
-                      images=40 if args.quick else 2000, shard_size=20 if args.quick else 250)
-    executors = {"serial": lambda: sweep.SerialExecutor(), "local, 1 worker": lambda: sweep.LocalExecutor(workers=1),
-                 "local, 2 workers": lambda: sweep.LocalExecutor(workers=2)}
+    grid = sweep.Grid(
+        attacks=["fgsm"] if args.quick else ["fgsm", "pgd", "aa"],
+        whites=["fmnist-lenet-0"],
+        blacks=["fmnist-resnet-1", "fmnist-vgg-1"],
+        eps=[0.05, 0.1],
+        layers=[3],
+        images=40 if args.quick else 2000,
+        shard_size=20 if args.quick else 250,
+    )
+    executors = {
+        "serial": lambda: sweep.SerialExecutor(),
+        "local, 1 worker": lambda: sweep.LocalExecutor(workers=1),
+        "local, 2 workers": lambda: sweep.LocalExecutor(workers=2),
+    }
     ray_start = None
     if not args.quick:
         import ray
@@ -67,20 +78,35 @@ def main(argv=None) -> int:
 
         ray.shutdown()
     serial = statistics.median(times["serial"])
-    report = {"jobs": len(grid.jobs()), "ray_start_s": ray_start, "rows": [
-        {"executor": name, "median_s": statistics.median(t), "min_s": min(t), "max_s": max(t),
-         "speed_up": serial / statistics.median(t), "same_metrics_as_serial": same[name]}
-        for name, t in times.items()]}
+    report = {
+        "jobs": len(grid.jobs()),
+        "ray_start_s": ray_start,
+        "rows": [
+            {
+                "executor": name,
+                "median_s": statistics.median(t),
+                "min_s": min(t),
+                "max_s": max(t),
+                "speed_up": serial / statistics.median(t),
+                "same_metrics_as_serial": same[name],
+            }
+            for name, t in times.items()
+        ],
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{report['jobs']} jobs; Ray start-up (local instance, 2 CPUs): "
-          f"{'—' if ray_start is None else f'{ray_start:.1f} s'}")
+    print(
+        f"{report['jobs']} jobs; Ray start-up (local instance, 2 CPUs): "
+        f"{'—' if ray_start is None else f'{ray_start:.1f} s'}"
+    )
     print("| executor | sweep (s) | speed-up vs serial | metrics equal to serial |")
     print("|---|---|---|---|")
     for r in report["rows"]:
-        print(f"| {r['executor']} | {r['median_s']:.1f} ({r['min_s']:.1f}–{r['max_s']:.1f}) | {r['speed_up']:.2f}× | "
-              f"{'yes' if r['same_metrics_as_serial'] else 'NO'} |")
+        print(
+            f"| {r['executor']} | {r['median_s']:.1f} ({r['min_s']:.1f}–{r['max_s']:.1f}) | {r['speed_up']:.2f}× | "
+            f"{'yes' if r['same_metrics_as_serial'] else 'NO'} |"
+        )
     return 0
 
 

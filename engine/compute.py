@@ -13,6 +13,7 @@ given cores/k threads; `PE_COMPUTE_SLOTS=0` turns the queue off (every job at on
 all threads: what bench/concurrency.py compares against). A thread that holds a slot and asks again gets it at once
 (nested operations never wait for themselves).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -21,15 +22,15 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import torch
 
 # on_wait(ahead) while queued: `ahead` jobs of this process are before this one (running ones included), None when
 # the wait is for another process's job; returning False leaves the queue.
-OnWait = Callable[[Optional[int]], Optional[bool]]
+OnWait = Callable[[int | None], bool | None]
 
 
 class Cancelled(Exception):
@@ -47,7 +48,9 @@ class Queue:
         self.slots = slots
         self.poll_s = poll_s
         self.threads = max(1, _cores() // slots)
-        self.folder = Path(folder or os.environ.get("PE_COMPUTE_DIR") or Path(tempfile.gettempdir()) / "perturbation-explorer-compute")
+        self.folder = Path(
+            folder or os.environ.get("PE_COMPUTE_DIR") or Path(tempfile.gettempdir()) / "perturbation-explorer-compute"
+        )
         self._cond = threading.Condition()
         self._waiting: deque = deque()
         self._running = 0

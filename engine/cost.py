@@ -5,6 +5,7 @@ declares its passes per image (`AttackSpec.work`, an upper bound where it stops
 at success); this module times one pass per model and device, once, and
 multiplies. Pages use it to say what a setting costs before anyone waits for it.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Where tensors live: CUDA, then Apple's MPS, then the CPU, unless told otherwise."""
+
 from __future__ import annotations
 
 import torch

@@ -13,15 +13,17 @@ its evaluation split and target-image bank; masks are the dataset's own, else Gr
 This module imports nothing of the engine at import time (attacks never import it; the
 models read their domain's attack defaults through `Classifier.attack_defaults`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -62,8 +64,8 @@ class Domain:
     wnids: bool = False  # its classes are the 1000 ILSVRC-2012 synsets: dataset labels may be WordNet ids
     names: Callable[[], list[str]] | None = None  # class names, index order (None: each model's own)
     # A user's images: one fitted image by index, and every label (an indexed domain without `numbered`).
-    fetch: Callable[[int, object], "torch.Tensor"] | None = None
-    labels: Callable[[], "torch.Tensor"] | None = None
+    fetch: Callable[[int, object], torch.Tensor] | None = None
+    labels: Callable[[], torch.Tensor] | None = None
     mask_file: Callable[[int], object] | None = None  # the dataset's own mask of image i (masks/<file>), or None
     custom: bool = False  # made from what a user brought (a model's metadata, their images)
     origin: str = ""  # where the defaults come from, shown beside them ("3×32×32 colour images")
@@ -95,7 +97,7 @@ class Domain:
     def parse_key(self, key: str) -> int | str | None:
         """The index (indexed domains) or photo name of a built-in image key, None if it is not one."""
         if self.indexed:
-            rest = key[len(self.prefix):] if key.startswith(self.prefix) else key
+            rest = key[len(self.prefix) :] if key.startswith(self.prefix) else key
             if rest.isdigit() and int(rest) < self.count():
                 return int(rest)
             return None
@@ -111,7 +113,7 @@ class Domain:
         if self.fetch is not None:
             return self.fetch(found, model)
         if self.indexed:
-            return self.numbered()[0][found:found + 1].clone().to(model.device)
+            return self.numbered()[0][found : found + 1].clone().to(model.device)
         from engine import images
 
         return images.load(images.gallery()[found], model)
@@ -124,7 +126,7 @@ class Domain:
             return int(self.labels()[found])
         return int(self.numbered()[1][found]) if self.indexed else gallery_labels()[found]
 
-    def class_labels(self) -> "torch.Tensor":
+    def class_labels(self) -> torch.Tensor:
         """The label of every image one can pick (indexed domains)."""
         return self.labels() if self.labels is not None else self.numbered()[1]
 
@@ -132,10 +134,20 @@ class Domain:
     def has_images(self) -> bool:
         return self.split is not None
 
-    def with_images(self, source: str, *, count: int, split, fetch, labels, mask_file=None) -> "Domain":
+    def with_images(self, source: str, *, count: int, split, fetch, labels, mask_file=None) -> Domain:
         """This record with a user's labelled images (key prefix "<source>#"), as its evaluation split and bank."""
-        return dataclasses.replace(self, indexed=True, prefix=f"{source}#", split=split, capacity=lambda: count,
-                                   count=lambda: count, fetch=fetch, labels=labels, numbered=None, mask_file=mask_file)
+        return dataclasses.replace(
+            self,
+            indexed=True,
+            prefix=f"{source}#",
+            split=split,
+            capacity=lambda: count,
+            count=lambda: count,
+            fetch=fetch,
+            labels=labels,
+            numbered=None,
+            mask_file=mask_file,
+        )
 
     def unknown_key(self, key: str) -> str:
         if self.split is None:
@@ -146,13 +158,18 @@ class Domain:
             return f"image {key[:40]!r}: {self.title} images are numbered 0–{self.count() - 1} (e.g. {self.prefix}17)"
         if key.isdigit():
             numbered = ", ".join(d.title for d in _builtin().values() if d.indexed)
-            return f"image {key!r}: a number picks a test image of a numbered domain ({numbered}); give a file path instead"
+            return (
+                f"image {key!r}: a number picks a test image of a numbered domain ({numbered}); "
+                "give a file path instead"
+            )
         return f"{key[:40]!r} is neither a gallery photo ({', '.join(self.image_keys()[:5])}, …) nor an image file"
 
     def evaluation_split(self, model, n: int):
         if self.split is None:
-            raise NeedsImages(f"{model.name} ({self.title}) has no images of its own: this needs labelled images "
-                              f"of its {len(model.class_names)} classes")
+            raise NeedsImages(
+                f"{model.name} ({self.title}) has no images of its own: this needs labelled images "
+                f"of its {len(model.class_names)} classes"
+            )
         return self.split(model, n)
 
     def object_masks(self, model, x: torch.Tensor, keys: list[str] | None = None, threshold: float | None = None):
@@ -252,8 +269,13 @@ def _zoo_role(role: str, first: str) -> tuple[str, ...]:
 def _zoo_twins() -> tuple[tuple[str, str], ...]:
     from engine.zoo import manifest
 
-    return tuple(sorted((entry["adversarial_training"]["twin"], name) for name, entry in manifest.read().items()
-                        if "adversarial_training" in entry))
+    return tuple(
+        sorted(
+            (entry["adversarial_training"]["twin"], name)
+            for name, entry in manifest.read().items()
+            if "adversarial_training" in entry
+        )
+    )
 
 
 def _fmnist_settings() -> dict:
@@ -261,22 +283,38 @@ def _fmnist_settings() -> dict:
     return dict(
         attack_defaults={"eps": 0.2},
         averaging={"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0},
-        defaults={"images": 50, "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20},
-                  "transfer": {"steps": 10, "eps": (0.03, 0.07, 0.1)}, "features": {"images": 300, "eps": 0.2},
-                  # The paper's setting (ten classes, β over every other class); the curve's Υ runs to 0.3.
-                  "jsma": {"upsilon": 0.145, "pairs": 1, "against": "all", "curve_max": 0.3, "curve_target": "chosen",
-                           "images": 20},
-                  "checkerboard_copies": 256, "noise_count": 512,
-                  # PGD accuracy of plain and adversarially trained models (the zoo card's 1,000 test images).
-                  "robust": {"images": 1000, "steps": 20},
-                  # DeepFool stops at the boundary: six sources × 4 copies stay cheap where BIM's fixed steps do not.
-                  "quiz": {"questions": 20, "choices": 10, "attack": "deepfool", "params": {"steps": 10},
-                           "copies": 4, "sigma": 0.2},
-                  # Patch vs heat-map centre: side and reach as shares of the image side (engine.analysis.patch_distance).
-                  "patch": {"images": 100, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8,
-                            "directions": 8},
-                  # The Sweep results page's example: a few seconds here, error rising with ε.
-                  "sweep": {"attacks": ("fgsm", "pgd"), "eps": (0.05, 0.1, 0.2, 0.3), "images": 50}},
+        defaults={
+            "images": 50,
+            "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20},
+            "transfer": {"steps": 10, "eps": (0.03, 0.07, 0.1)},
+            "features": {"images": 300, "eps": 0.2},
+            # The paper's setting (ten classes, β over every other class); the curve's Υ runs to 0.3.
+            "jsma": {
+                "upsilon": 0.145,
+                "pairs": 1,
+                "against": "all",
+                "curve_max": 0.3,
+                "curve_target": "chosen",
+                "images": 20,
+            },
+            "checkerboard_copies": 256,
+            "noise_count": 512,
+            # PGD accuracy of plain and adversarially trained models (the zoo card's 1,000 test images).
+            "robust": {"images": 1000, "steps": 20},
+            # DeepFool stops at the boundary: six sources × 4 copies stay cheap where BIM's fixed steps do not.
+            "quiz": {
+                "questions": 20,
+                "choices": 10,
+                "attack": "deepfool",
+                "params": {"steps": 10},
+                "copies": 4,
+                "sigma": 0.2,
+            },
+            # Patch vs heat-map centre: side and reach as shares of the image side (engine.analysis.patch_distance).
+            "patch": {"images": 100, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8},
+            # The Sweep results page's example: a few seconds here, error rising with ε.
+            "sweep": {"attacks": ("fgsm", "pgd"), "eps": (0.05, 0.1, 0.2, 0.3), "images": 50},
+        },
     )
 
 
@@ -285,21 +323,31 @@ def _imagenet_settings() -> dict:
     return dict(
         attack_defaults={},
         averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
-        defaults={"images": 8, "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10},
-                  # At ε 0.03 no targeted attack makes another photo model say its target; at 0.1 some do.
-                  "transfer": {"steps": 5, "eps": (0.03, 0.1)}, "features": {"images": 36, "eps": 0.03},
-                  # Against all 999 other classes JSMA misses even the runner-up (engine.analysis.jsma_extras.
-                  # Rival); the curve's photos aim at their own runner-up, within Υ 2 % (seconds for 8 photos).
-                  "jsma": {"upsilon": 0.02, "pairs": 64, "against": "rival", "curve_max": 0.02,
-                           "curve_target": "runner-up"},
-                  "checkerboard_copies": 16, "noise_count": 128, "robust": {"images": 8, "steps": 10},
-                  # The thesis' human test: noisy multi-model BIM, 20 choices; α = 2ε/K.
-                  "quiz": {"questions": 8, "choices": 20, "attack": "bim",
-                           "params": {"eps": 0.02, "steps": 10, "alpha": 0.004}, "copies": 4, "sigma": 0.05},
-                  "patch": {"images": 4, "size": 1 / 7, "amplitude": 0.5, "reach": 0.5, "distances": 8,
-                            "directions": 8},
-                  # FGSM makes every ε from one gradient: the only attack whose whole grid takes seconds on photos.
-                  "sweep": {"attacks": ("fgsm",), "eps": (0.003, 0.01, 0.03, 0.1), "images": 8}},
+        defaults={
+            "images": 8,
+            "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10},
+            # At ε 0.03 no targeted attack makes another photo model say its target; at 0.1 some do.
+            "transfer": {"steps": 5, "eps": (0.03, 0.1)},
+            "features": {"images": 36, "eps": 0.03},
+            # Against all 999 other classes JSMA misses even the runner-up (engine.analysis.jsma_extras.
+            # Rival); the curve's photos aim at their own runner-up, within Υ 2 % (seconds for 8 photos).
+            "jsma": {"upsilon": 0.02, "pairs": 64, "against": "rival", "curve_max": 0.02, "curve_target": "runner-up"},
+            "checkerboard_copies": 16,
+            "noise_count": 128,
+            "robust": {"images": 8, "steps": 10},
+            # The thesis' human test: noisy multi-model BIM, 20 choices; α = 2ε/K.
+            "quiz": {
+                "questions": 8,
+                "choices": 20,
+                "attack": "bim",
+                "params": {"eps": 0.02, "steps": 10, "alpha": 0.004},
+                "copies": 4,
+                "sigma": 0.05,
+            },
+            "patch": {"images": 4, "size": 1 / 7, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8},
+            # FGSM makes every ε from one gradient: the only attack whose whole grid takes seconds on photos.
+            "sweep": {"attacks": ("fgsm",), "eps": (0.003, 0.01, 0.03, 0.1), "images": 8},
+        },
     )
 
 
@@ -307,29 +355,48 @@ def _fmnist() -> Domain:
     from engine.datasets import fashion_mnist
 
     return Domain(
-        FASHION_MNIST_NAME, "Fashion-MNIST", fashion_mnist.INPUT_SIZE, (fashion_mnist.MEAN,), (fashion_mnist.STD,),
+        FASHION_MNIST_NAME,
+        "Fashion-MNIST",
+        fashion_mnist.INPUT_SIZE,
+        (fashion_mnist.MEAN,),
+        (fashion_mnist.STD,),
         **_fmnist_settings(),
         # The zoo's card says which model is which (assets/models/zoo.json "role"); ResNet first: the
         # thesis' single-model setting.
-        sources=_zoo_role("source", first="fmnist-resnet-0"), judges=_zoo_role("test", first="fmnist-resnet-1"),
+        sources=_zoo_role("source", first="fmnist-resnet-0"),
+        judges=_zoo_role("test", first="fmnist-resnet-1"),
         twins=_zoo_twins(),
         # Sizes and single images come from the cached split: a copy of all 10,000 per lookup is 31 MB.
-        indexed=True, prefix="fmnist:", split=_fmnist_split, numbered=fashion_mnist.test_view, names=lambda: fashion_mnist.CLASS_NAMES,
-        capacity=lambda: fashion_mnist.test_view()[1].shape[0] // 2, count=lambda: fashion_mnist.test_view()[1].shape[0],
+        indexed=True,
+        prefix="fmnist:",
+        split=_fmnist_split,
+        numbered=fashion_mnist.test_view,
+        names=lambda: fashion_mnist.CLASS_NAMES,
+        capacity=lambda: fashion_mnist.test_view()[1].shape[0] // 2,
+        count=lambda: fashion_mnist.test_view()[1].shape[0],
         mask_threshold=0.05,
     )
 
 
 def _imagenet() -> Domain:
     return Domain(
-        IMAGENET_NAME, "ImageNet photos", (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+        IMAGENET_NAME,
+        "ImageNet photos",
+        (3, 224, 224),
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
         **_imagenet_settings(),
-        sources=("efficientnet-lite0",), judges=("efficientnet-lite1", "efficientnet-lite2"),
-        split=_gallery_split, capacity=_gallery_size, count=_gallery_size, wnids=True, names=_imagenet_names,
+        sources=("efficientnet-lite0",),
+        judges=("efficientnet-lite1", "efficientnet-lite2"),
+        split=_gallery_split,
+        capacity=_gallery_size,
+        count=_gallery_size,
+        wnids=True,
+        names=_imagenet_names,
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin() -> dict[str, Domain]:
     return {d.name: d for d in (_fmnist(), _imagenet())}
 
@@ -365,16 +432,30 @@ def derived_defaults(input_size: tuple[int, int, int]) -> tuple[dict, dict, dict
         return d["attack_defaults"], d["averaging"], d["defaults"], f"{h}×{w} grey images (as Fashion-MNIST)"
     if h <= 64 and w <= 64:
         eps = 0.03
-        defaults = {"images": 40, "anatomy": {"copies": 10, "sigma": 0.1, "eps": eps, "steps": 10},
-                    "transfer": {"steps": 10, "eps": (0.01, 0.03, 0.05)}, "features": {"images": 200, "eps": eps},
-                    "jsma": {"upsilon": 0.1, "pairs": 4, "against": "all", "curve_max": 0.3, "curve_target": "chosen"},
-                    "checkerboard_copies": 64, "noise_count": 256,
-                    "quiz": {"questions": 10, "choices": 10, "attack": "bim",
-                             "params": {"eps": eps, "steps": 10, "alpha": 2 * eps / 10}, "copies": 4, "sigma": 0.1},
-                    "patch": {"images": 40, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8,
-                              "directions": 8}}
-        return ({"eps": eps}, {"eps": eps, "copies": 10, "sigma": 0.1, "peak": 0.5}, defaults,
-                f"{c}×{h}×{w} colour images (ε = 8/255, as on CIFAR-10)")
+        defaults = {
+            "images": 40,
+            "anatomy": {"copies": 10, "sigma": 0.1, "eps": eps, "steps": 10},
+            "transfer": {"steps": 10, "eps": (0.01, 0.03, 0.05)},
+            "features": {"images": 200, "eps": eps},
+            "jsma": {"upsilon": 0.1, "pairs": 4, "against": "all", "curve_max": 0.3, "curve_target": "chosen"},
+            "checkerboard_copies": 64,
+            "noise_count": 256,
+            "quiz": {
+                "questions": 10,
+                "choices": 10,
+                "attack": "bim",
+                "params": {"eps": eps, "steps": 10, "alpha": 2 * eps / 10},
+                "copies": 4,
+                "sigma": 0.1,
+            },
+            "patch": {"images": 40, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8},
+        }
+        return (
+            {"eps": eps},
+            {"eps": eps, "copies": 10, "sigma": 0.1, "peak": 0.5},
+            defaults,
+            f"{c}×{h}×{w} colour images (ε = 8/255, as on CIFAR-10)",
+        )
     d = _imagenet_settings()
     return d["attack_defaults"], d["averaging"], d["defaults"], f"{c}×{h}×{w} photos (as the ImageNet photos)"
 
@@ -385,8 +466,19 @@ def _record(name: str, model) -> Domain:
     std = tuple(float(v) for v in model.std.flatten()) if hasattr(model, "std") else (0.5,) * input_size[0]
     classes = tuple(model.class_names)
     attack, averaging, defaults, origin = derived_defaults(input_size)
-    return Domain(name, name, input_size, mean, std, attack_defaults=attack, averaging=averaging, defaults=defaults,
-                  names=lambda: list(classes), custom=True, origin=origin)
+    return Domain(
+        name,
+        name,
+        input_size,
+        mean,
+        std,
+        attack_defaults=attack,
+        averaging=averaging,
+        defaults=defaults,
+        names=lambda: list(classes),
+        custom=True,
+        origin=origin,
+    )
 
 
 def _same_world(record: Domain, model) -> bool:
@@ -402,9 +494,11 @@ def adopt(model, name: str | None = None) -> Domain:
     if name in _builtin():
         builtin = _builtin()[name]
         if len(model.class_names) != len(builtin.class_names) or model.input_size[0] != builtin.input_size[0]:
-            raise ValueError(f"domain {name!r} has {len(builtin.class_names)} classes of {builtin.input_size[0]}-channel "
-                             f"images; this model has {len(model.class_names)} classes of {model.input_size[0]}-channel "
-                             "images: give its domain another name")
+            raise ValueError(
+                f"domain {name!r} has {len(builtin.class_names)} classes of {builtin.input_size[0]}-channel "
+                f"images; this model has {len(model.class_names)} classes of {model.input_size[0]}-channel "
+                "images: give its domain another name"
+            )
         model.domain = name
         return builtin
     with _CUSTOM_LOCK:
@@ -455,7 +549,7 @@ def canonical(key: str) -> str:
     return f"{d.prefix}{d.parse_key(key)}" if d.indexed else key
 
 
-def stats(domain: "str | Domain", device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def stats(domain: str | Domain, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of a domain's training images (a built-in one by name, or a record such as
     `of(model)` gives for a user's model), as 1×C×1×1 tensors."""
     import torch

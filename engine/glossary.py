@@ -3,6 +3,7 @@
 The app's help tooltips and the Method guide page read `TERMS`; docs/methods.md is
 `render()`'s output (a test keeps the two identical).
 """
+
 from __future__ import annotations
 
 # term → (short definition shown as help, longer explanation for the guide)
@@ -15,8 +16,7 @@ TERMS: dict[str, tuple[str, str]] = {
         "Attack (AA) pulls an intermediate layer's features towards those of a target image.",
     ),
     "white-box model": ("The model the attack computes its gradients (or queries) on.", ""),
-    "black-box model": (
-        "A model that never sees the attack; it measures whether the perturbation transfers.", ""),
+    "black-box model": ("A model that never sees the attack; it measures whether the perturbation transfers.", ""),
     "ε": ("The L∞ budget: no pixel moves by more than ε (on the 0-1 scale; 8/255 ≈ 0.031).", ""),
     "L0": (
         "The share of pixels the perturbation changes by at least half an 8-bit level (in any channel).",
@@ -26,13 +26,16 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     "L2": ("The Euclidean length of δ over all pixels and channels (0-1 scale).", ""),
     "L∞": ("The largest change of any single pixel value (0-1 scale).", ""),
-    "SSIM": (
-        "Structural similarity between the clean and the adversarial image: 1 means identical structure.", ""),
+    "SSIM": ("Structural similarity between the clean and the adversarial image: 1 means identical structure.", ""),
     "8-bit rounding": (
-        "Whether the adversarial image, rounded to whole 8-bit levels as a PNG stores it, still does what the attack did.",
+        "Whether the adversarial image, rounded to whole 8-bit levels as a PNG stores it, still does what the "
+        "attack did.",
         "The PNG download holds the rounded image; the .npy download keeps the exact floating-point perturbation.",
     ),
-    "iterations": ("How many attack steps ran for this image (a run stops early once it succeeds, where the attack allows).", ""),
+    "iterations": (
+        "How many attack steps ran for this image (a run stops early once it succeeds, where the attack allows).",
+        "",
+    ),
     "queries": ("How many times a black-box search attack (Square) asked the model for its scores.", ""),
     "target class": (
         "For a targeted attack, the class the model should output; success means exactly that class.",
@@ -40,12 +43,14 @@ TERMS: dict[str, tuple[str, str]] = {
         "that has a bank image.",
     ),
     "Grad-CAM": (
-        "Where the model finds evidence for a class: a late layer's feature maps weighted by the class score's gradient.",
+        "Where the model finds evidence for a class: a late layer's feature maps weighted by the class score's "
+        "gradient.",
         "Warm regions support the class; the map is scaled to [0, 1] per image. A map that is zero everywhere means "
         "no positive evidence for that class at that layer.",
     ),
     "display normalisation": (
-        "δ flipped in sign and rescaled to the dataset's mean and spread, so averaged perturbations can be looked at like images.",
+        "δ flipped in sign and rescaled to the dataset's mean and spread, so averaged perturbations can be looked "
+        "at like images.",
         "A targeted δ is instead scaled so that its largest value is 1 (Fashion-MNIST) or 0.5 (photos): what it adds "
         "is what it draws, so it keeps its sign.",
     ),
@@ -54,13 +59,20 @@ TERMS: dict[str, tuple[str, str]] = {
         "Frequencies are in cycles per pixel, zero in the centre; the grid of strided convolutions (checkerboard "
         "artefacts) appears as peaks at its period.",
     ),
-    "error": ("Share of images the black-box model misclassifies after the attack (among images both models got right).", ""),
+    "error": (
+        "Share of images the black-box model misclassifies after the attack (among images both models got right).",
+        "",
+    ),
     "uTR": ("Untargeted transfer rate: black-box error among the images the white-box model was fooled on.", ""),
     "tSuc": ("Targeted success: share of images the black-box model assigns to the target class.", ""),
-    "tTR": ("Targeted transfer rate: black-box target hits among the images that hit the target on the white-box model.", ""),
+    "tTR": (
+        "Targeted transfer rate: black-box target hits among the images that hit the target on the white-box model.",
+        "",
+    ),
     "n": ("Images counted: those both the white-box and the black-box model classify correctly before the attack.", ""),
     "separability": (
-        "How far apart the classes lie at a layer: mean angular distance between classes over mean distance within a class.",
+        "How far apart the classes lie at a layer: mean angular distance between classes over mean distance within "
+        "a class.",
         "It needs several images of each class; with one photo per class it is not defined.",
     ),
     "noisy multi-model averaging": (
@@ -73,8 +85,10 @@ TERMS: dict[str, tuple[str, str]] = {
         "Random ±ε signs on the same part are the control: the difference is what the perturbation's pattern adds.",
     ),
     "robust model": (
-        "A model trained on adversarial examples of its own (here FGSM from a random start), so small perturbations fool it less.",
-        "Its twin is the plain model of the same architecture and seed. The same attack on both shows the difference: a "
+        "A model trained on adversarial examples of its own (here FGSM from a random start), so small perturbations "
+        "fool it less.",
+        "Its twin is the plain model of the same architecture and seed. The same attack on both shows the "
+        "difference: a "
         "robust model's perturbation tends to draw the object's outline and parts, a plain model's looks like noise. "
         "Robust models trade some clean accuracy for accuracy under attack (the model card lists both).",
     ),
@@ -128,9 +142,14 @@ TERMS: dict[str, tuple[str, str]] = {
         "and diffuse heat pulls it towards the middle of the image. An all-zero map has no centre; that image is "
         "left out.",
     ),
-    "wrong-class confidence": ("1 − p(true class): the probability the model gives all the other classes together.", ""),
+    "wrong-class confidence": (
+        "1 − p(true class): the probability the model gives all the other classes together.",
+        "",
+    ),
     "margin": (
-        "p(true class) − the largest other class probability: the decision flips exactly where it falls below 0.", ""),
+        "p(true class) − the largest other class probability: the decision flips exactly where it falls below 0.",
+        "",
+    ),
     "random-position control": (
         "The same patch at uniformly random positions inside the image, as many per image as the rings had.",
         "If the patch does more near the heat-map centre than at random positions, position matters; if the curve "
@@ -141,7 +160,9 @@ TERMS: dict[str, tuple[str, str]] = {
         "effect fades with distance).",
     ),
     "JSMA hardness": (
-        "How much distortion JSMA needs across success rates for one source/target pair (area under that curve).", ""),
+        "How much distortion JSMA needs across success rates for one source/target pair (area under that curve).",
+        "",
+    ),
     "increasing vs decreasing JSMA": (
         "JSMA's two variants: θ = +1 raises the chosen pixel pairs to white, θ = −1 lowers them to black.",
         "The table attacks every image the model classifies correctly towards each other class, with at most Υ of "
@@ -155,7 +176,8 @@ TERMS: dict[str, tuple[str, str]] = {
         "It is read off one gradient, before any attack runs.",
     ),
     "robustness R(F)": (
-        "The smallest adversarial distance over the images and target classes evaluated: the model's most exposed pair.",
+        "The smallest adversarial distance over the images and target classes evaluated: the model's most exposed "
+        "pair.",
         "It can only fall as more images are evaluated, so compare models over the same images.",
     ),
     "AA target image": (
@@ -173,9 +195,13 @@ def help_text(term: str) -> str:
 
 
 def render() -> str:
-    lines = ["# Method guide", "",
-             "Every term Perturbation Explorer shows, in its own words. The app shows the first sentence of each as",
-             "the help beside the number; its *Method guide* page shows all of this.", ""]
+    lines = [
+        "# Method guide",
+        "",
+        "Every term Perturbation Explorer shows, in its own words. The app shows the first sentence of each as",
+        "the help beside the number; its *Method guide* page shows all of this.",
+        "",
+    ]
     for term, (short, long) in TERMS.items():
         lines.append(f"**{term}** — {short}" + (f" {long}" if long else ""))
         lines.append("")

@@ -6,6 +6,7 @@ layer's activation is captured with a forward hook that exists only inside
 app sessions never see each other's hooks. Maps are upsampled (bilinear) to the
 input size and min–max normalised to [0, 1] per image, as pytorch-grad-cam does.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,7 +41,9 @@ def normalise(maps: torch.Tensor) -> torch.Tensor:
     return (flat / (flat.max(1, keepdim=True).values + _EPS)).view_as(maps)
 
 
-def grad_cam(model, x: torch.Tensor, layer: int | str | None = None, target=None, method: str = "gradcam") -> torch.Tensor:
+def grad_cam(
+    model, x: torch.Tensor, layer: int | str | None = None, target=None, method: str = "gradcam"
+) -> torch.Tensor:
     """N×H×W heat maps in [0, 1] for class `target` (default: predicted) at catalogue `layer` (default: cam_layer)."""
     if method not in METHODS:
         raise ValueError(f"unknown heat-map method {method!r}; choose one of {', '.join(METHODS)}")

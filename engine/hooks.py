@@ -5,11 +5,12 @@ Hooks mutate a module shared by every app session, so they live only inside a
 serialises hook users, not plain forwards: another session's attack may run the
 same module at the same time, so a hook records only its own thread's outputs.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -34,9 +35,11 @@ def capture_activations(net: nn.Module, layer_names: list[str]) -> Iterator[dict
     owner = threading.get_ident()
     with ExitStack() as stack:
         for name, module in modules.items():
+
             def hook(_module, _inputs, output, _name=name):
                 if threading.get_ident() == owner:  # not another session's concurrent forward
                     captured[_name] = output
+
             # RemovableHandle is a context manager: the stack removes it even if the body raises.
             stack.enter_context(module.register_forward_hook(hook))
         yield captured

@@ -2,12 +2,12 @@
 turning tensors into pictures for display. Plain arrays and PIL images only, so the app, the CLI
 and the tests share it (docs/ARCHITECTURE.md, the engine/app split).
 """
+
 from __future__ import annotations
 
 import io
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ MAX_PIXELS = 40_000_000  # ~6300×6300; bigger is almost surely a decompression 
 MIN_SIDE = 8
 MAX_ASPECT = 20.0
 
-Source = Union[str, Path, bytes, bytearray, Image.Image]
+Source = str | Path | bytes | bytearray | Image.Image
 
 
 def gallery() -> dict[str, Path]:
@@ -39,7 +39,9 @@ def _open(source: Source) -> Image.Image:
         if not path.is_file():
             raise ValueError(f"image file not found: {path}")
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise ValueError(f"image file is too large ({path.stat().st_size / 2**20:.1f} MB; limit {MAX_FILE_BYTES // 2**20} MB)")
+            raise ValueError(
+                f"image file is too large ({path.stat().st_size / 2**20:.1f} MB; limit {MAX_FILE_BYTES // 2**20} MB)"
+            )
         data = path.read_bytes()
     if not data:
         raise ValueError("the image file is empty")
@@ -73,7 +75,9 @@ def decode(source: Source) -> Image.Image:
     if min(w, h) < MIN_SIDE:
         raise ValueError(f"image is too small ({w}×{h}); each side needs at least {MIN_SIDE} pixels")
     if max(w, h) / min(w, h) > MAX_ASPECT:
-        raise ValueError(f"image is too elongated ({w}×{h}); the longer side may be at most {MAX_ASPECT:.0f}× the shorter")
+        raise ValueError(
+            f"image is too elongated ({w}×{h}); the longer side may be at most {MAX_ASPECT:.0f}× the shorter"
+        )
     try:
         img.seek(0)  # first frame of an animation
         img = ImageOps.exif_transpose(img)
@@ -205,8 +209,13 @@ def png_bytes(arr: np.ndarray, compress_level: int = 6) -> bytes:
     return buf.getvalue()
 
 
-def overlay(x: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray, colour=(255, 0, 0), alpha: float = 0.6,
-            outside: float = 1.0) -> np.ndarray:
+def overlay(
+    x: torch.Tensor | np.ndarray,
+    mask: torch.Tensor | np.ndarray,
+    colour=(255, 0, 0),
+    alpha: float = 0.6,
+    outside: float = 1.0,
+) -> np.ndarray:
     """The picture of `x` (a tensor in [0, 1] or an H×W×3 uint8 array) with the pixels of the H×W `mask`
     blended towards `colour` by `alpha`; the pixels outside are kept, or dimmed by the factor `outside` so
     the masked part stands out."""

@@ -5,6 +5,7 @@ the masks committed under assets/images/masks; any other photo by OpenCV GrabCut
 from a centred rectangle; a user's dataset by its own masks (`masks/<file>` in it),
 else GrabCut. Pure image operations: nothing here imports attacks or analyses.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,9 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return (padded | (1 - flood))[1:-1, 1:-1].astype(np.uint8)
 
 
-def grabcut_mask(x: torch.Tensor, rect: tuple[float, float, float, float] = (0.1, 0.1, 0.8, 0.8),
-                 iterations: int = 5) -> torch.Tensor:
+def grabcut_mask(
+    x: torch.Tensor, rect: tuple[float, float, float, float] = (0.1, 0.1, 0.8, 0.8), iterations: int = 5
+) -> torch.Tensor:
     """Automatic object mask (1×H×W bool) of one colour image by OpenCV GrabCut.
 
     `rect` = (left, top, width, height) as fractions of the image: the object is
@@ -67,7 +69,10 @@ def grabcut_mask(x: torch.Tensor, rect: tuple[float, float, float, float] = (0.1
     if scale > 1:
         obj = cv2.resize(obj, (w, h), interpolation=cv2.INTER_NEAREST)
     if not obj.any():
-        obj[int(top * h):int(top * h) + max(1, int(height * h)), int(left * w):int(left * w) + max(1, int(width * w))] = 1
+        obj[
+            int(top * h) : int(top * h) + max(1, int(height * h)),
+            int(left * w) : int(left * w) + max(1, int(width * w)),
+        ] = 1
     return torch.from_numpy(fill_holes(obj)).unsqueeze(0).bool().to(x.device)
 
 
@@ -75,7 +80,9 @@ def gallery_mask(name: str, model) -> torch.Tensor:
     """The committed object mask of gallery photo `name`, resized and cropped exactly like the photo."""
     path = MASKS / f"{name}.png"
     if not path.is_file():
-        raise ValueError(f"no object mask for {name!r}; masks exist for: {', '.join(sorted(p.stem for p in MASKS.glob('*.png')))}")
+        raise ValueError(
+            f"no object mask for {name!r}; masks exist for: {', '.join(sorted(p.stem for p in MASKS.glob('*.png')))}"
+        )
     c, size, _ = model.input_size
     fitted = images.fit(Image.open(path).convert("L"), 1, size, getattr(model, "resize_size", None))
     return torch.from_numpy(np.asarray(fitted) > 127).unsqueeze(0).to(model.device)

@@ -1,5 +1,6 @@
 """Perturbation sizes, image similarity and top-k predictions as plain numbers (L0 and SSIM are
 the two measures the Mask-FGSM paper compares attacks by; docs/sources.md, Mask-FGSM)."""
+
 from __future__ import annotations
 
 import torch
@@ -52,4 +53,4 @@ def topk(logits: torch.Tensor, class_names: list[str], k: int = 5) -> list[list[
 def predict_labels(model, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
     """The model's predicted class for every image of `x`, in batches of `batch`."""
     with torch.no_grad():
-        return torch.cat([model(x[lo:lo + batch]).argmax(1) for lo in range(0, x.shape[0], batch)])
+        return torch.cat([model(x[lo : lo + batch]).argmax(1) for lo in range(0, x.shape[0], batch)])

@@ -11,11 +11,12 @@ each part `part(callback, i, n)`: the part reports its own (step, total) and the
 caller's bar moves through part i's share of the whole, so pages never copy an
 engine loop to get one bar and one Cancel.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
-Callback = Callable[[float, int, dict], Optional[bool]]
+Callback = Callable[[float, int, dict], bool | None]
 
 
 def part(callback: Callback | None, index: int, count: int, **labels) -> Callback | None:

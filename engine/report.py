@@ -1,4 +1,5 @@
 """One attack run as plain, JSON-ready numbers: what the CLI prints and the app downloads."""
+
 from __future__ import annotations
 
 import csv
@@ -77,8 +78,11 @@ _SYMBOLS = {"eps": "ε", "max_distortion": "Υ", "p_th": "P_th", "n_queries": "q
 def describe_attack(record: dict) -> str:
     """'PGD (ε 0.03, steps 10)': the attack's short name and its budget."""
     short = attacks.get(record["attack"]).title.split(" (")[0]
-    shown = [f"{_SYMBOLS.get(k, k)} {v:g}" for k, v in record["params"].items()
-             if k in _HEADLINE_PARAMS and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    shown = [
+        f"{_SYMBOLS.get(k, k)} {v:g}"
+        for k, v in record["params"].items()
+        if k in _HEADLINE_PARAMS and isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     return f"{short} ({', '.join(shown)})" if shown else short
 
 
@@ -88,8 +92,10 @@ def headline(record: dict, i: int = 0) -> dict:
     (None when there is no success to keep)."""
     row = record["examples"][i]
     clean, adv = row["clean_top5"][0], row["adversarial_top5"][0]
-    title = (f"{describe_attack(record)}: {clean['label']} {clean['probability']:.0%} → "
-             f"{adv['label']} {adv['probability']:.0%}")
+    title = (
+        f"{describe_attack(record)}: {clean['label']} {clean['probability']:.0%} → "
+        f"{adv['label']} {adv['probability']:.0%}"
+    )
     changed = adv["index"] != row["label"]
     if row["target"] is None:
         verdict = "fooled" if row["success"] else "not fooled"
@@ -102,19 +108,29 @@ def headline(record: dict, i: int = 0) -> dict:
     elif row["success_8bit"]:
         rounding = "Survives 8-bit rounding: the PNG download does the same."
     else:
-        rounding = (f"Does not survive 8-bit rounding: rounded to whole 8-bit levels, as in the PNG download, "
-                    f"the image is classified as {row['prediction_8bit']} (the .npy download keeps the exact values).")
+        rounding = (
+            f"Does not survive 8-bit rounding: rounded to whole 8-bit levels, as in the PNG download, "
+            f"the image is classified as {row['prediction_8bit']} (the .npy download keeps the exact values)."
+        )
     return {"title": title, "verdict": verdict, "rounding": rounding, "survives_8bit": row["success_8bit"]}
 
 
 def size_numbers(row: dict, seconds: float) -> list[tuple[str, str, str | None]]:
     """A result's sizes as (label, value, glossary term or None): L0, L2, L∞, SSIM, the work it took (queries for
     a black-box attack, else iterations) and the time."""
-    steps = ("Iterations", str(row["iterations"]), "iterations") if row["queries"] is None else \
-        ("Queries", str(row["queries"]), "queries")
-    return [("L0 (% pixels)", f"{row['l0_pct']:.1f}", "L0"), ("L2", f"{row['l2']:.3f}", "L2"),
-            ("L∞", f"{row['linf']:.4f}", "L∞"), ("SSIM", f"{row['ssim']:.4f}", "SSIM"), steps,
-            ("Time", f"{seconds:.2f} s", None)]
+    steps = (
+        ("Iterations", str(row["iterations"]), "iterations")
+        if row["queries"] is None
+        else ("Queries", str(row["queries"]), "queries")
+    )
+    return [
+        ("L0 (% pixels)", f"{row['l0_pct']:.1f}", "L0"),
+        ("L2", f"{row['l2']:.3f}", "L2"),
+        ("L∞", f"{row['linf']:.4f}", "L∞"),
+        ("SSIM", f"{row['ssim']:.4f}", "SSIM"),
+        steps,
+        ("Time", f"{seconds:.2f} s", None),
+    ]
 
 
 def numbers_csv(record: dict, predictions: list[dict]) -> str:
@@ -141,8 +157,12 @@ def result_files(result: AttackResult, record: dict, predictions: list[dict], im
     return [
         ("Adversarial (PNG)", lambda: images.png_bytes(images.to_uint8(result.x_adv)), "adversarial.png", "image/png"),
         ("Perturbation (PNG)", lambda: images.png_bytes(images.signed(result.delta)), "perturbation.png", "image/png"),
-        ("Perturbation (.npy)", lambda: images.npy_bytes(result.delta[0].cpu().numpy()), "perturbation.npy",
-         "application/octet-stream"),
+        (
+            "Perturbation (.npy)",
+            lambda: images.npy_bytes(result.delta[0].cpu().numpy()),
+            "perturbation.npy",
+            "application/octet-stream",
+        ),
         ("Numbers (JSON)", json.dumps(full, indent=2), "attack.json", "application/json"),
         ("Numbers (CSV)", numbers_csv(full, predictions), "attack.csv", "text/csv"),
     ]

@@ -13,6 +13,7 @@ that needs a target gets the runner-up, and AA (which needs target images too) a
 random class the bank has. Transfer experiments draw random classes explicitly.
 The app, the CLI, transfer, sweeps and averaging all ask here.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,12 +44,16 @@ class NoTargetClass(ValueError):
 
     def __init__(self, classes: list[int]):
         self.classes = classes
-        super().__init__(f"no target class: the images the model classifies correctly are all of class "
-                         f"{', '.join(map(str, classes)) or 'none'}, and a target must be another class; give more "
-                         "labelled images, or a model that classifies more of them")
+        super().__init__(
+            f"no target class: the images the model classifies correctly are all of class "
+            f"{', '.join(map(str, classes)) or 'none'}, and a target must be another class; give more "
+            "labelled images, or a model that classifies more of them"
+        )
 
 
-def random_classes(y: torch.Tensor, num_classes: int, seed: int = 0, allowed: torch.Tensor | None = None) -> torch.Tensor:
+def random_classes(
+    y: torch.Tensor, num_classes: int, seed: int = 0, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
     """A uniformly random class ≠ y per example (among `allowed`, default all), from a seeded generator."""
     allowed = torch.arange(num_classes) if allowed is None else torch.unique(allowed.cpu())
     gen = torch.Generator().manual_seed(seed)
@@ -62,7 +67,9 @@ def random_classes(y: torch.Tensor, num_classes: int, seed: int = 0, allowed: to
 def bank(model, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """The images of (x, y) that `model` classifies as their label: only those may stand for a class."""
     with torch.no_grad():
-        pred = torch.cat([model(x[lo:lo + batch].to(model.device)).argmax(1).cpu() for lo in range(0, x.shape[0], batch)])
+        pred = torch.cat(
+            [model(x[lo : lo + batch].to(model.device)).argmax(1).cpu() for lo in range(0, x.shape[0], batch)]
+        )
     keep = pred == y.cpu()
     return x[keep.to(x.device)], y[keep.to(y.device)]
 
@@ -76,8 +83,15 @@ def every_other(y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.
     return rows[keep], classes[None, :].expand_as(keep)[keep]
 
 
-def pick_images(bank_f: torch.Tensor, bank_y: torch.Tensor, target: torch.Tensor, rule: str = FARTHEST, *,
-                source_f: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+def pick_images(
+    bank_f: torch.Tensor,
+    bank_y: torch.Tensor,
+    target: torch.Tensor,
+    rule: str = FARTHEST,
+    *,
+    source_f: torch.Tensor | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """Per target in `target`, the bank index of its target image under `rule`, among the bank's images of
     that class. `bank_f` (B × F) are the bank's activations at the layer, `source_f` (N × F) the sources'
     (FARTHEST needs them). The bank must hold only images the model classifies as their label (`bank`;
@@ -117,8 +131,9 @@ def first_per_class(x: torch.Tensor, y: torch.Tensor, count: int) -> tuple[torch
     return x[keep.to(x.device)], y[keep.to(y.device)]
 
 
-def choose(model, x: torch.Tensor, policy, *, y: torch.Tensor | None = None, seed: int = 0,
-           allowed: torch.Tensor | None = None) -> torch.Tensor:
+def choose(
+    model, x: torch.Tensor, policy, *, y: torch.Tensor | None = None, seed: int = 0, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
     """Target classes for `x` under `policy`: an int or tensor (explicit), RUNNER_UP or RANDOM.
 
     `y` are the source classes (default: the model's predictions); `allowed` limits random draws

@@ -9,6 +9,7 @@ Lite0 names it a missile; see assets/README.md).
 
     PYTHONPATH=. python experiments/check_gallery.py [--markdown]   # ~10 s on 2 CPU cores
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,13 +26,19 @@ HARD_CASES = {"rocket"}  # kept on purpose although the three models disagree
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", action="store_true", help="also print each photo as an assets/README.md table row")
+    parser.add_argument(
+        "--markdown", action="store_true", help="also print each photo as an assets/README.md table row"
+    )
     args = parser.parse_args()
     labels = json.loads((images.GALLERY / "labels.json").read_text())
     nets = [models.load(name, device="cpu") for name in MODELS]
     names = nets[0].class_names
     failures = []
-    header = f"{'photo':20s} {'label (index)':28s} " + " ".join(f"{'Lite' + str(i) + ' top-1':>30s}" for i in range(3)) + "  ok"
+    header = (
+        f"{'photo':20s} {'label (index)':28s} "
+        + " ".join(f"{'Lite' + str(i) + ' top-1':>30s}" for i in range(3))
+        + "  ok"
+    )
     print(header)
     print("-" * len(header))
     for name, path in images.gallery().items():
@@ -52,10 +59,18 @@ def main() -> int:
         mark = "yes" if ok else ("hard case" if name in HARD_CASES else "NO")
         if not ok and name not in HARD_CASES:
             failures.append(f"{path.name}: labelled {names[want]} ({want}), top-1 " + ", ".join(names[t] for t in tops))
-        print(f"{path.name:20s} {names[want][:21] + f' ({want})':28s} " + " ".join(f"{c:>30s}" for c in cells) + f"  {mark}")
+        print(
+            f"{path.name:20s} {names[want][:21] + f' ({want})':28s} "
+            + " ".join(f"{c:>30s}" for c in cells)
+            + f"  {mark}"
+        )
         if args.markdown:
             cols = [f"{v:.2f}" if t == want else f"— ({names[t]})" for v, t in zip(own, tops)]
-            print(f"    | {path.name} | {names[want]} ({want}) | " + " | ".join(cols) + f" | {entry['source']} | {entry['licence']} |")
+            print(
+                f"    | {path.name} | {names[want]} ({want}) | "
+                + " | ".join(cols)
+                + f" | {entry['source']} | {entry['licence']} |"
+            )
     missing = set(labels) - {p.name for p in images.gallery().values()}
     failures += [f"{m}: in labels.json but not in assets/images" for m in sorted(missing)]
     for f in failures:

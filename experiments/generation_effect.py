@@ -20,6 +20,7 @@ sources, Lite2 the judge; the targets are explicit classes next to the photo's o
 as the thesis chose them (a cat to a tiger, a slug to a snail): the difference is
 one fixed feature, so different models agree on what to draw.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,39 +34,58 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import domains, images, models, targets  # noqa: E402
+from recognisable_perturbations import (  # noqa: E402
+    experiment_parser,
+    fmnist_images,
+    labelled_picture,
+    log,
+    quarter_logger,
+)
+
+from engine import domains, models, targets  # noqa: E402
 from engine.analysis import recognisable  # noqa: E402
 from engine.metrics import predict_labels  # noqa: E402
 from engine.report import environment  # noqa: E402
-from recognisable_perturbations import (  # noqa: E402
-    RESULTS, experiment_parser, fmnist_images, labelled_picture, log, quarter_logger)
 
 AMPLIFIED = 0.5  # Figure 4.12: the adversarial example with δ scaled so that its largest value is 0.5
 
 CONFIG = {
     "fashion-mnist": {
-        "sources": None, "tests": None,  # the domain record's
+        "sources": None,
+        "tests": None,  # the domain record's
         # α = 2ε/K as in the thesis; 10 steps, n = 10 and 2 images per class (not 50 steps, n = 20, 5 per class)
         # so both directions fit in under an hour on two shared cores.
         "attack": {"eps": 0.2, "alpha": 0.04, "steps": 10},
-        "copies": 10, "sigma": 0.2, "per_class": 2, "policy": targets.RANDOM, "seed": 0,
+        "copies": 10,
+        "sigma": 0.2,
+        "per_class": 2,
+        "policy": targets.RANDOM,
+        "seed": 0,
     },
     "imagenet": {
-        "sources": ["efficientnet-lite0", "efficientnet-lite1"], "tests": ["efficientnet-lite2"],
+        "sources": ["efficientnet-lite0", "efficientnet-lite1"],
+        "tests": ["efficientnet-lite2"],
         "attack": {"eps": 0.02, "alpha": 0.004, "steps": 10},
-        "copies": 4, "sigma": 0.02, "seed": 0,
+        "copies": 4,
+        "sigma": 0.02,
+        "seed": 0,
         "photos": {"chelsea": "tiger", "slug": "snail", "brown_bear": "ice bear", "orange": "lemon"},
     },
 }
 # The committed untargeted runs (experiments/results/recognisable_*.md, BIM row of Table 4.3's shape).
 COMMITTED_UNTARGETED = {
-    "fashion-mnist": ("recognisable_fashion-mnist.md: 50 images, six sources, BIM 50 steps, n = 20",
-                      {"single-model": 0.235, "multi-model": 0.240, "noisy multi-model": 0.360}),
-    "imagenet": ("recognisable_imagenet.md: 7 photos, Lite0+Lite1 → Lite2, BIM 20 steps, n = 10",
-                 {"single-model": 0.0, "multi-model": 0.0, "noisy multi-model": 0.0}),
+    "fashion-mnist": (
+        "recognisable_fashion-mnist.md: 50 images, six sources, BIM 50 steps, n = 20",
+        {"single-model": 0.235, "multi-model": 0.240, "noisy multi-model": 0.360},
+    ),
+    "imagenet": (
+        "recognisable_imagenet.md: 7 photos, Lite0+Lite1 → Lite2, BIM 20 steps, n = 10",
+        {"single-model": 0.0, "multi-model": 0.0, "noisy multi-model": 0.0},
+    ),
 }
-THESIS = ("Thesis (ImageNet, untargeted BIM): 5.5 % single-model vs 56 % noisy multi-model classified as the "
-          "source class.")
+THESIS = (
+    "Thesis (ImageNet, untargeted BIM): 5.5 % single-model vs 56 % noisy multi-model classified as the source class."
+)
 
 
 def quick(cfg: dict) -> dict:
@@ -108,26 +128,40 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(copies=cfg["copies"], sigma=cfg["sigma"], seed=cfg["seed"])
     untargeted = recognisable.perturbations(sources, x, y, attack, callback=quarter_logger("untargeted "), **common)
     log("untargeted perturbations done")
-    targeted = recognisable.perturbations(sources, x, y, attack, target=target, callback=quarter_logger("targeted "),
-                                          **common)
+    targeted = recognisable.perturbations(
+        sources, x, y, attack, target=target, callback=quarter_logger("targeted "), **common
+    )
     log("targeted perturbations done")
     classes = sources[0].class_names
     eps = cfg["attack"]["eps"]
     out = {
-        "domain": args.domain, "config": cfg, "sources": [m.name for m in sources], "tests": [m.name for m in tests],
-        "images": names, "labels": y.tolist(), "targets": target.tolist(),
+        "domain": args.domain,
+        "config": cfg,
+        "sources": [m.name for m in sources],
+        "tests": [m.name for m in tests],
+        "images": names,
+        "labels": y.tolist(),
+        "targets": target.tolist(),
         "untargeted": recognisable.recognisability_table(tests, y, untargeted, args.domain),
         "targeted": recognisable.target_recognisability_table(tests, y, target, targeted, args.domain),
         # Does the perturbation reach the target on the judges when added to the image? As averaged (an average
         # is smaller than its parts), and at full strength ε·sign(δ) (Eq 4.3), clipped to an image.
         "targeted strength": [
-            {"setting": s, "model": m.name, "target reached (x + δ)": _hits(m, x + d, target),
-             "target reached (x + ε·sign δ)": _hits(m, x + recognisable.sign_quantise(d, eps), target)}
-            for (_, s), d in targeted.items() for m in tests],
-        "verdicts": {f"{s} / {m}": [classes[c] for c in pred.tolist()]
-                     for (_, s, m), pred in recognisable.verdicts(tests, targeted, args.domain, targeted=True).items()},
-        "command": "python " + " ".join(shlex.quote(a) for a in [f"experiments/{Path(__file__).name}",
-                                                                    *(argv or sys.argv[1:])]),
+            {
+                "setting": s,
+                "model": m.name,
+                "target reached (x + δ)": _hits(m, x + d, target),
+                "target reached (x + ε·sign δ)": _hits(m, x + recognisable.sign_quantise(d, eps), target),
+            }
+            for (_, s), d in targeted.items()
+            for m in tests
+        ],
+        "verdicts": {
+            f"{s} / {m}": [classes[c] for c in pred.tolist()]
+            for (_, s, m), pred in recognisable.verdicts(tests, targeted, args.domain, targeted=True).items()
+        },
+        "command": "python "
+        + " ".join(shlex.quote(a) for a in [f"experiments/{Path(__file__).name}", *(argv or sys.argv[1:])]),
     }
     out["seconds"] = time.perf_counter() - started
     out["environment"] = environment(x.device)
@@ -156,8 +190,14 @@ def figure(x, y, target, deltas, classes, domain: str, path: Path, names: list[s
     amplified = (x + noisy * scale).clamp(0, 1)
     rows, labels = [], []
     for i in pick:
-        rows.append([x[i]] + [recognisable.display_normalise(deltas[("bim", s)][i:i + 1], domain, targeted=True)[0]
-                              for s in recognisable.SETTINGS] + [amplified[i]])
+        rows.append(
+            [x[i]]
+            + [
+                recognisable.display_normalise(deltas[("bim", s)][i : i + 1], domain, targeted=True)[0]
+                for s in recognisable.SETTINGS
+            ]
+            + [amplified[i]]
+        )
         labels.append(f"{classes[int(y[i])]} → {classes[int(target[i])]}"[:40])
     columns = ["image", "δ single", "δ multi", "δ noisy multi", "x + δ (amplified)"]
     labelled_picture(rows, path, 4 if x.shape[-1] <= 64 else 1, columns, labels)
@@ -183,34 +223,56 @@ def markdown(out: dict, png: str) -> str:
     k = len(out["tests"])
     chance = 1 / len(domains.get(out["domain"]).class_names)
     lines = [
-        f"# Generation effect — {out['domain']}", "",
+        f"# Generation effect — {out['domain']}",
+        "",
         f"{len(out['images'])} images; sources {', '.join(out['sources'])}; held-out judges {', '.join(out['tests'])}; "
         f"BIM {json.dumps(cfg['attack'])}; noisy multi-model n = {cfg['copies']}, σ = {cfg['sigma']}; targets: "
-        + (f"a seeded random class ≠ the source (seed {cfg['seed']})" if "policy" in cfg
-           else ", ".join(f"{a} → {b}" for a, b in cfg["photos"].items())) + ".", "",
-        f"Made by `{out['command']}` in {out['seconds']:.0f} s.", "",
-        "## Machine recognisability of the perturbation alone (mean over judges)", "",
+        + (
+            f"a seeded random class ≠ the source (seed {cfg['seed']})"
+            if "policy" in cfg
+            else ", ".join(f"{a} → {b}" for a, b in cfg["photos"].items())
+        )
+        + ".",
+        "",
+        f"Made by `{out['command']}` in {out['seconds']:.0f} s.",
+        "",
+        "## Machine recognisability of the perturbation alone (mean over judges)",
+        "",
         "Untargeted δ: ×(−1), matched to the dataset's mean/std, judged as the source class. Targeted δ: scaled so "
         f"that its largest value is {domains.get(out['domain']).averaging.get('peak', 1.0)}, judged as the target "
-        f"class (and, for contrast, as the source class). Chance is {pct(chance)}.", "",
+        f"class (and, for contrast, as the source class). Chance is {pct(chance)}.",
+        "",
         "| setting | untargeted δ → source class | targeted δ → target class | targeted δ → source class "
         "| x + δ → target | x + ε·sign(δ) → target |",
         "|---|---|---|---|---|---|",
     ]
     for s in settings:
-        lines.append(f"| {s} | {pct(untargeted.get(s))} | {pct(target_share.get(s))} | {pct(source_share.get(s))} "
-                     f"| {pct(reached.get(s))} | {pct(full.get(s))} |")
-    lines += ["", f"Per judge ({k}): see `targeted` and `untargeted` in the JSON. The last two columns add the targeted δ "
-              f"to the image: as averaged (smaller than each copy's δ, the more so the more copies), and at full "
-              f"strength ε·sign(δ) with ε = {cfg['attack']['eps']}.", "",
-              f"Untargeted figure beside it, committed earlier ({note}): "
-              + ", ".join(f"{s} {pct(committed[s])}" for s in settings) + ". " + THESIS, "",
-              "The thesis shows the generation effect only in pictures (Figure 4.12: a Siamese cat's fur turns "
-              "orange towards tiger, a hen's comb grows towards cock, a curled slug gains a snail shell's spiral) and notes it is "
-              "weaker than the masking effect and not visible on every image.", "",
-              f"![targeted perturbations per setting]({png})", "",
-              "Columns: the image; the targeted δ of each setting, display-normalised; x + the noisy multi-model δ "
-              f"scaled so that its largest |value| is {AMPLIFIED} (as in Figure 4.12). Row label: source → target.", ""]
+        lines.append(
+            f"| {s} | {pct(untargeted.get(s))} | {pct(target_share.get(s))} | {pct(source_share.get(s))} "
+            f"| {pct(reached.get(s))} | {pct(full.get(s))} |"
+        )
+    lines += [
+        "",
+        f"Per judge ({k}): see `targeted` and `untargeted` in the JSON. The last two columns add the targeted δ "
+        f"to the image: as averaged (smaller than each copy's δ, the more so the more copies), and at full "
+        f"strength ε·sign(δ) with ε = {cfg['attack']['eps']}.",
+        "",
+        f"Untargeted figure beside it, committed earlier ({note}): "
+        + ", ".join(f"{s} {pct(committed[s])}" for s in settings)
+        + ". "
+        + THESIS,
+        "",
+        "The thesis shows the generation effect only in pictures (Figure 4.12: a Siamese cat's fur turns "
+        "orange towards tiger, a hen's comb grows towards cock, a curled slug gains a snail shell's spiral) and "
+        "notes it is "
+        "weaker than the masking effect and not visible on every image.",
+        "",
+        f"![targeted perturbations per setting]({png})",
+        "",
+        "Columns: the image; the targeted δ of each setting, display-normalised; x + the noisy multi-model δ "
+        f"scaled so that its largest |value| is {AMPLIFIED} (as in Figure 4.12). Row label: source → target.",
+        "",
+    ]
     return "\n".join(lines)
 
 

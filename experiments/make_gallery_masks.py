@@ -7,6 +7,7 @@ the overlays this script also writes (--preview DIR).
 
     python experiments/make_gallery_masks.py [--preview /tmp/masks]
 """
+
 from __future__ import annotations
 
 import argparse

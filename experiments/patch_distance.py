@@ -8,6 +8,7 @@ Runs the CLI command (shown at the top of the .md), keeps its JSON as
 experiments/results/patch_distance_<domain>.json and writes a table per distance
 with the random-position control beside it as patch_distance_<domain>.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,67 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 
 RUNS = {
-    "imagenet": ["--model", "efficientnet-lite0", "--n", "36", "--size", "32", "--amplitude", "0.5",
-                 "--distances", "0", "24", "48", "72", "96", "--directions", "8"],
-    "fashion-mnist": ["--model", "fmnist-resnet-0", "--n", "200", "--size", "7", "--amplitude", "0.5",
-                      "--distances", "0", "2", "4", "6", "8", "10", "12", "14", "--directions", "8"],
+    "imagenet": [
+        "--model",
+        "efficientnet-lite0",
+        "--n",
+        "36",
+        "--size",
+        "32",
+        "--amplitude",
+        "0.5",
+        "--distances",
+        "0",
+        "24",
+        "48",
+        "72",
+        "96",
+        "--directions",
+        "8",
+    ],
+    "fashion-mnist": [
+        "--model",
+        "fmnist-resnet-0",
+        "--n",
+        "200",
+        "--size",
+        "7",
+        "--amplitude",
+        "0.5",
+        "--distances",
+        "0",
+        "2",
+        "4",
+        "6",
+        "8",
+        "10",
+        "12",
+        "14",
+        "--directions",
+        "8",
+    ],
     # LeNet's Grad-CAM layer is 5×5 (ResNet's 7×7): a coarser map, whose peak often sits on the background.
-    "fashion-mnist-lenet": ["--model", "fmnist-lenet-0", "--n", "200", "--size", "7", "--amplitude", "0.5",
-                            "--distances", "0", "2", "4", "6", "8", "10", "12", "14", "--directions", "8"],
+    "fashion-mnist-lenet": [
+        "--model",
+        "fmnist-lenet-0",
+        "--n",
+        "200",
+        "--size",
+        "7",
+        "--amplitude",
+        "0.5",
+        "--distances",
+        "0",
+        "2",
+        "4",
+        "6",
+        "8",
+        "10",
+        "12",
+        "14",
+        "--directions",
+        "8",
+    ],
 }
 
 
@@ -37,37 +92,70 @@ def _f(v, spec: str) -> str:
 
 def markdown(record: dict, command: str, seconds: float) -> str:
     s, c, rho = record["settings"], record["control"], record["correlation"]
-    lines = [f"# Patch position vs heat-map centre: {s['model']}", "", "```", command, "```", "",
-             f"{s['photos_counted']} of {s['photos']} images count (classified correctly, heat map not all zero). "
-             f"Patch: {s['size']}×{s['size']} px ({s['patch_share']:.1%} of the image), {s['pattern']} pattern, "
-             f"L∞ {s['amplitude']:g}; centre: Grad-CAM {s['centre']}; {s['directions']} directions per distance; "
-             f"{seconds:.0f} s here.", "",
-             "Columns: placements run (n) and skipped (the patch would leave the image); the wrong-class confidence "
-             "1 − p(true) and the margin p(true) − max p(other) (below 0: flipped); the drop of p(true) from the "
-             "clean image; the share flipped; and, photo by photo, how much more p(true) drops here than at that "
-             "photo's random positions (mean over photos ± standard error, and the share of photos above 0).", "",
-             "| distance (px) | n | skipped | 1 − p(true) mean ± std | margin mean ± std | drop of p(true) | flipped "
-             "| drop over random ± SE (photos) | photos above |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Patch position vs heat-map centre: {s['model']}",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"{s['photos_counted']} of {s['photos']} images count (classified correctly, heat map not all zero). "
+        f"Patch: {s['size']}×{s['size']} px ({s['patch_share']:.1%} of the image), {s['pattern']} pattern, "
+        f"L∞ {s['amplitude']:g}; centre: Grad-CAM {s['centre']}; {s['directions']} directions per distance; "
+        f"{seconds:.0f} s here.",
+        "",
+        "Columns: placements run (n) and skipped (the patch would leave the image); the wrong-class confidence "
+        "1 − p(true) and the margin p(true) − max p(other) (below 0: flipped); the drop of p(true) from the "
+        "clean image; the share flipped; and, photo by photo, how much more p(true) drops here than at that "
+        "photo's random positions (mean over photos ± standard error, and the share of photos above 0).",
+        "",
+        "| distance (px) | n | skipped | 1 − p(true) mean ± std | margin mean ± std | drop of p(true) | flipped "
+        "| drop over random ± SE (photos) | photos above |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
     def row(label: str, r: dict) -> str:
-        paired = (f" {_f(r['over_random_mean'], '+.3f')} ± {_f(r['over_random_se'], '.3f')} ({r['photos']}) | "
-                  f"{_f(r['photos_above'], '.0%')} |") if "photos" in r else " | |"
-        return (f"| {label} | {r['n']} | {r.get('skipped', '')} | {_f(r['wrong_mean'], '.3f')} ± {_f(r['wrong_std'], '.3f')} "
-                f"| {_f(r['margin_mean'], '.3f')} ± {_f(r['margin_std'], '.3f')} | {_f(r['drop_mean'], '.3f')} | "
-                f"{_f(r['success'], '.1%')} |" + paired)
+        paired = (
+            (
+                f" {_f(r['over_random_mean'], '+.3f')} ± {_f(r['over_random_se'], '.3f')} ({r['photos']}) | "
+                f"{_f(r['photos_above'], '.0%')} |"
+            )
+            if "photos" in r
+            else " | |"
+        )
+        return (
+            f"| {label} | {r['n']} | {r.get('skipped', '')} | {_f(r['wrong_mean'], '.3f')} ± "
+            f"{_f(r['wrong_std'], '.3f')} "
+            f"| {_f(r['margin_mean'], '.3f')} ± {_f(r['margin_std'], '.3f')} | {_f(r['drop_mean'], '.3f')} | "
+            f"{_f(r['success'], '.1%')} |" + paired
+        )
 
     lines += [row(f"{r['distance']:g}", r) for r in record["curve"]]
     lines.append(row(f"random (mean {_f(c['distance_mean'], '.0f')})", c))
-    lines += ["", "The random positions grouped by their own distance from the centre (nearest listed distance):", "",
-              "| distance (px) | n | 1 − p(true) mean | drop of p(true) | flipped |", "|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "The random positions grouped by their own distance from the centre (nearest listed distance):",
+        "",
+        "| distance (px) | n | 1 − p(true) mean | drop of p(true) | flipped |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for r in record["control_curve"]:
-        lines.append(f"| {r['distance']:g} | {r['n']} | {_f(r['wrong_mean'], '.3f')} | {_f(r['drop_mean'], '.3f')} | "
-                     f"{_f(r['success'], '.1%')} |")
-    lines += ["", f"Spearman ρ(distance, drop of p(true)): {_f(rho['ring'], '+.3f')} on the rings, "
-              f"{_f(rho['control'], '+.3f')} at random positions (negative: the effect fades with distance).", "",
-              "**Seed 004's finding (§3.2, Fig. 4):** the closer the noise patch is to the heat-map centre, the more "
-              "confident the model is in a wrong class; the farther, the more it keeps the true class — the attack "
-              "effect decays with distance from the heat-map centre.", "", "**Here:** " + verdict(record), ""]
+        lines.append(
+            f"| {r['distance']:g} | {r['n']} | {_f(r['wrong_mean'], '.3f')} | {_f(r['drop_mean'], '.3f')} | "
+            f"{_f(r['success'], '.1%')} |"
+        )
+    lines += [
+        "",
+        f"Spearman ρ(distance, drop of p(true)): {_f(rho['ring'], '+.3f')} on the rings, "
+        f"{_f(rho['control'], '+.3f')} at random positions (negative: the effect fades with distance).",
+        "",
+        "**Seed 004's finding (§3.2, Fig. 4):** the closer the noise patch is to the heat-map centre, the more "
+        "confident the model is in a wrong class; the farther, the more it keeps the true class — the attack "
+        "effect decays with distance from the heat-map centre.",
+        "",
+        "**Here:** " + verdict(record),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -80,23 +168,33 @@ def verdict(record: dict) -> str:
     se = near["over_random_se"] or 0.0
     beats = near["over_random_mean"] is not None and near["over_random_mean"] > 2 * se
     decays = beats and far["drop_mean"] < near["drop_mean"] and rho is not None and rho < 0
-    words = [f"at {near['distance']:g} px the patch lowers p(true) by {near['drop_mean']:.3f} on average, "
-             f"{near['over_random_mean']:+.3f} ± {se:.3f} more than at the same photo's random positions "
-             f"({near['photos_above']:.0%} of {near['photos']} photos above 0); at {far['distance']:g} px by "
-             f"{far['drop_mean']:.3f}, at random positions by {c['drop_mean']:.3f}; ρ = {rho:+.3f}."]
+    words = [
+        f"at {near['distance']:g} px the patch lowers p(true) by {near['drop_mean']:.3f} on average, "
+        f"{near['over_random_mean']:+.3f} ± {se:.3f} more than at the same photo's random positions "
+        f"({near['photos_above']:.0%} of {near['photos']} photos above 0); at {far['distance']:g} px by "
+        f"{far['drop_mean']:.3f}, at random positions by {c['drop_mean']:.3f}; ρ = {rho:+.3f}."
+    ]
     if decays:
-        words.append("The decay of the attack's effect on the model's confidence reproduces: largest at the "
-                     "heat-map centre, weaker farther out, and near the centre beyond chance.")
+        words.append(
+            "The decay of the attack's effect on the model's confidence reproduces: largest at the "
+            "heat-map centre, weaker farther out, and near the centre beyond chance."
+        )
     elif beats:
-        words.append("Near the centre the patch does more than at random positions, but the effect does not fall "
-                     "steadily with distance.")
+        words.append(
+            "Near the centre the patch does more than at random positions, but the effect does not fall "
+            "steadily with distance."
+        )
     else:
-        words.append("The decay does not reproduce here: near the centre the patch does no more than at random "
-                     "positions (within two standard errors).")
+        words.append(
+            "The decay does not reproduce here: near the centre the patch does no more than at random "
+            "positions (within two standard errors)."
+        )
     flips = [r["success"] for r in rows]
     trend = "fall" if flips[0] > max(flips[-1], c["success"]) else "do not fall"
-    words.append(f"Flipped decisions {trend} with distance: {flips[0]:.1%} at {near['distance']:g} px, "
-                 f"{flips[-1]:.1%} at {far['distance']:g} px, {c['success']:.1%} at random positions.")
+    words.append(
+        f"Flipped decisions {trend} with distance: {flips[0]:.1%} at {near['distance']:g} px, "
+        f"{flips[-1]:.1%} at {far['distance']:g} px, {c['success']:.1%} at random positions."
+    )
     return " ".join(words)
 
 

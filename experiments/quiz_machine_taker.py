@@ -6,6 +6,7 @@ experiments/results/quiz_machine_taker.{json,md}.
 
     nice -n 10 python experiments/quiz_machine_taker.py --domain fashion-mnist --questions 200 --seed 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,45 +52,74 @@ def main(argv: list[str] | None = None) -> int:
     judges = [models.load(n, device="cpu") for n in domain.judges]
     settings = quiz.Settings.for_domain(domain)
     start = time.perf_counter()
-    made = quiz.make(sources, questions=args.questions, choices=args.choices, seed=args.seed, settings=settings,
-                     callback=lambda step, total, state: print(f"\r{step / total:.0%}", end="", file=sys.stderr, flush=True))
+    made = quiz.make(
+        sources,
+        questions=args.questions,
+        choices=args.choices,
+        seed=args.seed,
+        settings=settings,
+        callback=lambda step, total, state: print(f"\r{step / total:.0%}", end="", file=sys.stderr, flush=True),
+    )
     print(file=sys.stderr)
     scores = {j.name: quiz.score(made.questions, quiz.machine_answers(made, j)) for j in judges}
     kinds = list(next(iter(scores.values()))["by kind"])
     mean = {k: sum(s["by kind"][k]["accuracy"] for s in scores.values()) / len(scores) for k in kinds}
-    command = "nice -n 10 python experiments/quiz_machine_taker.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "nice -n 10 python experiments/quiz_machine_taker.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
     out = {
-        "command": command.strip(), "domain": args.domain, "questions": len(made.questions),
-        "choices": len(made.questions[0].choices), "seed": args.seed, "sources": made.sources,
-        "single-model source": made.sources[0], "judges": [j.name for j in judges],
-        "attack": settings.attack, "params": settings.params, "copies": settings.copies, "sigma": settings.sigma,
+        "command": command.strip(),
+        "domain": args.domain,
+        "questions": len(made.questions),
+        "choices": len(made.questions[0].choices),
+        "seed": args.seed,
+        "sources": made.sources,
+        "single-model source": made.sources[0],
+        "judges": [j.name for j in judges],
+        "attack": settings.attack,
+        "params": settings.params,
+        "copies": settings.copies,
+        "sigma": settings.sigma,
         "per kind": {k: sum(q.kind == k for q in made.questions) for k in kinds},
-        "seconds": round(time.perf_counter() - start, 1), "scores": scores, "mean accuracy by kind": mean,
-        "chance": next(iter(scores.values()))["chance"], "thesis": quiz.THESIS,
+        "seconds": round(time.perf_counter() - start, 1),
+        "scores": scores,
+        "mean accuracy by kind": mean,
+        "chance": next(iter(scores.values()))["chance"],
+        "thesis": quiz.THESIS,
     }
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
     lines = [
-        f"# Perturbation quiz taken by held-out models — {domain.title}", "",
+        f"# Perturbation quiz taken by held-out models — {domain.title}",
+        "",
         f"{out['questions']} questions ({', '.join(f'{n} {k}' for k, n in out['per kind'].items())}), "
         f"{out['choices']} choices each, seed {args.seed}. Single-model perturbations: {out['single-model source']}; "
         f"noisy multi-model: {', '.join(made.sources)}, {settings.copies} copies each at σ {settings.sigma:g}. "
         f"Attack {settings.attack} {json.dumps(settings.params)}. Each judge sees the quiz's 8-bit display-normalised "
         f"pictures and picks the choice with its highest logit. Made in {out['seconds']:.0f} s on shared CPU cores "
-        f"({args.threads} thread).", "",
-        f"Command: `{out['command']}`", "",
-        "Accuracy among answered questions [95 % Clopper–Pearson interval] (correct/answered):", "",
-        "| judge | all | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds),
+        f"({args.threads} thread).",
+        "",
+        f"Command: `{out['command']}`",
+        "",
+        "Accuracy among answered questions [95 % Clopper–Pearson interval] (correct/answered):",
+        "",
+        "| judge | all | " + " | ".join(kinds) + " |",
+        "|---|---|" + "---|" * len(kinds),
     ]
     for name, s in scores.items():
         lines.append(f"| {name} | {_cell(s)} | " + " | ".join(_cell(s["by kind"][k]) for k in kinds) + " |")
     lines.append("| mean of the judges | | " + " | ".join(_percent(mean[k]) for k in kinds) + " |")
     t = quiz.THESIS
-    lines += ["", f"Chance: {_percent(out['chance'])} (1 of {out['choices']}).", "",
-              f"Thesis (seed 002 §4.8.2.2): {_percent(t['accuracy'])} for {t['what']} ({t['questions']} perturbations, "
-              f"{t['takers']} people; chance {_percent(t['chance'])}). A different taker (people, not models), dataset "
-              "and number of choices: the figure sits beside ours, it is not the same measurement.", ""]
+    lines += [
+        "",
+        f"Chance: {_percent(out['chance'])} (1 of {out['choices']}).",
+        "",
+        f"Thesis (seed 002 §4.8.2.2): {_percent(t['accuracy'])} for {t['what']} ({t['questions']} perturbations, "
+        f"{t['takers']} people; chance {_percent(t['chance'])}). A different taker (people, not models), dataset "
+        "and number of choices: the figure sits beside ours, it is not the same measurement.",
+        "",
+    ]
     stem.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -16,6 +16,7 @@ The perturbations are made `--chunk` images at a time and each chunk is kept und
 `--cache` (out/ by default), so a run that is stopped resumes where it was: the
 photo run takes hours on two cores and may span several sittings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import images, models
-from engine.datasets import fashion_mnist
 from engine.analysis import checkerboard, masking, recognisable
+from engine.datasets import fashion_mnist
 from engine.report import environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,7 +41,14 @@ TORCHVISION_JUDGES = ("vgg16_bn", "resnet50", "densenet121")  # the thesis' Imag
 
 CONFIG = {
     "fashion-mnist": {
-        "sources": ["fmnist-resnet-0", "fmnist-lenet-0", "fmnist-vgg-0", "fmnist-densenet-0", "fmnist-mobilenet-0", "fmnist-mlp-0"],
+        "sources": [
+            "fmnist-resnet-0",
+            "fmnist-lenet-0",
+            "fmnist-vgg-0",
+            "fmnist-densenet-0",
+            "fmnist-mobilenet-0",
+            "fmnist-mlp-0",
+        ],
         "tests": ["fmnist-lenet-1", "fmnist-vgg-1", "fmnist-resnet-1", "fmnist-densenet-1"],
         # Table 4.1 (MNIST row); C&W runs 100 Adam steps instead of 1,000 for CPU time.
         "attacks": {
@@ -48,9 +56,16 @@ CONFIG = {
             "cw": {"c": 1.0, "kappa": 0.0, "steps": 100},
             "deepfool": {"overshoot": 0.02, "steps": 50, "num_classes": 10},
         },
-        "copies": 20, "sigma": 0.2, "eps": 0.2, "per_class": 5, "noise_samples": 512,
-        "mask_steps": [-2, -1, 0, 1, 2, 3], "linf": [round(0.02 * i, 2) for i in range(1, 11)],
-        "checker_sigmas": [0.05, 0.1, 0.2, 0.3, 0.5], "checker_copies": 1000, "checker_params": {"eps": 0.2, "steps": 20},
+        "copies": 20,
+        "sigma": 0.2,
+        "eps": 0.2,
+        "per_class": 5,
+        "noise_samples": 512,
+        "mask_steps": [-2, -1, 0, 1, 2, 3],
+        "linf": [round(0.02 * i, 2) for i in range(1, 11)],
+        "checker_sigmas": [0.05, 0.1, 0.2, 0.3, 0.5],
+        "checker_copies": 1000,
+        "checker_params": {"eps": 0.2, "steps": 20},
     },
     "imagenet": {
         "sources": ["efficientnet-lite0", "efficientnet-lite1"],
@@ -61,9 +76,15 @@ CONFIG = {
             "cw": {"c": 5.0, "kappa": 5.0, "steps": 30, "sigma": 0.05},
             "deepfool": {"overshoot": 0.02, "steps": 50, "num_classes": 10, "sigma": 0.05},
         },
-        "copies": 10, "sigma": 0.05, "eps": 0.02, "noise_samples": 128,
-        "mask_steps": [-16, -8, -4, 0, 4, 8, 16], "linf": [round(0.01 * i, 2) for i in range(1, 11)],
-        "checker_sigmas": [0.05, 0.1, 0.2, 0.5], "checker_copies": 64, "checker_params": {"eps": 0.02, "steps": 10},
+        "copies": 10,
+        "sigma": 0.05,
+        "eps": 0.02,
+        "noise_samples": 128,
+        "mask_steps": [-16, -8, -4, 0, 4, 8, 16],
+        "linf": [round(0.01 * i, 2) for i in range(1, 11)],
+        "checker_sigmas": [0.05, 0.1, 0.2, 0.5],
+        "checker_copies": 64,
+        "checker_params": {"eps": 0.02, "steps": 10},
     },
 }
 
@@ -77,8 +98,15 @@ def quick(cfg: dict) -> dict:
     cfg = json.loads(json.dumps(cfg))
     cfg["sources"], cfg["tests"] = cfg["sources"][:2], cfg["tests"][:1]
     cfg["attacks"] = {k: {**v, "steps": 2} for k, v in cfg["attacks"].items()}
-    cfg.update(copies=2, per_class=1, noise_samples=16, checker_copies=4, checker_sigmas=cfg["checker_sigmas"][:2],
-               mask_steps=[-1, 0, 1], linf=cfg["linf"][:2])
+    cfg.update(
+        copies=2,
+        per_class=1,
+        noise_samples=16,
+        checker_copies=4,
+        checker_sigmas=cfg["checker_sigmas"][:2],
+        mask_steps=[-1, 0, 1],
+        linf=cfg["linf"][:2],
+    )
     cfg["checker_params"]["steps"] = 2
     return cfg
 
@@ -103,11 +131,14 @@ def picture(rows: list[torch.Tensor], path: Path, scale: int) -> None:
     """Rows of images (each N×C×H×W in [0, 1]) side by side, enlarged by `scale`."""
     tiles = [np.concatenate([images.to_uint8(img) for img in row], axis=1) for row in rows]
     grid = np.concatenate(tiles, axis=0)
-    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path, optimize=True)
+    Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(
+        path, optimize=True
+    )
 
 
-def labelled_picture(rows: list[list[torch.Tensor]], path: Path, scale: int, columns: list[str],
-                     labels: list[str], pad: int = 4) -> None:
+def labelled_picture(
+    rows: list[list[torch.Tensor]], path: Path, scale: int, columns: list[str], labels: list[str], pad: int = 4
+) -> None:
     """A grid of images (rows × columns, each C×H×W in [0, 1]) enlarged by `scale`, a title over each
     column and a label under each row, so a figure says what it shows without its caption."""
     try:  # DejaVu has δ and →; Pillow's built-in font does not
@@ -142,12 +173,23 @@ def experiment_parser(doc: str, domains: list[str] | None = None) -> argparse.Ar
 
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__, list(CONFIG))
-    parser.add_argument("--chunk", type=int, default=None,
-                        help="images per resumable chunk of perturbations (default: 6 photos; every Fashion-MNIST image at once)")
-    parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parents[1] / "out",
-                        help="where finished chunks are kept between runs")
-    parser.add_argument("--checkerboard-only", action="store_true",
-                        help="recompute only the checkerboard section of an existing results file")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="images per resumable chunk of perturbations (default: 6 photos; every Fashion-MNIST image at once)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "out",
+        help="where finished chunks are kept between runs",
+    )
+    parser.add_argument(
+        "--checkerboard-only",
+        action="store_true",
+        help="recompute only the checkerboard section of an existing results file",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = quick(CONFIG[args.domain]) if args.quick else CONFIG[args.domain]
@@ -173,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     log("perturbations done")
     eps = cfg["eps"]
     out = {
-        "domain": args.domain, "config": cfg, "images": x.shape[0], "image names": names,
+        "domain": args.domain,
+        "config": cfg,
+        "images": x.shape[0],
+        "image names": names,
         "strength": recognisable.strength_table(tests, x, y, deltas, eps),
         "recognisability": recognisable.recognisability_table(tests, y, deltas, args.domain),
         "similarity": recognisable.similarity_table(deltas),
@@ -184,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         out["contour"][setting] = masking.contour_vs_background(tests, x, y, deltas[("bim", setting)], masks, eps)
     out["mask sweep"] = masking.mask_sweep(tests, x, y, noisy_bim, masks, eps, steps=cfg["mask_steps"])
     out["linf sweep"] = masking.linf_sweep(tests, x, y, noisy_bim, masks, eps_values=cfg["linf"])
-    out["complementarity"] = {
-        f"{a} / {s}": masking.complementarity_coverage(d, masks) for (a, s), d in deltas.items()
-    }
+    out["complementarity"] = {f"{a} / {s}": masking.complementarity_coverage(d, masks) for (a, s), d in deltas.items()}
     log("evaluations done")
     out["noise classes"] = recognisable.noise_classes(sources + tests, count=cfg["noise_samples"])
     log("noise classes done")
@@ -199,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     stem = f"recognisable_{args.domain}{'_quick' if args.quick else ''}"
     (args.out / f"{stem}.json").write_text(json.dumps(out, indent=1))
     shown = min(8, x.shape[0])
-    rows = [x[:shown]] + [recognisable.display_normalise(deltas[("bim", s)][:shown], args.domain) for s in recognisable.SETTINGS]
+    rows = [x[:shown]] + [
+        recognisable.display_normalise(deltas[("bim", s)][:shown], args.domain) for s in recognisable.SETTINGS
+    ]
     picture(rows, args.out / f"{stem}_bim.png", 4 if args.domain == "fashion-mnist" else 1)
     cb = torch.stack([recognisable.display_normalise(r["delta"][None], args.domain)[0] for r in checker])
     picture([cb], args.out / f"{stem}_checkerboard.png", 4 if args.domain == "fashion-mnist" else 1)
@@ -217,14 +262,16 @@ def quarter_logger(label: str):
         if quarter not in logged:
             logged.add(quarter)
             log(f"  {label}{state['attack']} / {state['setting']}: {quarter[2] * 25}%")
+
     return progress
 
 
 def chunked_perturbations(sources, x, y, cfg: dict, chunk: int, cache: Path) -> dict:
     """recognisable.perturbations over `chunk` images at a time, each chunk saved once finished and reused
     when the same settings ask for it again. Chunk k draws its noise from seed k."""
-    key = hashlib.sha256(json.dumps({k: cfg[k] for k in ("sources", "attacks", "copies", "sigma")}, sort_keys=True)
-                         .encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        json.dumps({k: cfg[k] for k in ("sources", "attacks", "copies", "sigma")}, sort_keys=True).encode()
+    ).hexdigest()[:12]
     cache.mkdir(parents=True, exist_ok=True)
     parts = []
     for k, start in enumerate(range(0, x.shape[0], chunk)):
@@ -236,9 +283,16 @@ def chunked_perturbations(sources, x, y, cfg: dict, chunk: int, cache: Path) -> 
                 parts.append({tuple(name.split("|")): d for name, d in saved["deltas"].items()})
                 log(f"  images {start}–{start + x[rows].shape[0]}: reused {path.name}")
                 continue
-        done = recognisable.perturbations(sources, x[rows], y[rows], cfg["attacks"], copies=cfg["copies"],
-                                          sigma=cfg["sigma"], seed=k,
-                                          callback=quarter_logger(f"images {start}–{start + x[rows].shape[0]}: "))
+        done = recognisable.perturbations(
+            sources,
+            x[rows],
+            y[rows],
+            cfg["attacks"],
+            copies=cfg["copies"],
+            sigma=cfg["sigma"],
+            seed=k,
+            callback=quarter_logger(f"images {start}–{start + x[rows].shape[0]}: "),
+        )
         torch.save({"x": x[rows], "deltas": {"|".join(name): d for name, d in done.items()}}, path)
         parts.append(done)
         log(f"  images {start}–{start + x[rows].shape[0]} of {x.shape[0]} done")
@@ -246,10 +300,14 @@ def chunked_perturbations(sources, x, y, cfg: dict, chunk: int, cache: Path) -> 
 
 
 def checkerboard_section(model, x: torch.Tensor, cfg: dict, image_name) -> tuple[dict, list[dict]]:
-    rows = checkerboard.checkerboard(model, x[:1], sigmas=cfg["checker_sigmas"], copies=cfg["checker_copies"],
-                                     **cfg["checker_params"])
-    return {"model": model.name, "image": image_name,
-            "rows": [{k: v for k, v in r.items() if k != "delta"} for r in rows]}, rows
+    rows = checkerboard.checkerboard(
+        model, x[:1], sigmas=cfg["checker_sigmas"], copies=cfg["checker_copies"], **cfg["checker_params"]
+    )
+    return {
+        "model": model.name,
+        "image": image_name,
+        "rows": [{k: v for k, v in r.items() if k != "delta"} for r in rows],
+    }, rows
 
 
 def redo_checkerboard(args, cfg: dict) -> int:
@@ -282,70 +340,140 @@ def _mean_by(rows: list[dict], keys: tuple[str, ...], value: str) -> dict:
 
 def markdown(out: dict) -> str:
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
-    lines = [f"# Human-recognisable perturbations — {out['domain']}", "",
-             f"{out['images']} images; sources {', '.join(out['config']['sources'])}; held-out test models "
-             f"{', '.join(out['config']['tests'])}; ε = {out['config']['eps']} for δ' = ε·sign(δ); "
-             f"noisy multi-model n = {out['config']['copies']} (σ per attack below). Generated by "
-             f"`experiments/recognisable_perturbations.py` in {out['seconds']:.0f} s.", "",
-             "Attacks: " + "; ".join(f"{a} {json.dumps(p)}" for a, p in out["config"]["attacks"].items()), "",
-             "## Attack strength (Table 4.4 shape): mean test-model accuracy", "",
-             "| attack | clean | random ±ε | single-model | multi-model | noisy multi-model |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Human-recognisable perturbations — {out['domain']}",
+        "",
+        f"{out['images']} images; sources {', '.join(out['config']['sources'])}; held-out test models "
+        f"{', '.join(out['config']['tests'])}; ε = {out['config']['eps']} for δ' = ε·sign(δ); "
+        f"noisy multi-model n = {out['config']['copies']} (σ per attack below). Generated by "
+        f"`experiments/recognisable_perturbations.py` in {out['seconds']:.0f} s.",
+        "",
+        "Attacks: " + "; ".join(f"{a} {json.dumps(p)}" for a, p in out["config"]["attacks"].items()),
+        "",
+        "## Attack strength (Table 4.4 shape): mean test-model accuracy",
+        "",
+        "| attack | clean | random ±ε | single-model | multi-model | noisy multi-model |",
+        "|---|---|---|---|---|---|",
+    ]
     acc = _mean_by(out["strength"], ("attack", "setting"), "accuracy")
     for attack in out["config"]["attacks"]:
-        lines.append(f"| {attack} | {pct(acc[('—', 'clean')])} | {pct(acc[('—', 'random ±ε')])} | "
-                     + " | ".join(pct(acc.get((attack, s))) for s in recognisable.SETTINGS) + " |")
-    lines += ["", "Thesis, ImageNet untargeted BIM: clean 81.8 %, ±ε noise 81.8 %, single-model 63.3 %, noisy multi-model 13.2 %.", "",
-              "## Machine recognisability (Table 4.3 shape): display-normalised δ classified as the source class", "",
-              "| attack | single-model | multi-model | noisy multi-model |", "|---|---|---|---|"]
+        lines.append(
+            f"| {attack} | {pct(acc[('—', 'clean')])} | {pct(acc[('—', 'random ±ε')])} | "
+            + " | ".join(pct(acc.get((attack, s))) for s in recognisable.SETTINGS)
+            + " |"
+        )
+    lines += [
+        "",
+        "Thesis, ImageNet untargeted BIM: clean 81.8 %, ±ε noise 81.8 %, single-model 63.3 %, noisy multi-model "
+        "13.2 %.",
+        "",
+        "## Machine recognisability (Table 4.3 shape): display-normalised δ classified as the source class",
+        "",
+        "| attack | single-model | multi-model | noisy multi-model |",
+        "|---|---|---|---|",
+    ]
     rec = _mean_by(out["recognisability"], ("attack", "setting"), "source class share")
     for attack in out["config"]["attacks"]:
         lines.append(f"| {attack} | " + " | ".join(pct(rec.get((attack, s))) for s in recognisable.SETTINGS) + " |")
-    lines += ["", "Thesis, ImageNet BIM: 5.5 % single vs 56 % noisy multi-model.", "",
-              "## Contour vs background (BIM δ', mean test accuracy; control = random ±ε on the same pixels)", "",
-              "| setting | object δ' | object control | background δ' | background control | object area |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Thesis, ImageNet BIM: 5.5 % single vs 56 % noisy multi-model.",
+        "",
+        "## Contour vs background (BIM δ', mean test accuracy; control = random ±ε on the same pixels)",
+        "",
+        "| setting | object δ' | object control | background δ' | background control | object area |",
+        "|---|---|---|---|---|---|",
+    ]
     for setting, rows in out["contour"].items():
         a = _mean_by(rows, ("part", "perturbation"), "accuracy")
         area = rows[0]["area"] if rows[0]["part"] == "object" else 1 - rows[0]["area"]
-        lines.append(f"| {setting} | {pct(a[('object', chr(948) + chr(39))])} | {pct(a[('object', 'random ±ε')])} | "
-                     f"{pct(a[('background', chr(948) + chr(39))])} | {pct(a[('background', 'random ±ε')])} | {pct(area)} |")
-    lines += ["", "Thesis (ImageNet, noisy multi-model): contour part ≈ 32–37 %, background only ≈ 60–69 %.", "",
-              "### Dilation/erosion sweep (noisy multi-model BIM δ' on the grown/shrunk object mask)", "",
-              "| 3×3 steps | area | accuracy | control | Δaccuracy per +1 % area |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {setting} | {pct(a[('object', chr(948) + chr(39))])} | {pct(a[('object', 'random ±ε')])} | "
+            f"{pct(a[('background', chr(948) + chr(39))])} | {pct(a[('background', 'random ±ε')])} | {pct(area)} |"
+        )
+    lines += [
+        "",
+        "Thesis (ImageNet, noisy multi-model): contour part ≈ 32–37 %, background only ≈ 60–69 %.",
+        "",
+        "### Dilation/erosion sweep (noisy multi-model BIM δ' on the grown/shrunk object mask)",
+        "",
+        "| 3×3 steps | area | accuracy | control | Δaccuracy per +1 % area |",
+        "|---|---|---|---|---|",
+    ]
     for r in out["mask sweep"]:
         slope = "—" if r["per +1% area"] is None else f"{100 * r['per +1% area']:+.2f} pts"
-        lines.append(f"| {r['steps']:+d} | {pct(r['area'])} | {pct(r['accuracy'])} | {pct(r['control accuracy'])} | {slope} |")
-    lines += ["", "### L∞ sweep per part (noisy multi-model BIM)", "", "| ε | object | object control | background | background control |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['steps']:+d} | {pct(r['area'])} | {pct(r['accuracy'])} | {pct(r['control accuracy'])} | {slope} |"
+        )
+    lines += [
+        "",
+        "### L∞ sweep per part (noisy multi-model BIM)",
+        "",
+        "| ε | object | object control | background | background control |",
+        "|---|---|---|---|---|",
+    ]
     sweep = {(r["eps"], r["part"]): r for r in out["linf sweep"]}
     for eps in out["config"]["linf"]:
         o, b = sweep[(eps, "object")], sweep[(eps, "background")]
-        lines.append(f"| {eps} | {pct(o['accuracy'])} | {pct(o['control accuracy'])} | {pct(b['accuracy'])} | {pct(b['control accuracy'])} |")
-    lines += ["", "Thesis: background saturates near 60–70 %, the contour keeps falling to 10–20 %.", "",
-              "## Checkerboard: dominant period of noisy single-model averages", "",
-              f"Model {out['checkerboard']['model']}, image {out['checkerboard']['image']}, "
-              f"{out['config']['checker_copies']} copies, BIM {json.dumps(out['config']['checker_params'])}.", "",
-              "| σ | period (px) | peak frequency (fy, fx) | prominence |", "|---|---|---|---|"]
+        lines.append(
+            f"| {eps} | {pct(o['accuracy'])} | {pct(o['control accuracy'])} | {pct(b['accuracy'])} | "
+            f"{pct(b['control accuracy'])} |"
+        )
+    lines += [
+        "",
+        "Thesis: background saturates near 60–70 %, the contour keeps falling to 10–20 %.",
+        "",
+        "## Checkerboard: dominant period of noisy single-model averages",
+        "",
+        f"Model {out['checkerboard']['model']}, image {out['checkerboard']['image']}, "
+        f"{out['config']['checker_copies']} copies, BIM {json.dumps(out['config']['checker_params'])}.",
+        "",
+        "| σ | period (px) | peak frequency (fy, fx) | prominence |",
+        "|---|---|---|---|",
+    ]
     for r in out["checkerboard"]["rows"]:
         lines.append(f"| {r['sigma']} | {r['period']:.2f} | ({r['fy']:.3f}, {r['fx']:.3f}) | {r['prominence']:.1f} |")
-    lines += ["", "Thesis (ImageNet): the period grows from ~1 px at σ = 0.05 to ~30 px at σ = 0.5.", "",
-              "## Cosine similarity between attacks' perturbations (mean over images)", "",
-              "| setting | pair | cosine |", "|---|---|---|"]
+    lines += [
+        "",
+        "Thesis (ImageNet): the period grows from ~1 px at σ = 0.05 to ~30 px at σ = 0.5.",
+        "",
+        "## Cosine similarity between attacks' perturbations (mean over images)",
+        "",
+        "| setting | pair | cosine |",
+        "|---|---|---|",
+    ]
     for r in out["similarity"]:
         lines.append(f"| {r['setting']} | {r['a']}–{r['b']} | {r['cosine']:.3f} |")
-    lines += ["", "Thesis: ≈ 0.5 under noisy multi-model, much lower single-model.", "",
-              "## Complementarity: pixels still perturbed after zeroing |δ| below its mean", "",
-              "| attack / setting | object kept | background kept |", "|---|---|---|"]
+    lines += [
+        "",
+        "Thesis: ≈ 0.5 under noisy multi-model, much lower single-model.",
+        "",
+        "## Complementarity: pixels still perturbed after zeroing |δ| below its mean",
+        "",
+        "| attack / setting | object kept | background kept |",
+        "|---|---|---|",
+    ]
     for k, v in out["complementarity"].items():
         lines.append(f"| {k} | {pct(v['object kept'])} | {pct(v['background kept'])} |")
-    lines += ["", f"## Noise classes: Gaussian noise with the dataset's mean/std ({out['config']['noise_samples']} samples per model)", "",
-              "| model | top classes (share) |", "|---|---|"]
+    lines += [
+        "",
+        f"## Noise classes: Gaussian noise with the dataset's mean/std ({out['config']['noise_samples']} samples "
+        f"per model)",
+        "",
+        "| model | top classes (share) |",
+        "|---|---|",
+    ]
     by_model: dict = {}
     for r in out["noise classes"]:
         by_model.setdefault(r["model"], []).append(f"{r['name']} ({pct(r['share'])})")
     for m, entries in by_model.items():
         lines.append(f"| {m} | {', '.join(entries[:3])} |")
-    lines += ["", "Thesis: one or two classes per model (CIFAR: cat/bird; ImageNet: chain mail, prayer rug, doormat, window screen).", ""]
+    lines += [
+        "",
+        "Thesis: one or two classes per model (CIFAR: cat/bird; ImageNet: chain mail, prayer rug, doormat, window "
+        "screen).",
+        "",
+    ]
     return "\n".join(lines)
 
 

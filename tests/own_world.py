@@ -1,5 +1,6 @@
 """What a researcher brings, from tests/fixtures/own_world (made by tests/fixtures/make_own_world.py):
 two small 10-class 32×32 CNNs of their own domain ("shapes") and a zip of 40 labelled PNGs."""
+
 from __future__ import annotations
 
 import io
@@ -34,8 +35,9 @@ def torchscript_bytes(which: str = "white") -> bytes:
 
 
 def export_bytes(which: str = "white") -> bytes:
-    program = torch.export.export(net(which), (torch.zeros(2, 3, 32, 32),),
-                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    program = torch.export.export(
+        net(which), (torch.zeros(2, 3, 32, 32),), dynamic_shapes=({0: torch.export.Dim("batch")},)
+    )
     buf = io.BytesIO()
     torch.export.save(program, buf)
     return buf.getvalue()
@@ -46,8 +48,15 @@ def classifier(which: str = "white", name: str | None = None):
     from engine import domains
     from engine.models import Classifier
 
-    model = Classifier(net(which), name=name or f"own-{which}", domain=META["domain"], input_size=tuple(META["input_size"]),
-                       class_names=META["class_names"], mean=META["mean"], std=META["std"],
-                       block_names=["features.2", "features.5", "features.7"])
+    model = Classifier(
+        net(which),
+        name=name or f"own-{which}",
+        domain=META["domain"],
+        input_size=tuple(META["input_size"]),
+        class_names=META["class_names"],
+        mean=META["mean"],
+        std=META["std"],
+        block_names=["features.2", "features.5", "features.7"],
+    )
     domains.adopt(model, META["domain"])
     return model

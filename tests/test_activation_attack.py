@@ -1,11 +1,12 @@
 """Activation Attack (SPEC §2) and its target-image choice."""
+
 import pytest
 import torch
+from conftest import hooks_left
 
 from engine import attacks
 from engine.analysis.target_images import features, target_bank, target_images
 from engine.targets import random_classes as random_targets
-from conftest import hooks_left
 
 
 def test_random_targets_avoid_the_source_class_and_are_seeded():
@@ -35,8 +36,16 @@ def test_aa_shrinks_the_feature_distance_and_keeps_the_budget(digits):
     model, x, y = digits
     target, goal, _ = target_images(model, x[:32], 2, (x[32:], y[32:]), y=y[:32], seed=0)
     trace = []
-    res = attacks.run("aa", model, x[:32], y=y[:32], target_images=goal, eps=0.3, layer=2,
-                      callback=lambda step, total, state: trace.append(float(state["feature_distance"].mean())))
+    res = attacks.run(
+        "aa",
+        model,
+        x[:32],
+        y=y[:32],
+        target_images=goal,
+        eps=0.3,
+        layer=2,
+        callback=lambda step, total, state: trace.append(float(state["feature_distance"].mean())),
+    )
     assert float(res.delta.abs().max()) <= 0.3 + 1e-6
     assert 0 <= float(res.x_adv.min()) and float(res.x_adv.max()) <= 1
     assert torch.equal(res.target, target)  # the classes of the target images

@@ -1,9 +1,10 @@
 """The Explorer page end to end, headless (Streamlit AppTest), on the offline default model."""
+
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 from apptest_helpers import uploader  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.slow  # an app session on the ImageNet model per test
 

@@ -1,15 +1,15 @@
 """Bring your own model in the app (Streamlit AppTest): one uploader for every format, the form prefilled from
 what the file says, the model added, picked as the white box, given its labelled images, and attacked; bad
 files answered with one sentence while the app keeps working."""
+
 import io
 from pathlib import Path
 
+import own_world
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
-
-import own_world
 from apptest_helpers import uploader
+from streamlit.testing.v1 import AppTest
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]  # app sessions; jit is deprecated
 
@@ -54,8 +54,13 @@ def add(at):
 
 
 def own_fields(**extra):
-    return {"own_size": "3,32,32", "own_mean": "0.45,0.45,0.45", "own_std": "0.25,0.25,0.25",
-            "own_names": "\n".join(META["class_names"]), **extra}
+    return {
+        "own_size": "3,32,32",
+        "own_mean": "0.45,0.45,0.45",
+        "own_std": "0.25,0.25,0.25",
+        "own_names": "\n".join(META["class_names"]),
+        **extra,
+    }
 
 
 def pick_images_and_attack(at, model: str):
@@ -176,8 +181,11 @@ def test_bad_files_get_one_sentence_and_the_app_keeps_working(case, script):
         add(at)
         expect = "white.pt is a TorchScript archive, which holds its own network"
     else:
-        name, data = ("white.pt", script[: len(script) // 3]) if case == "truncated" else (
-            "notes.pt", b"these are my notes, not a model\n" * 20)
+        name, data = (
+            ("white.pt", script[: len(script) // 3])
+            if case == "truncated"
+            else ("notes.pt", b"these are my notes, not a model\n" * 20)
+        )
         uploader(at, "own_file").upload(name, data, "application/octet-stream").run()
         assert not at.exception, at.exception
         expect = f"{name} is not a model file this app reads"

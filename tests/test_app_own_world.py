@@ -1,13 +1,13 @@
 """Every page on a researcher's own model (Streamlit AppTest): with its labelled images, without them, and
 when the model hides its layers. What a person sees in a real browser: tests/test_browser_own_world.py."""
+
 import io
 
+import own_world
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
-
-import own_world
 from apptest_helpers import uploader
+from streamlit.testing.v1 import AppTest
 from test_app_pages import MAIN
 
 pytestmark = pytest.mark.slow  # app sessions
@@ -77,7 +77,9 @@ def test_pages_say_what_they_need_without_images_or_a_second_model():
         at.switch_page(f"views/{page}.py").run()
         clean(at)
         said[page] = " ".join(m.value for m in [*at.info, *at.warning])
-    assert "Transfer needs a second model with these 10 classes: add one under *Bring your own model*" in said["transfer"]
+    assert (
+        "Transfer needs a second model with these 10 classes: add one under *Bring your own model*" in said["transfer"]
+    )
     for page in ("features", "patch", "quiz"):
         assert "needs labelled images of own-white's classes" in said[page] and "Evaluation images" in said[page]
     assert all("--data" not in text and "CLI" not in text for text in said.values())  # the app's own terms

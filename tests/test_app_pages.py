@@ -2,18 +2,19 @@
 
 Pages run on a Fashion-MNIST model so that each analysis finishes in seconds.
 """
+
 import io
 import threading
 from pathlib import Path
 
 import pytest
 import torch
+from apptest_helpers import uploader  # noqa: E402
+from conftest import hooks_left
 from streamlit.testing.v1 import AppTest
 
-from conftest import hooks_left
 from engine import attacks, domains, models
 from engine.datasets import fashion_mnist
-from apptest_helpers import uploader  # noqa: E402
 
 pytestmark = pytest.mark.slow  # app sessions
 
@@ -163,7 +164,13 @@ def test_a_link_reproduces_a_run():
     at = fresh({"model": FMNIST, "image": "fmnist:17", "attack": "fgsm", "p.eps": "0.1", "seed": "3"})
     ok(at)
     run = at.session_state["last_run_key"]
-    assert (run.model, run.image_key, run.attack, dict(run.params), run.seed) == (FMNIST, "fmnist:17", "fgsm", {"eps": 0.1}, 3)
+    assert (run.model, run.image_key, run.attack, dict(run.params), run.seed) == (
+        FMNIST,
+        "fmnist:17",
+        "fgsm",
+        {"eps": 0.1},
+        3,
+    )
     assert float({m.label: m.value for m in at.metric}["L∞"]) == pytest.approx(0.1, abs=1e-4)
     query = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
     assert query["attack"] == "fgsm" and query["p.eps"] == "0.1" and query["image"] == "fmnist:17"
@@ -296,7 +303,12 @@ def test_two_sessions_at_once_get_what_they_get_alone():
 
     def session(attack, params):
         try:
-            query = {"model": FMNIST, "image": "fmnist:0", "attack": attack, **{f"p.{k}": str(v) for k, v in params.items()}}
+            query = {
+                "model": FMNIST,
+                "image": "fmnist:0",
+                "attack": attack,
+                **{f"p.{k}": str(v) for k, v in params.items()},
+            }
             at = fresh(query)
             ok(at)
             out[attack] = at.session_state["attack_results"][at.session_state["last_run_key"]].x_adv

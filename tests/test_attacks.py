@@ -2,11 +2,12 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from conftest import hooks_left
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import attacks
 from engine.attacks.projections import project_l2, project_linf
-from conftest import hooks_left
 
 LINF = ["fgsm", "bim", "pgd", "mifgsm", "square"]
 FAST = {"square": {"n_queries": 300}, "cw": {"steps": 100, "lr": 0.05}}
@@ -220,7 +221,18 @@ def test_bad_inputs_and_targets(digits):
 
 def test_available_describes_every_parameter():
     rows = attacks.available()
-    assert {r["name"] for r in rows} == {"fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square", "aa", "jsma", "maskfgsm"}
+    assert {r["name"] for r in rows} == {
+        "fgsm",
+        "bim",
+        "pgd",
+        "mifgsm",
+        "cw",
+        "deepfool",
+        "square",
+        "aa",
+        "jsma",
+        "maskfgsm",
+    }
     for row in rows:
         for p in row["params"]:
             assert p["type"] in ("float", "int", "bool") and p["help"]
@@ -280,7 +292,7 @@ def test_deepfool_gradients_are_each_images_own(digits):
     diffs, grads = _boundary_geometry(ctx, x, torch.arange(5), cand)
     for i in range(5):
         for j in range(2):
-            xi = x[i:i + 1].clone().requires_grad_(True)
+            xi = x[i : i + 1].clone().requires_grad_(True)
             logits = model(xi)[0]
             d = logits[cand[i, j]] - logits[y[i]]
             assert torch.allclose(diffs[i, j], d.detach(), atol=1e-5)

@@ -1,8 +1,9 @@
 """Our sign-gradient attacks against torchattacks (test-only dependency) on the same model and input."""
+
 import pytest
 import torch
-
 from conftest import require
+
 from engine import attacks
 
 torchattacks = require("torchattacks", "bash scripts/test.sh installs torchattacks==3.5.1 --no-deps")

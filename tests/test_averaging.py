@@ -1,4 +1,5 @@
 """Noisy multi-model averaging (SPEC §3, Eq 4.1) and the thesis' analyses on tiny digits models."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,9 @@ def pair(digits_pair):
     return digits_pair
 
 
-@pytest.mark.parametrize("name,params", [("bim", {"eps": 0.2, "steps": 5}), ("deepfool", {"steps": 10}), ("fgsm", {"eps": 0.1})])
+@pytest.mark.parametrize(
+    "name,params", [("bim", {"eps": 0.2, "steps": 5}), ("deepfool", {"steps": 10}), ("fgsm", {"eps": 0.1})]
+)
 def test_batched_average_equals_the_loop_of_single_runs(pair, name, params):
     models, x, y = pair
     noise = torch.randn(2, 3, *x.shape, generator=torch.Generator().manual_seed(1)) * 0.2
@@ -20,7 +23,8 @@ def test_batched_average_equals_the_loop_of_single_runs(pair, name, params):
     # Reference: one (model, copy) at a time through the plain single-model path, then the mean.
     singles = [
         averaged(name, [models[i]], x, y=y, copies=1, noise=noise[i, j][None, None], **params).delta
-        for i in range(2) for j in range(3)
+        for i in range(2)
+        for j in range(3)
     ]
     assert torch.allclose(batched.delta, torch.stack(singles).mean(0), atol=1e-6)
     one_row_shards = averaged(name, models, x, y=y, copies=3, noise=noise, max_rows=1, **params)
@@ -63,8 +67,18 @@ def test_noisy_average_is_seeded_and_cancellable(pair):
     c = averaged("bim", models, x, y=y, copies=2, sigma=0.2, seed=4, eps=0.2, steps=3)
     assert torch.equal(a.delta, b.delta) and not torch.equal(a.delta, c.delta)
     calls = []
-    part = averaged("bim", models, x, y=y, copies=4, sigma=0.2, max_rows=8, eps=0.2, steps=3,
-                    callback=lambda step, total, state: calls.append(state["shard"]) or len(calls) < 4)
+    part = averaged(
+        "bim",
+        models,
+        x,
+        y=y,
+        copies=4,
+        sigma=0.2,
+        max_rows=8,
+        eps=0.2,
+        steps=3,
+        callback=lambda step, total, state: calls.append(state["shard"]) or len(calls) < 4,
+    )
     assert part.stopped_early and 0 < part.copies_done < 2 * 4 * x.shape[0]
     assert part.copies_done == 8 * 2  # stopped in the second shard, which is kept
     assert torch.isfinite(part.delta).all()
@@ -105,8 +119,9 @@ def test_display_normalisation_matches_the_dataset_statistics():
     assert shown[0, 0].flatten()[flat.argmax()] == shown[0, 0].min()
     peaked = recognisable.display_normalise(delta.abs(), "imagenet", targeted=True)
     assert torch.allclose(peaked.flatten(1).amax(1), torch.full((2,), 0.5))
-    assert torch.allclose(recognisable.display_normalise(delta.abs(), "fashion-mnist", True).flatten(1).amax(1),
-                          torch.ones(2))
+    assert torch.allclose(
+        recognisable.display_normalise(delta.abs(), "fashion-mnist", True).flatten(1).amax(1), torch.ones(2)
+    )
 
 
 PROMINENT = 100  # a peak this many times the spectrum's median power is a grid
@@ -115,8 +130,11 @@ PROMINENT = 100  # a peak this many times the spectrum's median power is a grid
 def test_period_detector_recovers_known_grids():
     for period in (2, 4, 7, 16):
         yy, xx = torch.meshgrid(torch.arange(112), torch.arange(112), indexing="ij")
-        grid = ((xx // (period / 2)) % 2 == 0).float() * ((yy // (period / 2)) % 2 == 0).float() if period % 2 == 0 \
+        grid = (
+            ((xx // (period / 2)) % 2 == 0).float() * ((yy // (period / 2)) % 2 == 0).float()
+            if period % 2 == 0
             else torch.cos(2 * torch.pi * xx / period) + torch.cos(2 * torch.pi * yy / period)
+        )
         noisy = grid + 0.3 * torch.randn(112, 112, generator=torch.Generator().manual_seed(period))
         found = checkerboard.dominant_period(noisy.expand(3, 112, 112))
         assert found["period"] == pytest.approx(period, rel=0.05), (period, found)
@@ -150,7 +168,11 @@ def test_mask_sweep_areas_are_monotone_and_controls_are_reported(pair):
     assert rows[0]["per +1% area"] is None and all("control accuracy" in r for r in rows)
     parts = masking.contour_vs_background(models[1:], x, y, delta, mask, eps=0.2)
     assert {(r["part"], r["perturbation"]) for r in parts} == {
-        ("object", "δ'"), ("background", "δ'"), ("object", "random ±ε"), ("background", "random ±ε")}
+        ("object", "δ'"),
+        ("background", "δ'"),
+        ("object", "random ±ε"),
+        ("background", "random ±ε"),
+    }
     obj = next(r for r in parts if r["part"] == "object")
     assert obj["area"] == pytest.approx(masking.area(mask))
     sweep = masking.linf_sweep(models[1:], x, y, delta, mask, eps_values=(0.05, 0.3))
@@ -184,8 +206,9 @@ def test_grabcut_finds_a_bright_square_on_a_textured_background():
 
 def test_strength_recognisability_and_similarity_tables(pair):
     models, x, y = pair
-    deltas = recognisable.perturbations(models[:1], x, y, {"bim": {"eps": 0.2, "steps": 5}, "deepfool": {"steps": 10}},
-                                        copies=3, sigma=0.2)
+    deltas = recognisable.perturbations(
+        models[:1], x, y, {"bim": {"eps": 0.2, "steps": 5}, "deepfool": {"steps": 10}}, copies=3, sigma=0.2
+    )
     assert set(deltas) == {(a, s) for a in ("bim", "deepfool") for s in recognisable.SETTINGS}
     rows = recognisable.strength_table(models, x, y, deltas, eps=0.2)
     by = {(r["attack"], r["setting"], r["model"]): r["accuracy"] for r in rows}

@@ -1,4 +1,5 @@
 """The bench scripts run (quick mode): they measure, tests never assert times."""
+
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ def test_attack_times_quick(capsys):
     assert names == ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square", "forward+backward"]
     rows = {r["attack"]: r for r in report["rows"]}
     unit = rows["forward+backward"]["median_s"]
-    for name, row in rows.items():
+    for _name, row in rows.items():
         # The headline figure: each attack's time in units of one forward+backward of the same batch.
         assert row["in_forward_backward_units"] == pytest.approx(row["median_s"] / unit, abs=0.051 + 1e-3 / unit)
     assert rows["fgsm"]["iterations"] == 1.0  # the timed run is the attack asked for: one step
@@ -101,7 +102,7 @@ def test_reference_overhead_quick(capsys):
         assert rows[name]["ours_success"] == rows[name]["theirs_success"], name
     for name, r in rows.items():
         if r["theirs"] is not None:
-            assert r["ours_over_theirs"] == pytest.approx(r["ours"]["median_s"] / r["theirs"]["median_s"])
+            assert r["ours_over_theirs"] == pytest.approx(r["ours"]["median_s"] / r["theirs"]["median_s"]), name
 
 
 def test_batching_quick(capsys):
@@ -138,7 +139,8 @@ def test_profile_cw_runs(capsys):
 
 
 def test_browser_first_result_quick(capsys):
-    """Every page's default reaches its result in a real browser (the same pages, buttons and markers the table uses)."""
+    """Every page's default reaches its result in a real browser (the same pages, buttons and markers the table
+    uses)."""
     import shutil
 
     if shutil.which("chromium") is None:
@@ -147,7 +149,14 @@ def test_browser_first_result_quick(capsys):
 
     assert browser_first_result.main(["--quick", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [r["page"] for r in report["rows"]] == ["explorer", "transfer", "features", "anatomy", "jsma", "explorer, jsma"]
+    assert [r["page"] for r in report["rows"]] == [
+        "explorer",
+        "transfer",
+        "features",
+        "anatomy",
+        "jsma",
+        "explorer, jsma",
+    ]
     assert all(r["n"] == 1 and 0 < r["median_s"] < float("inf") for r in report["rows"])
 
 
@@ -158,7 +167,8 @@ def test_concurrency_quick(capsys):
     assert concurrency.main(["--quick", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.split("\n[", 1)[1].join(["[", ""]))
     assert {(r["where"], r["jobs"], r["mode"]) for r in rows} == {
-        (w, k, m) for w in ("threads", "processes") for k in (1, 2) for m in ("queue", "no queue")}
+        (w, k, m) for w in ("threads", "processes") for k in (1, 2) for m in ("queue", "no queue")
+    }
     assert all(r["makespan_s"] >= r["mean_job_s"] > 0 for r in rows)
 
 
@@ -195,8 +205,9 @@ def test_peers_quick(capsys):
         else:
             assert r["ratio"] is None  # no claim where the success disagrees
     for attack in ("fgsm", "pgd", "mifgsm"):  # deterministic: the same images fall, so the same rate
-        rates = {r["theirs_success"] for r in report["rows"]
-                 if r["attack"] == attack and r["model"] == "fmnist-lenet-0"}
+        rates = {
+            r["theirs_success"] for r in report["rows"] if r["attack"] == attack and r["model"] == "fmnist-lenet-0"
+        }
         assert len(rates) == 1 and 0 < rates.pop() < 1, attack  # and some images resist: the check has teeth
 
 
@@ -208,8 +219,24 @@ def test_peers_on_the_network_as_given_fool_the_same_images(capsys):
 
     if not peers.PEERS_DIR.is_dir():
         pytest.skip("peer libraries not installed: bash bench/install_peers.sh")
-    assert peers.main(["--quick", "--json", "--peer-network", "as-given", "--models", "efficientnet-lite0",
-                       "--attacks", "fgsm", "--peers", "torchattacks", "Foolbox"]) == 0
+    assert (
+        peers.main(
+            [
+                "--quick",
+                "--json",
+                "--peer-network",
+                "as-given",
+                "--models",
+                "efficientnet-lite0",
+                "--attacks",
+                "fgsm",
+                "--peers",
+                "torchattacks",
+                "Foolbox",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["peer_network"] == "as-given"
     assert {r["peer"] for r in report["rows"]} == {"torchattacks", "Foolbox"}

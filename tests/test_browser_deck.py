@@ -5,6 +5,7 @@ sidebar folded and pages with ← and →; the Explorer's first screen at 1280×
 the three pictures. Screenshots of every slide go to the screenshot folder (docs/screenshots/deck/ with
 UPDATE_SCREENSHOTS=1).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -51,8 +52,10 @@ def test_every_slide_fits_the_screen_in_large_type_and_the_arrow_keys_page(serve
         assert m["bottom"] <= m["height"], f"slide {index + 1} ends at {m['bottom']:.0f} px of {m['height']}"
         assert not m["scrolls"], f"slide {index + 1} scrolls"
         assert not m["small"], f"slide {index + 1} has text under 16 px: {m['small'][:5]}"
-        sizes = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot text')].filter(t => t.textContent"
-                              ".trim()).map(t => parseFloat(t.style.fontSize || getComputedStyle(t).fontSize))")
+        sizes = page.evaluate(
+            "() => [...document.querySelectorAll('.js-plotly-plot text')].filter(t => t.textContent"
+            ".trim()).map(t => parseFloat(t.style.fontSize || getComputedStyle(t).fontSize))"
+        )
         assert sizes and min(sizes) >= 16, f"slide {index + 1}: chart text at {min(sizes)} px"
         assert _headline(page).startswith("PGD")  # every slide keeps the result it is about
         page.screenshot(path=str(shots / f"deck-{width}x{height}-{index + 1}.png"))
@@ -68,8 +71,11 @@ def test_every_slide_fits_the_screen_in_large_type_and_the_arrow_keys_page(serve
     again = context.new_page()
     again.goto(link, wait_until="domcontentloaded")
     _slide(again, 3)
-    assert again.locator(".st-key-deck-nav [aria-checked='true'], .st-key-deck-nav [aria-pressed='true']"
-                         ).first.inner_text().startswith("4 ·")
+    assert (
+        again.locator(".st-key-deck-nav [aria-checked='true'], .st-key-deck-nav [aria-pressed='true']")
+        .first.inner_text()
+        .startswith("4 ·")
+    )
     context.close()
 
 
@@ -80,10 +86,14 @@ def test_turning_the_deck_on_folds_the_sidebar_and_its_controls_stay_whole(serve
     assert sidebar.bounding_box()["x"] >= 0  # open on a desktop-sized screen
     page.get_by_text("Presentation mode").click()
     _slide(page, 0)
-    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right <= 0")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right <= 0"
+    )
     # With the sidebar opened again the slide bar's buttons keep their whole words.
     page.locator("[data-testid='stExpandSidebarButton']").click()
-    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right > 0")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right > 0"
+    )
     for name in ("◀ Back", "Next ▶"):
         button = page.get_by_role("button", name=name)
         assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), f"{name} is cut"
@@ -104,12 +114,17 @@ def test_the_first_screen_shows_the_headline_and_the_three_pictures(server, brow
     headline = page.locator(".st-key-headline h3")
     box = headline.bounding_box()
     assert box["y"] + box["height"] <= 720
-    lines = page.evaluate("() => { const r = document.createRange(); r.selectNodeContents(document.querySelector("
-                          "'.st-key-headline h3').firstChild); return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }")
+    lines = page.evaluate(
+        "() => { const r = document.createRange(); r.selectNodeContents(document.querySelector("
+        "'.st-key-headline h3').firstChild); return new Set([...r.getClientRects()].map(b => "
+        "Math.round(b.top))).size; }"
+    )
     assert lines == 1, f"the headline takes {lines} lines"
     pictures = page.locator(".st-key-pictures .js-plotly-plot").bounding_box()
     assert pictures["y"] + pictures["height"] <= 720, pictures
-    images = page.locator(".st-key-pictures .js-plotly-plot .layer-subplot image, .st-key-pictures .js-plotly-plot image")
+    images = page.locator(
+        ".st-key-pictures .js-plotly-plot .layer-subplot image, .st-key-pictures .js-plotly-plot image"
+    )
     assert images.count() >= 3
     page.screenshot(path=str(shots / "first-screen-1280x720.png"))
     page.close()

@@ -3,6 +3,7 @@
 lab, on a user's own model. Each page's default computation runs to the end; then no chart may be all zero (or
 empty) without a sentence in it, and each page says in words what it shows. Screenshots go to a temporary folder,
 or to DEFAULTS_SHOTS=DIR. Skipped, with the reason, where Chromium is not installed (under CI, failed)."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 import browser_own_model as byo  # noqa: E402  (the app server is conftest's `server`)
 
 playwright = require("playwright.sync_api")
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning"),
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium"),
+]
 
 SAYS = "What it shows:"
 # navigation title, the button that starts the default computation, the text its result shows
@@ -84,8 +88,11 @@ BLANK_PICTURES = """() => [...document.querySelectorAll('[data-testid=stMain] [d
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ["DEFAULTS_SHOTS"]) if os.environ.get("DEFAULTS_SHOTS") else \
-        tmp_path_factory.mktemp("defaults-screenshots")
+    folder = (
+        Path(os.environ["DEFAULTS_SHOTS"])
+        if os.environ.get("DEFAULTS_SHOTS")
+        else tmp_path_factory.mktemp("defaults-screenshots")
+    )
     folder.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {folder}")
     return folder
@@ -93,8 +100,9 @@ def shots(tmp_path_factory) -> Path:
 
 def _frames(page) -> None:
     """Two animation frames: the charts have been laid out at the window's present size."""
-    page.wait_for_function("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => "
-                           "done(true))))")
+    page.wait_for_function(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+    )
 
 
 def _screenshot(page, path: Path) -> None:
@@ -113,8 +121,9 @@ def _default_result(page, name: str) -> None:
     """Open page `name` from the navigation, press its button, and wait until its result is drawn."""
     title, button, marker = PAGES[name]
     byo.go_to(page, title)
-    page.wait_for_function("t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)",
-                           arg=title, timeout=120_000)
+    page.wait_for_function(
+        "t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)", arg=title, timeout=120_000
+    )
     byo.wait_idle(page)  # the page before's elements are gone: a marker found now is this page's
     _click_and_wait(page, button, marker)
     assert page.locator("[data-testid='stException']").count() == 0, byo.main_text(page)[:2000]
@@ -147,8 +156,12 @@ def _titles_clear_of_the_toolbar(page, where: str) -> None:
             t = title.bounding_box()
             if not t or not (title.text_content() or "").strip():  # SVG text: no innerText
                 continue
-            overlap = not (t["x"] + t["width"] <= box["x"] or box["x"] + box["width"] <= t["x"]
-                           or t["y"] + t["height"] <= box["y"] or box["y"] + box["height"] <= t["y"])
+            overlap = not (
+                t["x"] + t["width"] <= box["x"]
+                or box["x"] + box["width"] <= t["x"]
+                or t["y"] + t["height"] <= box["y"]
+                or box["y"] + box["height"] <= t["y"]
+            )
             assert not overlap, f"{where}: the toolbar covers the title {title.text_content()!r}"
 
 
@@ -238,8 +251,9 @@ def _transfer_draws_targeted_rates(page) -> None:
     _titles_clear_of_the_toolbar(page, "transfer")
     assert page.get_by_text("could not finish").count() == 0
     assert page.get_by_text("count here").count() == 1
-    ranges = page.evaluate("() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')]"
-                           ".map(p => p.layout.yaxis.range)")
+    ranges = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].map(p => p.layout.yaxis.range)"
+    )
     assert ranges and all(r == [-0.02, 1.02] for r in ranges), ranges
 
 
@@ -263,14 +277,27 @@ def _patch_draws_its_patch(page) -> None:
 
 
 # The photos' pages in two sessions: each test stays well inside the suite's 10-minute limit on a busy machine.
-@pytest.mark.parametrize("names", [("transfer", "jsma", "anatomy"), ("patch", "features", "sweeps", "quiz")],
-                         ids=["transfer-jsma-anatomy", "patch-features-sweeps-quiz"])
+@pytest.mark.parametrize(
+    "names",
+    [("transfer", "jsma", "anatomy"), ("patch", "features", "sweeps", "quiz")],
+    ids=["transfer-jsma-anatomy", "patch-features-sweeps-quiz"],
+)
 def test_photo_defaults_show_something(server, browser, shots, names):
     context, page = _open(browser, server)
     try:
-        _visit(page, "photos", names, shots,
-               {"transfer": _transfer_draws_targeted_rates, "jsma": _jsma_reaches_and_draws_its_curve,
-                "anatomy": _anatomy_checks, "patch": _patch_draws_its_patch, "features": _features_says_why})
+        _visit(
+            page,
+            "photos",
+            names,
+            shots,
+            {
+                "transfer": _transfer_draws_targeted_rates,
+                "jsma": _jsma_reaches_and_draws_its_curve,
+                "anatomy": _anatomy_checks,
+                "patch": _patch_draws_its_patch,
+                "features": _features_says_why,
+            },
+        )
     finally:
         context.close()
 
@@ -279,8 +306,13 @@ def test_fashion_mnist_defaults_show_something(server, browser, shots):
     context, page = _open(browser, server)
     try:
         _pick_fashion_mnist(page)
-        _visit(page, "fmnist", ["transfer", "jsma", "anatomy", "patch", "features", "sweeps", "quiz"], shots,
-               {"jsma": _jsma_reaches, "patch": _patch_draws_its_patch, "quiz": _quiz_table_fits})
+        _visit(
+            page,
+            "fmnist",
+            ["transfer", "jsma", "anatomy", "patch", "features", "sweeps", "quiz"],
+            shots,
+            {"jsma": _jsma_reaches, "patch": _patch_draws_its_patch, "quiz": _quiz_table_fits},
+        )
     finally:
         context.close()
 
@@ -288,10 +320,12 @@ def test_fashion_mnist_defaults_show_something(server, browser, shots):
 def test_own_model_transfer_default_says_what_it_shows(server, browser, shots, tmp_path):
     import own_world
 
-    typed = {"Mean per channel": ", ".join(map(str, own_world.META["mean"])),
-             "Std per channel": ", ".join(map(str, own_world.META["std"])),
-             "Class names, one per line": "\n".join(own_world.META["class_names"]),
-             "Domain": own_world.META["domain"]}
+    typed = {
+        "Mean per channel": ", ".join(map(str, own_world.META["mean"])),
+        "Std per channel": ", ".join(map(str, own_world.META["std"])),
+        "Class names, one per line": "\n".join(own_world.META["class_names"]),
+        "Domain": own_world.META["domain"],
+    }
     for which in ("white", "black"):
         (tmp_path / f"{which}.onnx").write_bytes(byo.onnx_bytes(which))
     (tmp_path / "images.zip").write_bytes(own_world.zip_bytes())

@@ -3,6 +3,7 @@
 every page run on them. Screenshots go to a temporary folder, or with UPDATE_SCREENSHOTS=1 the Explorer's and
 the Transfer lab's also to docs/screenshots/own_model_*.png. Skipped, with the reason, where Chromium is not
 installed."""
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,15 @@ from conftest import require
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import streamlit_server  # noqa: E402
 import browser_own_model as byo  # noqa: E402
+from bench_common import streamlit_server  # noqa: E402
 
 playwright = require("playwright.sync_api")
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning"),
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium"),
+]
 
 PICTURES = "[data-testid='stMain'] img, [data-testid='stMain'] .js-plotly-plot"
 DOCS = {"Explorer": "own_model_explorer.png", "Transfer lab": "own_model_transfer.png"}
@@ -43,8 +47,12 @@ def _files(folder: Path) -> dict[str, tuple[Path, dict[str, str]]]:
     import own_world
 
     meta = own_world.META
-    typed = {"Mean per channel": ", ".join(map(str, meta["mean"])), "Std per channel": ", ".join(map(str, meta["std"])),
-             "Class names, one per line": "\n".join(meta["class_names"]), "Domain": meta["domain"]}
+    typed = {
+        "Mean per channel": ", ".join(map(str, meta["mean"])),
+        "Std per channel": ", ".join(map(str, meta["std"])),
+        "Class names, one per line": "\n".join(meta["class_names"]),
+        "Domain": meta["domain"],
+    }
     files = {}
     for which in ("white", "black"):
         path = folder / f"{which}.onnx"
@@ -59,8 +67,9 @@ def _screenshot(page, path: Path) -> None:
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": byo.VIEWPORT["width"], "height": min(max(height, byo.VIEWPORT["height"]), 4000)})
     # Two animation frames: the charts have been laid out again at the new size.
-    page.wait_for_function("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => "
-                           "done(true))))")
+    page.wait_for_function(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+    )
     page.screenshot(path=str(path))
     page.set_viewport_size(byo.VIEWPORT)
 
@@ -85,7 +94,8 @@ def test_own_onnx_models_and_pictures_work_on_every_page(server, browser, tmp_pa
         page.locator("[data-testid='stSidebar']").screenshot(path=str(shots / "sidebar-added.png"))
         byo.pick_white_box_and_images(page, "white", tmp_path / "images.zip")
         section = page.locator("[data-testid='stSidebar'] details").filter(
-            has=page.locator("summary", has_text="Bring your own model"))
+            has=page.locator("summary", has_text="Bring your own model")
+        )
         assert section.get_attribute("open") is None  # folded once the new model is picked: the pictures come next
         for title, button, marker in byo.PAGES:
             result = byo.first_result(page, title, button, marker)
@@ -106,8 +116,13 @@ def test_own_onnx_models_and_pictures_work_on_every_page(server, browser, tmp_pa
 
 
 def test_bench_quick_mode_times_two_pages():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "browser_own_model.py"), "--quick"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "browser_own_model.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     row = next(line for line in done.stdout.splitlines() if line.startswith("| TorchScript |"))
     assert re.fullmatch(r"\| TorchScript \| [\d.]+ \| [\d.]+ \|", row), done.stdout

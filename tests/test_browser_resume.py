@@ -4,6 +4,7 @@ The continued run starts where the cancelled one stopped (its bar shows that ste
 confirm again), the partial result stays on screen until the finished one replaces it, and the finished result
 has the iterations asked for. One counter throughout: the bar's step, the note and the metric agree.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,11 @@ TOTAL = STEPS * SEARCHES
 
 
 def _bar_step(page, word: str) -> int | None:
-    text = page.locator("[data-testid='stProgress']").first.inner_text() if page.locator(
-        "[data-testid='stProgress']").count() else ""
+    text = (
+        page.locator("[data-testid='stProgress']").first.inner_text()
+        if page.locator("[data-testid='stProgress']").count()
+        else ""
+    )
     found = re.search(rf"{word} C&W L2: step (\d+) of (\d+)", text)
     if found is None:
         return None
@@ -28,8 +32,12 @@ def _bar_step(page, word: str) -> int | None:
 
 
 def _metric(page, label: str) -> str:
-    return page.locator("[data-testid='stMetric']").filter(has_text=label).locator(
-        "[data-testid='stMetricValue']").inner_text()
+    return (
+        page.locator("[data-testid='stMetric']")
+        .filter(has_text=label)
+        .locator("[data-testid='stMetricValue']")
+        .inner_text()
+    )
 
 
 def test_cancel_then_run_it_to_the_end_continues_with_the_partial_result_on_screen(server, browser):
@@ -44,8 +52,10 @@ def test_cancel_then_run_it_to_the_end_continues_with_the_partial_result_on_scre
     form.get_by_label("binary_search_steps", exact=True).fill(str(SEARCHES))
     _start(page, "Run attack", "Running C&W L2: step ")
     page.wait_for_function(
-        f"() => {{ const m = /Running C&W L2: step (\\d+)/.exec(document.body.innerText); return m && +m[1] >= {TOTAL * 0.3}; }}",
-        timeout=300_000)
+        "() => { const m = /Running C&W L2: step (\\d+)/.exec(document.body.innerText); "
+        f"return m && +m[1] >= {TOTAL * 0.3}; }}",
+        timeout=300_000,
+    )
     seen = _bar_step(page, "Running")
     page.get_by_role("button", name="Cancel").click()
     _settle(page, "Cancelled after")

@@ -18,6 +18,7 @@ QUICK = {"cw": ["--steps", "10"], "square": ["--n-queries", "100"], "deepfool": 
 def lite0_on_chelsea():
     """What the model itself says of the photo: the top-5 the CLI must report."""
     import torch
+
     from engine import images, models
 
     model = models.load("efficientnet-lite0", device="cpu")
@@ -37,7 +38,16 @@ def run_json(capsys, *args):
 @pytest.mark.parametrize("attack", ["fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "square"])
 def test_every_attack_on_lite0_and_chelsea(capsys, attack, lite0_on_chelsea):
     record = run_json(
-        capsys, "attack", "--model", "efficientnet-lite0", "--image", CHELSEA, "--attack", attack, "--json", *QUICK.get(attack, [])
+        capsys,
+        "attack",
+        "--model",
+        "efficientnet-lite0",
+        "--image",
+        CHELSEA,
+        "--attack",
+        attack,
+        "--json",
+        *QUICK.get(attack, []),
     )
     row = record["examples"][0]
     assert record["attack"] == attack and record["model"] == "efficientnet-lite0"
@@ -59,9 +69,25 @@ def test_every_attack_on_lite0_and_chelsea(capsys, attack, lite0_on_chelsea):
 
 def test_targeted_by_name_and_saved_outputs(capsys, tmp_path):
     record = run_json(
-        capsys, "attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd",
-        "--eps", "0.03", "--steps", "10", "--target", "goldfish", "--json",
-        "--save-adv", str(tmp_path / "adv"), "--save-delta", str(tmp_path / "delta"),
+        capsys,
+        "attack",
+        "--model",
+        "efficientnet-lite0",
+        "--image",
+        "chelsea",
+        "--attack",
+        "pgd",
+        "--eps",
+        "0.03",
+        "--steps",
+        "10",
+        "--target",
+        "goldfish",
+        "--json",
+        "--save-adv",
+        str(tmp_path / "adv"),
+        "--save-delta",
+        str(tmp_path / "delta"),
     )
     row = record["examples"][0]
     assert row["target_name"] == "goldfish" and row["success"]
@@ -85,13 +111,22 @@ def test_models_lists_availability(capsys):
     "args, message",
     [
         (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--eps", "2"], "'eps'"),
-        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "fgsm", "--steps", "3"], "no parameter 'steps'"),
+        (
+            ["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "fgsm", "--steps", "3"],
+            "no parameter 'steps'",
+        ),
         (["attack", "--model", "nope", "--image", "chelsea", "--attack", "pgd"], "unknown model"),
         (["attack", "--model", "efficientnet-lite0", "--image", "/nonexistent.png", "--attack", "pgd"], "not found"),
         (["attack", "--model", "efficientnet-lite0", "--image", __file__, "--attack", "pgd"], "not a recognised image"),
-        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--target", "unicorn"], "target"),
+        (
+            ["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--target", "unicorn"],
+            "target",
+        ),
         (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "nope"], "invalid choice"),
-        (["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--steps", "x"], "invalid int"),
+        (
+            ["attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--steps", "x"],
+            "invalid int",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
@@ -111,21 +146,68 @@ def test_unavailable_model_message_says_what_to_download(capsys, tmp_path, monke
 @pytest.mark.slow
 def test_module_entry_point_exit_code():
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "attack", "--model", "efficientnet-lite0", "--image", "chelsea", "--attack", "pgd", "--eps", "-1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "attack",
+            "--model",
+            "efficientnet-lite0",
+            "--image",
+            "chelsea",
+            "--attack",
+            "pgd",
+            "--eps",
+            "-1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "'eps'" in proc.stderr
 
 
 def test_transfer_sweep_json(capsys):
-    report = run_json(capsys, "transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--attack", "all",
-                      "--sweep", "eps", "--eps", "0", "0.2", "--n", "24", "--json")
+    report = run_json(
+        capsys,
+        "transfer",
+        "--model",
+        "fmnist-lenet-0",
+        "--black",
+        "fmnist-lenet-1",
+        "--attack",
+        "all",
+        "--sweep",
+        "eps",
+        "--eps",
+        "0",
+        "0.2",
+        "--n",
+        "24",
+        "--json",
+    )
     rows = report["rows"]
     assert len(rows) == 4 * 2 and {r["method"] for r in rows} == {"aa", "tmifgsm", "tpgd", "itcm"}
     zero = [r for r in rows if r["eps"] == 0]
     assert all(r["error"] == 0 and r["tSuc"] == 0 for r in zero)
-    layers = run_json(capsys, "transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--attack", "aa",
-                      "--sweep", "layer", "--eps", "0.2", "--n", "16", "--json")["rows"]
+    layers = run_json(
+        capsys,
+        "transfer",
+        "--model",
+        "fmnist-lenet-0",
+        "--black",
+        "fmnist-lenet-1",
+        "--attack",
+        "aa",
+        "--sweep",
+        "layer",
+        "--eps",
+        "0.2",
+        "--n",
+        "16",
+        "--json",
+    )["rows"]
     assert [r["layer"] for r in layers] == list(range(6))
 
 
@@ -135,20 +217,46 @@ def test_analysis_subcommands(capsys):
     assert all(r["l0_any_pct"] >= r["l0_pct"] - 1e-3 for r in table)  # float32 vs float64 means
     sep = run_json(capsys, "separability", "--model", "fmnist-lenet-0", "--n", "100", "--json")
     assert sep[0]["name"] == "input" and len(sep) == 7
-    hard = run_json(capsys, "jsma-hardness", "--model", "fmnist-lenet-0", "--classes", "1", "7", "--per-pair", "2", "--json")
+    hard = run_json(
+        capsys, "jsma-hardness", "--model", "fmnist-lenet-0", "--classes", "1", "7", "--per-pair", "2", "--json"
+    )
     assert {(r["source"], r["target"]) for r in hard} == {(1, 7), (7, 1)}
 
 
 def test_aa_from_the_cli_picks_a_target_image(capsys):
-    record = run_json(capsys, "attack", "--model", "fmnist-lenet-0", "--image", "5", "--attack", "aa", "--layer", "4",
-                      "--target", "Bag", "--json")
+    record = run_json(
+        capsys,
+        "attack",
+        "--model",
+        "fmnist-lenet-0",
+        "--image",
+        "5",
+        "--attack",
+        "aa",
+        "--layer",
+        "4",
+        "--target",
+        "Bag",
+        "--json",
+    )
     row = record["examples"][0]
     assert row["target_name"] == "Bag" and row["linf"] <= 0.2 + 1e-6
 
 
 def test_gradcam_subcommand(capsys, tmp_path):
-    record = run_json(capsys, "gradcam", "--model", "efficientnet-lite0", "--image", "coffee", "--class", "espresso",
-                      "--out", str(tmp_path / "heat"), "--json")
+    record = run_json(
+        capsys,
+        "gradcam",
+        "--model",
+        "efficientnet-lite0",
+        "--image",
+        "coffee",
+        "--class",
+        "espresso",
+        "--out",
+        str(tmp_path / "heat"),
+        "--json",
+    )
     assert record["class_name"] == "espresso" and record["shape"] == [224, 224]
     heat = np.load(tmp_path / "heat.npy")
     assert heat.min() >= 0 and heat.max() == pytest.approx(1.0, abs=1e-5)
@@ -158,12 +266,24 @@ def test_gradcam_subcommand(capsys, tmp_path):
 
 
 def test_recognisable_subcommands(capsys):
-    small = ["--models", "fmnist-lenet-0", "fmnist-vgg-0", "--black", "fmnist-vgg-1", "--n", "4", "--copies", "2",
-             "--steps", "3"]
+    small = [
+        "--models",
+        "fmnist-lenet-0",
+        "fmnist-vgg-0",
+        "--black",
+        "fmnist-vgg-1",
+        "--n",
+        "4",
+        "--copies",
+        "2",
+        "--steps",
+        "3",
+    ]
     rows = run_json(capsys, "strength", *small, "--attack", "bim", "deepfool", "--json")
     settings = {(r["attack"], r["setting"]) for r in rows}
     assert settings == {("—", "clean"), ("—", "random ±ε")} | {
-        (a, s) for a in ("bim", "deepfool") for s in ("single-model", "multi-model", "noisy multi-model")}
+        (a, s) for a in ("bim", "deepfool") for s in ("single-model", "multi-model", "noisy multi-model")
+    }
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     rows = run_json(capsys, "recognizability", *small, "--json")
     assert {r["setting"] for r in rows} == {"single-model", "multi-model", "noisy multi-model"}
@@ -172,20 +292,35 @@ def test_recognisable_subcommands(capsys):
     out = run_json(capsys, "contour", *small, "--sweep-steps", "-1", "0", "1", "--linf-values", "0.1", "0.2", "--json")
     areas = [r["area"] for r in out["mask_sweep"]]
     assert areas == sorted(areas) and len(out["linf_sweep"]) == 4
-    rows = run_json(capsys, "checkerboard", "--model", "fmnist-lenet-0", "--sigma", "0.05", "0.2", "--copies", "8",
-                    "--steps", "3", "--json")
+    rows = run_json(
+        capsys,
+        "checkerboard",
+        "--model",
+        "fmnist-lenet-0",
+        "--sigma",
+        "0.05",
+        "0.2",
+        "--copies",
+        "8",
+        "--steps",
+        "3",
+        "--json",
+    )
     assert [r["sigma"] for r in rows] == [0.05, 0.2] and all(r["period"] > 0 for r in rows)
     rows = run_json(capsys, "noise-classes", "--models", "fmnist-lenet-0", "--n", "32", "--json")
     assert rows[0]["model"] == "fmnist-lenet-0" and rows[0]["rank"] == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["strength", "--attack", "bim", "--kappa", "3"], "--kappa is not a parameter of bim"),
-    (["checkerboard", "--model", "fmnist-lenet-0", "--copies", "0"], "copies must be"),
-    (["checkerboard", "--model", "fmnist-lenet-0", "--sigma", "-1"], "sigma must lie"),
-    (["strength", "--attack", "aa"], "invalid choice"),
-    (["noise-classes", "--models", "no-such-model"], "no-such-model"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["strength", "--attack", "bim", "--kappa", "3"], "--kappa is not a parameter of bim"),
+        (["checkerboard", "--model", "fmnist-lenet-0", "--copies", "0"], "copies must be"),
+        (["checkerboard", "--model", "fmnist-lenet-0", "--sigma", "-1"], "sigma must lie"),
+        (["strength", "--attack", "aa"], "invalid choice"),
+        (["noise-classes", "--models", "no-such-model"], "no-such-model"),
+    ],
+)
 def test_recognisable_subcommands_reject_bad_input(capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -194,9 +329,29 @@ def test_recognisable_subcommands_reject_bad_input(capsys, args, message):
 
 @pytest.mark.slow
 def test_attack_runs_in_bf16_and_records_the_precision():
-    out = subprocess.run([sys.executable, "-m", "engine", "attack", "--model", "fmnist-lenet-0", "--image", "3",
-                          "--attack", "fgsm", "--precision", "bf16", "--device", "cpu", "--json"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "attack",
+            "--model",
+            "fmnist-lenet-0",
+            "--image",
+            "3",
+            "--attack",
+            "fgsm",
+            "--precision",
+            "bf16",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert record["precision"] == "bf16" and record["examples"][0]["linf"] <= 0.2 + 1e-6

@@ -1,11 +1,11 @@
 """Every multi-image command of the CLI on a researcher's own model (its own domain, "shapes") with --data:
 the model files and the labelled folder are what a user brings (tests/own_world.py)."""
+
 import json
 import zipfile
 
-import pytest
-
 import own_world
+import pytest
 from conftest import cli_json
 
 pytestmark = pytest.mark.slow  # a dozen commands, seconds each
@@ -19,8 +19,13 @@ def world(tmp_path_factory):
         (root / f"{which}.json").write_text(json.dumps(own_world.META))  # the sidecar beside each model
     with zipfile.ZipFile(own_world.FIXTURE / "images.zip") as z:
         z.extractall(root / "data")
-    return {"W": str(root / "white.pt2"), "B": str(root / "black.pt2"), "D": str(root / "data"),
-            "IMG": str(root / "data" / "red square" / "000.png"), "out": root}
+    return {
+        "W": str(root / "white.pt2"),
+        "B": str(root / "black.pt2"),
+        "D": str(root / "data"),
+        "IMG": str(root / "data" / "red square" / "000.png"),
+        "out": root,
+    }
 
 
 COMMANDS = {
@@ -56,8 +61,23 @@ def test_every_multi_image_command_runs_on_an_own_model_with_its_data(capsys, wo
 
 
 def test_the_data_is_the_domains_images(capsys, world):
-    out = cli_json(capsys, "transfer", "--data", world["D"], "--model", world["W"], "--black", world["B"],
-                   "--attack", "aa", "--n", "10", "--steps", "3", "--json")
+    out = cli_json(
+        capsys,
+        "transfer",
+        "--data",
+        world["D"],
+        "--model",
+        world["W"],
+        "--black",
+        world["B"],
+        "--attack",
+        "aa",
+        "--n",
+        "10",
+        "--steps",
+        "3",
+        "--json",
+    )
     assert out["bank"] >= 30  # AA's target-image bank: the user's images the model gets right (36 of 40)
     assert all(r["images"] == 10 for r in out["rows"])
 

@@ -1,5 +1,6 @@
 """One flag vocabulary across `python -m engine`'s subcommands, defaults from the domain record, and the renamed
 flags that still work for one release."""
+
 import argparse
 import json
 
@@ -67,6 +68,7 @@ def captured(monkeypatch):
         def fake(*args, **kwargs):
             calls[name] = (args, kwargs)
             return result
+
         return fake
 
     monkeypatch.setattr(recognisable, "noise_classes", keep("noise", []))

@@ -1,4 +1,5 @@
 """The compute queue: one job at a time by default, first come first served, across threads and processes."""
+
 import subprocess
 import sys
 import threading
@@ -116,9 +117,17 @@ def test_another_process_holding_the_slot_makes_a_job_wait(tmp_path):
     # The holder keeps the lock until the job has said it waits (then its stdin closes): no clock involved,
     # so a loaded machine cannot let the holder finish before the job asks.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
-         "print('held', flush=True); sys.stdin.read()", str(tmp_path / "slot-0.lock")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(tmp_path / "slot-0.lock"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     q = _queue(tmp_path)
     waits = []
@@ -138,9 +147,17 @@ def test_the_cli_says_it_waits_when_the_machine_is_busy(tmp_path, monkeypatch, c
     monkeypatch.setattr(compute, "_QUEUE", compute.Queue(1, folder=tmp_path, poll_s=0.01))
     monkeypatch.setattr(cli._waiting, "said", False, raising=False)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
-         "print('held', flush=True); sys.stdin.read()", str(tmp_path / "slot-0.lock")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(tmp_path / "slot-0.lock"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     said = cli._waiting
 

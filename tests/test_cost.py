@@ -1,4 +1,5 @@
 """Expected run times (engine.cost): each attack's declared work, and this machine's speed."""
+
 import json
 
 import pytest
@@ -49,14 +50,17 @@ def test_a_transfer_plan_prices_every_job(lite0):
         transfer.plan(["fgsm"], [0.1])
 
 
-@pytest.mark.parametrize("seconds,words", [(0.2, "under a second"), (12.4, "about 12 s"), (200, "about 3 min"),
-                                           (7300, "about 2.0 h")])
+@pytest.mark.parametrize(
+    "seconds,words", [(0.2, "under a second"), (12.4, "about 12 s"), (200, "about 3 min"), (7300, "about 2.0 h")]
+)
 def test_phrase(seconds, words):
     assert cost.phrase(seconds) == words
 
 
 def test_the_cli_prices_an_attack_without_running_it(capsys):
-    assert main(["attack", "--model", "fmnist-lenet-0", "--image", "0", "--attack", "jsma", "--estimate", "--json"]) == 0
+    assert (
+        main(["attack", "--model", "fmnist-lenet-0", "--image", "0", "--attack", "jsma", "--estimate", "--json"]) == 0
+    )
     row = json.loads(capsys.readouterr().out)[0]
     assert row["at_most"] and row["passes"] == pytest.approx(39 * 5 / 3)  # 0.1 · 784 = 78 features, 2 per step
     assert row["seconds"] == pytest.approx(row["passes"] * row["pass_seconds"])

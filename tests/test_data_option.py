@@ -1,4 +1,5 @@
 """Your own data and your own model through the CLI: the same numbers as the built-in path on the same images."""
+
 import json
 
 import numpy as np
@@ -7,8 +8,8 @@ import torch
 from PIL import Image
 
 from engine import images, models
-from engine.datasets import fashion_mnist
 from engine.cli import main
+from engine.datasets import fashion_mnist
 
 N = 12
 
@@ -56,23 +57,42 @@ def fmnist_csv(tmp_path_factory):
 
 def test_compare_l0_is_the_same_through_data(capsys, fmnist_csv):
     builtin = run_json(capsys, "compare-l0", "--model", "fmnist-lenet-0", "--n", str(N), "--json")
-    mine = run_json(capsys, "compare-l0", "--model", "fmnist-lenet-0", "--n", str(N), "--data", str(fmnist_csv), "--json")
+    mine = run_json(
+        capsys, "compare-l0", "--model", "fmnist-lenet-0", "--n", str(N), "--data", str(fmnist_csv), "--json"
+    )
     assert mine == builtin
 
 
 def test_separability_is_the_same_through_data(capsys, fmnist_csv, fmnist_folder):
     builtin = run_json(capsys, "separability", "--model", "fmnist-lenet-0", "--n", str(N), "--json")
-    assert run_json(capsys, "separability", "--model", "fmnist-lenet-0", "--n", str(N), "--data", str(fmnist_csv),
-                    "--json") == builtin
+    assert (
+        run_json(
+            capsys, "separability", "--model", "fmnist-lenet-0", "--n", str(N), "--data", str(fmnist_csv), "--json"
+        )
+        == builtin
+    )
     # Class folders reorder the images; the per-layer distances are the same up to summation order.
-    folders = run_json(capsys, "separability", "--model", "fmnist-lenet-0", "--n", str(N), "--data", str(fmnist_folder),
-                       "--json")
+    folders = run_json(
+        capsys, "separability", "--model", "fmnist-lenet-0", "--n", str(N), "--data", str(fmnist_folder), "--json"
+    )
     for a, b in zip(folders, builtin):
         assert a["layer"] == b["layer"] and a["ratio"] == pytest.approx(b["ratio"], rel=1e-4)
 
 
 def test_strength_is_the_same_through_data(capsys, fmnist_csv):
-    common = ["--models", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--n", "6", "--copies", "2", "--steps", "3", "--json"]
+    common = [
+        "--models",
+        "fmnist-lenet-0",
+        "--black",
+        "fmnist-lenet-1",
+        "--n",
+        "6",
+        "--copies",
+        "2",
+        "--steps",
+        "3",
+        "--json",
+    ]
     builtin = run_json(capsys, "strength", *common)
     assert run_json(capsys, "strength", *common, "--data", str(fmnist_csv)) == builtin
 
@@ -86,8 +106,20 @@ def test_robustness_and_jsma_table_are_the_same_through_data(capsys, fmnist_csv)
 
 
 def test_targeted_recognizability_is_the_same_through_data(capsys, fmnist_csv):
-    common = ["--models", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--n", "6", "--copies", "2", "--steps", "2",
-              "--targeted", "--json"]
+    common = [
+        "--models",
+        "fmnist-lenet-0",
+        "--black",
+        "fmnist-lenet-1",
+        "--n",
+        "6",
+        "--copies",
+        "2",
+        "--steps",
+        "2",
+        "--targeted",
+        "--json",
+    ]
     builtin = run_json(capsys, "recognizability", *common)
     assert "target class share" in builtin[0]
     assert run_json(capsys, "recognizability", *common, "--data", str(fmnist_csv)) == builtin
@@ -107,8 +139,25 @@ def test_transfer_on_photos_of_your_own(capsys, tmp_path):
         folder = tmp_path / labels[file]["label"]
         folder.mkdir()
         (folder / file).write_bytes((images.GALLERY / file).read_bytes())
-    out = run_json(capsys, "transfer", "--model", "efficientnet-lite0", "--black", "efficientnet-lite1",
-                   "--attack", "tpgd", "--eps", "0.03", "--steps", "2", "--n", "3", "--data", str(tmp_path), "--json")
+    out = run_json(
+        capsys,
+        "transfer",
+        "--model",
+        "efficientnet-lite0",
+        "--black",
+        "efficientnet-lite1",
+        "--attack",
+        "tpgd",
+        "--eps",
+        "0.03",
+        "--steps",
+        "2",
+        "--n",
+        "3",
+        "--data",
+        str(tmp_path),
+        "--json",
+    )
     row = out["rows"][0]
     assert row["images"] == 3 and row["n"] == 3  # both models get all three right
 
@@ -121,9 +170,17 @@ def lenet_torchscript(tmp_path_factory):
     traced = torch.jit.trace(zoo.net, torch.zeros(1, *zoo.input_size))
     path = folder / "lenet.pt"
     traced.save(str(path))
-    path.with_suffix(".json").write_text(json.dumps({
-        "input_size": list(zoo.input_size), "mean": [fashion_mnist.MEAN], "std": [fashion_mnist.STD], "class_names": fashion_mnist.CLASS_NAMES,
-        "domain": zoo.domain}))
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "input_size": list(zoo.input_size),
+                "mean": [fashion_mnist.MEAN],
+                "std": [fashion_mnist.STD],
+                "class_names": fashion_mnist.CLASS_NAMES,
+                "domain": zoo.domain,
+            }
+        )
+    )
     return path
 
 
@@ -149,8 +206,15 @@ def test_a_sweep_job_on_your_data_measures_what_it_measures_on_the_same_builtin_
     from engine import sweep
 
     def rows(**data):
-        grid = sweep.Grid(attacks=["fgsm"], whites=["fmnist-lenet-0"], blacks=["fmnist-lenet-1"], eps=[0.1], images=N,
-                          shard_size=N, **data)
+        grid = sweep.Grid(
+            attacks=["fgsm"],
+            whites=["fmnist-lenet-0"],
+            blacks=["fmnist-lenet-1"],
+            eps=[0.1],
+            images=N,
+            shard_size=N,
+            **data,
+        )
         (job,) = grid.jobs()
         keep = ("n", "error", "uTR", "white_error", "l2", "linf")
         return [{k: r[k] for k in keep} for r in sweep.run_job(job)]
@@ -161,6 +225,15 @@ def test_a_sweep_job_on_your_data_measures_what_it_measures_on_the_same_builtin_
 def test_an_entry_point_with_its_metadata_from_the_command_line(capsys, tmp_path):
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"input_size": [3, 32, 32], "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.3]}))
-    record = run_json(capsys, "gradcam", "--model", "user_model_factory:make", "--model-meta", str(meta),
-                      "--image", str(images.GALLERY / "chelsea.png"), "--json")
+    record = run_json(
+        capsys,
+        "gradcam",
+        "--model",
+        "user_model_factory:make",
+        "--model-meta",
+        str(meta),
+        "--image",
+        str(images.GALLERY / "chelsea.png"),
+        "--json",
+    )
     assert record["model"] == "user_model_factory:make" and record["layer"].startswith("net.features")

@@ -1,6 +1,7 @@
 """Labelled datasets (engine.datasets): three layouts from folders and in-memory zips give the same
 tensors as loading each gallery photo directly, labels map by name, index or wnid, and hostile
 zips are refused with a specific message."""
+
 import io
 import json
 import os
@@ -17,9 +18,9 @@ import pytest
 import torch
 from PIL import Image
 from torchvision.datasets.imagenette import Imagenette
-from engine.datasets.imagenet import class_names as imagenet_names
 
 from engine import datasets, images
+from engine.datasets.imagenet import class_names as imagenet_names
 
 LABELS = json.loads((images.GALLERY / "labels.json").read_text())
 PHOTOS = sorted(LABELS)
@@ -29,14 +30,22 @@ WNIDS = datasets.imagenet_wnids()
 def fake_model(class_names, domain="imagenet", size=224, name="lite0-classes"):
     """What datasets needs from a model, without weights."""
     return SimpleNamespace(
-        name=name, domain=domain, class_names=list(class_names), input_size=(3, size, size),
-        resize_size=size, device=torch.device("cpu"),
+        name=name,
+        domain=domain,
+        class_names=list(class_names),
+        input_size=(3, size, size),
+        resize_size=size,
+        device=torch.device("cpu"),
     )
 
 
 IMAGENET = fake_model(list(imagenet_names()))
-FMNIST = fake_model(["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                     "Ankle boot"], domain="fashion-mnist", size=28, name="fmnist-like")
+FMNIST = fake_model(
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    domain="fashion-mnist",
+    size=28,
+    name="fmnist-like",
+)
 
 
 def index(photo):
@@ -243,20 +252,49 @@ def flat(d, csv_text=None, name="labels.csv"):
         (lambda d: d / "absent", r"dataset folder not found: .*absent"),
         (lambda d: (write(d / "notes.txt", "hi"), d)[1], r"no image files found"),
         (lambda d: flat(d), r"unknown layout: 2 image\(s\) at the top level and no labels file"),
-        (lambda d: flat(d, "file,label\ncoffee.png,espresso\ngone.png,tripod\n"), r"labels.csv row 3: file 'gone.png' not found"),
-        (lambda d: flat(d, "name,class\ncoffee.png,espresso\n"), r"labels.csv: the header must name the columns file and label \(found: name, class\)"),
+        (
+            lambda d: flat(d, "file,label\ncoffee.png,espresso\ngone.png,tripod\n"),
+            r"labels.csv row 3: file 'gone.png' not found",
+        ),
+        (
+            lambda d: flat(d, "name,class\ncoffee.png,espresso\n"),
+            r"labels.csv: the header must name the columns file and label \(found: name, class\)",
+        ),
         (lambda d: flat(d, "file,label\ncoffee.png, \n"), r"labels.csv row 2: empty label for 'coffee.png'"),
         (lambda d: flat(d, "file,label\ncoffee.png,a\ncoffee.png,b\n"), r"row 3: 'coffee.png' is labelled twice"),
         (lambda d: (flat(d, "file,label\n"), write(d / "b.csv", "file,label\n"), d)[-1], r"labels.csv label no images"),
-        (lambda d: (flat(d, "file,label\n", "a.csv"), write(d / "b.csv", "file,label\n"), d)[-1], r"several CSV files \(a.csv, b.csv\)"),
+        (
+            lambda d: (flat(d, "file,label\n", "a.csv"), write(d / "b.csv", "file,label\n"), d)[-1],
+            r"several CSV files \(a.csv, b.csv\)",
+        ),
         (lambda d: flat(d, "1\n", "ILSVRC2012_validation_ground_truth.txt"), r"devkit's own order"),
         (lambda d: flat(d, "967\n", "val.txt"), r"val.txt has 1 labels for 2 top-level images"),
         (lambda d: flat(d, "coffee.png espresso\n", "val.txt"), r"val.txt line 1: expected '<file> <index>'"),
-        (lambda d: flat(d, "ImageId,PredictionString\ncoffee,tench 1 2\n", "LOC_val_solution.csv"), r"row 2: 'tench' is not a wnid"),
-        (lambda d: flat(d, "ImageId,PredictionString\nespresso,n07920052 1\n", "LOC_val_solution.csv"), r"row 2: no image for ImageId 'espresso'"),
+        (
+            lambda d: flat(d, "ImageId,PredictionString\ncoffee,tench 1 2\n", "LOC_val_solution.csv"),
+            r"row 2: 'tench' is not a wnid",
+        ),
+        (
+            lambda d: flat(d, "ImageId,PredictionString\nespresso,n07920052 1\n", "LOC_val_solution.csv"),
+            r"row 2: no image for ImageId 'espresso'",
+        ),
     ],
-    ids=["missing-dir", "no-images", "unknown-layout", "missing-file", "bad-header", "empty-label", "twice",
-         "labels-csv-wins", "several-csv", "devkit", "val-count", "val-syntax", "loc-wnid", "loc-missing"],
+    ids=[
+        "missing-dir",
+        "no-images",
+        "unknown-layout",
+        "missing-file",
+        "bad-header",
+        "empty-label",
+        "twice",
+        "labels-csv-wins",
+        "several-csv",
+        "devkit",
+        "val-count",
+        "val-syntax",
+        "loc-wnid",
+        "loc-missing",
+    ],
 )
 def test_folder_errors(tmp_path, make, message):
     with pytest.raises(ValueError, match=message):
@@ -286,9 +324,13 @@ def test_list_datasets_skips_junk_and_symlinks_outside(tmp_path):
     os.symlink(outside / "secret/967/coffee.png", root / "b-folders/967/leak.png")
     found = datasets.list_datasets(root)
     assert [(d.name, d.layout, d.images) for d in found] == [
-        ("a-csv", "csv", len(PHOTOS)), ("b-folders", "imagefolder", len(PHOTOS)), ("link-in", "imagefolder", len(PHOTOS)),
+        ("a-csv", "csv", len(PHOTOS)),
+        ("b-folders", "imagefolder", len(PHOTOS)),
+        ("link-in", "imagefolder", len(PHOTOS)),
     ]
-    assert len(datasets.open_dataset(root / "b-folders", within=tmp_path)) == len(PHOTOS) + 1  # the operator's fence decides
+    assert (
+        len(datasets.open_dataset(root / "b-folders", within=tmp_path)) == len(PHOTOS) + 1
+    )  # the operator's fence decides
 
 
 # ---- hostile zips --------------------------------------------------------------------------
@@ -329,7 +371,10 @@ def empty_entries(n: int) -> bytes:
     for i in range(n):
         name = b"%06d.png" % i
         local.append(struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0) + name)
-        central.append(struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, offset) + name)
+        central.append(
+            struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, offset)
+            + name
+        )
         offset += len(local[-1])
     cd = b"".join(central)
     z64 = struct.pack("<4sQ2H2I4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, len(cd), offset)
@@ -352,22 +397,57 @@ def lying_size() -> bytes:
         (zip_with(("C:/tripod/camera.png", PNG)), {}, r"has an absolute path"),
         (zip_with(("tripod\\..\\..\\camera.png", PNG)), {}, r"has a backslash in its path"),
         (symlink_zip(), {}, r"entry 'tripod/link.png' is a symbolic link"),
-        (zip_with(("tripod/zeros.png", bytes(8 * 2**20)), compression=zipfile.ZIP_DEFLATED), {},
-         r"entry 'tripod/zeros.png' expands 1,0\d\d× \(limit 100×\); it may be a zip bomb"),
-        (zip_with(*[(f"t/{i}.png", os.urandom(2**20)) for i in range(3)]), {"max_unzipped": 2 * 2**20},
-         r"declares 3 MB uncompressed \(limit 2 MB\); it may be a zip bomb"),
+        (
+            zip_with(("tripod/zeros.png", bytes(8 * 2**20)), compression=zipfile.ZIP_DEFLATED),
+            {},
+            r"entry 'tripod/zeros.png' expands 1,0\d\d× \(limit 100×\); it may be a zip bomb",
+        ),
+        (
+            zip_with(*[(f"t/{i}.png", os.urandom(2**20)) for i in range(3)]),
+            {"max_unzipped": 2 * 2**20},
+            r"declares 3 MB uncompressed \(limit 2 MB\); it may be a zip bomb",
+        ),
         (lying_size(), {}, r"entry 'tripod/camera.png' is corrupt or lies about its size \(Bad CRC-32"),
-        (zip_with(("tripod/camera.png", PNG)), {"max_bytes": 1000}, r"the archive is too large \(0.\d MB; limit 0 MB\)"),
+        (
+            zip_with(("tripod/camera.png", PNG)),
+            {"max_bytes": 1000},
+            r"the archive is too large \(0.\d MB; limit 0 MB\)",
+        ),
         (b"PNG? no: " * 100, {}, r"not a zip file \(no end-of-archive record\)"),
-        (b"junk" * 10 + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 1, 1, 30, 0, 0), {}, r"the archive is not a readable zip \(Truncated central directory\)"),
-        (patch_central(zip_with(("tripod/camera.png", PNG)), 8, "<H", 1), {}, r"entry 'tripod/camera.png' is encrypted"),
+        (
+            b"junk" * 10 + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 1, 1, 30, 0, 0),
+            {},
+            r"the archive is not a readable zip \(Truncated central directory\)",
+        ),
+        (
+            patch_central(zip_with(("tripod/camera.png", PNG)), 8, "<H", 1),
+            {},
+            r"entry 'tripod/camera.png' is encrypted",
+        ),
         (zip_with(("tripod/a.png", PNG), ("tripod/a.png", PNG)), {}, r"entry 'tripod/a.png' appears twice"),
         (zip_with(("tripod/a.png", PNG)), {"max_pixels": 1000}, r"declare more than 1,000 pixels in all"),
         (zip_with(("tripod/a.png", b"hello")), {}, r"tripod/a.png: .*not a recognised image format"),
         (zip_with(("tripod/a.png", PNG)), {"max_files": 0}, r"has too many entries \(1; limit 0\)"),
     ],
-    ids=["dotdot", "dotdot-inside", "absolute", "drive-letter", "backslash", "symlink", "ratio-bomb", "declared-total",
-         "lying-header", "max-bytes", "not-zip", "broken-zip", "encrypted", "duplicate", "pixels", "bad-image", "max-files"],
+    ids=[
+        "dotdot",
+        "dotdot-inside",
+        "absolute",
+        "drive-letter",
+        "backslash",
+        "symlink",
+        "ratio-bomb",
+        "declared-total",
+        "lying-header",
+        "max-bytes",
+        "not-zip",
+        "broken-zip",
+        "encrypted",
+        "duplicate",
+        "pixels",
+        "bad-image",
+        "max-files",
+    ],
 )
 def test_hostile_zips_are_refused(data, limits, message):
     with pytest.raises(ValueError, match=message):
@@ -401,7 +481,9 @@ def test_zip_never_touches_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(zipfile.ZipFile, "extractall", lambda *a, **k: pytest.fail("extracted"))
     ds = datasets.open_zip(data)
     assert all(isinstance(src, bytes) for _, src in ds.items)
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(ds.items[0][1]))), np.asarray(Image.open(tmp_path / ds.items[0][0])))
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(ds.items[0][1]))), np.asarray(Image.open(tmp_path / ds.items[0][0]))
+    )
 
 
 def test_folder_file_limit_and_n(tmp_path):

@@ -1,4 +1,5 @@
 """Domains (engine.domains) and the target policy (engine.targets)."""
+
 import pytest
 import torch
 

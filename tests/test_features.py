@@ -1,12 +1,13 @@
 """Per-layer separability, the PCA plane and AA trajectories (SPEC §2 analyses) on the zoo."""
+
 import numpy as np
 import pytest
 import torch
 
 from engine import models
-from engine.datasets import fashion_mnist
-from engine.analysis.target_images import target_images
 from engine.analysis.features import Plane, aa_trajectory, angular_distances, separability
+from engine.analysis.target_images import target_images
+from engine.datasets import fashion_mnist
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,17 @@
 The other tests never train what they measure; this file keeps the training code honest
 without comparing its bits with the committed ones (those depend on the CPU that made them).
 """
-import pytest
 
-from tiny_models import accuracy, fixture_seed, held_out, load_digits_classifier, recorded_accuracy, train_digits_net, wrap
+import pytest
+from tiny_models import (
+    accuracy,
+    fixture_seed,
+    held_out,
+    load_digits_classifier,
+    recorded_accuracy,
+    train_digits_net,
+    wrap,
+)
 
 
 @pytest.mark.parametrize("which", [0, 1])

@@ -1,14 +1,15 @@
 """Every model format, built here from a small network, through every kind of analysis: a gradient attack,
 Grad-CAM, the activation attack (AA) and a layer's features. Each format's own checks (metadata, refusals,
 agreement with the network) are in tests/test_formats_graph.py and tests/test_formats_hub.py."""
+
 import io
 import json
 import warnings
 
+import own_world
 import pytest
 import torch
 
-import own_world
 from engine import attacks
 from engine.analysis.target_images import features
 from engine.heatmaps import grad_cam
@@ -48,13 +49,29 @@ def _hf(tmp_path):
 
     torch.manual_seed(0)
     labels = dict(enumerate(CLASSES))
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10, id2label=labels,
-                          label2id={v: k for k, v in labels.items()})
+    config = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        num_labels=10,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
     folder = tmp_path / "tiny-resnet"
     ResNetForImageClassification(config).eval().save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "do_resize": True, "size": {"height": 32, "width": 32}, "do_rescale": True, "rescale_factor": 1 / 255,
-        "do_normalize": True, "image_mean": [0.5] * 3, "image_std": [0.25] * 3}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "do_resize": True,
+                "size": {"height": 32, "width": 32},
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_normalize": True,
+                "image_mean": [0.5] * 3,
+                "image_std": [0.25] * 3,
+            }
+        )
+    )
     return formats.load(f"hf:{folder}")
 
 
@@ -62,9 +79,16 @@ def _onnx():
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(own_world.net("white"), (torch.zeros(1, 3, 32, 32),), buf, dynamo=False,
-                          input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+        torch.onnx.export(
+            own_world.net("white"),
+            (torch.zeros(1, 3, 32, 32),),
+            buf,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+        )
     return formats.load(buf.getvalue(), filename="white.onnx", meta=own_world.META)
 
 
@@ -98,6 +122,5 @@ def test_every_format_takes_every_analysis(kind, tmp_path):
     assert len(layers) >= 2
     assert features(model, x, len(layers) // 2).shape[0] == 4
     target = (y + 1) % 10
-    aa = attacks.run("aa", model, x, target=target, target_images=x.flip(0), eps=eps, steps=3,
-                     layer=len(layers) // 2)
+    aa = attacks.run("aa", model, x, target=target, target_images=x.flip(0), eps=eps, steps=3, layer=len(layers) // 2)
     assert float((aa.x_adv - x).abs().max()) <= eps + 1e-6 and bool((aa.x_adv != x).any())

@@ -1,5 +1,6 @@
 """Weights on a known architecture (torchvision, timm), Hugging Face folders, and reading weights files
 (engine.models.formats: torchvision, timm, hf, weights). Everything is built here; nothing is downloaded."""
+
 import io
 import json
 import math
@@ -9,9 +10,9 @@ import zipfile
 import pytest
 import torch
 import torchvision.models as tvm
+from conftest import hooks_left
 from safetensors.torch import save as save_safetensors
 
-from conftest import hooks_left
 from engine import attacks
 from engine.analysis.target_images import features
 from engine.heatmaps import grad_cam
@@ -57,6 +58,7 @@ def resnet18_files(resnet18):
 
 
 # ---------------------------------------------------------------- torchvision
+
 
 @pytest.mark.parametrize("suffix", ["pth", "safetensors"])
 def test_fine_tuned_resnet18_takes_its_head_from_the_file(resnet18, resnet18_files, suffix):
@@ -128,8 +130,9 @@ def mobilenet():
     torch.manual_seed(1)
     net = tvm.mobilenet_v3_small(num_classes=5).eval()
     meta = check_meta({"input_size": [3, 64, 64], "class_names": ["a", "b", "c", "d", "e"]})
-    return net, tv_format.load("mobilenet_v3_small", save_safetensors(net.state_dict()), meta, name="mnv3",
-                               where="mnv3.safetensors")
+    return net, tv_format.load(
+        "mobilenet_v3_small", save_safetensors(net.state_dict()), meta, name="mnv3", where="mnv3.safetensors"
+    )
 
 
 def test_an_architecture_beyond_the_old_six_supports_every_analysis(mobilenet):
@@ -149,10 +152,14 @@ def test_an_architecture_beyond_the_old_six_supports_every_analysis(mobilenet):
     assert hooks_left(model) == 0
 
 
-@pytest.mark.parametrize("arch, cam", [
-    ("squeezenet1_1", "net.features.12"), ("regnet_x_400mf", "net.trunk_output.block4"),
-    ("shufflenet_v2_x0_5", "net.conv5"),
-])
+@pytest.mark.parametrize(
+    "arch, cam",
+    [
+        ("squeezenet1_1", "net.features.12"),
+        ("regnet_x_400mf", "net.trunk_output.block4"),
+        ("shufflenet_v2_x0_5", "net.conv5"),
+    ],
+)
 def test_family_catalogues(arch, cam):
     net = tvm.get_model(arch, weights=None, num_classes=4)
     model = tv_format.load(arch, save_safetensors(net.state_dict()), dict(SMALL), name=arch, where=arch)
@@ -161,6 +168,7 @@ def test_family_catalogues(arch, cam):
 
 
 # ---------------------------------------------------------------- timm
+
 
 @pytest.fixture(scope="module")
 def timm_net():
@@ -173,8 +181,11 @@ def timm_net():
 @pytest.mark.parametrize("suffix", ["safetensors", "pth"])
 def test_timm_checkpoint_loads_with_timm_preprocessing(timm_net, suffix):
     state = timm_net.state_dict()
-    data = save_safetensors(state) if suffix == "safetensors" else _torch_bytes(
-        {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}})  # a training script's checkpoint
+    data = (
+        save_safetensors(state)
+        if suffix == "safetensors"
+        else _torch_bytes({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}})
+    )  # a training script's checkpoint
     model = timm_format.load("test_efficientnet", data, {}, name="t", where=f"t.{suffix}", filename=f"t.{suffix}")
     assert model.input_size == (3, 160, 160) and model.resize_size == 168  # timm's crop_pct 0.95
     assert model.mean.flatten().tolist() == pytest.approx(IMAGENET_MEAN) and model.num_classes == 10
@@ -191,8 +202,9 @@ def test_timm_describe_and_metadata_override(timm_net):
     assert info["mean"] == [0.5, 0.5, 0.5] and info["input_size"] == [3, 160, 160] and len(info["class_names"]) == 1000
     data = save_safetensors(timm_net.state_dict())
     assert timm_format.describe("test_efficientnet", data)["class_names"] == 10
-    model = timm_format.load("test_efficientnet", data, check_meta({"input_size": [3, 64, 64], "mean": [0.5] * 3}),
-                             name="t", where="t")
+    model = timm_format.load(
+        "test_efficientnet", data, check_meta({"input_size": [3, 64, 64], "mean": [0.5] * 3}), name="t", where="t"
+    )
     assert model.input_size == (3, 64, 64) and model.resize_size == 67 and model.mean.flatten().tolist() == [0.5] * 3
 
 
@@ -219,6 +231,7 @@ def test_timm_token_model_says_why_it_has_no_catalogue():
 
 
 # ---------------------------------------------------------------- Hugging Face
+
 
 def _zip(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
@@ -252,8 +265,14 @@ def test_zip_paths_leaving_the_folder_are_refused():
 
 
 def test_remote_code_is_refused(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mine", "auto_map": {
-        "AutoModelForImageClassification": "modeling_mine.MineForImageClassification"}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "mine",
+                "auto_map": {"AutoModelForImageClassification": "modeling_mine.MineForImageClassification"},
+            }
+        )
+    )
     with pytest.raises(BadModelFile) as err:
         hf_format.load(tmp_path, {}, name="m", where="mine")
     assert "names its own Python code (auto_map), which is never run here" in _sentence(err)
@@ -267,15 +286,32 @@ def hf_folder(tmp_path_factory):
 
     torch.manual_seed(3)
     labels = {i: f"kind {i}" for i in range(10)}
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=10, id2label=labels,
-                          label2id={v: k for k, v in labels.items()})
+    config = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        num_labels=10,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
     net = ResNetForImageClassification(config).eval()
     folder = tmp_path_factory.mktemp("hf") / "tiny-resnet"
     net.save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "ConvNextImageProcessor", "do_resize": True, "size": {"shortest_edge": 64},
-        "crop_pct": 0.875, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-        "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "ConvNextImageProcessor",
+                "do_resize": True,
+                "size": {"shortest_edge": 64},
+                "crop_pct": 0.875,
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_normalize": True,
+                "image_mean": IMAGENET_MEAN,
+                "image_std": IMAGENET_STD,
+            }
+        )
+    )
     return net, folder
 
 
@@ -308,11 +344,16 @@ def test_hf_preprocessing_switches_and_refusals(hf_folder, tmp_path):
 
     _, folder = hf_folder
     config = json.loads((folder / "config.json").read_text())
-    assert hf_format.preprocessing({"size": {"height": 32, "width": 32}, "do_rescale": False, "image_mean": [127.5] * 3,
-                                    "image_std": [127.5] * 3}, config) == {
-        "input_size": [3, 32, 32], "resize_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}
-    assert hf_format.preprocessing({"size": {"shortest_edge": 256}, "crop_size": {"height": 224, "width": 224},
-                                    "do_normalize": False}, config)["mean"] == [0.0] * 3
+    assert hf_format.preprocessing(
+        {"size": {"height": 32, "width": 32}, "do_rescale": False, "image_mean": [127.5] * 3, "image_std": [127.5] * 3},
+        config,
+    ) == {"input_size": [3, 32, 32], "resize_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}
+    assert (
+        hf_format.preprocessing(
+            {"size": {"shortest_edge": 256}, "crop_size": {"height": 224, "width": 224}, "do_normalize": False}, config
+        )["mean"]
+        == [0.0] * 3
+    )
 
     other = tmp_path / "other"
     shutil.copytree(folder, other)
@@ -330,8 +371,9 @@ def test_hf_preprocessing_switches_and_refusals(hf_folder, tmp_path):
     (other / "model.safetensors").unlink()
     (other / "pytorch_model.bin").write_bytes(_torch_bytes({"w": torch.zeros(1), "opt": torch.optim.SGD}))
     with pytest.raises(BadModelFile) as err:
-        hf_format.load(other, check_meta({"input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.5] * 3}),
-                       name="o", where="other")
+        hf_format.load(
+            other, check_meta({"input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.5] * 3}), name="o", where="other"
+        )
     assert "holds Python objects beyond tensors" in _sentence(err)
 
 
@@ -339,11 +381,21 @@ def test_hf_preprocessing_switches_and_refusals(hf_folder, tmp_path):
 def test_hf_token_model_has_no_catalogue(tmp_path):
     from transformers import ViTConfig, ViTForImageClassification
 
-    vit = ViTForImageClassification(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                              intermediate_size=32, image_size=32, patch_size=8, num_labels=3))
+    vit = ViTForImageClassification(
+        ViTConfig(
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=32,
+            patch_size=8,
+            num_labels=3,
+        )
+    )
     vit.save_pretrained(tmp_path)
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 32, "width": 32},
-                                                                   "image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"size": {"height": 32, "width": 32}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3})
+    )
     model = hf_format.load(tmp_path, {}, name="vit", where="vit")
     assert "token sequences" in model.layers_unavailable and model.class_names == ["class 0", "class 1", "class 2"]
     x = _x(1, 32)
@@ -352,23 +404,33 @@ def test_hf_token_model_has_no_catalogue(tmp_path):
 
 # ---------------------------------------------------------------- reading weights
 
+
 def _safetensors(header: dict | bytes, body: bytes = b"", declared: int | None = None) -> bytes:
     raw = header if isinstance(header, bytes) else json.dumps(header).encode()
     return struct.pack("<Q", len(raw) if declared is None else declared) + raw + body
 
 
-@pytest.mark.parametrize("data, expected", [
-    (_safetensors({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, declared=10 ** 6),
-     "declares a safetensors header of 1,000,000 bytes"),
-    (_safetensors(b"{not json at all}"), "header that is not valid JSON"),
-    (_safetensors({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8),
-     "points at bytes 0–16 but the data section holds 8 bytes"),
-    (_safetensors({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 8),
-     "holds 8 bytes for a 4 F32 tensor"),
-    (_safetensors({"w": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}, b"\0"), "unknown dtype"),
-    (_safetensors({"w": [1, 2]}), "lacks dtype, shape or data_offsets"),
-    (b"\x05\0\0", "too short for a safetensors file"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (
+            _safetensors({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, declared=10**6),
+            "declares a safetensors header of 1,000,000 bytes",
+        ),
+        (_safetensors(b"{not json at all}"), "header that is not valid JSON"),
+        (
+            _safetensors({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8),
+            "points at bytes 0–16 but the data section holds 8 bytes",
+        ),
+        (
+            _safetensors({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 8),
+            "holds 8 bytes for a 4 F32 tensor",
+        ),
+        (_safetensors({"w": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}, b"\0"), "unknown dtype"),
+        (_safetensors({"w": [1, 2]}), "lacks dtype, shape or data_offsets"),
+        (b"\x05\0\0", "too short for a safetensors file"),
+    ],
+)
 def test_corrupt_safetensors_headers_are_sentences(data, expected):
     with pytest.raises(BadModelFile) as err:
         read_state_dict(data, "w.safetensors", "w.safetensors")
@@ -415,9 +477,12 @@ def test_other_files_picked_as_weights_say_what_they_are(resnet18):
 
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+    )
     with pytest.raises(BadModelFile) as err:
         read_state_dict(helper.make_model(graph).SerializeToString(), "n.onnx", "n.onnx")
     assert "this is an ONNX graph: choose ONNX" in _sentence(err)

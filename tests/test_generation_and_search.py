@@ -1,4 +1,5 @@
 """The generation effect (targeted recognisability, seed 002 §4.8.5) and Square averaged from δ = 0 (§5.1)."""
+
 import json
 
 import pytest
@@ -19,8 +20,9 @@ def pair(digits_pair):
 def test_target_recognisability_is_the_judges_argmax_of_the_displayed_delta(pair, domain):
     models, x, y = pair
     target = targets.choose(models[0], x, targets.RUNNER_UP, y=y)
-    deltas = recognisable.perturbations(models[:1], x, y, {"bim": {"eps": 0.2, "steps": 5}}, copies=2, sigma=0.1,
-                                        target=target)
+    deltas = recognisable.perturbations(
+        models[:1], x, y, {"bim": {"eps": 0.2, "steps": 5}}, copies=2, sigma=0.1, target=target
+    )
     rows = recognisable.target_recognisability_table(models, y, target, deltas, domain)
     assert len(rows) == 3 * len(models)
     peak = domains.get(domain).averaging["peak"]
@@ -44,8 +46,9 @@ def test_targeted_display_has_the_peak_as_its_maximum():
         # Where δ is largest the picture is brightest, and negative δ is black.
         assert bool((shown.flatten(1).argmax(1) == delta.flatten(1).argmax(1)).all())
         assert float(shown[delta < 0].max()) == 0.0
-    assert torch.allclose(recognisable.display_normalise(delta, "imagenet", True, peak=0.25).flatten(1).amax(1),
-                          torch.full((3,), 0.25))
+    assert torch.allclose(
+        recognisable.display_normalise(delta, "imagenet", True, peak=0.25).flatten(1).amax(1), torch.full((3,), 0.25)
+    )
 
 
 def test_square_from_zero_starts_at_zero_and_stays_within_its_budget(digits):
@@ -71,8 +74,9 @@ def test_averaged_square_is_the_mean_of_its_per_copy_perturbations(digits):
     def keep(step, total, state):  # the attack's own iterate: every row's x_best, updated in place
         final["x"] = state["x_adv"]
 
-    res = averaged("square", [model], x, y=y, copies=3, noise=noise, eps=0.15, n_queries=60, zero_init=True,
-                   callback=keep)
+    res = averaged(
+        "square", [model], x, y=y, copies=3, noise=noise, eps=0.15, n_queries=60, zero_init=True, callback=keep
+    )
     per_copy = (final["x"] - (x[None] + noise[0]).reshape(-1, *x.shape[1:])).view(3, *x.shape)
     assert float(per_copy.abs().amax()) <= 0.15 + 1e-6
     assert torch.allclose(res.delta, per_copy.mean(0), atol=1e-6)
@@ -140,21 +144,40 @@ def test_targeted_recognizability_from_the_cli(capsys):
 
 @pytest.mark.slow
 def test_square_from_zero_through_the_contour_command(capsys):
-    out = _run(capsys, "contour", *SMALL, "--attack", "square", "--zero-init", "--n-queries", "30",
-               "--sweep-steps", "0", "--linf-values", "0.1", "--copies-sweep", "1", "2", "--json")
+    out = _run(
+        capsys,
+        "contour",
+        *SMALL,
+        "--attack",
+        "square",
+        "--zero-init",
+        "--n-queries",
+        "30",
+        "--sweep-steps",
+        "0",
+        "--linf-values",
+        "0.1",
+        "--copies-sweep",
+        "1",
+        "2",
+        "--json",
+    )
     assert [r["copies"] for r in out["copies_sweep"]] == [1, 2]
     assert set(out["energy in object"]) == set(recognisable.SETTINGS)
     assert all(0 <= r["energy in object"] <= 1 for r in out["copies_sweep"])
 
 
-@pytest.mark.parametrize("args,message", [
-    (["recognizability", "--steps", "1", "--targeted", "99"], "target class 99 is outside 0–9"),
-    (["recognizability", "--steps", "1", "--targeted", "hat"], "neither a class index nor a class name"),
-    # Test image 2 is a trouser: it cannot be aimed at its own class.
-    (["recognizability", "--steps", "1", "--images", "2", "--targeted", "Trouser"], "target must differ"),
-    (["contour", "--attack", "square", "--n-queries", "5", "--copies-sweep", "0"], "copies must be"),
-    (["strength", "--attack", "square", "--zero-init", "--targeted"], "unrecognized arguments: --targeted"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["recognizability", "--steps", "1", "--targeted", "99"], "target class 99 is outside 0–9"),
+        (["recognizability", "--steps", "1", "--targeted", "hat"], "neither a class index nor a class name"),
+        # Test image 2 is a trouser: it cannot be aimed at its own class.
+        (["recognizability", "--steps", "1", "--images", "2", "--targeted", "Trouser"], "target must differ"),
+        (["contour", "--attack", "square", "--n-queries", "5", "--copies-sweep", "0"], "copies must be"),
+        (["strength", "--attack", "square", "--zero-init", "--targeted"], "unrecognized arguments: --targeted"),
+    ],
+)
 def test_bad_targets_and_sweeps_get_one_line(capsys, args, message):
     assert main([*args[:1], *SMALL, *args[1:]]) == 2
     err = capsys.readouterr().err

@@ -1,11 +1,12 @@
 """Heat maps against pytorch-grad-cam (test-only oracle) and basic properties."""
+
 import numpy as np
 import pytest
 import torch
+from conftest import hooks_left, require
 
 from engine import images
 from engine.heatmaps import grad_cam, saliency
-from conftest import hooks_left, require
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,9 @@ def reference_maps():
     def maps(model, x, layer_name, targets, method):
         with cams[method](model=model, target_layers=[model.get_submodule(layer_name)]) as cam:
             # Our weights are frozen, so the graph must start at the input for their backward() to work.
-            return cam(input_tensor=x.clone().requires_grad_(True),
-                       targets=[ClassifierOutputTarget(int(t)) for t in targets])
+            return cam(
+                input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(t)) for t in targets]
+            )
 
     return maps
 

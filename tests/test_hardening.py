@@ -1,4 +1,5 @@
 """Concurrency, long sessions, determinism, safety and faults."""
+
 import ast
 import builtins
 import gc
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import hooks_left
 from streamlit.testing.v1 import AppTest
 
-from conftest import hooks_left
 from engine import attacks, models
 from engine.datasets import fashion_mnist
 from engine.models import ModelUnavailable, registry
@@ -23,17 +24,26 @@ MAIN = str(ROOT / "app" / "main.py")
 FMNIST = "fmnist-lenet-0"
 # Eight sessions, eight different runs (attack, parameters, image) on the same shared cached model.
 SESSIONS = [
-    ("fgsm", {"eps": 0.1}, 0), ("bim", {"eps": 0.15, "steps": 4}, 1), ("pgd", {"steps": 4}, 2),
-    ("mifgsm", {"steps": 4}, 3), ("deepfool", {"steps": 5}, 4), ("cw", {"steps": 10}, 5),
-    ("square", {"n_queries": 30}, 6), ("maskfgsm", {}, 7),
+    ("fgsm", {"eps": 0.1}, 0),
+    ("bim", {"eps": 0.15, "steps": 4}, 1),
+    ("pgd", {"steps": 4}, 2),
+    ("mifgsm", {"steps": 4}, 3),
+    ("deepfool", {"steps": 5}, 4),
+    ("cw", {"steps": 10}, 5),
+    ("square", {"n_queries": 30}, 6),
+    ("maskfgsm", {}, 7),
 ]
 
 
 def _session_result(attack, params, index, out, errors):
     try:
         at = AppTest.from_file(MAIN, default_timeout=600)
-        for k, v in {"model": FMNIST, "image": f"fmnist:{index}", "attack": attack,
-                     **{f"p.{k}": str(v) for k, v in params.items()}}.items():
+        for k, v in {
+            "model": FMNIST,
+            "image": f"fmnist:{index}",
+            "attack": attack,
+            **{f"p.{k}": str(v) for k, v in params.items()},
+        }.items():
             at.query_params[k] = v
         at.run()
         assert not at.exception and not at.error, (attack, at.exception, [e.value for e in at.error])
@@ -67,7 +77,7 @@ def one_compile_at_a_time(monkeypatch):
 def test_eight_sessions_at_once_each_get_what_they_get_alone(one_compile_at_a_time):
     model = models.load(FMNIST, device="cpu")
     x = fashion_mnist.test_split()[0]
-    alone = {a: attacks.run(a, model, x[i:i + 1], **p).x_adv for a, p, i in SESSIONS}
+    alone = {a: attacks.run(a, model, x[i : i + 1], **p).x_adv for a, p, i in SESSIONS}
     out, errors = {}, []
     threads = [threading.Thread(target=_session_result, args=(a, p, i, out, errors)) for a, p, i in SESSIONS]
     for t in threads:
@@ -139,8 +149,12 @@ print(hashlib.sha256(b"".join(p.numpy().tobytes() for p in parts)).hexdigest())
 
 @pytest.mark.slow
 def test_same_seed_gives_bit_identical_results_across_processes():
-    digests = {subprocess.run([sys.executable, "-c", _RUN], cwd=ROOT, capture_output=True, text=True, timeout=300)
-               .stdout.strip() for _ in range(2)}
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", _RUN], cwd=ROOT, capture_output=True, text=True, timeout=300
+        ).stdout.strip()
+        for _ in range(2)
+    }
     assert len(digests) == 1 and len(digests.pop()) == 64
 
 
@@ -155,21 +169,27 @@ def test_results_record_versions_seed_and_device(digits):
 
 
 def _calls(tree, name):
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and
-            (getattr(n.func, "attr", None) == name or getattr(n.func, "id", None) == name)]
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and (getattr(n.func, "attr", None) == name or getattr(n.func, "id", None) == name)
+    ]
 
 
-@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for folder in ("engine", "app")
-                                        for p in (ROOT / folder).rglob("*.py")))
+@pytest.mark.parametrize(
+    "path", sorted(str(p.relative_to(ROOT)) for folder in ("engine", "app") for p in (ROOT / folder).rglob("*.py"))
+)
 def test_weights_only_and_no_pickle_and_no_upload_written(path):
     source = (ROOT / path).read_text()
     tree = ast.parse(source)
     for call in _calls(tree, "load"):
         if getattr(call.func, "value", None) is not None and getattr(call.func.value, "id", None) == "torch":
-            assert any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in call.keywords), \
+            assert any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in call.keywords), (
                 f"{path}:{call.lineno}: torch.load without weights_only=True"
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-                for a in n.names} | {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            )
+    imported = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names
+    } | {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not imported & {"pickle", "dill", "joblib", "marshal", "shelve"}, path
     if path.startswith("app"):  # uploads stay in memory: the UI writes no files at all
         assert not _calls(tree, "write_bytes") and not _calls(tree, "write_text"), path
@@ -185,8 +205,13 @@ def test_the_app_and_its_tests_use_streamlits_public_api_only():
     used = {}
     for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 if name.split(".")[0] == "streamlit" and name not in PUBLIC_STREAMLIT:
                     used.setdefault(name, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
@@ -205,11 +230,13 @@ def test_server_and_container_settings():
 @pytest.fixture
 def faulty_models():
     """A model whose weights file is missing (shown as unavailable) and one whose file is corrupt (fails on load)."""
+
     def corrupt():
         return registry.load_state_dict_file(ROOT / "tests" / "data" / "make_hostile.py", "broken-weights")
 
-    registry.register_model("missing-weights", domain="fashion-mnist",
-                            check=lambda: "weights file /nowhere/missing.pt not found")(lambda: None)
+    registry.register_model(
+        "missing-weights", domain="fashion-mnist", check=lambda: "weights file /nowhere/missing.pt not found"
+    )(lambda: None)
     registry.register_model("broken-weights", domain="fashion-mnist")(corrupt)
     yield
     for name in ("missing-weights", "broken-weights"):
@@ -235,7 +262,8 @@ def test_a_model_that_fails_to_load_is_reported_and_the_rest_keeps_working(fault
 
 
 def test_hooks_ignore_other_threads_forwards(digits):
-    """A concurrent plain forward on the shared model must not overwrite a capture (the bug the 8-session test found)."""
+    """A concurrent plain forward on the shared model must not overwrite a capture (the bug the 8-session test
+    found)."""
     from engine.hooks import capture_activations
 
     model, x, _ = digits
@@ -281,6 +309,7 @@ def test_a_hundred_app_runs_stay_bounded():
 @pytest.fixture
 def exploding_model():
     """A Fashion-MNIST model whose forward fails the way a broken user model would (not a ValueError)."""
+
     class Exploding(torch.nn.Module):
         def forward(self, x):
             raise RuntimeError("the model's own code failed")
@@ -289,8 +318,16 @@ def exploding_model():
         from engine.models import Classifier
 
         net = torch.nn.Sequential(Exploding())
-        return Classifier(net, name="exploding", domain="fashion-mnist", input_size=(1, 28, 28),
-                          class_names=fashion_mnist.CLASS_NAMES, mean=(0.5,), std=(0.5,), block_names=["0"])
+        return Classifier(
+            net,
+            name="exploding",
+            domain="fashion-mnist",
+            input_size=(1, 28, 28),
+            class_names=fashion_mnist.CLASS_NAMES,
+            mean=(0.5,),
+            std=(0.5,),
+            block_names=["0"],
+        )
 
     registry.register_model("exploding", domain="fashion-mnist")(build)
     yield

@@ -1,5 +1,6 @@
 """Hostile uploads (issue 9): every file of the generated corpus gives an image or a clear message —
 in the engine, the CLI (exit code 2, one line) and the app (an error box, state kept) — never a crash."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -8,11 +9,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from apptest_helpers import uploader  # noqa: E402
 from make_hostile import CORPUS, bomb_png, write_corpus  # noqa: E402
 
 from engine import images  # noqa: E402
 from engine.cli import main  # noqa: E402
-from apptest_helpers import uploader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,9 @@ def test_bomb_is_refused_before_any_pixel_is_allocated(tmp_path):
         "resource.setrlimit(resource.RLIMIT_AS, (size + (2 << 30), size + (2 << 30)))\n"
         "try:\n    images.decode(sys.argv[1])\nexcept ValueError as e:\n    print('refused:', e)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "refused: the image declares too many pixels" in done.stdout, done.stderr[-500:]
 
 

@@ -1,4 +1,5 @@
 """The committed ImageNet class-name list: complete, in the models' order, and in step with the wnid list."""
+
 import pytest
 
 from engine import datasets
@@ -13,10 +14,18 @@ def test_the_file_lists_1000_distinct_names_one_a_line():
     assert imagenet.class_names() == tuple(lines)
 
 
-@pytest.mark.parametrize("index, name", [
-    (0, "tench"), (1, "goldfish"), (207, "golden retriever"), (285, "Egyptian cat"), (404, "airliner"),
-    (555, "fire engine"), (999, "toilet tissue"),
-])
+@pytest.mark.parametrize(
+    "index, name",
+    [
+        (0, "tench"),
+        (1, "goldfish"),
+        (207, "golden retriever"),
+        (285, "Egyptian cat"),
+        (404, "airliner"),
+        (555, "fire engine"),
+        (999, "toilet tissue"),
+    ],
+)
 def test_known_classes_sit_at_their_model_index(index, name):
     assert imagenet.class_names()[index] == name
 

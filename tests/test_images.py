@@ -96,10 +96,17 @@ def test_animated_gif_uses_first_frame():
 
 def _png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size (a decompression bomb)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,7 +160,7 @@ def test_gallery_has_labelled_photos():
     gallery = images.gallery()
     assert len(gallery) >= 6
     readme = (images.ASSETS / "README.md").read_text()
-    for name, path in gallery.items():
+    for _name, path in gallery.items():
         assert path.name in readme, f"{path.name} is not documented in assets/README.md"
 
 

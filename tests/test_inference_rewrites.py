@@ -1,4 +1,5 @@
 """The engine's rewrites of a frozen network (engine.models.inference): same function, different cost."""
+
 import pytest
 import torch
 from torch import nn
@@ -8,8 +9,15 @@ from engine.heatmaps import grad_cam
 from engine.models import Classifier
 from engine.models.inference import as_given
 
-BUILT_IN = ["efficientnet-lite0", "fmnist-lenet-0", "fmnist-resnet-0", "fmnist-vgg-0", "fmnist-densenet-0",
-            "fmnist-mobilenet-0", "fmnist-mlp-0"]
+BUILT_IN = [
+    "efficientnet-lite0",
+    "fmnist-lenet-0",
+    "fmnist-resnet-0",
+    "fmnist-vgg-0",
+    "fmnist-densenet-0",
+    "fmnist-mobilenet-0",
+    "fmnist-mlp-0",
+]
 
 
 def both(name):
@@ -90,18 +98,29 @@ class _Net(nn.Module):
 
 
 def wrap(net, blocks):
-    return Classifier(net, name="t", domain="fashion-mnist", input_size=(1, 8, 8), class_names=list("abc"),
-                      mean=(0.5,), std=(0.5,), block_names=blocks)
+    return Classifier(
+        net,
+        name="t",
+        domain="fashion-mnist",
+        input_size=(1, 8, 8),
+        class_names=list("abc"),
+        mean=(0.5,),
+        std=(0.5,),
+        block_names=blocks,
+    )
 
 
-@pytest.mark.parametrize("kwargs, blocks, folded, channels_last", [
-    ({}, ("fc",), 2, True),
-    ({}, ("bn1",), 1, True),  # the catalogue hooks bn1: its output must stay a batch norm's output
-    ({}, ("conv2",), 1, True),  # likewise conv2, whose output would become bn2's
-    ({"tap": True}, ("fc",), 1, True),  # conv1's output is read twice: folding bn1 would change the other reader
-    ({"shared_bn": True}, ("fc",), 0, True),  # one batch norm after two convolutions: neither can absorb it
-    ({"view_flatten": True}, ("fc",), 2, False),  # .view over channels fails on channels-last: kept as given
-])
+@pytest.mark.parametrize(
+    "kwargs, blocks, folded, channels_last",
+    [
+        ({}, ("fc",), 2, True),
+        ({}, ("bn1",), 1, True),  # the catalogue hooks bn1: its output must stay a batch norm's output
+        ({}, ("conv2",), 1, True),  # likewise conv2, whose output would become bn2's
+        ({"tap": True}, ("fc",), 1, True),  # conv1's output is read twice: folding bn1 would change the other reader
+        ({"shared_bn": True}, ("fc",), 0, True),  # one batch norm after two convolutions: neither can absorb it
+        ({"view_flatten": True}, ("fc",), 2, False),  # .view over channels fails on channels-last: kept as given
+    ],
+)
 def test_folding_and_layout_only_where_they_keep_the_function(kwargs, blocks, folded, channels_last):
     torch.manual_seed(0)
     reference = _Net(**kwargs).eval()

@@ -1,12 +1,13 @@
 """JSMA (SPEC §4) and Mask-FGSM (SPEC §5): budgets, directions, masks, and the seed-001 extras."""
+
 import numpy as np
 import pytest
 import torch
+from conftest import hooks_left
 
 from engine import attacks, images
-from engine.heatmaps import grad_cam
 from engine.analysis.jsma_extras import adversarial_distance, distortions, hardness, hardness_matrix, success_curve
-from conftest import hooks_left
+from engine.heatmaps import grad_cam
 from engine.metrics import norms
 
 

@@ -1,14 +1,14 @@
 """Seed 001's increasing-vs-decreasing table and robustness R(F) (SPEC §4), on the committed digits CNN."""
+
 import math
 
 import pytest
 import torch
+from conftest import cli_json
 
 from engine import attacks, targets
-from engine.analysis.jsma_extras import (
-    adversarial_distance, binomial_se, jsma_table, robustness, source_target_pairs)
+from engine.analysis.jsma_extras import adversarial_distance, binomial_se, jsma_table, robustness, source_target_pairs
 from engine.cli import main
-from conftest import cli_json
 
 UPSILON = 0.3  # 8×8 digits have 64 features: the seed's 14.5 % would allow only 4 pair steps
 
@@ -42,7 +42,7 @@ def test_pairs_are_the_correctly_classified_images_towards_every_other_class(sam
 @pytest.mark.parametrize("theta", [1, -1])
 def test_the_table_equals_a_recomputation_pair_by_pair(sample, theta):
     model, x, y = sample
-    row, = jsma_table([model], x, y, thetas=(theta,), max_distortion=UPSILON, batch=1000)
+    (row,) = jsma_table([model], x, y, thetas=(theta,), max_distortion=UPSILON, batch=1000)
     index, target = source_target_pairs(model, x, y)
     res = attacks.run("jsma", model, x[index], y=y[index], target=target, theta=theta, max_distortion=UPSILON)
     hit = res.pred_adv == target
@@ -71,8 +71,16 @@ def test_each_variant_only_ever_moves_features_its_own_way(digits, theta):
     model, x, y = digits
     x, y = x[:12], y[:12]
     frames = []
-    attacks.run("jsma", model, x, y=y, target=(y + 3) % 10, theta=theta, max_distortion=UPSILON,
-                callback=lambda step, total, state: frames.append(state["x_adv"].clone()))
+    attacks.run(
+        "jsma",
+        model,
+        x,
+        y=y,
+        target=(y + 3) % 10,
+        theta=theta,
+        max_distortion=UPSILON,
+        callback=lambda step, total, state: frames.append(state["x_adv"].clone()),
+    )
     assert len(frames) > 3
     previous = x
     for frame in frames:
@@ -98,12 +106,12 @@ def test_robustness_is_the_minimum_of_a_recomputed_pair_by_pair(sample):
     model, x, y = sample
     out = robustness(model, x, y, batch=10)
     index, target = source_target_pairs(model, x, y)
-    direct = torch.stack([adversarial_distance(model, x[i:i + 1], int(t))[0] for i, t in zip(index, target)])
+    direct = torch.stack([adversarial_distance(model, x[i : i + 1], int(t))[0] for i, t in zip(index, target)])
     assert out["pairs"] == direct.numel() == 54 and out["complete"]
     assert out["R"] == pytest.approx(float(direct.min()), abs=1e-9)
     assert out["mean_A"] == pytest.approx(float(direct.mean()), abs=1e-6)
     worst = out["argmin"]
-    at = adversarial_distance(model, x[worst["image"]:worst["image"] + 1], worst["target"])[0]
+    at = adversarial_distance(model, x[worst["image"] : worst["image"] + 1], worst["target"])[0]
     assert float(at) == pytest.approx(out["R"], abs=1e-9)
     assert worst["source"] == int(y[worst["image"]]) != worst["target"]
     # A counts features: a multiple of 1/64 on 8×8 digits.
@@ -133,13 +141,19 @@ def test_cli_jsma_table_and_robustness(capsys):
     assert all(0 <= r["R"] <= r["mean_A"] <= 1 for r in out)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["jsma-table", "--n", "0"], "--n must be at least 1"),
-    (["robustness", "--models", "fmnist-lenet-0", "efficientnet-lite0", "--n", "1"], "compare models of one domain"),
-    (["robustness", "--models", "no-such-model"], "unknown model"),
-    (["jsma-table", "--thetas", "0"], "invalid choice"),
-    (["jsma-table", "--models", "fmnist-lenet-0", "--n", "1", "--max-distortion", "1.5"], "max_distortion"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["jsma-table", "--n", "0"], "--n must be at least 1"),
+        (
+            ["robustness", "--models", "fmnist-lenet-0", "efficientnet-lite0", "--n", "1"],
+            "compare models of one domain",
+        ),
+        (["robustness", "--models", "no-such-model"], "unknown model"),
+        (["jsma-table", "--thetas", "0"], "invalid choice"),
+        (["jsma-table", "--models", "fmnist-lenet-0", "--n", "1", "--max-distortion", "1.5"], "max_distortion"),
+    ],
+)
 def test_cli_rejects_bad_input(capsys, argv, message):
     assert main([*argv, "--json"]) == 2
     err = capsys.readouterr().err

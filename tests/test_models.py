@@ -1,11 +1,11 @@
 import pytest
 import torch
 import torchvision.models as tvm
+from conftest import hooks_left
 
 from engine import images, models
 from engine.models import ModelUnavailable, torchvision_zoo
 from engine.models.efficientnet_lite import package_model
-from conftest import hooks_left
 
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 CUP_CLASSES = {"cup", "espresso", "coffee mug"}
@@ -96,8 +96,15 @@ def test_torchvision_model_loads_a_cached_state_dict(torch_home, arch):
     state = reference.state_dict()
     if arch.startswith("densenet"):
         # Published DenseNet checkpoints use the old "norm.1" key style; the loader must rename them.
-        state = {k.replace("norm1.", "norm.1.").replace("conv1.", "conv.1.").replace("norm2.", "norm.2.").replace("conv2.", "conv.2.")
-                 if "denselayer" in k else k: v for k, v in state.items()}
+        state = {
+            k.replace("norm1.", "norm.1.")
+            .replace("conv1.", "conv.1.")
+            .replace("norm2.", "norm.2.")
+            .replace("conv2.", "conv.2.")
+            if "denselayer" in k
+            else k: v
+            for k, v in state.items()
+        }
     path = torchvision_zoo.checkpoint_path(arch)
     path.parent.mkdir(parents=True)
     torch.save(state, path)

@@ -1,14 +1,15 @@
 """A domain made from what a researcher brings: a model's classes, shape and statistics at load time,
 their labelled images as its evaluation split, target-image bank and pictures, their masks or GrabCut."""
+
 import ast
 import subprocess
 import sys
 from pathlib import Path
 
+import own_world
 import pytest
 import torch
 
-import own_world
 from engine import attacks, datasets, domains
 from engine.analysis.target_images import choose_target_images, evaluation_split
 
@@ -86,7 +87,9 @@ def test_engine_analyses_see_the_attached_images(white, world):
     model = own_world.classifier("white", name="attached")
     with pytest.raises(domains.NeedsImages, match="labelled images of its 10 classes"):
         evaluation_split(model, 4)
-    model.domain_record = datasets.as_domain(domains.of(model), datasets.open_zip(own_world.zip_bytes()), "zip:t", model)
+    model.domain_record = datasets.as_domain(
+        domains.of(model), datasets.open_zip(own_world.zip_bytes()), "zip:t", model
+    )
     (x, y), _ = evaluation_split(model, 4)
     assert x.shape[0] == 4
     target, goal = choose_target_images(model, x[:2], 1, seed=0)
@@ -118,9 +121,18 @@ def test_masks_folder_is_not_a_class(images):
 
 
 def test_the_domain_record_imports_nothing_heavy():
-    out = subprocess.run([sys.executable, "-c", "import sys, engine.domains; "
-                          "print(sorted(m for m in sys.modules if m.startswith(('engine', 'torch', 'numpy'))))"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, engine.domains; "
+            "print(sorted(m for m in sys.modules if m.startswith(('engine', 'torch', 'numpy'))))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert eval(out) == ["engine", "engine.domains"]
 
 
@@ -157,7 +169,7 @@ def test_attacks_never_import_domains_and_engine_has_no_import_cycle():
         state[m] = 1
         for d in graph[m]:
             if state.get(d) == 1:
-                raise AssertionError(" → ".join([*path[path.index(d):], d]))
+                raise AssertionError(" → ".join([*path[path.index(d) :], d]))
             if d not in state:
                 visit(d, [*path, d])
         state[m] = 2

@@ -1,4 +1,5 @@
 """The computations the Anatomy, JSMA, quiz, patch and transfer pages show, checked in the engine (no Streamlit)."""
+
 import math
 
 import numpy as np
@@ -82,14 +83,24 @@ def test_replay_keeps_every_step_and_says_how_many_pixels_changed(digits):
     words = jsma_extras.replay_sentence(found, model.name, "T", 0.3)
     assert (f"({int(changed.sum())} pixels" in words) == found["success"]
     seen = []
-    jsma_extras.replay(model, x[:1], target, theta=1, upsilon=0.3, pairs=1,
-                       callback=lambda step, total, state: seen.append(step) or False)
+    jsma_extras.replay(
+        model,
+        x[:1],
+        target,
+        theta=1,
+        upsilon=0.3,
+        pairs=1,
+        callback=lambda step, total, state: seen.append(step) or False,
+    )
     assert len(seen) == 1  # the caller's callback sees the steps and can stop the run
 
 
 def test_hardness_grid_places_each_pair_and_leaves_unmeasured_ones_empty():
-    rows = [{"source": 7, "target": 1, "hardness": 0.25}, {"source": 1, "target": 7, "hardness": None},
-            {"source": 1, "target": 9, "hardness": 0.5}]
+    rows = [
+        {"source": 7, "target": 1, "hardness": 0.25},
+        {"source": 1, "target": 7, "hardness": None},
+        {"source": 1, "target": 9, "hardness": 0.5},
+    ]
     m, order = jsma_extras.hardness_grid(rows)
     assert order == [1, 7, 9]
     assert m[order.index(7), order.index(1)] == 0.25 and m[0, 2] == 0.5
@@ -98,10 +109,24 @@ def test_hardness_grid_places_each_pair_and_leaves_unmeasured_ones_empty():
 
 
 def test_shown_table_puts_the_published_figures_next_to_each_variant():
-    rows = [{"variant": "increasing", "theta": 1, "pairs": 9, "success_rate": 0.5, "success_se": None,
-             "mean_distortion": 0.03},
-            {"variant": "decreasing", "theta": -1, "pairs": 9, "success_rate": None, "success_se": None,
-             "mean_distortion": None}]
+    rows = [
+        {
+            "variant": "increasing",
+            "theta": 1,
+            "pairs": 9,
+            "success_rate": 0.5,
+            "success_se": None,
+            "mean_distortion": 0.03,
+        },
+        {
+            "variant": "decreasing",
+            "theta": -1,
+            "pairs": 9,
+            "success_rate": None,
+            "success_se": None,
+            "mean_distortion": None,
+        },
+    ]
     shown = jsma_extras.shown_table(rows)
     assert [r["variant"] for r in shown] == ["increasing (θ = +1)", "decreasing (θ = -1)"]
     assert shown[0]["success"] == "50.0% ± —" and shown[1]["mean distortion"] == "—"
@@ -133,9 +158,11 @@ def test_extra_sources_prefer_the_domains_own():
 
 
 def test_similarity_matrices_are_symmetric_with_ones_on_the_diagonal():
-    rows = [{"setting": "single-model", "a": "bim", "b": "cw", "cosine": 0.3},
-            {"setting": "single-model", "a": "cw", "b": "deepfool", "cosine": -0.2},
-            {"setting": "noisy multi-model", "a": "bim", "b": "deepfool", "cosine": 0.9}]
+    rows = [
+        {"setting": "single-model", "a": "bim", "b": "cw", "cosine": 0.3},
+        {"setting": "single-model", "a": "cw", "b": "deepfool", "cosine": -0.2},
+        {"setting": "noisy multi-model", "a": "bim", "b": "deepfool", "cosine": 0.9},
+    ]
     found = recognisable.similarity_matrices(rows)
     single, noisy = found["single-model"], found["noisy multi-model"]
     assert np.array_equal(single, single.T) and np.array_equal(np.diag(noisy), np.ones(3))
@@ -144,19 +171,43 @@ def test_similarity_matrices_are_symmetric_with_ones_on_the_diagonal():
 
 
 def test_judged_titles_and_generation_rows_name_the_judges_classes():
-    rows = [{"setting": "single-model", "model": "j1", "most common class": 2, "target class share": 1.0,
-             "source class share": 0.0},
-            {"setting": "single-model", "model": "j2", "most common class": 2, "target class share": 1.0,
-             "source class share": 0.0},
-            {"setting": "multi-model", "model": "j1", "most common class": 0, "target class share": 0.0,
-             "source class share": 1.0}]
+    rows = [
+        {
+            "setting": "single-model",
+            "model": "j1",
+            "most common class": 2,
+            "target class share": 1.0,
+            "source class share": 0.0,
+        },
+        {
+            "setting": "single-model",
+            "model": "j2",
+            "most common class": 2,
+            "target class share": 1.0,
+            "source class share": 0.0,
+        },
+        {
+            "setting": "multi-model",
+            "model": "j1",
+            "most common class": 0,
+            "target class share": 0.0,
+            "source class share": 1.0,
+        },
+    ]
     names = ["cat", "dog", "hen"]
     assert recognisable.judged_titles(rows, names, ["single-model", "multi-model"]) == {
-        "single-model": "single-model: judged hen", "multi-model": "multi-model: judged cat"}
+        "single-model": "single-model: judged hen",
+        "multi-model": "multi-model: judged cat",
+    }
     assert recognisable.judged_titles(None, names, ["single-model"]) == {}
     shown = recognisable.generation_rows(rows, names)
-    assert shown[2] == {"setting": "multi-model", "judge": "j1", "judged as": "cat", "target class share": "0%",
-                        "source class share": "100%"}
+    assert shown[2] == {
+        "setting": "multi-model",
+        "judge": "j1",
+        "judged as": "cat",
+        "target class share": "0%",
+        "source class share": "100%",
+    }
 
 
 def test_aim_refuses_the_class_the_model_already_gives(digits):
@@ -178,7 +229,8 @@ def test_mask_box_share_note_and_linf_values():
     assert "object is only 2%" in masking.share_note(0.02)
     assert masking.linf_values(0.1) == [0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4]
     assert masking.shown_rows([{"part": "object", "accuracy": 0.5, "area": 0.25}]) == [
-        {"part": "object", "accuracy": "50%", "area": "25%"}]
+        {"part": "object", "accuracy": "50%", "area": "25%"}
+    ]
 
 
 def test_checkerboard_panels_title_each_sigma_with_its_period():
@@ -193,11 +245,25 @@ def test_checkerboard_panels_title_each_sigma_with_its_period():
 
 
 def _quiz() -> quiz.Quiz:
-    questions = [quiz.Question(number=i + 1, kind=kind, image=str(i), true_class=i, choices=(i, (i + 1) % 3),
-                               picture=np.zeros((2, 2, 3), np.uint8))
-                 for i, kind in enumerate(quiz.KINDS)]
-    return quiz.Quiz(domain="d", class_names=["a", "b", "c"], questions=questions, seed=0,
-                     settings=quiz.Settings("deepfool", {}, 1, 0.0), sources=["src"])
+    questions = [
+        quiz.Question(
+            number=i + 1,
+            kind=kind,
+            image=str(i),
+            true_class=i,
+            choices=(i, (i + 1) % 3),
+            picture=np.zeros((2, 2, 3), np.uint8),
+        )
+        for i, kind in enumerate(quiz.KINDS)
+    ]
+    return quiz.Quiz(
+        domain="d",
+        class_names=["a", "b", "c"],
+        questions=questions,
+        seed=0,
+        settings=quiz.Settings("deepfool", {}, 1, 0.0),
+        sources=["src"],
+    )
 
 
 def test_revealed_says_what_the_taker_answered():

@@ -4,7 +4,8 @@ names the parameter. A pre-hook on the model proves that NaN or ±inf never reac
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import attacks, targets
 

@@ -1,4 +1,5 @@
 """Patch position vs heat-map centre (engine.analysis.patch_distance; seed 004 Figs. 3–4)."""
+
 import json
 import math
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from engine.analysis import patch_distance as pd
-from engine.heatmaps import grad_cam
 from engine.cli import main
+from engine.heatmaps import grad_cam
 
 HALF_PIXEL_DIAGONAL = math.sqrt(0.5) + 1e-5  # each coordinate is rounded to a whole pixel
 
@@ -22,7 +23,9 @@ def test_ring_placements_lie_at_the_requested_distance_inside_the_image():
     assert bool(((placed.top >= 0) & (placed.left >= 0) & (placed.top + size <= 32) & (placed.left + size <= 32)).all())
     at_zero = placed.distance == 0
     assert torch.bincount(placed.image[at_zero], minlength=20).max() <= 1  # 16 directions, one placement
-    assert int(skipped[:, 4:].sum()) == 2 * 20 * 16 and not bool((placed.distance >= 40).any())  # they leave a 32 px image
+    assert int(skipped[:, 4:].sum()) == 2 * 20 * 16 and not bool(
+        (placed.distance >= 40).any()
+    )  # they leave a 32 px image
     keys = set(zip(placed.image.tolist(), placed.distance.tolist(), placed.top.tolist(), placed.left.tolist()))
     assert len(keys) == len(placed)  # no placement counted twice
     assert int(skipped[:, 0].sum()) + int(at_zero.sum()) == 20  # each photo's one d=0 spot: run or skipped
@@ -46,7 +49,7 @@ def test_the_patch_keeps_its_budget_and_the_image_range(pattern):
     assert float(delta.abs().max()) <= 0.4 + 1e-6 and float(out.min()) >= 0 and float(out.max()) <= 1
     for j in range(4):
         box = torch.zeros((24, 24), dtype=torch.bool)
-        box[top[j]:top[j] + 6, left[j]:left[j] + 6] = True
+        box[top[j] : top[j] + 6, left[j] : left[j] + 6] = True
         assert float(delta[j][:, ~box].abs().max()) == 0.0  # nothing changes outside the patch
         expected = (x[image[j]][:, box].view(3, 6, 6) + patch).clamp(0, 1) - x[image[j]][:, box].view(3, 6, 6)
         assert torch.allclose(delta[j][:, box].view(3, 6, 6), expected)
@@ -62,7 +65,7 @@ def test_the_same_patch_is_used_at_every_placement():
     out = pd.apply_patch(x, patch, placed.image, placed.top, placed.left)
     for j in range(len(placed)):
         t, left = int(placed.top[j]), int(placed.left[j])
-        assert torch.allclose(out[j, :, t:t + 4, left:left + 4] - 0.5, patch, atol=1e-6)
+        assert torch.allclose(out[j, :, t : t + 4, left : left + 4] - 0.5, patch, atol=1e-6)
 
 
 def test_the_control_is_uniform_over_the_positions_that_fit():
@@ -97,9 +100,9 @@ def _direct(model, x, y, size, amplitude, distances, directions, seed):
     rows = {d: [] for d in distances}
     for i in range(x.shape[0]):
         with torch.no_grad():
-            if int(model(x[i:i + 1]).argmax()) != int(y[i]):
+            if int(model(x[i : i + 1]).argmax()) != int(y[i]):
                 continue
-        heat = grad_cam(model, x[i:i + 1], target=int(y[i]))[0]
+        heat = grad_cam(model, x[i : i + 1], target=int(y[i]))[0]
         if float(heat.max()) <= 0:
             continue
         top_value = float(heat.max())
@@ -116,13 +119,15 @@ def _direct(model, x, y, size, amplitude, distances, directions, seed):
                     seen.add((t, left))
                     continue
                 seen.add((t, left))
-                xp = x[i:i + 1].clone()
-                xp[0, :, t:t + size, left:left + size] = (xp[0, :, t:t + size, left:left + size] + patch).clamp(0, 1)
+                xp = x[i : i + 1].clone()
+                xp[0, :, t : t + size, left : left + size] = (xp[0, :, t : t + size, left : left + size] + patch).clamp(
+                    0, 1
+                )
                 with torch.no_grad():
                     p = torch.softmax(model(xp), 1)[0]
-                rest = torch.cat([p[:int(y[i])], p[int(y[i]) + 1:]])
+                rest = torch.cat([p[: int(y[i])], p[int(y[i]) + 1 :]])
                 with torch.no_grad():
-                    clean = float(torch.softmax(model(x[i:i + 1]), 1)[0, y[i]])
+                    clean = float(torch.softmax(model(x[i : i + 1]), 1)[0, y[i]])
                 rows[d].append((1 - float(p[y[i]]), float(p[y[i]] - rest.max()), i, clean - float(p[y[i]])))
     return rows
 
@@ -131,8 +136,9 @@ def test_the_curve_equals_a_direct_recomputation(digits):
     model, x, y = digits
     x, y = x[:24], y[:24]  # 8×8 digits: a 2 px patch, distances up to 3 px
     distances, directions = [0.0, 1.0, 2.0, 3.0], 8
-    result = pd.patch_distance(model, x, y, size=2, amplitude=0.6, distances=distances, directions=directions,
-                               seed=2, batch_size=7)
+    result = pd.patch_distance(
+        model, x, y, size=2, amplitude=0.6, distances=distances, directions=directions, seed=2, batch_size=7
+    )
     direct = _direct(model, x, y, 2, 0.6, distances, directions, seed=2)
     assert not result.stopped_early
     for row in result.curve:
@@ -150,10 +156,10 @@ def test_the_curve_equals_a_direct_recomputation(digits):
     for j in range(len(ctrl)):
         i = int(result.counted[ctrl.image[j]])
         t, left = int(ctrl.top[j]), int(ctrl.left[j])
-        xp = x[i:i + 1].clone()
-        xp[0, :, t:t + 2, left:left + 2] = (xp[0, :, t:t + 2, left:left + 2] + result.patch).clamp(0, 1)
+        xp = x[i : i + 1].clone()
+        xp[0, :, t : t + 2, left : left + 2] = (xp[0, :, t : t + 2, left : left + 2] + result.patch).clamp(0, 1)
         with torch.no_grad():
-            p, clean = torch.softmax(model(xp), 1)[0, y[i]], torch.softmax(model(x[i:i + 1]), 1)[0, y[i]]
+            p, clean = torch.softmax(model(xp), 1)[0, y[i]], torch.softmax(model(x[i : i + 1]), 1)[0, y[i]]
         wrong.append(1 - float(p))
         random_drops.setdefault(i, []).append(float(clean - p))
     assert result.control["wrong_mean"] == pytest.approx(sum(wrong) / len(wrong), abs=1e-5)
@@ -162,7 +168,9 @@ def test_the_curve_equals_a_direct_recomputation(digits):
         per_photo = {}
         for _, _, i, drop in direct[row["distance"]]:
             per_photo.setdefault(i, []).append(drop)
-        excess = torch.tensor([sum(v) / len(v) - sum(random_drops[i]) / len(random_drops[i]) for i, v in per_photo.items()])
+        excess = torch.tensor(
+            [sum(v) / len(v) - sum(random_drops[i]) / len(random_drops[i]) for i, v in per_photo.items()]
+        )
         assert row["photos"] == len(per_photo)
         assert row["over_random_mean"] == pytest.approx(float(excess.mean()), abs=1e-5)
         if len(excess) > 1:
@@ -175,8 +183,10 @@ def test_photos_without_a_centre_are_left_out_and_said(digits):
     x, labels = x[:8], y[:8].clone()
     labels[:2] = (labels[:2] + 1) % 10  # the model now gets these two wrong
     result = pd.patch_distance(model, x, labels, size=3, amplitude=0.5, distances=[0, 2], directions=4)
-    flat = [float(grad_cam(model, x[i:i + 1], target=int(y[i])).max()) <= 0 for i in range(8)]
-    expected = ["misclassified before the patch"] * 2 + ["all-zero heat map: no centre" if f else None for f in flat[2:]]
+    flat = [float(grad_cam(model, x[i : i + 1], target=int(y[i])).max()) <= 0 for i in range(8)]
+    expected = ["misclassified before the patch"] * 2 + [
+        "all-zero heat map: no centre" if f else None for f in flat[2:]
+    ]
     assert [p["reason"] for p in result.photos] == expected
     assert result.counted.tolist() == [i for i, e in enumerate(expected) if e is None]
     assert any(flat[2:]) and not all(flat[2:])  # both kinds of photo are in the test
@@ -190,8 +200,17 @@ def test_a_stop_keeps_only_whole_photos(digits):
         calls.append(step)
         return len(calls) < 2
 
-    result = pd.patch_distance(model, x[:40], y[:40], size=2, amplitude=0.5, distances=[0, 1, 2], directions=8,
-                               batch_size=16, callback=stop_after_two)
+    result = pd.patch_distance(
+        model,
+        x[:40],
+        y[:40],
+        size=2,
+        amplitude=0.5,
+        distances=[0, 1, 2],
+        directions=8,
+        batch_size=16,
+        callback=stop_after_two,
+    )
     assert result.stopped_early and len(calls) == 2
     counted = result.settings["photos_counted"]
     assert 1 <= counted and len(result.ring) + len(result.random) <= 32  # two batches of 16
@@ -200,14 +219,17 @@ def test_a_stop_keeps_only_whole_photos(digits):
     assert torch.equal(per_photo, torch.bincount(result.random.image, minlength=counted))  # control: same count
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"size": 9}, "patch size must be between 1 and 8"),
-    ({"amplitude": 0.0}, r"amplitude must be in \(0, 1\]"),
-    ({"amplitude": 1.5}, r"amplitude must be in \(0, 1\]"),
-    ({"distances": [0, -2]}, "distances must be finite and ≥ 0"),
-    ({"directions": 0}, "directions must be at least 1"),
-    ({"pattern": "stripes"}, "unknown patch pattern"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"size": 9}, "patch size must be between 1 and 8"),
+        ({"amplitude": 0.0}, r"amplitude must be in \(0, 1\]"),
+        ({"amplitude": 1.5}, r"amplitude must be in \(0, 1\]"),
+        ({"distances": [0, -2]}, "distances must be finite and ≥ 0"),
+        ({"directions": 0}, "directions must be at least 1"),
+        ({"pattern": "stripes"}, "unknown patch pattern"),
+    ],
+)
 def test_bad_settings_are_refused_in_words(digits, kwargs, message):
     model, x, y = digits
     settings = {"size": 3, "amplitude": 0.5, "distances": [0, 2], "directions": 4, **kwargs}
@@ -221,8 +243,26 @@ def test_defaults_follow_the_image_side(lite0):
 
 
 def test_cli_json(capsys):
-    code = main(["patch-distance", "--model", "fmnist-lenet-0", "--n", "6", "--size", "5", "--amplitude", "0.8",
-                 "--distances", "0", "4", "8", "--directions", "4", "--json"])
+    code = main(
+        [
+            "patch-distance",
+            "--model",
+            "fmnist-lenet-0",
+            "--n",
+            "6",
+            "--size",
+            "5",
+            "--amplitude",
+            "0.8",
+            "--distances",
+            "0",
+            "4",
+            "8",
+            "--directions",
+            "4",
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     record = json.loads(out)
@@ -233,12 +273,15 @@ def test_cli_json(capsys):
     assert all(0 <= r["success"] <= 1 for r in record["curve"] if r["n"])
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--size", "40"], "patch size must be between 1 and 28"),
-    (["--amplitude", "0"], "amplitude must be in (0, 1]"),
-    (["--amplitude", "2"], "amplitude must be in (0, 1]"),
-    (["--distances", "0", "-3"], "distances must be finite and ≥ 0"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--size", "40"], "patch size must be between 1 and 28"),
+        (["--amplitude", "0"], "amplitude must be in (0, 1]"),
+        (["--amplitude", "2"], "amplitude must be in (0, 1]"),
+        (["--distances", "0", "-3"], "distances must be finite and ≥ 0"),
+    ],
+)
 def test_cli_bad_inputs_are_one_line_errors(capsys, flags, message):
     code = main(["patch-distance", "--model", "fmnist-lenet-0", "--n", "2", *flags])
     _, err = capsys.readouterr()

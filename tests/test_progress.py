@@ -1,4 +1,5 @@
 """The progress/cancel protocol (engine.progress): one bar over nested work, and Cancel keeps what finished."""
+
 import pytest
 
 from engine import progress
@@ -44,8 +45,9 @@ def test_checkerboard_and_averaging_stop_where_they_are_told(digits):
     bar = Bar(stop_after=4)
     rows = checkerboard.checkerboard(model, x[:1], sigmas=(0.05, 0.2, 0.5), copies=4, eps=0.2, steps=3, callback=bar)
     assert len(rows) == 1 and max(c[0] for c in bar.calls) < 2  # σ = 0.05 finished, σ = 0.2 was cut
-    deltas = recognisable.perturbations([model], x[:2], y[:2], {"bim": {"eps": 0.2, "steps": 3}}, copies=2, sigma=0.1,
-                                        callback=Bar(stop_after=5))
+    deltas = recognisable.perturbations(
+        [model], x[:2], y[:2], {"bim": {"eps": 0.2, "steps": 3}}, copies=2, sigma=0.1, callback=Bar(stop_after=5)
+    )
     assert list(deltas) == [("bim", "single-model"), ("bim", "multi-model")]
 
 
@@ -55,6 +57,7 @@ def test_hardness_over_pairs_reports_once_per_pair_and_keeps_finished_pairs(digi
     rows = jsma_extras.hardness_matrix(model, x, y, classes=[0, 1, 2], per_pair=2, max_distortion=0.1, callback=bar)
     assert len(rows) == 6 and bar.calls[-1][1] == 6 and {c[2]["part"] for c in bar.calls} == set(range(1, 7))
     two_pairs = sum(c[2]["part"] <= 2 for c in bar.calls)
-    cut = jsma_extras.hardness_matrix(model, x, y, classes=[0, 1, 2], per_pair=2, max_distortion=0.1,
-                                        callback=Bar(stop_after=two_pairs + 1))
+    cut = jsma_extras.hardness_matrix(
+        model, x, y, classes=[0, 1, 2], per_pair=2, max_distortion=0.1, callback=Bar(stop_after=two_pairs + 1)
+    )
     assert cut == rows[:2]

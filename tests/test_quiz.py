@@ -1,4 +1,5 @@
 """The perturbation quiz (seed 002 §4.8.2.2): plan, pictures, machine taker, score, CSV and CLI."""
+
 import csv
 import io
 import json
@@ -33,8 +34,9 @@ def _labels(n: int = 300, classes: int = 10, seed: int = 0):
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("classes,choices,pool",
-                         [(10, 10, None), (10, 4, None), (1000, 20, None), (1000, 20, (1, 2, 3))])
+@pytest.mark.parametrize(
+    "classes,choices,pool", [(10, 10, None), (10, 4, None), (1000, 20, None), (1000, 20, (1, 2, 3))]
+)
 def test_choices_hold_the_true_class_exactly_once_and_are_distinct(seed, classes, choices, pool):
     labels, keys = _labels(200, classes=min(classes, 40), seed=seed)
     qs = quiz.plan(labels, keys, classes, questions=30, choices=choices, seed=seed, pool=pool)
@@ -50,8 +52,11 @@ def test_choices_hold_the_true_class_exactly_once_and_are_distinct(seed, classes
 
 def test_the_true_class_sits_anywhere_among_the_choices():
     labels, keys = _labels()
-    slots = {q.choices.index(q.true_class) for seed in range(5)
-             for q in quiz.plan(labels, keys, 10, questions=20, choices=10, seed=seed)}
+    slots = {
+        q.choices.index(q.true_class)
+        for seed in range(5)
+        for q in quiz.plan(labels, keys, 10, questions=20, choices=10, seed=seed)
+    }
     assert len(slots) >= 8  # not always first (or last): the position gives nothing away
 
 
@@ -80,11 +85,18 @@ def test_the_plan_is_seeded_blinded_and_mixes_both_kinds():
     assert sorted(np.bincount(classes, minlength=10)) == [2] * 10  # spread evenly over the classes
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"questions": 0}, "questions"), ({"questions": 301}, "questions"), ({"choices": 1}, "choices"),
-    ({"choices": 11}, "choices"), ({"seed": -1}, "seed"), ({"kinds": ("both",)}, "kinds"),
-    ({"questions": 2.5}, "questions"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"questions": 0}, "questions"),
+        ({"questions": 301}, "questions"),
+        ({"choices": 1}, "choices"),
+        ({"choices": 11}, "choices"),
+        ({"seed": -1}, "seed"),
+        ({"kinds": ("both",)}, "kinds"),
+        ({"questions": 2.5}, "questions"),
+    ],
+)
 def test_a_bad_plan_is_refused_with_its_reason(bad, match):
     labels, keys = _labels()
     args = {"questions": 10, "choices": 10, "seed": 0, **bad}
@@ -142,9 +154,13 @@ def test_no_answers_score_nothing_rather_than_zero():
     assert perfect["accuracy"] == 1.0 and perfect["ci high"] == 1.0 and 0.3 < perfect["ci low"] < 1.0
 
 
-@pytest.mark.parametrize("answer,match", [
-    (quiz.Answer(99, 1), "questions 1"), (quiz.Answer(1, "x"), "not one of its choices"),
-])
+@pytest.mark.parametrize(
+    "answer,match",
+    [
+        (quiz.Answer(99, 1), "questions 1"),
+        (quiz.Answer(1, "x"), "not one of its choices"),
+    ],
+)
 def test_a_bad_answer_is_refused(answer, match):
     labels, keys = _labels()
     qs = quiz.plan(labels, keys, 10, questions=4, choices=3, seed=0)
@@ -198,8 +214,11 @@ def test_a_sheet_from_another_quiz_or_with_bad_cells_is_refused():
         quiz.read_answers("question,answer\n1,Spaceship\n", made.questions, made.class_names)
     with pytest.raises(ValueError, match="line 2: question"):
         quiz.read_answers("question,answer\n40,\n", made.questions, made.class_names)
-    by_name = quiz.read_answers(f"question,answer\n1,{made.class_names[made.questions[0].true_class].upper()}\n",
-                                made.questions, made.class_names)
+    by_name = quiz.read_answers(
+        f"question,answer\n1,{made.class_names[made.questions[0].true_class].upper()}\n",
+        made.questions,
+        made.class_names,
+    )
     assert by_name == [quiz.Answer(1, made.questions[0].true_class, None)]
 
 
@@ -212,8 +231,9 @@ def test_pictures_are_the_display_normalised_perturbations(made, sources):
         xs = x[[keys.index(q.image) for q in mine]]
         y = torch.tensor([q.true_class for q in mine])
         # Reference: the same averaging called directly, one kind at a time.
-        delta = recognisable.perturbations(models_, xs, y, {"deepfool": {"steps": 5}}, copies=2, sigma=0.2,
-                                           settings=(kind,), seed=3)[("deepfool", kind)]
+        delta = recognisable.perturbations(
+            models_, xs, y, {"deepfool": {"steps": 5}}, copies=2, sigma=0.2, settings=(kind,), seed=3
+        )[("deepfool", kind)]
         for q, d in zip(mine, delta):
             expected = images.to_uint8(recognisable.display_normalise(d[None], "fashion-mnist"))
             assert q.picture.dtype == np.uint8 and q.picture.shape == (28, 28, 3)
@@ -260,8 +280,21 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-QUIZ = ["quiz", "--models", *SOURCES, "--questions", "4", "--seed", "2", "--attack", "deepfool", "--steps", "5",
-        "--copies", "2"]
+QUIZ = [
+    "quiz",
+    "--models",
+    *SOURCES,
+    "--questions",
+    "4",
+    "--seed",
+    "2",
+    "--attack",
+    "deepfool",
+    "--steps",
+    "5",
+    "--copies",
+    "2",
+]
 
 
 @pytest.mark.slow
@@ -287,25 +320,29 @@ def test_cli_writes_a_blind_quiz_scores_a_sheet_and_lets_a_judge_take_it(capsys,
     wrong = next(c for c in rows[1]["choices"].split(quiz.CHOICE_SEPARATOR) if c != truth[1])
     filled = ["question,answer", f"1,{truth[0]}", f"2,{wrong}", "3,", f"4,{truth[3]}"]
     sheet.write_text("\n".join(filled) + "\n")
-    code, out, err = _cli(capsys, "quiz", "--models", *SOURCES, "--questions", "4", "--seed", "2",
-                          "--answers", str(sheet), "--json")
+    code, out, err = _cli(
+        capsys, "quiz", "--models", *SOURCES, "--questions", "4", "--seed", "2", "--answers", str(sheet), "--json"
+    )
     assert code == 0, err
     s = json.loads(out)["score"]
     assert (s["answered"], s["correct"], s["unanswered questions"]) == (3, 2, [3])
     assert s["accuracy"] == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("args,match", [
-    (["quiz", "--questions", "4"], "--domain, --model or --models"),
-    (["quiz", "--domain", "fashion-mnist", "--model", "efficientnet-lite0"], "not fashion-mnist"),
-    ([*QUIZ, "--choices", "1"], "choices must be"),
-    ([*QUIZ[:5], "0"], "questions must be"),
-    ([*QUIZ, "--black", SOURCES[0]], "held out"),
-    ([*QUIZ, "--eps", "0.1"], "--eps is not a parameter of deepfool"),
-    (["quiz", "--models", SOURCES[0], "--answers", "/nonexistent.csv"], "nonexistent"),
-    (["quiz", "--models", SOURCES[0], "--answers", "sheet.csv", "--black", JUDGE], "without making the pictures"),
-    (["quiz", "--domain", "mnist"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["quiz", "--questions", "4"], "--domain, --model or --models"),
+        (["quiz", "--domain", "fashion-mnist", "--model", "efficientnet-lite0"], "not fashion-mnist"),
+        ([*QUIZ, "--choices", "1"], "choices must be"),
+        ([*QUIZ[:5], "0"], "questions must be"),
+        ([*QUIZ, "--black", SOURCES[0]], "held out"),
+        ([*QUIZ, "--eps", "0.1"], "--eps is not a parameter of deepfool"),
+        (["quiz", "--models", SOURCES[0], "--answers", "/nonexistent.csv"], "nonexistent"),
+        (["quiz", "--models", SOURCES[0], "--answers", "sheet.csv", "--black", JUDGE], "without making the pictures"),
+        (["quiz", "--domain", "mnist"], "invalid choice"),
+    ],
+)
 def test_cli_rejects_bad_input_in_one_line(capsys, args, match):
     code, out, err = _cli(capsys, *args)
     assert code == 2 and match in err and "Traceback" not in err, err

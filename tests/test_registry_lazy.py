@@ -1,4 +1,5 @@
 """Built-in models register on the first lookup, once, and importing `engine.models` reads no manifest."""
+
 import subprocess
 import sys
 import textwrap
@@ -9,8 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _run(code: str) -> str:
     # A fresh interpreter: in this one the registry has long been filled by other tests.
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

@@ -1,4 +1,5 @@
 """What a result says in words (headline) and whether its saved 8-bit PNG still does what it says."""
+
 import pytest
 import torch
 
@@ -9,19 +10,34 @@ from engine.report import describe_attack, headline, run_record
 
 def _record(success, target=None, adv_index=1, saved=True, attack="pgd", params=None):
     top = lambda i, p: [{"index": i, "label": f"class{i}", "probability": p}]  # noqa: E731
-    return {"attack": attack, "params": params or {"eps": 0.03, "alpha": None, "steps": 10, "random_start": True},
-            "examples": [{"label": 0, "target": target, "target_name": None if target is None else f"class{target}",
-                          "clean_top5": top(0, 0.9), "adversarial_top5": top(adv_index, 0.6), "success": success,
-                          "success_8bit": saved, "prediction_8bit": "class0" if not saved else f"class{adv_index}"}]}
+    return {
+        "attack": attack,
+        "params": params or {"eps": 0.03, "alpha": None, "steps": 10, "random_start": True},
+        "examples": [
+            {
+                "label": 0,
+                "target": target,
+                "target_name": None if target is None else f"class{target}",
+                "clean_top5": top(0, 0.9),
+                "adversarial_top5": top(adv_index, 0.6),
+                "success": success,
+                "success_8bit": saved,
+                "prediction_8bit": "class0" if not saved else f"class{adv_index}",
+            }
+        ],
+    }
 
 
-@pytest.mark.parametrize("record, verdict", [
-    (_record(True), "fooled"),
-    (_record(False, adv_index=0), "not fooled"),
-    (_record(True, target=1), "target class1 reached"),
-    (_record(False, target=2, adv_index=1), "target class2 missed (the prediction changed)"),
-    (_record(False, target=2, adv_index=0), "target class2 missed (not fooled)"),
-])
+@pytest.mark.parametrize(
+    "record, verdict",
+    [
+        (_record(True), "fooled"),
+        (_record(False, adv_index=0), "not fooled"),
+        (_record(True, target=1), "target class1 reached"),
+        (_record(False, target=2, adv_index=1), "target class2 missed (the prediction changed)"),
+        (_record(False, target=2, adv_index=0), "target class2 missed (not fooled)"),
+    ],
+)
 def test_verdicts_never_contradict_the_prediction(record, verdict):
     words = headline(record)
     assert words["verdict"] == verdict
@@ -36,8 +52,10 @@ def test_rounding_is_reported_only_for_a_success():
 
 
 def test_describe_attack_names_the_budget_not_the_derived_parameters():
-    assert describe_attack({"attack": "square", "params": {"eps": 0.05, "n_queries": 300, "p_init": 0.8}}) == \
-        "Square (ε 0.05, queries 300)"
+    assert (
+        describe_attack({"attack": "square", "params": {"eps": 0.05, "n_queries": 300, "p_init": 0.8}})
+        == "Square (ε 0.05, queries 300)"
+    )
     assert describe_attack({"attack": "fgsm", "params": {"eps": 0.1}}) == "FGSM (ε 0.1)"
 
 

@@ -1,4 +1,5 @@
 """The Explorer's and the deck's numbers, files and words come from the engine and say what the result holds."""
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,7 @@ def test_the_csv_holds_the_sizes_and_every_models_top_k(fgsm_result):
     sizes = dict(rows[1:blank])
     example = record["examples"][0]
     assert float(sizes["linf"]) == pytest.approx(example["linf"]) and sizes["success"] == str(example["success"])
-    table = rows[blank + 2:]
+    table = rows[blank + 2 :]
     assert len(table) == sum(len(p["before"]) + len(p["after"]) for p in predictions)
     for when in ("before", "after"):  # each model's probabilities, as ranked, are the ones it gave
         shown = [float(r[6]) for r in table if r[0] == predictions[0]["model"] and r[1] == "white-box" and r[2] == when]
@@ -35,8 +36,10 @@ def test_the_csv_holds_the_sizes_and_every_models_top_k(fgsm_result):
 
 def test_the_files_are_the_result_and_its_record(fgsm_result):
     _, result, found = fgsm_result
-    files = {name: (data, mime) for _, data, name, mime in
-             report.result_files(result, found["record"], found["predictions"], "digit 0")}
+    files = {
+        name: (data, mime)
+        for _, data, name, mime in report.result_files(result, found["record"], found["predictions"], "digit 0")
+    }
     assert set(files) == {"adversarial.png", "perturbation.png", "perturbation.npy", "attack.json", "attack.csv"}
     assert files["adversarial.png"][0]().startswith(b"\x89PNG")  # made only when asked for
     saved = json.loads(files["attack.json"][0])
@@ -66,8 +69,15 @@ def test_the_eps_slider_reads_the_grid_at_the_chosen_eps(fgsm_result):
 
 
 def test_transfer_items_count_black_boxes_only_when_there_are_some():
-    one = [{"model": "a", "role": "white-box", "before": [{"index": 0, "label": "x", "probability": 0.9}],
-            "after": [{"index": 1, "label": "y", "probability": 0.8}], "fooled": True}]
+    one = [
+        {
+            "model": "a",
+            "role": "white-box",
+            "before": [{"index": 0, "label": "x", "probability": 0.9}],
+            "after": [{"index": 1, "label": "y", "probability": 0.8}],
+            "fooled": True,
+        }
+    ]
     assert [label for label, _, _ in slides.transfer_items(slides.transfer_numbers(one, 0))] == ["Models fooled"]
     two = one + [dict(one[0], model="b", role="black-box", fooled=False)]
     items = slides.transfer_items(slides.transfer_numbers(two, 0))

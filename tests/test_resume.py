@@ -1,12 +1,13 @@
 """A cancelled attack carries on from its checkpoint (`attacks.resume`) to the result of a run never cancelled."""
+
 import itertools
 
 import pytest
 import torch
 
 from engine import attacks, models
-from engine.datasets import fashion_mnist
 from engine.analysis.target_images import target_images
+from engine.datasets import fashion_mnist
 
 # Small enough to run every attack a few times. On these 16 images C&W's first search step leaves 6 of them
 # unfooled (so the search moves both bounds) and the early abort ends its second at Adam step 21 of 50, so a
@@ -178,8 +179,20 @@ def test_checkpoint_contents(setups):
     model, x, kw = setups["cw"]
     part = attacks.run("cw", model, x, callback=Cancel(15), **kw)
     cp = part.checkpoint
-    assert set(cp["state"]) == {"search", "step", "w", "adam", "found", "previous", "const", "lower", "upper",
-                                "best_l2", "best_adv", "last_adv"}
+    assert set(cp["state"]) == {
+        "search",
+        "step",
+        "w",
+        "adam",
+        "found",
+        "previous",
+        "const",
+        "lower",
+        "upper",
+        "best_l2",
+        "best_adv",
+        "last_adv",
+    }
     assert cp["state"]["previous"] < float("inf")  # the early abort's last loss, so the abort happens as it would
     assert cp["generator"].dtype == torch.uint8 and torch.equal(cp["iterations"], part.iterations)
     assert cp["seconds"] == part.seconds and cp["num_classes"] == 10

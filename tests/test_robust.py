@@ -1,4 +1,6 @@
-"""Adversarially trained twins: the zoo records them, they resist PGD, and the comparison runs the same attack on both."""
+"""Adversarially trained twins: the zoo records them, they resist PGD, and the comparison runs the same attack on
+both."""
+
 import json
 from pathlib import Path
 
@@ -6,8 +8,8 @@ import pytest
 import torch
 
 from engine import attacks, cli, domains, models
-from engine.datasets import fashion_mnist
 from engine.analysis import robust
+from engine.datasets import fashion_mnist
 from engine.zoo import manifest, train
 
 FMNIST = domains.get(domains.FASHION_MNIST_NAME)
@@ -45,8 +47,10 @@ def test_pgd_accuracy_is_the_share_still_right_after_the_engine_pgd(digits):
     assert [r["eps"] for r in rows] == [0.0, 0.05, 0.3]
     assert rows[0]["accuracy"] == 1.0  # the fixture's images are the ones it gets right
     for r in rows[1:]:
-        chunks = [attacks.run("pgd", model, x[lo:lo + 10], y=y[lo:lo + 10], eps=r["eps"], steps=5, seed=3).pred_adv
-                  for lo in range(0, 24, 10)]
+        chunks = [
+            attacks.run("pgd", model, x[lo : lo + 10], y=y[lo : lo + 10], eps=r["eps"], steps=5, seed=3).pred_adv
+            for lo in range(0, 24, 10)
+        ]
         assert r["accuracy"] == pytest.approx(float((torch.cat(chunks) == y).float().mean()))
     assert rows[2]["accuracy"] < rows[1]["accuracy"]
 
@@ -54,7 +58,9 @@ def test_pgd_accuracy_is_the_share_still_right_after_the_engine_pgd(digits):
 def test_pgd_accuracy_stops_when_cancelled(digits):
     model, x, y = digits
     seen = []
-    rows = robust.pgd_accuracy(model, x[:8], y[:8], (0.1, 0.2), steps=2, callback=lambda s, t, st: seen.append(s) or len(seen) < 2)
+    rows = robust.pgd_accuracy(
+        model, x[:8], y[:8], (0.1, 0.2), steps=2, callback=lambda s, t, st: seen.append(s) or len(seen) < 2
+    )
     assert len(rows) == 1 and rows[0]["eps"] == 0.0
 
 
@@ -81,8 +87,26 @@ def test_compare_runs_the_same_attack_on_both_and_shows_each_delta(digits_pair):
 
 def test_cli_runs_an_attack_on_the_twin_and_scores_pgd(capsys, tmp_path):
     plain, tough = FMNIST.twins[0]
-    assert cli.main(["attack", "--model", plain, "--image", "fmnist:3", "--attack", "pgd", "--steps", "5", "--twin",
-                     "--save-delta", str(tmp_path / "d"), "--json"]) == 0
+    assert (
+        cli.main(
+            [
+                "attack",
+                "--model",
+                plain,
+                "--image",
+                "fmnist:3",
+                "--attack",
+                "pgd",
+                "--steps",
+                "5",
+                "--twin",
+                "--save-delta",
+                str(tmp_path / "d"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in out["runs"]] == [plain, tough] and [r["robust"] for r in out["runs"]] == [False, True]
     assert len(out["saved"]) == 4 and all(Path(p).exists() for p in out["saved"])

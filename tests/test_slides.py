@@ -1,4 +1,5 @@
 """The key number of each presentation slide measures what its label says."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,11 @@ def test_a_checkerboard_is_found_at_its_period_and_counts_as_fine_detail():
     coarse = slides.spectrum_numbers((0.03 * wave[:, None] * wave[None, :]).expand(1, 3, 64, 64).clone())
     assert abs(coarse["period"] - 8) < 1e-6 and coarse["fine_share"] < 0.05
     assert coarse["prominence"] > 10  # one grid, far above the median power
-    assert slides.spectrum_numbers(torch.zeros(1, 3, 64, 64)) == {"period": None, "prominence": None, "fine_share": None}
+    assert slides.spectrum_numbers(torch.zeros(1, 3, 64, 64)) == {
+        "period": None,
+        "prominence": None,
+        "fine_share": None,
+    }
 
 
 def test_the_share_of_delta_in_the_warm_quarter_is_chance_for_uniform_noise_and_all_for_a_masked_one():
@@ -44,11 +49,20 @@ def test_transfer_counts_fooled_models_and_reads_the_true_class_probability():
         return [{"index": i, "label": f"c{i}", "probability": p} for i, p in pairs]
 
     predictions = [
-        {"model": "w", "role": "white-box", "before": top((3, 0.9), (1, 0.1)), "after": top((1, 0.8), (3, 0.2)), "fooled": True},
+        {
+            "model": "w",
+            "role": "white-box",
+            "before": top((3, 0.9), (1, 0.1)),
+            "after": top((1, 0.8), (3, 0.2)),
+            "fooled": True,
+        },
         {"model": "b1", "role": "black-box", "before": top((3, 0.7)), "after": top((5, 0.6), (2, 0.4)), "fooled": True},
         {"model": "b2", "role": "black-box", "before": top((3, 0.6)), "after": top((3, 0.5)), "fooled": False},
     ]
     numbers = slides.transfer_numbers(predictions, source=3)
     assert (numbers["fooled"], numbers["models"], numbers["black_fooled"], numbers["blacks"]) == (2, 3, 1, 2)
     assert [(r["before"], r["after"], r["now"]) for r in numbers["rows"]] == [
-        (0.9, 0.2, "c1"), (0.7, 0.0, "c5"), (0.6, 0.5, "c3")]
+        (0.9, 0.2, "c1"),
+        (0.7, 0.0, "c5"),
+        (0.6, 0.5, "c3"),
+    ]

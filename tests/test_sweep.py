@@ -2,6 +2,7 @@
 instance of 2 workers), retries of killed and failing jobs, the tidy file, resume, the CLI and
 the app's "Sweep results" page. Tiny grids on the Fashion-MNIST zoo: a few images, few steps.
 """
+
 import io
 import json
 import os
@@ -23,8 +24,9 @@ from engine.sweep import cache, runner
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "app" / "main.py")
 WHITE, BLACK = "fmnist-lenet-0", "fmnist-mlp-0"
-GRID = sweep.Grid(attacks=["fgsm", "tpgd", "aa"], whites=[WHITE], blacks=[BLACK], eps=[0.15], images=8,
-                  shard_size=4, steps=2)
+GRID = sweep.Grid(
+    attacks=["fgsm", "tpgd", "aa"], whites=[WHITE], blacks=[BLACK], eps=[0.15], images=8, shard_size=4, steps=2
+)
 VOLATILE = ["seconds", "worker", "loads", "attempt"]  # where and how often, not what was measured
 MARKERS = "SWEEP_TEST_MARKERS"  # folder the chaos task leaves its "already died once" markers in
 
@@ -108,17 +110,26 @@ def assert_chaos_outcome(rows, reference, retries: int):
     done = got[got["status"] == "ok"]
     expected = table(reference)
     expected = expected[expected["job"].isin(done["job"])]
-    pd.testing.assert_frame_equal(done.drop(columns=VOLATILE).reset_index(drop=True),
-                                  expected.drop(columns=VOLATILE).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        done.drop(columns=VOLATILE).reset_index(drop=True), expected.drop(columns=VOLATILE).reset_index(drop=True)
+    )
     # Models are loaded once per worker process however many of its jobs need them.
     assert (done.drop_duplicates("job").groupby("worker")["loads"].sum() <= 2).all()
 
 
 # ---- the grid ----------------------------------------------------------------------------------------
 
+
 def test_grid_expands_attacks_models_eps_layers_and_shards():
-    grid = sweep.Grid(attacks=["fgsm", "aa", "deepfool"], whites=[WHITE, "fmnist-vgg-0"], blacks=[WHITE, BLACK],
-                      eps=[0.05, 0.1], layers=[2, 3], images=25, shard_size=10)
+    grid = sweep.Grid(
+        attacks=["fgsm", "aa", "deepfool"],
+        whites=[WHITE, "fmnist-vgg-0"],
+        blacks=[WHITE, BLACK],
+        eps=[0.05, 0.1],
+        layers=[2, 3],
+        images=25,
+        shard_size=10,
+    )
     jobs = grid.jobs()
     # fgsm: 2 ε; aa: 2 ε × 2 layers; deepfool: no ε, no layer → 7 settings × 2 white-box models × 3 shards
     assert len(jobs) == 7 * 2 * 3 and len({j.key for j in jobs}) == len(jobs)
@@ -126,28 +137,34 @@ def test_grid_expands_attacks_models_eps_layers_and_shards():
     assert {j.blacks for j in jobs if j.white == WHITE} == {(BLACK,)}  # never its own black box
     assert {j.layer for j in jobs if j.attack != "aa"} == {None}
     assert {j.eps for j in jobs if j.attack == "deepfool"} == {None}
-    assert {j.steps for j in jobs if j.attack == "aa"} == {10} and {j.steps for j in jobs if j.attack == "fgsm"} == {None}
+    assert {j.steps for j in jobs if j.attack == "aa"} == {10} and {j.steps for j in jobs if j.attack == "fgsm"} == {
+        None
+    }
     default = sweep.Grid(attacks=["pgd"], whites=[WHITE], blacks=[BLACK], images=4, shard_size=4).jobs()
     assert [j.eps for j in default] == [0.2]  # the Fashion-MNIST default budget
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"whites": ["no-such-model"]}, "unknown model"),
-    ({"blacks": ["efficientnet-lite0"]}, "share one domain"),
-    ({"eps": [1.5]}, "outside its range"),
-    ({"params": {"kappa": 1.0}}, "not a parameter of"),
-    ({"params": {"eps": 0.1}}, "sweep axis"),
-    ({"attacks": ["tmifgsm"], "params": {"decay": 0.5}}, "not a parameter of"),  # TMIFGSM's μ = 1 is fixed
-    ({"layers": [99]}, "layer index 99 out of range"),
-    ({"blacks": [WHITE]}, "no black-box model other than itself"),
-    ({"shard_size": 0}, "at least 1"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"whites": ["no-such-model"]}, "unknown model"),
+        ({"blacks": ["efficientnet-lite0"]}, "share one domain"),
+        ({"eps": [1.5]}, "outside its range"),
+        ({"params": {"kappa": 1.0}}, "not a parameter of"),
+        ({"params": {"eps": 0.1}}, "sweep axis"),
+        ({"attacks": ["tmifgsm"], "params": {"decay": 0.5}}, "not a parameter of"),  # TMIFGSM's μ = 1 is fixed
+        ({"layers": [99]}, "layer index 99 out of range"),
+        ({"blacks": [WHITE]}, "no black-box model other than itself"),
+        ({"shard_size": 0}, "at least 1"),
+    ],
+)
 def test_grid_refuses_bad_settings_before_any_work(change, message):
     with pytest.raises(ValueError, match=message):
         replace(GRID, **change).jobs()
 
 
 # ---- executors ------------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_local_executor_gives_the_serial_rows(reference):
@@ -185,23 +202,51 @@ def test_ray_executor_on_two_local_workers_matches_and_retries(ray_cluster, refe
 @pytest.mark.slow
 def test_cli_sweep_on_ray_writes_the_file_the_app_reads(ray_cluster, tmp_path, capsys):
     out = tmp_path / "sweep.parquet"
-    code = main(["sweep", "--models", WHITE, "--black", BLACK, "--attack", "fgsm", "aa", "--eps", "0.1", "0.2",
-                 "--n", "6", "--shard-size", "3", "--steps", "2", "--out", str(out), "--ray", "--json"])
+    code = main(
+        [
+            "sweep",
+            "--models",
+            WHITE,
+            "--black",
+            BLACK,
+            "--attack",
+            "fgsm",
+            "aa",
+            "--eps",
+            "0.1",
+            "0.2",
+            "--n",
+            "6",
+            "--shard-size",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--ray",
+            "--json",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["jobs"] == 8 and report["failed"] == 0 and report["executor"].startswith("ray")
     assert len(report["summary"]) == 4 and all(r["images"] == 6 for r in report["summary"])
     assert len(sweep.load_results(out)) == 8
-    assert main(["sweep", "--models", WHITE, "--black", BLACK, "--attack", "fgsm", "--n", "6",
-                 "--out", str(out), "--ray"]) == 2  # exists: --resume or --overwrite
+    assert (
+        main(["sweep", "--models", WHITE, "--black", BLACK, "--attack", "fgsm", "--n", "6", "--out", str(out), "--ray"])
+        == 2
+    )  # exists: --resume or --overwrite
     assert "--resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--attack", "fgsm", "--param", "alpha"], "NAME=VALUE"),
-    (["--attack", "fgsm", "--param", "decay=2"], "not a parameter of"),
-    (["--attack", "fgsm", "--out", "x.xlsx"], ".csv or .parquet"),
-    (["--attack", "nope"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--attack", "fgsm", "--param", "alpha"], "NAME=VALUE"),
+        (["--attack", "fgsm", "--param", "decay=2"], "not a parameter of"),
+        (["--attack", "fgsm", "--out", "x.xlsx"], ".csv or .parquet"),
+        (["--attack", "nope"], "invalid choice"),
+    ],
+)
 def test_cli_sweep_errors_are_one_line(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = ["sweep", "--models", WHITE, "--black", BLACK, "--out", "out.csv"]
@@ -212,8 +257,10 @@ def test_cli_sweep_errors_are_one_line(argv, message, tmp_path, capsys, monkeypa
 
 @pytest.mark.slow
 def test_ray_is_not_imported_by_the_engine_or_a_local_sweep():
-    code = ("import sys, engine.sweep, engine.cli; from engine import sweep; "
-            "sweep.make_executor(ray=None); assert 'ray' not in sys.modules, 'ray imported'")
+    code = (
+        "import sys, engine.sweep, engine.cli; from engine import sweep; "
+        "sweep.make_executor(ray=None); assert 'ray' not in sys.modules, 'ray imported'"
+    )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
 
@@ -229,12 +276,13 @@ def test_ray_address_selects_ray(monkeypatch):
 
 # ---- the results file -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_results_round_trip_through_the_file(reference, tmp_path, suffix):
     path = tmp_path / f"results{suffix}"
     results = sweep.ResultsFile(path)
     for i in range(0, len(reference), 2):  # written as jobs stream in
-        results.add(reference[i:i + 2])
+        results.add(reference[i : i + 2])
     expected = sweep.rows_frame(reference)
     pd.testing.assert_frame_equal(sweep.load_results(path), expected)
     pd.testing.assert_frame_equal(sweep.load_results(path.read_bytes(), name=path.name), expected)
@@ -251,12 +299,15 @@ def test_summary_pools_shards_by_each_rates_denominator(reference):
             assert summary.loc[attack, metric] == pytest.approx(whole.loc[attack, metric])
 
 
-@pytest.mark.parametrize("name, data, message", [
-    ("junk.parquet", b"not a parquet file", "could not be read as Parquet"),
-    ("junk.csv", b"a,b\n1,2\n", "lacks the column(s) job, status"),
-    ("junk.csv", b"", "could not be read as CSV"),
-    ("results.xlsx", b"PK", ".csv or .parquet"),
-])
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("junk.parquet", b"not a parquet file", "could not be read as Parquet"),
+        ("junk.csv", b"a,b\n1,2\n", "lacks the column(s) job, status"),
+        ("junk.csv", b"", "could not be read as CSV"),
+        ("results.xlsx", b"PK", ".csv or .parquet"),
+    ],
+)
 def test_bad_files_are_refused_with_the_reason(name, data, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         sweep.load_results(data, name=name)
@@ -303,6 +354,7 @@ def test_a_killed_sweep_keeps_finished_jobs_and_resume_runs_only_the_rest(tmp_pa
 
 # ---- the app page ---------------------------------------------------------------------------------
 
+
 def upload(at: AppTest, name: str, content: bytes) -> None:
     box = next(u for u in at.get("file_uploader") if u.key == "sweeps.file")  # the sidebar has its own uploader
     box.upload(name, content, "application/octet-stream").run()
@@ -343,9 +395,12 @@ def test_one_step_jobs_at_many_eps_share_one_gradient_and_match_their_own_runs(m
     white, black = models.load(WHITE, device="cpu"), models.load(BLACK, device="cpu")
     imageset = cache.image_set(white, 8, "cpu")
     for job, row in zip(grid.jobs(), rows):
-        x, y = imageset.x[job.start:job.stop], imageset.y[job.start:job.stop]
+        x, y = imageset.x[job.start : job.stop], imageset.y[job.start : job.stop]
         x_adv, _, _ = adversarial(white, "fgsm", x, y, eps=job.eps)
         with torch.no_grad():
-            assert row["error"] == pytest.approx(float((black(x_adv).argmax(1) != y)[
-                (white(x).argmax(1) == y) & (black(x).argmax(1) == y)].float().mean()))
+            assert row["error"] == pytest.approx(
+                float(
+                    (black(x_adv).argmax(1) != y)[(white(x).argmax(1) == y) & (black(x).argmax(1) == y)].float().mean()
+                )
+            )
         assert row["linf"] == pytest.approx(job.eps, abs=1e-6)

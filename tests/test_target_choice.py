@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import cli_json
 
 from engine import targets
 from engine.analysis import transfer
 from engine.analysis.target_images import choose_target_images, features, target_bank, target_images
 from engine.cli import main
-from conftest import cli_json
 from engine.metrics import predict_labels
 
 LAYER = 2
@@ -35,8 +35,9 @@ def test_a_misclassified_bank_image_would_be_chosen_without_the_check(poisoned):
     """The poison is where an unchecked rule looks: it holds the farthest image of most target classes."""
     model, x, y, bank_x, bank_y, poison = poisoned
     target = targets.random_classes(y, 10, seed=0)
-    raw = targets.pick_images(features(model, bank_x, LAYER), bank_y, target, targets.FARTHEST,
-                              source_f=features(model, x, LAYER))
+    raw = targets.pick_images(
+        features(model, bank_x, LAYER), bank_y, target, targets.FARTHEST, source_f=features(model, x, LAYER)
+    )
     assert float(poison[raw].float().mean()) > 0.5
 
 
@@ -75,8 +76,10 @@ def test_random_in_class_is_seeded_and_varies(poisoned):
     model, x, y, bank_x, bank_y, _ = poisoned
     bank = target_bank(model, bank_x, bank_y, LAYER)
     target = torch.full_like(y, 3)
-    picks = [target_images(model, x, LAYER, bank, target=target, y=y, seed=s, rule=targets.IN_CLASS_RANDOM)[2]
-             for s in (0, 0, 1)]
+    picks = [
+        target_images(model, x, LAYER, bank, target=target, y=y, seed=s, rule=targets.IN_CLASS_RANDOM)[2]
+        for s in (0, 0, 1)
+    ]
     assert torch.equal(picks[0], picks[1]) and not torch.equal(picks[0], picks[2])
     assert len(set(picks[0].tolist())) > 4  # 16 sources, dozens of 3s in the bank: not one image for all
 
@@ -137,9 +140,31 @@ def test_first_per_class_keeps_the_first_of_each_class():
 def test_cli_layer_sweep_covers_every_layer_at_every_eps_with_baselines(capsys):
     from engine import models
 
-    out = cli_json(capsys, "transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--attack", "aa",
-                "tmifgsm", "--sweep", "layer", "--eps", "0.1", "0.2", "--n", "6", "--bank-per-class", "3",
-                "--target-image", "nearest-mean", "--steps", "2", "--json")
+    out = cli_json(
+        capsys,
+        "transfer",
+        "--model",
+        "fmnist-lenet-0",
+        "--black",
+        "fmnist-lenet-1",
+        "--attack",
+        "aa",
+        "tmifgsm",
+        "--sweep",
+        "layer",
+        "--eps",
+        "0.1",
+        "0.2",
+        "--n",
+        "6",
+        "--bank-per-class",
+        "3",
+        "--target-image",
+        "nearest-mean",
+        "--steps",
+        "2",
+        "--json",
+    )
     layers = len(models.load("fmnist-lenet-0", device="cpu").layers())
     aa = [r for r in out["rows"] if r["method"] == "aa"]
     assert sorted((r["layer"], r["eps"]) for r in aa) == [(i, e) for i in range(layers) for e in (0.1, 0.2)]
@@ -147,16 +172,32 @@ def test_cli_layer_sweep_covers_every_layer_at_every_eps_with_baselines(capsys):
     base = [r for r in out["rows"] if r["method"] == "tmifgsm"]
     assert sorted(r["eps"] for r in base) == [0.1, 0.2] and all(r["target_image"] is None for r in base)
     assert out["bank"] == 30 and out["target_image"] == "nearest-mean"
-    record = cli_json(capsys, "attack", "--model", "fmnist-lenet-0", "--image", "0", "--attack", "aa",
-                   "--target-image", "random", "--steps", "2", "--json")
+    record = cli_json(
+        capsys,
+        "attack",
+        "--model",
+        "fmnist-lenet-0",
+        "--image",
+        "0",
+        "--attack",
+        "aa",
+        "--target-image",
+        "random",
+        "--steps",
+        "2",
+        "--json",
+    )
     assert record["attack"] == "aa"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--target-image", "closest"], "invalid choice: 'closest'"),
-    (["--bank-per-class", "0"], "at least 1 image per class"),
-    (["--attack", "aa", "fgsm"], "invalid choice: 'fgsm'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--target-image", "closest"], "invalid choice: 'closest'"),
+        (["--bank-per-class", "0"], "at least 1 image per class"),
+        (["--attack", "aa", "fgsm"], "invalid choice: 'fgsm'"),
+    ],
+)
 def test_cli_transfer_rejects_bad_input(capsys, argv, message):
     code = main(["transfer", "--model", "fmnist-lenet-0", "--black", "fmnist-lenet-1", "--n", "2", *argv, "--json"])
     assert code == 2

@@ -1,4 +1,5 @@
 """Transfer metrics (SPEC §2) on hand-built predictions, and the evaluation loop on tiny models."""
+
 import pytest
 import torch
 
@@ -35,7 +36,9 @@ def pair(digits, digits_pair):
 
 def test_evaluate_scores_every_method_with_shared_targets(pair):
     white, black, x, y = pair
-    rows = sweep(white, [black], ["aa", "tmifgsm", "tpgd", "itcm"], x[:32], y[:32], eps_values=[0.0, 0.3], layers=[1, 2])
+    rows = sweep(
+        white, [black], ["aa", "tmifgsm", "tpgd", "itcm"], x[:32], y[:32], eps_values=[0.0, 0.3], layers=[1, 2]
+    )
     assert len(rows) == 2 * 2 + 3 * 2
     for row in rows:
         assert row["n"] <= 32 and row["black"] == black.name

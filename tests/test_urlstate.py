@@ -1,4 +1,5 @@
 """The link format: every value checked against known names and ranges, bad ones named and dropped."""
+
 from app import urlstate
 from app.state import RunSpec
 
@@ -32,5 +33,8 @@ def test_progress_text_says_steps_shares_and_time_left_in_words():
     assert progress_text("PGD", 3, 12, 0.5) == "PGD: step 3 of 12"
     assert progress_text("PGD", 3, 12, 6.0) == "PGD: step 3 of 12 · 6 s, about 18 s left"
     assert progress_text("Hardness", 0.285714, 12, 2.0).startswith("Hardness: 2% · 2 s")  # never a raw float
-    assert progress_text("JSMA", 25, 7526, 4.0, upper_bound=True) == "JSMA: step 25, at most 7526 (stops once it succeeds) · 4 s"
+    assert (
+        progress_text("JSMA", 25, 7526, 4.0, upper_bound=True)
+        == "JSMA: step 25, at most 7526 (stops once it succeeds) · 4 s"
+    )
     assert progress_text("Sweep", 30, 60, 120.0) == "Sweep: step 30 of 60 · 2.0 min, about 2.0 min left"

@@ -1,4 +1,5 @@
 """The committed Fashion-MNIST zoo (issue 4): every model loads and reproduces its model card."""
+
 import gzip
 import json
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from engine import models
-from engine.datasets import fashion_mnist
 from engine.cli import main
+from engine.datasets import fashion_mnist
 from engine.zoo import archs, card, manifest
 
 ENTRIES = list(manifest.read().values())
@@ -95,13 +96,27 @@ def _run_json(capsys, *args):
 
 
 def test_cli_attacks_a_zoo_model_by_index_and_png(capsys, tmp_path):
-    record = _run_json(capsys, "attack", "--model", "fmnist-resnet-0", "--image", "0", "--attack", "pgd", "--eps", "0.2", "--json")
+    record = _run_json(
+        capsys, "attack", "--model", "fmnist-resnet-0", "--image", "0", "--attack", "pgd", "--eps", "0.2", "--json"
+    )
     row = record["examples"][0]
     assert row["clean_top5"][0]["label"] == "Ankle boot" and row["linf"] <= 0.2 + 1e-6
     png = tmp_path / "x.png"
     exported = _run_json(capsys, "export-fmnist", "--index", "0", "--out", str(png))
     assert exported["label_name"] == "Ankle boot"
-    again = _run_json(capsys, "attack", "--model", "fmnist-resnet-0", "--image", str(png), "--attack", "fgsm", "--eps", "0.1", "--json")
+    again = _run_json(
+        capsys,
+        "attack",
+        "--model",
+        "fmnist-resnet-0",
+        "--image",
+        str(png),
+        "--attack",
+        "fgsm",
+        "--eps",
+        "0.1",
+        "--json",
+    )
     assert again["examples"][0]["clean_top5"][0]["label"] == "Ankle boot"
 
 

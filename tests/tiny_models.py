@@ -9,6 +9,7 @@ tests measure on them. Setting PE_FIXTURE_SEED=S (with the script run once for
 that S) gives the whole suite a fixture trained from another seed; that is how a
 threshold shows it tests the code and not one set of weights.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,13 @@ class DigitsCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * 4 * 4, 10))
 
@@ -104,7 +108,8 @@ def load_digits_classifier(which: int = 0) -> Classifier:
     path = fixture_path(seed)
     if not path.exists():
         raise FileNotFoundError(
-            f"{path.name} is missing: run `{SEED_VARIABLE}={fixture_seed()} python tests/fixtures/make_tiny_models.py`")
+            f"{path.name} is missing: run `{SEED_VARIABLE}={fixture_seed()} python tests/fixtures/make_tiny_models.py`"
+        )
     net = DigitsCNN()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return wrap(net, "digits-cnn" if which == 0 else f"digits-cnn-{which}")
@@ -128,8 +133,14 @@ def linear_classifier(seed: int = 0) -> Classifier:
         net[1].weight.copy_(torch.randn(4, 3 * 8 * 8, generator=gen))
         net[1].bias.zero_()
     return Classifier(
-        net, name="linear", domain="test", input_size=(3, 8, 8), class_names=list("abcd"),
-        mean=(0.0,) * 3, std=(1.0,) * 3, block_names=["0"],
+        net,
+        name="linear",
+        domain="test",
+        input_size=(3, 8, 8),
+        class_names=list("abcd"),
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+        block_names=["0"],
     )
 
 

@@ -4,6 +4,7 @@ Every slide is the same frame, sized so that it ends inside a 1280×720 screen w
 the slide bar (◀, the slide names, ▶; ←/→ on the keyboard), the headline, one figure, two lines of
 explanation and the slide's key numbers. Text is 16 px or larger, so the back row can read it.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -62,9 +63,16 @@ def _attack(result, model, panels: dict, row: dict, view: str) -> None:
 
 
 def _perturbation(result, model, panels: dict, row: dict, view: str) -> None:
-    _figure(figures.linked_images(
-        [(label, panels[kind], "signed" if kind == "signed" else "rgb") for label, kind in urlstate.VIEW_KINDS.items()],
-        height=FIGURE_HEIGHT), "deck-views")
+    _figure(
+        figures.linked_images(
+            [
+                (label, panels[kind], "signed" if kind == "signed" else "rgb")
+                for label, kind in urlstate.VIEW_KINDS.items()
+            ],
+            height=FIGURE_HEIGHT,
+        ),
+        "deck-views",
+    )
     _explain("perturbation")
     widgets.metric_row(slides.perturbation_items(row))
 

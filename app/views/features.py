@@ -1,4 +1,5 @@
 """Feature space: per-layer separability, and the PCA plane with the AA trajectory drawn on it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,25 +21,36 @@ def _separability(model, n: int, source: str) -> None:
         with st.spinner("Features of every layer…"):
             rows = features.separability(model, x.to(model.device), y.to(model.device))
         state.store_analysis(key, rows)
+
     def defined(row) -> bool:  # one photo per class leaves the within-class distance undefined
         return row["ratio"] is not None and bool(np.isfinite(row["ratio"]))
 
     pts = [r for r in rows if r["layer"] >= 0 and defined(r)]
     if not pts:  # an honest note, not an empty chart
-        st.info("Class separability needs several reference images of each class; these reference images have at "
-                "most one per class, so it is not defined here. The PCA plane below still works. Labelled images "
-                "with several per class (sidebar: Evaluation images) define it.")
+        st.info(
+            "Class separability needs several reference images of each class; these reference images have at "
+            "most one per class, so it is not defined here. The PCA plane below still works. Labelled images "
+            "with several per class (sidebar: Evaluation images) define it."
+        )
         return
     measured = rows[0]["classes_measured"]
     if measured < 3:  # e.g. the gallery: a couple of classes with two photos
-        more = "more labelled images per class" if domains.of(model).custom else \
-            "labelled images of your own or a Fashion-MNIST model (hundreds per class)"
-        st.info(f"The within-class angle comes from only {measured} class{'es' if measured != 1 else ''} with several "
-                f"reference images, so this curve is a hint, not a measurement: {more} (sidebar: Evaluation images) "
-                "make it one.")
+        more = (
+            "more labelled images per class"
+            if domains.of(model).custom
+            else "labelled images of your own or a Fashion-MNIST model (hundreds per class)"
+        )
+        st.info(
+            f"The within-class angle comes from only {measured} class{'es' if measured != 1 else ''} with several "
+            f"reference images, so this curve is a hint, not a measurement: {more} (sidebar: Evaluation images) "
+            "make it one."
+        )
     base = next((r for r in rows if r["layer"] < 0), None)
-    fig = figures.separability(pts, base["ratio"] if base is not None and defined(base) else None,
-                               "Class separability per layer (between-class / within-class angle)")
+    fig = figures.separability(
+        pts,
+        base["ratio"] if base is not None and defined(base) else None,
+        "Class separability per layer (between-class / within-class angle)",
+    )
     st.plotly_chart(fig, width="stretch", key="separability")
     st.markdown(f"**What it shows:** {features.separability_sentence(rows)}")
 
@@ -55,8 +67,13 @@ def page() -> None:
     layers = model.layers()
     form = st.form("features-form")
     c = form.columns(4)
-    layer = c[0].select_slider("Layer", [layer.index for layer in layers], value=model.layer(layer_name(model, None)).index,
-                               format_func=lambda i: f"{i}: {layers[i].name}", key="features.layer")
+    layer = c[0].select_slider(
+        "Layer",
+        [layer.index for layer in layers],
+        value=model.layer(layer_name(model, None)).index,
+        format_func=lambda i: f"{i}: {layers[i].name}",
+        key="features.layer",
+    )
     source = state.evaluation_source()
     most = resources.evaluation_capacity(selection.model, source)
     n = c[1].number_input("Reference images", min(7, most), most, min(own["images"], most), key="features.n")
@@ -68,8 +85,10 @@ def page() -> None:
     key = ("plane", selection.model, selection.image_key, source, layer, int(n), float(eps), int(steps))
     found = state.analysis(key)
     if found is None and not go:
-        st.info("Choose a layer and press Compute: the separability curve of every layer, then the PCA plane of "
-                "that layer with the AA trajectory of the current image.")
+        st.info(
+            "Choose a layer and press Compute: the separability curve of every layer, then the PCA plane of "
+            "that layer with the AA trajectory of the current image."
+        )
         return
     _separability(model, int(n), source)
     if found is None:
@@ -77,23 +96,39 @@ def page() -> None:
         plane = features.Plane.fit(model, x_ref.to(model.device), layer)
         target, goal = choose_target_images(model, x, layer)
         progress = Progress("AA trajectory", "features")
-        traj = features.aa_trajectory(model, plane, x, goal.to(model.device), eps=float(eps), steps=int(steps),
-                                      callback=progress)
-        found = {"reference": plane.project(x_ref.to(model.device)), "labels": y_ref.tolist(), "traj": traj,
-                 "explained": plane.explained, "target": int(target[0])}
+        traj = features.aa_trajectory(
+            model, plane, x, goal.to(model.device), eps=float(eps), steps=int(steps), callback=progress
+        )
+        found = {
+            "reference": plane.project(x_ref.to(model.device)),
+            "labels": y_ref.tolist(),
+            "traj": traj,
+            "explained": plane.explained,
+            "target": int(target[0]),
+        }
         progress.finish(lambda: state.store_analysis(key, found))
     traj = found["traj"]
     names = model.class_names
-    points = {f"{names[c]}": (found["reference"][np.array(found["labels"]) == c],
-                              [names[c]] * int((np.array(found["labels"]) == c).sum()))
-              for c in sorted(set(found["labels"]))}
+    points = {
+        f"{names[c]}": (
+            found["reference"][np.array(found["labels"]) == c],
+            [names[c]] * int((np.array(found["labels"]) == c).sum()),
+        )
+        for c in sorted(set(found["labels"]))
+    }
     points["source"] = (traj["source"], ["source"])
     points["target"] = (traj["target"], [f"target image ({names[found['target']]})"])
     points["adversarial"] = (traj["adversarial"], ["adversarial"])
     explained = ", ".join(f"{v:.0%}" for v in found["explained"])
-    st.plotly_chart(figures.plane(points, traj["trajectory"][:, 0, :],
-                                  f"PCA plane of layer {layer} ({layers[layer].name}); explained variance {explained}"),
-                    width="stretch", key="plane")
+    st.plotly_chart(
+        figures.plane(
+            points,
+            traj["trajectory"][:, 0, :],
+            f"PCA plane of layer {layer} ({layers[layer].name}); explained variance {explained}",
+        ),
+        width="stretch",
+        key="plane",
+    )
     st.markdown(f"**What it shows:** {features.trajectory_sentence(traj, names[found['target']])}")
     result = traj["result"]
     m = st.columns(5)

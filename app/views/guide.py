@@ -1,4 +1,5 @@
 """Method guide: every term the app shows, defined (engine/glossary.py, also docs/methods.md)."""
+
 from __future__ import annotations
 
 import streamlit as st

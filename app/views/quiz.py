@@ -1,4 +1,5 @@
 """Perturbation quiz: the thesis' human evaluation, one perturbation at a time, scored at the end."""
+
 from __future__ import annotations
 
 import time
@@ -35,23 +36,28 @@ def _start(model) -> None:
         st.error(str(err))
         return
     if not keys:
-        st.info(f"{model.name} classifies none of its labelled images correctly, and an attack leaves an image its "
-                "model already gets wrong untouched: there is no perturbation to ask about. Use a model that gets "
-                "some of them right.")
+        st.info(
+            f"{model.name} classifies none of its labelled images correctly, and an attack leaves an image its "
+            "model already gets wrong untouched: there is no perturbation to ask about. Use a model that gets "
+            "some of them right."
+        )
         return
     d = domain.defaults["quiz"]
     classes = len(model.class_names)
-    st.markdown("Each question shows a **perturbation alone** — what an attack added to a test image, display-"
-                "normalised (sign flipped, matched to the dataset's brightness and contrast) — never the image "
-                "itself. Name the class of the image it was made from. Some perturbations come from one model, "
-                "some from the average over several models and noisy copies of the image; which is which is "
-                "revealed at the end.")
+    st.markdown(
+        "Each question shows a **perturbation alone** — what an attack added to a test image, display-"
+        "normalised (sign flipped, matched to the dataset's brightness and contrast) — never the image "
+        "itself. Name the class of the image it was made from. Some perturbations come from one model, "
+        "some from the average over several models and noisy copies of the image; which is which is "
+        "revealed at the end."
+    )
     with st.form("quiz-form"):
         c = st.columns(3)
         most = min(200, len(keys))
         count = c[0].number_input("Questions", 1, most, min(d["questions"], most), key="quiz.questions")
-        choices = c[1].number_input("Choices per question", 2, classes, quiz.default_choices(domain, classes),
-                                    key="quiz.choices")
+        choices = c[1].number_input(
+            "Choices per question", 2, classes, quiz.default_choices(domain, classes), key="quiz.choices"
+        )
         seed = c[2].number_input("Seed (same seed, same quiz)", 0, 2**31 - 1, 0, key="quiz.seed")
         go = st.form_submit_button("Start", type="primary")
     usable = widgets.usable_models()
@@ -63,12 +69,14 @@ def _start(model) -> None:
         return
     sources = [resources.model(n) for n in names]
     planned = quiz.plan_for(model, questions=int(count), choices=int(choices), seed=int(seed))
-    if not widgets.heavy_gate("quiz", key, quiz.seconds(sources, planned, settings), go,
-                              cost.stops_early(settings.attack)):
+    if not widgets.heavy_gate(
+        "quiz", key, quiz.seconds(sources, planned, settings), go, cost.stops_early(settings.attack)
+    ):
         return
     progress = Progress("Making the perturbations", "quiz")
-    made = quiz.make(sources, questions=int(count), choices=int(choices), seed=int(seed), settings=settings,
-                     callback=progress)
+    made = quiz.make(
+        sources, questions=int(count), choices=int(choices), seed=int(seed), settings=settings, callback=progress
+    )
     progress.finish(lambda: state.start_quiz(made) if made.complete else None)
     if not made.complete:
         st.warning("Cancelled before every picture was made: press Start again.")
@@ -86,11 +94,18 @@ def _question(session: state.QuizSession) -> None:
     st.progress(k / total, text=f"Question {k + 1} of {total}")
     left, right = st.columns([1, 1])
     left.image(images.enlarged(q.picture, 320), caption="the perturbation alone", width=320)
-    left.markdown("**What it shows:** what an attack added to a test image, with the image itself removed: "
-                  "naming its class from this alone means the perturbation carries the look of the object.")
+    left.markdown(
+        "**What it shows:** what an attack added to a test image, with the image itself removed: "
+        "naming its class from this alone means the perturbation carries the look of the object."
+    )
     with right.form(f"quiz-q-{session.serial}-{k}"):
-        pick = st.radio("Which class was the attacked image?", list(q.choices), index=None,
-                        format_func=lambda c: made.class_names[c], key=f"quiz.pick.{session.serial}.{k}")
+        pick = st.radio(
+            "Which class was the attacked image?",
+            list(q.choices),
+            index=None,
+            format_func=lambda c: made.class_names[c],
+            key=f"quiz.pick.{session.serial}.{k}",
+        )
         a, b = st.columns(2)
         answered = a.form_submit_button("Next", type="primary")
         skipped = b.form_submit_button("Skip")
@@ -111,20 +126,30 @@ def _results(session: state.QuizSession, blacks) -> None:
     if s["accuracy"] is None:
         st.info("No question was answered, so there is no score.")
     else:
-        st.metric("Correct among the answered questions", f"{s['correct']} of {s['answered']} ({s['accuracy']:.0%})",
-                  help=f"95 % binomial interval {s['ci low']:.0%}–{s['ci high']:.0%}; guessing gets "
-                       f"{s['chance']:.0%}")
+        st.metric(
+            "Correct among the answered questions",
+            f"{s['correct']} of {s['answered']} ({s['accuracy']:.0%})",
+            help=f"95 % binomial interval {s['ci low']:.0%}–{s['ci high']:.0%}; guessing gets {s['chance']:.0%}",
+        )
     said = quiz.score_sentence(s)
     if said:
         st.markdown(f"**What it shows:** {said}")
     if s["unanswered"]:
         skipped = s["unanswered questions"]
-        st.caption(f"Unanswered (not counted as wrong): question{'s' if len(skipped) > 1 else ''} "
-                   f"{', '.join(map(str, skipped))}.")
+        st.caption(
+            f"Unanswered (not counted as wrong): question{'s' if len(skipped) > 1 else ''} "
+            f"{', '.join(map(str, skipped))}."
+        )
     st.table(quiz.score_rows(s), hide_index=True)  # a table wraps its cells: a grid cuts the last column at 1280 px
     _machine(session, blacks)
-    st.download_button("Download answers (CSV)", quiz.answers_csv(made, session.answers), type="primary",
-                       file_name=f"quiz-{made.domain}-seed{made.seed}.csv", mime="text/csv", key="quiz.csv")
+    st.download_button(
+        "Download answers (CSV)",
+        quiz.answers_csv(made, session.answers),
+        type="primary",
+        file_name=f"quiz-{made.domain}-seed{made.seed}.csv",
+        mime="text/csv",
+        key="quiz.csv",
+    )
     if st.button("Restart", key="quiz.again"):
         state.end_quiz()
         st.rerun()
@@ -138,8 +163,9 @@ def _machine(session: state.QuizSession, blacks) -> None:
     """A held-out model's score on the same pictures and choices: a reference, not a person."""
     made = session.quiz
     # The sidebar's black-box model if it fits the quiz (the model may have changed since), else a domain judge.
-    name = quiz.machine_judge(made, [b.name for b in blacks] + list(domains.get(made.domain).judges),
-                              widgets.usable_models())
+    name = quiz.machine_judge(
+        made, [b.name for b in blacks] + list(domains.get(made.domain).judges), widgets.usable_models()
+    )
     if name is not None:
         if name not in session.machine:
             session.machine[name] = quiz.machine_answers(made, resources.model(name))

@@ -2,6 +2,7 @@
 
 The file is read from the upload's bytes in memory; nothing is written or opened on disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ METRICS = {**transfer.METRIC_WORDS, "white_error": "white-box error"}
 def _chart(records: list[dict], whites: bool, metric: str, x: str) -> None:
     """One panel per black-box model: the metric against `x`, one line per attack (and white-box model); a
     panel whose values are all zero or unmeasured is a sentence instead."""
-    rows = [{**r, "curve": f"{r['attack']} · {r['white']}" if whites else r["attack"]}
-            for r in records if r[x] is not None]
+    rows = [
+        {**r, "curve": f"{r['attack']} · {r['white']}" if whites else r["attack"]} for r in records if r[x] is not None
+    ]
     blacks = sorted({r["black"] for r in rows})
     if not blacks:
         st.info(f"No finished job has a value of {x}.")
@@ -29,13 +31,24 @@ def _chart(records: list[dict], whites: bool, metric: str, x: str) -> None:
         points = sorted((r for r in rows if r["black"] == black), key=lambda r: r[x])
         if transfer.says_nothing(r[metric] for r in points):
             hint = "targeted metrics need a targeted attack such as tmifgsm; " if metric in ("tSuc", "tTR") else ""
-            column.info(f"{METRICS[metric].capitalize()} on {black} is 0 or unmeasured at every "
-                        f"{'ε' if x == 'eps' else x} here ({hint}a larger ε shows more): pick another metric above, "
-                        "or sweep larger values.")
+            column.info(
+                f"{METRICS[metric].capitalize()} on {black} is 0 or unmeasured at every "
+                f"{'ε' if x == 'eps' else x} here ({hint}a larger ε shows more): pick another metric above, "
+                "or sweep larger values."
+            )
             continue
-        column.plotly_chart(figures.lines(points, x, metric, group="curve", title=f"→ {black}",
-                                          x_title="ε" if x == "eps" else x, y_title=METRICS[metric]),
-                            key=f"sweeps.chart.{black}")
+        column.plotly_chart(
+            figures.lines(
+                points,
+                x,
+                metric,
+                group="curve",
+                title=f"→ {black}",
+                x_title="ε" if x == "eps" else x,
+                y_title=METRICS[metric],
+            ),
+            key=f"sweeps.chart.{black}",
+        )
 
 
 def _example():
@@ -44,18 +57,25 @@ def _example():
     blacks = st.session_state.get("blacks_chosen", [])
     built_in = {r["name"] for r in resources.model_rows() if r["available"]}
     if selection is None or selection.model not in built_in or not blacks or not set(blacks) <= built_in:
-        st.info("No results file opened yet. With a built-in white-box model and black-box models chosen in the "
-                "sidebar, a small example sweep can run here.")
+        st.info(
+            "No results file opened yet. With a built-in white-box model and black-box models chosen in the "
+            "sidebar, a small example sweep can run here."
+        )
         return None
     key = ("example-sweep", selection.model, tuple(blacks))
     frame = state.analysis(key)
     if frame is None:
         offer = st.empty()
         with offer.container():
-            st.info("No results file opened yet: open one above, or run a small example sweep of the sidebar's "
-                    "models (a few seconds).")
-            clicked = st.button(f"Run a small example sweep: {selection.model} → {', '.join(blacks)}",
-                                type="primary", key="sweeps.example")
+            st.info(
+                "No results file opened yet: open one above, or run a small example sweep of the sidebar's "
+                "models (a few seconds)."
+            )
+            clicked = st.button(
+                f"Run a small example sweep: {selection.model} → {', '.join(blacks)}",
+                type="primary",
+                key="sweeps.example",
+            )
         if not clicked:
             return None
         offer.empty()
@@ -70,8 +90,10 @@ def page() -> None:
     st.title("Sweep results")
     if st.session_state.get("presentation"):
         st.info(EXPLAIN["sweeps"])
-    st.caption("Open the .csv or .parquet file written by `python -m engine sweep` (README, \"Sweeps\"); "
-               "shards are pooled per setting, each rate weighted by its own denominator.")
+    st.caption(
+        'Open the .csv or .parquet file written by `python -m engine sweep` (README, "Sweeps"); '
+        "shards are pooled per setting, each rate weighted by its own denominator."
+    )
     upload = st.file_uploader("Results file", type=["csv", "parquet"], key="sweeps.file")
     if upload is None:
         frame = _example()
@@ -86,8 +108,9 @@ def page() -> None:
     failed = frame[frame["status"] != "ok"]
     if len(failed):
         st.warning(f"{failed['job'].nunique()} job(s) failed after their retries; `--resume` runs them again.")
-        st.dataframe(failed[["attack", "white", "black", "eps", "layer", "shard", "attempt", "message"]],
-                     hide_index=True)
+        st.dataframe(
+            failed[["attack", "white", "black", "eps", "layer", "shard", "attempt", "message"]], hide_index=True
+        )
     summary = sweep.summarise(frame)
     if summary.empty:
         st.warning("The file holds no finished job.")

@@ -1,4 +1,5 @@
 """Transfer lab: AA vs the targeted baselines from the white-box model to the black-box ones."""
+
 from __future__ import annotations
 
 import functools
@@ -17,18 +18,28 @@ def _target_picker(model, selection: state.Selection) -> None:
     st.markdown("#### AA's target image for the current source")
     layers = model.layers()
     c1, c2, c3 = st.columns(3)
-    layer = c1.select_slider("Layer", [layer.index for layer in layers], value=transfer.default_layer(model),
-                             key="transfer.pick_layer", format_func=lambda i: f"{i}: {layers[i].name}")
+    layer = c1.select_slider(
+        "Layer",
+        [layer.index for layer in layers],
+        value=transfer.default_layer(model),
+        key="transfer.pick_layer",
+        format_func=lambda i: f"{i}: {layers[i].name}",
+    )
     seed = c2.number_input("Seed (random target class)", 0, 10_000, 0, key="transfer.pick_seed")
     rule = c3.selectbox("Target image", list(RULES), format_func=RULES.get, key="transfer.pick_rule")
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
-    target, goal = widgets.cached(("target-pick", selection.model, selection.image_key, layer, int(seed), rule),
-                                  lambda: transfer.target_pick(model, x, layer, int(seed), rule))
+    target, goal = widgets.cached(
+        ("target-pick", selection.model, selection.image_key, layer, int(seed), rule),
+        lambda: transfer.target_pick(model, x, layer, int(seed), rule),
+    )
     a, b = st.columns(2)
     a.image(images.enlarged(images.to_uint8(x)), caption=f"source: {selection.image_label}", width="stretch")
-    b.image(images.enlarged(images.to_uint8(goal)), caption=f"target image, class {model.class_names[target]} "
-            f"({RULES[rule]} at this layer; the bank holds only images the model classifies as their class)",
-            width="stretch")
+    b.image(
+        images.enlarged(images.to_uint8(goal)),
+        caption=f"target image, class {model.class_names[target]} "
+        f"({RULES[rule]} at this layer; the bank holds only images the model classifies as their class)",
+        width="stretch",
+    )
 
 
 def page() -> None:
@@ -53,20 +64,46 @@ def page() -> None:
         methods = c[0].multiselect("Methods", offered, default=offered, key="transfer.methods")
         kind = c[1].radio("Sweep", ["ε", "layer"] if layered else ["ε"], horizontal=True, key="transfer.kind")
         source = state.evaluation_source()
-        n = widgets.count_input(c[2], "Images", selection.model, source, 2000, domain.defaults["images"],
-                                "transfer.n", help="the first of the evaluation images (sidebar: Evaluation images)")
+        n = widgets.count_input(
+            c[2],
+            "Images",
+            selection.model,
+            source,
+            2000,
+            domain.defaults["images"],
+            "transfer.n",
+            help="the first of the evaluation images (sidebar: Evaluation images)",
+        )
         steps = c[3].number_input("Steps", 1, 100, own["steps"], key="transfer.steps")
         d = st.columns(3)
-        eps_values = d[0].multiselect("ε values", list(transfer.EPS_CHOICES), default=list(own["eps"]),
-                                      key="transfer.eps")
+        eps_values = d[0].multiselect(
+            "ε values", list(transfer.EPS_CHOICES), default=list(own["eps"]), key="transfer.eps"
+        )
         layers = [layer.index for layer in white.layers()] if layered else []
-        layer_values = d[1].multiselect("AA layers (layer sweep)", layers, default=transfer.default_layers(layers),
-                                        key="transfer.layers")
-        rule = d[2].selectbox("AA target image", list(RULES), format_func=RULES.get, key="transfer.rule",
-                              help=glossary.help_text("AA target image"))
+        layer_values = d[1].multiselect(
+            "AA layers (layer sweep)", layers, default=transfer.default_layers(layers), key="transfer.layers"
+        )
+        rule = d[2].selectbox(
+            "AA target image",
+            list(RULES),
+            format_func=RULES.get,
+            key="transfer.rule",
+            help=glossary.help_text("AA target image"),
+        )
         go = st.form_submit_button("Run sweep", type="primary")
-    key = ("transfer", selection.model, source, tuple(blacks), tuple(methods), kind, n, int(steps),
-           tuple(sorted(eps_values)), tuple(sorted(layer_values)), rule)
+    key = (
+        "transfer",
+        selection.model,
+        source,
+        tuple(blacks),
+        tuple(methods),
+        kind,
+        n,
+        int(steps),
+        tuple(sorted(eps_values)),
+        tuple(sorted(layer_values)),
+        rule,
+    )
     ready = bool(methods and eps_values and (kind == "ε" or layer_values))
     if go and not ready and state.analysis(key) is None:
         st.error("Choose at least one method, one ε and (for a layer sweep) one layer.")
@@ -76,13 +113,27 @@ def page() -> None:
     def sweep(progress) -> list[dict]:
         (x, y), bank = data()
         on = white.device
-        return transfer.run_plan(white, black_models, jobs, x.to(on), y.to(on), steps=int(steps),
-                                 bank=(bank[0].to(on), bank[1].to(on)), target_image=rule, callback=progress)
+        return transfer.run_plan(
+            white,
+            black_models,
+            jobs,
+            x.to(on),
+            y.to(on),
+            steps=int(steps),
+            bank=(bank[0].to(on), bank[1].to(on)),
+            target_image=rule,
+            callback=progress,
+        )
 
     # A cancelled sweep keeps the rows it finished, and shows them.
-    rows = widgets.gated_run("transfer", key, go and ready,
-                             lambda: transfer.plan_seconds(white, jobs, data()[0][0].shape[0], int(steps)),
-                             "Transfer sweep", sweep)
+    rows = widgets.gated_run(
+        "transfer",
+        key,
+        go and ready,
+        lambda: transfer.plan_seconds(white, jobs, data()[0][0].shape[0], int(steps)),
+        "Transfer sweep",
+        sweep,
+    )
     if rows:
         note = transfer.count_note(rows)  # an honest note: with a handful of images a rate moves in big steps
         if note:
@@ -100,10 +151,19 @@ def page() -> None:
             if note:
                 cols[i % 2].info(note)
                 continue
-            cols[i % 2].plotly_chart(figures.lines(pts, axis, metric, group="method", title=f"{metric} on {black}",
-                                                   x_title="ε" if axis == "eps" else "AA layer",
-                                                   y_title=transfer.METRIC_WORDS[metric]),
-                                     width="stretch", key=f"transfer-{metric}")
+            cols[i % 2].plotly_chart(
+                figures.lines(
+                    pts,
+                    axis,
+                    metric,
+                    group="method",
+                    title=f"{metric} on {black}",
+                    x_title="ε" if axis == "eps" else "AA layer",
+                    y_title=transfer.METRIC_WORDS[metric],
+                ),
+                width="stretch",
+                key=f"transfer-{metric}",
+            )
         st.dataframe(rows, width="stretch")
         st.download_button("Sweep (CSV)", transfer.to_csv(rows), "transfer.csv", "text/csv")
     if layered:

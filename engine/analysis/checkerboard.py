@@ -9,14 +9,15 @@ Patterns that repeat fewer than four times across the image (periods above
 a quarter of its side: the object's own shape, not a grid) are left out of
 the search.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from engine.attacks.averaging import averaged
 from engine import progress
+from engine.attacks.averaging import averaged
 
 
 def power_spectrum(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -56,16 +57,30 @@ def dominant_period(delta: torch.Tensor, min_repeats: float = 4.0) -> dict:
 
 
 def checkerboard(
-    model, x: torch.Tensor, sigmas: Sequence[float] = (0.05, 0.1, 0.2, 0.5), copies: int = 256,
-    attack: str = "bim", seed: int = 0, callback=None, **params,
+    model,
+    x: torch.Tensor,
+    sigmas: Sequence[float] = (0.05, 0.1, 0.2, 0.5),
+    copies: int = 256,
+    attack: str = "bim",
+    seed: int = 0,
+    callback=None,
+    **params,
 ) -> list[dict]:
     """Noisy single-model averaging of one image at each σ, and the measured period of each average.
 
     Rows: σ, period, frequency, prominence, and the averaged δ itself (for display)."""
     rows = []
     for i, sigma in enumerate(sigmas):
-        result = averaged(attack, [model], x[:1], copies=copies, sigma=float(sigma), seed=seed,
-                          callback=progress.part(callback, i, len(sigmas), sigma=float(sigma)), **params)
+        result = averaged(
+            attack,
+            [model],
+            x[:1],
+            copies=copies,
+            sigma=float(sigma),
+            seed=seed,
+            callback=progress.part(callback, i, len(sigmas), sigma=float(sigma)),
+            **params,
+        )
         if result.stopped_early:  # a part-averaged δ has no period worth reporting
             break
         rows.append({"sigma": float(sigma), **dominant_period(result.delta[0]), "delta": result.delta[0]})
@@ -88,12 +103,14 @@ def panels(rows: list[dict]) -> list[tuple]:
     """(title, signed map, "signed") per σ: each average with its measured period."""
     from engine import images
 
-    return [(f"σ={r['sigma']:g}: period {r['period']:.1f} px", images.signed_map(r["delta"][None]), "signed")
-            for r in rows]
+    return [
+        (f"σ={r['sigma']:g}: period {r['period']:.1f} px", images.signed_map(r["delta"][None]), "signed") for r in rows
+    ]
 
 
-def for_settings(model, x: torch.Tensor, sigmas: Sequence[float], copies: int, settings: dict,
-                 callback=None) -> list[dict]:
+def for_settings(
+    model, x: torch.Tensor, sigmas: Sequence[float], copies: int, settings: dict, callback=None
+) -> list[dict]:
     """`checkerboard` with BIM at the Anatomy page's ε and steps."""
     from engine.analysis.recognisable import attack_params
 

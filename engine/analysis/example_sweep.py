@@ -2,9 +2,10 @@
 
 Its own module: engine.sweep imports engine.analysis.transfer, so the sweep's runner cannot live there.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -16,7 +17,13 @@ def run(white: str, blacks: Sequence[str]) -> pd.DataFrame:
     images), job after job here: the table a results file of `python -m engine sweep` holds, for a first look."""
     domain = next(row["domain"] for row in models.available() if row["name"] == white)
     own = domains.get(domain).defaults["sweep"]
-    grid = sweep.Grid(attacks=list(own["attacks"]), whites=[white], blacks=list(blacks), eps=list(own["eps"]),
-                      images=own["images"], shard_size=own["images"])
+    grid = sweep.Grid(
+        attacks=list(own["attacks"]),
+        whites=[white],
+        blacks=list(blacks),
+        eps=list(own["eps"]),
+        images=own["images"],
+        shard_size=own["images"],
+    )
     rows = [row for found in sweep.SerialExecutor().run(grid.jobs()) for row in found]
     return sweep.rows_frame(rows)

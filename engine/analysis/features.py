@@ -8,6 +8,7 @@
   every AA iterate are projected into it.
 - distances: L2 in pixel space and Euclidean distance in the PCA plane.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,12 +41,16 @@ def separability(model, x: torch.Tensor, y: torch.Tensor, layers=None) -> list[d
         angles = angular_distances(x.flatten(1) if layer is None else found[layer]).to(y.device)
         within = float(angles[same & off_diagonal].mean())
         between = float(angles[~same].mean())
-        rows.append({
-            "layer": -1 if layer is None else model.layer(layer).index,
-            "name": "input" if layer is None else model.layer(layer).name,
-            "within": within, "between": between, "ratio": between / within if within > 0 else float("inf"),
-            "classes_measured": measured,
-        })
+        rows.append(
+            {
+                "layer": -1 if layer is None else model.layer(layer).index,
+                "name": "input" if layer is None else model.layer(layer).name,
+                "within": within,
+                "between": between,
+                "ratio": between / within if within > 0 else float("inf"),
+                "classes_measured": measured,
+            }
+        )
     return rows
 
 
@@ -58,7 +63,7 @@ class Plane:
     pca: PCA
 
     @classmethod
-    def fit(cls, model, x_ref: torch.Tensor, layer: int) -> "Plane":
+    def fit(cls, model, x_ref: torch.Tensor, layer: int) -> Plane:
         f = features(model, x_ref, layer).double().cpu().numpy()
         return cls(model, layer, PCA(n_components=2, random_state=0).fit(f))
 
@@ -70,8 +75,17 @@ class Plane:
         return [float(v) for v in self.pca.explained_variance_ratio_]
 
 
-def aa_trajectory(model, plane: Plane, x: torch.Tensor, target_images: torch.Tensor, *, eps: float,
-                  steps: int = 10, seed: int = 0, callback=None) -> dict:
+def aa_trajectory(
+    model,
+    plane: Plane,
+    x: torch.Tensor,
+    target_images: torch.Tensor,
+    *,
+    eps: float,
+    steps: int = 10,
+    seed: int = 0,
+    callback=None,
+) -> dict:
     """Run AA at the plane's layer and return every iterate projected into the plane, plus distances.
 
     Points: `source`, `target` (N×2), `trajectory` (steps+1 × N × 2, step 0 = clean).
@@ -84,14 +98,18 @@ def aa_trajectory(model, plane: Plane, x: torch.Tensor, target_images: torch.Ten
         iterates.append(state["x_adv"].detach().clone())
         return None if callback is None else callback(step, total, state)
 
-    result = attacks.run("aa", model, x, target_images=target_images, eps=eps, steps=steps, layer=plane.layer,
-                         seed=seed, callback=record)
+    result = attacks.run(
+        "aa", model, x, target_images=target_images, eps=eps, steps=steps, layer=plane.layer, seed=seed, callback=record
+    )
     trajectory = np.stack([plane.project(it) for it in iterates])
     source, target = trajectory[0], plane.project(target_images)
     final = plane.project(result.x_adv)
     return {
         "result": result,
-        "source": source, "target": target, "adversarial": final, "trajectory": trajectory,
+        "source": source,
+        "target": target,
+        "adversarial": final,
+        "trajectory": trajectory,
         "pixel_l2_adversarial": (result.x_adv - x).flatten(1).norm(dim=1).tolist(),
         "pixel_l2_target": (target_images - x).flatten(1).norm(dim=1).tolist(),
         "plane_distance_before": np.linalg.norm(source - target, axis=1).tolist(),
@@ -108,11 +126,19 @@ def separability_sentence(rows: list[dict]) -> str:
     best = max(layers, key=lambda r: r["ratio"])
     pixels = next((r for r in usable if r["layer"] < 0), None)
     against = "" if pixels is None else f", against {pixels['ratio']:.2f} on the input pixels"
-    trend = "" if pixels is None else (
-        ": the network's layers pull the classes apart" if best["ratio"] > pixels["ratio"]
-        else ": on these images no layer separates the classes better than the pixels do")
-    return (f"Classes lie furthest apart at layer {best['layer']} ({best['name']}), separability "
-            f"{best['ratio']:.2f}{against}{trend}.")
+    trend = (
+        ""
+        if pixels is None
+        else (
+            ": the network's layers pull the classes apart"
+            if best["ratio"] > pixels["ratio"]
+            else ": on these images no layer separates the classes better than the pixels do"
+        )
+    )
+    return (
+        f"Classes lie furthest apart at layer {best['layer']} ({best['name']}), separability "
+        f"{best['ratio']:.2f}{against}{trend}."
+    )
 
 
 def trajectory_sentence(traj: dict, target_name: str) -> str:
@@ -120,9 +146,13 @@ def trajectory_sentence(traj: dict, target_name: str) -> str:
     before, after = traj["plane_distance_before"][0], traj["plane_distance_after"][0]
     moved, apart = traj["pixel_l2_adversarial"][0], traj["pixel_l2_target"][0]
     if after >= before:
-        return (f"AA did not move the image towards the target image ({target_name}) in this layer's features "
-                f"(plane distance {before:.2f} → {after:.2f}): a larger ε or more steps give it room.")
-    return (f"AA moved the image towards the target image ({target_name}) in this layer's features (plane distance "
-            f"{before:.2f} → {after:.2f}) by changing its pixels by an L2 of {moved:.2f}, "
-            f"{moved / apart:.0%} of the {apart:.2f} between the two images: a small step in pixels is a long way "
-            "in features.")
+        return (
+            f"AA did not move the image towards the target image ({target_name}) in this layer's features "
+            f"(plane distance {before:.2f} → {after:.2f}): a larger ε or more steps give it room."
+        )
+    return (
+        f"AA moved the image towards the target image ({target_name}) in this layer's features (plane distance "
+        f"{before:.2f} → {after:.2f}) by changing its pixels by an L2 of {moved:.2f}, "
+        f"{moved / apart:.0%} of the {apart:.2f} between the two images: a small step in pixels is a long way "
+        "in features."
+    )

@@ -9,6 +9,7 @@ The table and R(F) use the paper's setting: every image (here: every one the
 model classifies correctly, so that its label is its source class) crafted
 towards every other class. R(F) is the minimum of A over exactly those pairs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,6 @@ from engine import attacks, progress, targets
 from engine.attacks.base import Context
 from engine.attacks.jsma import CANDIDATES, jacobian_terms, positive_saliency_share
 from engine.metrics import predict_labels
-
 
 MAX_DISTORTION = 0.145  # Υ, the paper's largest share of features JSMA may change
 # What JSMA's β weighs the target against: the sum over every other class (the paper), or the one class the
@@ -58,13 +58,26 @@ def run_jsma(model, x, target: int, *, against: str = "all", y=None, **params):
     if against == "all":
         return attacks.run("jsma", model, x, y=y, target=target, **params)
     n = x.shape[0]
-    seen = attacks.run("jsma", Rival(model, target), x, y=torch.zeros(n, dtype=torch.long, device=x.device),
-                       target=torch.ones(n, dtype=torch.long, device=x.device), **params)
+    seen = attacks.run(
+        "jsma",
+        Rival(model, target),
+        x,
+        y=torch.zeros(n, dtype=torch.long, device=x.device),
+        target=torch.ones(n, dtype=torch.long, device=x.device),
+        **params,
+    )
     with torch.no_grad():
         clean, adv = model(x), model(seen.x_adv)
     goal = torch.full((n,), int(target), dtype=torch.long, device=x.device)
-    return dataclasses.replace(seen, y=clean.argmax(1) if y is None else y, target=goal, logits_clean=clean,
-                               logits_adv=adv, success=adv.argmax(1) == goal, checkpoint=None)
+    return dataclasses.replace(
+        seen,
+        y=clean.argmax(1) if y is None else y,
+        target=goal,
+        logits_clean=clean,
+        logits_adv=adv,
+        success=adv.argmax(1) == goal,
+        checkpoint=None,
+    )
 
 
 def default_target(model, x: torch.Tensor) -> int:
@@ -73,8 +86,9 @@ def default_target(model, x: torch.Tensor) -> int:
     return int(targets.runner_up(model, x[:1])[0])
 
 
-def distortions(model, x, y, target, *, max_distortion: float = MAX_DISTORTION, theta: int = 1, against: str = "all",
-                **kw) -> torch.Tensor:
+def distortions(
+    model, x, y, target, *, max_distortion: float = MAX_DISTORTION, theta: int = 1, against: str = "all", **kw
+) -> torch.Tensor:
     """Per example: the share of features JSMA changed to reach `target` (inf where it failed). With `against`
     "rival" the examples run in groups of one target class each (a `Rival` view sees one target); a callback
     then runs over the groups."""
@@ -86,13 +100,24 @@ def distortions(model, x, y, target, *, max_distortion: float = MAX_DISTORTION, 
         for i, t in enumerate(classes):
             rows = (goal == t).nonzero().squeeze(1)
             part = progress.part(callback, i, len(classes), target=t)
-            result = run_jsma(model, x[rows], t, against=against, y=None if y is None else y[rows], theta=theta,
-                              max_distortion=max_distortion, callback=part, **kw)
+            result = run_jsma(
+                model,
+                x[rows],
+                t,
+                against=against,
+                y=None if y is None else y[rows],
+                theta=theta,
+                max_distortion=max_distortion,
+                callback=part,
+                **kw,
+            )
             found[rows] = _changed_share(result)
             if result.stopped_early:
                 break
         return found
-    return _changed_share(attacks.run("jsma", model, x, y=y, target=target, theta=theta, max_distortion=max_distortion, **kw))
+    return _changed_share(
+        attacks.run("jsma", model, x, y=y, target=target, theta=theta, max_distortion=max_distortion, **kw)
+    )
 
 
 # Which class each image of the success-vs-Υ curve is attacked towards.
@@ -116,11 +141,15 @@ def curve_sentence(rows: list[dict], target_name: str, images: int) -> str:
     last = rows[-1]
     first = next((r for r in rows if r["success_rate"] > 0), None)
     if first is None:
-        return (f"No image reached {target_name} within Υ = {last['upsilon']:.1%} of its features: pick a target "
-                "nearer these images (another class above), or the other variant.")
-    return (f"{last['success_rate']:.0%} of the {images} images reach {target_name} by Υ = {last['upsilon']:.1%}; "
-            f"the first already at {first['upsilon']:.1%} of their features (mean distortion of the successes "
-            f"{last['mean_distortion']:.2%}): a few well-chosen pixels suffice.")
+        return (
+            f"No image reached {target_name} within Υ = {last['upsilon']:.1%} of its features: pick a target "
+            "nearer these images (another class above), or the other variant."
+        )
+    return (
+        f"{last['success_rate']:.0%} of the {images} images reach {target_name} by Υ = {last['upsilon']:.1%}; "
+        f"the first already at {first['upsilon']:.1%} of their features (mean distortion of the successes "
+        f"{last['mean_distortion']:.2%}): a few well-chosen pixels suffice."
+    )
 
 
 def _changed_share(result) -> torch.Tensor:
@@ -133,8 +162,13 @@ def success_curve(d: torch.Tensor, upsilons) -> list[dict]:
     rows = []
     for u in upsilons:
         hit = d <= u
-        rows.append({"upsilon": float(u), "success_rate": float(hit.float().mean()),
-                     "mean_distortion": float(d[hit].mean()) if bool(hit.any()) else 0.0})
+        rows.append(
+            {
+                "upsilon": float(u),
+                "success_rate": float(hit.float().mean()),
+                "mean_distortion": float(d[hit].mean()) if bool(hit.any()) else 0.0,
+            }
+        )
     return rows
 
 
@@ -157,16 +191,29 @@ def hardness_matrix(model, x, y, *, classes=None, upsilons=None, per_pair: int =
     for i, (s, t) in enumerate(pairs):
         xs = x[y == s][:per_pair]
         ys = torch.full((xs.shape[0],), s, dtype=torch.long, device=x.device)
-        result = attacks.run("jsma", model, xs, y=ys, target=torch.full_like(ys, t), **kw,
-                             callback=progress.part(callback, i, len(pairs), source=s, target=t))
+        result = attacks.run(
+            "jsma",
+            model,
+            xs,
+            y=ys,
+            target=torch.full_like(ys, t),
+            **kw,
+            callback=progress.part(callback, i, len(pairs), source=s, target=t),
+        )
         if result.stopped_early:
             break
         d = _changed_share(result)
         reached = bool(torch.isfinite(d).any())
         # A pair never reached within Υ has no distortion to integrate: its hardness is unknown, not 0.
-        rows.append({"source": s, "target": t, "images": int(xs.shape[0]),
-                     "success_rate": float(torch.isfinite(d).float().mean()),
-                     "hardness": hardness(d, upsilons) if reached else None})
+        rows.append(
+            {
+                "source": s,
+                "target": t,
+                "images": int(xs.shape[0]),
+                "success_rate": float(torch.isfinite(d).float().mean()),
+                "hardness": hardness(d, upsilons) if reached else None,
+            }
+        )
     return rows
 
 
@@ -181,7 +228,10 @@ def adversarial_distance(model, x, target, theta: int = 1) -> torch.Tensor:
 VARIANTS = {1: "increasing", -1: "decreasing"}
 # The paper's MNIST LeNet, Υ = 14.5 %, every sample to each of the 9 other classes: success rate and mean
 # distortion (share of features changed) of the successes, per θ; the decreasing variant's distortion is not given.
-SEED_TABLE = {1: {"success_rate": 0.971, "mean_distortion": 0.0402}, -1: {"success_rate": 0.647, "mean_distortion": None}}
+SEED_TABLE = {
+    1: {"success_rate": 0.971, "mean_distortion": 0.0402},
+    -1: {"success_rate": 0.647, "mean_distortion": None},
+}
 
 
 def source_target_pairs(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,8 +249,17 @@ def binomial_se(successes: int, n: int) -> float | None:
     return math.sqrt(p * (1 - p) / n)
 
 
-def jsma_table(models, x: torch.Tensor, y: torch.Tensor, *, thetas=(1, -1), max_distortion: float = MAX_DISTORTION,
-               batch: int | None = None, callback: progress.Callback | None = None, **kw) -> list[dict]:
+def jsma_table(
+    models,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    thetas=(1, -1),
+    max_distortion: float = MAX_DISTORTION,
+    batch: int | None = None,
+    callback: progress.Callback | None = None,
+    **kw,
+) -> list[dict]:
     """The paper's increasing-vs-decreasing comparison: per model and θ, JSMA from every image the model
     classifies correctly towards every other class (`source_target_pairs`), with Υ = `max_distortion`.
 
@@ -211,7 +270,7 @@ def jsma_table(models, x: torch.Tensor, y: torch.Tensor, *, thetas=(1, -1), max_
     kw = {k: v for k, v in kw.items() if v is not None}  # None: the attack's default
     if batch is None:
         k = kw.get("candidates") or CANDIDATES.default
-        batch = max(1, min(500, 64_000_000 // k ** 2))
+        batch = max(1, min(500, 64_000_000 // k**2))
     parts = [(model, theta) for model in models for theta in thetas]
     rows = []
     for i, (model, theta) in enumerate(parts):
@@ -220,57 +279,110 @@ def jsma_table(models, x: torch.Tensor, y: torch.Tensor, *, thetas=(1, -1), max_
         outer = progress.part(callback, i, len(parts), model=model.name, theta=theta)
         shares = []
         for k, lo in enumerate(starts):
-            rows_k = index[lo:lo + batch]
-            result = attacks.run("jsma", model, x[rows_k], y=y[rows_k], target=target[lo:lo + batch], theta=theta,
-                                 max_distortion=max_distortion, callback=progress.part(outer, k, len(starts)), **kw)
+            rows_k = index[lo : lo + batch]
+            result = attacks.run(
+                "jsma",
+                model,
+                x[rows_k],
+                y=y[rows_k],
+                target=target[lo : lo + batch],
+                theta=theta,
+                max_distortion=max_distortion,
+                callback=progress.part(outer, k, len(starts)),
+                **kw,
+            )
             if result.stopped_early:
                 return rows
             shares.append(_changed_share(result))
         d = torch.cat(shares) if shares else torch.zeros(0)
         hit = torch.isfinite(d)
         n, wins = int(d.numel()), int(hit.sum())
-        rows.append({"model": model.name, "theta": theta, "variant": VARIANTS[theta], "upsilon": max_distortion,
-                     "candidates": min(kw.get("candidates") or CANDIDATES.default, x[0].numel()),
-                     "images": int(index.unique().numel()), "pairs": n, "successes": wins,
-                     "success_rate": wins / n if n else None, "success_se": binomial_se(wins, n),
-                     "mean_distortion": float(d[hit].mean()) if wins else None,
-                     "distortion_sd": float(d[hit].std()) if wins > 1 else None})
+        rows.append(
+            {
+                "model": model.name,
+                "theta": theta,
+                "variant": VARIANTS[theta],
+                "upsilon": max_distortion,
+                "candidates": min(kw.get("candidates") or CANDIDATES.default, x[0].numel()),
+                "images": int(index.unique().numel()),
+                "pairs": n,
+                "successes": wins,
+                "success_rate": wins / n if n else None,
+                "success_se": binomial_se(wins, n),
+                "mean_distortion": float(d[hit].mean()) if wins else None,
+                "distortion_sd": float(d[hit].std()) if wins > 1 else None,
+            }
+        )
     return rows
 
 
-def adversarial_distances(model, x: torch.Tensor, index: torch.Tensor, target: torch.Tensor, *, theta: int = 1,
-                          batch: int = 1000, callback: progress.Callback | None = None) -> torch.Tensor:
+def adversarial_distances(
+    model,
+    x: torch.Tensor,
+    index: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    theta: int = 1,
+    batch: int = 1000,
+    callback: progress.Callback | None = None,
+) -> torch.Tensor:
     """A(X, t) of every pair (x[index[i]], target[i]), in batches; a cancelled run returns the ones it finished."""
     found = []
     starts = range(0, index.numel(), batch)
     for k, lo in enumerate(starts):
-        found.append(adversarial_distance(model, x[index[lo:lo + batch]], target[lo:lo + batch], theta))
+        found.append(adversarial_distance(model, x[index[lo : lo + batch]], target[lo : lo + batch], theta))
         if callback is not None and callback(k + 1, len(starts), {}) is False:
             break
     return torch.cat(found) if found else torch.zeros(0, device=x.device)
 
 
-def robustness(model, x: torch.Tensor, y: torch.Tensor, *, theta: int = 1, batch: int = 1000,
-               callback: progress.Callback | None = None) -> dict:
+def robustness(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    theta: int = 1,
+    batch: int = 1000,
+    callback: progress.Callback | None = None,
+) -> dict:
     """R(F) = min over (X, t) of A(X, t), over every image `model` classifies correctly and every other class
     (`source_target_pairs`), with the mean and median of A and the pair that attains the minimum (the first
     on ties). `complete` is False where `callback` stopped the run: R is then over the pairs it reached."""
     index, target = source_target_pairs(model, x, y)
     a = adversarial_distances(model, x, index, target, theta=theta, batch=batch, callback=callback)
-    row = {"model": model.name, "theta": theta, "images": int(index.unique().numel()), "pairs": int(a.numel()),
-           "complete": a.numel() == index.numel()}
+    row = {
+        "model": model.name,
+        "theta": theta,
+        "images": int(index.unique().numel()),
+        "pairs": int(a.numel()),
+        "complete": a.numel() == index.numel(),
+    }
     if a.numel() == 0:
         return {**row, "R": None, "mean_A": None, "median_A": None, "argmin": None}
     k = int(a.argmin())
-    return {**row, "R": float(a[k]), "mean_A": float(a.mean()), "median_A": float(a.median()),
-            "argmin": {"image": int(index[k]), "source": int(y[index[k]]), "target": int(target[k])}}
+    return {
+        **row,
+        "R": float(a[k]),
+        "mean_A": float(a.mean()),
+        "median_A": float(a.median()),
+        "argmin": {"image": int(index[k]), "source": int(y[index[k]]), "target": int(target[k])},
+    }
 
 
 # ---- the JSMA lab's replay, curve, table and matrix ----------------------------------------------
 
 
-def replay(model, x: torch.Tensor, target: int, *, theta: int, upsilon: float, pairs: int, against: str = "all",
-           callback: progress.Callback | None = None) -> dict:
+def replay(
+    model,
+    x: torch.Tensor,
+    target: int,
+    *,
+    theta: int,
+    upsilon: float,
+    pairs: int,
+    against: str = "all",
+    callback: progress.Callback | None = None,
+) -> dict:
     """One JSMA run on one image, kept frame by frame: the image after every step ("frames", the clean image
     first), the run's headline ("words"), the share of features changed and whether the target was reached."""
     from engine import report
@@ -282,10 +394,15 @@ def replay(model, x: torch.Tensor, target: int, *, theta: int, upsilon: float, p
         # The frames are the replay's own; the bar gets only the count, as for any run.
         return callback(step, total, {}) if callback is not None else True
 
-    result = run_jsma(model, x, target, against=against, theta=theta, max_distortion=upsilon, pairs=pairs,
-                      callback=record)
-    return {"frames": frames, "words": report.headline(report.run_record(result, model)),
-            "changed": float((result.delta.abs() > 0).float().mean()), "success": bool(result.success[0])}
+    result = run_jsma(
+        model, x, target, against=against, theta=theta, max_distortion=upsilon, pairs=pairs, callback=record
+    )
+    return {
+        "frames": frames,
+        "words": report.headline(report.run_record(result, model)),
+        "changed": float((result.delta.abs() > 0).float().mean()),
+        "success": bool(result.success[0]),
+    }
 
 
 def changed_pixels(frame: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
@@ -302,36 +419,65 @@ def marked_frame(frames: list[torch.Tensor], step: int) -> dict:
 
     changed = changed_pixels(frames[step], frames[0])
     seen = morph(changed[None], 1)[0] if max(changed.shape) > 64 else changed
-    return {"picture": images.to_uint8(frames[step]), "marked": images.overlay(frames[step], seen, (255, 0, 0), 0.6),
-            "pixels": int(changed.sum()), "ringed": int(seen.sum()) > int(changed.sum())}
+    return {
+        "picture": images.to_uint8(frames[step]),
+        "marked": images.overlay(frames[step], seen, (255, 0, 0), 0.6),
+        "pixels": int(changed.sum()),
+        "ringed": int(seen.sum()) > int(changed.sum()),
+    }
 
 
 def replay_sentence(found: dict, model_name: str, target_name: str, upsilon: float) -> str:
     """What a replayed run says: how few pixels flip the decision, or why the target was not reached."""
     if found.get("success"):
         pixels = int(changed_pixels(found["frames"][-1], found["frames"][0]).sum())
-        return (f"changing {found['changed']:.2%} of the features ({pixels} pixels, in red) makes {model_name} answer "
-                f"{target_name}: a few well-chosen pixels flip the decision.")
-    return (f"within Υ = {upsilon:.1%} JSMA did not make {model_name} answer {target_name}: raise Υ, or pick a "
-            "class nearer the image (the runner-up, which the target starts at).")
+        return (
+            f"changing {found['changed']:.2%} of the features ({pixels} pixels, in red) makes {model_name} answer "
+            f"{target_name}: a few well-chosen pixels flip the decision."
+        )
+    return (
+        f"within Υ = {upsilon:.1%} JSMA did not make {model_name} answer {target_name}: raise Υ, or pick a "
+        "class nearer the image (the runner-up, which the target starts at)."
+    )
 
 
 def curve_seconds(model, images: int, max_distortion: float, pairs: int) -> float:
     """Expected time of the success-vs-Υ curve: one JSMA run at the largest Υ over the images."""
     from engine import cost
 
-    return cost.attack_passes(model, "jsma", {"max_distortion": max_distortion, "pairs": pairs}) \
-        * cost.pass_seconds(model, images)
+    return cost.attack_passes(model, "jsma", {"max_distortion": max_distortion, "pairs": pairs}) * cost.pass_seconds(
+        model, images
+    )
 
 
-def success_vs_upsilon(model, x: torch.Tensor, y: torch.Tensor, target: int, towards: str, *,
-                       max_distortion: float, theta: int, pairs: int, against: str, points: int = 31,
-                       callback: progress.Callback | None = None) -> dict:
+def success_vs_upsilon(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: int,
+    towards: str,
+    *,
+    max_distortion: float,
+    theta: int,
+    pairs: int,
+    against: str,
+    points: int = 31,
+    callback: progress.Callback | None = None,
+) -> dict:
     """The curve's rows at `points` values of Υ from 0 to `max_distortion`, and how many images it counts
     (`curve_targets` leaves out those already of the target class)."""
     rows, goals = curve_targets(model, x, y, target, towards)
-    d = distortions(model, x[rows], y[rows], goals, max_distortion=max_distortion, theta=theta, pairs=pairs,
-                    against=against, callback=callback)
+    d = distortions(
+        model,
+        x[rows],
+        y[rows],
+        goals,
+        max_distortion=max_distortion,
+        theta=theta,
+        pairs=pairs,
+        against=against,
+        callback=callback,
+    )
     return {"rows": success_curve(d.cpu(), np.linspace(0.0, max_distortion, points)), "images": int(rows.numel())}
 
 
@@ -371,16 +517,23 @@ def shown_table(rows: list[dict]) -> list[dict]:
     for r in rows:
         paper = SEED_TABLE[r["theta"]]
         distortion = "not given" if paper["mean_distortion"] is None else _percent(paper["mean_distortion"])
-        out.append({"variant": f"{r['variant']} (θ = {r['theta']:+d})", "pairs": r["pairs"],
-                    "success": f"{_percent(r['success_rate'])} ± {_percent(r['success_se'])}",
-                    "mean distortion": _percent(r["mean_distortion"]),
-                    "seed (MNIST)": f"{_percent(paper['success_rate'])}, distortion {distortion}"})
+        out.append(
+            {
+                "variant": f"{r['variant']} (θ = {r['theta']:+d})",
+                "pairs": r["pairs"],
+                "success": f"{_percent(r['success_rate'])} ± {_percent(r['success_se'])}",
+                "mean distortion": _percent(r["mean_distortion"]),
+                "seed (MNIST)": f"{_percent(paper['success_rate'])}, distortion {distortion}",
+            }
+        )
     return out
 
 
-AGAINST_HELP = ("what the saliency map weighs the target class against: the sum of every other class (the paper, on "
-                "ten classes), or the one class it must overtake (on a thousand classes the sum is mostly classes "
-                "that do not compete)")
+AGAINST_HELP = (
+    "what the saliency map weighs the target class against: the sum of every other class (the paper, on "
+    "ten classes), or the one class it must overtake (on a thousand classes the sum is mostly classes "
+    "that do not compete)"
+)
 
 
 def target_choices(model, x: torch.Tensor) -> list[int]:
@@ -391,15 +544,19 @@ def target_choices(model, x: torch.Tensor) -> list[int]:
 
 
 def too_many_classes(num_classes: int) -> str:
-    return (f"The seed's table attacks each image towards every other class: {num_classes - 1} attacks per image "
-            "here. Choose a model with few classes (a Fashion-MNIST one) for it.")
+    return (
+        f"The seed's table attacks each image towards every other class: {num_classes - 1} attacks per image "
+        "here. Choose a model with few classes (a Fashion-MNIST one) for it."
+    )
 
 
 def table_caption(upsilon: float) -> str:
     """What the increasing-vs-decreasing table counts, and what the published figures next to it are."""
-    return (f"Υ = {upsilon:.1%}. Success is over every (image, other class) pair of the images the model gets right; "
-            "mean distortion is the share of features changed, over the successes. The seed's figures are for an "
-            "MNIST LeNet at Υ = 14.5 % (no distortion given for the decreasing variant).")
+    return (
+        f"Υ = {upsilon:.1%}. Success is over every (image, other class) pair of the images the model gets right; "
+        "mean distortion is the share of features changed, over the successes. The seed's figures are for an "
+        "MNIST LeNet at Υ = 14.5 % (no distortion given for the decreasing variant)."
+    )
 
 
 def robustness_metrics(r: dict, class_names) -> list[tuple[str, str, str]]:
@@ -407,13 +564,20 @@ def robustness_metrics(r: dict, class_names) -> list[tuple[str, str, str]]:
     from engine import glossary
 
     at = r["argmin"]
-    return [("R(F) = min A(X, t)", f"{r['R']:.3f}", glossary.help_text("robustness R(F)")),
-            ("mean A(X, t)", f"{r['mean_A']:.3f}", glossary.help_text("adversarial distance A(X, t)")),
-            ("Most exposed pair (smallest A)", f"{class_names[at['source']]} → {class_names[at['target']]}",
-             f"image {at['image']} of the evaluation images: the most features with positive saliency")]
+    return [
+        ("R(F) = min A(X, t)", f"{r['R']:.3f}", glossary.help_text("robustness R(F)")),
+        ("mean A(X, t)", f"{r['mean_A']:.3f}", glossary.help_text("adversarial distance A(X, t)")),
+        (
+            "Most exposed pair (smallest A)",
+            f"{class_names[at['source']]} → {class_names[at['target']]}",
+            f"image {at['image']} of the evaluation images: the most features with positive saliency",
+        ),
+    ]
 
 
 def robustness_caption(r: dict) -> str:
-    return (f"A(X, t) = 1 − the share of features whose saliency towards t is positive, over {r['pairs']} pairs; "
-            "a small A means many features help the attack. R(F) is the smallest: the model's most exposed pair. "
-            "The seed defines R(F) but reports no value for its network.")
+    return (
+        f"A(X, t) = 1 − the share of features whose saliency towards t is positive, over {r['pairs']} pairs; "
+        "a small A means many features help the attack. R(F) is the smallest: the model's most exposed pair. "
+        "The seed defines R(F) but reports no value for its network."
+    )

@@ -16,18 +16,19 @@ Search-based attacks (Menn 2023, §5.1): `copies_sweep` averages a query-only at
 (Square, started from δ = 0) over more and more noisy copies and follows how much
 of δ's energy lies on the object, next to the contour-vs-background accuracies.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import torch
 
 from engine import progress
-from engine.masks import FMNIST_THRESHOLD, MASKS, fill_holes, gallery_mask, grabcut_mask, threshold_mask  # noqa: F401
 from engine.analysis.recognisable import accuracy_rows, complementarity, random_signs, sign_quantise
 from engine.attacks.averaging import averaged
+from engine.masks import FMNIST_THRESHOLD, MASKS, fill_holes, gallery_mask, grabcut_mask, threshold_mask  # noqa: F401
 
 _KERNEL = np.ones((3, 3), np.uint8)
 
@@ -82,10 +83,14 @@ def sweep_note(rows: list[dict], eps: float) -> str | None:
     areas = [r["area"] for r in rows]
     span = f"from {min(areas):.0%} to {max(areas):.0%} of the image"
     if values[0] <= 0.0:
-        return (f"δ' = {eps:g}·sign(δ) fools every judge at every mask size {span}: even its smallest part is "
-                f"enough at this ε. Lower ε (e.g. {eps / 4:.3g}) to see how much of the image δ' must cover.")
-    return (f"δ' = {eps:g}·sign(δ) fools no judge at any mask size {span} (accuracy {values[0]:.0%}). Raise ε "
-            f"(e.g. {eps * 3:.3g}; the L∞ sweep shows where each part starts to fool) or average over more copies.")
+        return (
+            f"δ' = {eps:g}·sign(δ) fools every judge at every mask size {span}: even its smallest part is "
+            f"enough at this ε. Lower ε (e.g. {eps / 4:.3g}) to see how much of the image δ' must cover."
+        )
+    return (
+        f"δ' = {eps:g}·sign(δ) fools no judge at any mask size {span} (accuracy {values[0]:.0%}). Raise ε "
+        f"(e.g. {eps * 3:.3g}; the L∞ sweep shows where each part starts to fool) or average over more copies."
+    )
 
 
 def _parts(mask: torch.Tensor):
@@ -99,7 +104,13 @@ def _control(x: torch.Tensor, quantised: torch.Tensor, eps: float, seed: int) ->
 
 
 def contour_vs_background(
-    tests: Sequence, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor, eps: float, seed: int = 0,
+    tests: Sequence,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    delta: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float,
+    seed: int = 0,
 ) -> list[dict]:
     """Accuracy with δ' only inside the object, only on the background, and ±ε random controls on the same pixels."""
     quantised = sign_quantise(delta, eps)
@@ -108,13 +119,21 @@ def contour_vs_background(
     for part, weight in _parts(mask).items():
         share = float(weight.mean())
         rows += accuracy_rows(tests, (x + quantised * weight).clamp(0, 1), y, part=part, perturbation="δ'", area=share)
-        rows += accuracy_rows(tests, (x + control * weight).clamp(0, 1), y, part=part, perturbation="random ±ε", area=share)
+        rows += accuracy_rows(
+            tests, (x + control * weight).clamp(0, 1), y, part=part, perturbation="random ±ε", area=share
+        )
     return rows
 
 
 def mask_sweep(
-    tests: Sequence, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor, eps: float,
-    steps: Sequence[int] = range(-3, 4), seed: int = 0,
+    tests: Sequence,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    delta: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float,
+    steps: Sequence[int] = range(-3, 4),
+    seed: int = 0,
 ) -> list[dict]:
     """δ' on the eroded/dilated object mask: mean test accuracy vs area fraction, with the control,
     and the slope "accuracy change per +1 % of image area" between consecutive masks."""
@@ -125,8 +144,14 @@ def mask_sweep(
         grown = morph(mask, k).float()
         acc = [r["accuracy"] for r in accuracy_rows(tests, (x + quantised * grown).clamp(0, 1), y)]
         ctl = [r["accuracy"] for r in accuracy_rows(tests, (x + control * grown).clamp(0, 1), y)]
-        rows.append({"steps": k, "area": float(grown.mean()), "accuracy": float(np.mean(acc)),
-                     "control accuracy": float(np.mean(ctl))})
+        rows.append(
+            {
+                "steps": k,
+                "area": float(grown.mean()),
+                "accuracy": float(np.mean(acc)),
+                "control accuracy": float(np.mean(ctl)),
+            }
+        )
     for prev, row in zip(rows, rows[1:]):
         gained = 100.0 * (row["area"] - prev["area"])
         row["per +1% area"] = (row["accuracy"] - prev["accuracy"]) / gained if gained > 0 else None
@@ -136,8 +161,13 @@ def mask_sweep(
 
 
 def linf_sweep(
-    tests: Sequence, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor,
-    eps_values: Sequence[float] = tuple(round(0.01 * i, 2) for i in range(1, 11)), seed: int = 0,
+    tests: Sequence,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    delta: torch.Tensor,
+    mask: torch.Tensor,
+    eps_values: Sequence[float] = tuple(round(0.01 * i, 2) for i in range(1, 11)),
+    seed: int = 0,
 ) -> list[dict]:
     """Mean test accuracy with ε·sign(δ) on each part as ε grows (background saturates, the object keeps falling)."""
     rows = []
@@ -147,8 +177,14 @@ def linf_sweep(
         for part, weight in _parts(mask).items():
             acc = [r["accuracy"] for r in accuracy_rows(tests, (x + quantised * weight).clamp(0, 1), y)]
             ctl = [r["accuracy"] for r in accuracy_rows(tests, (x + control * weight).clamp(0, 1), y)]
-            rows.append({"eps": float(eps), "part": part, "accuracy": float(np.mean(acc)),
-                         "control accuracy": float(np.mean(ctl))})
+            rows.append(
+                {
+                    "eps": float(eps),
+                    "part": part,
+                    "accuracy": float(np.mean(acc)),
+                    "control accuracy": float(np.mean(ctl)),
+                }
+            )
     return rows
 
 
@@ -157,18 +193,21 @@ def complementarity_coverage(delta: torch.Tensor, mask: torch.Tensor) -> dict:
     (the thesis' observation: the object can be left clear while the background is covered)."""
     kept = complementarity(delta).abs().amax(1, keepdim=True) > 0
     obj, bg = mask.bool(), ~mask.bool()
-    return {"object kept": float(kept[obj].float().mean()) if obj.any() else None,
-            "background kept": float(kept[bg].float().mean()) if bg.any() else None}
+    return {
+        "object kept": float(kept[obj].float().mean()) if obj.any() else None,
+        "background kept": float(kept[bg].float().mean()) if bg.any() else None,
+    }
 
 
 def energy_in_mask(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per image, the share of δ's energy Σδ² (over channels and pixels) inside the object mask;
     NaN for a δ that is zero everywhere. A δ spread evenly over the image scores the mask's area."""
-    energy = (delta ** 2).sum(1)  # N×H×W
+    energy = (delta**2).sum(1)  # N×H×W
     inside = (energy * mask.reshape(energy.shape).to(energy.dtype)).flatten(1).sum(1)
     total = energy.flatten(1).sum(1)
-    return torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)),
-                       torch.full_like(total, float("nan")))
+    return torch.where(
+        total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)), torch.full_like(total, float("nan"))
+    )
 
 
 def mean_energy_in_mask(delta: torch.Tensor, mask: torch.Tensor) -> float | None:
@@ -179,8 +218,17 @@ def mean_energy_in_mask(delta: torch.Tensor, mask: torch.Tensor) -> float | None
 
 
 def copies_sweep(
-    models: Sequence, tests: Sequence, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, attack: str,
-    params: dict, copies: Sequence[int] = (1, 4, 16, 64), sigma: float = 0.2, eps: float = 0.2, seed: int = 0,
+    models: Sequence,
+    tests: Sequence,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    attack: str,
+    params: dict,
+    copies: Sequence[int] = (1, 4, 16, 64),
+    sigma: float = 0.2,
+    eps: float = 0.2,
+    seed: int = 0,
     callback: progress.Callback | None = None,
 ) -> list[dict]:
     """How the number n of averaged perturbations changes the picture (Menn 2023, §5.1).
@@ -191,18 +239,35 @@ def copies_sweep(
     the test models. Each row keeps its averaged δ under "delta" (for display). A cancelled n is left out."""
     rows = []
     for i, n in enumerate(copies):
-        result = averaged(attack, models, x, y=y, copies=int(n), sigma=sigma, seed=seed,
-                          callback=progress.part(callback, i, len(copies), copies=int(n)), **params)
+        result = averaged(
+            attack,
+            models,
+            x,
+            y=y,
+            copies=int(n),
+            sigma=sigma,
+            seed=seed,
+            callback=progress.part(callback, i, len(copies), copies=int(n)),
+            **params,
+        )
         if result.stopped_early:
             break
         parts = contour_vs_background(tests, x, y, result.delta, mask, eps, seed=seed)
-        rows.append({
-            "copies": int(n), "energy in object": mean_energy_in_mask(result.delta, mask), "area": area(mask),
-            "moved": float((result.delta.abs().amax(1) > 0).float().mean()),
-            **{f"{part} {name}": _mean_accuracy(parts, part, kind) for part in ("object", "background")
-               for name, kind in (("δ'", "δ'"), ("control", "random ±ε"))},
-            "success rate": result.success_rate, "delta": result.delta,
-        })
+        rows.append(
+            {
+                "copies": int(n),
+                "energy in object": mean_energy_in_mask(result.delta, mask),
+                "area": area(mask),
+                "moved": float((result.delta.abs().amax(1) > 0).float().mean()),
+                **{
+                    f"{part} {name}": _mean_accuracy(parts, part, kind)
+                    for part in ("object", "background")
+                    for name, kind in (("δ'", "δ'"), ("control", "random ±ε"))
+                },
+                "success rate": result.success_rate,
+                "delta": result.delta,
+            }
+        )
     return rows
 
 
@@ -218,26 +283,35 @@ def linf_note(rows: list[dict]) -> str | None:
     eps = sorted({r["eps"] for r in rows})
     state = "fools every judge" if values[0] <= 0.0 else f"leaves the judges' accuracy at {values[0]:.0%}"
     step = f"smaller ε than {eps[0]:g}" if values[0] <= 0.0 else f"a larger ε than {eps[-1]:g}"
-    return (f"ε·sign(δ) on the object or on the background {state} at every ε from {eps[0]:g} to {eps[-1]:g}: "
-            f"try {step} (the ε above sets the range).")
+    return (
+        f"ε·sign(δ) on the object or on the background {state} at every ε from {eps[0]:g} to {eps[-1]:g}: "
+        f"try {step} (the ε above sets the range)."
+    )
 
 
 def contour_sentence(rows: list[dict]) -> str:
     """What the contour-vs-background table says, in one sentence (mean accuracy over the judges): which part
     of δ' fools the judges, against random ±ε signs on the same pixels."""
-    acc = {(part, kind): _mean_accuracy(rows, part, kind) for part in ("object", "background")
-           for kind in ("δ'", "random ±ε")}
+    acc = {
+        (part, kind): _mean_accuracy(rows, part, kind)
+        for part in ("object", "background")
+        for kind in ("δ'", "random ±ε")
+    }
     obj, bg = acc[("object", "δ'")], acc[("background", "δ'")]
     obj_c, bg_c = acc[("object", "random ±ε")], acc[("background", "random ±ε")]
-    numbers = (f"judges' accuracy with δ' on the object {obj:.0%} (random ±ε there {obj_c:.0%}), on the background "
-               f"{bg:.0%} (random ±ε {bg_c:.0%})")
+    numbers = (
+        f"judges' accuracy with δ' on the object {obj:.0%} (random ±ε there {obj_c:.0%}), on the background "
+        f"{bg:.0%} (random ±ε {bg_c:.0%})"
+    )
     if obj < bg:
         return f"δ' works through the object: {numbers}."
     if bg < obj:
         return f"δ' works through the background more than through the object: {numbers}."
     if obj < min(obj_c, bg_c):
-        return (f"Either part of δ' alone is enough, where random signs of the same size are not: {numbers}; "
-                "what δ' changes matters, not how much.")
+        return (
+            f"Either part of δ' alone is enough, where random signs of the same size are not: {numbers}; "
+            "what δ' changes matters, not how much."
+        )
     return f"Neither part of δ' alone does more than random signs of the same size: {numbers}."
 
 
@@ -254,9 +328,11 @@ def share_note(share: float) -> str | None:
     if 0.1 <= share <= 0.9:
         return None
     part = "background" if share > 0.9 else "object"
-    return (f"The mask covers {share:.0%} of the image, so the {part} is only {min(share, 1 - share):.0%} of it: "
-            f"δ' on so few pixels barely moves any model, and the {part} numbers below say little. Shrink or grow "
-            "the mask, draw a GrabCut box, or pick a photo where the object fills less of the frame.")
+    return (
+        f"The mask covers {share:.0%} of the image, so the {part} is only {min(share, 1 - share):.0%} of it: "
+        f"δ' on so few pixels barely moves any model, and the {part} numbers below say little. Shrink or grow "
+        "the mask, draw a GrabCut box, or pick a photo where the object fills less of the frame."
+    )
 
 
 def shown_rows(rows: list[dict]) -> list[dict]:
@@ -271,18 +347,29 @@ def linf_values(eps: float, factors: Sequence[float] = (0.25, 0.5, 1, 1.5, 2, 3,
 
 def coverage_sentence(coverage: dict) -> str:
     """`complementarity_coverage` in words."""
-    return (f"Complementarity: after zeroing |δ| below its mean, {coverage['object kept'] or 0:.0%} of object pixels "
-            f"and {coverage['background kept'] or 0:.0%} of background pixels are still perturbed.")
+    return (
+        f"Complementarity: after zeroing |δ| below its mean, {coverage['object kept'] or 0:.0%} of object pixels "
+        f"and {coverage['background kept'] or 0:.0%} of background pixels are still perturbed."
+    )
 
 
-def mask_report(judges: Sequence, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor,
-                eps: float) -> dict:
+def mask_report(
+    judges: Sequence, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor, eps: float
+) -> dict:
     """Everything the contour-vs-background section shows for one H×W object mask: the table ("rows", "shown"
     and its "sentence"), the area sweep ("sweep", with "flat" the words that replace a flat chart), the L∞
     sweep ("linf", "still" likewise), the complementarity "coverage" and a "note" where a part is a sliver."""
     rows = contour_vs_background(judges, x, y, delta, mask[None], float(eps))
     sweep = mask_sweep(judges, x, y, delta, mask[None], float(eps), steps=sweep_steps(mask[None]))
     linf = linf_sweep(judges, x, y, delta, mask[None], eps_values=linf_values(eps))
-    return {"rows": rows, "shown": shown_rows(rows), "sentence": contour_sentence(rows), "sweep": sweep,
-            "flat": sweep_note(sweep, float(eps)), "linf": linf, "still": linf_note(linf),
-            "coverage": coverage_sentence(complementarity_coverage(delta, mask[None])), "note": share_note(area(mask))}
+    return {
+        "rows": rows,
+        "shown": shown_rows(rows),
+        "sentence": contour_sentence(rows),
+        "sweep": sweep,
+        "flat": sweep_note(sweep, float(eps)),
+        "linf": linf,
+        "still": linf_note(linf),
+        "coverage": coverage_sentence(complementarity_coverage(delta, mask[None])),
+        "note": share_note(area(mask)),
+    }

@@ -2,9 +2,10 @@
 
 The app only lays these out; the CLI and tests read the same dict.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -43,9 +44,15 @@ def spectrum_view(log_power: np.ndarray, low: float = 2.0, high: float = 99.8) -
     if hi <= lo:  # a flat spectrum: any visible span
         lo, hi = lo - 0.5, hi + 0.5
     # The axes end half a bin beyond the outermost frequencies, where the heat map's cells end.
-    return {"fx": fx, "fy": fy, "z": z, "zmin": lo, "zmax": hi,
-            "x_range": [float(fx[0] - 0.5 / w), float(fx[-1] + 0.5 / w)],
-            "y_range": [float(fy[0] - 0.5 / h), float(fy[-1] + 0.5 / h)]}
+    return {
+        "fx": fx,
+        "fy": fy,
+        "z": z,
+        "zmin": lo,
+        "zmax": hi,
+        "x_range": [float(fx[0] - 0.5 / w), float(fx[-1] + 0.5 / w)],
+        "y_range": [float(fy[0] - 0.5 / h), float(fy[-1] + 0.5 / h)],
+    }
 
 
 def heat_maps(model, result, method: str = "gradcam") -> dict[str, np.ndarray]:
@@ -57,9 +64,14 @@ def heat_maps(model, result, method: str = "gradcam") -> dict[str, np.ndarray]:
     both = torch.cat([x, x, x_adv, x_adv])
     classes = torch.tensor([source, other, source, other], device=x.device)
     maps = grad_cam(model, both, target=classes, method=method).cpu().numpy()
-    return {"clean · source": maps[0], "clean · adversarial class": maps[1],
-            "adversarial · source": maps[2], "adversarial · adversarial class": maps[3],
-            "source_class": source, "adversarial_class": other}
+    return {
+        "clean · source": maps[0],
+        "clean · adversarial class": maps[1],
+        "adversarial · source": maps[2],
+        "adversarial · adversarial class": maps[3],
+        "source_class": source,
+        "adversarial_class": other,
+    }
 
 
 def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam", k: int = 5) -> dict:
@@ -78,11 +90,15 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
                 before, after = result.logits_clean[:1], result.logits_adv[:1]
             else:  # one forward of the clean and adversarial image together
                 before, after = m(pair).split(1)
-            predictions.append({
-                "model": m.name, "role": "white-box" if i == 0 else "black-box",
-                "before": topk(before, m.class_names, k)[0], "after": topk(after, m.class_names, k)[0],
-                "fooled": bool(before.argmax(1) != after.argmax(1)),
-            })
+            predictions.append(
+                {
+                    "model": m.name,
+                    "role": "white-box" if i == 0 else "black-box",
+                    "before": topk(before, m.class_names, k)[0],
+                    "after": topk(after, m.class_names, k)[0],
+                    "fooled": bool(before.argmax(1) != after.argmax(1)),
+                }
+            )
     return {
         "clean": images.to_uint8(result.x[:1]),
         "adversarial": images.to_uint8(result.x_adv[:1]),
@@ -121,9 +137,12 @@ def eps_view(found: dict, chosen: float, source_name: str) -> dict:
     """What the ε slider shows at `chosen` (one of eps_panels' grid): the grid index, each model's top-1 answer
     there in words, and every model's probability of the true class `source_name` along the grid."""
     i = found["eps"].index(chosen)
-    answers = ", ".join(f"{name}: {top[i][0]['label']} ({top[i][0]['probability']:.0%})"
-                        for name, top in found["top"].items())
-    curves = [{"eps": e, "model": name, "p": p} for name, ps in found["source"].items() for e, p in zip(found["eps"], ps)]
+    answers = ", ".join(
+        f"{name}: {top[i][0]['label']} ({top[i][0]['probability']:.0%})" for name, top in found["top"].items()
+    )
+    curves = [
+        {"eps": e, "model": name, "p": p} for name, ps in found["source"].items() for e, p in zip(found["eps"], ps)
+    ]
     return {"index": i, "answers": answers, "curves": curves, "title": f"probability of {source_name} vs ε"}
 
 
@@ -134,7 +153,14 @@ def twin_view(model, result, twin_row: dict) -> dict:
     rows = sorted([robust.row(model, result), twin_row], key=lambda r: r["robust"])
     pictures = [("clean image", images.to_uint8(result.x[:1]), "rgb")]
     pictures += [(f"δ of {r['model']}", r["shown"], "rgb") for r in rows]
-    lines = [(r["model"], (f"({'robust' if r['robust'] else 'plain'}): {'fooled' if r['fooled'] else 'not fooled'}, "
-                           f"L2 {float(r['result'].delta.norm()):.2f}, L∞ {float(r['result'].delta.abs().max()):.3f}"))
-             for r in rows]
+    lines = [
+        (
+            r["model"],
+            (
+                f"({'robust' if r['robust'] else 'plain'}): {'fooled' if r['fooled'] else 'not fooled'}, "
+                f"L2 {float(r['result'].delta.norm()):.2f}, L∞ {float(r['result'].delta.abs().max()):.3f}"
+            ),
+        )
+        for r in rows
+    ]
     return {"rows": rows, "pictures": pictures, "lines": lines}

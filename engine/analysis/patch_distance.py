@@ -20,6 +20,7 @@ photos with an all-zero map have no centre and are left out too. A placement
 whose patch would stick out of the image is skipped and counted per distance;
 at d = 0 every direction is the same placement, which is counted once.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ class Placements:
     def __len__(self) -> int:
         return int(self.image.numel())
 
-    def take(self, keep: torch.Tensor) -> "Placements":
+    def take(self, keep: torch.Tensor) -> Placements:
         return Placements(self.image[keep], self.top[keep], self.left[keep], self.distance[keep], self.angle[keep])
 
 
@@ -67,9 +68,13 @@ def defaults(model) -> dict:
     the reach, directions, amplitude and the number of photos."""
     own = domains.of(model).defaults["patch"]
     side = min(model.input_size[1:])
-    return {"size": max(1, round(own["size"] * side)), "amplitude": own["amplitude"],
-            "distances": spaced(round(own["reach"] * side), own["distances"]), "directions": own["directions"],
-            "images": own["images"]}
+    return {
+        "size": max(1, round(own["size"] * side)),
+        "amplitude": own["amplitude"],
+        "distances": spaced(round(own["reach"] * side), own["distances"]),
+        "directions": own["directions"],
+        "images": own["images"],
+    }
 
 
 def seconds(model, images: int, distances, directions: int, batch_size: int = BATCH) -> float:
@@ -79,11 +84,14 @@ def seconds(model, images: int, distances, directions: int, batch_size: int = BA
 
     per_photo = sum(1 if float(d) == 0 else int(directions) for d in distances)
     forwards = 2 * images * per_photo
-    return cost.pass_seconds(model, batch_size) * (math.ceil(forwards / batch_size) / 3 + math.ceil(images / batch_size))
+    return cost.pass_seconds(model, batch_size) * (
+        math.ceil(forwards / batch_size) / 3 + math.ceil(images / batch_size)
+    )
 
 
-def check_settings(size: int, amplitude: float, distances, directions: int, shape: tuple[int, int],
-                   batch_size: int = BATCH) -> None:
+def check_settings(
+    size: int, amplitude: float, distances, directions: int, shape: tuple[int, int], batch_size: int = BATCH
+) -> None:
     """Clear errors for settings the experiment cannot run with."""
     h, w = shape
     if not 1 <= int(size) <= min(h, w):
@@ -189,8 +197,9 @@ def random_positions(counts: torch.Tensor, centres: torch.Tensor, size: int, sha
     return Placements(image, top, left, distance, torch.full_like(distance, float("nan")))
 
 
-def apply_patch(x: torch.Tensor, patch: torch.Tensor, image: torch.Tensor, top: torch.Tensor,
-                left: torch.Tensor) -> torch.Tensor:
+def apply_patch(
+    x: torch.Tensor, patch: torch.Tensor, image: torch.Tensor, top: torch.Tensor, left: torch.Tensor
+) -> torch.Tensor:
     """x[image[j]] with the patch added at (top[j], left[j]), clamped to [0, 1]: one batch, no Python loop."""
     c, s = patch.shape[0], patch.shape[-1]
     device = x.device
@@ -213,13 +222,23 @@ def answers(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"p_true": p_true, "margin": p_true - other, "predicted": p.argmax(1)}
 
 
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, patch: torch.Tensor, placed: Placements,
-             batch_size: int = BATCH, callback=None) -> dict[str, torch.Tensor]:
+def evaluate(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    patch: torch.Tensor,
+    placed: Placements,
+    batch_size: int = BATCH,
+    callback=None,
+) -> dict[str, torch.Tensor]:
     """The model's answers at every placement (CPU tensors), one forward per batch; `done` is how many
     placements ran before a stop (the rest hold NaN)."""
     n = len(placed)
-    out = {"p_true": torch.full((n,), float("nan")), "margin": torch.full((n,), float("nan")),
-           "predicted": torch.full((n,), -1, dtype=torch.long)}
+    out = {
+        "p_true": torch.full((n,), float("nan")),
+        "margin": torch.full((n,), float("nan")),
+        "predicted": torch.full((n,), -1, dtype=torch.long),
+    }
     batches = max(1, math.ceil(n / batch_size))
     done = 0
     for i, start in enumerate(range(0, n, batch_size)):
@@ -241,13 +260,25 @@ def _stats(p_true: torch.Tensor, margin: torch.Tensor, clean: torch.Tensor) -> d
     n = int(p_true.numel())
     spread = lambda v: float(v.std(unbiased=False)) if n else None  # noqa: E731
     mean = lambda v: float(v.mean()) if n else None  # noqa: E731
-    return {"n": n, "wrong_mean": mean(wrong), "wrong_std": spread(wrong), "margin_mean": mean(margin),
-            "margin_std": spread(margin), "drop_mean": mean(clean - p_true),
-            "success": float((margin < 0).float().mean()) if n else None}
+    return {
+        "n": n,
+        "wrong_mean": mean(wrong),
+        "wrong_std": spread(wrong),
+        "margin_mean": mean(margin),
+        "margin_std": spread(margin),
+        "drop_mean": mean(clean - p_true),
+        "success": float((margin < 0).float().mean()) if n else None,
+    }
 
 
-def curve(distances, groups: torch.Tensor, p_true: torch.Tensor, margin: torch.Tensor, clean_p: torch.Tensor,
-          skipped: list[int] | None = None) -> list[dict]:
+def curve(
+    distances,
+    groups: torch.Tensor,
+    p_true: torch.Tensor,
+    margin: torch.Tensor,
+    clean_p: torch.Tensor,
+    skipped: list[int] | None = None,
+) -> list[dict]:
     """Per distance (groups[j] indexes `distances`): n, mean/std of 1 − p(true) and of the margin, the mean
     drop of p(true) from the clean photo, the share that flips the decision, and the skipped count."""
     rows = []
@@ -260,13 +291,21 @@ def curve(distances, groups: torch.Tensor, p_true: torch.Tensor, margin: torch.T
     return rows
 
 
-def over_random(groups: torch.Tensor, ring_image: torch.Tensor, ring_drop: torch.Tensor, random_image: torch.Tensor,
-                random_drop: torch.Tensor, photos: int, count: int) -> list[dict]:
+def over_random(
+    groups: torch.Tensor,
+    ring_image: torch.Tensor,
+    ring_drop: torch.Tensor,
+    random_image: torch.Tensor,
+    random_drop: torch.Tensor,
+    photos: int,
+    count: int,
+) -> list[dict]:
     """Per distance, photo by photo: the photo's mean drop of p(true) there minus its mean drop at its random
     positions; then the mean of that excess over photos, its standard error and the share of photos above 0.
 
     A photo's placements are not independent draws (they share the photo), so the photo is the unit here:
     an excess whose mean stands more than two standard errors above 0 is more than chance."""
+
     def per_photo(index, values):
         total = torch.zeros(photos * count, dtype=torch.float64).index_add_(0, index, values.double())
         seen = torch.zeros(photos * count, dtype=torch.float64).index_add_(0, index, torch.ones_like(values).double())
@@ -280,9 +319,14 @@ def over_random(groups: torch.Tensor, ring_image: torch.Tensor, ring_drop: torch
         have = (ring_n[:, g] > 0) & (rand_n[:, 0] > 0)
         excess = ring_sum[have, g] / ring_n[have, g] - base[have]
         m = int(have.sum())
-        rows.append({"photos": m, "over_random_mean": float(excess.mean()) if m else None,
-                     "over_random_se": float(excess.std() / math.sqrt(m)) if m > 1 else None,
-                     "photos_above": float((excess > 0).double().mean()) if m else None})
+        rows.append(
+            {
+                "photos": m,
+                "over_random_mean": float(excess.mean()) if m else None,
+                "over_random_se": float(excess.std() / math.sqrt(m)) if m > 1 else None,
+                "photos_above": float((excess > 0).double().mean()) if m else None,
+            }
+        )
     return rows
 
 
@@ -322,20 +366,39 @@ class PatchDistance:
     random_answers: dict | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
-        return {"settings": self.settings, "stopped_early": self.stopped_early, "curve": self.curve,
-                "control": self.control, "control_curve": self.control_curve, "correlation": self.correlation,
-                "photos": self.photos}
+        return {
+            "settings": self.settings,
+            "stopped_early": self.stopped_early,
+            "curve": self.curve,
+            "control": self.control,
+            "control_curve": self.control_curve,
+            "correlation": self.correlation,
+            "photos": self.photos,
+        }
 
 
 def heat_maps(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
     """Grad-CAM of each photo's class at the model's Grad-CAM layer, in batches (N×H×W, on x's device)."""
-    return torch.cat([grad_cam(model, x[i:i + batch_size], target=y[i:i + batch_size])
-                      for i in range(0, x.shape[0], batch_size)])
+    return torch.cat(
+        [grad_cam(model, x[i : i + batch_size], target=y[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    )
 
 
-def patch_distance(model, x: torch.Tensor, y: torch.Tensor | None, *, size: int, amplitude: float, distances,
-                   directions: int = 8, pattern: str = "sign", centre: str = "peak", seed: int = 0,
-                   batch_size: int = BATCH, callback=None) -> PatchDistance:
+def patch_distance(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    *,
+    size: int,
+    amplitude: float,
+    distances,
+    directions: int = 8,
+    pattern: str = "sign",
+    centre: str = "peak",
+    seed: int = 0,
+    batch_size: int = BATCH,
+    callback=None,
+) -> PatchDistance:
     """The whole experiment on photos x (labels y; None: the model's own answers) on the model's device.
 
     `callback` (engine.progress) runs over the batches of placements. Each photo's ring placements are
@@ -373,31 +436,80 @@ def patch_distance(model, x: torch.Tensor, y: torch.Tensor | None, *, size: int,
     ctrl_a = {k: v[finished & ~is_ring] for k, v in got.items() if k != "done"}
 
     groups = nearest(ring_p.distance, distances)
-    rows = curve(distances, groups, ring_a["p_true"], ring_a["margin"], clean_p[ring_p.image],
-                 skipped[finished_photo].sum(0).tolist())
-    paired = over_random(groups, ring_p.image, clean_p[ring_p.image] - ring_a["p_true"], ctrl_p.image,
-                         clean_p[ctrl_p.image] - ctrl_a["p_true"], int(finished_photo.sum()), len(distances))
+    rows = curve(
+        distances,
+        groups,
+        ring_a["p_true"],
+        ring_a["margin"],
+        clean_p[ring_p.image],
+        skipped[finished_photo].sum(0).tolist(),
+    )
+    paired = over_random(
+        groups,
+        ring_p.image,
+        clean_p[ring_p.image] - ring_a["p_true"],
+        ctrl_p.image,
+        clean_p[ctrl_p.image] - ctrl_a["p_true"],
+        int(finished_photo.sum()),
+        len(distances),
+    )
     rows = [{**r, **q} for r, q in zip(rows, paired)]
-    ctrl_rows = curve(distances, nearest(ctrl_p.distance, distances), ctrl_a["p_true"], ctrl_a["margin"],
-                      clean_p[ctrl_p.image])
-    summary = {**_stats(ctrl_a["p_true"], ctrl_a["margin"], clean_p[ctrl_p.image]),
-               "distance_mean": float(ctrl_p.distance.mean()) if len(ctrl_p) else None}
+    ctrl_rows = curve(
+        distances, nearest(ctrl_p.distance, distances), ctrl_a["p_true"], ctrl_a["margin"], clean_p[ctrl_p.image]
+    )
+    summary = {
+        **_stats(ctrl_a["p_true"], ctrl_a["margin"], clean_p[ctrl_p.image]),
+        "distance_mean": float(ctrl_p.distance.mean()) if len(ctrl_p) else None,
+    }
     # The drop of p(true) from each photo's own clean value: photos' different baselines do not mix into ρ.
-    correlation = {"ring": spearman(ring_p.distance, clean_p[ring_p.image] - ring_a["p_true"]),
-                   "control": spearman(ctrl_p.distance, clean_p[ctrl_p.image] - ctrl_a["p_true"])}
-    settings = {"model": model.name, "size": size, "amplitude": amplitude, "distances": distances,
-                "directions": int(directions), "pattern": pattern, "centre": centre, "seed": int(seed),
-                "image_side": [int(h), int(w)], "patch_share": size * size / (h * w), "photos": int(x.shape[0]),
-                "photos_counted": int(finished_photo.sum())}
-    photos = [{"index": i, "label": int(y[i]), "p_true": round(float(clean["p_true"][i]), 4),
-               "centre": None if bool(torch.isnan(centres_all[i, 0])) else [round(float(v), 2) for v in centres_all[i]],
-               "reason": None if not bool(torch.isnan(centres_all[i, 0])) else
-               "misclassified before the patch" if not bool(correct[i]) else "all-zero heat map: no centre"}
-              for i in range(x.shape[0])]
-    return PatchDistance(settings, photos, rows, summary, [r for r in ctrl_rows if r["n"]], correlation,
-                         stopped_early=not bool(finished_photo.all()), patch=patch, centres=centres[finished_photo],
-                         counted=counted[finished_photo], ring=ring_p, ring_answers=ring_a, random=ctrl_p,
-                         random_answers=ctrl_a)
+    correlation = {
+        "ring": spearman(ring_p.distance, clean_p[ring_p.image] - ring_a["p_true"]),
+        "control": spearman(ctrl_p.distance, clean_p[ctrl_p.image] - ctrl_a["p_true"]),
+    }
+    settings = {
+        "model": model.name,
+        "size": size,
+        "amplitude": amplitude,
+        "distances": distances,
+        "directions": int(directions),
+        "pattern": pattern,
+        "centre": centre,
+        "seed": int(seed),
+        "image_side": [int(h), int(w)],
+        "patch_share": size * size / (h * w),
+        "photos": int(x.shape[0]),
+        "photos_counted": int(finished_photo.sum()),
+    }
+    photos = [
+        {
+            "index": i,
+            "label": int(y[i]),
+            "p_true": round(float(clean["p_true"][i]), 4),
+            "centre": None if bool(torch.isnan(centres_all[i, 0])) else [round(float(v), 2) for v in centres_all[i]],
+            "reason": None
+            if not bool(torch.isnan(centres_all[i, 0]))
+            else "misclassified before the patch"
+            if not bool(correct[i])
+            else "all-zero heat map: no centre",
+        }
+        for i in range(x.shape[0])
+    ]
+    return PatchDistance(
+        settings,
+        photos,
+        rows,
+        summary,
+        [r for r in ctrl_rows if r["n"]],
+        correlation,
+        stopped_early=not bool(finished_photo.all()),
+        patch=patch,
+        centres=centres[finished_photo],
+        counted=counted[finished_photo],
+        ring=ring_p,
+        ring_answers=ring_a,
+        random=ctrl_p,
+        random_answers=ctrl_a,
+    )
 
 
 def photo_centre(model, x: torch.Tensor, centre: str = "peak") -> dict:
@@ -409,8 +521,12 @@ def photo_centre(model, x: torch.Tensor, centre: str = "peak") -> dict:
     cls = int(p.argmax())
     heat = grad_cam(model, x, target=cls)
     found = heat_centres(heat, centre)[0].cpu()
-    return {"class": cls, "p": float(p[cls]), "heat": heat[0].cpu(),
-            "centre": None if bool(torch.isnan(found).any()) else (float(found[0]), float(found[1]))}
+    return {
+        "class": cls,
+        "p": float(p[cls]),
+        "heat": heat[0].cpu(),
+        "centre": None if bool(torch.isnan(found).any()) else (float(found[0]), float(found[1])),
+    }
 
 
 def ring_at(centre: tuple[float, float], distance: float, directions: int, size: int, shape) -> list[dict]:
@@ -418,8 +534,10 @@ def ring_at(centre: tuple[float, float], distance: float, directions: int, size:
     angles = torch.arange(int(directions), dtype=torch.float64) * (2 * math.pi / int(directions))
     top, left = top_left(torch.tensor(centre[0]), torch.tensor(centre[1]), float(distance), angles, size)
     inside = _inside(top, left, size, shape)
-    return [{"angle": round(math.degrees(float(a)), 1), "top": int(t), "left": int(le), "inside": bool(i)}
-            for a, t, le, i in zip(angles, top, left, inside)]
+    return [
+        {"angle": round(math.degrees(float(a)), 1), "top": int(t), "left": int(le), "inside": bool(i)}
+        for a, t, le, i in zip(angles, top, left, inside)
+    ]
 
 
 def first_spot(centre: tuple[float, float], distances, directions: int, size: int, shape) -> tuple[float, float] | None:
@@ -440,8 +558,12 @@ def patched_answer(model, x: torch.Tensor, cls: int, patch: torch.Tensor, top: i
     xp = apply_patch(x, patch.to(x.device), torch.tensor([0]), torch.tensor([top]), torch.tensor([left]))
     with torch.no_grad():
         got = answers(model(xp), torch.tensor([cls], device=x.device))
-    return {"image": xp.cpu(), "p_true": float(got["p_true"][0]), "margin": float(got["margin"][0]),
-            "predicted": int(got["predicted"][0])}
+    return {
+        "image": xp.cpu(),
+        "p_true": float(got["p_true"][0]),
+        "margin": float(got["margin"][0]),
+        "predicted": int(got["predicted"][0]),
+    }
 
 
 def summary(result: PatchDistance) -> str:
@@ -453,18 +575,24 @@ def summary(result: PatchDistance) -> str:
         return "No image counts (the model must get it right and its heat map must not be all zero): add images."
     near, far = rows[0], rows[-1]
     se = near.get("over_random_se") or 0.0
-    drop = (f"at {near['distance']:g} px from the heat-map centre the patch lowers p(true class) by "
-            f"{near['over_random_mean']:+.3f} more than at random positions, at {far['distance']:g} px by "
-            f"{far['over_random_mean']:+.3f}")
+    drop = (
+        f"at {near['distance']:g} px from the heat-map centre the patch lowers p(true class) by "
+        f"{near['over_random_mean']:+.3f} more than at random positions, at {far['distance']:g} px by "
+        f"{far['over_random_mean']:+.3f}"
+    )
     if near["over_random_mean"] > 2 * se and near["over_random_mean"] > far["over_random_mean"]:
         return f"Near the evidence hurts most: {drop}, so the model leans on where its heat map is hot."
     flips, random = near.get("success") or 0.0, result.control.get("success") or 0.0
     if flips > max(far.get("success") or 0.0, random):
-        return (f"Near the evidence flips the decision most: {flips:.0%} of placements at {near['distance']:g} px, "
-                f"{far.get('success') or 0.0:.0%} at {far['distance']:g} px, {random:.0%} at random positions; "
-                f"the drop of p(true) is within its noise on {near['photos']} images (more images sharpen it).")
-    return (f"No clear distance effect: {drop}; on these images the heat-map centre is not where a patch hurts "
-            "most (more images, or a larger patch, sharpen the comparison).")
+        return (
+            f"Near the evidence flips the decision most: {flips:.0%} of placements at {near['distance']:g} px, "
+            f"{far.get('success') or 0.0:.0%} at {far['distance']:g} px, {random:.0%} at random positions; "
+            f"the drop of p(true) is within its noise on {near['photos']} images (more images sharpen it)."
+        )
+    return (
+        f"No clear distance effect: {drop}; on these images the heat-map centre is not where a patch hurts "
+        "most (more images, or a larger patch, sharpen the comparison)."
+    )
 
 
 # ---- the patch page's view and words -------------------------------------------------------------
@@ -484,14 +612,20 @@ def view_at(model, x: torch.Tensor, found: dict, s: dict, distance: float, angle
     chosen = angles(s["directions"]).index(angle)
     box = boxes[chosen]
     if not box["inside"]:
-        return {"boxes": boxes, "chosen": chosen, "picture": x,
-                "words": "this placement would leave the image: skipped (the experiment counts it); move the sliders "
-                         "to a dashed box"}
+        return {
+            "boxes": boxes,
+            "chosen": chosen,
+            "picture": x,
+            "words": "this placement would leave the image: skipped (the experiment counts it); move the sliders "
+            "to a dashed box",
+        }
     patch = make_patch(x.shape[1], s["size"], s["amplitude"], s["pattern"])
     got = patched_answer(model, x, found["class"], patch, box["top"], box["left"])
     names = model.class_names
-    words = (f"p({names[found['class']]}) {found['p']:.1%} → {got['p_true']:.1%}; the model now says "
-             f"{names[got['predicted']]}" + (" (flipped)" if got["margin"] < 0 else ""))
+    words = (
+        f"p({names[found['class']]}) {found['p']:.1%} → {got['p_true']:.1%}; the model now says "
+        f"{names[got['predicted']]}" + (" (flipped)" if got["margin"] < 0 else "")
+    )
     return {"boxes": boxes, "chosen": chosen, "picture": got["image"], "words": words}
 
 
@@ -504,21 +638,31 @@ def counted_sentence(result: PatchDistance) -> str:
         return "—" if v is None else f"{v:+.2f}"
 
     near = next((r for r in result.curve if r["n"] and r["over_random_mean"] is not None), None)
-    excess = "" if near is None else (
-        f" At {near['distance']:g} px p(true) drops by {near['over_random_mean']:+.3f} ± "
-        f"{near['over_random_se'] or 0:.3f} (standard error over {near['photos']} images) more than at the same "
-        "image's random positions.")
-    return (f"{info['photos_counted']} of {info['photos']} images count (the model gets them right and their heat "
-            f"map is not all zero). Spearman ρ of distance and the drop of p(true): {fmt(rho['ring'])} on the rings, "
-            f"{fmt(rho['control'])} at random positions (negative: the effect fades with distance).{excess}")
+    excess = (
+        ""
+        if near is None
+        else (
+            f" At {near['distance']:g} px p(true) drops by {near['over_random_mean']:+.3f} ± "
+            f"{near['over_random_se'] or 0:.3f} (standard error over {near['photos']} images) more than at the same "
+            "image's random positions."
+        )
+    )
+    return (
+        f"{info['photos_counted']} of {info['photos']} images count (the model gets them right and their heat "
+        f"map is not all zero). Spearman ρ of distance and the drop of p(true): {fmt(rho['ring'])} on the rings, "
+        f"{fmt(rho['control'])} at random positions (negative: the effect fades with distance).{excess}"
+    )
 
 
 def table_rows(result: PatchDistance) -> list[dict]:
     """The numbers per distance, then the random positions' at their mean distance."""
-    control = {"distance": result.control["distance_mean"],
-               **{k: v for k, v in result.control.items() if k != "distance_mean"}}
-    return ([{"placed": "at this distance", **r} for r in result.curve]
-            + [{"placed": "random (mean distance)", **control}])
+    control = {
+        "distance": result.control["distance_mean"],
+        **{k: v for k, v in result.control.items() if k != "distance_mean"},
+    }
+    return [{"placed": "at this distance", **r} for r in result.curve] + [
+        {"placed": "random (mean distance)", **control}
+    ]
 
 
 def start_view(centre: tuple[float, float] | None, distances, directions: int, size: int, shape) -> tuple[float, float]:

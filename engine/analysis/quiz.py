@@ -16,13 +16,14 @@ unanswered, never silently as wrong. `machine_answers` lets a held-out judge
 model take the same quiz from the same pictures, choosing among the same choices
 (as the thesis' machine evaluation read only the 20 classes' outputs).
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,8 +35,14 @@ from engine.metrics import predict_labels
 KINDS = ("single-model", "noisy multi-model")
 # Menn 2023, §4.8.2.2: 4 groups × 12 people × 50 perturbations (200 in all), ImageNet, noisy multi-model BIM,
 # 20 choices (the classes of the experiment's images); mean accuracy after dropping each group's best and worst.
-THESIS = {"accuracy": 0.807, "choices": 20, "chance": 0.05, "questions": 200, "takers": 48,
-          "what": "people, ImageNet, noisy multi-model BIM, 20 choices"}
+THESIS = {
+    "accuracy": 0.807,
+    "choices": 20,
+    "chance": 0.05,
+    "questions": 200,
+    "takers": 48,
+    "what": "people, ImageNet, noisy multi-model BIM, 20 choices",
+}
 CSV_COLUMNS = ("question", "kind", "true class", "choices", "answer", "correct", "seconds")
 CHOICE_SEPARATOR = " | "
 CONFIDENCE = 0.95
@@ -68,15 +75,25 @@ class Settings:
     sigma: float
 
     @classmethod
-    def for_domain(cls, domain: domains.Domain, attack: str | None = None, params: dict | None = None,
-                   copies: int | None = None, sigma: float | None = None) -> "Settings":
+    def for_domain(
+        cls,
+        domain: domains.Domain,
+        attack: str | None = None,
+        params: dict | None = None,
+        copies: int | None = None,
+        sigma: float | None = None,
+    ) -> Settings:
         """The domain's quiz defaults, each overridable; another attack than the default starts from its own."""
         d = domain.defaults.get("quiz")
         if d is None:
             raise ValueError(f"{domain.title} has no quiz settings of its own (no built-in labelled images)")
         own = attack is None or attack == d["attack"]
-        return cls(d["attack"] if attack is None else attack, {**(d["params"] if own else {}), **(params or {})},
-                   d["copies"] if copies is None else copies, d["sigma"] if sigma is None else sigma)
+        return cls(
+            d["attack"] if attack is None else attack,
+            {**(d["params"] if own else {}), **(params or {})},
+            d["copies"] if copies is None else copies,
+            d["sigma"] if sigma is None else sigma,
+        )
 
 
 @dataclass
@@ -115,8 +132,17 @@ def default_choices(domain: domains.Domain, num_classes: int) -> int:
     return min(domain.defaults["quiz"]["choices"], num_classes)
 
 
-def plan(labels: Sequence[int], keys: Sequence[str], num_classes: int, *, questions: int, choices: int, seed: int = 0,
-         kinds: Sequence[str] = KINDS, pool: Sequence[int] | None = None) -> list[Question]:
+def plan(
+    labels: Sequence[int],
+    keys: Sequence[str],
+    num_classes: int,
+    *,
+    questions: int,
+    choices: int,
+    seed: int = 0,
+    kinds: Sequence[str] = KINDS,
+    pool: Sequence[int] | None = None,
+) -> list[Question]:
     """The questions of a quiz, without pictures, from a bank of labelled images (`keys[i]` has class `labels[i]`).
 
     Images: a seeded draw spread evenly over the bank's classes, one image per question, in a seeded order.
@@ -172,8 +198,10 @@ def bank(model) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The labelled images a quiz on `model`'s domain draws from: its built-in evaluation images and their keys."""
     domain = domains.of(model)
     if domain.split is None or "quiz" not in domain.defaults:
-        raise domains.NeedsImages(f"{model.name} ({domain.title}) has no labelled images of its "
-                                  f"{len(model.class_names)} classes to make a quiz from")
+        raise domains.NeedsImages(
+            f"{model.name} ({domain.title}) has no labelled images of its "
+            f"{len(model.class_names)} classes to make a quiz from"
+        )
     keys = domain.image_keys()
     (x, y), _ = domain.evaluation_split(model, len(keys))
     return x, y, keys
@@ -188,8 +216,9 @@ def askable(model) -> tuple[torch.Tensor, list[str]]:
     return y[right], [keys[i] for i in right]
 
 
-def plan_for(model, *, questions: int, choices: int | None = None, seed: int = 0,
-             kinds: Sequence[str] = KINDS) -> list[Question]:
+def plan_for(
+    model, *, questions: int, choices: int | None = None, seed: int = 0, kinds: Sequence[str] = KINDS
+) -> list[Question]:
     """`plan` over the model's domain's built-in images that `model` classifies correctly (`askable`; the default
     choices: the domain's, at most its classes)."""
     y, keys = askable(model)
@@ -202,8 +231,11 @@ def plan_for(model, *, questions: int, choices: int | None = None, seed: int = 0
 
 def seconds(sources: Sequence, questions: Sequence[Question], settings: Settings) -> float:
     """The expected time to render `questions` here (engine.cost): each kind's attack on its own images."""
-    rows = {"single-model": (list(sources[:1]), 1), "multi-model": (list(sources), 1),
-            "noisy multi-model": (list(sources), settings.copies)}
+    rows = {
+        "single-model": (list(sources[:1]), 1),
+        "multi-model": (list(sources), 1),
+        "noisy multi-model": (list(sources), settings.copies),
+    }
     total = 0.0
     for kind in {q.kind for q in questions}:
         models, copies = rows[kind]
@@ -212,8 +244,15 @@ def seconds(sources: Sequence, questions: Sequence[Question], settings: Settings
     return total
 
 
-def render(questions: Sequence[Question], sources: Sequence, x: torch.Tensor, settings: Settings, *, seed: int = 0,
-           callback: progress.Callback | None = None) -> tuple[list[Question], bool]:
+def render(
+    questions: Sequence[Question],
+    sources: Sequence,
+    x: torch.Tensor,
+    settings: Settings,
+    *,
+    seed: int = 0,
+    callback: progress.Callback | None = None,
+) -> tuple[list[Question], bool]:
     """The questions with their pictures: `x[i]` is question i's image. Each kind is one batched averaging
     (`sources[0]` alone for single-model). Returns (questions, stopped early); a cancelled kind's
     questions keep no picture (a part-finished average is not the perturbation the question promises)."""
@@ -237,9 +276,16 @@ def render(questions: Sequence[Question], sources: Sequence, x: torch.Tensor, se
 
         index = torch.tensor(rows, device=x.device)
         deltas = recognisable.perturbations(
-            sources, x.index_select(0, index), y.index_select(0, index), {settings.attack: dict(settings.params)},
-            copies=settings.copies, sigma=settings.sigma, settings=(kind,), seed=seed,
-            callback=None if callback is None else relay)
+            sources,
+            x.index_select(0, index),
+            y.index_select(0, index),
+            {settings.attack: dict(settings.params)},
+            copies=settings.copies,
+            sigma=settings.sigma,
+            settings=(kind,),
+            seed=seed,
+            callback=None if callback is None else relay,
+        )
         if stopped:
             break
         shown = recognisable.display_normalise(deltas[(settings.attack, kind)], domain)
@@ -248,9 +294,16 @@ def render(questions: Sequence[Question], sources: Sequence, x: torch.Tensor, se
     return [replace(q, picture=pictures.get(j)) for j, q in enumerate(questions)], stopped
 
 
-def make(sources: Sequence, *, questions: int, choices: int | None = None, seed: int = 0,
-         settings: Settings | None = None, kinds: Sequence[str] = KINDS,
-         callback: progress.Callback | None = None) -> Quiz:
+def make(
+    sources: Sequence,
+    *,
+    questions: int,
+    choices: int | None = None,
+    seed: int = 0,
+    settings: Settings | None = None,
+    kinds: Sequence[str] = KINDS,
+    callback: progress.Callback | None = None,
+) -> Quiz:
     """A whole quiz over the domain's built-in images: `sources[0]` makes the single-model perturbations,
     all of `sources` the (noisy) multi-model ones."""
     sources = list(sources)
@@ -265,8 +318,16 @@ def make(sources: Sequence, *, questions: int, choices: int | None = None, seed:
     chosen = x[[where[q.image] for q in questions_]].to(first.device)
     start = time.perf_counter()
     rendered, stopped = render(questions_, sources, chosen, settings, seed=seed, callback=callback)
-    return Quiz(first.domain, list(first.class_names), rendered, seed, settings, [m.name for m in sources],
-                time.perf_counter() - start, stopped)
+    return Quiz(
+        first.domain,
+        list(first.class_names),
+        rendered,
+        seed,
+        settings,
+        [m.name for m in sources],
+        time.perf_counter() - start,
+        stopped,
+    )
 
 
 def check_judge(judge, domain: str, num_classes: int, sources: Sequence[str]) -> None:
@@ -283,7 +344,7 @@ def machine_answers(quiz: Quiz, judge, batch: int = 64) -> list[Answer]:
     channels = judge.input_size[0]
     answers = []
     for start in range(0, len(shown), batch):
-        part = shown[start:start + batch]
+        part = shown[start : start + batch]
         # Grey pictures are stored as three equal channels; the judge gets what the display shows.
         x = torch.from_numpy(np.stack([q.picture[..., :channels] if channels == 1 else q.picture for q in part]))
         x = (x.permute(0, 3, 1, 2).float() / 255.0).to(judge.device)
@@ -314,10 +375,14 @@ def _tally(questions: Sequence[Question], chosen: Mapping[int, Answer]) -> dict:
     correct = sum(chosen[q.number].choice == q.true_class for q in answered)
     interval = _interval(correct, len(answered))
     return {
-        "questions": len(questions), "answered": len(answered), "unanswered": len(questions) - len(answered),
+        "questions": len(questions),
+        "answered": len(answered),
+        "unanswered": len(questions) - len(answered),
         "unanswered questions": [q.number for q in questions if q not in answered],
-        "correct": correct, "accuracy": correct / len(answered) if answered else None,
-        "ci low": None if interval is None else interval[0], "ci high": None if interval is None else interval[1],
+        "correct": correct,
+        "accuracy": correct / len(answered) if answered else None,
+        "ci low": None if interval is None else interval[0],
+        "ci high": None if interval is None else interval[1],
         "chance": float(np.mean([1 / len(q.choices) for q in questions])) if questions else None,
     }
 
@@ -344,9 +409,12 @@ def score(questions: Sequence[Question], answers: Sequence[Answer]) -> dict:
     and listed, not scored as wrong."""
     chosen = check_answers(questions, answers)
     kinds = [k for k in recognisable.SETTINGS if any(q.kind == k for q in questions)]
-    return {**_tally(questions, chosen),
-            "by kind": {k: _tally([q for q in questions if q.kind == k], chosen) for k in kinds},
-            "confidence": CONFIDENCE, "thesis": dict(THESIS)}
+    return {
+        **_tally(questions, chosen),
+        "by kind": {k: _tally([q for q in questions if q.kind == k], chosen) for k in kinds},
+        "confidence": CONFIDENCE,
+        "thesis": dict(THESIS),
+    }
 
 
 def answers_csv(quiz: Quiz, answers: Sequence[Answer]) -> str:
@@ -359,9 +427,17 @@ def answers_csv(quiz: Quiz, answers: Sequence[Answer]) -> str:
     for q in quiz.questions:
         a = chosen.get(q.number)
         pick = None if a is None else a.choice
-        writer.writerow([q.number, q.kind, names[q.true_class], CHOICE_SEPARATOR.join(names[c] for c in q.choices),
-                         "" if pick is None else names[pick], "" if pick is None else int(pick == q.true_class),
-                         "" if a is None or a.seconds is None else f"{a.seconds:.3f}"])
+        writer.writerow(
+            [
+                q.number,
+                q.kind,
+                names[q.true_class],
+                CHOICE_SEPARATOR.join(names[c] for c in q.choices),
+                "" if pick is None else names[pick],
+                "" if pick is None else int(pick == q.true_class),
+                "" if a is None or a.seconds is None else f"{a.seconds:.3f}",
+            ]
+        )
     return out.getvalue()
 
 
@@ -391,9 +467,11 @@ def read_answers(text: str, questions: Sequence[Question], class_names: Sequence
         q = by_number[int(number)]
         truth = (row.get("true class") or "").strip().lower()
         if truth and lowered.get(truth) != q.true_class:
-            raise ValueError(f"line {line}: the sheet's question {q.number} is a {row['true class'][:40]!r}, this "
-                             f"quiz's a {class_names[q.true_class]!r}: was the sheet made with other settings or "
-                             "another seed?")
+            raise ValueError(
+                f"line {line}: the sheet's question {q.number} is a {row['true class'][:40]!r}, this "
+                f"quiz's a {class_names[q.true_class]!r}: was the sheet made with other settings or "
+                "another seed?"
+            )
         given = (row.get("answer") or "").strip()
         if not given:
             choice = None
@@ -418,10 +496,12 @@ def score_sentence(s: dict) -> str | None:
     if s["accuracy"] is None:
         return None
     above = s["ci low"] is not None and s["ci low"] > s["chance"]
-    return (f"{s['correct']} of {s['answered']} right ({s['accuracy']:.0%}) where guessing gets {s['chance']:.0%}: "
-            + ("even with the image hidden, the perturbation alone carries enough of its class to name it."
-               if above else "not clearly above guessing on these few questions (the 95 % interval reaches down to "
-               f"{s['ci low']:.0%}); more questions tell a real signal from luck."))
+    return f"{s['correct']} of {s['answered']} right ({s['accuracy']:.0%}) where guessing gets {s['chance']:.0%}: " + (
+        "even with the image hidden, the perturbation alone carries enough of its class to name it."
+        if above
+        else "not clearly above guessing on these few questions (the 95 % interval reaches down to "
+        f"{s['ci low']:.0%}); more questions tell a real signal from luck."
+    )
 
 
 # ---- the quiz page's tables and words ------------------------------------------------------------
@@ -434,23 +514,41 @@ def _percent(v) -> str:
 def score_rows(s: dict) -> list[dict]:
     """A `score` as table rows: every question, each kind, and the thesis' human evaluation for comparison."""
     parts = [("all questions", s), *s["by kind"].items()]
-    rows = [{"questions": name, "answered": str(p["answered"]), "correct": str(p["correct"]),
-             "accuracy": _percent(p["accuracy"]),
-             "95 % interval": "—" if p["ci low"] is None else f"{p['ci low']:.0%}–{p['ci high']:.0%}",
-             "unanswered": str(p["unanswered"]), "chance": _percent(p["chance"])} for name, p in parts]
+    rows = [
+        {
+            "questions": name,
+            "answered": str(p["answered"]),
+            "correct": str(p["correct"]),
+            "accuracy": _percent(p["accuracy"]),
+            "95 % interval": "—" if p["ci low"] is None else f"{p['ci low']:.0%}–{p['ci high']:.0%}",
+            "unanswered": str(p["unanswered"]),
+            "chance": _percent(p["chance"]),
+        }
+        for name, p in parts
+    ]
     t = s["thesis"]
-    rows.append({"questions": f"thesis: {t['what']}", "answered": f"{t['questions']} ({t['takers']} people)",
-                 "correct": "", "accuracy": _percent(t["accuracy"]), "95 % interval": "", "unanswered": "",
-                 "chance": _percent(t["chance"])})
+    rows.append(
+        {
+            "questions": f"thesis: {t['what']}",
+            "answered": f"{t['questions']} ({t['takers']} people)",
+            "correct": "",
+            "accuracy": _percent(t["accuracy"]),
+            "95 % interval": "",
+            "unanswered": "",
+            "chance": _percent(t["chance"]),
+        }
+    )
     return rows
 
 
 def settings_sentence(names: Sequence[str], settings: Settings, indexed: bool) -> str:
     """How the quiz's perturbations are made and where the wrong choices come from, in words."""
     pool = "the other test images' classes" if indexed else "the classes of the other gallery photos"
-    return (f"Single-model perturbations: {names[0]}. Noisy multi-model: {', '.join(names)} with {settings.copies} "
-            f"noisy copies each (σ {settings.sigma:g}). Attack: {settings.attack} {settings.params}. "
-            f"Wrong choices are drawn from {pool}.")
+    return (
+        f"Single-model perturbations: {names[0]}. Noisy multi-model: {', '.join(names)} with {settings.copies} "
+        f"noisy copies each (σ {settings.sigma:g}). Attack: {settings.attack} {settings.params}. "
+        f"Wrong choices are drawn from {pool}."
+    )
 
 
 def revealed(quiz: Quiz, answers: Sequence[Answer]) -> list[tuple[np.ndarray, str]]:

@@ -12,9 +12,10 @@ Perturbations come from `engine.attacks.averaging.averaged` in three settings
 Every evaluation returns a tidy list of dicts (one row per number) so the CLI
 prints it as JSON and the app/experiments turn it into tables.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -32,7 +33,7 @@ def consensus_labels(models: Sequence, x: torch.Tensor) -> torch.Tensor:
         return sum(torch.softmax(m(x), 1) for m in models).argmax(1)
 
 
-def dataset_stats(domain: "str | domains.Domain", device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset_stats(domain: str | domains.Domain, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     return domains.stats(domain, device)
 
 
@@ -48,7 +49,9 @@ def random_signs(like: torch.Tensor, eps: float, seed: int = 0) -> torch.Tensor:
     return torch.where(flips, -eps, eps).to(like.dtype)
 
 
-def display_normalise(delta: torch.Tensor, domain: "str | domains.Domain", targeted: bool = False, peak: float | None = None) -> torch.Tensor:
+def display_normalise(
+    delta: torch.Tensor, domain: str | domains.Domain, targeted: bool = False, peak: float | None = None
+) -> torch.Tensor:
     """The thesis' way of showing δ as an image (§4.6.6), in [0, 1].
 
     Untargeted: ×(−1) (the masking effect subtracts the object), then each channel
@@ -84,8 +87,17 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def perturbations(
-    sources: Sequence, x: torch.Tensor, y: torch.Tensor | None, attacks: dict[str, dict], *,
-    single=None, copies: int, sigma: float, settings: Sequence[str] = SETTINGS, target=None, seed: int = 0,
+    sources: Sequence,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    attacks: dict[str, dict],
+    *,
+    single=None,
+    copies: int,
+    sigma: float,
+    settings: Sequence[str] = SETTINGS,
+    target=None,
+    seed: int = 0,
     callback: progress.Callback | None = None,
 ) -> dict[tuple[str, str], torch.Tensor]:
     """δ for every (attack, setting): `single` (default: the first source) alone, all sources at σ = 0,
@@ -110,8 +122,18 @@ def perturbations(
         models, n, s = runs[setting]
         if setting == "noisy multi-model":
             n, s = own
-        result = averaged(name, models, x, y=y, target=target, copies=n, sigma=s, seed=seed,
-                          callback=progress.part(callback, i, len(parts), attack=name, setting=setting), **params)
+        result = averaged(
+            name,
+            models,
+            x,
+            y=y,
+            target=target,
+            copies=n,
+            sigma=s,
+            seed=seed,
+            callback=progress.part(callback, i, len(parts), attack=name, setting=setting),
+            **params,
+        )
         out[(name, setting)] = result.delta
         if result.stopped_early:
             break
@@ -128,7 +150,12 @@ def accuracy_rows(tests: Sequence, x: torch.Tensor, y: torch.Tensor, **labels) -
 
 
 def strength_table(
-    tests: Sequence, x: torch.Tensor, y: torch.Tensor, deltas: dict[tuple[str, str], torch.Tensor], eps: float, seed: int = 0,
+    tests: Sequence,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    deltas: dict[tuple[str, str], torch.Tensor],
+    eps: float,
+    seed: int = 0,
 ) -> list[dict]:
     """Table 4.4's shape: test-model accuracy on clean images, ±ε random noise, and x + ε·sign(δ) per (attack, setting).
 
@@ -141,8 +168,9 @@ def strength_table(
     return rows
 
 
-def verdicts(tests: Sequence, deltas: dict[tuple[str, str], torch.Tensor], domain: str,
-             targeted: bool = False) -> dict[tuple[str, str, str], torch.Tensor]:
+def verdicts(
+    tests: Sequence, deltas: dict[tuple[str, str], torch.Tensor], domain: str, targeted: bool = False
+) -> dict[tuple[str, str, str], torch.Tensor]:
     """What each test model calls each display-normalised perturbation: (attack, setting, model) → N labels."""
     out = {}
     for (attack, setting), delta in deltas.items():
@@ -153,24 +181,42 @@ def verdicts(tests: Sequence, deltas: dict[tuple[str, str], torch.Tensor], domai
 
 
 def recognisability_table(
-    tests: Sequence, y: torch.Tensor, deltas: dict[tuple[str, str], torch.Tensor], domain: str, targeted: bool = False,
+    tests: Sequence,
+    y: torch.Tensor,
+    deltas: dict[tuple[str, str], torch.Tensor],
+    domain: str,
+    targeted: bool = False,
 ) -> list[dict]:
-    """Table 4.3's shape: the share of display-normalised perturbations that test models classify as the source class."""
-    return [{"attack": attack, "setting": setting, "model": model, "source class share": _share(pred, y)}
-            for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted).items()]
+    """Table 4.3's shape: the share of display-normalised perturbations that test models classify as the source
+    class."""
+    return [
+        {"attack": attack, "setting": setting, "model": model, "source class share": _share(pred, y)}
+        for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted).items()
+    ]
 
 
 def target_recognisability_table(
-    tests: Sequence, y: torch.Tensor, target: torch.Tensor, deltas: dict[tuple[str, str], torch.Tensor], domain: str,
+    tests: Sequence,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    deltas: dict[tuple[str, str], torch.Tensor],
+    domain: str,
 ) -> list[dict]:
     """The generation effect (Menn 2023, §4.8.5) in numbers: targeted perturbations, scaled so that their
     largest value is the domain's display peak, shown to test models on their own. The share they classify
     as the *target* class (the perturbation drew the target's features), for contrast as the source, and
     the class they name most often."""
-    return [{"attack": attack, "setting": setting, "model": model,
-             "target class share": _share(pred, target), "source class share": _share(pred, y),
-             "most common class": int(torch.bincount(pred).argmax())}
-            for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted=True).items()]
+    return [
+        {
+            "attack": attack,
+            "setting": setting,
+            "model": model,
+            "target class share": _share(pred, target),
+            "source class share": _share(pred, y),
+            "most common class": int(torch.bincount(pred).argmax()),
+        }
+        for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted=True).items()
+    ]
 
 
 def _share(pred: torch.Tensor, labels: torch.Tensor) -> float:
@@ -184,15 +230,29 @@ def similarity_table(deltas: dict[tuple[str, str], torch.Tensor]) -> list[dict]:
     for setting in settings:
         names = [a for a, s in deltas if s == setting]
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 cos = cosine_similarity(deltas[(a, setting)], deltas[(b, setting)])
-                rows.append({"setting": setting, "a": a, "b": b, "cosine": float(cos.mean()),
-                             "cosine min": float(cos.min()), "cosine max": float(cos.max())})
+                rows.append(
+                    {
+                        "setting": setting,
+                        "a": a,
+                        "b": b,
+                        "cosine": float(cos.mean()),
+                        "cosine min": float(cos.min()),
+                        "cosine max": float(cos.max()),
+                    }
+                )
     return rows
 
 
-def noise_images(domain: str, shape: tuple[int, int, int], count: int, seed: int = 0, device=None,
-                 stats: tuple[Sequence[float], Sequence[float]] | None = None) -> torch.Tensor:
+def noise_images(
+    domain: str,
+    shape: tuple[int, int, int],
+    count: int,
+    seed: int = 0,
+    device=None,
+    stats: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> torch.Tensor:
     """Isotropic Gaussian noise with the domain's (or `stats`') per-channel mean and std, clipped to [0, 1]."""
     if stats is None:
         mean, std = dataset_stats(domain, device)
@@ -216,8 +276,15 @@ def noise_classes(models: Sequence, count: int = 256, seed: int = 0, top: int = 
         for rank, c in enumerate(order.tolist()):
             if counts[c] == 0:
                 break
-            rows.append({"model": m.name, "rank": rank + 1, "class": c, "name": m.class_names[c],
-                         "share": float(counts[c]) / count})
+            rows.append(
+                {
+                    "model": m.name,
+                    "rank": rank + 1,
+                    "class": c,
+                    "name": m.class_names[c],
+                    "share": float(counts[c]) / count,
+                }
+            )
     return rows
 
 
@@ -248,16 +315,21 @@ def averaging_seconds(attack: str, sources: Sequence, settings: dict) -> float:
     from engine import cost
 
     params = attack_params(attack, settings)
-    return sum(cost.averaged_seconds(attack, models, 1, n, params)
-               for models, n in ((sources[:1], 1), (sources, 1), (sources, settings["copies"])))
+    return sum(
+        cost.averaged_seconds(attack, models, 1, n, params)
+        for models, n in ((sources[:1], 1), (sources, 1), (sources, settings["copies"]))
+    )
 
 
 def similarity_seconds(sources: Sequence, settings: dict) -> float:
     """Expected time of the single and noisy multi-model averages of every compared attack."""
     from engine import cost
 
-    return sum(cost.averaged_seconds(a, models, 1, n, attack_params(a, settings))
-               for a in SIMILARITY_ATTACKS for models, n in ((sources[:1], 1), (sources, settings["copies"])))
+    return sum(
+        cost.averaged_seconds(a, models, 1, n, attack_params(a, settings))
+        for a in SIMILARITY_ATTACKS
+        for models, n in ((sources[:1], 1), (sources, settings["copies"]))
+    )
 
 
 def aim(model, x: torch.Tensor, policy: str | int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -272,24 +344,40 @@ def aim(model, x: torch.Tensor, policy: str | int) -> tuple[torch.Tensor, torch.
     return None if bool((target == y).any()) else (y, target)
 
 
-def averages(sources: Sequence, x: torch.Tensor, settings: dict, attack: str, aimed=None,
-             callback: progress.Callback | None = None) -> dict[str, torch.Tensor]:
+def averages(
+    sources: Sequence,
+    x: torch.Tensor,
+    settings: dict,
+    attack: str,
+    aimed=None,
+    callback: progress.Callback | None = None,
+) -> dict[str, torch.Tensor]:
     """setting → δ of `attack` on `x` in every setting; `aimed` = (source, target) for a targeted attack.
     A cancelled run keeps the settings it finished (the cancelled one over the rows it finished)."""
     y, target = aimed if aimed is not None else (None, None)
-    deltas = perturbations(sources, x, y, {attack: attack_params(attack, settings)}, target=target,
-                           copies=settings["copies"], sigma=settings["sigma"], callback=callback)
+    deltas = perturbations(
+        sources,
+        x,
+        y,
+        {attack: attack_params(attack, settings)},
+        target=target,
+        copies=settings["copies"],
+        sigma=settings["sigma"],
+        callback=callback,
+    )
     return {setting: delta for (_, setting), delta in deltas.items()}
 
 
-def generation_verdicts(judges: Sequence, aimed: tuple[torch.Tensor, torch.Tensor], deltas: dict[str, torch.Tensor],
-                        domain: str) -> list[dict]:
+def generation_verdicts(
+    judges: Sequence, aimed: tuple[torch.Tensor, torch.Tensor], deltas: dict[str, torch.Tensor], domain: str
+) -> list[dict]:
     """`target_recognisability_table` of the settings' targeted δ (setting → δ), `aimed` = (source, target)."""
     return target_recognisability_table(judges, *aimed, {("", s): d for s, d in deltas.items()}, domain)
 
 
-def judged_titles(verdict_rows: list[dict] | None, class_names: Sequence[str],
-                  settings: Sequence[str]) -> dict[str, str]:
+def judged_titles(
+    verdict_rows: list[dict] | None, class_names: Sequence[str], settings: Sequence[str]
+) -> dict[str, str]:
     """Each setting's panel title with the classes the judges name for its targeted δ (none untargeted)."""
     titles = {}
     for name in settings if verdict_rows is not None else ():
@@ -300,13 +388,26 @@ def judged_titles(verdict_rows: list[dict] | None, class_names: Sequence[str],
 
 def generation_rows(verdict_rows: list[dict], class_names: Sequence[str]) -> list[dict]:
     """The generation-effect table as shown: the class each judge names, and the target and source shares."""
-    return [{"setting": r["setting"], "judge": r["model"], "judged as": class_names[r["most common class"]],
-             "target class share": f"{r['target class share']:.0%}",
-             "source class share": f"{r['source class share']:.0%}"} for r in verdict_rows]
+    return [
+        {
+            "setting": r["setting"],
+            "judge": r["model"],
+            "judged as": class_names[r["most common class"]],
+            "target class share": f"{r['target class share']:.0%}",
+            "source class share": f"{r['source class share']:.0%}",
+        }
+        for r in verdict_rows
+    ]
 
 
-def average_panels(x: torch.Tensor, deltas: dict[str, torch.Tensor], domain, targeted: bool,
-                   verdict_rows: list[dict] | None = None, class_names: Sequence[str] = ()) -> list[tuple]:
+def average_panels(
+    x: torch.Tensor,
+    deltas: dict[str, torch.Tensor],
+    domain,
+    targeted: bool,
+    verdict_rows: list[dict] | None = None,
+    class_names: Sequence[str] = (),
+) -> list[tuple]:
     """(title, picture, kind) panels: the image, each setting's display-normalised δ (titled, where the judges'
     `verdict_rows` of a targeted δ are given, with the classes they name) and, once the noisy multi-model
     average is there, its complementarity map (the pixels where |δ| is at least its mean)."""
@@ -314,16 +415,22 @@ def average_panels(x: torch.Tensor, deltas: dict[str, torch.Tensor], domain, tar
 
     titles = judged_titles(verdict_rows, class_names, list(deltas))
     pics = [("image", images.to_uint8(x), "rgb")]
-    pics += [(titles.get(name, name), images.to_uint8(display_normalise(delta, domain, targeted)), "rgb")
-             for name, delta in deltas.items()]
+    pics += [
+        (titles.get(name, name), images.to_uint8(display_normalise(delta, domain, targeted)), "rgb")
+        for name, delta in deltas.items()
+    ]
     if "noisy multi-model" in deltas:
-        pics.append(("complementarity (|δ| ≥ mean)", images.signed_map(complementarity(deltas["noisy multi-model"])),
-                     "signed"))
+        pics.append(
+            ("complementarity (|δ| ≥ mean)", images.signed_map(complementarity(deltas["noisy multi-model"])), "signed")
+        )
     return pics
 
 
-def similarity_matrices(rows: list[dict], attacks: Sequence[str] = SIMILARITY_ATTACKS,
-                        settings: Sequence[str] = ("single-model", "noisy multi-model")) -> dict:
+def similarity_matrices(
+    rows: list[dict],
+    attacks: Sequence[str] = SIMILARITY_ATTACKS,
+    settings: Sequence[str] = ("single-model", "noisy multi-model"),
+) -> dict:
     """setting → the symmetric matrix of mean cosine similarities between `attacks` (1 on the diagonal)."""
     import numpy as np
 
@@ -340,16 +447,29 @@ def similarity_matrices(rows: list[dict], attacks: Sequence[str] = SIMILARITY_AT
 
 def generation_caption(target_name: str) -> str:
     """What the generation-effect table measures."""
-    return (f"Target: {target_name}. Each judge classifies the display-normalised targeted δ alone (no image under "
-            "it); the thesis sees the target's features drawn in it (a hen's comb grows towards cock).")
+    return (
+        f"Target: {target_name}. Each judge classifies the display-normalised targeted δ alone (no image under "
+        "it); the thesis sees the target's features drawn in it (a hen's comb grows towards cock)."
+    )
 
 
-def similarity(sources: Sequence, x: torch.Tensor, y: torch.Tensor, settings: dict,
-               callback: progress.Callback | None = None) -> list[dict]:
+def similarity(
+    sources: Sequence, x: torch.Tensor, y: torch.Tensor, settings: dict, callback: progress.Callback | None = None
+) -> list[dict]:
     """`similarity_table` of the compared attacks' single and noisy multi-model perturbations of `x`."""
     params = {a: attack_params(a, settings) for a in SIMILARITY_ATTACKS}
-    return similarity_table(perturbations(sources, x, y, params, copies=settings["copies"], sigma=settings["sigma"],
-                                          settings=("single-model", "noisy multi-model"), callback=callback))
+    return similarity_table(
+        perturbations(
+            sources,
+            x,
+            y,
+            params,
+            copies=settings["copies"],
+            sigma=settings["sigma"],
+            settings=("single-model", "noisy multi-model"),
+            callback=callback,
+        )
+    )
 
 
 def source_options(usable: dict[str, str], model, exclude: Sequence[str]) -> list[str]:

@@ -4,6 +4,7 @@ A slide is one idea: its pictures, two lines of explanation and the figure that 
 The numbers here are plain values; `*_items` words them as a slide's metrics (label, value, glossary term)
 and EXPLAIN holds each slide's two lines. The app only lays them out.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,15 +18,15 @@ HOT_SHARE = 0.25
 # Two lines at 1280 px each: the one idea of the slide, in the app's own words.
 EXPLAIN = {
     "attack": "δ is too small to see, yet the white-box model changes its answer. Gradient attacks step along the "
-              "loss gradient within ε; C&W and DeepFool look for the smallest change that crosses the boundary.",
+    "loss gradient within ε; C&W and DeepFool look for the smallest change that crosses the boundary.",
     "perturbation": "The same δ three ways: signed (red brighter, blue darker), |δ| amplified to show where the attack "
-                    "acts, and display-normalised, where an averaged δ can start to look like the object.",
+    "acts, and display-normalised, where an averaged δ can start to look like the object.",
     "heat": "Grad-CAM: warm regions are the model's evidence for a class. Compare the clean image's evidence for its "
-            "class with the adversarial image's; the last panel keeps δ only where the model looks.",
+    "class with the adversarial image's; the last panel keeps δ only where the model looks.",
     "spectrum": "δ's power at each spatial frequency, zero in the centre. Noise spreads evenly; a regular grid (the "
-                "checkerboard artefacts of strided layers) shows up as bright peaks off the centre.",
+    "checkerboard artefacts of strided layers) shows up as bright peaks off the centre.",
     "models": "The black-box models never saw the attack. When their answer changes too, the perturbation transfers: "
-              "each bar is a model's confidence in the true class, before and after.",
+    "each bar is a model's confidence in the true class, before and after.",
 }
 
 
@@ -71,15 +72,27 @@ def spectrum_numbers(delta: torch.Tensor) -> dict:
 def transfer_numbers(predictions: list[dict], source: int) -> dict:
     """How many models changed their answer, and each model's probability of the true class before and after
     (0 when it left the top-k)."""
+
     def p(rows: list[dict]) -> float:
         return next((r["probability"] for r in rows if r["index"] == source), 0.0)
 
     blacks = [m for m in predictions if m["role"] == "black-box"]
     return {
-        "fooled": sum(m["fooled"] for m in predictions), "models": len(predictions),
-        "black_fooled": sum(m["fooled"] for m in blacks), "blacks": len(blacks),
-        "rows": [{"model": m["model"], "role": m["role"], "before": p(m["before"]), "after": p(m["after"]),
-                  "now": m["after"][0]["label"], "fooled": m["fooled"]} for m in predictions],
+        "fooled": sum(m["fooled"] for m in predictions),
+        "models": len(predictions),
+        "black_fooled": sum(m["fooled"] for m in blacks),
+        "blacks": len(blacks),
+        "rows": [
+            {
+                "model": m["model"],
+                "role": m["role"],
+                "before": p(m["before"]),
+                "after": p(m["after"]),
+                "now": m["after"][0]["label"],
+                "fooled": m["fooled"],
+            }
+            for m in predictions
+        ],
     }
 
 
@@ -93,30 +106,45 @@ def _percent(value: float | None) -> str:
 def attack_items(row: dict) -> list[Item]:
     """The first slide's numbers: the largest change in 8-bit levels (what a viewer's screen can show), L2, SSIM,
     and the work the attack took."""
-    steps = ("Queries", row["queries"], "queries") if row["queries"] is not None else \
-        ("Iterations", row["iterations"], "iterations")
-    return [("L∞ (of 255 levels)", f"{row['linf'] * 255:.1f}", "L∞"), ("L2", f"{row['l2']:.3f}", "L2"),
-            ("SSIM", f"{row['ssim']:.3f}", "SSIM"), (steps[0], f"{steps[1]:,}", steps[2])]
+    steps = (
+        ("Queries", row["queries"], "queries")
+        if row["queries"] is not None
+        else ("Iterations", row["iterations"], "iterations")
+    )
+    return [
+        ("L∞ (of 255 levels)", f"{row['linf'] * 255:.1f}", "L∞"),
+        ("L2", f"{row['l2']:.3f}", "L2"),
+        ("SSIM", f"{row['ssim']:.3f}", "SSIM"),
+        (steps[0], f"{steps[1]:,}", steps[2]),
+    ]
 
 
 def perturbation_items(row: dict) -> list[Item]:
-    return [("Pixels changed", f"{row['l0_pct']:.1f} %", "L0"),
-            ("Largest change", f"{row['linf'] * 255:.1f} / 255", "L∞"), ("L2", f"{row['l2']:.3f}", "L2")]
+    return [
+        ("Pixels changed", f"{row['l0_pct']:.1f} %", "L0"),
+        ("Largest change", f"{row['linf'] * 255:.1f} / 255", "L∞"),
+        ("L2", f"{row['l2']:.3f}", "L2"),
+    ]
 
 
 def heat_items(numbers: dict, source: str) -> list[Item]:
     """`numbers` from heat_numbers; `source` is the true class's name."""
     kept = "—" if numbers["kept"] is None else f"{numbers['kept']:.2f}"
-    return [(f"{source}: clean vs adversarial map (correlation)", kept, None),
-            (f"|δ| in the warmest {numbers['hot_share']:.0%} of pixels", _percent(numbers["in_hot"]), None)]
+    return [
+        (f"{source}: clean vs adversarial map (correlation)", kept, None),
+        (f"|δ| in the warmest {numbers['hot_share']:.0%} of pixels", _percent(numbers["in_hot"]), None),
+    ]
 
 
 def spectrum_items(numbers: dict) -> list[Item]:
     """`numbers` from spectrum_numbers."""
     period = "—" if numbers["period"] is None else f"{numbers['period']:.1f} px"
     prominence = "—" if numbers["prominence"] is None else f"{numbers['prominence']:.0f}×"
-    return [("Strongest repeat: period", period, None), ("Its peak over the median power", prominence, None),
-            ("Power in detail under 4 px", _percent(numbers["fine_share"]), None)]
+    return [
+        ("Strongest repeat: period", period, None),
+        ("Its peak over the median power", prominence, None),
+        ("Power in detail under 4 px", _percent(numbers["fine_share"]), None),
+    ]
 
 
 def transfer_items(numbers: dict) -> list[Item]:

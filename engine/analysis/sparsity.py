@@ -6,6 +6,7 @@ and `l0_any_pct`, the share of pixels changed at all (the paper's ‖δ‖₀). 
 targeted; it aims at each image's runner-up class, the nearest target, so its
 row is comparable with the untargeted rows.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ DEFAULT_VARIANTS: list[tuple[str, dict]] = [
 FEATURES_PER_PAIR = 5000  # on photos JSMA changes one pair per 5,000 features per step (~30 on 224×224×3)
 
 
-def comparison_table(model, x: torch.Tensor, y: torch.Tensor | None = None,
-                     variants: list[tuple[str, dict]] | None = None, seed: int = 0) -> list[dict]:
+def comparison_table(
+    model, x: torch.Tensor, y: torch.Tensor | None = None, variants: list[tuple[str, dict]] | None = None, seed: int = 0
+) -> list[dict]:
     """One row per (method, parameters): success rate, mean L0 (two ways), SSIM, L2 and seconds."""
     variants = DEFAULT_VARIANTS if variants is None else variants
     nearest = targets.runner_up(model, x, exclude=y)  # y=None: the runner-up of each prediction
@@ -37,13 +39,17 @@ def comparison_table(model, x: torch.Tensor, y: torch.Tensor | None = None,
         result = attacks.run(name, model, x, y=y, target=target, seed=seed, **kw)
         report = perturbation_report(x, result.x_adv)
         any_change = (result.delta != 0).any(dim=1).flatten(1).float().mean(1) * 100.0
-        rows.append({
-            "method": name, "params": kw, "images": int(x.shape[0]),
-            "success_rate": result.success_rate,
-            "l0_pct": sum(r["l0_pct"] for r in report) / len(report),
-            "l0_any_pct": float(any_change.mean()),
-            "ssim": sum(r["ssim"] for r in report) / len(report),
-            "l2": sum(r["l2"] for r in report) / len(report),
-            "seconds": result.seconds,
-        })
+        rows.append(
+            {
+                "method": name,
+                "params": kw,
+                "images": int(x.shape[0]),
+                "success_rate": result.success_rate,
+                "l0_pct": sum(r["l0_pct"] for r in report) / len(report),
+                "l0_any_pct": float(any_change.mean()),
+                "ssim": sum(r["ssim"] for r in report) / len(report),
+                "l2": sum(r["l2"] for r in report) / len(report),
+                "seconds": result.seconds,
+            }
+        )
     return rows

@@ -5,6 +5,7 @@ from a bank of images of that class, the ones the white-box model classifies as
 that class, a rule (engine.targets.IMAGE_RULES) picks the target image at layer
 L: by default the one whose activation is *farthest* from the source's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ def _forward(model, x: torch.Tensor, layers, batch: int) -> tuple[list[torch.Ten
     pred = []
     with model.lock, capture_activations(model, list(dict.fromkeys(names))) as acts, torch.no_grad():
         for lo in range(0, x.shape[0], batch):
-            pred.append(model(x[lo:lo + batch]).argmax(1))
+            pred.append(model(x[lo : lo + batch]).argmax(1))
             for kept, name in zip(out, names):
                 kept.append(acts[name].flatten(1))
     return [torch.cat(kept) for kept in out], torch.cat(pred)
@@ -41,6 +42,7 @@ def _forward(model, x: torch.Tensor, layers, batch: int) -> tuple[list[torch.Ten
 @dataclass(frozen=True)
 class TargetBank:
     """AA's bank at one layer: only images the model classifies as their label, with their activations."""
+
     x: torch.Tensor
     y: torch.Tensor
     features: torch.Tensor
@@ -57,8 +59,13 @@ def target_bank(model, bank_x: torch.Tensor, bank_y: torch.Tensor, layer: int | 
 
 
 def target_images(
-    model, x: torch.Tensor, layer: int | str, bank: TargetBank | tuple[torch.Tensor, torch.Tensor],
-    target: torch.Tensor | int | None = None, y: torch.Tensor | None = None, seed: int = 0,
+    model,
+    x: torch.Tensor,
+    layer: int | str,
+    bank: TargetBank | tuple[torch.Tensor, torch.Tensor],
+    target: torch.Tensor | int | None = None,
+    y: torch.Tensor | None = None,
+    seed: int = 0,
     rule: str = targets.FARTHEST,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(target classes, target images, their indices in the checked bank) for a batch of sources.
@@ -100,8 +107,15 @@ def evaluation_split(model, n: int):
 _BANKS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def choose_target_images(model, x: torch.Tensor, layer: int | None, target=None, seed: int = 0,
-                         extra_images: torch.Tensor | None = None, rule: str = targets.FARTHEST):
+def choose_target_images(
+    model,
+    x: torch.Tensor,
+    layer: int | None,
+    target=None,
+    seed: int = 0,
+    extra_images: torch.Tensor | None = None,
+    rule: str = targets.FARTHEST,
+):
     """(target classes, target images) for AA from the domain's bank by `rule` at `layer` (default: the
     middle of the catalogue, AA's own default). `extra_images` (e.g. a user's uploads, fitted to the
     model) join the bank, labelled by the model's predictions."""
@@ -114,13 +128,23 @@ def choose_target_images(model, x: torch.Tensor, layer: int | None, target=None,
             extra_y = model(extra_images.to(x.device)).argmax(1).to(bank_y.device)
         bank_x, bank_y = torch.cat([bank_x, extra_images]), torch.cat([bank_y, extra_y])
     index = model.layer(layer_name(model, layer)).index
-    chosen, goal, _ = target_images(model, x, index, (bank_x.to(x.device), bank_y.to(x.device)), target=target,
-                                    seed=seed, rule=rule)
+    chosen, goal, _ = target_images(
+        model, x, index, (bank_x.to(x.device), bank_y.to(x.device)), target=target, seed=seed, rule=rule
+    )
     return chosen, goal
 
 
-def decide(spec, model, x: torch.Tensor, target=None, *, seed: int = 0, layer: int | str | None = None,
-           rule: str = targets.FARTHEST, extra_images: torch.Tensor | None = None) -> tuple[object, dict]:
+def decide(
+    spec,
+    model,
+    x: torch.Tensor,
+    target=None,
+    *,
+    seed: int = 0,
+    layer: int | str | None = None,
+    rule: str = targets.FARTHEST,
+    extra_images: torch.Tensor | None = None,
+) -> tuple[object, dict]:
     """(target, extra attack arguments) for one run of attack `spec`: the one target decision of the app,
     the CLI and the sweeps.
 

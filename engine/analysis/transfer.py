@@ -11,9 +11,10 @@ the black-box model classify correctly; that count is reported as `n`.
 Targeted baselines use the same random target class per image as AA, so they compare:
 TMIFGSM, TPGD and ITCM are mifgsm, pgd and bim run with a target.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -57,9 +58,18 @@ def transfer_metrics(y, target, white_clean, black_clean, white_adv, black_adv) 
 
 
 def adversarial(
-    white, method: str, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None = None, seed: int = 0,
-    bank: TargetBank | tuple[torch.Tensor, torch.Tensor] | None = None, target_image: str = targets.FARTHEST,
-    batch: int = 250, callback: progress.Callback | None = None, **params,
+    white,
+    method: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    target: torch.Tensor | None = None,
+    seed: int = 0,
+    bank: TargetBank | tuple[torch.Tensor, torch.Tensor] | None = None,
+    target_image: str = targets.FARTHEST,
+    batch: int = 250,
+    callback: progress.Callback | None = None,
+    **params,
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """(adversarial images, target classes or None, parameters used) of `method` on `white`.
 
@@ -85,30 +95,56 @@ def adversarial(
         if not isinstance(bank, TargetBank):
             bank = target_bank(white, *bank, params["layer"])
         # Chosen for all images at once, so a random in-class pick does not depend on the batch size.
-        _, extra["target_images"], _ = target_images(white, x, params["layer"], bank, target=target, y=y, seed=seed,
-                                                     rule=target_image)
+        _, extra["target_images"], _ = target_images(
+            white, x, params["layer"], bank, target=target, y=y, seed=seed, rule=target_image
+        )
     out = []
     starts = range(0, x.shape[0], batch)
     for k, lo in enumerate(starts):
-        xs, ys = x[lo:lo + batch], y[lo:lo + batch]
-        ts = None if target is None else target[lo:lo + batch]
-        part = {key: v[lo:lo + batch] for key, v in extra.items()}
-        out.append(attacks.run(name, white, xs, y=ys, target=ts, seed=seed, score=False, **params, **part,
-                               callback=progress.part(callback, k, len(starts))).x_adv)
+        xs, ys = x[lo : lo + batch], y[lo : lo + batch]
+        ts = None if target is None else target[lo : lo + batch]
+        part = {key: v[lo : lo + batch] for key, v in extra.items()}
+        out.append(
+            attacks.run(
+                name,
+                white,
+                xs,
+                y=ys,
+                target=ts,
+                seed=seed,
+                score=False,
+                **params,
+                **part,
+                callback=progress.part(callback, k, len(starts)),
+            ).x_adv
+        )
     return torch.cat(out), target, params
 
 
 def score_blacks(white, blacks: Sequence, x, y, x_adv, target) -> list[dict]:
     """`transfer_metrics` of one adversarial batch on each black-box model, in order."""
     white_clean, white_adv = predict_labels(white, x), predict_labels(white, x_adv)
-    return [transfer_metrics(y, target, white_clean, predict_labels(black, x), white_adv, predict_labels(black, x_adv))
-            for black in blacks]
+    return [
+        transfer_metrics(y, target, white_clean, predict_labels(black, x), white_adv, predict_labels(black, x_adv))
+        for black in blacks
+    ]
 
 
 def evaluate(
-    white, blacks: Sequence, method: str, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-    layer: int | None = None, steps: int = 10, seed: int = 0,
-    bank: TargetBank | tuple[torch.Tensor, torch.Tensor] | None = None, target_image: str = targets.FARTHEST, batch: int = 250, callback: progress.Callback | None = None,
+    white,
+    blacks: Sequence,
+    method: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    layer: int | None = None,
+    steps: int = 10,
+    seed: int = 0,
+    bank: TargetBank | tuple[torch.Tensor, torch.Tensor] | None = None,
+    target_image: str = targets.FARTHEST,
+    batch: int = 250,
+    callback: progress.Callback | None = None,
 ) -> list[dict]:
     """Attack `x` on `white` with `method` and score the result on every black-box model.
 
@@ -119,12 +155,34 @@ def evaluate(
     if method not in METHODS:
         raise ValueError(f"unknown transfer method {method!r}; choose from {', '.join(METHODS)}")
     aa = attacks.get(METHODS[method][0]).needs_target_images
-    x_adv, target, params = adversarial(white, method, x, y, seed=seed, bank=bank, target_image=target_image,
-                                        batch=batch, callback=callback, eps=eps, steps=steps,
-                                        **({"layer": layer} if aa else {}))
-    return [{"white": white.name, "black": black.name, "method": method, "eps": eps, "layer": params.get("layer"),
-             "target_image": target_image if aa else None, "steps": steps, "images": int(x.shape[0]), **metrics}
-            for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))]
+    x_adv, target, params = adversarial(
+        white,
+        method,
+        x,
+        y,
+        seed=seed,
+        bank=bank,
+        target_image=target_image,
+        batch=batch,
+        callback=callback,
+        eps=eps,
+        steps=steps,
+        **({"layer": layer} if aa else {}),
+    )
+    return [
+        {
+            "white": white.name,
+            "black": black.name,
+            "method": method,
+            "eps": eps,
+            "layer": params.get("layer"),
+            "target_image": target_image if aa else None,
+            "steps": steps,
+            "images": int(x.shape[0]),
+            **metrics,
+        }
+        for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))
+    ]
 
 
 def plan(methods: Sequence[str], eps_values: Sequence[float], layers: Sequence[int | None] = (None,)) -> list[tuple]:
@@ -141,8 +199,9 @@ def plan_seconds(white, jobs: Sequence[tuple], images: int, steps: int) -> float
     return sum(cost.attack_seconds(white, METHODS[m][0], images, {"eps": e, "steps": steps}) for m, e, _ in jobs)
 
 
-def run_plan(white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, callback: progress.Callback | None = None,
-             **kw) -> list[dict]:
+def run_plan(
+    white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, callback: progress.Callback | None = None, **kw
+) -> list[dict]:
     """`evaluate` each job in turn (`kw`: steps, seed, bank, batch). `callback` (engine.progress) runs over
     the whole plan; once it returns False the finished jobs' rows come back (a cut-short job measures nothing)."""
     rows: list[dict] = []
@@ -163,9 +222,17 @@ def run_plan(white, blacks: Sequence, jobs: Sequence[tuple], x, y, *, callback: 
             if not checked or checked[0].layer != index:
                 checked[:] = [target_bank(white, *given, index)]
             bank = checked[0]
-        found = evaluate(white, blacks, method, x, y, eps=eps, layer=layer,
-                         callback=progress.part(watch if callback else None, i, len(jobs), method=method, eps=eps),
-                         **{**kw, "bank": bank})
+        found = evaluate(
+            white,
+            blacks,
+            method,
+            x,
+            y,
+            eps=eps,
+            layer=layer,
+            callback=progress.part(watch if callback else None, i, len(jobs), method=method, eps=eps),
+            **{**kw, "bank": bank},
+        )
         if stopped:
             return rows
         rows += found
@@ -179,10 +246,20 @@ def sweep(white, blacks, methods, x, y, *, eps_values=(0.07,), layers=(None,), *
 
 # The ε values the Transfer lab offers; a note that suggests "a larger ε" names the next of these.
 EPS_CHOICES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
-TITLES = {"aa": "AA", "tmifgsm": "TMI-FGSM", "tpgd": "TPGD", "itcm": "ITCM", "fgsm": "FGSM", "pgd": "PGD",
-          "bim": "BIM", "mifgsm": "MI-FGSM"}
+TITLES = {
+    "aa": "AA",
+    "tmifgsm": "TMI-FGSM",
+    "tpgd": "TPGD",
+    "itcm": "ITCM",
+    "fgsm": "FGSM",
+    "pgd": "PGD",
+    "bim": "BIM",
+    "mifgsm": "MI-FGSM",
+}
 METRIC_WORDS = {
-    "error": "black-box error", "uTR": "untargeted transfer (uTR)", "tSuc": "target hit on the black box (tSuc)",
+    "error": "black-box error",
+    "uTR": "untargeted transfer (uTR)",
+    "tSuc": "target hit on the black box (tSuc)",
     "tTR": "targeted transfer (tTR)",
 }
 
@@ -215,19 +292,27 @@ def empty_note(rows: list[dict], metric: str, black: str) -> str | None:
     more = larger_eps(eps)
     bigger = f"add ε {' or '.join(f'{e:g}' for e in more)} (ε values above)" if more else "raise Steps"
     if n == 0:
-        return (f"No image counts on {black}: both models must classify an image correctly before the attack, and "
-                "none of these is. Add images (Images above, or the sidebar's Evaluation images).")
+        return (
+            f"No image counts on {black}: both models must classify an image correctly before the attack, and "
+            "none of these is. Add images (Images above, or the sidebar's Evaluation images)."
+        )
     at = _eps_words(eps)
     if metric == "tTR" and all(r.get("tTR") is None for r in mine):
-        return (f"tTR on {black} is not measured: the white-box attack never reached its target at {at}, so no "
-                f"target hit could carry over. To measure it, {bigger}{' or raise Steps' if more else ''}.")
+        return (
+            f"tTR on {black} is not measured: the white-box attack never reached its target at {at}, so no "
+            f"target hit could carry over. To measure it, {bigger}{' or raise Steps' if more else ''}."
+        )
     images = f"{n} image{'s' if n != 1 else ''}"
     if metric in ("tSuc", "tTR"):
-        return (f"{metric} on {black} is 0 at {at}: no attack made it answer the target class on any of the "
-                f"{images} that count. Targeted perturbations rarely carry over to another model; {bigger}, or add "
-                "images.")
-    return (f"{metric} on {black} is 0 at {at}: the perturbations do not fool it on any of the {images} that count. "
-            f"To see transfer, {bigger}.")
+        return (
+            f"{metric} on {black} is 0 at {at}: no attack made it answer the target class on any of the "
+            f"{images} that count. Targeted perturbations rarely carry over to another model; {bigger}, or add "
+            "images."
+        )
+    return (
+        f"{metric} on {black} is 0 at {at}: the perturbations do not fool it on any of the {images} that count. "
+        f"To see transfer, {bigger}."
+    )
 
 
 def summary(rows: list[dict], black: str) -> str | None:
@@ -246,14 +331,22 @@ def summary(rows: list[dict], black: str) -> str | None:
         best = max(mine, key=lambda r: (r["error"], r.get("tSuc") or 0))
         where = f"At layer {best['layer']}"
     hit = best.get("tSuc")
-    target = "" if hit is None else (
-        f", and it answers the attack's target class on {hit:.0%}" if hit > 0 else
-        ", but never with the attack's target class (targeted perturbations rarely transfer)")
+    target = (
+        ""
+        if hit is None
+        else (
+            f", and it answers the attack's target class on {hit:.0%}"
+            if hit > 0
+            else ", but never with the attack's target class (targeted perturbations rarely transfer)"
+        )
+    )
     low = min((r for r in mine if r["method"] == best["method"]), key=lambda r: r["eps"])
     grows = f" (at ε {low['eps']:g}: {low['error']:.0%})" if by_eps and low["eps"] != best["eps"] else ""
     name = TITLES.get(best["method"], best["method"])
-    return (f"{where}, {name} transfers best: {black} misclassifies {best['error']:.0%} of the "
-            f"{best['n']} images both models got right{grows}{target}.")
+    return (
+        f"{where}, {name} transfers best: {black} misclassifies {best['error']:.0%} of the "
+        f"{best['n']} images both models got right{grows}{target}."
+    )
 
 
 def sweep_sentence(records: list[dict], metric: str, x: str, words: str) -> str | None:
@@ -265,25 +358,30 @@ def sweep_sentence(records: list[dict], metric: str, x: str, words: str) -> str 
             curves.setdefault((r["attack"], r["white"], r["black"]), []).append(r)
     if not curves:
         return None
-    (attack, white, black), pts = max(curves.items(), key=lambda kv: abs(max(p[metric] for p in kv[1])
-                                                                      - min(p[metric] for p in kv[1])))
+    (attack, white, black), pts = max(
+        curves.items(), key=lambda kv: abs(max(p[metric] for p in kv[1]) - min(p[metric] for p in kv[1]))
+    )
     pts = sorted(pts, key=lambda r: r[x])
     first, last = pts[0], pts[-1]
     axis = "ε" if x == "eps" else x
     if len(pts) == 1 or first[metric] == last[metric]:
         return f"{TITLES.get(attack, attack)} from {white} on {black}: {words} {last[metric]:.0%} throughout."
     trend = "rises" if last[metric] > first[metric] else "falls"
-    return (f"{words.capitalize()} of {TITLES.get(attack, attack)} from {white} on {black} {trend} from "
-            f"{first[metric]:.0%} at {axis} {first[x]:g} to {last[metric]:.0%} at {axis} {last[x]:g}"
-            + (": larger perturbations carry over to the black box more often." if x == "eps" and trend == "rises"
-               else "."))
+    return (
+        f"{words.capitalize()} of {TITLES.get(attack, attack)} from {white} on {black} {trend} from "
+        f"{first[metric]:.0%} at {axis} {first[x]:g} to {last[metric]:.0%} at {axis} {last[x]:g}"
+        + (": larger perturbations carry over to the black box more often." if x == "eps" and trend == "rises" else ".")
+    )
 
 
 # ---- the Transfer lab's choices and words --------------------------------------------------------
 
 METRICS = tuple(METRIC_WORDS)  # error, uTR, tSuc, tTR: one chart each
-TARGET_RULES = {targets.FARTHEST: "farthest from the source (the paper's)",
-                targets.NEAREST_MEAN: "nearest the class mean", targets.IN_CLASS_RANDOM: "random in class"}
+TARGET_RULES = {
+    targets.FARTHEST: "farthest from the source (the paper's)",
+    targets.NEAREST_MEAN: "nearest the class mean",
+    targets.IN_CLASS_RANDOM: "random in class",
+}
 
 
 def default_layers(indexes: Sequence[int]) -> list[int]:
@@ -314,9 +412,11 @@ def count_note(rows: list[dict], steady: int = 30) -> str | None:
     counted = min(r["n"] for r in rows)
     if counted >= steady:
         return None
-    return (f"Only {counted} image{'s' if counted != 1 else ''} count here (both models must classify "
-            f"{'them' if counted != 1 else 'it'} correctly before the attack), so each moves a rate by "
-            f"{100 / max(counted, 1):.0f} points; more images (and models that get them right) steady the rates.")
+    return (
+        f"Only {counted} image{'s' if counted != 1 else ''} count here (both models must classify "
+        f"{'them' if counted != 1 else 'it'} correctly before the attack), so each moves a rate by "
+        f"{100 / max(counted, 1):.0f} points; more images (and models that get them right) steady the rates."
+    )
 
 
 def to_csv(rows: list[dict]) -> str:

@@ -5,6 +5,7 @@
 
 A run its callback stopped carries on with `attacks.resume(result, model)`.
 """
+
 from __future__ import annotations
 
 from engine.attacks import activation, cw, deepfool, gradient, jsma, maskfgsm, square
@@ -33,7 +34,15 @@ def available(defaults: dict | None = None) -> list[dict]:
 
 
 def run(
-    name, model, x, y=None, target=None, seed=0, callback: Callback | None = None, target_images=None, score=True,
+    name,
+    model,
+    x,
+    y=None,
+    target=None,
+    seed=0,
+    callback: Callback | None = None,
+    target_images=None,
+    score=True,
     **params,
 ) -> AttackResult:
     """Run attack `name` on a batch `x` in [0, 1].
@@ -49,8 +58,16 @@ def run(
     (the clean one is still needed when `y` is None): the attack's own cost only.
     """
     return execute(
-        get(name), model, x, y=y, target=target, seed=seed, callback=callback, target_images=target_images,
-        score=score, **params,
+        get(name),
+        model,
+        x,
+        y=y,
+        target=target,
+        seed=seed,
+        callback=callback,
+        target_images=target_images,
+        score=score,
+        **params,
     )
 
 
@@ -112,12 +129,26 @@ def fgsm_many(models, x, eps_values, y=None, target=None) -> dict:
     # activations stop fitting in cache). The saving is the gradients.
     size = min(x.shape[0], chunk_size(x.shape[1:]))
     with torch.no_grad():
-        logits = {m.name: torch.cat([m(flat[i:i + size]) for i in range(0, flat.shape[0], size)])
-                  .view(len(eps_values), x.shape[0], -1) for m in models}
+        logits = {
+            m.name: torch.cat([m(flat[i : i + size]) for i in range(0, flat.shape[0], size)]).view(
+                len(eps_values), x.shape[0], -1
+            )
+            for m in models
+        }
     return {"eps": eps_values, "x_adv": x_adv, "logits": logits}
 
 
 __all__ = [
-    "ATTACKS", "AttackResult", "AttackSpec", "Param", "at_budgets", "available", "fgsm_many", "get",
-    "one_step_direction", "progress_of", "resume", "run",
+    "ATTACKS",
+    "AttackResult",
+    "AttackSpec",
+    "Param",
+    "at_budgets",
+    "available",
+    "fgsm_many",
+    "get",
+    "one_step_direction",
+    "progress_of",
+    "resume",
+    "run",
 ]

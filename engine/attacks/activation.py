@@ -9,6 +9,7 @@ with K = 10 and α = ε/K by default. f_L(I_t) is computed once. The layer's
 output is read with a forward hook that lives only inside the model's lock.
 How I_t is chosen (farthest-in-class from a bank) is `engine.analysis.target_images`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,8 +58,16 @@ def activation_attack(ctx: Context, eps: float, alpha: float | None, steps: int,
 
 
 SPEC = AttackSpec(
-    "aa", "Activation Attack (feature-level, targeted)", activation_attack, (EPS, ALPHA, STEPS, LAYER),
-    norm="linf", targeted=True, untargeted=False, needs_target_images=True, needs_layers=True, averageable=False,
+    "aa",
+    "Activation Attack (feature-level, targeted)",
+    activation_attack,
+    (EPS, ALPHA, STEPS, LAYER),
+    norm="linf",
+    targeted=True,
+    untargeted=False,
+    needs_target_images=True,
+    needs_layers=True,
+    averageable=False,
     reference="Inkawhich et al. 2019, Feature Space Perturbations Yield More Transferable Adversarial Examples",
     summary="pulls the layer-L activation towards a target image's, with L1-normalised momentum",
 )

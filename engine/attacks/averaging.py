@@ -16,6 +16,7 @@ The thesis' two switches (§4.7):
   alone does not move the decision the attack sees (DeepFool would otherwise
   start from an already-misclassified copy, C&W pick another runner-up).
 """
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,15 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.attacks.base import (Callback, Context, check_input, check_seed, model_defaults, resolve_labels,
-                                 resolve_params)
+from engine.attacks.base import (
+    Callback,
+    Context,
+    check_input,
+    check_seed,
+    model_defaults,
+    resolve_labels,
+    resolve_params,
+)
 from engine.attacks.chunks import chunk_size
 
 MAX_COPIES = 10_000
@@ -184,8 +192,13 @@ def averaged(
             return callback(s * total + step, shards * total, {**state, "shard": s + 1, "shards": shards})
 
         ctx = Context(
-            model=bank, x=x_rows, y=y[image], target=None if target is None else target[image],
-            generator=generator, callback=relay, clip=clip,
+            model=bank,
+            x=x_rows,
+            y=y[image],
+            target=None if target is None else target[image],
+            generator=generator,
+            callback=relay,
+            clip=clip,
         )
         x_adv = spec.fn(ctx, **values).detach()
         step_delta = x_adv - x_rows

@@ -9,19 +9,20 @@ A run its callback stops keeps a checkpoint: the attack saves its loop state
 (`Context.keep`), the runner adds the generator and counters, and `resume_run`
 carries the loop on from there (`Context.resume`), step for step as if never stopped.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from engine import progress
 from engine.attacks.projections import clamp_unit, project_linf
-
 
 Callback = progress.Callback
 
@@ -112,7 +113,9 @@ class AttackSpec:
 
     def describe(self, defaults: dict | None = None) -> dict:
         overrides = defaults or {}
-        params = [{**p.describe(), **({"default": overrides[p.name]} if p.name in overrides else {})} for p in self.params]
+        params = [
+            {**p.describe(), **({"default": overrides[p.name]} if p.name in overrides else {})} for p in self.params
+        ]
         return {
             "name": self.name,
             "title": self.title,
@@ -289,7 +292,13 @@ class AttackResult:
 
 
 def finalize(
-    spec: AttackSpec, ctx: Context, x_adv: torch.Tensor, params: dict, logits_clean, seconds: float, seed: int,
+    spec: AttackSpec,
+    ctx: Context,
+    x_adv: torch.Tensor,
+    params: dict,
+    logits_clean,
+    seconds: float,
+    seed: int,
     score: bool = True,
 ):
     """Project to the budget and clamp to [0, 1] (always last), then score the result (unless told not to)."""
@@ -355,7 +364,9 @@ def check_seed(seed) -> None:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
 
-def resolve_labels(spec: AttackSpec, num_classes: int, n: int, device, y, target) -> tuple[torch.Tensor, torch.Tensor | None]:
+def resolve_labels(
+    spec: AttackSpec, num_classes: int, n: int, device, y, target
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Validated source labels and targets for a batch of `n`."""
     y = _as_labels(y, n, num_classes, "y", device)
     if target is not None:
@@ -420,12 +431,20 @@ def execute(
 
     generator = torch.Generator(device=x.device)
     generator.manual_seed(seed)
-    ctx = Context(model=model, x=x, y=y, target=target, generator=generator, callback=callback, target_images=target_images)
+    ctx = Context(
+        model=model, x=x, y=y, target=target, generator=generator, callback=callback, target_images=target_images
+    )
     return _attack(spec, ctx, values, logits_clean, seed, score, num_classes)
 
 
 def _attack(
-    spec: AttackSpec, ctx: Context, values: dict, logits_clean, seed: int, score: bool, num_classes: int,
+    spec: AttackSpec,
+    ctx: Context,
+    values: dict,
+    logits_clean,
+    seed: int,
+    score: bool,
+    num_classes: int,
     seconds_before: float = 0.0,
 ) -> AttackResult:
     """Run the attack on a ready context and finalize; a run its callback stopped gets a checkpoint."""
@@ -439,18 +458,20 @@ def _attack(
     if ctx.stopped_early:
         # An attack that kept nothing (FGSM's single step) is simply run again: from its starting randomness.
         carried = ctx.kept is not None
-        result.checkpoint = copied({
-            "state": ctx.kept,
-            "generator": ctx.generator.get_state() if carried else generator_start,
-            "iterations": ctx.iterations if carried else torch.zeros_like(ctx.iterations),
-            "queries": ctx.queries if carried else None,
-            "target_images": ctx.target_images,
-            "total": ctx.total,
-            "seconds": seconds,
-            "score": score,
-            "num_classes": num_classes,
-            "model": getattr(ctx.model, "name", None),
-        })
+        result.checkpoint = copied(
+            {
+                "state": ctx.kept,
+                "generator": ctx.generator.get_state() if carried else generator_start,
+                "iterations": ctx.iterations if carried else torch.zeros_like(ctx.iterations),
+                "queries": ctx.queries if carried else None,
+                "target_images": ctx.target_images,
+                "total": ctx.total,
+                "seconds": seconds,
+                "score": score,
+                "num_classes": num_classes,
+                "model": getattr(ctx.model, "name", None),
+            }
+        )
     return result
 
 
@@ -477,10 +498,24 @@ def resume_run(spec: AttackSpec, result: AttackResult, model, callback: Callback
     generator = torch.Generator(device=result.x.device)
     generator.set_state(checkpoint["generator"])
     ctx = Context(
-        model=model, x=result.x, y=result.y, target=result.target, generator=generator, callback=callback,
-        target_images=checkpoint["target_images"], resume=copied(checkpoint["state"]),
+        model=model,
+        x=result.x,
+        y=result.y,
+        target=result.target,
+        generator=generator,
+        callback=callback,
+        target_images=checkpoint["target_images"],
+        resume=copied(checkpoint["state"]),
     )
     ctx.iterations = checkpoint["iterations"].clone()
     ctx.queries = copied(checkpoint["queries"])
-    return _attack(spec, ctx, result.params, result.logits_clean, result.seed, checkpoint["score"],
-                   checkpoint["num_classes"], checkpoint["seconds"])
+    return _attack(
+        spec,
+        ctx,
+        result.params,
+        result.logits_clean,
+        result.seed,
+        checkpoint["score"],
+        checkpoint["num_classes"],
+        checkpoint["seconds"],
+    )

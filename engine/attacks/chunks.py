@@ -1,4 +1,5 @@
 """Splitting big batches so that memory stays bounded."""
+
 from __future__ import annotations
 
 import torch

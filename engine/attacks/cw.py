@@ -5,6 +5,7 @@ halved towards the last success, multiplied by 10 while none is found. Each
 search step restarts from the clean image with a fresh Adam state. The result
 is the smallest-L2 successful example found, or the last iterate if none was.
 """
+
 from __future__ import annotations
 
 import torch
@@ -87,8 +88,20 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
             done = steps if abort else step + 1  # an aborted search step has passed all its iterations
             ctx.iterations.fill_(search * steps + done)
             if not ctx.report(search * steps + done, total, x_adv=best_adv):
-                ctx.keep(search=search, step=done, w=w, adam=opt.state_dict(), found=found, previous=previous,
-                         const=const, lower=lower, upper=upper, best_l2=best_l2, best_adv=best_adv, last_adv=last_adv)
+                ctx.keep(
+                    search=search,
+                    step=done,
+                    w=w,
+                    adam=opt.state_dict(),
+                    found=found,
+                    previous=previous,
+                    const=const,
+                    lower=lower,
+                    upper=upper,
+                    best_l2=best_l2,
+                    best_adv=best_adv,
+                    last_adv=last_adv,
+                )
                 return torch.where(torch.isfinite(best_l2).view(view), best_adv, last_adv)
             if abort:
                 break
@@ -100,7 +113,12 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
 
 
 SPEC = AttackSpec(
-    "cw", "C&W L2", cw, (C, KAPPA, LR, STEPS, SEARCH), norm="l2", targeted=True,
+    "cw",
+    "C&W L2",
+    cw,
+    (C, KAPPA, LR, STEPS, SEARCH),
+    norm="l2",
+    targeted=True,
     reference="Carlini & Wagner 2017, Towards Evaluating the Robustness of Neural Networks",
     summary="optimises the smallest L2 perturbation that crosses the boundary by a margin κ",
     work=lambda v, shape: float(v["steps"] * v["binary_search_steps"]),

@@ -10,6 +10,7 @@ classes ranked highest on the clean image besides y, fixed for the run as in the
 reference implementation; k = 10 instead of all 1,000 ImageNet classes is the
 reference implementation's speed-up (roughly 100× on ImageNet). Untargeted only.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,8 @@ def _boundary_geometry(ctx: Context, x_cur: torch.Tensor, rows: torch.Tensor, ca
     per_chunk = chunk_size(x_cur.shape[1:])
     diffs, grads = [], []
     for lo in range(0, n, per_chunk):
-        xs = x_cur[lo:lo + per_chunk].detach().requires_grad_(True)
-        rs, cs = rows[lo:lo + per_chunk], cand[lo:lo + per_chunk]
+        xs = x_cur[lo : lo + per_chunk].detach().requires_grad_(True)
+        rs, cs = rows[lo : lo + per_chunk], cand[lo : lo + per_chunk]
         logits = ctx.logits(xs, rs)
         diff = logits.gather(1, cs) - logits.gather(1, ctx.y[rs][:, None])  # m×k
         # Rows are independent (eval mode), so the gradient of a column's sum is every row's own gradient.
@@ -81,7 +82,12 @@ def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> to
 
 
 SPEC = AttackSpec(
-    "deepfool", "DeepFool", deepfool, (STEPS, OVERSHOOT, NUM_CLASSES), norm="l2", targeted=False,
+    "deepfool",
+    "DeepFool",
+    deepfool,
+    (STEPS, OVERSHOOT, NUM_CLASSES),
+    norm="l2",
+    targeted=False,
     stops_early=True,
     # Per step: one forward and k − 1 backwards (one per candidate class).
     work=lambda v, shape: v["steps"] * (1 + 2 * (v["num_classes"] - 1)) * FORWARD_PASS,

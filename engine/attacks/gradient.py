@@ -3,6 +3,7 @@
 They are one algorithm with switches (random start, momentum), so they
 share one loop; each public function fixes the switches for its paper.
 """
+
 from __future__ import annotations
 
 import torch
@@ -67,22 +68,43 @@ def mifgsm(ctx: Context, eps: float, alpha: float | None, steps: int, decay: flo
 
 SPECS = [
     AttackSpec(
-        "fgsm", "FGSM", fgsm, (EPS,), norm="linf", targeted=True, one_step=True,
+        "fgsm",
+        "FGSM",
+        fgsm,
+        (EPS,),
+        norm="linf",
+        targeted=True,
+        one_step=True,
         reference="Goodfellow et al. 2015, Explaining and Harnessing Adversarial Examples",
         summary="one step of size ε along the sign of the loss gradient",
     ),
     AttackSpec(
-        "bim", "BIM / I-FGSM (ITCM when targeted)", bim, (EPS, ALPHA, STEPS), norm="linf", targeted=True,
+        "bim",
+        "BIM / I-FGSM (ITCM when targeted)",
+        bim,
+        (EPS, ALPHA, STEPS),
+        norm="linf",
+        targeted=True,
         reference="Kurakin et al. 2017, Adversarial Examples in the Physical World",
         summary="K small sign-gradient steps, projected to the ε-ball and [0, 1] after each",
     ),
     AttackSpec(
-        "pgd", "PGD (TPGD when targeted)", pgd, (EPS, ALPHA_PGD, STEPS, RANDOM_START), norm="linf", targeted=True,
+        "pgd",
+        "PGD (TPGD when targeted)",
+        pgd,
+        (EPS, ALPHA_PGD, STEPS, RANDOM_START),
+        norm="linf",
+        targeted=True,
         reference="Madry et al. 2018, Towards Deep Learning Models Resistant to Adversarial Attacks",
         summary="BIM from a uniformly random start in the ε-ball (seeded)",
     ),
     AttackSpec(
-        "mifgsm", "MI-FGSM (TMIFGSM when targeted)", mifgsm, (EPS, ALPHA, STEPS, DECAY), norm="linf", targeted=True,
+        "mifgsm",
+        "MI-FGSM (TMIFGSM when targeted)",
+        mifgsm,
+        (EPS, ALPHA, STEPS, DECAY),
+        norm="linf",
+        targeted=True,
         reference="Dong et al. 2018, Boosting Adversarial Attacks with Momentum",
         summary="BIM whose step follows an accumulated, L1-normalised gradient (momentum μ)",
     ),

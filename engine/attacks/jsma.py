@@ -13,6 +13,7 @@ restricted to its `candidates` most salient features (by |α − β|, inside the
 search domain), so memory is N·k² per step, and images run as one batch.
 `pairs` > 1 changes that many best disjoint pairs per step, for speed on photos (at most k/2).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,12 +23,16 @@ import torch
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 
 THETA = Param("theta", int, 1, -1, 1, "+1 increases features to 1 (increasing variant), −1 decreases them to 0")
-MAX_DISTORTION = Param("max_distortion", float, 0.1, 0.0, 1.0, "Υ: largest share of features that may change", low_open=True)
+MAX_DISTORTION = Param(
+    "max_distortion", float, 0.1, 0.0, 1.0, "Υ: largest share of features that may change", low_open=True
+)
 CANDIDATES = Param("candidates", int, 64, 2, 4096, "k: pair search among the k most salient features per step")
 PAIRS = Param("pairs", int, 1, 1, 1024, "best pairs changed per step (1 = the paper's algorithm)")
 
 
-def jacobian_terms(ctx: Context, x_adv: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def jacobian_terms(
+    ctx: Context, x_adv: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """α (target logit's gradient), β (gradient of the other logits' sum), and the current prediction."""
     x_var = x_adv.detach().requires_grad_(True)
     logits = ctx.logits(x_var)
@@ -128,8 +133,14 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
 
 
 SPEC = AttackSpec(
-    "jsma", "JSMA (targeted, L0)", jsma, (THETA, MAX_DISTORTION, CANDIDATES, PAIRS), norm="l0", targeted=True,
-    untargeted=False, stops_early=True,
+    "jsma",
+    "JSMA (targeted, L0)",
+    jsma,
+    (THETA, MAX_DISTORTION, CANDIDATES, PAIRS),
+    norm="l0",
+    targeted=True,
+    untargeted=False,
+    stops_early=True,
     # Per step: one forward and two backwards (α and β).
     work=lambda v, shape: jsma_steps(v["max_distortion"], math.prod(shape), v["pairs"]) * 5 * FORWARD_PASS,
     reference="Papernot et al. 2016, The Limitations of Deep Learning in Adversarial Settings",

@@ -1,4 +1,5 @@
 """Logit margins shared by the C&W and Square attacks."""
+
 from __future__ import annotations
 
 import torch

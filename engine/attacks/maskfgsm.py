@@ -11,13 +11,14 @@ open (a fixed point that does not fool the model would otherwise spin forever).
 The paper's loop condition reads "while F(X*) ≠ Y", which would stop before the first
 step on any correctly classified image; it is read as "while F(X*) = Y" (keep going until fooled).
 """
+
 from __future__ import annotations
 
 import torch
 
-from engine.heatmaps import grad_cam
 from engine.attacks.base import AttackSpec, Context, Param, loss_gradient
 from engine.attacks.params import EPS
+from engine.heatmaps import grad_cam
 from engine.metrics import norms
 
 P_TH = Param("p_th", float, 0.5, 0.0, 1.0, "heat-map threshold P_th: pixels with S ≤ P_th are left alone")
@@ -27,8 +28,9 @@ TAU = Param("tau", float, 100.0, 0.0, 100.0, "Algorithm 1's L0 budget τ, in % o
 
 def masked_step(ctx: Context, x_star: torch.Tensor, idx: torch.Tensor, eps: float, p_th: float) -> torch.Tensor:
     """x + F(S, P_th) ⊙ η with S and η measured at x_star, for the examples `idx`."""
-    sub = Context(ctx.model, ctx.x[idx], ctx.y[idx], None if ctx.target is None else ctx.target[idx],
-                  ctx.generator, None)
+    sub = Context(
+        ctx.model, ctx.x[idx], ctx.y[idx], None if ctx.target is None else ctx.target[idx], ctx.generator, None
+    )
     heat = grad_cam(ctx.model, x_star, target=ctx.y[idx])  # the source class's evidence
     heat = torch.where(heat > p_th, heat, torch.zeros_like(heat)).unsqueeze(1)
     return ctx.x[idx] + heat * eps * loss_gradient(sub, x_star).sign()
@@ -58,8 +60,15 @@ def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> 
 
 
 SPEC = AttackSpec(
-    "maskfgsm", "Mask-FGSM (Grad-CAM-masked FGSM)", mask_fgsm, (EPS, P_TH, STEPS, TAU), norm="linf", targeted=True,
-    averageable=False, stops_early=True, needs_layers=True,
+    "maskfgsm",
+    "Mask-FGSM (Grad-CAM-masked FGSM)",
+    mask_fgsm,
+    (EPS, P_TH, STEPS, TAU),
+    norm="linf",
+    targeted=True,
+    averageable=False,
+    stops_early=True,
+    needs_layers=True,
     work=lambda v, shape: 2.0 * v["steps"],  # a Grad-CAM map and a loss gradient per step
     reference="Yu 2022, Mask-FGSM adversarial samples attack based on Grad-CAM",
     summary="FGSM noise only where the Grad-CAM heat map exceeds P_th, weighted by the map",

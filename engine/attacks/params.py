@@ -1,5 +1,6 @@
 """Parameter declarations shared by several attacks, defined once (one name per parameter
 across every attack: eps, alpha, steps, …)."""
+
 from engine.attacks.base import Param
 
 EPS = Param("eps", float, 0.03, 0.0, 1.0, "L∞ budget ε in [0, 1] pixel units (8/255 ≈ 0.031)")

@@ -1,4 +1,5 @@
 """Norm-ball projections and box clamping as pure functions: no model, no state, testable alone."""
+
 from __future__ import annotations
 
 import torch

@@ -9,6 +9,7 @@ paper's schedule (p halves at fixed fractions of the query budget, rescaled to
 `n_queries`). Each image gets its own patch position and signs, drawn from the
 seeded generator.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,11 +21,29 @@ from engine.attacks.margins import margin
 from engine.attacks.params import EPS
 
 N_QUERIES = Param("n_queries", int, 1000, 1, 100000, "query budget per image")
-P_INIT = Param("p_init", float, 0.05, 0.0, 1.0, "initial share of pixels in a square (paper: 0.05 on ImageNet)", low_open=True)
-ZERO_INIT = Param("zero_init", bool, False, help="start from δ = 0 instead of the paper's vertical ±ε stripes "
-                  "(an average of many runs then shows only what the searches chose)")
+P_INIT = Param(
+    "p_init", float, 0.05, 0.0, 1.0, "initial share of pixels in a square (paper: 0.05 on ImageNet)", low_open=True
+)
+ZERO_INIT = Param(
+    "zero_init",
+    bool,
+    False,
+    help="start from δ = 0 instead of the paper's vertical ±ε stripes "
+    "(an average of many runs then shows only what the searches chose)",
+)
 
-_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256), (10000, 512))
+_SCHEDULE = (
+    (10, 1),
+    (50, 2),
+    (200, 4),
+    (500, 8),
+    (1000, 16),
+    (2000, 32),
+    (4000, 64),
+    (6000, 128),
+    (8000, 256),
+    (10000, 512),
+)
 
 
 def p_selection(p_init: float, it: int, n_iters: int) -> float:
@@ -83,8 +102,14 @@ def square(ctx: Context, eps: float, n_queries: int, p_init: float, zero_init: b
 
 
 SPEC = AttackSpec(
-    "square", "Square (black-box)", square, (EPS, N_QUERIES, P_INIT, ZERO_INIT), norm="linf", targeted=True,
-    uses_gradients=False, stops_early=True,
+    "square",
+    "Square (black-box)",
+    square,
+    (EPS, N_QUERIES, P_INIT, ZERO_INIT),
+    norm="linf",
+    targeted=True,
+    uses_gradients=False,
+    stops_early=True,
     work=lambda v, shape: v["n_queries"] * FORWARD_PASS,  # forwards only
     reference="Andriushchenko et al. 2020, Square Attack: a query-efficient black-box adversarial attack",
     summary="random ±ε squares accepted when they lower the margin; needs only the model's outputs",

@@ -5,6 +5,7 @@ code 2, never a traceback. One flag means one thing in every subcommand (engine/
 white-box model, --models several, --black the black-box models, --target a target class, --n a number of
 images, --images image names or files, --copies noisy copies. Defaults come from the chosen model's domain.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,9 +20,21 @@ from .options import EXIT_USAGE, Parser, fail
 LIGHT_COMMANDS = {"models", "attacks", "export-fmnist", "download"}
 
 # In the order `python -m engine --help` lists them.
-_GROUPS = (listing.register_lists, attack.register, transfer.register, jsma.register_compare,
-           features.register_separability, jsma.register, features.register_gradcam, recognisable.register,
-           averaging.register, quiz.register, features.register_patch, sweep.register, listing.register_files)
+_GROUPS = (
+    listing.register_lists,
+    attack.register,
+    transfer.register,
+    jsma.register_compare,
+    features.register_separability,
+    jsma.register,
+    features.register_gradcam,
+    recognisable.register,
+    averaging.register,
+    quiz.register,
+    features.register_patch,
+    sweep.register,
+    listing.register_files,
+)
 
 
 def build_parser() -> Parser:
@@ -36,8 +49,12 @@ def _waiting(ahead: int | None) -> None:
     """Say once, on stderr, that this command waits for the machine's running job (engine.compute)."""
     if not getattr(_waiting, "said", False):
         _waiting.said = True
-        print("waiting for a compute slot: another Perturbation Explorer job is running on this machine "
-              "(PE_COMPUTE_SLOTS sets how many run at once)", file=sys.stderr, flush=True)
+        print(
+            "waiting for a compute slot: another Perturbation Explorer job is running on this machine "
+            "(PE_COMPUTE_SLOTS sets how many run at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

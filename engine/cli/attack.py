@@ -1,4 +1,5 @@
 """Attacking one image (attack, with --twin and --estimate) and robust accuracy over many (robust-accuracy)."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,15 @@ def cmd_attack(args) -> int:
     if spec.needs_target_images and args.target_image and args.target_image not in targets.IMAGE_RULES:
         extra = {"target_images": load_image(args.target_image, model)}  # a given image: its class is the target
     else:
-        target, extra = target_images.decide(spec, model, x, target, seed=args.seed, layer=params.get("layer"),
-                                             rule=args.target_image or targets.FARTHEST)
+        target, extra = target_images.decide(
+            spec,
+            model,
+            x,
+            target,
+            seed=args.seed,
+            layer=params.get("layer"),
+            rule=args.target_image or targets.FARTHEST,
+        )
     result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params, **extra)
     record = run_record(result, model)
     record["image"] = str(args.image)
@@ -77,23 +85,25 @@ def _with_twin(args, model, twin, x, spec, target, params: dict, record: dict, r
     """The same attack, parameters and target on the model's plain or robust twin, beside the first run."""
     from engine.analysis import robust
 
-    sides = [robust.row(model, result),
-             *robust.compare([twin], x, spec.name, target=target, seed=args.seed, **params)]
+    sides = [robust.row(model, result), *robust.compare([twin], x, spec.name, target=target, seed=args.seed, **params)]
     records = [record, {**run_record(sides[1]["result"], twin), "image": str(args.image)}]
     saved = []
     for side, rec in zip(sides, records):
         rec["robust"] = side["robust"]
         if args.save_delta:  # the thesis' display: what a person would recognise in δ
-            saved += save_pair(f"{args.save_delta}-{rec['model']}", side["shown"],
-                               side["result"].delta[0].cpu().numpy())
+            saved += save_pair(
+                f"{args.save_delta}-{rec['model']}", side["shown"], side["result"].delta[0].cpu().numpy()
+            )
     if args.json:
         print(json.dumps({"runs": records, "saved": saved}, indent=2))
         return 0
     for rec in records:
         row = rec["examples"][0]
-        print(f"{rec['model']} ({'robust' if rec['robust'] else 'plain'}): {row['clean_top5'][0]['label']} → "
-              f"{row['adversarial_top5'][0]['label']}  success={row['success']}  L2 {row['l2']:.4f}  "
-              f"L∞ {row['linf']:.4f}")
+        print(
+            f"{rec['model']} ({'robust' if rec['robust'] else 'plain'}): {row['clean_top5'][0]['label']} → "
+            f"{row['adversarial_top5'][0]['label']}  success={row['success']}  L2 {row['l2']:.4f}  "
+            f"L∞ {row['linf']:.4f}"
+        )
     for path in saved:
         print(f"wrote {path}")
     return 0
@@ -102,13 +112,24 @@ def _with_twin(args, model, twin, x, spec, target, params: dict, record: dict, r
 def _estimate(model, spec, params: dict, as_json: bool) -> int:
     from engine import cost
 
-    row = {"model": model.name, "attack": spec.name, "images": 1,
-           "passes": cost.attack_passes(model, spec.name, params),
-           "pass_seconds": cost.pass_seconds(model), "seconds": cost.attack_seconds(model, spec.name, 1, params),
-           "at_most": spec.stops_early}
-    return emit([row], as_json, lambda r: f"{r['model']} · {spec.title}: {'at most ' if r['at_most'] else ''}"
-                f"{cost.phrase(r['seconds']).removeprefix('about ')} here ({r['passes']:.0f} passes of "
-                f"{r['pass_seconds'] * 1000:.1f} ms)")
+    row = {
+        "model": model.name,
+        "attack": spec.name,
+        "images": 1,
+        "passes": cost.attack_passes(model, spec.name, params),
+        "pass_seconds": cost.pass_seconds(model),
+        "seconds": cost.attack_seconds(model, spec.name, 1, params),
+        "at_most": spec.stops_early,
+    }
+    return emit(
+        [row],
+        as_json,
+        lambda r: (
+            f"{r['model']} · {spec.title}: {'at most ' if r['at_most'] else ''}"
+            f"{cost.phrase(r['seconds']).removeprefix('about ')} here ({r['passes']:.0f} passes of "
+            f"{r['pass_seconds'] * 1000:.1f} ms)"
+        ),
+    )
 
 
 def cmd_robust_accuracy(args) -> int:
@@ -125,25 +146,37 @@ def cmd_robust_accuracy(args) -> int:
         eps_values = args.eps_values or [budget / 2, budget]
         steps = args.steps if args.steps is not None else robust.get("steps", own["anatomy"]["steps"])
         rows += pgd_accuracy(model, x, y, eps_values, steps=steps, seed=args.seed)
-    return emit(rows, args.json, lambda r: f"{r['model']:<24} ε {r['eps']:<5g} PGD-{r['steps']:<3} n {r['n']:<6} "
-                                           f"accuracy {r['accuracy']:.2%}")
+    return emit(
+        rows,
+        args.json,
+        lambda r: f"{r['model']:<24} ε {r['eps']:<5g} PGD-{r['steps']:<3} n {r['n']:<6} accuracy {r['accuracy']:.2%}",
+    )
 
 
 def _add_attack(sub) -> None:
     p = sub.add_parser("attack", help="attack one image and report predictions and perturbation sizes")
     options.add_model(p, required=True)
-    p.add_argument("--image", required=True,
-                   help="an image file, a gallery name such as 'chelsea', or a test-split key such as fmnist:17")
+    p.add_argument(
+        "--image",
+        required=True,
+        help="an image file, a gallery name such as 'chelsea', or a test-split key such as fmnist:17",
+    )
     p.add_argument("--attack", required=True, choices=list(attacks.ATTACKS))
     p.add_argument("--target", help="target class index or name (targeted attack)")
-    p.add_argument("--target-image", help="aa only: the target image, or how the bank's is chosen: "
-                   f"{', '.join(targets.IMAGE_RULES)} (default: {targets.FARTHEST}, the paper's farthest-in-class)")
+    p.add_argument(
+        "--target-image",
+        help="aa only: the target image, or how the bank's is chosen: "
+        f"{', '.join(targets.IMAGE_RULES)} (default: {targets.FARTHEST}, the paper's farthest-in-class)",
+    )
     p.add_argument("--save-adv", metavar="PATH", help="write the adversarial image as PATH.png and PATH.npy")
     p.add_argument("--save-delta", metavar="PATH", help="write the perturbation as PATH.png (signed) and PATH.npy")
     p.add_argument("--estimate", action="store_true", help="print the expected time on this machine instead of running")
-    p.add_argument("--twin", action="store_true",
-                   help="also run it on the model's adversarially trained twin (or a robust model's plain one); with "
-                        "--save-delta, each δ is written display-normalised")
+    p.add_argument(
+        "--twin",
+        action="store_true",
+        help="also run it on the model's adversarially trained twin (or a robust model's plain one); with "
+        "--save-delta, each δ is written display-normalised",
+    )
     options.add_common(p, seed=True)
     options.add_attack_params(p)
     p.set_defaults(func=cmd_attack)
@@ -153,8 +186,9 @@ def _add_robust_accuracy(sub) -> None:
     p = sub.add_parser("robust-accuracy", help="clean and PGD accuracy at each ε (robust models beside plain ones)")
     options.add_data(p)
     options.add_models(p, "the models to evaluate (robust ones beside plain ones)", required=True)
-    options.add_eps_values(p, "ε values (default: half and all of the domain's attack budget, 0.1 0.2 on "
-                              "Fashion-MNIST)")
+    options.add_eps_values(
+        p, "ε values (default: half and all of the domain's attack budget, 0.1 0.2 on Fashion-MNIST)"
+    )
     p.add_argument("--steps", type=int, default=None, help="PGD steps (default: the domain's)")
     options.add_n(p, "the first N evaluation images (default: the domain's, 1,000 on Fashion-MNIST)")
     options.add_common(p, seed=True)

@@ -1,5 +1,6 @@
 """Averages of noisy single-model perturbations (checkerboard) and the classes models see in noise
 (noise-classes)."""
+
 from __future__ import annotations
 
 from engine import domains, images
@@ -16,8 +17,15 @@ def cmd_checkerboard(args) -> int:
     domain = domains.of(model)
     x = load_image(args.image or domain.image_keys()[0], model)
     copies = args.copies if args.copies is not None else domain.defaults["checkerboard_copies"]
-    rows = checkerboard(model, x, sigmas=args.sigma, copies=copies, attack=args.attack, seed=args.seed,
-                        **options.own_params([args.attack], options.given_params(args))[args.attack])
+    rows = checkerboard(
+        model,
+        x,
+        sigmas=args.sigma,
+        copies=copies,
+        attack=args.attack,
+        seed=args.seed,
+        **options.own_params([args.attack], options.given_params(args))[args.attack],
+    )
     for r in rows:
         delta = r.pop("delta")
         if args.out:
@@ -25,8 +33,14 @@ def cmd_checkerboard(args) -> int:
 
             shown = images.to_uint8(display_normalise(delta[None], model.domain)[0])
             save_pair(f"{args.out}_sigma{r['sigma']:g}", shown, delta.cpu().numpy())
-    return emit(rows, args.json, lambda r: f"σ={r['sigma']:<6g} period {r['period']:6.2f} px  "
-                                           f"(fy {r['fy']:+.3f}, fx {r['fx']:+.3f})  prominence {r['prominence']:.1f}")
+    return emit(
+        rows,
+        args.json,
+        lambda r: (
+            f"σ={r['sigma']:<6g} period {r['period']:6.2f} px  "
+            f"(fy {r['fy']:+.3f}, fx {r['fx']:+.3f})  prominence {r['prominence']:.1f}"
+        ),
+    )
 
 
 def cmd_noise_classes(args) -> int:
@@ -42,13 +56,17 @@ def cmd_noise_classes(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("checkerboard", help="period of noisy single-model averages per σ")
     options.add_model(p, required=True)
-    p.add_argument("--image", default=None, help="gallery name, image file or test-split key such as fmnist:17 "
-                   "(default: the domain's first image)")
+    p.add_argument(
+        "--image",
+        default=None,
+        help="gallery name, image file or test-split key such as fmnist:17 (default: the domain's first image)",
+    )
     p.add_argument("--sigma", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.5])
     options.add_copies(p, "noisy copies averaged (default: the domain's, 256 on Fashion-MNIST)")
     p.add_argument("--attack", default="bim", choices=options.averageable())
-    p.add_argument("--out", metavar="STEM",
-                   help="write each average as STEM_sigma<σ>.png (display-normalised) and .npy")
+    p.add_argument(
+        "--out", metavar="STEM", help="write each average as STEM_sigma<σ>.png (display-normalised) and .npy"
+    )
     options.add_common(p, seed=True)
     options.add_attack_params(p)
     p.set_defaults(func=cmd_checkerboard)

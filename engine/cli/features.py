@@ -1,5 +1,6 @@
 """What the model looks at and where it is weak: heat maps (gradcam), class separability per layer
 (separability) and a noise patch moved away from the heat map's centre (patch-distance)."""
+
 from __future__ import annotations
 
 import json
@@ -31,17 +32,28 @@ def cmd_gradcam(args) -> int:
     else:
         layer = model.layer(args.layer).name if args.layer is not None else model.cam_layer
         heat = grad_cam(model, x, layer=layer, target=cls, method=args.method)
-    record = {"model": model.name, "image": args.image, "method": args.method, "layer": layer, "class": cls,
-              "class_name": model.class_names[cls], "predicted": model.class_names[predicted],
-              "shape": list(heat.shape[1:]), "mean": float(heat.mean()),
-              "share_above_half": float((heat > 0.5).float().mean())}
+    record = {
+        "model": model.name,
+        "image": args.image,
+        "method": args.method,
+        "layer": layer,
+        "class": cls,
+        "class_name": model.class_names[cls],
+        "predicted": model.class_names[predicted],
+        "shape": list(heat.shape[1:]),
+        "mean": float(heat.mean()),
+        "share_above_half": float((heat > 0.5).float().mean()),
+    }
     if args.out:
         picture = (heat[0].cpu().numpy() * 255 + 0.5).astype(np.uint8)
         save_pair(args.out, picture, heat[0].cpu().numpy())
         record["saved"] = [str(Path(args.out).with_suffix(s)) for s in (".png", ".npy")]
-    print(json.dumps(record, indent=2) if args.json else
-          f"{args.method} of {record['class_name']} at {layer or 'input'}: mean {record['mean']:.3f}, "
-          f"{record['share_above_half']:.1%} of pixels above 0.5")
+    print(
+        json.dumps(record, indent=2)
+        if args.json
+        else f"{args.method} of {record['class_name']} at {layer or 'input'}: mean {record['mean']:.3f}, "
+        f"{record['share_above_half']:.1%} of pixels above 0.5"
+    )
     return 0
 
 
@@ -52,8 +64,14 @@ def cmd_separability(args) -> int:
     n = options.count(args.n) or domains.of(model).defaults["features"]["images"]
     x, y = evaluation_images(args, model, n)
     rows = separability(model, x, y)
-    return emit(rows, args.json, lambda r: f"{r['layer']:>3} {r['name']:<28} within {r['within']:.3f}  "
-                                           f"between {r['between']:.3f}  ratio {r['ratio']:.3f}")
+    return emit(
+        rows,
+        args.json,
+        lambda r: (
+            f"{r['layer']:>3} {r['name']:<28} within {r['within']:.3f}  "
+            f"between {r['between']:.3f}  ratio {r['ratio']:.3f}"
+        ),
+    )
 
 
 def _batch_progress():
@@ -73,11 +91,21 @@ def cmd_patch_distance(args) -> int:
     if args.n is None:
         args.n = own["images"]
     x, y, names = image_batch(args, model)
-    chosen = {k: own[k] if getattr(args, k) is None else getattr(args, k)
-              for k in ("size", "distances", "directions", "amplitude")}
-    result = patch_distance.patch_distance(model, x, y, **chosen, pattern=args.pattern, centre=args.centre,
-                                           seed=args.seed, batch_size=args.batch_size,
-                                           callback=None if args.json else _batch_progress())
+    chosen = {
+        k: own[k] if getattr(args, k) is None else getattr(args, k)
+        for k in ("size", "distances", "directions", "amplitude")
+    }
+    result = patch_distance.patch_distance(
+        model,
+        x,
+        y,
+        **chosen,
+        pattern=args.pattern,
+        centre=args.centre,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        callback=None if args.json else _batch_progress(),
+    )
     record = result.as_dict()
     for photo in record["photos"]:
         photo["image"] = names[photo["index"]]
@@ -85,14 +113,18 @@ def cmd_patch_distance(args) -> int:
         print(json.dumps(record, indent=2))
         return 0
     st = record["settings"]
-    print(f"{model.name}: {st['size']} px patch (±{st['amplitude']:g}, {st['pattern']}), {st['photos_counted']} of "
-          f"{st['photos']} photos counted, {st['directions']} directions, centre = heat-map {st['centre']}")
+    print(
+        f"{model.name}: {st['size']} px patch (±{st['amplitude']:g}, {st['pattern']}), {st['photos_counted']} of "
+        f"{st['photos']} photos counted, {st['directions']} directions, centre = heat-map {st['centre']}"
+    )
     print(f"{'distance':>8}{'n':>6}{'skipped':>8}{'1−p(true)':>11}{'± std':>8}{'margin':>8}{'drop':>8}{'flipped':>9}")
     fmt = lambda v, f: "     —" if v is None else format(v, f)  # noqa: E731
     for label, r in [(f"{r['distance']:g}", r) for r in record["curve"]] + [("random", record["control"])]:
-        print(f"{label:>8}{r['n']:>6}{r.get('skipped', ''):>8}{fmt(r['wrong_mean'], '11.3f')}"
-              f"{fmt(r['wrong_std'], '8.3f')}{fmt(r['margin_mean'], '8.3f')}{fmt(r['drop_mean'], '8.3f')}"
-              f"{fmt(r['success'], '9.1%')}")
+        print(
+            f"{label:>8}{r['n']:>6}{r.get('skipped', ''):>8}{fmt(r['wrong_mean'], '11.3f')}"
+            f"{fmt(r['wrong_std'], '8.3f')}{fmt(r['margin_mean'], '8.3f')}{fmt(r['drop_mean'], '8.3f')}"
+            f"{fmt(r['success'], '9.1%')}"
+        )
     rho = record["correlation"]
     print(f"Spearman ρ(distance, drop of p(true)): ring {fmt(rho['ring'], '.3f')}, random {fmt(rho['control'], '.3f')}")
     return 0
@@ -120,23 +152,44 @@ def register_separability(sub) -> None:
 
 
 def register_patch(sub) -> None:
-    p = sub.add_parser("patch-distance", help="one noise patch at growing distance from the Grad-CAM centre, "
-                                              "against the same patch at random positions")
+    p = sub.add_parser(
+        "patch-distance",
+        help="one noise patch at growing distance from the Grad-CAM centre, against the same patch at random positions",
+    )
     options.add_data(p)
     options.add_model(p, required=True)
     options.add_images(p)
-    options.add_n(p, "without --images: the first N evaluation images (default: the domain's, 4 photos, "
-                     "100 Fashion-MNIST images)")
-    p.add_argument("--size", type=int, default=None, help="patch side in pixels (default: the domain's share of the "
-                   "side, 1/7 of a photo's, 1/4 of a Fashion-MNIST image's)")
+    options.add_n(
+        p, "without --images: the first N evaluation images (default: the domain's, 4 photos, 100 Fashion-MNIST images)"
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="patch side in pixels (default: the domain's share of the "
+        "side, 1/7 of a photo's, 1/4 of a Fashion-MNIST image's)",
+    )
     p.add_argument("--amplitude", type=float, default=None, help="the patch's L∞ size, in (0, 1] (default 0.5)")
-    p.add_argument("--distances", type=float, nargs="+", default=None,
-                   help="distances from the heat-map centre in pixels (default: 8 from 0 to half the side)")
+    p.add_argument(
+        "--distances",
+        type=float,
+        nargs="+",
+        default=None,
+        help="distances from the heat-map centre in pixels (default: 8 from 0 to half the side)",
+    )
     p.add_argument("--directions", type=int, default=None, help="evenly spread directions per distance (default 8)")
-    p.add_argument("--pattern", choices=list(patch_distance.PATTERNS), default="sign",
-                   help="sign: seeded ±amplitude per pixel; uniform: noise in [−amplitude, amplitude]")
-    p.add_argument("--centre", choices=list(patch_distance.CENTRES), default="peak",
-                   help="the heat map's peak (default) or its weighted centroid")
+    p.add_argument(
+        "--pattern",
+        choices=list(patch_distance.PATTERNS),
+        default="sign",
+        help="sign: seeded ±amplitude per pixel; uniform: noise in [−amplitude, amplitude]",
+    )
+    p.add_argument(
+        "--centre",
+        choices=list(patch_distance.CENTRES),
+        default="peak",
+        help="the heat map's peak (default) or its weighted centroid",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="placements per forward pass")
     options.add_common(p, seed=True)
     p.set_defaults(func=cmd_patch_distance)

@@ -1,4 +1,5 @@
 """What the subcommands read and write: models by name, images, the domain whose defaults apply, and output."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,14 @@ def model(args, name: str):
     if name in opened:
         return opened[name]
     if name not in models.names() and not Path(name).exists() and not any(c in name for c in "=:"):
-        raise ValueError(f"unknown model {name!r}: give a registered name ({', '.join(models.names()[:6])}, …), a "
-                         "model file (.onnx, .pt2, TorchScript), an entry point package.module:factory, "
-                         "ARCH=WEIGHTS.pt, timm:ARCH=WEIGHTS or hf:FOLDER")
-    found = models.open_model(name, getattr(args, "device", None), getattr(args, "precision", "fp32"),
-                              getattr(args, "model_meta", None))
+        raise ValueError(
+            f"unknown model {name!r}: give a registered name ({', '.join(models.names()[:6])}, …), a "
+            "model file (.onnx, .pt2, TorchScript), an entry point package.module:factory, "
+            "ARCH=WEIGHTS.pt, timm:ARCH=WEIGHTS or hf:FOLDER"
+        )
+    found = models.open_model(
+        name, getattr(args, "device", None), getattr(args, "precision", "fp32"), getattr(args, "model_meta", None)
+    )
     opened[name] = _with_data(args, found)
     return opened[name]
 
@@ -33,8 +37,10 @@ def same_domain(args, names: list[str]) -> list:
     loaded = [model(args, name) for name in names]
     odd = [m.name for m in loaded if domains.of(m) != domains.of(loaded[0])]
     if odd:
-        raise ValueError(f"{odd[0]} is not a {domains.of(loaded[0]).title} model like {loaded[0].name}: "
-                         "compare models of one domain at a time")
+        raise ValueError(
+            f"{odd[0]} is not a {domains.of(loaded[0]).title} model like {loaded[0].name}: "
+            "compare models of one domain at a time"
+        )
     return loaded
 
 
@@ -107,8 +113,11 @@ def image_batch(args, model) -> tuple[torch.Tensor, torch.Tensor | None, list[st
     domain = domains.of(model)
     x = torch.cat([load_image(v, model) for v in args.images])
     builtin = [v for v in args.images if not Path(v).is_file() and domain.parse_key(v) is not None]
-    y = (torch.tensor([domain.label(v) for v in args.images], device=x.device)
-         if len(builtin) == len(args.images) else None)
+    y = (
+        torch.tensor([domain.label(v) for v in args.images], device=x.device)
+        if len(builtin) == len(args.images)
+        else None
+    )
     return x, y, list(args.images)
 
 

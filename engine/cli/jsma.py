@@ -1,4 +1,5 @@
 """Sparse attacks over many images: JSMA's hardness, success and robustness tables, and the L0 comparison."""
+
 from __future__ import annotations
 
 from engine import domains
@@ -36,12 +37,25 @@ def cmd_jsma_hardness(args) -> int:
     model = open_model(args, args.model or domain_for(args).sources[0])
     # Every image the domain has: each (source, target) pair takes its --per-pair from the images of its class.
     x, y = evaluation_images(args, model, 2000 if not getattr(args, "data", None) else 10**9)
-    rows = hardness_matrix(model, x, y, classes=args.classes, per_pair=args.per_pair,
-                           max_distortion=_upsilon(args, model), theta=args.theta)
+    rows = hardness_matrix(
+        model,
+        x,
+        y,
+        classes=args.classes,
+        per_pair=args.per_pair,
+        max_distortion=_upsilon(args, model),
+        theta=args.theta,
+    )
     names = model.class_names
-    return emit(rows, args.json, lambda r: f"{names[r['source']]:>12} → {names[r['target']]:<12}"
-                                           f" success {r['success_rate']:6.1%}  H "
-                                           f"{'—' if r['hardness'] is None else format(r['hardness'], '.4f')}")
+    return emit(
+        rows,
+        args.json,
+        lambda r: (
+            f"{names[r['source']]:>12} → {names[r['target']]:<12}"
+            f" success {r['success_rate']:6.1%}  H "
+            f"{'—' if r['hardness'] is None else format(r['hardness'], '.4f')}"
+        ),
+    )
 
 
 def cmd_jsma_table(args) -> int:
@@ -51,11 +65,18 @@ def cmd_jsma_table(args) -> int:
     domain = domain_for(args, args.models or ())
     loaded = same_domain(args, args.models or [domain.sources[0], domain.judges[0]])
     x, y = evaluation_images(args, loaded[0], _jsma_images(args, loaded[0]))
-    rows = jsma_table(loaded, x, y, thetas=args.thetas, max_distortion=_upsilon(args, loaded[0]),
-                      candidates=args.candidates)
-    return emit(rows, args.json, lambda r: f"{r['model']:<20} {r['variant']:<10} {r['pairs']:>5} pairs  success "
-                f"{r['success_rate']:6.1%} ± {r['success_se']:.1%}  mean distortion "
-                f"{'—' if r['mean_distortion'] is None else format(r['mean_distortion'], '.2%')}")
+    rows = jsma_table(
+        loaded, x, y, thetas=args.thetas, max_distortion=_upsilon(args, loaded[0]), candidates=args.candidates
+    )
+    return emit(
+        rows,
+        args.json,
+        lambda r: (
+            f"{r['model']:<20} {r['variant']:<10} {r['pairs']:>5} pairs  success "
+            f"{r['success_rate']:6.1%} ± {r['success_se']:.1%}  mean distortion "
+            f"{'—' if r['mean_distortion'] is None else format(r['mean_distortion'], '.2%')}"
+        ),
+    )
 
 
 def cmd_robustness(args) -> int:
@@ -71,15 +92,21 @@ def cmd_robustness(args) -> int:
         if r["R"] is None:
             return f"{r['model']:<20} no image classified correctly"
         worst = r["argmin"]
-        return (f"{r['model']:<20} R(F) {r['R']:.4f}  mean A {r['mean_A']:.4f}  over {r['pairs']} pairs; "
-                f"min at image {worst['image']} ({worst['source']} → {worst['target']})")
+        return (
+            f"{r['model']:<20} R(F) {r['R']:.4f}  mean A {r['mean_A']:.4f}  over {r['pairs']} pairs; "
+            f"min at image {worst['image']} ({worst['source']} → {worst['target']})"
+        )
 
     return emit(rows, args.json, line)
 
 
 def _add_upsilon(p) -> None:
-    p.add_argument("--max-distortion", type=float, default=None,
-                   help="Υ, the largest share of features changed (default: the domain's, 0.145 on Fashion-MNIST)")
+    p.add_argument(
+        "--max-distortion",
+        type=float,
+        default=None,
+        help="Υ, the largest share of features changed (default: the domain's, 0.145 on Fashion-MNIST)",
+    )
 
 
 def register_compare(sub) -> None:
@@ -103,21 +130,32 @@ def register(sub) -> None:
     options.add_common(p)
     p.set_defaults(func=cmd_jsma_hardness)
 
-    p = sub.add_parser("jsma-table", help="JSMA increasing vs decreasing (θ = ±1): success rate and mean distortion "
-                                          "from every image to every other class")
+    p = sub.add_parser(
+        "jsma-table",
+        help="JSMA increasing vs decreasing (θ = ±1): success rate and mean distortion "
+        "from every image to every other class",
+    )
     options.add_data(p)
     options.add_models(p, "the attacked models (default: the domain's first source and first judge)")
     options.add_domain(p)
     options.add_n(p, "the first N evaluation images, each to every other class (default: the domain's)")
     _add_upsilon(p)
     p.add_argument("--thetas", type=int, nargs="+", default=[1, -1], choices=[1, -1])
-    p.add_argument("--candidates", type=int, default=None, help="pair search among the K most salient features "
-                   "(default 64; the number of features, e.g. 784, is the paper's search over all pairs)")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="pair search among the K most salient features "
+        "(default 64; the number of features, e.g. 784, is the paper's search over all pairs)",
+    )
     options.add_common(p)
     p.set_defaults(func=cmd_jsma_table)
 
-    p = sub.add_parser("robustness", help="R(F) = min over images and targets of JSMA's adversarial distance A(X, t), "
-                                          "with the mean A and the pair at the minimum")
+    p = sub.add_parser(
+        "robustness",
+        help="R(F) = min over images and targets of JSMA's adversarial distance A(X, t), "
+        "with the mean A and the pair at the minimum",
+    )
     options.add_data(p)
     options.add_models(p, "the models to measure (default: the domain's sources and judges)")
     options.add_domain(p)

@@ -1,4 +1,5 @@
 """Subcommands that read the catalogue or write one file: models, attacks, export-fmnist, download."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,11 @@ def cmd_export(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(images.png_bytes(images.to_uint8(x[args.index])[..., 0]))
     label = int(y[args.index])
-    print(json.dumps({"index": args.index, "label": label, "label_name": fashion_mnist.CLASS_NAMES[label],
-                      "path": str(out)}))
+    print(
+        json.dumps(
+            {"index": args.index, "label": label, "label_name": fashion_mnist.CLASS_NAMES[label], "path": str(out)}
+        )
+    )
     return 0
 
 

@@ -5,6 +5,7 @@
 the ε value(s). Defaults that depend on the images (model lists, counts, copies) are None here and come from the
 domain record once the models are known (`inputs.domain_for`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ class _Renamed(argparse.Action):
 def renamed(p: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
     """A hidden alias `old` of the flag `new` (same dest, same type and nargs as given)."""
     dest = kwargs.pop("dest", new.lstrip("-").replace("-", "_"))
-    p.add_argument(old, dest=dest, action=_Renamed, new=new, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
-                   **kwargs)
+    p.add_argument(
+        old, dest=dest, action=_Renamed, new=new, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs
+    )
 
 
 def require(args, dest: str, flag: str) -> None:
@@ -60,15 +62,22 @@ def add_models(p: argparse.ArgumentParser, text: str, required: bool = False) ->
     p.add_argument("--models", nargs="+", required=required, metavar="MODEL", help=text)
 
 
-def add_black(p: argparse.ArgumentParser, text: str = "black-box (held-out) model(s) (default: the domain's judges)",
-              required: bool = False) -> None:
+def add_black(
+    p: argparse.ArgumentParser,
+    text: str = "black-box (held-out) model(s) (default: the domain's judges)",
+    required: bool = False,
+) -> None:
     p.add_argument("--black", nargs="+", required=required, metavar="MODEL", help=text)
 
 
 def add_domain(p: argparse.ArgumentParser, text: str = "") -> None:
-    p.add_argument("--domain", choices=domains.names(),
-                   help=text or f"the built-in domain whose models are the defaults (default: the first model's "
-                                f"domain, else {domains.names()[0]})")
+    p.add_argument(
+        "--domain",
+        choices=domains.names(),
+        help=text
+        or f"the built-in domain whose models are the defaults (default: the first model's "
+        f"domain, else {domains.names()[0]})",
+    )
 
 
 def add_n(p: argparse.ArgumentParser, text: str = "the first N evaluation images (default: the domain's)") -> None:
@@ -76,8 +85,12 @@ def add_n(p: argparse.ArgumentParser, text: str = "the first N evaluation images
 
 
 def add_images(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", nargs="+", metavar="IMAGE",
-                   help="gallery names, image files or test-split keys such as fmnist:17 (instead of --n)")
+    p.add_argument(
+        "--images",
+        nargs="+",
+        metavar="IMAGE",
+        help="gallery names, image files or test-split keys such as fmnist:17 (instead of --n)",
+    )
 
 
 def add_copies(p: argparse.ArgumentParser, text: str = "noisy copies per model (default: the domain's)") -> None:
@@ -89,8 +102,12 @@ def add_eps_values(p: argparse.ArgumentParser, text: str) -> None:
 
 
 def add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", metavar="DIR", help="labelled images of your own: class sub-folders, a flat folder with "
-                   "a file,label CSV, or an ImageNet validation layout (labels: class names, indices or wnids)")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="labelled images of your own: class sub-folders, a flat folder with "
+        "a file,label CSV, or an ImageNet validation layout (labels: class names, indices or wnids)",
+    )
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -102,10 +119,18 @@ def add_common(p: argparse.ArgumentParser, seed: bool = False) -> None:
     if seed:
         p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
-                   help="fp32, or bf16/fp16 autocast of the networks (logits stay float32; mostly for GPUs)")
-    p.add_argument("--model-meta", metavar="JSON", help="preprocessing of your own models (input_size, mean, std, "
-                   "class_names, domain, ...) where no sidecar sits beside the file, or for an entry point")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=list(PRECISIONS),
+        help="fp32, or bf16/fp16 autocast of the networks (logits stay float32; mostly for GPUs)",
+    )
+    p.add_argument(
+        "--model-meta",
+        metavar="JSON",
+        help="preprocessing of your own models (input_size, mean, std, "
+        "class_names, domain, ...) where no sidecar sits beside the file, or for an entry point",
+    )
     add_json(p)
 
 

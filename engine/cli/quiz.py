@@ -1,4 +1,5 @@
 """The thesis' human evaluation as a quiz: name the class from the perturbation (quiz)."""
+
 from __future__ import annotations
 
 import json
@@ -33,12 +34,21 @@ def _made(args, sources, domain, questions: int, out: dict):
     from engine.analysis import quiz
 
     attack = args.attack or domain.defaults["quiz"]["attack"]
-    settings = quiz.Settings.for_domain(domain, attack=attack,
-                                        params=options.own_params([attack], options.given_params(args))[attack],
-                                        copies=args.copies, sigma=args.sigma)
+    settings = quiz.Settings.for_domain(
+        domain,
+        attack=attack,
+        params=options.own_params([attack], options.given_params(args))[attack],
+        copies=args.copies,
+        sigma=args.sigma,
+    )
     made = quiz.make(sources, questions=questions, choices=args.choices, seed=args.seed, settings=settings)
-    out.update(attack=settings.attack, params=settings.params, copies=settings.copies, sigma=settings.sigma,
-               seconds=round(made.seconds, 2))
+    out.update(
+        attack=settings.attack,
+        params=settings.params,
+        copies=settings.copies,
+        sigma=settings.sigma,
+        seconds=round(made.seconds, 2),
+    )
     return made
 
 
@@ -64,8 +74,13 @@ def cmd_quiz(args) -> int:
     quiz.bank(first)  # a domain without labelled images of its own says so before anything else
     questions = args.questions if args.questions is not None else domain.defaults["quiz"]["questions"]
     plan = quiz.plan_for(first, questions=questions, choices=args.choices, seed=args.seed)
-    out: dict = {"domain": first.domain, "seed": args.seed, "questions": len(plan), "choices": len(plan[0].choices),
-                 "sources": [m.name for m in sources]}
+    out: dict = {
+        "domain": first.domain,
+        "seed": args.seed,
+        "questions": len(plan),
+        "choices": len(plan[0].choices),
+        "sources": [m.name for m in sources],
+    }
     if args.answers:  # the key depends only on the seed and the labels: no perturbation is computed
         text = Path(args.answers).read_text(encoding="utf-8")
         out["score"] = quiz.score(plan, quiz.read_answers(text, plan, first.class_names))
@@ -90,8 +105,10 @@ def _emit(out: dict, as_json: bool) -> int:
 
     def line(name: str, s: dict) -> str:
         acc = "—" if s["accuracy"] is None else f"{s['accuracy']:.1%} [{s['ci low']:.1%}, {s['ci high']:.1%}]"
-        return (f"{name:<22} {s['correct']}/{s['answered']} answered = {acc}, {s['unanswered']} unanswered, "
-                f"chance {s['chance']:.1%}")
+        return (
+            f"{name:<22} {s['correct']}/{s['answered']} answered = {acc}, {s['unanswered']} unanswered, "
+            f"chance {s['chance']:.1%}"
+        )
 
     print(f"{out['domain']} quiz, seed {out['seed']}: {out['questions']} questions, {out['choices']} choices each")
     for row in out.get("sheet", []):
@@ -107,24 +124,43 @@ def _emit(out: dict, as_json: bool) -> int:
 def register(sub) -> None:
     p = sub.add_parser("quiz", help="the thesis' human evaluation as a quiz: name the class from the perturbation")
     options.add_data(p)
-    options.add_domain(p, "the built-in domain whose source models and images make the quiz (a model of your own: "
-                          "give --model and --data)")
-    options.add_model(p, text="the single-model perturbations' model, first of the sources "
-                              "(default: the domain's first source)")
+    options.add_domain(
+        p,
+        "the built-in domain whose source models and images make the quiz (a model of your own: "
+        "give --model and --data)",
+    )
+    options.add_model(
+        p, text="the single-model perturbations' model, first of the sources (default: the domain's first source)"
+    )
     options.add_models(p, "models whose perturbations are averaged (default: the domain's sources)")
     options.renamed(p, "--sources", "--models", nargs="+")
     p.add_argument("--questions", type=int, default=None, help="number of questions (default: the domain's)")
-    p.add_argument("--choices", type=int, default=None,
-                   help="classes offered per question (default: the domain's, at most its classes)")
-    p.add_argument("--attack", default=None, choices=options.averageable(),
-                   help="the attack whose perturbations are shown (default: the domain's)")
+    p.add_argument(
+        "--choices",
+        type=int,
+        default=None,
+        help="classes offered per question (default: the domain's, at most its classes)",
+    )
+    p.add_argument(
+        "--attack",
+        default=None,
+        choices=options.averageable(),
+        help="the attack whose perturbations are shown (default: the domain's)",
+    )
     options.add_copies(p, "noisy copies per source model (default: the domain's)")
     p.add_argument("--sigma", type=float, default=None, help="noise σ of the copies (default: the domain's)")
-    p.add_argument("--out", metavar="DIR", help="write each question's picture as DIR/q001.png and a blank answer "
-                   "sheet DIR/answers.csv")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write each question's picture as DIR/q001.png and a blank answer sheet DIR/answers.csv",
+    )
     p.add_argument("--key", action="store_true", help="include the answer key (kind, image, true class) in the output")
-    p.add_argument("--answers", metavar="CSV", help="score a filled answer sheet (columns question, answer) against "
-                   "the quiz these --questions/--choices/--seed make; computes no perturbation")
+    p.add_argument(
+        "--answers",
+        metavar="CSV",
+        help="score a filled answer sheet (columns question, answer) against "
+        "the quiz these --questions/--choices/--seed make; computes no perturbation",
+    )
     options.add_black(p, "held-out black-box model(s) that take the quiz from its pictures")
     options.renamed(p, "--judge", "--black", nargs="+")
     options.add_common(p, seed=True)

@@ -1,5 +1,6 @@
 """Human-recognisable perturbations: averaged over models and noisy copies, judged by held-out black-box models
 (strength, recognizability, similarity, contour)."""
+
 from __future__ import annotations
 
 import json
@@ -44,10 +45,31 @@ def setup(args) -> SimpleNamespace:
     sigma = args.sigma if args.sigma is not None else settings["sigma"]
     eps = args.quantise_eps if args.quantise_eps is not None else settings["eps"]
     given = options.given_params(args)
-    deltas = recognisable.perturbations(sources, x, y, options.own_params(args.attack, given), single=single,
-                                        copies=copies, sigma=sigma, target=target, seed=args.seed)
-    return SimpleNamespace(sources=sources, black=black, single=single, x=x, y=y, target=target, names=names,
-                           deltas=deltas, eps=eps, copies=copies, sigma=sigma, params=given)
+    deltas = recognisable.perturbations(
+        sources,
+        x,
+        y,
+        options.own_params(args.attack, given),
+        single=single,
+        copies=copies,
+        sigma=sigma,
+        target=target,
+        seed=args.seed,
+    )
+    return SimpleNamespace(
+        sources=sources,
+        black=black,
+        single=single,
+        x=x,
+        y=y,
+        target=target,
+        names=names,
+        deltas=deltas,
+        eps=eps,
+        copies=copies,
+        sigma=sigma,
+        params=given,
+    )
 
 
 def cmd_strength(args) -> int:
@@ -84,18 +106,33 @@ def _contour(args, s) -> dict:
     delta = s.deltas[(attack, "noisy multi-model")]
     out = {
         "attack": attack,
-        "parts": {k: masking.contour_vs_background(black, x, y, s.deltas[(attack, k)], masks, eps, seed=args.seed)
-                  for k in ("single-model", "noisy multi-model")},
-        "energy in object": {k: masking.mean_energy_in_mask(s.deltas[(attack, k)], masks)
-                             for k in ("single-model", "multi-model", "noisy multi-model")},
+        "parts": {
+            k: masking.contour_vs_background(black, x, y, s.deltas[(attack, k)], masks, eps, seed=args.seed)
+            for k in ("single-model", "noisy multi-model")
+        },
+        "energy in object": {
+            k: masking.mean_energy_in_mask(s.deltas[(attack, k)], masks)
+            for k in ("single-model", "multi-model", "noisy multi-model")
+        },
         "mask_sweep": masking.mask_sweep(black, x, y, delta, masks, eps, steps=args.sweep_steps, seed=args.seed),
         "linf_sweep": masking.linf_sweep(black, x, y, delta, masks, eps_values=args.linf_values, seed=args.seed),
         "complementarity": masking.complementarity_coverage(delta, masks),
     }
     if args.copies_sweep:
         params = options.own_params([attack], s.params)[attack]
-        rows = masking.copies_sweep([s.single], black, x, y, masks, attack, params, copies=args.copies_sweep,
-                                    sigma=s.sigma, eps=eps, seed=args.seed)
+        rows = masking.copies_sweep(
+            [s.single],
+            black,
+            x,
+            y,
+            masks,
+            attack,
+            params,
+            copies=args.copies_sweep,
+            sigma=s.sigma,
+            eps=eps,
+            seed=args.seed,
+        )
         out["copies_sweep"] = [{k: v for k, v in r.items() if k != "delta"} for r in rows]
     return out
 
@@ -136,8 +173,12 @@ def _add_shared(p) -> None:
     options.add_n(p, "without --images: the first N test images or gallery photos (default: the domain's)")
     options.add_copies(p)
     p.add_argument("--sigma", type=float, default=None, help="noise σ (default: the domain's)")
-    p.add_argument("--quantise-eps", type=float, default=None,
-                   help="ε of δ' = ε·sign(δ) (default: the domain's, 0.2 Fashion-MNIST, 0.02 ImageNet)")
+    p.add_argument(
+        "--quantise-eps",
+        type=float,
+        default=None,
+        help="ε of δ' = ε·sign(δ) (default: the domain's, 0.2 Fashion-MNIST, 0.02 ImageNet)",
+    )
     options.add_common(p, seed=True)
     options.add_attack_params(p)
 
@@ -152,19 +193,34 @@ def register(sub) -> None:
         _add_shared(p)
         p.set_defaults(func=func)
         if func is cmd_recognizability:
-            p.add_argument("--targeted", nargs="?", const=targets.RANDOM, metavar="TARGET",
-                           help="targeted perturbations (the generation effect): the share judged as the target class. "
-                                f"TARGET: {' or '.join(targets.POLICIES)} (default {targets.RANDOM}, seeded by "
-                                "--seed), or a class index or name")
+            p.add_argument(
+                "--targeted",
+                nargs="?",
+                const=targets.RANDOM,
+                metavar="TARGET",
+                help="targeted perturbations (the generation effect): the share judged as the target class. "
+                f"TARGET: {' or '.join(targets.POLICIES)} (default {targets.RANDOM}, seeded by "
+                "--seed), or a class index or name",
+            )
 
     p = sub.add_parser("contour", help="contour vs background, dilation/erosion and L∞ sweeps, with controls")
     _add_shared(p)
-    p.add_argument("--threshold", type=float, default=None,
-                   help="object mask threshold of dark-background domains (default: the domain's, 0.05)")
-    p.add_argument("--sweep-steps", type=int, nargs="+", default=[-2, -1, 0, 1, 2],
-                   help="3×3 erosion (<0) / dilation (>0) steps")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="object mask threshold of dark-background domains (default: the domain's, 0.05)",
+    )
+    p.add_argument(
+        "--sweep-steps", type=int, nargs="+", default=[-2, -1, 0, 1, 2], help="3×3 erosion (<0) / dilation (>0) steps"
+    )
     p.add_argument("--linf-values", type=float, nargs="+", default=[0.01 * i for i in range(1, 11)])
-    p.add_argument("--copies-sweep", type=int, nargs="+", metavar="N",
-                   help="also average the attack over N noisy copies on the single model for each N (e.g. 1 4 16 64; "
-                        "with --attack square --zero-init, Square from δ = 0) and report the energy inside the object")
+    p.add_argument(
+        "--copies-sweep",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="also average the attack over N noisy copies on the single model for each N (e.g. 1 4 16 64; "
+        "with --attack square --zero-init, Square from δ = 0) and report the energy inside the object",
+    )
     p.set_defaults(func=cmd_contour)

@@ -1,4 +1,5 @@
 """Transfer of targeted attacks from one white-box model to black-box models (transfer)."""
+
 from __future__ import annotations
 
 import json
@@ -48,18 +49,43 @@ def cmd_transfer(args) -> int:
         bank = targets.first_per_class(*bank, args.bank_per_class)
     eps_values, layers = _plan(args, white)
     steps = args.steps if args.steps is not None else own["transfer"]["steps"]
-    rows = sweep(white, blacks, methods, x, y, eps_values=eps_values, layers=layers, steps=steps, seed=args.seed,
-                 bank=bank, target_image=args.target_image, callback=None if args.json else _progress())
+    rows = sweep(
+        white,
+        blacks,
+        methods,
+        x,
+        y,
+        eps_values=eps_values,
+        layers=layers,
+        steps=steps,
+        seed=args.seed,
+        bank=bank,
+        target_image=args.target_image,
+        callback=None if args.json else _progress(),
+    )
     if args.json:
-        print(json.dumps({"source": white.name, "black": args.black, "sweep": args.sweep,
-                          "target_image": args.target_image, "bank": int(bank[1].shape[0]), "rows": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "source": white.name,
+                    "black": args.black,
+                    "sweep": args.sweep,
+                    "target_image": args.target_image,
+                    "bank": int(bank[1].shape[0]),
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"{'method':<9}{'black-box':<20}{'eps':>6}{'layer':>6}{'n':>5}{'error':>8}{'uTR':>8}{'tSuc':>8}{'tTR':>8}")
     fmt = lambda v: "   —" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
         layer = "" if r["layer"] is None else r["layer"]
-        print(f"{r['method']:<9}{r['black']:<20}{r['eps']:>6}{layer:>6}{r['n']:>5}"
-              f"{fmt(r['error']):>8}{fmt(r['uTR']):>8}{fmt(r['tSuc']):>8}{fmt(r['tTR']):>8}")
+        print(
+            f"{r['method']:<9}{r['black']:<20}{r['eps']:>6}{layer:>6}{r['n']:>5}"
+            f"{fmt(r['error']):>8}{fmt(r['uTR']):>8}{fmt(r['tSuc']):>8}{fmt(r['tTR']):>8}"
+        )
     return 0
 
 
@@ -70,15 +96,27 @@ def register(sub) -> None:
     options.renamed(p, "--source", "--model")
     options.add_black(p, "black-box model(s)", required=True)
     p.add_argument("--attack", nargs="+", default=["aa"], choices=["aa", "tmifgsm", "tpgd", "itcm", "all"])
-    options.add_eps_values(p, "ε value(s) (default: the middle of the domain's transfer ε values, 0.07 on "
-                              "Fashion-MNIST; --sweep eps: 0 and all of them)")
+    options.add_eps_values(
+        p,
+        "ε value(s) (default: the middle of the domain's transfer ε values, 0.07 on "
+        "Fashion-MNIST; --sweep eps: 0 and all of them)",
+    )
     options.renamed(p, "--eps-values", "--eps", dest="eps_values", type=float, nargs="+")
     p.add_argument("--layer", type=int, nargs="+", default=None, help="AA layer index(es) (default: the middle layer)")
-    p.add_argument("--target-image", default=targets.FARTHEST, choices=list(targets.IMAGE_RULES),
-                   help="how AA's target image is chosen from the bank's images of the target class: farthest from "
-                        "the source at the layer (the paper's), nearest the class mean there, or at random")
-    p.add_argument("--bank-per-class", type=int, default=None, metavar="K",
-                   help="keep the first K bank images of each class (the paper keeps 100; default: all)")
+    p.add_argument(
+        "--target-image",
+        default=targets.FARTHEST,
+        choices=list(targets.IMAGE_RULES),
+        help="how AA's target image is chosen from the bank's images of the target class: farthest from "
+        "the source at the layer (the paper's), nearest the class mean there, or at random",
+    )
+    p.add_argument(
+        "--bank-per-class",
+        type=int,
+        default=None,
+        metavar="K",
+        help="keep the first K bank images of each class (the paper keeps 100; default: all)",
+    )
     p.add_argument("--steps", type=int, default=None, help="iterations (default: the domain's)")
     options.add_n(p, "number of evaluation images (default: the domain's)")
     p.add_argument("--sweep", choices=["eps", "layer"], default=None)

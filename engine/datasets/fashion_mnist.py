@@ -5,6 +5,7 @@ The 10,000-image test split is committed under assets/data/fashion-mnist (MIT
 licence, Zalando SE). The 60,000-image training split is read from Debian's
 `dataset-fashion-mnist` package; only training needs it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -29,7 +30,7 @@ def _read_idx(path: Path) -> np.ndarray:
         data = f.read()
     magic = int.from_bytes(data[:4], "big")
     dims = magic & 0xFF
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 

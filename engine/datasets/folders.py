@@ -26,6 +26,7 @@ object, named like the image's path inside the dataset (`masks/cat/001.png`) or 
 Labels that are all ASCII digits become ints; everything else stays a stripped string.
 Items are sorted by their path inside the dataset.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,10 +37,10 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Union
 
 import torch
 
@@ -58,7 +59,7 @@ MAX_LABEL_FILE_BYTES = 64 * 2**20
 MASKS_FOLDER = "masks/"
 BANK_IMAGES = 500  # a user's domain's target-image bank: its first images, classes interleaved
 
-Source = Union[bytes, Path]
+Source = bytes | Path
 _WNID = re.compile(r"n\d{8}")
 _DIGITS = re.compile(r"\d+", re.ASCII)
 
@@ -190,9 +191,9 @@ def _declared_entries(data: bytes) -> int | None:
         return None
     (count,) = struct.unpack_from("<H", data, end + 10)
     locator = end - 20
-    if count == 0xFFFF and locator >= 0 and data[locator:locator + 4] == b"PK\x06\x07":
+    if count == 0xFFFF and locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":
         (offset,) = struct.unpack_from("<Q", data, locator + 8)
-        if data[offset:offset + 4] == b"PK\x06\x06" and len(data) >= offset + 40:
+        if data[offset : offset + 4] == b"PK\x06\x06" and len(data) >= offset + 40:
             (count,) = struct.unpack_from("<Q", data, offset + 32)
     return count
 
@@ -233,7 +234,9 @@ def _check_entry(info: zipfile.ZipInfo, name: str, max_ratio: float) -> None:
         )
     limit = images.MAX_FILE_BYTES if _is_image(entry) else MAX_LABEL_FILE_BYTES
     if _wanted(entry) and info.file_size > limit:
-        raise ValueError(f"{name}: entry {entry!r} is too large ({info.file_size / 2**20:.1f} MB; limit {limit // 2**20} MB)")
+        raise ValueError(
+            f"{name}: entry {entry!r} is too large ({info.file_size / 2**20:.1f} MB; limit {limit // 2**20} MB)"
+        )
 
 
 def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
@@ -308,7 +311,7 @@ def _top_folder(files: dict[str, Source]) -> str:
     if len(tops) != 1 or any("/" not in k for k in files):
         return ""
     prefix = tops.pop() + "/"
-    inner = [k[len(prefix):] for k in files]
+    inner = [k[len(prefix) :] for k in files]
     has_labels = any("/" not in k and _is_label_file(k) for k in inner)
     in_folders = any("/" in k and _is_image(k) for k in inner)
     return prefix if has_labels or in_folders else ""
@@ -317,8 +320,8 @@ def _top_folder(files: dict[str, Source]) -> str:
 def _build(files: dict[str, Source], where: str) -> LabelledImages:
     files = {k: v for k, v in files.items() if not _hidden(k)}
     prefix = _top_folder(files)
-    files = {k[len(prefix):]: v for k, v in files.items()}
-    masks = {k[len(MASKS_FOLDER):]: v for k, v in files.items() if k.startswith(MASKS_FOLDER) and _is_image(k)}
+    files = {k[len(prefix) :]: v for k, v in files.items()}
+    masks = {k[len(MASKS_FOLDER) :]: v for k, v in files.items() if k.startswith(MASKS_FOLDER) and _is_image(k)}
     files = {k: v for k, v in files.items() if not k.startswith(MASKS_FOLDER)}
     pictures = sorted(k for k in files if _is_image(k))
     if not pictures:
@@ -359,7 +362,8 @@ def _label_reader(files: dict[str, Source], where: str) -> tuple[Callable, str |
     if loose:
         raise ValueError(
             f"{where}: unknown layout: {len(loose)} image(s) at the top level and no labels file; add labels.csv "
-            "(columns file,label), LOC_val_solution.csv or val.txt, or put each class's images in a folder named after it"
+            "(columns file,label), LOC_val_solution.csv or val.txt, or put each class's images in a folder named "
+            "after it"
         )
     return _read_folders, None
 
@@ -415,7 +419,9 @@ def _read_csv(files, pictures, label_file, where):
 def _read_loc(files, pictures, label_file, where):
     header, rows = _rows(files, label_file, where)
     if header[:2] != ["imageid", "predictionstring"]:
-        raise ValueError(f"{where}: {label_file}: the header must be ImageId,PredictionString (found: {', '.join(header)})")
+        raise ValueError(
+            f"{where}: {label_file}: the header must be ImageId,PredictionString (found: {', '.join(header)})"
+        )
     stems: dict[str, str] = {}
     for k in pictures:
         stems.setdefault(k, k)
@@ -439,7 +445,9 @@ def _read_loc(files, pictures, label_file, where):
 
 
 def _read_val_txt(files, pictures, label_file, where):
-    lines = [(n, line.split()) for n, line in enumerate(_text(files[label_file], f"{where}: {label_file}").splitlines(), 1)]
+    lines = [
+        (n, line.split()) for n, line in enumerate(_text(files[label_file], f"{where}: {label_file}").splitlines(), 1)
+    ]
     lines = [(n, tokens) for n, tokens in lines if tokens]
     for n, tokens in lines:
         if len(tokens) > 2 or not _DIGITS.fullmatch(tokens[-1]):
@@ -454,9 +462,14 @@ def _read_val_txt(files, pictures, label_file, where):
     top = [k for k in pictures if "/" not in k]
     if len(lines) != len(top):
         raise ValueError(
-            f"{where}: {label_file} has {len(lines)} labels for {len(top)} top-level images (one per line, in sorted file order)"
+            f"{where}: {label_file} has {len(lines)} labels for {len(top)} top-level images (one per line, in "
+            f"sorted file order)"
         )
-    return [(k, int(t[0])) for k, (_, t) in zip(top, lines)], "imagenet-val", f"{label_file} (ImageNet index per sorted file)"
+    return (
+        [(k, int(t[0])) for k, (_, t) in zip(top, lines)],
+        "imagenet-val",
+        f"{label_file} (ImageNet index per sorted file)",
+    )
 
 
 # ---- labels → a model's classes ------------------------------------------------------------
@@ -561,8 +574,16 @@ def interleaved(dataset: LabelledImages, model) -> tuple[LabelledImages, list[in
         order.append((rank.get(c, 0), c, i))
         rank[c] = rank.get(c, 0) + 1
     picked = [i for _, _, i in sorted(order)]
-    return (LabelledImages([dataset.items[i] for i in picked], [dataset.labels[i] for i in picked],
-                           dataset.description, dataset.layout, dataset.masks), [classes[i] for i in picked])
+    return (
+        LabelledImages(
+            [dataset.items[i] for i in picked],
+            [dataset.labels[i] for i in picked],
+            dataset.description,
+            dataset.layout,
+            dataset.masks,
+        ),
+        [classes[i] for i in picked],
+    )
 
 
 def as_domain(record, dataset: LabelledImages, source: str, model):
@@ -590,5 +611,6 @@ def as_domain(record, dataset: LabelledImages, source: str, model):
         (x, y), bank = decoded[key][1]
         return (x[:n], y[:n]), bank
 
-    return record.with_images(source, count=len(ordered), split=split,
-                              fetch=fetch, labels=lambda: labels, mask_file=ordered.mask)
+    return record.with_images(
+        source, count=len(ordered), split=split, fetch=fetch, labels=lambda: labels, mask_file=ordered.mask
+    )

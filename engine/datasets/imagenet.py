@@ -1,5 +1,6 @@
 """The 1000 ILSVRC-2012 classes in the models' order: their English names, one a line in
 assets/data/imagenet_classes.txt (see assets/README.md for where the list comes from)."""
+
 from __future__ import annotations
 
 from functools import lru_cache

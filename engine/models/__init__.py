@@ -1,6 +1,7 @@
 """Model registry and the `Classifier` every model is wrapped in: a network that takes images in [0, 1]
 (N×C×H×W) and returns logits, with its own normalisation inside. Built-in models register on the first lookup
 (`engine.models.registry.ensure_builtins`), so importing this package reads no model file or manifest."""
+
 from engine.models.classifier import Classifier, LayerInfo
 from engine.models.registry import ModelUnavailable, available, load, names, register_model, unregister_model
 
@@ -13,6 +14,7 @@ def open_model(spec: str, device=None, precision: str = "fp32", sidecar=None) ->
     from engine.models import formats
 
     return formats.load(spec, sidecar=sidecar).to(resolve(device)).set_precision(precision)
+
 
 __all__ = [
     "Classifier",

@@ -6,11 +6,12 @@ only ever work in pixel space and one adversarial batch can be fed to models
 with different input sizes (transfer between Lite0 at 224 px and Lite2 at
 260 px, for example).
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -87,12 +88,14 @@ class Classifier(nn.Module):
         self.precision = "fp32"
         self.eval()
         self.requires_grad_(False)
-        hooked = {n[len("net."):] for n in [*self._block_names, *([self._cam_layer] if self._cam_layer else [])]}
+        hooked = {n[len("net.") :] for n in [*self._block_names, *([self._cam_layer] if self._cam_layer else [])]}
         self.folded_batch_norms, self.channels_last = inference.prepare(net, self.input_size, hooked)
 
     def _no_layers(self) -> ValueError:
-        return ValueError(f"{self.name} has no layer catalogue ({self.layers_unavailable}); "
-                          "Grad-CAM and feature-level analyses need one, pixel-space attacks still work")
+        return ValueError(
+            f"{self.name} has no layer catalogue ({self.layers_unavailable}); "
+            "Grad-CAM and feature-level analyses need one, pixel-space attacks still work"
+        )
 
     @property
     def cam_layer(self) -> str:
@@ -136,7 +139,7 @@ class Classifier(nn.Module):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         return x
 
-    def set_precision(self, precision: str) -> "Classifier":
+    def set_precision(self, precision: str) -> Classifier:
         """'fp32' (default), 'bf16' or 'fp16' autocast for the network body; see bench/reference_overhead.py
         --precision for the speed and agreement it buys on a device."""
         if precision not in PRECISIONS:

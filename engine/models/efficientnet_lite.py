@@ -9,16 +9,17 @@ three models (chelsea, Lite0: 0.38 vs 0.35 "Egyptian cat"; coffee: 0.94 vs 0.82
 fitted by resizing the shorter side to the input size and centre-cropping, as
 the package's example does (crop ratio 1).
 """
+
 from __future__ import annotations
 
 import importlib
 
 from torch import nn
 
+from engine.datasets.imagenet import class_names
+from engine.domains import IMAGENET_NAME
 from engine.models.classifier import Classifier
 from engine.models.registry import apply_state_dict, load_state_dict_file, register_model
-from engine.domains import IMAGENET_NAME
-from engine.datasets.imagenet import class_names
 
 _VARIANTS = {0: 224, 1: 240, 2: 260}
 _TF_MEAN = (127.0 / 255.0,) * 3

@@ -1,4 +1,5 @@
 """The project's own Fashion-MNIST models, registered from assets/models/zoo.json on the registry's first lookup."""
+
 from __future__ import annotations
 
 from engine.datasets import fashion_mnist
@@ -37,7 +38,11 @@ def build(entry: dict) -> Classifier:
 def _check(entry: dict):
     def check() -> str | None:
         path = manifest.MODELS_DIR / entry["file"]
-        return None if path.is_file() else f"weights file {path} is missing (train it: python -m engine.zoo.train --model {entry['name']})"
+        return (
+            None
+            if path.is_file()
+            else f"weights file {path} is missing (train it: python -m engine.zoo.train --model {entry['name']})"
+        )
 
     return check
 

@@ -15,6 +15,7 @@ batch against the network as it was, and taken back if its outputs moved by more
 with a layout-sensitive op (a `.view` over channels, a custom kernel) or a batch norm that a trace cannot
 see runs as given.
 """
+
 from __future__ import annotations
 
 import collections
@@ -65,9 +66,14 @@ def _conv_bn_pairs(net: nn.Module, keep: set[str]) -> list[tuple[str, str]]:
         if not isinstance(source, fx.Node) or source.op != "call_module" or len(source.users) != 1:
             continue
         conv, bn = modules[source.target], modules[node.target]
-        if isinstance(conv, nn.Conv2d) and bn.track_running_stats and bn.running_mean is not None \
-                and calls[source.target] == 1 and calls[node.target] == 1 \
-                and not {source.target, node.target} & keep:
+        if (
+            isinstance(conv, nn.Conv2d)
+            and bn.track_running_stats
+            and bn.running_mean is not None
+            and calls[source.target] == 1
+            and calls[node.target] == 1
+            and not {source.target, node.target} & keep
+        ):
             pairs.append((source.target, node.target))
     return pairs
 
@@ -114,7 +120,9 @@ def prepare(net: nn.Module, input_shape: tuple[int, ...], keep: set[str]) -> tup
                 out = net(x)
         except Exception:  # noqa: BLE001 - a layout-sensitive op (e.g. .view over channels)
             return False
-        return out.shape == reference.shape and torch.allclose(out, reference, rtol=RTOL, atol=ATOL * float(reference.abs().max()))
+        return out.shape == reference.shape and torch.allclose(
+            out, reference, rtol=RTOL, atol=ATOL * float(reference.abs().max())
+        )
 
     undo = fold_batch_norms(net, keep)
     if undo and not same(False):

@@ -4,14 +4,14 @@ The built-in models (EfficientNet-Lite, the Fashion-MNIST zoo from assets/models
 registered on the first lookup, not at import: importing `engine.models` reads no file, and a process that
 never asks for a model never opens the zoo manifest. Each built-in module exposes `register_all()`.
 """
+
 from __future__ import annotations
 
 import importlib
 import os
 import threading
-
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -132,7 +132,9 @@ def load_state_dict_file(path, what: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
-        raise ModelUnavailable(f"{what}: the weights file {where} could not be read ({type(err).__name__}: {str(err)[:200]})") from err
+        raise ModelUnavailable(
+            f"{what}: the weights file {where} could not be read ({type(err).__name__}: {str(err)[:200]})"
+        ) from err
     if not isinstance(state, dict):
         raise ModelUnavailable(f"{what}: {where} does not hold a state_dict")
     return state

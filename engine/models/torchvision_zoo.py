@@ -4,6 +4,7 @@ Nothing is downloaded implicitly: the app and tests run offline. `download(name)
 fetches a checkpoint into the cache when a network is there; when the file is
 missing, `load` fails with the URL to fetch and the path to save it under.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,14 +15,16 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from engine.domains import IMAGENET_NAME
 from engine.models.classifier import Classifier
 from engine.models.registry import ModelUnavailable, apply_state_dict, load_state_dict_file, register_model
-from engine.domains import IMAGENET_NAME
 
 ARCHITECTURES = ("resnet18", "resnet50", "densenet121", "vgg16_bn", "vgg19_bn", "mobilenet_v3_large")
 
 # Old DenseNet checkpoints name layers "norm.1"; torchvision renames them the same way on load.
-_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
 
 
 def _weights(arch: str):

@@ -15,6 +15,7 @@ reads such a file back (the app's "Sweep results" page) and `summarise` pools th
 
 Ray is imported only inside `RayExecutor.run`: the app and the CLI never pay for it.
 """
+
 from engine.sweep.executors import ROOT, LocalExecutor, Progress, RayExecutor, SerialExecutor, Task, make_executor
 from engine.sweep.grid import AXES, Grid, Job
 from engine.sweep.runner import BATCH, describe_error, failed_rows, run_job
@@ -32,7 +33,28 @@ from engine.sweep.storage import (
 )
 
 __all__ = [
-    "AXES", "BATCH", "COLUMNS", "FORMATS", "METRICS", "ROOT", "SCHEMA", "SETTING", "Grid", "Job", "LocalExecutor",
-    "Progress", "RayExecutor", "ResultsFile", "SerialExecutor", "Task", "describe_error", "failed_rows",
-    "load_results", "make_executor", "rows_frame", "run_job", "run_sweep", "summarise",
+    "AXES",
+    "BATCH",
+    "COLUMNS",
+    "FORMATS",
+    "METRICS",
+    "ROOT",
+    "SCHEMA",
+    "SETTING",
+    "Grid",
+    "Job",
+    "LocalExecutor",
+    "Progress",
+    "RayExecutor",
+    "ResultsFile",
+    "SerialExecutor",
+    "Task",
+    "describe_error",
+    "failed_rows",
+    "load_results",
+    "make_executor",
+    "rows_frame",
+    "run_job",
+    "run_sweep",
+    "summarise",
 ]

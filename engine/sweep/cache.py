@@ -4,6 +4,7 @@ A local worker process or a Ray worker runs many jobs; keeping these at module l
 loads each model and image set once, however many shards it is given. The grid's validation uses the
 same model cache, so a serial sweep does not load its models twice.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -48,8 +49,9 @@ def image_set(white, count: int, device: str | None, folder: str | None = None) 
         from engine import datasets
 
         if folder is not None and domains.of(white).custom:  # a user's model: the folder is its domain's images
-            white.domain_record = datasets.as_domain(domains.of(white), datasets.open_dataset(folder), f"data:{folder}",
-                                                     white)
+            white.domain_record = datasets.as_domain(
+                domains.of(white), datasets.open_dataset(folder), f"data:{folder}", white
+            )
         if folder is None or domains.of(white).custom:
             (x, y), (bank_x, bank_y) = evaluation_split(white, count)
         else:

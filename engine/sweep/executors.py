@@ -3,6 +3,7 @@
 Every executor streams each job's rows back as it finishes and retries failed jobs the same way.
 Ray is imported only inside `RayExecutor`: the app and the CLI never pay for it.
 """
+
 from __future__ import annotations
 
 import os
@@ -147,8 +148,7 @@ class RayExecutor(_Retrying):
     Rows stream back through `ray.wait` as tasks finish.
     """
 
-    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 2,
-                 task: Task = run_job):
+    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 2, task: Task = run_job):
         super().__init__(retries, task)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.workers = workers
@@ -163,8 +163,12 @@ class RayExecutor(_Retrying):
             if self.address:
                 ray.init(address=self.address, logging_level="ERROR")
             else:
-                ray.init(address="local", num_cpus=self.workers or os.cpu_count(), include_dashboard=False,
-                         logging_level="ERROR")
+                ray.init(
+                    address="local",
+                    num_cpus=self.workers or os.cpu_count(),
+                    include_dashboard=False,
+                    logging_level="ERROR",
+                )
         return ray
 
     def run(self, jobs: Iterable[Job]) -> Iterator[list[dict]]:
@@ -172,7 +176,8 @@ class RayExecutor(_Retrying):
         # Workers on other nodes find `engine` in the same checkout path as here (README, "Sweeps").
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
         remote = ray.remote(_ray_task).options(
-            num_cpus=1, max_retries=0, retry_exceptions=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
+            num_cpus=1, max_retries=0, retry_exceptions=False, runtime_env={"env_vars": {"PYTHONPATH": path}}
+        )
         pending: dict = {}
 
         def submit(job: Job, attempt: int) -> None:

@@ -1,4 +1,5 @@
 """A sweep's grid (attack × white-box × ε × layer × image shard) and the jobs it expands into."""
+
 from __future__ import annotations
 
 import hashlib
@@ -103,8 +104,26 @@ class Grid:
                     raise ValueError(f"white-box model {white} has no black-box model other than itself")
                 for eps in eps_values:
                     for layer in layers:
-                        jobs += [Job(attack, white, blacks, eps, layer, steps, params, self.seed, count, shard,
-                                     lo, hi, domain, self.device, self.data) for shard, lo, hi in shards]
+                        jobs += [
+                            Job(
+                                attack,
+                                white,
+                                blacks,
+                                eps,
+                                layer,
+                                steps,
+                                params,
+                                self.seed,
+                                count,
+                                shard,
+                                lo,
+                                hi,
+                                domain,
+                                self.device,
+                                self.data,
+                            )
+                            for shard, lo, hi in shards
+                        ]
         return jobs
 
 
@@ -170,8 +189,9 @@ def _attack_settings(grid: Grid, domain: str) -> list[tuple]:
             steps = declared["steps"].check(grid.steps) if grid.steps is not None else defaults["steps"]
         own = {k: declared[k].check(v) for k, v in grid.params.items() if k in declared}
         used |= set(own)
-        out.append((attack, list(dict.fromkeys(eps_values)), list(dict.fromkeys(layers)), steps,
-                    tuple(sorted(own.items()))))
+        out.append(
+            (attack, list(dict.fromkeys(eps_values)), list(dict.fromkeys(layers)), steps, tuple(sorted(own.items())))
+        )
     unused = sorted(set(grid.params) - used)
     if unused:
         raise ValueError(f"{unused[0]!r} is not a parameter of {', '.join(grid.attacks)}")

@@ -3,6 +3,7 @@
 A job's rows hold the transfer metrics (error, uTR, tSuc, tTR over the images both models classify
 correctly) and the perturbation sizes (mean L2 and L∞ of x_adv − x), one row per black-box model.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,26 +30,45 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     white, blacks = loaded[0][0], [model for model, _ in loaded[1:]]
     loads = sum(count for _, count in loaded)
     imageset = cache.image_set(white, job.images, job.device, job.data)
-    x, y = imageset.x[job.start:job.stop], imageset.y[job.start:job.stop]
+    x, y = imageset.x[job.start : job.stop], imageset.y[job.start : job.stop]
     spec = attacks.get(METHODS.get(job.attack, (job.attack, {}))[0])
     target, bank = None, (imageset.bank_x, imageset.bank_y)
     if job.attack in METHODS or not spec.untargeted:
         # Drawn over the whole image set, then sliced: a shard's targets do not depend on the shard size,
         # and shards do not all replay the same random stream.
         # Not target_images.decide: it chooses from one call's images by a rule, not one seeded draw over the set.
-        target = targets.random_classes(imageset.y, white.num_classes, job.seed,
-                                        allowed=imageset.bank_y)[job.start:job.stop]
+        target = targets.random_classes(imageset.y, white.num_classes, job.seed, allowed=imageset.bank_y)[
+            job.start : job.stop
+        ]
     if spec.needs_target_images:
         bank = cache.bank(white, white.layer(layer_name(white, job.layer)).index, job.images, imageset)
     if spec.one_step and job.eps is not None:
         x_adv, params = attacks.at_budgets(x, _direction(job, white, x, y, target, bank), [job.eps])[0], {}
     else:
-        x_adv, target, params = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH,
-                                            bank=bank, layer=job.layer, **job.attack_params())
+        x_adv, target, params = adversarial(
+            white,
+            job.attack,
+            x,
+            y,
+            target=target,
+            seed=job.seed,
+            batch=BATCH,
+            bank=bank,
+            layer=job.layer,
+            **job.attack_params(),
+        )
     size = norms(x_adv - x)
-    rows = [{**_identity(job, black.name, attempt), **metrics, "layer": params.get("layer"),
-             "l2": float(size["l2"].mean()), "linf": float(size["linf"].mean()), "loads": loads}
-            for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))]
+    rows = [
+        {
+            **_identity(job, black.name, attempt),
+            **metrics,
+            "layer": params.get("layer"),
+            "l2": float(size["l2"].mean()),
+            "linf": float(size["linf"].mean()),
+            "loads": loads,
+        }
+        for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))
+    ]
     seconds = time.perf_counter() - started
     return [{**row, "seconds": seconds} for row in rows]
 
@@ -59,8 +79,18 @@ def _direction(job: Job, white, x, y, target, bank) -> torch.Tensor:
     key = (job.attack, job.white, job.device, job.data, job.images, job.start, job.stop, job.seed, job.params)
 
     def make() -> torch.Tensor:
-        x_adv, _, _ = adversarial(white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH, bank=bank,
-                                  layer=job.layer, **{**job.attack_params(), "eps": 1.0})
+        x_adv, _, _ = adversarial(
+            white,
+            job.attack,
+            x,
+            y,
+            target=target,
+            seed=job.seed,
+            batch=BATCH,
+            bank=bank,
+            layer=job.layer,
+            **{**job.attack_params(), "eps": 1.0},
+        )
         return (x_adv - x).sign()
 
     return cache.direction(key, make)
@@ -69,18 +99,32 @@ def _direction(job: Job, white, x, y, target, bank) -> torch.Tensor:
 def _identity(job: Job, black: str, attempt: int) -> dict:
     """The columns that say which measurement a row is, shared by finished and failed rows."""
     return {
-        "job": job.key, "status": "ok", "attack": job.attack, "white": job.white, "black": black,
-        "domain": job.domain, "eps": job.eps, "layer": job.layer, "steps": job.steps,
-        "params": json.dumps(dict(job.params), sort_keys=True), "seed": job.seed, "shard": job.shard,
-        "start": job.start, "stop": job.stop, "images": job.stop - job.start,
-        "worker": f"{socket.gethostname()}:{os.getpid()}", "attempt": attempt,
+        "job": job.key,
+        "status": "ok",
+        "attack": job.attack,
+        "white": job.white,
+        "black": black,
+        "domain": job.domain,
+        "eps": job.eps,
+        "layer": job.layer,
+        "steps": job.steps,
+        "params": json.dumps(dict(job.params), sort_keys=True),
+        "seed": job.seed,
+        "shard": job.shard,
+        "start": job.start,
+        "stop": job.stop,
+        "images": job.stop - job.start,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "attempt": attempt,
     }
 
 
 def failed_rows(job: Job, attempt: int, message: str) -> list[dict]:
     """What a job that used up its retries leaves in the table: its identity and the reason."""
-    return [{**_identity(job, black, attempt), "status": "failed", "worker": None, "message": message}
-            for black in job.blacks]
+    return [
+        {**_identity(job, black, attempt), "status": "failed", "worker": None, "message": message}
+        for black in job.blacks
+    ]
 
 
 def describe_error(err: BaseException) -> str:

@@ -4,6 +4,7 @@
 `resume=True` skips them. `load_results` reads such a file back (the app's "Sweep results" page)
 and `summarise` pools the shards.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,12 +26,35 @@ from engine.sweep.runner import describe_error
 # Per-job columns (seconds, loads: models the job had to load in its worker, 0 when all were
 # cached there; worker, attempt) repeat on each of the job's rows.
 SCHEMA: dict[str, str] = {
-    "job": "string", "status": "string", "attack": "string", "white": "string", "black": "string",
-    "domain": "string", "eps": "Float64", "layer": "Int64", "steps": "Int64", "params": "string",
-    "seed": "Int64", "shard": "Int64", "start": "Int64", "stop": "Int64", "images": "Int64", "n": "Int64",
-    "white_error": "Float64", "white_tSuc": "Float64", "error": "Float64", "uTR": "Float64",
-    "tSuc": "Float64", "tTR": "Float64", "l2": "Float64", "linf": "Float64",
-    "seconds": "Float64", "loads": "Int64", "worker": "string", "attempt": "Int64", "message": "string",
+    "job": "string",
+    "status": "string",
+    "attack": "string",
+    "white": "string",
+    "black": "string",
+    "domain": "string",
+    "eps": "Float64",
+    "layer": "Int64",
+    "steps": "Int64",
+    "params": "string",
+    "seed": "Int64",
+    "shard": "Int64",
+    "start": "Int64",
+    "stop": "Int64",
+    "images": "Int64",
+    "n": "Int64",
+    "white_error": "Float64",
+    "white_tSuc": "Float64",
+    "error": "Float64",
+    "uTR": "Float64",
+    "tSuc": "Float64",
+    "tTR": "Float64",
+    "l2": "Float64",
+    "linf": "Float64",
+    "seconds": "Float64",
+    "loads": "Int64",
+    "worker": "string",
+    "attempt": "Int64",
+    "message": "string",
 }
 COLUMNS = list(SCHEMA)
 METRICS = ("white_error", "white_tSuc", "error", "uTR", "tSuc", "tTR")
@@ -138,20 +162,28 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     for setting, group in ok.groupby(SETTING, dropna=False, sort=True):
         n = group["n"].astype(float)
         row = dict(zip(SETTING, setting))
-        row.update(shards=len(group), images=int(group["images"].sum()), n=int(n.sum()),
-                   white_error=_pooled(group["white_error"], n), white_tSuc=_pooled(group["white_tSuc"], n),
-                   error=_pooled(group["error"], n), tSuc=_pooled(group["tSuc"], n),
-                   uTR=_pooled(group["uTR"], group["white_error"] * n),
-                   tTR=_pooled(group["tTR"], group["white_tSuc"] * n),
-                   l2=_pooled(group["l2"], group["images"]), linf=_pooled(group["linf"], group["images"]),
-                   seconds=float(group["seconds"].sum()))
+        row.update(
+            shards=len(group),
+            images=int(group["images"].sum()),
+            n=int(n.sum()),
+            white_error=_pooled(group["white_error"], n),
+            white_tSuc=_pooled(group["white_tSuc"], n),
+            error=_pooled(group["error"], n),
+            tSuc=_pooled(group["tSuc"], n),
+            uTR=_pooled(group["uTR"], group["white_error"] * n),
+            tTR=_pooled(group["tTR"], group["white_tSuc"] * n),
+            l2=_pooled(group["l2"], group["images"]),
+            linf=_pooled(group["linf"], group["images"]),
+            seconds=float(group["seconds"].sum()),
+        )
         out.append(row)
     columns = [*SETTING, "shards", "images", "n", *METRICS, "l2", "linf", "seconds"]
     return pd.DataFrame(out, columns=columns).astype({c: SCHEMA.get(c, "Int64") for c in columns})
 
 
-def run_sweep(grid: Grid, out: str | Path, *, executor=None, resume: bool = False, overwrite: bool = False,
-              progress: bool = False) -> dict:
+def run_sweep(
+    grid: Grid, out: str | Path, *, executor=None, resume: bool = False, overwrite: bool = False, progress: bool = False
+) -> dict:
     """Run `grid` with `executor` (default: local cores), writing rows to `out` as jobs finish.
 
     Returns counts: jobs in the grid, skipped (already in `out`, with `resume`), run, failed.
@@ -170,6 +202,12 @@ def run_sweep(grid: Grid, out: str | Path, *, executor=None, resume: bool = Fals
             bar.step(failed)
     finally:
         bar.close()
-    return {"out": str(results.path), "executor": executor.describe(), "jobs": len(jobs),
-            "skipped": len(jobs) - len(todo), "run": len(todo), "failed": failed,
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "out": str(results.path),
+        "executor": executor.describe(),
+        "jobs": len(jobs),
+        "skipped": len(jobs) - len(todo),
+        "run": len(todo),
+        "failed": failed,
+        "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -5,20 +5,23 @@ blocks from input to output) and its Grad-CAM layer (the last spatial block).
 Every network is an `nn.Sequential` of named stages so the catalogue is just
 its stage names.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
 def _conv_bn(cin, cout, k=3, stride=1, groups=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=False))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=False)
+    )
 
 
-def _pooled(stages: "OrderedDict[str, nn.Module]", width: int) -> nn.Sequential:
+def _pooled(stages: OrderedDict[str, nn.Module], width: int) -> nn.Sequential:
     """Convolutional stages followed by global average pooling and a linear read-out."""
     stages.update(pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), logits=nn.Linear(width, 10))
     return nn.Sequential(stages)
@@ -27,39 +30,53 @@ def _pooled(stages: "OrderedDict[str, nn.Module]", width: int) -> nn.Sequential:
 def lenet() -> nn.Sequential:
     """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: the MNIST model of the
     JSMA paper (Papernot et al. 2016)."""
-    return nn.Sequential(OrderedDict(
-        conv1=nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU()),
-        pool1=nn.MaxPool2d(2),
-        conv2=nn.Sequential(nn.Conv2d(6, 16, 5), nn.ReLU()),
-        pool2=nn.MaxPool2d(2),
-        flatten=nn.Flatten(),
-        fc1=nn.Sequential(nn.Linear(16 * 5 * 5, 120), nn.ReLU()),
-        fc2=nn.Sequential(nn.Linear(120, 84), nn.ReLU()),
-        logits=nn.Linear(84, 10),
-    ))
+    return nn.Sequential(
+        OrderedDict(
+            conv1=nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU()),
+            pool1=nn.MaxPool2d(2),
+            conv2=nn.Sequential(nn.Conv2d(6, 16, 5), nn.ReLU()),
+            pool2=nn.MaxPool2d(2),
+            flatten=nn.Flatten(),
+            fc1=nn.Sequential(nn.Linear(16 * 5 * 5, 120), nn.ReLU()),
+            fc2=nn.Sequential(nn.Linear(120, 84), nn.ReLU()),
+            logits=nn.Linear(84, 10),
+        )
+    )
 
 
 def vgg() -> nn.Sequential:
     """VGG-style: stacked 3×3 conv + batch norm, max pooling, a small MLP head."""
-    return nn.Sequential(OrderedDict(
-        conv1=_conv_bn(1, 16), conv2=_conv_bn(16, 16), pool1=nn.MaxPool2d(2),
-        conv3=_conv_bn(16, 32), conv4=_conv_bn(32, 32), pool2=nn.MaxPool2d(2),
-        conv5=_conv_bn(32, 64), pool3=nn.MaxPool2d(2),
-        flatten=nn.Flatten(),
-        fc1=nn.Sequential(nn.Linear(64 * 3 * 3, 128), nn.ReLU(), nn.Dropout(0.3)),
-        logits=nn.Linear(128, 10),
-    ))
+    return nn.Sequential(
+        OrderedDict(
+            conv1=_conv_bn(1, 16),
+            conv2=_conv_bn(16, 16),
+            pool1=nn.MaxPool2d(2),
+            conv3=_conv_bn(16, 32),
+            conv4=_conv_bn(32, 32),
+            pool2=nn.MaxPool2d(2),
+            conv5=_conv_bn(32, 64),
+            pool3=nn.MaxPool2d(2),
+            flatten=nn.Flatten(),
+            fc1=nn.Sequential(nn.Linear(64 * 3 * 3, 128), nn.ReLU(), nn.Dropout(0.3)),
+            logits=nn.Linear(128, 10),
+        )
+    )
 
 
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
         )
-        self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         )
         self.relu = nn.ReLU()
 
@@ -69,11 +86,16 @@ class BasicBlock(nn.Module):
 
 def resnet() -> nn.Sequential:
     """A small ResNet (He et al. 2016): a 16-channel stem, then basic blocks at 14×14 and 7×7."""
-    return _pooled(OrderedDict(
-        stem=_conv_bn(1, 16),
-        block1=BasicBlock(16, 32, 2), block2=BasicBlock(32, 32, 1),
-        block3=BasicBlock(32, 64, 2), block4=BasicBlock(64, 64, 1),
-    ), 64)
+    return _pooled(
+        OrderedDict(
+            stem=_conv_bn(1, 16),
+            block1=BasicBlock(16, 32, 2),
+            block2=BasicBlock(32, 32, 1),
+            block3=BasicBlock(32, 64, 2),
+            block4=BasicBlock(64, 64, 1),
+        ),
+        64,
+    )
 
 
 class DenseLayer(nn.Module):
@@ -112,26 +134,37 @@ def _separable(cin, cout, stride):
 
 def mobilenet() -> nn.Sequential:
     """MobileNet-style (Howard et al. 2017): depthwise-separable convolutions."""
-    return _pooled(OrderedDict(
-        stem=_conv_bn(1, 16),
-        sep1=_separable(16, 32, 2), sep2=_separable(32, 64, 1),
-        sep3=_separable(64, 128, 2), sep4=_separable(128, 128, 1),
-    ), 128)
+    return _pooled(
+        OrderedDict(
+            stem=_conv_bn(1, 16),
+            sep1=_separable(16, 32, 2),
+            sep2=_separable(32, 64, 1),
+            sep3=_separable(64, 128, 2),
+            sep4=_separable(128, 128, 1),
+        ),
+        128,
+    )
 
 
 def mlp() -> nn.Sequential:
     """A fully connected baseline: no convolution, no spatial prior."""
-    return nn.Sequential(OrderedDict(
-        flatten=nn.Flatten(),
-        fc1=nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2)),
-        fc2=nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2)),
-        logits=nn.Linear(256, 10),
-    ))
+    return nn.Sequential(
+        OrderedDict(
+            flatten=nn.Flatten(),
+            fc1=nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2)),
+            fc2=nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2)),
+            logits=nn.Linear(256, 10),
+        )
+    )
 
 
 ARCHITECTURES: dict[str, Callable[[], nn.Sequential]] = {
-    "lenet": lenet, "vgg": vgg, "resnet": resnet, "densenet": densenet,
-    "mobilenet": mobilenet, "mlp": mlp,
+    "lenet": lenet,
+    "vgg": vgg,
+    "resnet": resnet,
+    "densenet": densenet,
+    "mobilenet": mobilenet,
+    "mlp": mlp,
 }
 CONVOLUTIONAL = {"lenet", "vgg", "resnet", "densenet", "mobilenet"}
 _NOT_BLOCKS = (nn.Flatten, nn.Dropout, nn.AdaptiveAvgPool2d)

@@ -1,4 +1,5 @@
 """The model card (assets/models/README.md), generated from zoo.json so it cannot drift."""
+
 from __future__ import annotations
 
 from engine.zoo import manifest
@@ -17,10 +18,12 @@ def render() -> str:
         "(as Menn 2023 holds test models out); `robust` models are adversarially trained twins of source models (same",
         "architecture and seed; FGSM from a random start at the ε shown, `python -m engine.zoo.train --model",
         "fmnist-lenet-robust-0`). PGD-20: accuracy under L∞ PGD with 20 steps and a random start, on the first",
-        "1,000 test images (`python -m engine.zoo.train --rescore`). Load any of them with `engine.models.load(\"<name>\")`.",
+        "1,000 test images (`python -m engine.zoo.train --rescore`). Load any of them with "
+        '`engine.models.load("<name>")`.',
         "Generated from `zoo.json` by `python -m engine.zoo.card`.",
         "",
-        "| name | architecture | role | seed | epochs | parameters | file size | test accuracy (10,000) | accuracy on slice 0:500 "
+        "| name | architecture | role | seed | epochs | parameters | file size | test accuracy (10,000) | accuracy "
+        "on slice 0:500 "
         "| PGD-20 ε 0.1 | PGD-20 ε 0.2 | training time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -29,12 +32,15 @@ def render() -> str:
         total_bytes += r["bytes"]
         total_seconds += r["train_seconds"]
         kind = r["arch"] + ("" if r["arch"] in CONVOLUTIONAL else " (not a CNN)")
-        role = r["role"] + (f" (trained at ε {r['adversarial_training']['eps']})" if "adversarial_training" in r else "")
+        role = r["role"] + (
+            f" (trained at ε {r['adversarial_training']['eps']})" if "adversarial_training" in r else ""
+        )
         pgd = r.get("pgd20_accuracy", {})
         lines.append(
             f"| {r['name']} | {kind} | {role} | {r['seed']} | {r['epochs']} | {r['params']:,} | "
             f"{r['bytes'] / 1024:.0f} KB | {r['test_accuracy']:.2%} | {r['slice500_accuracy']:.2%} | "
-            + " | ".join(f"{pgd[e]:.2%}" if e in pgd else "—" for e in ("0.1", "0.2")) + " | "
+            + " | ".join(f"{pgd[e]:.2%}" if e in pgd else "—" for e in ("0.1", "0.2"))
+            + " | "
             f"{r['train_seconds'] / 60:.1f} min ({r['threads']} thread{'s' if r['threads'] > 1 else ''}) |"
         )
     lines += [

@@ -1,4 +1,5 @@
 """The committed zoo: weights files plus `zoo.json`, the record each training run leaves."""
+
 from __future__ import annotations
 
 import fcntl

@@ -20,6 +20,7 @@ zero, so every epoch logs PGD-10 accuracy on 500 test images. The committed reco
 carries clean accuracy on the whole test split and PGD-20 accuracy at ε 0.1 and 0.2 on
 its first ROBUST_EVAL_IMAGES images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from engine.datasets import fashion_mnist
 from engine.analysis.robust import pgd_accuracy
+from engine.datasets import fashion_mnist
 from engine.models import fmnist_zoo
 from engine.zoo import archs, manifest
 
@@ -40,12 +41,19 @@ from engine.zoo import archs, manifest
 # Batch-norm networks reach 90 % in 3 one-cycle epochs (the small DenseNet needs 5: 89.98 % after 3);
 # LeNet and the MLP are cheap, so they get 15.
 PLAN: list[tuple] = [
-    ("lenet", 0, "source", 15), ("lenet", 1, "test", 15),
-    ("densenet", 0, "source", 5), ("resnet", 0, "source", 3),
-    ("vgg", 0, "source", 3), ("mlp", 0, "source", 15),
+    ("lenet", 0, "source", 15),
+    ("lenet", 1, "test", 15),
+    ("densenet", 0, "source", 5),
+    ("resnet", 0, "source", 3),
+    ("vgg", 0, "source", 3),
+    ("mlp", 0, "source", 15),
     ("mobilenet", 0, "source", 3),
-    ("resnet", 1, "test", 3), ("vgg", 1, "test", 3), ("densenet", 1, "test", 5),
-    ("lenet", 0, "robust", 15, 0.1), ("mlp", 0, "robust", 15, 0.1), ("vgg", 0, "robust", 3, 0.2),
+    ("resnet", 1, "test", 3),
+    ("vgg", 1, "test", 3),
+    ("densenet", 1, "test", 5),
+    ("lenet", 0, "robust", 15, 0.1),
+    ("mlp", 0, "robust", 15, 0.1),
+    ("vgg", 0, "robust", 3, 0.2),
 ]
 ROBUST_EVAL_EPS = (0.1, 0.2)
 ROBUST_EVAL_IMAGES = 1000
@@ -62,7 +70,7 @@ def fgsm_rs(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     ε-ball, projected back, in pixel space [0, 1]. Called in train mode, as the recipe does."""
     delta = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
     delta = ((x + delta).clamp(0, 1) - x).requires_grad_(True)
-    grad, = torch.autograd.grad(F.cross_entropy(net((x + delta - fashion_mnist.MEAN) / fashion_mnist.STD), y), delta)
+    (grad,) = torch.autograd.grad(F.cross_entropy(net((x + delta - fashion_mnist.MEAN) / fashion_mnist.STD), y), delta)
     return (x + (delta + 1.25 * eps * grad.sign()).clamp(-eps, eps)).clamp(0, 1).detach()
 
 
@@ -70,8 +78,10 @@ def pgd20_scores(model, x: torch.Tensor, y: torch.Tensor) -> dict:
     """zoo.json's record of accuracy under the engine's PGD-20 at each of ROBUST_EVAL_EPS, on the first
     ROBUST_EVAL_IMAGES test images (the whole split takes minutes per model on two cores)."""
     rows = pgd_accuracy(model, x[:ROBUST_EVAL_IMAGES], y[:ROBUST_EVAL_IMAGES], ROBUST_EVAL_EPS, steps=20)
-    return {"pgd20_accuracy": {str(r["eps"]): round(r["accuracy"], 4) for r in rows if r["eps"] > 0},
-            "pgd20_images": ROBUST_EVAL_IMAGES}
+    return {
+        "pgd20_accuracy": {str(r["eps"]): round(r["accuracy"], 4) for r in rows if r["eps"] > 0},
+        "pgd20_images": ROBUST_EVAL_IMAGES,
+    }
 
 
 def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -79,8 +89,8 @@ def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     correct = 0
     with torch.no_grad():
         for lo in range(0, x.shape[0], 1000):
-            logits = net((x[lo:lo + 1000] - fashion_mnist.MEAN) / fashion_mnist.STD)
-            correct += int((logits.argmax(1) == y[lo:lo + 1000]).sum())
+            logits = net((x[lo : lo + 1000] - fashion_mnist.MEAN) / fashion_mnist.STD)
+            correct += int((logits.argmax(1) == y[lo : lo + 1000]).sum())
     return correct / x.shape[0]
 
 
@@ -88,8 +98,9 @@ def half_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
-def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: float | None = None,
-        name: str | None = None) -> tuple[torch.nn.Module, float]:
+def fit(
+    arch: str, seed: int, epochs: int, train, test=None, log=print, eps: float | None = None, name: str | None = None
+) -> tuple[torch.nn.Module, float]:
     """Train one network from its seed, on FGSM-RS examples at `eps` when given; returns it (eval mode) and the
     seconds it took."""
     torch.manual_seed(seed)
@@ -115,15 +126,18 @@ def fit(arch: str, seed: int, epochs: int, train, test=None, log=print, eps: flo
             sched.step()
             running += float(loss.detach())
             if (i + 1) % 100 == 0:
-                log(f"{name} epoch {epoch + 1}/{epochs} batch {i + 1}: loss {running / 100:.4f} "
-                    f"({time.perf_counter() - start:.0f} s)")
+                log(
+                    f"{name} epoch {epoch + 1}/{epochs} batch {i + 1}: loss {running / 100:.4f} "
+                    f"({time.perf_counter() - start:.0f} s)"
+                )
                 running = 0.0
         if test is not None:
             line = f"{name} epoch {epoch + 1}: test accuracy {accuracy(net, *test):.4f}"
             if eps is not None:  # catastrophic overfitting shows here first
                 # A copy: the engine's classifier freezes its weights (attacks need input gradients only).
-                scored = pgd_accuracy(fmnist_zoo.wrap(copy.deepcopy(net), arch, name), test[0][:500], test[1][:500],
-                                      [eps], steps=10)
+                scored = pgd_accuracy(
+                    fmnist_zoo.wrap(copy.deepcopy(net), arch, name), test[0][:500], test[1][:500], [eps], steps=10
+                )
                 line += f", PGD-10 at ε {eps} on 500: {scored[-1]['accuracy']:.4f}"
             log(line)
     net.eval()
@@ -138,8 +152,10 @@ def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=pri
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(half_state(net), path)
     entry = record(arch, seed, role, epochs, seconds, test, eps)
-    log(f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}, "
-        f"{seconds:.0f} s")
+    log(
+        f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}, "
+        f"{seconds:.0f} s"
+    )
     return entry
 
 
@@ -149,19 +165,32 @@ def record(arch: str, seed: int, role: str, epochs: int, seconds: float, test, e
     name = model_name(arch, seed, role)
     path = manifest.MODELS_DIR / f"{name}.pt"
     check, _, _ = archs.build(arch)
-    check.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()})
+    check.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()}
+    )
     x_test, y_test = test
     entry = {
-        "name": name, "arch": arch, "seed": seed, "role": role, "epochs": epochs,
+        "name": name,
+        "arch": arch,
+        "seed": seed,
+        "role": role,
+        "epochs": epochs,
         "params": sum(p.numel() for p in check.parameters()),
-        "file": path.name, "bytes": path.stat().st_size,
+        "file": path.name,
+        "bytes": path.stat().st_size,
         "test_accuracy": round(accuracy(check, x_test, y_test), 4),
         "slice500_accuracy": round(accuracy(check, x_test[:500], y_test[:500]), 4),
-        "train_seconds": round(seconds, 1), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "train_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
     }
     if eps is not None:
-        entry["adversarial_training"] = {"method": "FGSM from a random start", "eps": eps, "alpha": 1.25 * eps,
-                                         "twin": model_name(arch, seed)}
+        entry["adversarial_training"] = {
+            "method": "FGSM from a random start",
+            "eps": eps,
+            "alpha": 1.25 * eps,
+            "twin": model_name(arch, seed),
+        }
     entry.update(pgd20_scores(fmnist_zoo.wrap(check, arch, name), x_test, y_test))
     manifest.write_entry(entry)
     return entry
@@ -195,9 +224,13 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--all", action="store_true", help="train every planned model not yet in zoo.json")
     group.add_argument("--model", nargs="+", help="train these planned models, e.g. fmnist-resnet-0")
-    group.add_argument("--rescore", nargs="*", metavar="NAME",
-                       help="recompute the PGD-20 accuracy record of these committed models (default: every robust "
-                            "model and its plain twin; no training)")
+    group.add_argument(
+        "--rescore",
+        nargs="*",
+        metavar="NAME",
+        help="recompute the PGD-20 accuracy record of these committed models (default: every robust "
+        "model and its plain twin; no training)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
@@ -227,7 +260,9 @@ def main(argv=None) -> int:
     total = time.perf_counter()
     for name in todo:
         arch, seed, role, epochs, *eps = plan[name]
-        train_one(arch, seed, role, epochs, train, test, log=lambda m: print(m, flush=True), eps=eps[0] if eps else None)
+        train_one(
+            arch, seed, role, epochs, train, test, log=lambda m: print(m, flush=True), eps=eps[0] if eps else None
+        )
     print(f"trained {len(todo)} models in {time.perf_counter() - total:.0f} s", flush=True)
     from engine.zoo import card
 

@@ -5,6 +5,7 @@
 `CORPUS` says what each file must give: an image of a known size (after EXIF
 rotation) or a ValueError whose message contains the given words.
 """
+
 from __future__ import annotations
 
 import io
@@ -55,8 +56,12 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 def bomb_png(side: int = 100_000) -> bytes:
     """A valid PNG header declaring side×side pixels, with a few bytes of data: decoding it would need ~30 GB."""
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + \
-        _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def write_corpus(out: Path) -> dict[str, Path]:
@@ -84,7 +89,8 @@ def write_corpus(out: Path) -> dict[str, Path]:
         "exif_rotated.jpg": _bytes(photo, "JPEG", exif=exif.tobytes()),
         "one_pixel.png": _bytes(Image.new("RGB", (1, 1), (255, 0, 0)), "PNG"),
         "sliver_20000x50.png": _bytes(Image.new("L", (20000, 50), 128), "PNG"),
-        "drawing.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48"/></svg>',
+        "drawing.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48">'
+        b'<rect width="64" height="48"/></svg>',
         # Over the 25 MB limit: a real PNG header followed by padding (never decoded).
         "over_limit.png": png + b"\x00" * (26 * 1024 * 1024),
     }

@@ -12,6 +12,7 @@ Each format has one small loader (a module here) behind `load`; which one runs i
 from what the file itself says, overridden by the sidecar JSON, overridden by `meta`. Every refusal is a
 `BadModelFile` whose text is one sentence naming the file, what is wrong with it and what to do.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,12 +20,30 @@ import re
 from pathlib import Path
 
 from engine.models.classifier import Classifier
-from engine.models.formats.common import (BadModelFile, SIDECAR_FIELDS, auto_blocks, check_meta, read_bytes,
-                                          read_sidecar, sniff, wrap)
+from engine.models.formats.common import (
+    SIDECAR_FIELDS,
+    BadModelFile,
+    auto_blocks,
+    check_meta,
+    read_bytes,
+    read_sidecar,
+    sniff,
+    wrap,
+)
 from engine.models.formats.entrypoint import ENTRY_POINT
 
-__all__ = ["BadModelFile", "KINDS", "SIDECAR_FIELDS", "auto_blocks", "check_meta", "describe", "load",
-           "read_sidecar", "sniff", "wrap"]
+__all__ = [
+    "BadModelFile",
+    "KINDS",
+    "SIDECAR_FIELDS",
+    "auto_blocks",
+    "check_meta",
+    "describe",
+    "load",
+    "read_sidecar",
+    "sniff",
+    "wrap",
+]
 
 KINDS: dict[str, str] = {
     "torchvision": "a torchvision architecture (resnet18, …) with your state_dict (.pt/.pth/.safetensors)",
@@ -47,8 +66,9 @@ def _other(module: str):
     except ModuleNotFoundError as err:
         if err.name != f"engine.models.formats.{module}":
             raise
-        raise BadModelFile(f"{KINDS.get(module, module)} cannot be loaded in this installation; "
-                           "choose another format") from err
+        raise BadModelFile(
+            f"{KINDS.get(module, module)} cannot be loaded in this installation; choose another format"
+        ) from err
 
 
 def _split_arch(spec: str) -> tuple[str, str, str] | None:
@@ -56,7 +76,7 @@ def _split_arch(spec: str) -> tuple[str, str, str] | None:
     family = "torchvision"
     rest = spec
     if spec.startswith("timm:"):
-        family, rest = "timm", spec[len("timm:"):]
+        family, rest = "timm", spec[len("timm:") :]
     arch, sep, file = rest.partition("=")
     if sep and file and _ARCH.match(arch):
         return family, arch, file
@@ -88,14 +108,17 @@ def _state_dict_hint(data: bytes, where: str, filename: str, uploaded: bool, kin
     example = guess or "resnet18"
     looks = f"it looks like {guess}; " if guess else ""
     if uploaded:
-        return BadModelFile(f"{where} is {what} (weights only): {looks}choose its architecture "
-                            f"(torchvision or timm) to load it")
-    return BadModelFile(f"{where} is {what} (weights only): {looks}give its architecture, ARCH=FILE, "
-                        f"e.g. {example}={where}")
+        return BadModelFile(
+            f"{where} is {what} (weights only): {looks}choose its architecture (torchvision or timm) to load it"
+        )
+    return BadModelFile(
+        f"{where} is {what} (weights only): {looks}give its architecture, ARCH=FILE, e.g. {example}={where}"
+    )
 
 
-def _by_content(data: bytes, fields: dict, *, name: str, where: str, filename: str, folder: Path | None,
-                uploaded: bool) -> Classifier:
+def _by_content(
+    data: bytes, fields: dict, *, name: str, where: str, filename: str, folder: Path | None, uploaded: bool
+) -> Classifier:
     kind = sniff(data, filename)
     if kind == "onnx":
         return _other("onnx").load(data, fields, name=name, where=where, folder=folder)
@@ -107,9 +130,11 @@ def _by_content(data: bytes, fields: dict, *, name: str, where: str, filename: s
         raise _state_dict_hint(data, where, filename, uploaded, kind)
     if kind == "zip":
         return _other("hf").load(data, fields, name=name, where=where)
-    raise BadModelFile(f"{where} is not a model file this app reads (TorchScript, torch.export .pt2, ONNX, "
-                       "a state_dict or safetensors with its architecture, or a Hugging Face folder); "
-                       "it may be truncated or another format: save it again")
+    raise BadModelFile(
+        f"{where} is not a model file this app reads (TorchScript, torch.export .pt2, ONNX, "
+        "a state_dict or safetensors with its architecture, or a Hugging Face folder); "
+        "it may be truncated or another format: save it again"
+    )
 
 
 def _with_arch(family: str, arch: str, data: bytes, fields: dict, *, name: str, where: str, filename: str):
@@ -118,8 +143,15 @@ def _with_arch(family: str, arch: str, data: bytes, fields: dict, *, name: str, 
     return _other("torchvision").load(arch, data, fields, name=name, where=where)
 
 
-def load(source: str | Path | bytes, *, filename: str = "", meta: dict | None = None, sidecar=None,
-         name: str | None = None, arch: str | None = None) -> Classifier:
+def load(
+    source: str | Path | bytes,
+    *,
+    filename: str = "",
+    meta: dict | None = None,
+    sidecar=None,
+    name: str | None = None,
+    arch: str | None = None,
+) -> Classifier:
     """A user's model as a CPU Classifier; BadModelFile (a ModelUnavailable) with one sentence otherwise.
 
     `source`: a spec or path (see the module docstring), or the bytes of an upload (`filename`: its name).
@@ -132,8 +164,9 @@ def load(source: str | Path | bytes, *, filename: str = "", meta: dict | None = 
         data = read_bytes(source, where)
         if arch:
             family, _, arch_name = arch.rpartition(":")
-            return _with_arch(family or "torchvision", arch_name, data, fields, name=name, where=where,
-                              filename=filename)
+            return _with_arch(
+                family or "torchvision", arch_name, data, fields, name=name, where=where, filename=filename
+            )
         return _by_content(data, fields, name=name, where=where, filename=filename, folder=None, uploaded=True)
 
     spec = str(source)
@@ -144,35 +177,54 @@ def load(source: str | Path | bytes, *, filename: str = "", meta: dict | None = 
         family, _, arch_name = arch.rpartition(":")
         fields = _fields(spec, sidecar if sidecar is not None else _beside(path), meta)
         name = name or fields.get("name") or f"{arch_name} ({path.name})"
-        return _with_arch(family or "torchvision", arch_name, read_bytes(path, spec), fields, name=name, where=spec,
-                          filename=path.name)
+        return _with_arch(
+            family or "torchvision",
+            arch_name,
+            read_bytes(path, spec),
+            fields,
+            name=name,
+            where=spec,
+            filename=path.name,
+        )
     if path.is_dir() or spec.startswith("hf:"):
-        folder = Path(spec[len("hf:"):]) if spec.startswith("hf:") and not path.exists() else path
+        folder = Path(spec[len("hf:") :]) if spec.startswith("hf:") and not path.exists() else path
         fields = _fields(spec, sidecar, meta)
         name = name or fields.get("name") or folder.name
         return _other("hf").load(folder, fields, name=name, where=str(folder))
     if path.is_file():
         fields = _fields(spec, sidecar if sidecar is not None else _beside(path), meta)
         name = name or fields.get("name") or path.stem
-        return _by_content(read_bytes(path, spec), fields, name=name, where=spec, filename=path.name,
-                           folder=path.resolve().parent, uploaded=False)
+        return _by_content(
+            read_bytes(path, spec),
+            fields,
+            name=name,
+            where=spec,
+            filename=path.name,
+            folder=path.resolve().parent,
+            uploaded=False,
+        )
     split = _split_arch(spec)
     if split is None and spec.startswith("timm:"):
-        raise BadModelFile(f"{spec!r} names no weights file; give timm:ARCH=WEIGHTS, "
-                           "e.g. timm:resnet50=model.safetensors")
+        raise BadModelFile(
+            f"{spec!r} names no weights file; give timm:ARCH=WEIGHTS, e.g. timm:resnet50=model.safetensors"
+        )
     if split is not None:
         family, arch_name, file = split
         file_path = Path(file)
         fields = _fields(spec, sidecar if sidecar is not None else _beside(file_path), meta)
         name = name or fields.get("name") or f"{arch_name} ({file_path.name})"
-        return _with_arch(family, arch_name, read_bytes(file_path, file), fields, name=name, where=file,
-                          filename=file_path.name)
+        return _with_arch(
+            family, arch_name, read_bytes(file_path, file), fields, name=name, where=file, filename=file_path.name
+        )
     if ENTRY_POINT.match(spec):
         fields = _fields(spec, sidecar, meta)
-        return _other("entrypoint").load(spec, fields, name=name or fields.get("name") or spec,
-                                         where=f"entry point {spec}")
-    raise BadModelFile(f"{spec!r} is neither a model file nor a spec: give a file (.onnx, .pt2, TorchScript), "
-                       "ARCH=WEIGHTS, timm:ARCH=WEIGHTS, hf:FOLDER or an entry point package.module:factory")
+        return _other("entrypoint").load(
+            spec, fields, name=name or fields.get("name") or spec, where=f"entry point {spec}"
+        )
+    raise BadModelFile(
+        f"{spec!r} is neither a model file nor a spec: give a file (.onnx, .pt2, TorchScript), "
+        "ARCH=WEIGHTS, timm:ARCH=WEIGHTS, hf:FOLDER or an entry point package.module:factory"
+    )
 
 
 def describe(source: str | Path | bytes, *, filename: str = "") -> dict:
@@ -186,7 +238,7 @@ def describe(source: str | Path | bytes, *, filename: str = "") -> dict:
     spec = str(source)
     path = Path(spec)
     if path.is_dir() or (spec.startswith("hf:") and not path.exists()):
-        folder = Path(spec[len("hf:"):]) if spec.startswith("hf:") and not path.exists() else path
+        folder = Path(spec[len("hf:") :]) if spec.startswith("hf:") and not path.exists() else path
         return {"kind": "hf", "name": folder.name, **_other("hf").describe(folder)}
     if path.is_file():
         return _describe_bytes(read_bytes(path, spec), spec, path.name, path.resolve().parent)
@@ -197,8 +249,10 @@ def describe(source: str | Path | bytes, *, filename: str = "") -> dict:
         return {**_other(family).describe(arch_name, data), "kind": family}
     if ENTRY_POINT.match(spec):
         return {"kind": "entrypoint", "name": spec}
-    raise BadModelFile(f"{spec!r} is neither a model file nor a spec: give a file (.onnx, .pt2, TorchScript), "
-                       "ARCH=WEIGHTS, timm:ARCH=WEIGHTS, hf:FOLDER or an entry point package.module:factory")
+    raise BadModelFile(
+        f"{spec!r} is neither a model file nor a spec: give a file (.onnx, .pt2, TorchScript), "
+        "ARCH=WEIGHTS, timm:ARCH=WEIGHTS, hf:FOLDER or an entry point package.module:factory"
+    )
 
 
 def _describe_bytes(data: bytes, where: str, filename: str, folder: Path | None) -> dict:
@@ -218,6 +272,8 @@ def _describe_bytes(data: bytes, where: str, filename: str, folder: Path | None)
         return {**out, "kind": kind}
     if kind == "zip":
         return {**out, **_other("hf").describe(data), "kind": "hf"}
-    raise BadModelFile(f"{where} is not a model file this app reads (TorchScript, torch.export .pt2, ONNX, "
-                       "a state_dict or safetensors with its architecture, or a Hugging Face folder); "
-                       "it may be truncated or another format: save it again")
+    raise BadModelFile(
+        f"{where} is not a model file this app reads (TorchScript, torch.export .pt2, ONNX, "
+        "a state_dict or safetensors with its architecture, or a Hugging Face folder); "
+        "it may be truncated or another format: save it again"
+    )

@@ -4,14 +4,15 @@
 Loaders raise `BadModelFile` with one plain sentence (the file, what is wrong, what to do); torch's, onnx's or
 protobuf's own messages stay in the exception chain for a developer and never reach the page or the shell.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -43,6 +44,7 @@ _PROBE_BATCH = 1
 
 # ---------------------------------------------------------------- metadata
 
+
 def read_sidecar(path: str | Path) -> dict:
     """The JSON object in `path`, its fields checked (see SIDECAR_FIELDS); BadModelFile if it is not usable."""
     path = Path(path)
@@ -66,8 +68,9 @@ def check_meta(meta: dict, where: str = "model metadata") -> dict:
 
     def ints(key, n=None):
         v = meta[key]
-        if not isinstance(v, (list, tuple)) \
-                or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in v):
+        if not isinstance(v, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in v
+        ):
             raise BadModelFile(f"{where}: {key!r} must be a list of positive integers, got {v!r}")
         if n is not None and len(v) != n:
             raise BadModelFile(f"{where}: {key!r} must have {n} entries (C, H, W), got {len(v)}")
@@ -75,8 +78,11 @@ def check_meta(meta: dict, where: str = "model metadata") -> dict:
 
     def floats(key):
         v = meta[key]
-        if not isinstance(v, (list, tuple)) or not v \
-                or not all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in v):
+        if (
+            not isinstance(v, (list, tuple))
+            or not v
+            or not all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in v)
+        ):
             raise BadModelFile(f"{where}: {key!r} must be a non-empty list of numbers, got {v!r}")
         return [float(i) for i in v]
 
@@ -121,6 +127,7 @@ def check_meta(meta: dict, where: str = "model metadata") -> dict:
 
 # ---------------------------------------------------------------- telling formats apart
 
+
 def zip_names(data: bytes) -> list[str] | None:
     """The entries of a zip archive, or None when `data` is not one (truncated archives included)."""
     try:
@@ -157,11 +164,13 @@ def sniff(data: bytes, filename: str = "") -> str:
         return "unknown"
     names = zip_names(data)
     if names is not None:
-        if any(n == "archive_format" or n.endswith("/archive_format") for n in names) \
-                or any("/models/" in n and n.endswith(".json") for n in names):
+        if any(n == "archive_format" or n.endswith("/archive_format") for n in names) or any(
+            "/models/" in n and n.endswith(".json") for n in names
+        ):
             return "export"
-        if any("/code/" in n or n.startswith("code/") for n in names) \
-                and any(n.endswith("constants.pkl") for n in names):
+        if any("/code/" in n or n.startswith("code/") for n in names) and any(
+            n.endswith("constants.pkl") for n in names
+        ):
             return "torchscript"
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return "state_dict"
@@ -187,14 +196,16 @@ def read_bytes(source, where: str) -> bytes:
         try:
             data = Path(source).read_bytes()
         except OSError as err:
-            raise BadModelFile(f"{where} cannot be read ({err.strerror or type(err).__name__}); "
-                               "check the path") from err
+            raise BadModelFile(
+                f"{where} cannot be read ({err.strerror or type(err).__name__}); check the path"
+            ) from err
     if not data:
         raise BadModelFile(f"{where} is empty (0 bytes); choose the model file itself")
     return data
 
 
 # ---------------------------------------------------------------- the catalogue
+
 
 def probe_calls(net: nn.Module, input_size: Sequence[int]) -> tuple[dict[str, list], list[str]]:
     """Every hookable submodule's calls in one probe forward of a zero image: name → [(input, output), ...], and
@@ -207,11 +218,15 @@ def probe_calls(net: nn.Module, input_size: Sequence[int]) -> tuple[dict[str, li
             if name not in calls:
                 order.append(name)
             calls.setdefault(name, []).append((args[0] if args else None, output))
+
         return record
 
     # Compiled TorchScript submodules hold parameters but take no hooks.
-    handles = [m.register_forward_hook(hook(n)) for n, m in net.named_modules()
-               if n and not isinstance(m, torch.jit.ScriptModule)]
+    handles = [
+        m.register_forward_hook(hook(n))
+        for n, m in net.named_modules()
+        if n and not isinstance(m, torch.jit.ScriptModule)
+    ]
     try:
         with torch.no_grad():
             net(torch.zeros(1, *input_size))
@@ -281,8 +296,13 @@ def auto_blocks(net: nn.Module, input_size: Sequence[int]) -> list[str]:
         if not four_d(e):
             continue
         nxt = entries[i + 1] if i + 1 < len(entries) else None
-        if nxt is not None and is_leaf(nxt) and four_d(nxt) and calls[nxt][0][0] is calls[e][0][1] \
-                and calls[nxt][0][1].shape == calls[e][0][1].shape:
+        if (
+            nxt is not None
+            and is_leaf(nxt)
+            and four_d(nxt)
+            and calls[nxt][0][0] is calls[e][0][1]
+            and calls[nxt][0][1].shape == calls[e][0][1].shape
+        ):
             continue
         keep.append(e)
     return keep
@@ -290,12 +310,14 @@ def auto_blocks(net: nn.Module, input_size: Sequence[int]) -> list[str]:
 
 # ---------------------------------------------------------------- network → Classifier
 
+
 def _shape(size: Sequence[int]) -> str:
     return "×".join(str(int(s)) for s in size)
 
 
-def wrap(net: nn.Module, fields: dict, *, name: str, where: str, kind: str,
-         layers_unavailable: str | None = None) -> Classifier:
+def wrap(
+    net: nn.Module, fields: dict, *, name: str, where: str, kind: str, layers_unavailable: str | None = None
+) -> Classifier:
     """`net` (taking normalised N×C×H×W input, returning N×K logits) as a Classifier.
 
     `fields`: checked metadata; input_size, mean and std are required, the rest optional. One probe forward
@@ -305,8 +327,10 @@ def wrap(net: nn.Module, fields: dict, *, name: str, where: str, kind: str,
     this network's layers cannot be hooked) makes a model without a catalogue."""
     missing = [k for k in ("input_size", "mean", "std") if fields.get(k) is None]
     if missing:
-        raise BadModelFile(f"{where}: the {kind} file does not say its {', '.join(missing)}; give "
-                           f"{'them' if len(missing) > 1 else 'it'} in a sidecar JSON or the form")
+        raise BadModelFile(
+            f"{where}: the {kind} file does not say its {', '.join(missing)}; give "
+            f"{'them' if len(missing) > 1 else 'it'} in a sidecar JSON or the form"
+        )
     fields = check_meta({**fields, "input_size": list(fields["input_size"])}, where=f"{where}: metadata")
     input_size = fields["input_size"]
     net.eval()
@@ -314,17 +338,22 @@ def wrap(net: nn.Module, fields: dict, *, name: str, where: str, kind: str,
         with torch.no_grad():
             out = net(torch.zeros(_PROBE_BATCH, *input_size))
     except Exception as err:  # noqa: BLE001 - a user's network can raise anything; its text stays in the chain
-        raise BadModelFile(f"{where}: the model fails on a batch of {_PROBE_BATCH} image of {_shape(input_size)} "
-                           "(C×H×W); check input_size against the size the model was trained on") from err
+        raise BadModelFile(
+            f"{where}: the model fails on a batch of {_PROBE_BATCH} image of {_shape(input_size)} "
+            "(C×H×W); check input_size against the size the model was trained on"
+        ) from err
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != _PROBE_BATCH:
         got = _shape(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
-        raise BadModelFile(f"{where}: for {_PROBE_BATCH} image of {_shape(input_size)} the model returns {got}, not "
-                           f"{_PROBE_BATCH}×classes logits; load the classifier itself, not a feature extractor")
+        raise BadModelFile(
+            f"{where}: for {_PROBE_BATCH} image of {_shape(input_size)} the model returns {got}, not "
+            f"{_PROBE_BATCH}×classes logits; load the classifier itself, not a feature extractor"
+        )
     width = out.shape[1]
     class_names = fields.get("class_names") or [f"class {i}" for i in range(width)]
     if len(class_names) != width:
-        raise BadModelFile(f"{where}: {len(class_names)} class names for a model with {width} outputs; "
-                           "give one name per output")
+        raise BadModelFile(
+            f"{where}: {len(class_names)} class names for a model with {width} outputs; give one name per output"
+        )
     imagenet = width == 1000 and tuple(input_size) == (3, 224, 224)
     domain = fields.get("domain") or (domains.IMAGENET_NAME if imagenet else None)
 
@@ -337,20 +366,32 @@ def wrap(net: nn.Module, fields: dict, *, name: str, where: str, kind: str,
     elif blocks is None:
         blocks = auto_blocks(net, input_size)
         if not blocks:
-            layers_unavailable = ("no layer with an image-shaped (N×C×H×W) output was found on the model's main "
-                                  "path; give block_names in the sidecar to name the layers for Grad-CAM and the "
-                                  "feature views")
+            layers_unavailable = (
+                "no layer with an image-shaped (N×C×H×W) output was found on the model's main "
+                "path; give block_names in the sidecar to name the layers for Grad-CAM and the "
+                "feature views"
+            )
     known = {n: m for n, m in net.named_modules() if n and not isinstance(m, torch.jit.ScriptModule)}
     for block in [*(blocks or []), *([cam] if cam else [])]:
         if block not in known:
             top = ", ".join(n for n in known if "." not in n)
-            raise BadModelFile(f"{where}: {block!r} (block_names/cam_layer) is not a module of the model; "
-                               f"its top-level modules are: {top or 'none'}")
+            raise BadModelFile(
+                f"{where}: {block!r} (block_names/cam_layer) is not a module of the model; "
+                f"its top-level modules are: {top or 'none'}"
+            )
     try:
         model = Classifier(
-            net, name=name, domain=domain or "", input_size=input_size, class_names=class_names,
-            mean=fields["mean"], std=fields["std"], block_names=blocks, cam_layer=cam if blocks else None,
-            resize_size=fields.get("resize_size"), layers_unavailable=layers_unavailable,
+            net,
+            name=name,
+            domain=domain or "",
+            input_size=input_size,
+            class_names=class_names,
+            mean=fields["mean"],
+            std=fields["std"],
+            block_names=blocks,
+            cam_layer=cam if blocks else None,
+            resize_size=fields.get("resize_size"),
+            layers_unavailable=layers_unavailable,
         )
     except (AttributeError, ValueError) as err:
         raise BadModelFile(f"{where}: block_names/cam_layer must be dotted module names inside the model") from err
@@ -362,6 +403,7 @@ def wrap(net: nn.Module, fields: dict, *, name: str, where: str, kind: str,
         try:
             model.layers()
         except KeyError as err:
-            raise BadModelFile(f"{where}: block {err.args[0][4:]!r} is never called in a forward pass; "
-                               "name a layer the model runs") from err
+            raise BadModelFile(
+                f"{where}: block {err.args[0][4:]!r} is never called in a forward pass; name a layer the model runs"
+            ) from err
     return model

@@ -3,6 +3,7 @@
 This imports and runs code, so it is offered on the command line and the Python API only, never to a browser
 upload. The factory takes no arguments and returns an nn.Module (or a ready Classifier, used as it is).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,15 +27,19 @@ def make(spec: str) -> nn.Module | Classifier:
     try:
         obj = importlib.import_module(module_name)
     except Exception as err:  # noqa: BLE001 - the operator's own code may raise anything
-        raise BadModelFile(f"entry point {spec}: module {module_name!r} cannot be imported ({type(err).__name__}); "
-                           "check that it is on PYTHONPATH") from err
+        raise BadModelFile(
+            f"entry point {spec}: module {module_name!r} cannot be imported ({type(err).__name__}); "
+            "check that it is on PYTHONPATH"
+        ) from err
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise BadModelFile(f"entry point {spec}: {module_name} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
-        raise BadModelFile(f"entry point {spec}: {attr} is a {type(obj).__name__}, not a Python function or class "
-                           "returning a PyTorch nn.Module")
+        raise BadModelFile(
+            f"entry point {spec}: {attr} is a {type(obj).__name__}, not a Python function or class "
+            "returning a PyTorch nn.Module"
+        )
     try:
         inspect.signature(obj).bind()
     except TypeError as err:

@@ -7,6 +7,7 @@ Nothing is unpickled: the archive is checked before `torch.export.load` so that 
 paths (tensor subclasses, custom or opaque objects, legacy weights, sample inputs that weights_only cannot
 read, AOTInductor code).
 """
+
 from __future__ import annotations
 
 import io
@@ -29,12 +30,16 @@ def check_archive(data: bytes, where: str) -> None:
     archive = zipfile.ZipFile(io.BytesIO(data))
     for name in archive.namelist():
         if pc.AOTINDUCTOR_DIR in name:
-            raise BadModelFile(f"{where} holds AOTInductor compiled code ({name}); save the exported program "
-                               "itself with torch.export.save")
+            raise BadModelFile(
+                f"{where} holds AOTInductor compiled code ({name}); save the exported program "
+                "itself with torch.export.save"
+            )
         weights_or_constants = pc.WEIGHTS_DIR in name or pc.CONSTANTS_DIR in name
         if weights_or_constants and name.endswith(".pt"):
-            raise BadModelFile(f"{where} stores its weights in the legacy pickled format ({name}); "
-                               "re-save it with torch.export.save from a current torch")
+            raise BadModelFile(
+                f"{where} stores its weights in the legacy pickled format ({name}); "
+                "re-save it with torch.export.save from a current torch"
+            )
         if weights_or_constants and name.endswith(".json"):
             try:
                 config = json.loads(archive.read(name)).get("config", {})
@@ -45,19 +50,25 @@ def check_archive(data: bytes, where: str) -> None:
                 if not isinstance(entry, dict):
                     raise BadModelFile(f"{where}: its entry {name} is malformed; save the program again")
                 if entry.get("use_pickle"):
-                    raise BadModelFile(f"{where}: {fqn} is stored pickled (a tensor subclass), and pickles are never "
-                                       "loaded here; export the model with plain tensors")
+                    raise BadModelFile(
+                        f"{where}: {fqn} is stored pickled (a tensor subclass), and pickles are never "
+                        "loaded here; export the model with plain tensors"
+                    )
                 path = str(entry.get("path_name", ""))
                 if pc.CONSTANTS_DIR in name and not path.startswith(pc.TENSOR_CONSTANT_FILENAME_PREFIX):
-                    raise BadModelFile(f"{where}: constant {fqn} is a pickled Python or TorchScript object, and "
-                                       "pickles are never loaded here; export the model with tensor constants only")
+                    raise BadModelFile(
+                        f"{where}: constant {fqn} is a pickled Python or TorchScript object, and "
+                        "pickles are never loaded here; export the model with tensor constants only"
+                    )
         if pc.SAMPLE_INPUTS_DIR in name and not name.endswith("/"):
             # torch.export.load falls back to weights_only=False when weights_only=True fails: make sure it cannot.
             try:
                 torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
             except Exception as err:  # noqa: BLE001
-                raise BadModelFile(f"{where}: its sample inputs ({name}) are not plain tensors, and pickles are "
-                                   "never loaded here; save the program without custom sample inputs") from err
+                raise BadModelFile(
+                    f"{where}: its sample inputs ({name}) are not plain tensors, and pickles are "
+                    "never loaded here; save the program without custom sample inputs"
+                ) from err
 
 
 def _program(data: bytes, where: str):
@@ -70,12 +81,16 @@ def _program(data: bytes, where: str):
     try:
         program = torch.export.load(io.BytesIO(data))
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged archive
-        raise BadModelFile(f"{where} is a damaged or unsupported torch.export program; save it again with "
-                           "torch.export.save from this torch version") from err
+        raise BadModelFile(
+            f"{where} is a damaged or unsupported torch.export program; save it again with "
+            "torch.export.save from this torch version"
+        ) from err
     inputs = program.graph_signature.user_inputs
     if len(inputs) != 1:
-        raise BadModelFile(f"{where}: the program takes {len(inputs)} inputs; a classifier takes one image batch, "
-                           "export it with a single input")
+        raise BadModelFile(
+            f"{where}: the program takes {len(inputs)} inputs; a classifier takes one image batch, "
+            "export it with a single input"
+        )
     return program
 
 
@@ -109,8 +124,10 @@ def _check_batch(net: nn.Module, input_size, where: str) -> None:
     except Exception:  # noqa: BLE001
         ok = False
     if not ok:
-        raise BadModelFile(f"{where}: the program only runs at the batch size it was exported with; re-export it "
-                           f"with a dynamic batch: {_DYNAMIC_BATCH}")
+        raise BadModelFile(
+            f"{where}: the program only runs at the batch size it was exported with; re-export it "
+            f"with a dynamic batch: {_DYNAMIC_BATCH}"
+        )
 
 
 def load(data: bytes, fields: dict, *, name: str, where: str) -> Classifier:
@@ -124,16 +141,21 @@ def load(data: bytes, fields: dict, *, name: str, where: str) -> Classifier:
         if given is None and None not in static:
             fields["input_size"] = static
         elif given is not None and any(s is not None and s != i for s, i in zip(static, given)):
-            raise BadModelFile(f"{where}: input_size {list(given)} does not match the program's input "
-                               f"{[s if s is not None else 'any' for s in static]}; fix the sidecar or the form")
+            raise BadModelFile(
+                f"{where}: input_size {list(given)} does not match the program's input "
+                f"{[s if s is not None else 'any' for s in static]}; fix the sidecar or the form"
+            )
     elif shape is not None:
-        raise BadModelFile(f"{where}: the program's input has {len(shape)} dimensions; a classifier takes an "
-                           "N×C×H×W image batch")
+        raise BadModelFile(
+            f"{where}: the program's input has {len(shape)} dimensions; a classifier takes an N×C×H×W image batch"
+        )
     try:
         net = torch.export.unflatten(program)
     except Exception as err:  # noqa: BLE001
-        raise BadModelFile(f"{where}: the program's module hierarchy cannot be rebuilt; export it again "
-                           "with torch.export.export (strict=False)") from err
+        raise BadModelFile(
+            f"{where}: the program's module hierarchy cannot be rebuilt; export it again "
+            "with torch.export.export (strict=False)"
+        ) from err
     # Shapes are fitted by Classifier.fit_input; the batch dimension is probed below.
     net.check_input_constraints = False
     net.eval()

@@ -8,6 +8,7 @@ normalise switches folded into the [0, 1] pixels the engine works in), class nam
 The layer catalogue is the encoder's stages where they output N×C×H×W maps (convolutional models); the
 layers of transformer models pass token sequences, and such a model has no catalogue.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,7 @@ _INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _JSON_LIMIT = 10_000_000  # config and preprocessor files are kilobytes
 # An uploaded zip: no more entries, and no more bytes once unpacked, than a large classifier needs.
 MAX_ENTRIES = 512
-MAX_UNZIPPED = 8 * 1024 ** 3
+MAX_UNZIPPED = 8 * 1024**3
 _DEFAULT_LABEL = re.compile(r"^LABEL_(\d+)$")
 _OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
@@ -52,20 +53,23 @@ class LogitsOnly(nn.Module):
 
 # ---------------------------------------------------------------- the folder and its JSON files
 
+
 def _json(path: Path, where: str, required: bool = True) -> dict | None:
     if not path.is_file():
         if required:
-            raise BadModelFile(f"{where}: {path.name} is missing; a Hugging Face model folder holds config.json "
-                               "and the weights (model.safetensors or pytorch_model.bin) saved by save_pretrained")
+            raise BadModelFile(
+                f"{where}: {path.name} is missing; a Hugging Face model folder holds config.json "
+                "and the weights (model.safetensors or pytorch_model.bin) saved by save_pretrained"
+            )
         return None
     if path.stat().st_size > _JSON_LIMIT:
-        raise BadModelFile(f"{where}: {path.name} is {path.stat().st_size:,} bytes, too large for a configuration "
-                           "file")
+        raise BadModelFile(f"{where}: {path.name} is {path.stat().st_size:,} bytes, too large for a configuration file")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadModelFile(f"{where}: {path.name} is not valid JSON; save the model again with "
-                           "save_pretrained") from err
+        raise BadModelFile(
+            f"{where}: {path.name} is not valid JSON; save the model again with save_pretrained"
+        ) from err
     if not isinstance(value, dict):
         raise BadModelFile(f"{where}: {path.name} must hold a JSON object")
     return value
@@ -74,18 +78,24 @@ def _json(path: Path, where: str, required: bool = True) -> dict | None:
 def _check_config(config: dict, where: str) -> str:
     """The model type of a config transformers itself can build as an image classifier; BadModelFile else."""
     if config.get("auto_map") or config.get("trust_remote_code"):
-        raise BadModelFile(f"{where}: config.json names its own Python code (auto_map), which is never run here; "
-                           "only architectures built into transformers load")
+        raise BadModelFile(
+            f"{where}: config.json names its own Python code (auto_map), which is never run here; "
+            "only architectures built into transformers load"
+        )
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES:
-        raise BadModelFile(f"{where}: config.json's model_type {model_type!r} is not one transformers knows; "
-                           "models needing their own code are not loaded")
+        raise BadModelFile(
+            f"{where}: config.json's model_type {model_type!r} is not one transformers knows; "
+            "models needing their own code are not loaded"
+        )
     if model_type not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
-        raise BadModelFile(f"{where}: a {model_type} model is not an image classifier transformers can load "
-                           "(AutoModelForImageClassification); save an image-classification model")
+        raise BadModelFile(
+            f"{where}: a {model_type} model is not an image classifier transformers can load "
+            "(AutoModelForImageClassification); save an image-classification model"
+        )
     return model_type
 
 
@@ -94,8 +104,10 @@ def _check_weights(folder: Path, where: str) -> None:
     beyond tensors, a corrupt safetensors header) before transformers opens it."""
     present = [n for n in (*_WEIGHTS, *_INDEXES) if (folder / n).is_file()]
     if not present:
-        raise BadModelFile(f"{where}: no weights in the folder (model.safetensors or pytorch_model.bin); "
-                           "save the model with save_pretrained")
+        raise BadModelFile(
+            f"{where}: no weights in the folder (model.safetensors or pytorch_model.bin); "
+            "save the model with save_pretrained"
+        )
     if present[0] == "model.safetensors":
         path = folder / present[0]
         with path.open("rb") as handle:
@@ -149,8 +161,15 @@ def preprocessing(processor: dict | None, config: dict) -> dict:
         height, resize = size, size
     else:
         image_size = config.get("image_size")
-        height = image_size if isinstance(image_size, int) else (
-            image_size[0] if isinstance(image_size, list) and image_size and isinstance(image_size[0], int) else None)
+        height = (
+            image_size
+            if isinstance(image_size, int)
+            else (
+                image_size[0]
+                if isinstance(image_size, list) and image_size and isinstance(image_size[0], int)
+                else None
+            )
+        )
         resize = height
     if height:
         out["input_size"] = [channels, int(height), int(height)]
@@ -172,6 +191,7 @@ def preprocessing(processor: dict | None, config: dict) -> dict:
 
 
 # ---------------------------------------------------------------- zip uploads
+
 
 def _unsafe(name: str) -> str | None:
     if "\\" in name:
@@ -197,21 +217,32 @@ def _entries(data: bytes, where: str) -> tuple[zipfile.ZipFile, str, list[zipfil
         if why:
             raise BadModelFile(f"{where}: the zip holds {why} ({info.filename[:80]}); refused, nothing was unpacked")
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise BadModelFile(f"{where}: the zip holds a symbolic link ({info.filename[:80]}); refused, "
-                               "nothing was unpacked")
+            raise BadModelFile(
+                f"{where}: the zip holds a symbolic link ({info.filename[:80]}); refused, nothing was unpacked"
+            )
     if sum(info.file_size for info in infos) > MAX_UNZIPPED:
-        raise BadModelFile(f"{where}: the zip unpacks to more than {MAX_UNZIPPED // 1024 ** 3} GiB; refused")
-    configs = sorted((i.filename for i in infos if PurePosixPath(i.filename).name == "config.json"
-                      and not i.filename.startswith("__MACOSX/")), key=lambda n: (n.count("/"), n))
+        raise BadModelFile(f"{where}: the zip unpacks to more than {MAX_UNZIPPED // 1024**3} GiB; refused")
+    configs = sorted(
+        (
+            i.filename
+            for i in infos
+            if PurePosixPath(i.filename).name == "config.json" and not i.filename.startswith("__MACOSX/")
+        ),
+        key=lambda n: (n.count("/"), n),
+    )
     if not configs:
-        raise BadModelFile(f"{where}: the zip holds no config.json; zip a Hugging Face model folder "
-                           "(config.json, model.safetensors, preprocessor_config.json)")
+        raise BadModelFile(
+            f"{where}: the zip holds no config.json; zip a Hugging Face model folder "
+            "(config.json, model.safetensors, preprocessor_config.json)"
+        )
     if len(configs) > 1 and configs[0].count("/") == configs[1].count("/"):
-        raise BadModelFile(f"{where}: the zip holds more than one model folder ({configs[0]}, {configs[1]}); "
-                           "zip one folder")
+        raise BadModelFile(
+            f"{where}: the zip holds more than one model folder ({configs[0]}, {configs[1]}); zip one folder"
+        )
     prefix = configs[0][: -len("config.json")]
-    files = [i for i in infos if i.filename.startswith(prefix) and not i.is_dir()
-             and "/" not in i.filename[len(prefix):]]
+    files = [
+        i for i in infos if i.filename.startswith(prefix) and not i.is_dir() and "/" not in i.filename[len(prefix) :]
+    ]
     return archive, prefix, files
 
 
@@ -236,13 +267,14 @@ def unpacked(data: bytes, where: str):
         for info in files:
             content = _read_member(archive, info, where, min(info.file_size, budget))
             budget -= len(content)
-            (folder / PurePosixPath(info.filename[len(prefix):]).name).write_bytes(content)
+            (folder / PurePosixPath(info.filename[len(prefix) :]).name).write_bytes(content)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- loading
+
 
 @contextlib.contextmanager
 def _offline_and_quiet():
@@ -277,25 +309,36 @@ def _from_pretrained(folder: Path, where: str) -> nn.Module:
     try:
         with _offline_and_quiet():
             model, info = AutoModelForImageClassification.from_pretrained(
-                str(folder), local_files_only=True, trust_remote_code=False, output_loading_info=True,
-                ignore_mismatched_sizes=True, dtype=torch.float32)
+                str(folder),
+                local_files_only=True,
+                trust_remote_code=False,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                dtype=torch.float32,
+            )
     except BadModelFile:
         raise
     except Exception as err:  # noqa: BLE001 - transformers raises many types; its text stays in the chain
-        raise BadModelFile(f"{where}: transformers cannot build the model from config.json and its weights "
-                           f"({type(err).__name__}); the folder may be incomplete or saved by an incompatible "
-                           "transformers version") from err
+        raise BadModelFile(
+            f"{where}: transformers cannot build the model from config.json and its weights "
+            f"({type(err).__name__}); the folder may be incomplete or saved by an incompatible "
+            "transformers version"
+        ) from err
     order = {k: i for i, k in enumerate(model.state_dict())}
     mismatched = sorted(info.get("mismatched_keys") or [], key=lambda m: (order.get(m[0], len(order)), m[0]))
     if mismatched:
         key, theirs, ours = mismatched[0]
-        raise BadModelFile(f"{where}: {key} is {_shape(theirs)} in the weights but {_shape(ours)} in the model "
-                           "config.json describes; the weights belong to another configuration")
+        raise BadModelFile(
+            f"{where}: {key} is {_shape(theirs)} in the weights but {_shape(ours)} in the model "
+            "config.json describes; the weights belong to another configuration"
+        )
     missing = sorted(info.get("missing_keys") or [], key=lambda k: (order.get(k, len(order)), k))
     if missing:
-        raise BadModelFile(f"{where}: the weights lack {missing[0]}"
-                           f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}, which config.json's "
-                           "model has; the weights belong to another model or are a backbone without its head")
+        raise BadModelFile(
+            f"{where}: the weights lack {missing[0]}"
+            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}, which config.json's "
+            "model has; the weights belong to another model or are a backbone without its head"
+        )
     return model.eval()
 
 
@@ -319,8 +362,11 @@ def catalogue(net: nn.Module, input_size) -> tuple[list[str], str | None]:
         out = outputs.get(name)
         if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[-1] * out.shape[-2] <= 1:
             return False
-        convs = [m for n, m in modules.items() if (n == name or n.startswith(name + ".")) and isinstance(m, nn.Conv2d)
-                 and n in outputs]
+        convs = [
+            m
+            for n, m in modules.items()
+            if (n == name or n.startswith(name + ".")) and isinstance(m, nn.Conv2d) and n in outputs
+        ]
         return bool(convs) and convs[-1].out_channels == out.shape[1]
 
     lists = [n for n, m in modules.items() if n and isinstance(m, (nn.ModuleList, nn.Sequential))]
@@ -331,10 +377,14 @@ def catalogue(net: nn.Module, input_size) -> tuple[list[str], str | None]:
             return called, None
     tokens = any(isinstance(o, torch.Tensor) and o.dim() == 3 for o in outputs.values())
     if tokens:
-        return [], ("its layers pass token sequences (N×tokens×channels), not N×C×H×W maps, so there is no layer "
-                    "for Grad-CAM or the feature views")
-    return [], ("no stage with N×C×H×W outputs was found in it; give block_names in a sidecar to name the layers "
-                "for Grad-CAM and the feature views")
+        return [], (
+            "its layers pass token sequences (N×tokens×channels), not N×C×H×W maps, so there is no layer "
+            "for Grad-CAM or the feature views"
+        )
+    return [], (
+        "no stage with N×C×H×W outputs was found in it; give block_names in a sidecar to name the layers "
+        "for Grad-CAM and the feature views"
+    )
 
 
 def _read_folder(folder: Path, where: str) -> tuple[dict, dict | None]:
@@ -353,9 +403,11 @@ def _defaults(config: dict, processor: dict | None, fields: dict, where: str) ->
         out["class_names"] = _labels(config)
     missing = [k for k in ("input_size", "mean", "std") if k not in out]
     if missing:
-        raise BadModelFile(f"{where}: the folder does not say its {', '.join(missing)} "
-                           f"(preprocessor_config.json {'is missing' if processor is None else 'lacks them'}); "
-                           "give them in a sidecar JSON or the form")
+        raise BadModelFile(
+            f"{where}: the folder does not say its {', '.join(missing)} "
+            f"(preprocessor_config.json {'is missing' if processor is None else 'lacks them'}); "
+            "give them in a sidecar JSON or the form"
+        )
     return out
 
 
@@ -375,7 +427,7 @@ def _folder_of(source) -> Path:
     text = str(source)
     path = Path(text)
     if text.startswith("hf:") and not path.exists():
-        path = Path(text[len("hf:"):])
+        path = Path(text[len("hf:") :])
     return path
 
 
@@ -394,8 +446,15 @@ def describe(source) -> dict:
         archive, prefix, files = _entries(bytes(source), where)
         texts = {PurePosixPath(i.filename).name: i for i in files}
         config = _json_bytes(_read_member(archive, texts["config.json"], where, _JSON_LIMIT), "config.json", where)
-        processor = (_json_bytes(_read_member(archive, texts["preprocessor_config.json"], where, _JSON_LIMIT),
-                                 "preprocessor_config.json", where) if "preprocessor_config.json" in texts else None)
+        processor = (
+            _json_bytes(
+                _read_member(archive, texts["preprocessor_config.json"], where, _JSON_LIMIT),
+                "preprocessor_config.json",
+                where,
+            )
+            if "preprocessor_config.json" in texts
+            else None
+        )
         _check_config(config, where)
     else:
         folder = _folder_of(source)

@@ -10,6 +10,7 @@ Checked before anything is converted: the bytes parse as an ONNX model; no tenso
 files stay inside the model's own folder, and an upload, which has no folder, must carry its weights inside the
 file; every operator has an onnx2torch converter (all the missing ones are named at once); onnx.checker passes.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ from engine.models.formats.common import SIDECAR_FIELDS, BadModelFile, check_met
 
 # Larger than any image classifier's biggest weight (a 1000×25088 VGG classifier holds 2.5e7), far below memory.
 MAX_ELEMENTS = 2**31
-_DYNAMIC_BATCH = ("re-export it with a dynamic batch axis: torch.onnx.export(model, (x,), 'model.onnx', "
-                  "input_names=['x'], dynamic_axes={'x': {0: 'batch'}})")
+_DYNAMIC_BATCH = (
+    "re-export it with a dynamic batch axis: torch.onnx.export(model, (x,), 'model.onnx', "
+    "input_names=['x'], dynamic_axes={'x': {0: 'batch'}})"
+)
 
 
 def _onnx():
@@ -36,6 +39,7 @@ def _onnx():
 
 
 # ---------------------------------------------------------------- reading, safely
+
 
 def _graphs(graph):
     """A graph and every subgraph inside it (If/Loop bodies), depth first."""
@@ -103,29 +107,38 @@ def _read_external(proto, tensors, where: str, folder: Path | None) -> None:
     if not external:
         return
     if folder is None:
-        raise BadModelFile(f"{where} keeps its weights in separate files, which an upload cannot bring along; "
-                           "save the model with its weights inside the file (onnx.save(model, path, "
-                           "save_as_external_data=False)) and upload that")
+        raise BadModelFile(
+            f"{where} keeps its weights in separate files, which an upload cannot bring along; "
+            "save the model with its weights inside the file (onnx.save(model, path, "
+            "save_as_external_data=False)) and upload that"
+        )
     for tensor in external:
         info = _external(tensor)
         path = _inside(folder, info.get("location", ""))
         if path is None:
-            raise BadModelFile(f"{where}: tensor {tensor.name!r} points at {info.get('location', '')!r}, outside the "
-                               "model's folder; keep external weight files beside the .onnx file")
+            raise BadModelFile(
+                f"{where}: tensor {tensor.name!r} points at {info.get('location', '')!r}, outside the "
+                "model's folder; keep external weight files beside the .onnx file"
+            )
         if not path.is_file():
-            raise BadModelFile(f"{where}: tensor {tensor.name!r} needs the file {info.get('location')!r} beside the "
-                               "model, and it is not there; copy it next to the .onnx file")
+            raise BadModelFile(
+                f"{where}: tensor {tensor.name!r} needs the file {info.get('location')!r} beside the "
+                "model, and it is not there; copy it next to the .onnx file"
+            )
         try:
             offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
         except ValueError as err:
-            raise BadModelFile(f"{where}: tensor {tensor.name!r} has a malformed external data record; "
-                               "save the model again") from err
+            raise BadModelFile(
+                f"{where}: tensor {tensor.name!r} has a malformed external data record; save the model again"
+            ) from err
         size = path.stat().st_size
         if length < 0:
             length = size - offset
         if offset < 0 or offset + length > size:
-            raise BadModelFile(f"{where}: tensor {tensor.name!r} reaches past the end of {info.get('location')!r}; "
-                               "the weights file is truncated, save the model again")
+            raise BadModelFile(
+                f"{where}: tensor {tensor.name!r} reaches past the end of {info.get('location')!r}; "
+                "the weights file is truncated, save the model again"
+            )
         _check_size(tensor, length, where)
         with open(path, "rb") as fh:
             fh.seek(offset)
@@ -138,8 +151,10 @@ def _check_size(tensor, available: int, where: str) -> None:
     count = _elements(tensor)
     # Two elements per byte covers the packed 4-bit types; every other type needs at least a byte each.
     if count < 0 or count > MAX_ELEMENTS or count > 2 * max(available, 0) + 2:
-        raise BadModelFile(f"{where}: tensor {tensor.name!r} declares {'×'.join(map(str, tensor.dims))} elements, "
-                           f"more than the file holds; the file is damaged or hostile, export the model again")
+        raise BadModelFile(
+            f"{where}: tensor {tensor.name!r} declares {'×'.join(map(str, tensor.dims))} elements, "
+            f"more than the file holds; the file is damaged or hostile, export the model again"
+        )
 
 
 def read(data: bytes, where: str, folder: Path | None = None):
@@ -148,8 +163,9 @@ def read(data: bytes, where: str, folder: Path | None = None):
     try:
         proto = onnx.ModelProto.FromString(data)
     except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise BadModelFile(f"{where} does not parse as an ONNX model; it may be truncated or another format, "
-                           "export it again") from err
+        raise BadModelFile(
+            f"{where} does not parse as an ONNX model; it may be truncated or another format, export it again"
+        ) from err
     if proto.ir_version <= 0 or not proto.graph.node:
         raise BadModelFile(f"{where} is not an ONNX model (no graph in it); export the model to ONNX again")
     tensors = list(_tensors(proto.graph))
@@ -168,18 +184,22 @@ def validate(proto, where: str) -> None:
     try:
         onnx.checker.check_model(proto)
     except Exception as err:  # noqa: BLE001 - ValidationError, or a C++ error for odd protos
-        raise BadModelFile(f"{where} is not a valid ONNX model (the ONNX checker refuses it); export it "
-                           "again with a current exporter") from err
+        raise BadModelFile(
+            f"{where} is not a valid ONNX model (the ONNX checker refuses it); export it again with a current exporter"
+        ) from err
 
 
 # ---------------------------------------------------------------- what the graph says
+
 
 def _input(proto, where: str):
     initializers = {t.name for t in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     if len(inputs) != 1:
-        raise BadModelFile(f"{where}: the graph takes {len(inputs)} inputs; a classifier takes one image batch, "
-                           "export it with a single input")
+        raise BadModelFile(
+            f"{where}: the graph takes {len(inputs)} inputs; a classifier takes one image batch, "
+            "export it with a single input"
+        )
     if len(proto.graph.output) < 1:
         raise BadModelFile(f"{where}: the graph has no output; export the classifier with its logits as output")
     return inputs[0]
@@ -190,8 +210,9 @@ def input_dims(proto, where: str) -> list[int | None]:
     value = _input(proto, where)
     if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
         return []
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-            for d in value.type.tensor_type.shape.dim]
+    return [
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in value.type.tensor_type.shape.dim
+    ]
 
 
 def _metadata(proto) -> dict:
@@ -229,6 +250,7 @@ def describe(data: bytes, *, where: str, folder: Path | None = None) -> dict:
 
 
 # ---------------------------------------------------------------- conversion
+
 
 def _ops(graph):
     for g in _graphs(graph):
@@ -270,8 +292,9 @@ def _failing_nodes(proto) -> list[str]:
     failing = set()
     for node in graph.nodes.values():
         try:
-            converter = get_converter(operation_type=node.operation_type, version=opsets.get(node.domain or "", 0),
-                                      domain=node.domain)
+            converter = get_converter(
+                operation_type=node.operation_type, version=opsets.get(node.domain or "", 0), domain=node.domain
+            )
             converter(node, graph)
         except NotImplementedError:
             failing.add(node.operation_type)
@@ -281,16 +304,21 @@ def _failing_nodes(proto) -> list[str]:
 
 
 def _cannot_convert(where: str, ops: list[str]) -> BadModelFile:
-    return BadModelFile(f"{where} uses ONNX operator{'s' if len(ops) > 1 else ''} {', '.join(ops)} that cannot be "
-                        "converted to PyTorch here; export the model again with those layers replaced, or as a "
-                        "torch.export .pt2 program")
+    return BadModelFile(
+        f"{where} uses ONNX operator{'s' if len(ops) > 1 else ''} {', '.join(ops)} that cannot be "
+        "converted to PyTorch here; export the model again with those layers replaced, or as a "
+        "torch.export .pt2 program"
+    )
 
 
 def _dynamic_batch(proto) -> None:
     """Give the graph's input and outputs a symbolic batch; intermediate shapes are inferred again on conversion."""
     for value in [*proto.graph.input, *proto.graph.output]:
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape") \
-                and len(value.type.tensor_type.shape.dim) > 0:
+        if (
+            value.type.HasField("tensor_type")
+            and value.type.tensor_type.HasField("shape")
+            and len(value.type.tensor_type.shape.dim) > 0
+        ):
             dim = value.type.tensor_type.shape.dim[0]
             dim.Clear()
             dim.dim_param = "batch"
@@ -311,14 +339,23 @@ def _constants_as_initializers(proto) -> None:
         del node.input[:]
         node.input.extend(inputs)
         value = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None \
-                and len(node.attribute) == 1 and node.output[0] not in outputs:
+        if (
+            node.op_type == "Constant"
+            and node.domain in ("", "ai.onnx")
+            and value is not None
+            and len(node.attribute) == 1
+            and node.output[0] not in outputs
+        ):
             tensor = graph.initializer.add()
             tensor.CopyFrom(value)
             tensor.name = node.output[0]
             initializers.add(tensor.name)
-        elif node.op_type == "Identity" and node.domain in ("", "ai.onnx") and node.input[0] in initializers \
-                and node.output[0] not in outputs:
+        elif (
+            node.op_type == "Identity"
+            and node.domain in ("", "ai.onnx")
+            and node.input[0] in initializers
+            and node.output[0] not in outputs
+        ):
             alias[node.output[0]] = node.input[0]
         else:
             keep.append(node)
@@ -351,8 +388,10 @@ def convert(proto, where: str) -> nn.Module:
         failing = _failing_nodes(proto)
         if failing:
             raise _cannot_convert(where, failing) from err
-        raise BadModelFile(f"{where}: the ONNX graph could not be converted to PyTorch; export it again with "
-                           "opset 17 or as a torch.export .pt2 program") from err
+        raise BadModelFile(
+            f"{where}: the ONNX graph could not be converted to PyTorch; export it again with "
+            "opset 17 or as a torch.export .pt2 program"
+        ) from err
     return _tidy_names(net).eval()
 
 
@@ -444,8 +483,12 @@ def catalogue(net: nn.Module, input_size) -> list[str]:
     if not cut:
         return []
     outputs: dict[str, torch.Tensor] = {}
-    handles = [net.get_submodule(n.target).register_forward_hook(
-        lambda _m, _a, out, key=n.target: outputs.__setitem__(key, out)) for n in cut]
+    handles = [
+        net.get_submodule(n.target).register_forward_hook(
+            lambda _m, _a, out, key=n.target: outputs.__setitem__(key, out)
+        )
+        for n in cut
+    ]
     try:
         with torch.no_grad():
             net(torch.zeros(1, *input_size))
@@ -463,8 +506,12 @@ def catalogue(net: nn.Module, input_size) -> list[str]:
     for n, nxt in zip(cut, [*cut[1:], None]):
         if not image(n):
             continue
-        if nxt is not None and list(n.users) == [nxt] and image(nxt) \
-                and outputs[nxt.target].shape == outputs[n.target].shape:
+        if (
+            nxt is not None
+            and list(n.users) == [nxt]
+            and image(nxt)
+            and outputs[nxt.target].shape == outputs[n.target].shape
+        ):
             continue
         keep.append(n.target)
     return keep
@@ -476,13 +523,16 @@ def load(data: bytes, fields: dict, *, name: str, where: str, folder: Path | Non
     proto = read(data, where, folder)
     dims = input_dims(proto, where)
     if dims and len(dims) != 4:
-        raise BadModelFile(f"{where}: the graph's input has {len(dims)} dimensions; a classifier takes an "
-                           "N×C×H×W image batch")
+        raise BadModelFile(
+            f"{where}: the graph's input has {len(dims)} dimensions; a classifier takes an N×C×H×W image batch"
+        )
     fields = {**_file_fields(proto, where), **fields}
     given = fields.get("input_size")
     if given is not None and len(dims) == 4 and any(d is not None and d != g for d, g in zip(dims[1:], given)):
-        raise BadModelFile(f"{where}: input_size {list(given)} does not match the graph's input "
-                           f"{[d if d is not None else 'any' for d in dims[1:]]}; fix the sidecar or the form")
+        raise BadModelFile(
+            f"{where}: input_size {list(given)} does not match the graph's input "
+            f"{[d if d is not None else 'any' for d in dims[1:]]}; fix the sidecar or the form"
+        )
     fixed_batch = bool(dims) and dims[0] is not None
     if fixed_batch:
         if dims[0] != 1:
@@ -494,10 +544,12 @@ def load(data: bytes, fields: dict, *, name: str, where: str, folder: Path | Non
     size = check_meta(fields, where=f"{where}: metadata")["input_size"]
     if not batches(net, size):
         if fixed_batch:
-            raise BadModelFile(f"{where}: the graph was exported for one image at a time and fixes that batch "
-                               f"inside; {_DYNAMIC_BATCH}")
-        raise BadModelFile(f"{where}: the graph gives an image different outputs alone and in a batch; "
-                           f"{_DYNAMIC_BATCH}")
+            raise BadModelFile(
+                f"{where}: the graph was exported for one image at a time and fixes that batch inside; {_DYNAMIC_BATCH}"
+            )
+        raise BadModelFile(
+            f"{where}: the graph gives an image different outputs alone and in a batch; {_DYNAMIC_BATCH}"
+        )
     return wrap_graph(net, fields, name=name, where=where, kind="ONNX")
 
 

@@ -5,6 +5,7 @@ mean, std and crop come from timm's pretrained configuration for the architectur
 the metadata says otherwise. The layer catalogue is the model's `feature_info` stages where they output
 N×C×H×W maps; Grad-CAM uses the last of them.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -67,8 +68,9 @@ def _build(arch: str, num_classes: int, meta: bool) -> nn.Module:
 def _signature(arch: str) -> tuple[dict[str, tuple[int, ...]], frozenset[str]]:
     """(shape of every state_dict entry at 1000 classes, the entries that are the classification head)."""
     if arch not in _signatures:
-        shapes = [{k: tuple(v.shape) for k, v in _build(arch, n, meta=True).state_dict().items()}
-                  for n in _PROBE_CLASSES]
+        shapes = [
+            {k: tuple(v.shape) for k, v in _build(arch, n, meta=True).state_dict().items()} for n in _PROBE_CLASSES
+        ]
         _signatures[arch] = (shapes[0], frozenset(k for k in shapes[0] if shapes[0][k] != shapes[1][k]))
     return _signatures[arch]
 
@@ -144,8 +146,10 @@ def build(arch: str, state: dict, where: str) -> tuple[nn.Module, int]:
         else:
             raise BadModelFile(f"{where}: {_misfit(arch, state, expected)}")
     reference = skeleton.state_dict()
-    state = with_metadata({k: v.to(reference[k].dtype) if v.dtype != reference[k].dtype else v
-                           for k, v in state.items()}, getattr(state, "_metadata", None) or reference._metadata)
+    state = with_metadata(
+        {k: v.to(reference[k].dtype) if v.dtype != reference[k].dtype else v for k, v in state.items()},
+        getattr(state, "_metadata", None) or reference._metadata,
+    )
     net = skeleton
     net.load_state_dict(state, strict=True, assign=True)
     if _on_meta(net):  # buffers outside the state_dict (position indices, ...): build it for real
@@ -190,8 +194,11 @@ def _defaults(arch: str, num_classes: int, fields: dict) -> dict:
 def catalogue(net: nn.Module, input_size) -> tuple[list[str], str | None]:
     """(feature_info stages that output N×C×H×W maps, why there are none)."""
     info = getattr(net, "feature_info", None)
-    stages = [(f["module"], f.get("num_chs")) for f in info if isinstance(f, dict) and f.get("module")] \
-        if isinstance(info, list) else []
+    stages = (
+        [(f["module"], f.get("num_chs")) for f in info if isinstance(f, dict) and f.get("module")]
+        if isinstance(info, list)
+        else []
+    )
     if not stages:
         return [], None
     modules = dict(net.named_modules())
@@ -199,8 +206,9 @@ def catalogue(net: nn.Module, input_size) -> tuple[list[str], str | None]:
     handles = []
     for name, _ in stages:
         if name in modules:
-            handles.append(modules[name].register_forward_hook(
-                lambda _m, _a, out, name=name: outputs.setdefault(name, out)))
+            handles.append(
+                modules[name].register_forward_hook(lambda _m, _a, out, name=name: outputs.setdefault(name, out))
+            )
     try:
         with torch.no_grad():
             net(torch.zeros(1, *input_size))
@@ -209,12 +217,19 @@ def catalogue(net: nn.Module, input_size) -> tuple[list[str], str | None]:
     finally:
         for h in handles:
             h.remove()
-    maps = [name for name, chs in stages if isinstance(outputs.get(name), torch.Tensor)
-            and outputs[name].dim() == 4 and (chs is None or outputs[name].shape[1] == chs)]
+    maps = [
+        name
+        for name, chs in stages
+        if isinstance(outputs.get(name), torch.Tensor)
+        and outputs[name].dim() == 4
+        and (chs is None or outputs[name].shape[1] == chs)
+    ]
     if maps:
         return maps, None
-    return [], ("its stages output token sequences or channels-last maps, not N×C×H×W maps, so there is no layer "
-                "for Grad-CAM or the feature views")
+    return [], (
+        "its stages output token sequences or channels-last maps, not N×C×H×W maps, so there is no layer "
+        "for Grad-CAM or the feature views"
+    )
 
 
 def load(arch: str, data: bytes, fields: dict, *, name: str, where: str, filename: str = "") -> Classifier:
@@ -233,11 +248,18 @@ def describe(arch: str, data: bytes | None = None) -> dict:
     if data:
         state = read_state_dict(data, where)
         num_classes = _num_classes(arch, state) or 1000
-        problem = _misfit(arch, state, {k: tuple(v.shape) for k, v in _build(arch, num_classes, meta=True)
-                                        .state_dict().items()})
+        problem = _misfit(
+            arch, state, {k: tuple(v.shape) for k, v in _build(arch, num_classes, meta=True).state_dict().items()}
+        )
         if problem:
             raise BadModelFile(f"{where}: {problem}")
     fields = _defaults(arch, num_classes, {})
-    return {"kind": "timm", "arch": arch, "input_size": list(fields["input_size"]), "mean": fields["mean"],
-            "std": fields["std"], "resize_size": fields["resize_size"],
-            "class_names": fields["class_names"] if num_classes == 1000 else num_classes}
+    return {
+        "kind": "timm",
+        "arch": arch,
+        "input_size": list(fields["input_size"]),
+        "mean": fields["mean"],
+        "std": fields["std"],
+        "resize_size": fields["resize_size"],
+        "class_names": fields["class_names"] if num_classes == 1000 else num_classes,
+    }

@@ -10,6 +10,7 @@ model has no layer catalogue, with `LAYERS_UNAVAILABLE` saying how to get one.
 Nothing is unpickled by Python: TorchScript's own loader reads the archive (its restricted unpickler builds
 only TorchScript values and runs only TorchScript code).
 """
+
 from __future__ import annotations
 
 import io
@@ -25,7 +26,8 @@ from engine.models.formats.common import BadModelFile, check_meta, sniff, wrap
 LAYERS_UNAVAILABLE = (
     "a TorchScript model hides its layers, and the layer views (Grad-CAM, activation attack, feature plots) need "
     "hookable layers: export it with torch.export (`torch.export.save(torch.export.export(model, (x,)), "
-    "'model.pt2')`) or ONNX instead")
+    "'model.pt2')`) or ONNX instead"
+)
 
 # The ONNX stand-in must reproduce the archive: float rounding only.
 _RTOL, _ATOL = 1e-4, 1e-5
@@ -36,8 +38,12 @@ _EXPORT_LOCK = threading.Lock()
 def _script(data: bytes, where: str):
     kind = sniff(data, "")
     if kind != "torchscript":
-        what = {"export": "a torch.export program (.pt2)", "state_dict": "a torch.save file (a state_dict)",
-                "onnx": "an ONNX model", "safetensors": "a safetensors weights file"}.get(kind)
+        what = {
+            "export": "a torch.export program (.pt2)",
+            "state_dict": "a torch.save file (a state_dict)",
+            "onnx": "an ONNX model",
+            "safetensors": "a safetensors weights file",
+        }.get(kind)
         advice = f" but {what}; choose that format instead" if what else "; save it with torch.jit.save"
         raise BadModelFile(f"{where} is not a TorchScript archive{advice}")
     try:
@@ -45,8 +51,10 @@ def _script(data: bytes, where: str):
             warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
             return torch.jit.load(io.BytesIO(data), map_location="cpu")
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged archive
-        raise BadModelFile(f"{where} is a damaged or unsupported TorchScript archive; save it again with "
-                           "torch.jit.save from this torch version") from err
+        raise BadModelFile(
+            f"{where} is a damaged or unsupported TorchScript archive; save it again with "
+            "torch.jit.save from this torch version"
+        ) from err
 
 
 def _grads(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,15 +73,25 @@ def hookable(script, input_size) -> nn.Module | None:
     try:
         with _EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(script, (x,), buf, dynamo=False, input_names=["x"], output_names=["logits"],
-                              dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+            torch.onnx.export(
+                script,
+                (x,),
+                buf,
+                dynamo=False,
+                input_names=["x"],
+                output_names=["logits"],
+                dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17,
+            )
         net = onnx_format.convert(onnx_format.read(buf.getvalue(), "the TorchScript model"), "the TorchScript model")
         probe = torch.rand(2, *input_size, generator=torch.Generator().manual_seed(0))
         ours, theirs = _grads(net, probe), _grads(script, probe)
     except Exception:  # noqa: BLE001 - an op the exporter or the converter lacks: run the archive as it is
         return None
-    same = all(a.shape == b.shape and torch.allclose(a, b, rtol=_RTOL, atol=_ATOL * float(b.abs().max()) + 1e-7)
-               for a, b in zip(ours, theirs))
+    same = all(
+        a.shape == b.shape and torch.allclose(a, b, rtol=_RTOL, atol=_ATOL * float(b.abs().max()) + 1e-7)
+        for a, b in zip(ours, theirs)
+    )
     return net if same else None
 
 

@@ -11,6 +11,7 @@ layer that does not fit and, when it is recognisable, the architecture the file 
 GoogLeNet and Inception-v3 are built as torchvision builds them for its pretrained weights (transform_input
 on), which is how a fine-tuned copy of those weights behaves.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -36,8 +37,13 @@ _PROBE_CLASSES = (1000, 7)
 _COUNTER = "num_batches_tracked"
 # A top-level module name in a state_dict → the architecture family it suggests (an ordering hint only).
 _FAMILY_HINTS = {
-    "layer1": ("resnet", "resnext", "wide_resnet"), "trunk_output": ("regnet",), "stage2": ("shufflenet",),
-    "inception3a": ("googlenet",), "Mixed_5b": ("inception_v3",), "conv_proj": ("vit_",), "layers": ("mnasnet",),
+    "layer1": ("resnet", "resnext", "wide_resnet"),
+    "trunk_output": ("regnet",),
+    "stage2": ("shufflenet",),
+    "inception3a": ("googlenet",),
+    "Mixed_5b": ("inception_v3",),
+    "conv_proj": ("vit_",),
+    "layers": ("mnasnet",),
     "blocks": ("maxvit",),
     "features": ("vgg", "alexnet", "densenet", "mobilenet", "efficientnet", "convnext", "squeezenet", "swin"),
 }
@@ -53,8 +59,9 @@ def check_arch(arch: str, where: str = "") -> str:
         return arch
     close = difflib.get_close_matches(str(arch).lower(), ARCHITECTURES, n=4, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; choose one of {', '.join(ARCHITECTURES[:6])}, …"
-    raise BadModelFile(f"{where + ': ' if where else ''}{arch!r} is not a torchvision classification architecture"
-                       f"{hint}")
+    raise BadModelFile(
+        f"{where + ': ' if where else ''}{arch!r} is not a torchvision classification architecture{hint}"
+    )
 
 
 def _kwargs(arch: str, num_classes: int, aux: bool = False) -> dict:
@@ -90,8 +97,10 @@ def _build_meta(arch: str, **kw) -> nn.Module:
 def _signature(arch: str) -> tuple[dict[str, tuple[int, ...]], frozenset[str]]:
     """(shape of every state_dict entry at 1000 classes, the entries that are the classification head)."""
     if arch not in _signatures:
-        shapes = [{k: tuple(v.shape) for k, v in _build_meta(arch, **_kwargs(arch, n)).state_dict().items()}
-                  for n in _PROBE_CLASSES]
+        shapes = [
+            {k: tuple(v.shape) for k, v in _build_meta(arch, **_kwargs(arch, n)).state_dict().items()}
+            for n in _PROBE_CLASSES
+        ]
         head = frozenset(k for k in shapes[0] if shapes[0][k] != shapes[1][k])
         _signatures[arch] = (shapes[0], head)
     return _signatures[arch]
@@ -99,8 +108,9 @@ def _signature(arch: str) -> tuple[dict[str, tuple[int, ...]], frozenset[str]]:
 
 def _normalised(arch: str, state: dict) -> dict:
     if arch.startswith("densenet"):
-        return with_metadata({_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()},
-                             getattr(state, "_metadata", None))
+        return with_metadata(
+            {_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}, getattr(state, "_metadata", None)
+        )
     return state
 
 
@@ -120,8 +130,9 @@ def guess_architecture(state: dict) -> str | None:
     likely = tuple(p for name, families in _FAMILY_HINTS.items() if name in top for p in families)
     # Measuring an architecture means building it (on the meta device); likely families and those already
     # measured go first, so that a guess rarely builds more than a few.
-    for arch in sorted(ARCHITECTURES, key=lambda a: (not a.startswith(likely) if likely else True,
-                                                     a not in _signatures)):
+    for arch in sorted(
+        ARCHITECTURES, key=lambda a: (not a.startswith(likely) if likely else True, a not in _signatures)
+    ):
         shapes, head = _signature(arch)
         ours = {k for k in keys if not (arch in _AUX and k.startswith(_AUX[arch]))}
         theirs = {k for k in shapes if not k.endswith(_COUNTER)}
@@ -155,10 +166,15 @@ def first_misfit(arch: str, state: dict, expected: dict[str, tuple[int, ...]], n
 
 def headless(arch: str, state: dict, expected: dict, head: frozenset, where: str, noun: str = "file") -> None:
     """BadModelFile when the weights are the architecture's all but its classification head."""
-    if head and not any(k in state for k in head) \
-            and first_misfit(arch, state, {k: v for k, v in expected.items() if k not in head}, noun) is None:
-        raise BadModelFile(f"{where}: the {noun} has every layer of {arch} but its classifier head "
-                           f"({sorted(head)[0]}); save the whole classifier, not its feature extractor")
+    if (
+        head
+        and not any(k in state for k in head)
+        and first_misfit(arch, state, {k: v for k, v in expected.items() if k not in head}, noun) is None
+    ):
+        raise BadModelFile(
+            f"{where}: the {noun} has every layer of {arch} but its classifier head "
+            f"({sorted(head)[0]}); save the whole classifier, not its feature extractor"
+        )
 
 
 def _mismatch(arch: str, state: dict, expected: dict[str, tuple[int, ...]]) -> str | None:
@@ -176,7 +192,8 @@ def _mismatch(arch: str, state: dict, expected: dict[str, tuple[int, ...]]) -> s
 
 def _on_meta(net: nn.Module) -> bool:
     return any(t.is_meta for t in [*net.parameters(), *net.buffers()]) or any(
-        isinstance(v, torch.Tensor) and v.is_meta for m in net.modules() for v in vars(m).values())
+        isinstance(v, torch.Tensor) and v.is_meta for m in net.modules() for v in vars(m).values()
+    )
 
 
 def _checked(arch: str, state: dict, where: str) -> tuple[dict, nn.Module, dict]:
@@ -202,8 +219,10 @@ def build(arch: str, state: dict, where: str) -> tuple[nn.Module, int]:
     state, net, kw = _checked(arch, state, where)
     reference = net.state_dict()
     # A safetensors file has no module version record; the skeleton's is right for weights that fit it.
-    state = with_metadata({k: v.to(reference[k].dtype) if v.dtype != reference[k].dtype else v
-                           for k, v in state.items()}, getattr(state, "_metadata", None) or reference._metadata)
+    state = with_metadata(
+        {k: v.to(reference[k].dtype) if v.dtype != reference[k].dtype else v for k, v in state.items()},
+        getattr(state, "_metadata", None) or reference._metadata,
+    )
     # Taking the file's tensors as they are skips initialising weights only to overwrite them.
     net.load_state_dict(state, strict=True, assign=True)
     if _on_meta(net):  # a module keeping a tensor outside its state_dict: build it for real
@@ -231,8 +250,11 @@ def _defaults(arch: str, num_classes: int, fields: dict) -> dict:
     out.setdefault("mean", list(transforms.mean))
     out.setdefault("std", list(transforms.std))
     if "class_names" not in fields:
-        out["class_names"] = (list(tvm.get_model_weights(arch).DEFAULT.meta["categories"]) if num_classes == 1000
-                              else [f"class {i}" for i in range(num_classes)])
+        out["class_names"] = (
+            list(tvm.get_model_weights(arch).DEFAULT.meta["categories"])
+            if num_classes == 1000
+            else [f"class {i}" for i in range(num_classes)]
+        )
     if "domain" not in fields and num_classes == 1000:
         out["domain"] = IMAGENET_NAME
     return out
@@ -246,8 +268,10 @@ def load(arch: str, data: bytes, fields: dict, *, name: str, where: str) -> Clas
     layers_unavailable = None
     if arch.startswith(_TOKENS):
         if "block_names" not in fields:
-            layers_unavailable = (f"{arch}'s encoder passes token sequences (N×tokens×channels), not N×C×H×W "
-                                  "maps, so there is no layer for Grad-CAM or the feature views")
+            layers_unavailable = (
+                f"{arch}'s encoder passes token sequences (N×tokens×channels), not N×C×H×W "
+                "maps, so there is no layer for Grad-CAM or the feature views"
+            )
     elif "block_names" not in fields:
         try:
             blocks, cam = block_names(arch, net)
@@ -268,12 +292,20 @@ def describe(arch: str | None, data: bytes | None = None) -> dict:
             raise BadModelFile("give a torchvision architecture or a weights file to describe")
         arch = guess_architecture(state)
         if arch is None:
-            raise BadModelFile(f"{where} matches no torchvision classification architecture; choose its "
-                               "architecture (torchvision or timm)")
+            raise BadModelFile(
+                f"{where} matches no torchvision classification architecture; choose its "
+                "architecture (torchvision or timm)"
+            )
     arch = check_arch(arch, where)
     num_classes = 1000 if state is None else _checked(arch, state, where)[2]["num_classes"]
     fields = _defaults(arch, num_classes, {})
     names = fields["class_names"]
-    return {"kind": "torchvision", "arch": arch, "input_size": list(fields["input_size"]), "mean": fields["mean"],
-            "std": fields["std"], "resize_size": fields["resize_size"],
-            "class_names": names if num_classes == 1000 else num_classes}
+    return {
+        "kind": "torchvision",
+        "arch": arch,
+        "input_size": list(fields["input_size"]),
+        "mean": fields["mean"],
+        "std": fields["std"],
+        "resize_size": fields["resize_size"],
+        "class_names": names if num_classes == 1000 else num_classes,
+    }
