@@ -874,3 +874,21 @@ def hardness(values: np.ndarray, labels: Sequence[str]) -> go.Figure:
         row_title="source class (the image's)",
         col_title="target class",
     )
+
+
+def eps_pictures(found: dict, index: int, chosen: float, height: int) -> go.Figure:
+    """The ε slider's pictures (panels.eps_panels at grid position `index`): the adversarial image and signed δ."""
+    return linked_images(
+        [
+            (f"adversarial at ε {chosen:g}", found["pictures"][index], "rgb"),
+            ("perturbation (signed δ)", found["deltas"][index], "signed"),
+        ],
+        height=height,
+    )
+
+
+def eps_curve(view: dict, chosen: float, height: int) -> go.Figure:
+    """Every model's probability of the true class along the ε grid (panels.eps_view), a dotted line at `chosen`."""
+    fig = lines(view["curves"], "eps", "p", "model", view["title"], height=height, x_title="ε", y_title="probability")
+    fig.add_vline(x=chosen, line_dash="dot")
+    return fig

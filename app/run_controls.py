@@ -7,11 +7,11 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from app import resources, state, widgets
+from app import figures, resources, state, widgets
 from app.jobs import Progress
-from engine import attacks, cost
+from engine import attacks, cost, domains, glossary
 from engine.analysis import robust, target_images
-from engine.analysis.panels import explorer_panels, twin_view
+from engine.analysis.panels import TWIN_NO_TARGET_IMAGES, TWIN_NOTE, explorer_panels, twin_intro, twin_lines, twin_view
 
 
 def run_attack(run: state.RunSpec, selection: state.Selection):
@@ -141,3 +141,23 @@ def compare_twin(model, result, run: state.RunSpec, twin: str) -> dict:
     progress.finish()
     st.warning("Cancelled: the twin's perturbation below is partial and is not kept.")
     return found
+
+
+def twin_section(result, model, run: state.RunSpec) -> None:
+    """One click: the same attack, parameters and target on the model's robust (or plain) twin, both δ
+    display-normalised side by side, the plain model's first."""
+    twin = domains.of(model).twin(model.name)
+    if twin is None:
+        return
+    st.markdown(twin_intro(model.name))
+    if attacks.get(run.attack).needs_target_images:
+        st.caption(TWIN_NO_TARGET_IMAGES)
+        return
+    found = stored_twin(run)
+    if found is None:
+        if not st.button(f"Compare with {twin}", key="twin_compare", help=glossary.help_text("robust model")):
+            return
+        found = compare_twin(model, result, run, twin)
+    st.plotly_chart(figures.linked_images(found["pictures"], height=300), width="stretch", key="twin-pictures")
+    st.markdown(twin_lines(found))
+    st.caption(TWIN_NOTE)

@@ -456,3 +456,38 @@ def count_input(where, label: str, model_name: str, source: str, cap: int | None
     most = resources.evaluation_capacity(model_name, source)
     most = most if cap is None else min(cap, most)
     return int(where.number_input(label, 1, most, min(default, most), key=key, **kw))
+
+
+def start_values(starts: dict) -> None:
+    """Set each widget key in `starts` (key → (value, fresh)) to its value when `fresh`, or when Streamlit has
+    forgotten it (it does when a run on another page left the widget out)."""
+    for key, (value, fresh) in starts.items():
+        if fresh or key not in st.session_state:
+            st.session_state[key] = value
+
+
+def explain(concept: str) -> None:
+    """In presentation mode, the concept's explanation (app.text.EXPLAIN) above its section."""
+    from app.text import EXPLAIN
+
+    if st.session_state.get("presentation"):
+        st.info(EXPLAIN[concept])
+
+
+def download_row(files) -> None:
+    """Download buttons side by side, one per (label, data, file name, MIME type)."""
+    for column, (label, data, name, mime) in zip(st.columns(len(files)), files):
+        column.download_button(label, data, name, mime)
+
+
+def what_it_shows(said: str | None, where=st) -> None:
+    """A result's one-sentence reading under a bold "What it shows:", where there is one."""
+    if said:
+        where.markdown(f"**What it shows:** {said}")
+
+
+def image_grid(items, columns: int, width: int) -> None:
+    """(picture, caption) pairs in rows of `columns`, each picture enlarged to `width` px."""
+    cols = st.columns(columns)
+    for i, (picture, caption) in enumerate(items):
+        cols[i % columns].image(images.enlarged(picture, width), width=width, caption=caption)

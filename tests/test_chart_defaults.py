@@ -10,7 +10,7 @@ import torch
 
 from app import figures
 from engine import domains, models
-from engine.analysis import features, jsma_extras, masking, panels, quiz, transfer
+from engine.analysis import features, jsma_extras, masking, panels, quiz, quiz_views, transfer
 from engine.analysis import patch_distance as pd
 
 
@@ -259,8 +259,8 @@ def test_the_pages_sentences():
     }
     assert "20% of the 15.00" in features.trajectory_sentence(traj, "Sneaker")
     score = {"accuracy": 0.75, "correct": 6, "answered": 8, "chance": 0.05, "ci low": 0.35}
-    assert quiz.score_sentence(score).startswith("6 of 8 right (75%) where guessing gets 5%: even with")
-    assert quiz.score_sentence({**score, "accuracy": None}) is None
+    assert quiz_views.score_sentence(score).startswith("6 of 8 right (75%) where guessing gets 5%: even with")
+    assert quiz_views.score_sentence({**score, "accuracy": None}) is None
     contour = [
         {"part": p, "perturbation": k, "accuracy": a}
         for p, k, a in [

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine import images, targets
-from engine.analysis import checkerboard, jsma_extras, masking, quiz, recognisable, transfer
+from engine.analysis import checkerboard, jsma_extras, masking, quiz, quiz_views, recognisable, transfer
 from engine.analysis import patch_distance as pd
 
 # ---- engine.images.overlay ----------------------------------------------------------------------------
@@ -269,14 +269,14 @@ def _quiz() -> quiz.Quiz:
 def test_revealed_says_what_the_taker_answered():
     made = _quiz()
     answers = [quiz.Answer(1, 0, 1.0), quiz.Answer(2, 2, 1.0)]
-    captions = [c for _, c in quiz.revealed(made, answers)]
+    captions = [c for _, c in quiz_views.revealed(made, answers)]
     assert captions == ["1. a · single-model · right", "2. b · noisy multi-model · you: c"]
-    assert [c for _, c in quiz.revealed(made, [])][0].endswith("skipped")
+    assert [c for _, c in quiz_views.revealed(made, [])][0].endswith("skipped")
 
 
 def test_score_rows_hold_every_kind_and_the_thesis():
     made = _quiz()
-    rows = quiz.score_rows(quiz.score(made.questions, [quiz.Answer(1, 0, 1.0), quiz.Answer(2, None, 1.0)]))
+    rows = quiz_views.score_rows(quiz.score(made.questions, [quiz.Answer(1, 0, 1.0), quiz.Answer(2, None, 1.0)]))
     assert [r["questions"] for r in rows][:3] == ["all questions", *quiz.KINDS]
     assert rows[-1]["questions"].startswith("thesis: ") and rows[0]["answered"] == "1"
     assert rows[0]["unanswered"] == "1" and rows[1]["accuracy"] == "100.0%"
@@ -285,8 +285,8 @@ def test_score_rows_hold_every_kind_and_the_thesis():
 def test_machine_judge_is_held_out_and_of_the_quiz_domain():
     made = _quiz()
     usable = {"src": "d", "other": "x", "judge": "d", "judge2": "d"}
-    assert quiz.machine_judge(made, ["src", "other", "judge", "judge2"], usable) == "judge"
-    assert quiz.machine_judge(made, ["src", "other"], usable) is None
+    assert quiz_views.machine_judge(made, ["src", "other", "judge", "judge2"], usable) == "judge"
+    assert quiz_views.machine_judge(made, ["src", "other"], usable) is None
 
 
 # ---- patch distance ---------------------------------------------------------------------------------

@@ -6,17 +6,11 @@ import streamlit as st
 
 from app import figures, resources, run_controls, state, urlstate, widgets
 from app.views import deck
-from engine import attacks, domains, glossary, report
-from engine.analysis.panels import eps_panels, eps_view
+from engine import glossary, report
+from engine.analysis.panels import EPS_INTRO, eps_panels, eps_view, model_heading
 from engine.models import ModelUnavailable
 
 VIEWS = urlstate.VIEW_KINDS  # label → panel kind
-
-
-def _downloads(result, panels: dict, selection: state.Selection) -> None:
-    files = report.result_files(result, panels["record"], panels["predictions"], selection.image_label)
-    for column, (label, data, name, mime) in zip(st.columns(len(files)), files):
-        column.download_button(label, data, name, mime)
 
 
 def _heat(panels: dict, names: list[str]) -> None:
@@ -32,7 +26,7 @@ def _heat(panels: dict, names: list[str]) -> None:
 def _models(panels: dict, row: dict) -> None:
     highlight = {row["label"]} | ({row["target"]} if row["target"] is not None else set())
     for p in panels["predictions"]:
-        st.markdown(f"**{p['model']}** ({p['role']}, {'fooled' if p['fooled'] else 'not fooled'})")
+        st.markdown(model_heading(p))
         for column, when in zip(st.columns(2), ("before", "after")):
             column.plotly_chart(
                 figures.topk_bars(p[when], when, highlight, height=200),
@@ -45,10 +39,7 @@ def _every_eps(result, run: state.RunSpec, models: list, row: dict) -> None:
     """FGSM needs one gradient: every ε of a grid comes from one batched forward per model, so this slider
     redraws the adversarial image and every model's answer without running the attack again."""
     found = state.cached_analysis(("fgsm-many", run, tuple(m.name for m in models)), lambda: eps_panels(models, result))
-    st.markdown(
-        "**Every ε at once** — one gradient, all budgets in one batched forward: drag to see the image and "
-        "each model's answer change, with no new attack run."
-    )
+    st.markdown(EPS_INTRO)
     chosen = st.select_slider(
         "FGSM ε",
         found["eps"],
@@ -60,48 +51,10 @@ def _every_eps(result, run: state.RunSpec, models: list, row: dict) -> None:
     view = eps_view(found, chosen, row["label_name"])
     left, right = st.columns([2, 3])
     left.plotly_chart(
-        figures.linked_images(
-            [
-                (f"adversarial at ε {chosen:g}", found["pictures"][view["index"]], "rgb"),
-                ("perturbation (signed δ)", found["deltas"][view["index"]], "signed"),
-            ],
-            height=260,
-        ),
-        width="stretch",
-        key="fgsm-many-pictures",
+        figures.eps_pictures(found, view["index"], chosen, 260), width="stretch", key="fgsm-many-pictures"
     )
     left.caption(view["answers"])
-    fig = figures.lines(
-        view["curves"], "eps", "p", group="model", title=view["title"], x_title="ε", y_title="probability", height=260
-    )
-    fig.add_vline(x=chosen, line_dash="dot")
-    right.plotly_chart(fig, width="stretch", key="fgsm-many-curve")
-
-
-def _twin(result, model, run: state.RunSpec) -> None:
-    """One click: the same attack, parameters and target on the model's robust (or plain) twin, both δ
-    display-normalised side by side, the plain model's first."""
-    twin = domains.of(model).twin(model.name)
-    if twin is None:
-        return
-    st.markdown(
-        f"**Plain vs robust** — {model.name} has an adversarially trained twin: the same attack on both shows "
-        "whether the perturbation follows the object."
-    )
-    if attacks.get(run.attack).needs_target_images:
-        st.caption("The twin comparison runs the attacks that need no target image; pick another attack to use it.")
-        return
-    found = run_controls.stored_twin(run)
-    if found is None:
-        if not st.button(f"Compare with {twin}", key="twin_compare", help=glossary.help_text("robust model")):
-            return
-        found = run_controls.compare_twin(model, result, run, twin)
-    st.plotly_chart(figures.linked_images(found["pictures"], height=300), width="stretch", key="twin-pictures")
-    st.markdown("  \n".join(f"**{name}** {words}" for name, words in found["lines"]))
-    st.caption(
-        "Display-normalised: δ × (−1), matched to the dataset's mean and standard deviation (a targeted δ: "
-        "scaled to its peak). A robust model's δ tends to draw the object; a plain model's looks like noise."
-    )
+    right.plotly_chart(figures.eps_curve(view, chosen, 260), width="stretch", key="fgsm-many-curve")
 
 
 def show(result, model, black_models: list, panels: dict, selection: state.Selection, run: state.RunSpec) -> bool:
@@ -129,8 +82,8 @@ def show(result, model, black_models: list, panels: dict, selection: state.Selec
     left.plotly_chart(figures.spectrum_figure(panels["spectrum"], 360), width="stretch", key="spectrum")
     with right:
         _models(panels, row)
-    _twin(result, model, run)
-    _downloads(result, panels, selection)
+    run_controls.twin_section(result, model, run)
+    widgets.download_row(report.result_files(result, record, panels["predictions"], selection.image_label))
     return resume
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app import figures, resources, state, widgets
-from engine import glossary, images
+from engine import glossary
 from engine.analysis import patch_distance as pd
+from engine.analysis import patch_views as pv
 
 
 def _settings(model) -> tuple[dict, bool]:
@@ -21,37 +22,21 @@ def _settings(model) -> tuple[dict, bool]:
         count = c[3].number_input("Distances", 1, 24, len(own["distances"]), key="patch.count")
         d = st.columns(4)
         directions = d[0].number_input("Directions", 1, 32, own["directions"], key="patch.directions")
-        n = widgets.count_input(
-            d[1],
-            "Images",
-            model.name,
-            source,
-            None,
-            own["images"],
-            "patch.n",
-            help="the first of the evaluation images (sidebar: Evaluation images)",
-        )
-        pattern = d[2].radio(
-            "Pattern",
-            pd.PATTERNS,
-            horizontal=True,
-            key="patch.pattern",
-            help="sign: ±amplitude per pixel; uniform: noise between −amplitude and +amplitude",
-        )
+        n = widgets.count_input(d[1], "Images", model.name, source, None, own["images"], "patch.n", help=pv.IMAGES_HELP)
+        pattern = d[2].radio("Pattern", pd.PATTERNS, horizontal=True, key="patch.pattern", help=pv.PATTERN_HELP)
         centre = d[3].radio(
             "Centre", pd.CENTRES, horizontal=True, key="patch.centre", help=glossary.help_text("heat-map centre")
         )
         go = st.form_submit_button("Place the patch", type="primary")
-    return {
-        "size": int(size),
-        "amplitude": float(amplitude),
-        "distances": pd.spaced(int(reach), int(count)),
-        "directions": int(directions),
-        "n": int(n),
+    form = {
+        "size": size,
+        "amplitude": amplitude,
+        "directions": directions,
+        "n": n,
         "pattern": pattern,
         "centre": centre,
-        "source": source,
-    }, go
+    }
+    return pv.settings(form, pd.spaced(int(reach), int(count)), source), go
 
 
 def _view(model, selection, s: dict) -> float:
@@ -77,58 +62,20 @@ def _view(model, selection, s: dict) -> float:
     distance = c[0].select_slider("Distance (px)", s["distances"], key="patch.view_distance")
     angle = c[1].select_slider("Direction (°, counter-clockwise from right)", angles, key="patch.view_angle")
     if found["centre"] is None:
-        st.warning("The heat map of this photo is zero everywhere: it has no centre to measure from. Pick another.")
+        st.warning(pv.NO_CENTRE)
         return distance
     view = pd.view_at(model, x, found, s, distance, angle)
     heat = found["heat"].numpy() if st.toggle("Show the heat map", key="patch.show_heat") else None
-    st.plotly_chart(
-        figures.patch_view(
-            images.to_uint8(view["picture"]),
-            found["centre"],
-            view["boxes"],
-            view["chosen"],
-            s["size"],
-            distance,
-            f"patch at {distance:g} px, {angle:g}°",
-            heat=heat,
-        ),
-        width="stretch",
-        key="patch-view",
-    )
-    st.caption(
-        f"{selection.image_label}: {view['words']}. Dashed: the other directions at this distance; cross: the "
-        "heat-map centre."
-    )
+    picture = figures.patch_view(**pv.view_args(view, found, s, distance, angle, heat))
+    st.plotly_chart(picture, width="stretch", key="patch-view")
+    st.caption(pv.view_caption(selection.image_label, view))
     return distance
 
 
 def _curves(result: pd.PatchDistance, distance: float) -> None:
-    st.plotly_chart(
-        figures.distance_curve(
-            result.curve,
-            result.control,
-            "wrong",
-            "wrong-class confidence and share flipped",
-            "1 − p(true class) / share",
-            rate="success",
-            chosen=distance,
-        ),
-        width="stretch",
-        key="patch-wrong",
-    )
-    st.plotly_chart(
-        figures.distance_curve(
-            result.curve,
-            result.control,
-            "margin",
-            "margin p(true) − max p(other)",
-            "margin",
-            zero_line="below 0: the decision flips",
-            chosen=distance,
-        ),
-        width="stretch",
-        key="patch-margin",
-    )
+    for metric, title, axis, own in pv.CURVES:
+        chart = figures.distance_curve(result.curve, result.control, metric, title, axis, chosen=distance, **own)
+        st.plotly_chart(chart, width="stretch", key=f"patch-{metric}")
     st.markdown(f"**What it shows:** {pd.summary(result)}")
     st.caption(pd.counted_sentence(result), help=glossary.help_text("random-position control"))
     with st.expander("Numbers per distance"):
@@ -143,26 +90,14 @@ def page() -> None:
     if not widgets.has_layers(model, "Patch distance") or not widgets.has_images(model, "Patch distance"):
         return
     s, go = _settings(model)
-    key = ("patch", selection.model, *(s[k] if not isinstance(s[k], list) else tuple(s[k]) for k in sorted(s)))
 
     def compute(progress) -> pd.PatchDistance:
         (x, y), _ = resources.evaluation(selection.model, s["n"], s["source"])
-        return pd.patch_distance(
-            model,
-            x,
-            y,
-            size=s["size"],
-            amplitude=s["amplitude"],
-            distances=s["distances"],
-            directions=s["directions"],
-            pattern=s["pattern"],
-            centre=s["centre"],
-            callback=progress,
-        )
+        return pd.patch_distance(model, x, y, callback=progress, **pv.run_args(s))
 
     result = widgets.gated_run(
         "patch",
-        key,
+        pv.key(selection.model, s),
         go,
         lambda: pd.seconds(model, s["n"], s["distances"], s["directions"]),
         "Patch at every placement",
@@ -174,15 +109,10 @@ def page() -> None:
         distance = _view(model, selection, s)
     with right:
         if result is None:
-            st.info(
-                f"Press Place the patch: it goes to every distance and direction on {s['n']} evaluation image(s), "
-                "then to as many random positions; the curves of the model's answers appear here."
-            )
+            st.info(pv.press_text(s["n"]))
         else:
             if result.stopped_early:
-                st.warning(
-                    f"Cancelled: the curve holds the {result.settings['photos_counted']} image(s) that finished."
-                )
+                st.warning(pv.cancelled_text(result.settings["photos_counted"]))
             _curves(result, distance)
 
 

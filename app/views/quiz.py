@@ -9,7 +9,7 @@ import streamlit as st
 from app import resources, state, widgets
 from app.jobs import Progress
 from engine import cost, domains, images
-from engine.analysis import quiz
+from engine.analysis import quiz, quiz_views
 
 
 def page() -> None:
@@ -36,21 +36,11 @@ def _start(model) -> None:
         st.error(str(err))
         return
     if not keys:
-        st.info(
-            f"{model.name} classifies none of its labelled images correctly, and an attack leaves an image its "
-            "model already gets wrong untouched: there is no perturbation to ask about. Use a model that gets "
-            "some of them right."
-        )
+        st.info(quiz_views.nothing_to_ask(model.name))
         return
     d = domain.defaults["quiz"]
     classes = len(model.class_names)
-    st.markdown(
-        "Each question shows a **perturbation alone** — what an attack added to a test image, display-"
-        "normalised (sign flipped, matched to the dataset's brightness and contrast) — never the image "
-        "itself. Name the class of the image it was made from. Some perturbations come from one model, "
-        "some from the average over several models and noisy copies of the image; which is which is "
-        "revealed at the end."
-    )
+    st.markdown(quiz_views.INTRO)
     with st.form("quiz-form"):
         c = st.columns(3)
         most = min(200, len(keys))
@@ -63,20 +53,17 @@ def _start(model) -> None:
     usable = widgets.usable_models()
     names = quiz.source_names(model.name, [n for n in domain.sources if n in usable])
     settings = quiz.Settings.for_domain(domain)
-    st.caption(quiz.settings_sentence(names, settings, domain.indexed))
-    key = ("quiz", tuple(names), int(count), int(choices), int(seed))
+    st.caption(quiz_views.settings_sentence(names, settings, domain.indexed))
+    sizes = {"questions": int(count), "choices": int(choices), "seed": int(seed)}
+    key = ("quiz", tuple(names), *sizes.values())
     if not (go or widgets.pending("quiz") == key):
         return
     sources = [resources.model(n) for n in names]
-    planned = quiz.plan_for(model, questions=int(count), choices=int(choices), seed=int(seed))
-    if not widgets.heavy_gate(
-        "quiz", key, quiz.seconds(sources, planned, settings), go, cost.stops_early(settings.attack)
-    ):
+    seconds = quiz.seconds(sources, quiz.plan_for(model, **sizes), settings)
+    if not widgets.heavy_gate("quiz", key, seconds, go, cost.stops_early(settings.attack)):
         return
     progress = Progress("Making the perturbations", "quiz")
-    made = quiz.make(
-        sources, questions=int(count), choices=int(choices), seed=int(seed), settings=settings, callback=progress
-    )
+    made = quiz.make(sources, **sizes, settings=settings, callback=progress)
     progress.finish(lambda: state.start_quiz(made) if made.complete else None)
     if not made.complete:
         st.warning("Cancelled before every picture was made: press Start again.")
@@ -94,10 +81,7 @@ def _question(session: state.QuizSession) -> None:
     st.progress(k / total, text=f"Question {k + 1} of {total}")
     left, right = st.columns([1, 1])
     left.image(images.enlarged(q.picture, 320), caption="the perturbation alone", width=320)
-    left.markdown(
-        "**What it shows:** what an attack added to a test image, with the image itself removed: "
-        "naming its class from this alone means the perturbation carries the look of the object."
-    )
+    left.markdown(quiz_views.PICTURE_NOTE)
     with right.form(f"quiz-q-{session.serial}-{k}"):
         pick = st.radio(
             "Which class was the attacked image?",
@@ -126,50 +110,36 @@ def _results(session: state.QuizSession, blacks) -> None:
     if s["accuracy"] is None:
         st.info("No question was answered, so there is no score.")
     else:
-        st.metric(
-            "Correct among the answered questions",
-            f"{s['correct']} of {s['answered']} ({s['accuracy']:.0%})",
-            help=f"95 % binomial interval {s['ci low']:.0%}–{s['ci high']:.0%}; guessing gets {s['chance']:.0%}",
-        )
-    said = quiz.score_sentence(s)
-    if said:
-        st.markdown(f"**What it shows:** {said}")
-    if s["unanswered"]:
-        skipped = s["unanswered questions"]
-        st.caption(
-            f"Unanswered (not counted as wrong): question{'s' if len(skipped) > 1 else ''} "
-            f"{', '.join(map(str, skipped))}."
-        )
-    st.table(quiz.score_rows(s), hide_index=True)  # a table wraps its cells: a grid cuts the last column at 1280 px
+        label, value, why = quiz_views.score_metric(s)
+        st.metric(label, value, help=why)
+    widgets.what_it_shows(quiz_views.score_sentence(s))
+    unanswered = quiz_views.unanswered_sentence(s)
+    if unanswered:
+        st.caption(unanswered)
+    st.table(
+        quiz_views.score_rows(s), hide_index=True
+    )  # a table wraps its cells: a grid cuts the last column at 1280 px
     _machine(session, blacks)
+    answers = quiz.answers_csv(made, session.answers)
     st.download_button(
-        "Download answers (CSV)",
-        quiz.answers_csv(made, session.answers),
-        type="primary",
-        file_name=f"quiz-{made.domain}-seed{made.seed}.csv",
-        mime="text/csv",
-        key="quiz.csv",
+        "Download answers (CSV)", answers, quiz_views.csv_name(made), "text/csv", key="quiz.csv", type="primary"
     )
     if st.button("Restart", key="quiz.again"):
         state.end_quiz()
         st.rerun()
     st.subheader("The questions, revealed")
-    cols = st.columns(5)
-    for i, (picture, caption) in enumerate(quiz.revealed(made, session.answers)):
-        cols[i % 5].image(images.enlarged(picture, 160), width=160, caption=caption)
+    widgets.image_grid(quiz_views.revealed(made, session.answers), 5, 160)
 
 
 def _machine(session: state.QuizSession, blacks) -> None:
     """A held-out model's score on the same pictures and choices: a reference, not a person."""
     made = session.quiz
     # The sidebar's black-box model if it fits the quiz (the model may have changed since), else a domain judge.
-    name = quiz.machine_judge(
-        made, [b.name for b in blacks] + list(domains.get(made.domain).judges), widgets.usable_models()
-    )
+    name = quiz_views.reference_judge(made, [b.name for b in blacks], widgets.usable_models())
     if name is not None:
         if name not in session.machine:
             session.machine[name] = quiz.machine_answers(made, resources.model(name))
-        st.caption(quiz.machine_sentence(name, quiz.score(made.questions, session.machine[name])))
+        st.caption(quiz_views.machine_sentence(name, quiz.score(made.questions, session.machine[name])))
 
 
 if __name__ == "__main__":  # run as a Streamlit page file (st.navigation)

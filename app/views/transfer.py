@@ -36,8 +36,7 @@ def _target_picker(model, selection: state.Selection) -> None:
     a.image(images.enlarged(images.to_uint8(x)), caption=f"source: {selection.image_label}", width="stretch")
     b.image(
         images.enlarged(images.to_uint8(goal)),
-        caption=f"target image, class {model.class_names[target]} "
-        f"({RULES[rule]} at this layer; the bank holds only images the model classifies as their class)",
+        caption=transfer.target_caption(model.class_names[target], rule),
         width="stretch",
     )
 
@@ -91,19 +90,8 @@ def page() -> None:
             help=glossary.help_text("AA target image"),
         )
         go = st.form_submit_button("Run sweep", type="primary")
-    key = (
-        "transfer",
-        selection.model,
-        source,
-        tuple(blacks),
-        tuple(methods),
-        kind,
-        n,
-        int(steps),
-        tuple(sorted(eps_values)),
-        tuple(sorted(layer_values)),
-        rule,
-    )
+    chosen = (tuple(methods), kind, n, int(steps), tuple(sorted(eps_values)), tuple(sorted(layer_values)), rule)
+    key = ("transfer", selection.model, source, tuple(blacks), *chosen)
     ready = bool(methods and eps_values and (kind == "ε" or layer_values))
     if go and not ready and state.analysis(key) is None:
         st.error("Choose at least one method, one ε and (for a layer sweep) one layer.")
@@ -111,18 +99,8 @@ def page() -> None:
     data = functools.cache(lambda: resources.evaluation(selection.model, n, source))  # loaded only for a run
 
     def sweep(progress) -> list[dict]:
-        (x, y), bank = data()
-        on = white.device
-        return transfer.run_plan(
-            white,
-            black_models,
-            jobs,
-            x.to(on),
-            y.to(on),
-            steps=int(steps),
-            bank=(bank[0].to(on), bank[1].to(on)),
-            target_image=rule,
-            callback=progress,
+        return transfer.run_loaded(
+            white, black_models, jobs, data(), steps=int(steps), target_image=rule, callback=progress
         )
 
     # A cancelled sweep keeps the rows it finished, and shows them.
@@ -141,28 +119,15 @@ def page() -> None:
         axis = "eps" if kind == "ε" else "layer"
         shown = transfer.shown(rows, axis)
         black = st.selectbox("Black-box model", blacks, key="transfer.black")
-        said = transfer.summary(shown, black)
-        if said:
-            st.markdown(f"**What it shows:** {said}")
+        widgets.what_it_shows(transfer.summary(shown, black))
         cols = st.columns(2)
         pts = [r for r in shown if r["black"] == black]
         for i, metric in enumerate(transfer.METRICS):
-            note = transfer.empty_note(pts, metric, black)  # a flat or empty chart would say nothing: words instead
-            if note:
-                cols[i % 2].info(note)
-                continue
-            cols[i % 2].plotly_chart(
-                figures.lines(
-                    pts,
-                    axis,
-                    metric,
-                    group="method",
-                    title=f"{metric} on {black}",
-                    x_title="ε" if axis == "eps" else "AA layer",
-                    y_title=transfer.METRIC_WORDS[metric],
-                ),
-                width="stretch",
-                key=f"transfer-{metric}",
+            widgets.show_chart(
+                cols[i % 2],
+                lambda m=metric: figures.lines(pts, axis, m, group="method", **transfer.chart_words(axis, m, black)),
+                f"transfer-{metric}",
+                transfer.empty_note(pts, metric, black),  # a flat or empty chart would say nothing: words instead
             )
         st.dataframe(rows, width="stretch")
         st.download_button("Sweep (CSV)", transfer.to_csv(rows), "transfer.csv", "text/csv")

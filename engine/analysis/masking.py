@@ -373,3 +373,29 @@ def mask_report(
         "coverage": coverage_sentence(complementarity_coverage(delta, mask[None])),
         "note": share_note(area(mask)),
     }
+
+
+# The GrabCut box's sliders: (label, lowest, highest, start, step, the last part of the widget's key).
+BOX_SLIDERS = (
+    ("Box left", 0.0, 0.9, 0.1, 0.05, "left"),
+    ("Box top", 0.0, 0.9, 0.1, 0.05, "top"),
+    ("Box width", 0.1, 1.0, 0.8, 0.05, "width"),
+    ("Box height", 0.1, 1.0, 0.8, 0.05, "height"),
+)
+STORED_HELP = "stored: the gallery photo's committed mask, or the one that came with your images"
+
+
+def mask_kinds(stored: torch.Tensor | None) -> list[str]:
+    """The masks a photo may use: GrabCut, and first the stored one where there is one."""
+    return ["GrabCut"] if stored is None else ["stored", "GrabCut"]
+
+
+def shown_mask(x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """The image with its object mask in red and the background dimmed, enlarged for the page."""
+    from engine import images
+
+    return images.enlarged(images.overlay(x, mask, (255, 60, 60), 0.4, outside=0.35))
+
+
+def mask_caption(mask: torch.Tensor) -> str:
+    return f"object mask: {area(mask):.1%} of the image"

@@ -164,3 +164,34 @@ def twin_view(model, result, twin_row: dict) -> dict:
         for r in rows
     ]
     return {"rows": rows, "pictures": pictures, "lines": lines}
+
+
+# ---- the Explorer's words around these panels ----------------------------------------------------
+
+EPS_INTRO = (
+    "**Every ε at once** — one gradient, all budgets in one batched forward: drag to see the image and "
+    "each model's answer change, with no new attack run."
+)
+TWIN_NO_TARGET_IMAGES = "The twin comparison runs the attacks that need no target image; pick another attack to use it."
+TWIN_NOTE = (
+    "Display-normalised: δ × (−1), matched to the dataset's mean and standard deviation (a targeted δ: "
+    "scaled to its peak). A robust model's δ tends to draw the object; a plain model's looks like noise."
+)
+
+
+def twin_intro(model_name: str) -> str:
+    """The heading of the plain-vs-robust comparison for a model that has a twin."""
+    return (
+        f"**Plain vs robust** — {model_name} has an adversarially trained twin: the same attack on both shows "
+        "whether the perturbation follows the object."
+    )
+
+
+def twin_lines(found: dict) -> str:
+    """twin_view's per-model lines as one Markdown block, a line each."""
+    return "  \n".join(f"**{name}** {words}" for name, words in found["lines"])
+
+
+def model_heading(p: dict) -> str:
+    """One model's heading above its before/after bars (an explorer_panels prediction)."""
+    return f"**{p['model']}** ({p['role']}, {'fooled' if p['fooled'] else 'not fooled'})"

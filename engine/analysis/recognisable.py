@@ -475,3 +475,31 @@ def similarity(
 def source_options(usable: dict[str, str], model, exclude: Sequence[str]) -> list[str]:
     """The models that may join `model` as sources: usable ones of its domain, other than it and `exclude`."""
     return [n for n, dom in usable.items() if dom == model.domain and n != model.name and n not in exclude]
+
+
+# The anatomy page's progress labels for the similarity and noise-class runs.
+SIMILARITY_RUN = "Three attacks, single and noisy multi-model"
+NOISE_RUN = "Noise through every model…"
+PRESS_AVERAGE = (
+    "Press Average: the attack runs on every source model and noisy copy of the image, "
+    "then the sections below judge the averaged perturbation."
+)
+
+
+def averaging_settings(copies, sigma, eps, steps, queries, zero_init, target) -> dict:
+    """The anatomy form's values as the averaging settings (`target`: None when untargeted)."""
+    return {
+        "copies": int(copies),
+        "sigma": float(sigma),
+        "eps": float(eps),
+        "steps": int(steps),
+        "queries": int(queries),
+        "zero_init": bool(zero_init),
+        "target": target,
+    }
+
+
+def sources_caption(sources: Sequence, judges: Sequence) -> str:
+    """Which models made the averaged perturbation and which judge it."""
+    made, judged = ", ".join(m.name for m in sources), ", ".join(j.name for j in judges)
+    return f"Sources: {made}. Judges (black-box models): {judged}."

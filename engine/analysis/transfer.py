@@ -432,3 +432,28 @@ def target_pick(model, x: torch.Tensor, layer: int, seed: int, rule: str) -> tup
 
     target, extra = decide(attacks.get("aa"), model, x, None, seed=seed, layer=layer, rule=rule)
     return int(target[0]), extra["target_images"].cpu()
+
+
+def run_loaded(white, blacks: Sequence, jobs: Sequence[tuple], data, **kw) -> list[dict]:
+    """run_plan on loaded evaluation images `data` ((x, y), (bank x, bank y)), moved to the white-box model's
+    device first."""
+    (x, y), bank = data
+    on = white.device
+    return run_plan(white, blacks, jobs, x.to(on), y.to(on), bank=(bank[0].to(on), bank[1].to(on)), **kw)
+
+
+def target_caption(class_name: str, rule: str) -> str:
+    """The caption under the target image `target_pick` chose by `rule`."""
+    return (
+        f"target image, class {class_name} "
+        f"({TARGET_RULES[rule]} at this layer; the bank holds only images the model classifies as their class)"
+    )
+
+
+def chart_words(axis: str, metric: str, black: str) -> dict:
+    """A sweep chart's title and axis titles (figures.lines keywords)."""
+    return {
+        "title": f"{metric} on {black}",
+        "x_title": "ε" if axis == "eps" else "AA layer",
+        "y_title": METRIC_WORDS[metric],
+    }

@@ -1,21 +1,14 @@
 """Datasets: the committed Fashion-MNIST test split (`fashion_mnist`), the ImageNet class list
-(`imagenet`) and a user's own labelled folder or zip (`folders`, re-exported here)."""
+(`imagenet`) and a user's own labelled folder or zip (`folders`, its label readers in `labels` and zips in `zips`,
+re-exported here)."""
 
 from engine.datasets.folders import (
     BANK_IMAGES,
-    IMAGE_SUFFIXES,
     MASKS_FOLDER,
     MAX_FILES,
-    MAX_LABEL_FILE_BYTES,
-    MAX_RATIO,
-    MAX_TOTAL_PIXELS,
-    MAX_UNZIPPED_BYTES,
-    MAX_ZIP_BYTES,
-    RATIO_FLOOR,
     WNID_FILE,
     DatasetInfo,
     LabelledImages,
-    Source,
     as_domain,
     class_indices,
     evaluation_split,
@@ -24,9 +17,17 @@ from engine.datasets.folders import (
     interleaved,
     list_datasets,
     open_dataset,
-    open_zip,
     tensors,
     unmapped_labels,
+)
+from engine.datasets.labels import IMAGE_SUFFIXES, MAX_LABEL_FILE_BYTES, Source
+from engine.datasets.zips import (
+    MAX_RATIO,
+    MAX_TOTAL_PIXELS,
+    MAX_UNZIPPED_BYTES,
+    MAX_ZIP_BYTES,
+    RATIO_FLOOR,
+    open_zip,
 )
 
 __all__ = [
