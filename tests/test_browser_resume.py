@@ -74,7 +74,8 @@ def test_cancel_then_run_it_to_the_end_continues_with_the_partial_result_on_scre
     # While it runs, the partial result stays: headline and pictures, never an empty result area.
     while page.get_by_text("Continuing C&W L2").count():
         assert page.locator(".st-key-headline h3").count() == 1
-        assert page.locator(".st-key-pictures .js-plotly-plot").count() == 1
+        # ≥ 1: when the finished result arrives, Plotly mounts its chart before the partial one leaves
+        assert page.locator(".st-key-pictures .js-plotly-plot").count() >= 1
         step = _bar_step(page, "Continuing")
         assert step is None or step >= done, (step, done)
         page.wait_for_timeout(500)
