@@ -377,6 +377,21 @@ MARKED = {
 LEGEND_CLASSES = 10  # more classes than this share one legend entry: 36 entries would push the markers out of sight
 
 
+def _markers(name: str, xy: np.ndarray, labels, marker: dict, rank: int, hover_name: str = "") -> dict:
+    """One named set of points on the PCA plane, each hovering with its label."""
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": name,
+        "x": xy[:, 0],
+        "y": xy[:, 1],
+        "text": list(labels),
+        "marker": marker,
+        "legendrank": rank,
+        "hovertemplate": "%{text}<extra>" + hover_name + "</extra>",
+    }
+
+
 def plane(
     points: dict[str, tuple[np.ndarray, Sequence[str]]], trajectory: np.ndarray | None, title: str, height: int = 480
 ) -> go.Figure:
@@ -386,37 +401,14 @@ def plane(
     classes = [(name, xy, labels) for name, (xy, labels) in points.items() if name not in MARKED]
     data = []
     if len(classes) <= LEGEND_CLASSES:
-        data += [
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": name,
-                "x": xy[:, 0],
-                "y": xy[:, 1],
-                "text": list(labels),
-                "marker": dict(size=6, opacity=0.6),
-                "legendrank": 2000,
-                "hovertemplate": "%{text}<extra></extra>",
-            }
-            for name, xy, labels in classes
-        ]
+        data += [_markers(name, xy, labels, dict(size=6, opacity=0.6), 2000) for name, xy, labels in classes]
     elif classes:
         xy = np.concatenate([c[1] for c in classes])
         palette = [*qualitative.Dark24, *qualitative.Alphabet]  # named scales would need Plotly's validators
         colour = [palette[k % len(palette)] for k, c in enumerate(classes) for _ in range(len(c[1]))]
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": f"reference images ({len(classes)} classes: colour = class, hover for its name)",
-                "x": xy[:, 0],
-                "y": xy[:, 1],
-                "text": [label for c in classes for label in c[2]],
-                "legendrank": 2000,
-                "marker": dict(size=6, opacity=0.7, color=colour),
-                "hovertemplate": "%{text}<extra></extra>",
-            }
-        )
+        name = f"reference images ({len(classes)} classes: colour = class, hover for its name)"
+        labels = [label for c in classes for label in c[2]]
+        data.append(_markers(name, xy, labels, dict(size=6, opacity=0.7, color=colour), 2000))
     if trajectory is not None:
         data.append(
             {
@@ -431,17 +423,7 @@ def plane(
             }
         )
     data += [
-        {
-            "type": "scatter",
-            "mode": "markers",
-            "name": name,
-            "x": xy[:, 0],
-            "y": xy[:, 1],
-            "text": list(labels),
-            "marker": MARKED[name],
-            "legendrank": 1000 + k,
-            "hovertemplate": "%{text}<extra>" + name + "</extra>",
-        }
+        _markers(name, xy, labels, MARKED[name], 1000 + k, hover_name=name)
         for k, name in enumerate(MARKED)
         if name in points
         for xy, labels in [points[name]]

@@ -119,3 +119,49 @@ def streamlit_server(log: Path, timeout_s: float = 90.0, env: dict | None = None
         except subprocess.TimeoutExpired:  # a script thread deep in a long computation does not stop at once
             proc.kill()
             proc.wait(timeout=20)
+
+
+# The app at rest: Streamlit marks its root with the script's state, its running badge is gone, no skeleton
+# waits for a chart, and Plotly has laid out every chart (it draws after the data arrives).
+IDLE = """() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'
+    && !document.querySelector('[data-testid=stStatusWidget]')
+    && !document.querySelector('[data-testid=stMain] [data-testid=stSkeleton]')
+    && [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].every(
+        p => p._fullLayout && p.querySelector('.main-svg'))"""
+
+
+def choose(page, label: str, option: str, timeout_s: float = 120) -> None:
+    """Pick `option` in the selectbox labelled `label`, as a person does: open it, type, click the entry, and
+    see the box show it.
+
+    A person whose list closed before they picked opens it again, and so does this: a rerun under way replaces
+    the box (and closes its list), and the scroll that brings a box into view closes a list opened mid-scroll.
+    Each try waits for what the page shows (the app at rest, the list open, the entry), a little longer each
+    time; only the whole choice is bounded, by `timeout_s`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    box = page.get_by_label(label, exact=True).first
+    entry = page.get_by_role("option", name=option, exact=True).first
+    deadline = time.monotonic() + timeout_s
+    patience_ms = 2_000
+    while True:
+        left_ms = (deadline - time.monotonic()) * 1000
+        try:
+            page.wait_for_function(IDLE, timeout=max(left_ms, 1))
+            box.scroll_into_view_if_needed(timeout=patience_ms)
+            box.click(timeout=patience_ms)  # the list opens on the press
+            expect(box).to_have_attribute("aria-expanded", "true", timeout=patience_ms)
+            # Long lists are virtualised: filter as a person would, by typing, or the entry may never show.
+            page.keyboard.type(option[:12])
+            entry.click(timeout=patience_ms)
+            expect(box).to_have_value(option, timeout=patience_ms)
+            return
+        except (AssertionError, PlaywrightTimeout):
+            if time.monotonic() >= deadline:
+                raise
+            # Close the list and let go of the box, which drops what was typed: the next try types afresh.
+            if page.evaluate("() => document.activeElement?.getAttribute('aria-expanded') === 'true'"):
+                page.keyboard.press("Escape")
+            page.evaluate("() => document.activeElement?.blur()")
+            patience_ms = min(2 * patience_ms, 30_000)

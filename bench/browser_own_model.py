@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import CHROMIUM_FLAGS, ROOT, parser, streamlit_server  # noqa: E402
+from bench_common import CHROMIUM_FLAGS, ROOT, choose, parser, streamlit_server  # noqa: E402
 
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "fixtures")]  # engine; own_world; make_own_world
 CHROMIUM = "/usr/bin/chromium"
@@ -324,13 +324,6 @@ def add_model(page, path: Path, fields: dict[str, str], timeout_s: float = 180) 
         raise RuntimeError(f"{path.name} was not added: {problem.first.inner_text()}")
     wait_idle(page, timeout_s)
     return name
-
-
-def choose(page, label: str, option: str) -> None:
-    """Pick `option` in the selectbox labelled `label`, as a person does: open it, type, click the entry."""
-    page.get_by_label(label, exact=True).first.click()
-    page.keyboard.type(option[:12])  # long lists are virtualised: filter as a person would by typing
-    page.get_by_role("option", name=option, exact=True).first.click()
 
 
 def rerun_done(page, action, timeout_s: float = 180) -> None:

@@ -21,6 +21,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 
+
+def _fashion_mnist(model: str) -> list[str]:
+    """The Fashion-MNIST run: 200 test images, 7-pixel patches, distances 0 to 14 in 8 directions."""
+    distances = [str(d) for d in range(0, 15, 2)]
+    return [
+        "--model",
+        model,
+        "--n",
+        "200",
+        "--size",
+        "7",
+        "--amplitude",
+        "0.5",
+        "--distances",
+        *distances,
+        "--directions",
+        "8",
+    ]
+
+
 RUNS = {
     "imagenet": [
         "--model",
@@ -40,49 +60,9 @@ RUNS = {
         "--directions",
         "8",
     ],
-    "fashion-mnist": [
-        "--model",
-        "fmnist-resnet-0",
-        "--n",
-        "200",
-        "--size",
-        "7",
-        "--amplitude",
-        "0.5",
-        "--distances",
-        "0",
-        "2",
-        "4",
-        "6",
-        "8",
-        "10",
-        "12",
-        "14",
-        "--directions",
-        "8",
-    ],
+    "fashion-mnist": _fashion_mnist("fmnist-resnet-0"),
     # LeNet's Grad-CAM layer is 5×5 (ResNet's 7×7): a coarser map, whose peak often sits on the background.
-    "fashion-mnist-lenet": [
-        "--model",
-        "fmnist-lenet-0",
-        "--n",
-        "200",
-        "--size",
-        "7",
-        "--amplitude",
-        "0.5",
-        "--distances",
-        "0",
-        "2",
-        "4",
-        "6",
-        "8",
-        "10",
-        "12",
-        "14",
-        "--directions",
-        "8",
-    ],
+    "fashion-mnist-lenet": _fashion_mnist("fmnist-lenet-0"),
 }
 
 

@@ -45,18 +45,7 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     if spec.one_step and job.eps is not None:
         x_adv, params = attacks.at_budgets(x, _direction(job, white, x, y, target, bank), [job.eps])[0], {}
     else:
-        x_adv, target, params = adversarial(
-            white,
-            job.attack,
-            x,
-            y,
-            target=target,
-            seed=job.seed,
-            batch=BATCH,
-            bank=bank,
-            layer=job.layer,
-            **job.attack_params(),
-        )
+        x_adv, target, params = _attack(job, white, x, y, target, bank)
     size = norms(x_adv - x)
     rows = [
         {
@@ -79,21 +68,18 @@ def _direction(job: Job, white, x, y, target, bank) -> torch.Tensor:
     key = (job.attack, job.white, job.device, job.data, job.images, job.start, job.stop, job.seed, job.params)
 
     def make() -> torch.Tensor:
-        x_adv, _, _ = adversarial(
-            white,
-            job.attack,
-            x,
-            y,
-            target=target,
-            seed=job.seed,
-            batch=BATCH,
-            bank=bank,
-            layer=job.layer,
-            **{**job.attack_params(), "eps": 1.0},
-        )
+        x_adv, _, _ = _attack(job, white, x, y, target, bank, eps=1.0)
         return (x_adv - x).sign()
 
     return cache.direction(key, make)
+
+
+def _attack(job: Job, white, x, y, target, bank, **override):
+    """The job's attack on the shard, batched, with `override` on top of its parameters."""
+    params = {**job.attack_params(), **override}
+    return adversarial(
+        white, job.attack, x, y, target=target, seed=job.seed, batch=BATCH, bank=bank, layer=job.layer, **params
+    )
 
 
 def _identity(job: Job, black: str, attempt: int) -> dict:
