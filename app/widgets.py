@@ -233,6 +233,11 @@ def _param_widget(spec: dict, prefix: str):
     label = spec["name"]
     if spec["type"] == "bool":
         return st.checkbox(label, help=spec["help"], key=key, **initial(key, value=bool(spec["default"])))
+    if spec["type"] == "str":
+        choices = spec["choices"]
+        return st.selectbox(
+            label, choices, help=spec["help"], key=key, **initial(key, index=choices.index(spec["default"]))
+        )
     if spec["type"] == "int":
         return st.number_input(
             label,

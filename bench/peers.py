@@ -67,6 +67,7 @@ SLICES = {
     ("advertorch", "jsma", "fmnist-lenet-0"): 32,
     ("art", "cw", "fmnist-lenet-0"): 64,
     ("art", "deepfool", "efficientnet-lite0"): 2,
+    ("art", "ead", "fmnist-lenet-0"): 64,
 }
 TARGETS = {"deepfool": 0.1, "jsma": 0.1}  # ours/peer at most this: ≥ 10× faster; 1.0 for every other attack
 # Pairs whose success differs because the algorithms differ (read in their source), not because of the mapping.
@@ -74,7 +75,13 @@ DIFFERENT = {
     ("torchattacks", "deepfool"): "its overshoot scales each step, not the total: it closes in on the boundary "
     "geometrically and may never cross it",
     ("art", "cw"): "its C&W is gradient descent with a line search over the rate (up to 2⁵ × lr), not Adam",
+    ("art", "universal"): "it sets v to clip(x + v + r) − x for each image x, dropping what the [0, 1] box cuts "
+    "off that image (on a black background, every negative value of v), where the paper adds r to v",
     ("art", "jsma"): "its JSMA changes the two most salient single features per step, no search over pairs",
+    ("art", "ead"): "its EAD zeroes the whole gradient (the L2 term's too) wherever the margin is met, and its "
+    "FISTA momentum is k/(k+3) where the authors' code has (k+1)/(k+4)",
+    ("foolbox", "ead"): "its EAD sets the upper bound of c to the last successful c, not the smallest, and its FISTA "
+    "momentum is k/(k+3)",
 }
 
 
@@ -160,8 +167,58 @@ def _torchattacks(name, model, p):
             seed=0,
         ),
         "jsma": lambda: targeted(ta.JSMA(model, theta=float(p["theta"]), gamma=p["max_distortion"])),
+        "apgd": lambda: ta.APGD(
+            model, eps=p["eps"], steps=p["steps"], loss=p["loss"], n_restarts=p["restarts"], rho=p["rho"], seed=0
+        ),
+        # Its untargeted FAB takes every class's gradient (ours the top 10): comparable up to 10 classes.
+        "fab": lambda: (
+            ta.FAB(
+                model,
+                norm="Linf",
+                eps=p["eps"],
+                steps=p["steps"],
+                n_restarts=p["restarts"],
+                alpha_max=p["alpha_max"],
+                eta=p["eta"],
+                beta=p["beta"],
+                n_classes=model.num_classes,
+            )
+            if model.num_classes <= 10
+            else None
+        ),
+        # Its AutoAttack class fixes the budgets: the same four attacks composed as it composes them.
+        "autoattack": lambda: ta.MultiAttack(
+            [
+                ta.APGD(model, eps=p["eps"], steps=p["steps"], n_restarts=1, loss="ce", seed=0),
+                ta.APGDT(model, eps=p["eps"], steps=p["steps"], n_restarts=1, n_classes=p["n_target_classes"] + 1),
+                ta.FAB(
+                    model,
+                    eps=p["eps"],
+                    steps=p["steps"],
+                    n_restarts=1,
+                    multi_targeted=True,
+                    n_classes=p["n_target_classes"] + 1,
+                ),
+                ta.Square(model, eps=p["eps"], n_queries=p["n_queries"] - 1, n_restarts=1, p_init=0.8, seed=0),
+            ]
+        ),
     }.get(name)
     return make and make()
+
+
+def _decision_steps(name, model, p) -> int:
+    """The iterations our label-only attack plans for its query budget, after a start of one noise draw and a
+    bisection: what a peer without a query budget is given as its steps."""
+    import math
+
+    from engine.attacks import boundary, decision, hopskipjump
+
+    d = math.prod(model.input_size)
+    if name == "boundary":
+        return max(1, boundary._planned_steps(p["n_queries"] - 1 - decision.bisection_steps(d**-1.5)))
+    theta = p["gamma"] / (d * math.sqrt(d) if p["norm"] == "l2" else d * d)
+    steps = decision.bisection_steps(theta)
+    return max(1, hopskipjump._plan(p["n_queries"] - 1 - steps, p["grad_queries"], steps))
 
 
 def _foolbox(name, model, p):
@@ -187,6 +244,29 @@ def _foolbox(name, model, p):
         "deepfool": lambda: fb.attacks.L2DeepFoolAttack(
             steps=p["steps"], candidates=p["num_classes"], overshoot=p["overshoot"], loss="logits"
         ),
+        "ead": lambda: fb.attacks.EADAttack(
+            binary_search_steps=p["binary_search_steps"],
+            steps=p["steps"],
+            initial_stepsize=p["lr"],
+            confidence=p["kappa"],
+            initial_const=p["c"],
+            regularization=p["beta"],
+            decision_rule=p["decision_rule"].upper(),
+            abort_early=False,
+        ),
+        # No query budget in Foolbox: its iterations are the ones our budget plans (see _decision_steps).
+        "hopskipjump": lambda: fb.attacks.HopSkipJumpAttack(
+            steps=_decision_steps(name, model, p),
+            initial_gradient_eval_steps=p["grad_queries"],
+            gamma=p["gamma"],
+            constraint=p["norm"],
+        ),
+        "boundary": lambda: fb.attacks.BoundaryAttack(
+            steps=_decision_steps(name, model, p),
+            spherical_step=p["spherical_step"],
+            source_step=p["source_step"],
+            step_adaptation=p["step_adaptation"],
+        ),
     }
     if name in fixed:
         attack = fixed[name]()
@@ -197,9 +277,9 @@ def _foolbox(name, model, p):
 
     def run(x, labels):
         adv = attack.run(fmodel, x, fb.criteria.Misclassification(labels))
-        if name != "cw":
+        if name not in ("cw", "ead"):
             return adv
-        # Its C&W returns an all-black image where it found nothing: put the clean image back, so a black
+        # Its C&W (and EAD) returns an all-black image where it found nothing: put the clean image back, so a black
         # image the model happens to misclassify does not count as a success. (Its own images come from
         # tanh and are never exactly 0 everywhere.)
         missed = adv.flatten(1).abs().amax(1) == 0
@@ -209,6 +289,8 @@ def _foolbox(name, model, p):
 
 
 def _art(name, model, p):
+    import random
+
     import numpy as np
     from art.attacks import evasion as ev
     from art.estimators.classification import PyTorchClassifier
@@ -259,6 +341,18 @@ def _art(name, model, p):
         "deepfool": lambda: ev.DeepFool(
             clf, max_iter=p["steps"], epsilon=p["overshoot"], nb_grads=p["num_classes"], batch_size=n, **quiet
         ),
+        "ead": lambda: ev.ElasticNet(
+            clf,
+            confidence=p["kappa"],
+            learning_rate=p["lr"],
+            binary_search_steps=p["binary_search_steps"],
+            max_iter=p["steps"],
+            beta=p["beta"],
+            initial_const=p["c"],
+            decision_rule=p["decision_rule"].upper(),
+            batch_size=n,
+            **quiet,
+        ),
         # max_iter counts iterations after the initial stripes; ours counts every query.
         "square": lambda: ev.SquareAttack(
             clf,
@@ -274,6 +368,17 @@ def _art(name, model, p):
         "jsma": lambda: ev.SaliencyMapMethod(
             clf, theta=float(p["theta"]), gamma=p["max_distortion"], batch_size=n, **quiet
         ),
+        # Its sequential loop (our batch = 1) with its DeepFool; delta is 1 − our target rate.
+        "universal": lambda: ev.UniversalPerturbation(
+            clf,
+            attacker="deepfool",
+            attacker_params={"max_iter": p["steps"], "epsilon": p["overshoot"], "nb_grads": p["num_classes"], **quiet},
+            delta=1.0 - p["target_rate"],
+            max_iter=p["max_iter"],
+            eps=p["eps"],
+            norm=np.inf if p["norm"] == "linf" else 2,
+            **quiet,
+        ),
     }.get(name)
     if make is None:
         return None
@@ -281,6 +386,7 @@ def _art(name, model, p):
 
     def run(x, labels):  # ART works on NumPy arrays: the round trip is part of its cost
         np.random.seed(0)  # its Square draws from NumPy's global generator: every repetition alike
+        random.seed(0)  # its UniversalPerturbation shuffles the images with Python's
         adv = attack.generate(x.detach().cpu().numpy(), labels.cpu().numpy())
         return torch.from_numpy(adv).to(x.device)
 
@@ -314,10 +420,48 @@ def _adv_lib(name, model, p):
             abort_early=True,
         ),
         "deepfool": lambda x, y: al.df(model, x, y, steps=p["steps"], overshoot=p["overshoot"]),
+        "cw-linf": lambda x, y: al.carlini_wagner_linf(
+            model,
+            x,
+            y,
+            learning_rate=p["lr"],
+            max_iterations=p["steps"],
+            initial_const=p["c"],
+            largest_const=p["c_max"],
+            const_factor=p["c_factor"],
+            decrease_factor=p["tau_factor"],
+        ),
+        "apgd": lambda x, y: al.apgd(
+            model,
+            x,
+            y,
+            eps=p["eps"],
+            norm=float("inf"),
+            n_iter=p["steps"],
+            n_restarts=p["restarts"],
+            loss_function=p["loss"],
+            rho=p["rho"],
+        ),
+        "fab": lambda x, y: _within(
+            al.fab(model, x, y, norm=float("inf"), n_iter=p["steps"], α_max=p["alpha_max"], β=p["beta"], η=p["eta"]),
+            x,
+            p["eps"],
+        ),
     }
     if name == "deepfool" and p["num_classes"] < model.num_classes:
         return None  # adv-lib's DeepFool takes every class's gradient, no top-k
+    if name == "cw-linf" and p["kappa"] != 0:
+        return None  # no confidence κ in adv-lib's C&W L∞ (nor in Carlini's)
+    if name == "fab" and (model.num_classes > 10 or p["restarts"] > 1):
+        return None  # every class's gradient; and its restarts re-attack every image, ours only the unfooled
     return make.get(name)
+
+
+def _within(adv, x, eps):
+    """adv-lib's FAB minimises the norm without a budget: an image beyond ε goes back to the clean one, as FAB's
+    ε counts it (torchattacks and ours)."""
+    far = (adv - x).flatten(1).abs().amax(1) > eps
+    return torch.where(far.view(-1, *[1] * (x.dim() - 1)), x, adv)
 
 
 def _advertorch(name, model, p):
@@ -345,6 +489,18 @@ def _advertorch(name, model, p):
         ),
         "jsma": lambda: at.JacobianSaliencyMapAttack(
             model, model.num_classes, theta=float(p["theta"]), gamma=p["max_distortion"], **box
+        ),
+        "ead": lambda: at.ElasticNetL1Attack(
+            model,
+            model.num_classes,
+            confidence=p["kappa"],
+            learning_rate=p["lr"],
+            binary_search_steps=p["binary_search_steps"],
+            max_iterations=p["steps"],
+            initial_const=p["c"],
+            beta=p["beta"],
+            decision_rule=p["decision_rule"].upper(),
+            **box,
         ),
     }.get(name)
     if make is None:
@@ -393,6 +549,7 @@ def cases(eps: float, quick: bool, digits: bool) -> list[Case]:
     sign = {"eps": small, "steps": steps}
     cw = {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": 10 if quick else 20}
     searches = 2 if quick else 5
+    decision = {"n_queries": 100 if quick else 1000 if digits else 300}
     # The search over c, where every peer but torchattacks has one (cheap on the small model only).
     search = (
         [Case(f"cw, {searches} search steps", "cw", {**cw, "c": 0.1, "binary_search_steps": searches}, norm="l2")]
@@ -400,6 +557,22 @@ def cases(eps: float, quick: bool, digits: bool) -> list[Case]:
         else []
     )
     jsma = [Case("jsma", "jsma", {"theta": 1, "max_distortion": 0.1}, norm="l0", targeted=True)] if digits else []
+    # The minimal-norm attacks with a search (rounds over τ and c, binary search over c): the small model only.
+    cw_linf = {"c": 0.1, "c_max": 20.0, "c_factor": 2.0, "tau_factor": 0.7, "kappa": 0.0, "lr": 0.05}
+    ead = {"c": 0.1, "beta": 0.01, "kappa": 0.0, "lr": 0.01, "decision_rule": "en"}
+    ead |= {"steps": 10 if quick else 20, "binary_search_steps": 2 if quick else 3}
+    minimal = (
+        [
+            Case("cw-linf", "cw-linf", {**cw_linf, "steps": 5 if quick else 10}, norm="linf"),
+            Case("ead", "ead", ead, norm="l1"),
+        ]
+        if digits
+        else []
+    )
+    # One δ for the batch: ART's sequential loop (batch 1) and our minibatch variant, both 2 passes.
+    uap = {"eps": eps, "norm": "linf", "inner": "deepfool", "max_iter": 2, "target_rate": 0.8, "steps": 20}
+    uap |= {"overshoot": 0.02, "num_classes": 10}
+    universal = [Case(f"universal, batch {b}", "universal", {**uap, "batch": b}) for b in (1, 32)] if digits else []
     return [
         Case("fgsm", "fgsm", {"eps": small}, rule="same"),
         # No random start: random draws cannot be seeded alike across libraries (PGD is then BIM with α = 2.5ε/K).
@@ -410,7 +583,22 @@ def cases(eps: float, quick: bool, digits: bool) -> list[Case]:
         # On photos a DeepFool step is 9 backward passes of Lite0 and Square's query a forward: smaller budgets.
         Case("deepfool", "deepfool", {"steps": 50 if digits else 20, "overshoot": 0.02, "num_classes": 10}, norm="l2"),
         Case("square", "square", {"eps": eps, "n_queries": 300 if digits and not quick else 100, "p_init": 0.05}),
+        # Label-only: the size of the perturbation at a query budget is the result (median L2 reported).
+        Case("hopskipjump", "hopskipjump", {**decision, "norm": "l2", "gamma": 1.0, "grad_queries": 100}, norm="l2"),
+        Case(
+            "boundary",
+            "boundary",
+            {**decision, "spherical_step": 0.01, "source_step": 0.01, "step_adaptation": 1.5},
+            norm="l2",
+        ),
         *jsma,
+        *universal,
+        *minimal,
+        # Random starts differ between libraries: success rates compared, not images.
+        Case("apgd", "apgd", {**sign, "loss": "ce", "restarts": 1, "rho": 0.75}),
+        Case("apgd, dlr", "apgd", {**sign, "loss": "dlr", "restarts": 1, "rho": 0.75}),
+        Case("fab", "fab", {**sign, "restarts": 1, "alpha_max": 0.1, "eta": 1.05, "beta": 0.9}),
+        Case("autoattack", "autoattack", {**sign, "n_target_classes": 3, "n_queries": 100}),
     ]
 
 
@@ -427,11 +615,14 @@ def agreement(case: Case, ours: torch.Tensor, theirs: torch.Tensor) -> tuple[boo
 
 
 def size(x, adv, hit, norm):
-    """Median perturbation size over the fooled images (L2, or L0 as the share of changed features)."""
+    """Median perturbation size over the fooled images (L2, L∞, L1, or L0 as the share of changed features)."""
     if norm is None or not bool(hit.any()):
         return None
     delta = (adv - x)[hit].flatten(1)
-    values = delta.norm(dim=1) if norm == "l2" else (delta.abs() > 1e-6).float().mean(1)
+    if norm in ("l2", "linf", "l1"):
+        values = delta.norm(p={"l2": 2, "linf": float("inf"), "l1": 1}[norm], dim=1)
+    else:
+        values = (delta.abs() > 1e-6).float().mean(1)
     return float(values.median())
 
 
@@ -544,7 +735,7 @@ def _success(row) -> str:
     if row["images_for_success"] != row["batch"]:
         text += f" (first {row['images_for_success']})"
     if row["norm"] and row["ours_size"] is not None and row["theirs_size"] is not None:
-        unit = "‖δ‖₂" if row["norm"] == "l2" else "L0 share"
+        unit = {"l2": "‖δ‖₂", "linf": "‖δ‖∞", "l1": "‖δ‖₁"}.get(row["norm"], "L0 share")
         text += f"; median {unit} {row['ours_size']:.3g} / {row['theirs_size']:.3g}"
     return text
 

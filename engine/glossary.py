@@ -11,7 +11,8 @@ TERMS: dict[str, tuple[str, str]] = {
     "adversarial example": (
         "The clean image plus a small perturbation δ chosen so that a model changes its answer.",
         "Gradient attacks (FGSM, BIM, PGD, MI-FGSM) step along the sign of the loss gradient and stay inside an "
-        "L∞ ball of radius ε; C&W and DeepFool look for the smallest L2 change that crosses the decision boundary; "
+        "L∞ ball of radius ε; C&W and DeepFool look for the smallest L2 change that crosses the decision boundary, "
+        "C&W L∞ for the smallest L∞ change and EAD for a sparse one (small L1: most pixels untouched); "
         "Square searches at random without gradients; JSMA changes a few pixels all the way; the Activation "
         "Attack (AA) pulls an intermediate layer's features towards those of a target image.",
     ),
@@ -36,7 +37,16 @@ TERMS: dict[str, tuple[str, str]] = {
         "How many attack steps ran for this image (a run stops early once it succeeds, where the attack allows).",
         "",
     ),
-    "queries": ("How many times a black-box search attack (Square) asked the model for its scores.", ""),
+    "queries": (
+        "How many images a black-box attack sent to the model for this image: for its scores (Square) or only its "
+        "label (HopSkipJump, Boundary).",
+        "",
+    ),
+    "label-only attack": (
+        "An attack that sees nothing of the model but its top label: no gradients, no scores (HopSkipJump, Boundary).",
+        "It starts from an image the model already misclassifies (noise, or a batch image of the target class) and "
+        "walks along the decision boundary towards the clean image; the query budget buys the closeness.",
+    ),
     "target class": (
         "For a targeted attack, the class the model should output; success means exactly that class.",
         "When no target is chosen the app takes the runner-up class of the clean image, or for AA a random class "
@@ -47,6 +57,20 @@ TERMS: dict[str, tuple[str, str]] = {
         "gradient.",
         "Warm regions support the class; the map is scaled to [0, 1] per image. A map that is zero everywhere means "
         "no positive evidence for that class at that layer.",
+    ),
+    "heat-map method": (
+        "How a heat map is made: from a layer's feature maps (CAM methods) or from the gradient at the input pixels "
+        "(attributions).",
+        "CAMs: Grad-CAM, Grad-CAM++, Score-CAM (each feature map masks the image; no gradient), LayerCAM, XGrad-CAM "
+        "and Eigen-CAM (the feature maps' first principal component, the same for every class). Attributions: "
+        "saliency (the input gradient's size), SmoothGrad (saliency averaged over noisy copies) and integrated "
+        "gradients (gradients summed along the path from a black image).",
+    ),
+    "deletion and insertion AUC": (
+        "How fast the class probability falls as a heat map's top pixels are blacked out (deletion: lower is "
+        "better), or rises as they are put back into a black image (insertion: higher is better).",
+        "Areas under the curves over the share of pixels changed (Petsiuk et al. 2018). Random maps give the "
+        "level to beat: a map ranks pixels the way the model uses them only where it does better than random.",
     ),
     "display normalisation": (
         "δ flipped in sign and rescaled to the dataset's mean and spread, so averaged perturbations can be looked "
@@ -91,6 +115,13 @@ TERMS: dict[str, tuple[str, str]] = {
         "difference: a "
         "robust model's perturbation tends to draw the object's outline and parts, a plain model's looks like noise. "
         "Robust models trade some clean accuracy for accuracy under attack (the model card lists both).",
+    ),
+    "robust accuracy": (
+        "The share of images a model still classifies correctly under attack at budget ε.",
+        "AutoAttack reports it after each of its four attacks (APGD-CE, APGD-T, FAB-T, Square), each run only on "
+        "the images the earlier ones left unfooled: the last figure is the model's robust accuracy, and each drop "
+        "shows which attack found the rest. FAB looks for the smallest L∞ perturbation that fools the model and "
+        "counts an image as fooled only when that size is at most ε.",
     ),
     "generation effect": (
         "A targeted averaged perturbation that, looked at alone, shows features of the target class.",

@@ -67,6 +67,8 @@ def run_record(result: AttackResult, model) -> dict:
         "stopped_early": result.stopped_early,
         "environment": environment(result.x.device),
         "examples": summarize(result, model),
+        # An ensemble's per-stage figures (AutoAttack: robust accuracy after each attack).
+        **({"stages": result.stages} if result.stages is not None else {}),
     }
 
 

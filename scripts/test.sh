@@ -32,6 +32,10 @@ pip_install --no-deps torchattacks==3.5.1 \
 # grad-cam would pull opencv-python beside our opencv-python-headless: its other needs are in requirements-test.txt.
 pip_install --no-deps grad-cam==1.5.7 \
     || missing "grad-cam 1.5.7 (pip install --no-deps grad-cam==1.5.7): the Grad-CAM oracle tests"
+# The attribution and second CAM oracles of tests/test_heatmap_methods.py, --no-deps like grad-cam: what they need
+# (matplotlib, numpy, packaging, pillow, tqdm) is pinned in requirements*.txt.
+pip_install --no-deps captum==0.9.0 torchcam==0.5.0 \
+    || missing "captum 0.9.0 and torchcam 0.5.0 (pip install --no-deps captum==0.9.0 torchcam==0.5.0): heat-map oracles"
 # The peer attack libraries of bench/peers.py go into .peers/ (--no-deps --target: never this environment).
 PYTHON=.venv/bin/python quiet bash bench/install_peers.sh \
     || missing "the peer libraries in .peers/ (bash bench/install_peers.sh): the peer comparisons"

@@ -81,10 +81,19 @@ def pytest_make_collect_report(collector):
     return report
 
 
-torch.set_num_threads(2)
+# pytest-xdist runs the suite in three workers (pyproject's addopts): the browser tests spend most of their time
+# waiting on the app server and Chromium, so a third worker fills the cores they leave idle. Each worker gets its
+# share of the cores (one thread on two), so workers never fight over each other's threads; most tests attack
+# small models, whose operations are too short for a second thread to pay for itself.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 # The suite's jobs (and the app servers it starts) queue among themselves, never behind a developer's own app
-# or CLI job on the same machine (engine.compute's lock files).
-os.environ.setdefault("PE_COMPUTE_DIR", tempfile.mkdtemp(prefix="pe-compute-"))
+# or CLI job on the same machine (engine.compute's lock files). Each worker has its own queue: workers are
+# separate test sessions, like two machines.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["PE_COMPUTE_DIR"] = tempfile.mkdtemp(prefix=f"pe-compute-{os.environ['PYTEST_XDIST_WORKER']}-")
+else:
+    os.environ.setdefault("PE_COMPUTE_DIR", tempfile.mkdtemp(prefix="pe-compute-"))
 
 
 def _correct(model):

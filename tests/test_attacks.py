@@ -10,7 +10,12 @@ from engine import attacks
 from engine.attacks.projections import project_l2, project_linf
 
 LINF = ["fgsm", "bim", "pgd", "mifgsm", "square"]
-FAST = {"square": {"n_queries": 300}, "cw": {"steps": 100, "lr": 0.05}}
+FAST = {
+    "square": {"n_queries": 300},
+    "cw": {"steps": 100, "lr": 0.05},
+    "hopskipjump": {"n_queries": 300},
+    "boundary": {"n_queries": 300},
+}
 
 
 def run(name, model, x, **kw):
@@ -227,16 +232,26 @@ def test_available_describes_every_parameter():
         "pgd",
         "mifgsm",
         "cw",
+        "cw-linf",
+        "ead",
         "deepfool",
         "square",
         "aa",
         "jsma",
         "maskfgsm",
+        "hopskipjump",
+        "boundary",
+        "apgd",
+        "fab",
+        "autoattack",
+        "universal",
     }
     for row in rows:
         for p in row["params"]:
-            assert p["type"] in ("float", "int", "bool") and p["help"]
-            if p["type"] != "bool" and p["default"] is not None:
+            assert p["type"] in ("float", "int", "bool", "str") and p["help"]
+            if p["type"] == "str":
+                assert p["default"] in p["choices"]
+            elif p["type"] != "bool" and p["default"] is not None:
                 assert p["low"] <= p["default"] <= p["high"]
 
 

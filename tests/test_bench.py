@@ -185,12 +185,13 @@ def test_peers_quick(capsys):
     assert not report["missing"], report["missing"]  # installed, so every peer imports
     pairs = {(r["peer"], r["attack"], r["model"]): r for r in report["rows"]}
     search = "cw, 2 search steps"
+    apgd, universal = ("apgd", "apgd, dlr"), ("universal, batch 1", "universal, batch 32")
     has = {  # what each library has, read in its source: nothing missing, nothing made up
-        "torchattacks": {"fgsm", "pgd", "mifgsm", "cw", "deepfool", "square", "jsma"},  # C&W without a search
-        "Foolbox": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool"},
-        "ART": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool", "square", "jsma"},
-        "adv-lib": {"pgd", "cw", search, "deepfool"},
-        "advertorch": {"fgsm", "pgd", "mifgsm", "cw", search, "jsma"},
+        "torchattacks": {"fgsm", "pgd", "mifgsm", "cw", "deepfool", "square", "jsma", *apgd, "fab", "autoattack"},
+        "Foolbox": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool", "ead", "hopskipjump", "boundary"},
+        "ART": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool", "square", "jsma", "ead", *universal},
+        "adv-lib": {"pgd", "cw", search, "deepfool", *apgd, "fab", "cw-linf"},
+        "advertorch": {"fgsm", "pgd", "mifgsm", "cw", search, "jsma", "ead"},
     }
     expected = {(peer, attack, "fmnist-lenet-0") for peer, names in has.items() for attack in names}
     expected |= {(peer, "fgsm", "efficientnet-lite0") for peer in has if peer != "adv-lib"}

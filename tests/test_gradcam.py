@@ -82,7 +82,7 @@ def test_saliency_and_errors(digits):
     s = saliency(model, x[:4], target=y[:4])
     assert s.shape == (4, 8, 8) and float(s.max()) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="unknown heat-map method"):
-        grad_cam(model, x[:1], method="scorecam")
+        grad_cam(model, x[:1], method="saliency")  # an attribution, not a CAM
     with pytest.raises(ValueError, match="out of range"):
         grad_cam(model, x[:1], layer=99)
     with pytest.raises(ValueError, match="class indices"):

@@ -19,6 +19,8 @@ def inside(spec: dict, model) -> st.SearchStrategy:
     name, low, high = spec["name"], spec["low"], spec["high"]
     if spec["type"] == "bool":
         return st.booleans()
+    if spec["type"] == "str":
+        return st.sampled_from(spec["choices"])
     if name == "layer":
         return st.one_of(st.none(), st.integers(0, len(model.layers()) - 1))
     if spec["type"] == "int":
@@ -31,6 +33,8 @@ def inside(spec: dict, model) -> st.SearchStrategy:
 def outside(spec: dict) -> list:
     """Values a form or a URL could send that the parameter must refuse."""
     bad = [float("nan"), float("inf"), "abc"]
+    if spec["type"] == "str":
+        return [*bad, 3, True, ""]
     if spec["type"] != "bool":
         bad += [True]
         if spec["low"] is not None:

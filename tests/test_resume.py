@@ -18,13 +18,26 @@ SETTINGS = {
     "pgd": {"eps": 0.1, "steps": 10, "random_start": True},
     "mifgsm": {"eps": 0.1, "steps": 10},
     "cw": {"c": 0.1, "kappa": 5.0, "lr": 0.1, "steps": 50, "binary_search_steps": 3},
+    "cw-linf": {"c": 0.1, "lr": 0.1, "steps": 5, "tau_factor": 0.5},
+    "ead": {"c": 0.1, "beta": 0.01, "steps": 10, "binary_search_steps": 3},
     "deepfool": {"steps": 20},
     "square": {"eps": 0.15, "n_queries": 100},
     "jsma": {"max_distortion": 0.3},
     "maskfgsm": {"eps": 0.2, "p_th": 0.2, "steps": 8, "tau": 60},
     "aa": {"eps": 0.3, "layer": 2},
+    "fab": {"eps": 0.15, "steps": 6, "restarts": 2},
+    "autoattack": {"eps": 0.15, "steps": 4, "n_target_classes": 2, "n_queries": 20},
+    "apgd": {"eps": 0.1, "steps": 10, "restarts": 2, "loss": "dlr"},
+    "universal": {"eps": 0.3, "batch": 4, "max_iter": 2, "steps": 10, "target_rate": 1.0},
+    "hopskipjump": {"n_queries": 400},
+    "boundary": {"n_queries": 100},
 }
 ITERATIVE = [name for name in SETTINGS if name != "fgsm"]
+
+
+def test_every_attack_in_the_catalogue_is_resumed_here():
+    """A new attack joins SETTINGS, or its cancel-and-continue path goes untested."""
+    assert set(SETTINGS) == set(attacks.ATTACKS)
 
 
 class Cancel:

@@ -8,13 +8,45 @@ A run its callback stopped carries on with `attacks.resume(result, model)`.
 
 from __future__ import annotations
 
-from engine.attacks import activation, cw, deepfool, gradient, jsma, maskfgsm, square
+from engine.attacks import (
+    activation,
+    apgd,
+    autoattack,
+    boundary,
+    cw,
+    cw_linf,
+    deepfool,
+    ead,
+    fab,
+    gradient,
+    hopskipjump,
+    jsma,
+    maskfgsm,
+    square,
+    universal,
+)
 from engine.attacks.base import AttackResult, AttackSpec, Callback, Param, execute, resume_run
 from engine.attacks.params import EPS
 
 ATTACKS: dict[str, AttackSpec] = {
     spec.name: spec
-    for spec in [*gradient.SPECS, cw.SPEC, deepfool.SPEC, square.SPEC, activation.SPEC, maskfgsm.SPEC, jsma.SPEC]
+    for spec in [
+        *gradient.SPECS,
+        cw.SPEC,
+        cw_linf.SPEC,
+        ead.SPEC,
+        deepfool.SPEC,
+        square.SPEC,
+        hopskipjump.SPEC,
+        boundary.SPEC,
+        activation.SPEC,
+        maskfgsm.SPEC,
+        jsma.SPEC,
+        apgd.SPEC,
+        fab.SPEC,
+        autoattack.SPEC,
+        universal.SPEC,
+    ]
 }
 
 

@@ -40,18 +40,23 @@ class Param:
     """A declared attack parameter; the UI renders a form widget from it."""
 
     name: str
-    kind: type  # float, int or bool
+    kind: type  # float, int, bool, or str (one of `choices`)
     default: Any  # None means "derived from others" (see help)
     low: float | None = None
     high: float | None = None
     help: str = ""
     low_open: bool = False  # the range excludes `low` (e.g. a step size must be > 0)
+    choices: tuple[str, ...] = ()  # the values a str parameter takes (a loss, a method)
 
     def check(self, value: Any) -> Any:
         if value is None:
             if self.default is None:
                 return None
             raise ValueError(f"parameter {self.name!r} needs a value")
+        if self.kind is str:
+            if isinstance(value, str) and value.strip().lower() in self.choices:
+                return value.strip().lower()
+            raise ValueError(f"parameter {self.name!r} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.kind is bool:
             if isinstance(value, bool):
                 return value
@@ -87,6 +92,7 @@ class Param:
             "low": self.low,
             "high": self.high,
             "low_open": self.low_open,
+            "choices": list(self.choices),
             "help": self.help,
         }
 
@@ -152,6 +158,8 @@ class Context:
     resume: dict | None = None
     kept: dict | None = None  # what `keep` saved when the callback stopped this run
     total: int | None = None  # the `total` of the last report: how far a stopped run had to go
+    # An ensemble's record per stage (AutoAttack: robust accuracy after each attack); None for single attacks.
+    stages: list[dict] | None = None
 
     def __post_init__(self):
         self.iterations = torch.zeros(self.x.shape[0], dtype=torch.long, device=self.x.device)
@@ -269,6 +277,7 @@ class AttackResult:
     seed: int
     # What `engine.attacks.resume` needs to carry a stopped run on to the end; None once the run finished.
     checkpoint: dict | None = None
+    stages: list[dict] | None = None  # `Context.stages`: per stage of an ensemble (AutoAttack), e.g. robust accuracy
 
     @property
     def delta(self) -> torch.Tensor:
@@ -327,6 +336,7 @@ def finalize(
         stopped_early=ctx.stopped_early,
         seconds=seconds,
         seed=seed,
+        stages=ctx.stages,
     )
 
 

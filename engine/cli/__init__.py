@@ -13,7 +13,7 @@ import sys
 from engine import domains
 from engine.models import ModelUnavailable
 
-from . import attack, averaging, features, jsma, listing, quiz, recognisable, sweep, transfer
+from . import attack, averaging, features, jsma, listing, quiz, recognisable, sweep, transfer, universal
 from .options import EXIT_USAGE, Parser, fail
 
 # Commands that only read the catalogue or write a file: they never wait behind a running job.
@@ -33,6 +33,7 @@ _GROUPS = (
     quiz.register,
     features.register_patch,
     sweep.register,
+    universal.register,
     listing.register_files,
 )
 

@@ -1,5 +1,6 @@
-"""What the model looks at and where it is weak: heat maps (gradcam), class separability per layer
-(separability) and a noise patch moved away from the heat map's centre (patch-distance)."""
+"""What the model looks at and where it is weak: heat maps (gradcam) and how faithful they are (faithfulness),
+class separability per layer (separability) and a noise patch moved away from the heat map's centre
+(patch-distance)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import domains
+from engine import domains, heatmaps
 from engine.analysis import patch_distance
 
 from . import options
@@ -19,19 +20,17 @@ from .inputs import model as open_model
 
 
 def cmd_gradcam(args) -> int:
-    from engine.heatmaps import grad_cam, saliency
-
     model = open_model(args, args.model)
     x = load_image(args.image, model)
     chosen = options.parse_target(args.target_class, model)
     with torch.no_grad():
         predicted = int(model(x).argmax())
     cls = predicted if chosen is None else chosen
-    if args.method == "saliency":
-        heat, layer = saliency(model, x, target=cls), None
+    if heatmaps.METHODS[args.method].kind == "attribution":
+        heat, layer = heatmaps.compute(model, x, args.method, target=cls), None
     else:
         layer = model.layer(args.layer).name if args.layer is not None else model.cam_layer
-        heat = grad_cam(model, x, layer=layer, target=cls, method=args.method)
+        heat = heatmaps.grad_cam(model, x, layer=layer, target=cls, method=args.method)
     record = {
         "model": model.name,
         "image": args.image,
@@ -131,15 +130,79 @@ def cmd_patch_distance(args) -> int:
 
 
 def register_gradcam(sub) -> None:
-    p = sub.add_parser("gradcam", help="Grad-CAM / Grad-CAM++ / saliency heat map of one image")
+    p = sub.add_parser("gradcam", help="heat map of one image: Grad-CAM and other CAMs, or a pixel attribution")
     options.add_model(p, required=True)
     p.add_argument("--image", required=True)
-    p.add_argument("--method", choices=["gradcam", "gradcam++", "saliency"], default="gradcam")
+    p.add_argument(
+        "--method",
+        choices=list(heatmaps.METHODS),
+        default="gradcam",
+        help="; ".join(f"{n}: {m.summary}" for n, m in heatmaps.METHODS.items()),
+    )
     p.add_argument("--layer", type=int, default=None, help="catalogue index (default: the model's Grad-CAM layer)")
     p.add_argument("--class", dest="target_class", help="class index or name (default: the predicted class)")
     p.add_argument("--out", metavar="PATH", help="write the map as PATH.png (grey) and PATH.npy")
     options.add_common(p)
     p.set_defaults(func=cmd_gradcam)
+    # The faithfulness check of these maps sits beside them in `--help`.
+    register_faithfulness(sub)
+
+
+def cmd_faithfulness(args) -> int:
+    from engine.analysis import faithfulness
+
+    model = open_model(args, args.model)
+    args.n = options.count(args.n) or 16
+    x, y, names = image_batch(args, model)
+    chosen = options.parse_target(args.target_class, model)
+    target = chosen if chosen is not None else y  # the label where known, else each image's predicted class
+    layer = model.layer(args.layer).name if args.layer is not None else None
+    result = faithfulness.evaluate(
+        model, x, target, args.methods, steps=args.steps, baseline=args.baseline, layer=layer, seed=args.seed
+    )
+    result["settings"].update(model=model.name, image_names=names, layer=layer or model.cam_layer)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{model.name}, {len(names)} images, {args.steps} steps, baseline {args.baseline} (AUC of p(class)):")
+    print(f"{'method':<22}{'deletion ↓':>11}{'insertion ↑':>12}")
+    for name, row in result["methods"].items():
+        print(f"{name:<22}{row['deletion_auc']:>11.3f}{row['insertion_auc']:>12.3f}")
+    return 0
+
+
+def register_faithfulness(sub) -> None:
+    from engine.analysis.faithfulness import BASELINES
+
+    p = sub.add_parser(
+        "faithfulness",
+        help="deletion and insertion AUCs of heat-map methods against random maps (Petsiuk et al. 2018)",
+    )
+    options.add_data(p)
+    options.add_model(p, required=True)
+    options.add_images(p)
+    options.add_n(p, "without --images: the first N evaluation images (default 16)")
+    # --class as in gradcam: the class explained, not an attack's target (--target belongs to `attack`).
+    p.add_argument(
+        "--class", dest="target_class", help="class index or name (default: each image's label, else its predicted one)"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(heatmaps.METHODS),
+        default=[n for n in heatmaps.METHODS if n != "scorecam"],
+        help="heat-map methods (default: all but scorecam, which costs one forward per channel of the layer)",
+    )
+    p.add_argument("--layer", type=int, default=None, help="catalogue index for CAM methods (default: Grad-CAM's)")
+    p.add_argument("--steps", type=int, default=16, help="points of each curve after the first (default 16)")
+    p.add_argument(
+        "--baseline",
+        choices=list(BASELINES),
+        default="zeros",
+        help="what removed pixels become: black (default) or a Gaussian blur of the image",
+    )
+    options.add_common(p, seed=True)
+    p.set_defaults(func=cmd_faithfulness)
 
 
 def register_separability(sub) -> None:

@@ -153,6 +153,8 @@ def add_attack_params(parser: argparse.ArgumentParser) -> None:
         text = p["help"].replace("%", "%%")  # argparse formats help with %
         if p["type"] == "bool":
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif p["type"] == "str":
+            parser.add_argument(flag, dest=name, choices=p["choices"], default=None, help=text)
         else:
             kind = int if p["type"] == "int" else float
             parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
