@@ -735,9 +735,9 @@ def result_pictures(panels: dict, row: dict, view: str, kind: str, height: int) 
 # The four Grad-CAM panels' titles: the Explorer names the method, the deck says what a viewer sees.
 _HEAT_TITLES = {
     False: (
-        "clean · Grad-CAM of {src}",
-        "adversarial · Grad-CAM of {adv}",
-        "adversarial · Grad-CAM of {src}",
+        "clean · {method} of {src}",
+        "adversarial · {method} of {adv}",
+        "adversarial · {method} of {src}",
         "δ masked by the clean heat map",
     ),
     True: (
@@ -749,15 +749,18 @@ _HEAT_TITLES = {
 }
 
 
-def heat_pictures(panels: dict, names: Sequence[str], height: int, opacity: float, plain: bool = False) -> go.Figure:
+def heat_pictures(
+    panels: dict, names: Sequence[str], height: int, opacity: float, plain: bool = False, method: str = "Grad-CAM"
+) -> go.Figure:
     """A result's heat maps over its images: the clean image's evidence for the true class, the adversarial
     image's for its new class and for the true class, and δ kept where the clean map is warm."""
     heat = panels["heat"]
     titles = [
-        t.format(src=names[heat["source_class"]], adv=names[heat["adversarial_class"]]) for t in _HEAT_TITLES[plain]
+        t.format(src=names[heat["source_class"]], adv=names[heat["adversarial_class"]], method=method)
+        for t in _HEAT_TITLES[plain]
     ]
     clean, adversarial = panels["clean"], panels["adversarial"]
-    return linked_images(
+    figure = linked_images(
         [
             (titles[0], (clean, heat["clean · source"]), "overlay"),
             (titles[1], (adversarial, heat["adversarial · adversarial class"]), "overlay"),
@@ -767,6 +770,19 @@ def heat_pictures(panels: dict, names: Sequence[str], height: int, opacity: floa
         height=height,
         opacity=opacity,
     )
+    return figure.update_traces(colorbar={"title": {"text": method}}, selector={"type": "heatmap"})
+
+
+def method_pair(pictures: tuple, maps: tuple, classes: tuple[str, str], height: int) -> go.Figure:
+    """One heat-map method on a result: its map of the clean image for the source class beside its map of the
+    adversarial image for the class the attack produced. No colour bar: the pairs share the 0-1 scale of the
+    heat maps above, and a bar in each would leave the pictures a third less room."""
+    (clean, adversarial), (src, adv) = pictures, classes
+    fig = linked_images(
+        [(f"clean · {src}", (clean, maps[0]), "overlay"), (f"adversarial · {adv}", (adversarial, maps[1]), "overlay")],
+        height=height,
+    )
+    return fig.update_traces(showscale=False, selector={"type": "heatmap"})
 
 
 def spectrum_figure(log_power: np.ndarray, height: int, bar_beside: bool = False) -> go.Figure:

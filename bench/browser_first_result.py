@@ -10,6 +10,7 @@ first result. The server is warm (one untimed visit first), as it is for every v
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import sys
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
     cli.add_argument("--domain", nargs="+", choices=list(MODELS), help="default: both")
     cli.add_argument("--timeout", type=int, default=300, help="seconds before a page counts as not finished")
     cli.add_argument("--only", nargs="+", default=None, help="rows by their page column, e.g. 'explorer, jsma'")
+    cli.add_argument("--url", default=None, help="time an app already running there instead of starting one")
     args = cli.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
-        streamlit_server(Path(tmp) / "streamlit.log") as url,
+        contextlib.nullcontext(args.url) if args.url else streamlit_server(Path(tmp) / "streamlit.log") as url,
         sync_playwright() as p,
     ):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)

@@ -81,10 +81,11 @@ def pytest_make_collect_report(collector):
     return report
 
 
-# pytest-xdist runs the suite in three workers (pyproject's addopts): the browser tests spend most of their time
-# waiting on the app server and Chromium, so a third worker fills the cores they leave idle. Each worker gets its
-# share of the cores (one thread on two), so workers never fight over each other's threads; most tests attack
-# small models, whose operations are too short for a second thread to pay for itself.
+# pytest-xdist runs the suite in two workers (pyproject's addopts): while one waits on the app server and
+# Chromium, the other computes. (A third made the whole suite slower: three app servers and browsers at once
+# saturate two cores.) Each worker gets its share of the cores (one thread on two), so workers never fight over
+# each other's threads; most tests attack small models, whose operations are too short for a second thread to
+# pay for itself.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 # The suite's jobs (and the app servers it starts) queue among themselves, never behind a developer's own app
@@ -94,6 +95,12 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ["PE_COMPUTE_DIR"] = tempfile.mkdtemp(prefix=f"pe-compute-{os.environ['PYTEST_XDIST_WORKER']}-")
 else:
     os.environ.setdefault("PE_COMPUTE_DIR", tempfile.mkdtemp(prefix="pe-compute-"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first: the workers share them from the start, and the run ends on short tests instead of one
+    worker finishing a long browser test alone while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _correct(model):

@@ -19,7 +19,8 @@ from onnx import helper, numpy_helper
 from torch import nn
 from user_model_factory import MEAN, STD, make
 
-from engine import attacks
+from engine import attacks, heatmaps
+from engine.analysis import panels
 from engine.analysis.target_images import features
 from engine.heatmaps import grad_cam
 from engine.models import Classifier, ModelUnavailable, formats
@@ -372,6 +373,10 @@ def test_torchscript_that_hides_its_layers_refuses_the_layer_views_only(x):
         plain(str(info.value).replace(LAYERS_UNAVAILABLE, ""))
     result = attacks.run("pgd", model, x, eps=0.03, steps=3)
     assert (result.x_adv - x).abs().max() <= 0.03 + 1e-6 and (result.x_adv != x).any()
+    # The Explorer's heat maps: no CAM, but the attributions need only the input's gradient.
+    assert panels.usable_methods(model) == list(heatmaps.ATTRIBUTION_METHODS)
+    assert panels.heat_panel(model, result, "gradcam")["heat"] is None
+    assert panels.heat_panel(model, result, "saliency")["heat"]["clean · source"].shape == x.shape[-2:]
     refused(
         lambda: formats.load(
             save_script(HidesItsLayers().eval(), "script"), filename="opaque.pt", meta={**META, "block_names": ["conv"]}

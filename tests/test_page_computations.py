@@ -330,3 +330,36 @@ def test_target_pick_is_the_decision_an_aa_run_makes(rule):
     assert target == int(expected[0]) and torch.equal(goal, extra["target_images"].cpu())
     with torch.no_grad():
         assert int(model(goal.to(x.device)).argmax(1)[0]) == target  # the bank holds images of their own class
+
+
+def test_every_heat_map_method_side_by_side_with_its_faithfulness(digits):
+    """Each method's map of the clean and the adversarial image, and deletion/insertion areas per method beside
+    random maps: a real attribution ranks pixels better than chance on the clean image."""
+    from engine import attacks, heatmaps
+    from engine.analysis import panels
+
+    model, x, y = digits
+    result = attacks.run("pgd", model, x[:1], y=y[:1], eps=0.3, steps=10)
+    assert bool(result.success[0])
+    found = panels.every_method(model, result, ["gradcam", "saliency", "integrated-gradients"], steps=8)
+    assert [m[0] for m in found["maps"]] == ["Grad-CAM", "Saliency", "Integrated Gradients"]
+    for _, clean, adversarial in found["maps"]:
+        assert clean.shape == adversarial.shape == x.shape[-2:] and 0 <= clean.min() and clean.max() <= 1
+    expected = heatmaps.compute(model, result.x_adv[:1], "saliency", target=int(result.pred_adv[0]))[0]
+    np.testing.assert_allclose(found["maps"][1][2], expected.numpy(), atol=1e-6)  # the adversarial class's map
+    areas = {r["method"]: r for r in found["auc"]}
+    assert set(areas) == {"Grad-CAM", "Saliency", "Integrated Gradients", "random (control)"}
+    ig, noise = areas["Integrated Gradients"], areas["random (control)"]
+    assert ig["deletion AUC (lower is better)"] < noise["deletion AUC (lower is better)"]
+    assert ig["insertion AUC (higher is better)"] > noise["insertion AUC (higher is better)"]
+    fractions = sorted({c["fraction of pixels"] for c in found["curves"]})
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and len(fractions) == 9
+
+
+def test_score_cam_waits_to_be_asked_for_on_a_wide_layer(digits, lite0):
+    from engine.analysis import panels
+
+    assert panels.compared_methods(digits[0]) == (panels.usable_methods(digits[0]), None)
+    methods, note = panels.compared_methods(lite0)
+    assert "scorecam" not in methods and len(methods) == len(panels.usable_methods(lite0)) - 1
+    assert "one forward per channel" in note and "1,280" in note

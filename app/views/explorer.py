@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import figures, resources, run_controls, state, urlstate, widgets
+from app import figures, heat_section, resources, run_controls, state, urlstate, widgets
 from app.views import deck
 from engine import glossary, report
 from engine.analysis.panels import EPS_INTRO, eps_panels, eps_view, model_heading
 from engine.models import ModelUnavailable
 
 VIEWS = urlstate.VIEW_KINDS  # label → panel kind
-
-
-def _heat(panels: dict, names: list[str]) -> None:
-    if panels["heat"] is None:
-        st.info(f"No heat maps for this model: {panels['no_heat']}.")
-        return
-    opacity = st.columns([1, 3])[0].slider(
-        "Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="heat_opacity", help=glossary.help_text("Grad-CAM")
-    )
-    st.plotly_chart(figures.heat_pictures(panels, names, 340, opacity), width="stretch", key="heat")
 
 
 def _models(panels: dict, row: dict) -> None:
@@ -77,7 +67,7 @@ def show(result, model, black_models: list, panels: dict, selection: state.Selec
     widgets.metric_row(report.size_numbers(row, record["seconds"]))
     if result.attack == "fgsm":
         _every_eps(result, run, [model, *black_models], row)
-    _heat(panels, model.class_names)
+    heat_section.show(result, model, run, panels)
     left, right = st.columns([1, 2])
     left.plotly_chart(figures.spectrum_figure(panels["spectrum"], 360), width="stretch", key="spectrum")
     with right:

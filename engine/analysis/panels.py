@@ -10,10 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from engine import attacks, images
-from engine.analysis import robust
+from engine import attacks, heatmaps, images
+from engine.analysis import faithfulness, robust
 from engine.analysis.recognisable import display_normalise
-from engine.heatmaps import grad_cam
 from engine.metrics import topk
 from engine.report import run_record
 
@@ -55,15 +54,20 @@ def spectrum_view(log_power: np.ndarray, low: float = 2.0, high: float = 99.8) -
     }
 
 
-def heat_maps(model, result, method: str = "gradcam") -> dict[str, np.ndarray]:
-    """Grad-CAM of the clean and adversarial image, for the source class and for the class the
-    attack produced (the target when targeted)."""
+def _classes(result) -> tuple[int, int]:
+    """(source class, the class the attack produced: its target when targeted) of a result's first image."""
     source = int(result.y[0])
-    other = int(result.target[0]) if result.target is not None else int(result.pred_adv[0])
+    return source, int(result.target[0]) if result.target is not None else int(result.pred_adv[0])
+
+
+def heat_maps(model, result, method: str = "gradcam") -> dict[str, np.ndarray]:
+    """Heat maps (`method`, a key of heatmaps.METHODS) of the clean and adversarial image, for the source class
+    and for the class the attack produced (the target when targeted)."""
+    source, other = _classes(result)
     x, x_adv = result.x[:1], result.x_adv[:1]
     both = torch.cat([x, x, x_adv, x_adv])
     classes = torch.tensor([source, other, source, other], device=x.device)
-    maps = grad_cam(model, both, target=classes, method=method).cpu().numpy()
+    maps = heatmaps.compute(model, both, method, target=classes).cpu().numpy()
     return {
         "clean · source": maps[0],
         "clean · adversarial class": maps[1],
@@ -74,13 +78,29 @@ def heat_maps(model, result, method: str = "gradcam") -> dict[str, np.ndarray]:
     }
 
 
+def heat_panel(model, result, method: str = "gradcam") -> dict:
+    """The Explorer's heat maps by `method` (heat_maps), and δ kept where the clean image's map is warm; no maps
+    where the method needs layers this model hides."""
+    heat = heat_maps(model, result, method) if method in usable_methods(model) else None
+    delta = result.delta[:1]
+    masked = None if heat is None else delta * torch.from_numpy(heat["clean · source"]).to(delta.device)
+    return {
+        "heat": heat,
+        "masked": None if masked is None else images.signed_map(masked),
+        "method": heatmaps.METHODS[method].title,
+    }
+
+
+def usable_methods(model) -> list[str]:
+    """The heat-map methods this model allows: a model that hides its layers (an opaque TorchScript archive)
+    has no CAMs, but its input gradients still make attributions."""
+    return [n for n in heatmaps.METHODS if not (model.layers_unavailable and n in heatmaps.CAM_METHODS)]
+
+
 def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam", k: int = 5) -> dict:
     """Pictures, heat maps, spectrum, per-model top-k before/after and the numbers of one result."""
     delta = result.delta[:1]
     record = run_record(result, white)
-    # A model that hides its layers (an opaque TorchScript archive) has no heat maps; the rest stands.
-    heat = heat_maps(white, result, method) if not white.layers_unavailable else None
-    masked = None if heat is None else delta[0] * torch.from_numpy(heat["clean · source"]).to(delta.device)
     models = [white, *blacks]
     predictions = []
     pair = torch.cat([result.x[:1], result.x_adv[:1]])
@@ -105,8 +125,7 @@ def explorer_panels(white, result, blacks: Sequence = (), method: str = "gradcam
         "signed": images.signed_map(delta),
         "amplified": images.amplified(delta),
         "display": images.to_uint8(display_normalise(delta, white.domain, targeted=result.target is not None)),
-        "heat": heat,
-        "masked": None if masked is None else images.signed_map(masked[None]),
+        **heat_panel(white, result, method),
         "no_heat": white.layers_unavailable,
         "spectrum": log_spectrum(delta),
         "predictions": predictions,
@@ -195,3 +214,62 @@ def twin_lines(found: dict) -> str:
 def model_heading(p: dict) -> str:
     """One model's heading above its before/after bars (an explorer_panels prediction)."""
     return f"**{p['model']}** ({p['role']}, {'fooled' if p['fooled'] else 'not fooled'})"
+
+
+# Score-CAM runs one forward per channel of the CAM layer: past this many it is left for the user to ask for.
+SCORE_CAM_CHANNELS = 256
+
+
+def compared_methods(model) -> tuple[list[str], str | None]:
+    """The methods a side-by-side comparison runs by default, and why Score-CAM is left out where it is."""
+    methods = usable_methods(model)
+    if "scorecam" not in methods:
+        return methods, None
+    channels = model.layer(model.cam_layer).shape[0]
+    if channels <= SCORE_CAM_CHANNELS:
+        return methods, None
+    note = (
+        f"Score-CAM is left out by default here: it runs one forward per channel of {model.cam_layer} "
+        f"({channels:,} of them), about as long as {channels // 32:,} attack steps. Add it to run it."
+    )
+    return [m for m in methods if m != "scorecam"], note
+
+
+def every_method(model, result, methods: Sequence[str] | None = None, steps: int = 16) -> dict:
+    """Every heat-map method side by side on one result: each method's map of the clean image for the source
+    class and of the adversarial image for the class the attack produced, and how faithful each clean map is.
+
+    Faithfulness is the deletion/insertion test on the clean image and its source class: pixels removed (or
+    revealed) from black in the map's order, `steps` steps, against random maps. Low deletion and high insertion
+    areas mean the map ranks pixels the way the model uses them. `methods` defaults to compared_methods'."""
+    source, other = _classes(result)
+    x = result.x[:1]
+    both = torch.cat([x, result.x_adv[:1]])
+    classes = torch.tensor([source, other], device=x.device)
+    methods = list(methods) if methods is not None else compared_methods(model)[0]
+    maps = {name: heatmaps.compute(model, both, name, target=classes) for name in methods}
+    clean = {"random": faithfulness.random_maps(x), **{name: m[:1] for name, m in maps.items()}}
+    rows, curves = [], []
+    for name, heat in clean.items():
+        c = faithfulness.curves(model, x, heat, source, steps)
+        title = "random (control)" if name == "random" else heatmaps.METHODS[name].title
+        rows.append(
+            {
+                "method": title,
+                "deletion AUC (lower is better)": float(c.deletion_auc[0]),
+                "insertion AUC (higher is better)": float(c.insertion_auc[0]),
+            }
+        )
+        for fraction, gone, shown in zip(c.fractions.tolist(), c.deletion[0].tolist(), c.insertion[0].tolist()):
+            curves.append({"method": title, "fraction of pixels": fraction, "deletion": gone, "insertion": shown})
+    return {
+        "source_class": source,
+        "adversarial_class": other,
+        "maps": [(heatmaps.METHODS[name].title, m[0].cpu().numpy(), m[1].cpu().numpy()) for name, m in maps.items()],
+        "auc": sorted(
+            rows,
+            key=lambda r: r["insertion AUC (higher is better)"] - r["deletion AUC (lower is better)"],
+            reverse=True,
+        ),
+        "curves": curves,
+    }
