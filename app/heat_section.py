@@ -19,8 +19,9 @@ def show(result, model, run: state.RunSpec, panels: dict) -> None:
     """The heat maps of `panels` (Grad-CAM) or of the method the user picks, then the comparison of every method."""
     names = model.class_names
     methods = usable_methods(model)
+    if model.layers_unavailable:
+        st.info(f"No heat maps for this model: {panels['no_heat']}. The input-gradient methods still work.")
     if not methods:
-        st.info(f"No heat maps for this model: {panels['no_heat']}.")
         return
     left, right = st.columns([1, 3])
     method = left.selectbox(

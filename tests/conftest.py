@@ -98,8 +98,9 @@ else:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slow tests first: the workers share them from the start, and the run ends on short tests instead of one
-    worker finishing a long browser test alone while the other idles."""
+    """The slow tests first. Work stealing (pyproject's `--dist worksteal`) hands each worker half the list and lets
+    a worker that runs dry take half of what the other has left, so the slow tests get shared and the run ends on
+    short ones instead of one worker finishing a long browser test alone while the other idles."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

@@ -13,6 +13,7 @@ import torch
 from engine import attacks, heatmaps, images
 from engine.analysis import faithfulness, robust
 from engine.analysis.recognisable import display_normalise
+from engine.hooks import capture_activations
 from engine.metrics import topk
 from engine.report import run_record
 
@@ -220,12 +221,23 @@ def model_heading(p: dict) -> str:
 SCORE_CAM_CHANNELS = 256
 
 
+def _cam_channels(model) -> int:
+    """Channels of the model's CAM layer: from its layer catalogue, or one probe forward where a user's model names
+    a CAM layer outside it."""
+    for info in model.layers():
+        if info.name == model.cam_layer:
+            return info.shape[0]
+    with model.lock, torch.no_grad(), capture_activations(model, [model.cam_layer]) as acts:
+        model(torch.zeros((1, *model.input_size), device=model.device))
+    return acts[model.cam_layer].shape[1]
+
+
 def compared_methods(model) -> tuple[list[str], str | None]:
     """The methods a side-by-side comparison runs by default, and why Score-CAM is left out where it is."""
     methods = usable_methods(model)
     if "scorecam" not in methods:
         return methods, None
-    channels = model.layer(model.cam_layer).shape[0]
+    channels = _cam_channels(model)
     if channels <= SCORE_CAM_CHANNELS:
         return methods, None
     note = (
