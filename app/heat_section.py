@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import figures, state
+from app import figures, state, widgets
 from engine import glossary, heatmaps
-from engine.analysis.panels import compared_methods, every_method, heat_panel, usable_methods
+from engine.analysis.panels import compared_methods, every_method, every_method_seconds, heat_panel, usable_methods
 
 
 def _title(name: str) -> str:
@@ -55,13 +55,26 @@ def _compare(result, model, run: state.RunSpec, panels: dict) -> None:
     if note:
         st.caption(note)
     key = ("every-method", run, tuple(chosen))
-    found = state.analysis(key)
+    done = state.analysis(key)
+    asked = (done is None or done["cancelled"]) and st.button(
+        "Compare the methods", key="heat_compare", disabled=not chosen
+    )
+    found = widgets.gated_run(
+        "heat-compare",
+        key,
+        asked,
+        lambda: every_method_seconds(model, chosen),
+        f"{len(chosen)} heat-map methods and their deletion/insertion curves",
+        lambda progress: every_method(model, result, chosen, callback=progress),
+        redo=lambda found: asked and found["cancelled"],
+    )
     if found is None:
-        if not st.button("Compare the methods", key="heat_compare", disabled=not chosen):
-            return
-        with st.spinner(f"{len(chosen)} heat-map methods and their deletion/insertion curves…"):
-            found = every_method(model, result, chosen)
-        state.store_analysis(key, found)
+        return
+    if found["cancelled"]:
+        st.warning(
+            f"Cancelled after {len(found['maps'])} of {found['methods']} methods: their maps are below, without "
+            "the faithfulness test, which compares them all. Compare again to run every method."
+        )
     classes = (model.class_names[found["source_class"]], model.class_names[found["adversarial_class"]])
     pictures = (panels["clean"], panels["adversarial"])
     columns = st.columns(3)
@@ -70,6 +83,8 @@ def _compare(result, model, run: state.RunSpec, panels: dict) -> None:
         column.markdown(f"**{title}**")
         figure = figures.method_pair(pictures, (clean, adversarial), classes, 200)
         column.plotly_chart(figure, width="stretch", key=f"method-{i}")
+    if found["cancelled"]:
+        return
     st.markdown(
         f"**Faithfulness** on the clean image, for {classes[0]}: the model's probability as the pixels a map ranks "
         "highest are deleted (set to black) or inserted (into a black image). A faithful map makes deletion fall "

@@ -94,6 +94,10 @@ def streamlit_server(log: Path, timeout_s: float = 90.0, env: dict | None = None
                 "127.0.0.1",
                 "--browser.gatherUsageStats",
                 "false",
+                # Nothing here edits the app's sources, and a source change seen mid-run would put a
+                # "rerun?" prompt in the page that no test or bench waits for.
+                "--server.fileWatcherType",
+                "none",
             ],
             cwd=ROOT,
             stdout=out,

@@ -356,6 +356,27 @@ def test_every_heat_map_method_side_by_side_with_its_faithfulness(digits):
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and len(fractions) == 9
 
 
+def test_a_cancelled_comparison_keeps_the_methods_done_and_its_price_grows_with_its_work(digits, lite0):
+    """Cancel after the second method: two maps, no faithfulness (it ranks all of them), said so. The price of a
+    comparison counts Score-CAM's forward per channel: on Lite0's 1,280-channel layer it outweighs the rest."""
+    from engine import attacks
+    from engine.analysis import panels
+
+    model, x, y = digits
+    result = attacks.run("fgsm", model, x[:1], y=y[:1], eps=0.3)
+    heard = []
+    found = panels.every_method(
+        model, result, ["gradcam", "saliency", "eigencam"], callback=lambda s, t, _: heard.append((s, t)) or s < 2
+    )
+    assert heard == [(1, 4), (2, 4)]
+    assert found["cancelled"] and found["methods"] == 3 and found["curves"] == [] and found["auc"] == []
+    assert [m[0] for m in found["maps"]] == ["Grad-CAM", "Saliency"]
+    whole = panels.every_method(model, result, ["gradcam"], callback=lambda s, t, _: heard.append((s, t)))
+    assert not whole["cancelled"] and heard[-2:] == [(1, 2), (2, 2)] and whole["auc"]
+    cheap = panels.every_method_seconds(lite0, ["gradcam", "saliency"])
+    assert panels.every_method_seconds(lite0, ["gradcam", "saliency", "scorecam"]) > 5 * cheap > 0
+
+
 def test_score_cam_waits_to_be_asked_for_on_a_wide_layer(digits, lite0):
     from engine.analysis import panels
 

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from engine import attacks, heatmaps, images
+from engine import attacks, cost, heatmaps, images, progress
 from engine.analysis import faithfulness, robust
 from engine.analysis.recognisable import display_normalise
-from engine.hooks import capture_activations
 from engine.metrics import topk
 from engine.report import run_record
 
@@ -221,23 +220,12 @@ def model_heading(p: dict) -> str:
 SCORE_CAM_CHANNELS = 256
 
 
-def _cam_channels(model) -> int:
-    """Channels of the model's CAM layer: from its layer catalogue, or one probe forward where a user's model names
-    a CAM layer outside it."""
-    for info in model.layers():
-        if info.name == model.cam_layer:
-            return info.shape[0]
-    with model.lock, torch.no_grad(), capture_activations(model, [model.cam_layer]) as acts:
-        model(torch.zeros((1, *model.input_size), device=model.device))
-    return acts[model.cam_layer].shape[1]
-
-
 def compared_methods(model) -> tuple[list[str], str | None]:
     """The methods a side-by-side comparison runs by default, and why Score-CAM is left out where it is."""
     methods = usable_methods(model)
     if "scorecam" not in methods:
         return methods, None
-    channels = _cam_channels(model)
+    channels = model.activation_shape(model.cam_layer)[0]
     if channels <= SCORE_CAM_CHANNELS:
         return methods, None
     note = (
@@ -247,33 +235,59 @@ def compared_methods(model) -> tuple[list[str], str | None]:
     return [m for m in methods if m != "scorecam"], note
 
 
-def every_method(model, result, methods: Sequence[str] | None = None, steps: int = 16) -> dict:
+def every_method_seconds(model, methods: Sequence[str], steps: int = 16) -> float:
+    """What `every_method` costs on this machine: each method on two images, then the faithfulness curves'
+    forwards, at the model's timed pass."""
+    channels = model.activation_shape(model.cam_layer)[0] if "scorecam" in methods else 0
+    maps = 2 * sum(heatmaps.passes(name, channels) for name in methods)
+    curves = (len(methods) + 1) * 2 * (steps + 1) / 3
+    return (maps + curves) * cost.pass_seconds(model)
+
+
+def every_method(
+    model,
+    result,
+    methods: Sequence[str] | None = None,
+    steps: int = 16,
+    callback: progress.Callback | None = None,
+) -> dict:
     """Every heat-map method side by side on one result: each method's map of the clean image for the source
     class and of the adversarial image for the class the attack produced, and how faithful each clean map is.
 
     Faithfulness is the deletion/insertion test on the clean image and its source class: pixels removed (or
     revealed) from black in the map's order, `steps` steps, against random maps. Low deletion and high insertion
-    areas mean the map ranks pixels the way the model uses them. `methods` defaults to compared_methods'."""
+    areas mean the map ranks pixels the way the model uses them. `methods` defaults to compared_methods'.
+
+    `callback(step, total, state)` hears of each method done; when it returns False the methods done so far are
+    returned, with `cancelled` set and no faithfulness (it compares the maps with each other: all or none)."""
     source, other = _classes(result)
     x = result.x[:1]
     both = torch.cat([x, result.x_adv[:1]])
     classes = torch.tensor([source, other], device=x.device)
     methods = list(methods) if methods is not None else compared_methods(model)[0]
-    maps = {name: heatmaps.compute(model, both, name, target=classes) for name in methods}
-    clean = {"random": faithfulness.random_maps(x), **{name: m[:1] for name, m in maps.items()}}
+    maps, total, cancelled = {}, len(methods) + 1, False
+    for name in methods:
+        maps[name] = heatmaps.compute(model, both, name, target=classes)
+        if callback is not None and callback(len(maps), total, {"method": name}) is False:
+            cancelled = True
+            break
     rows, curves = [], []
-    for name, heat in clean.items():
-        c = faithfulness.curves(model, x, heat, source, steps)
-        title = "random (control)" if name == "random" else heatmaps.METHODS[name].title
-        rows.append(
-            {
-                "method": title,
-                "deletion AUC (lower is better)": float(c.deletion_auc[0]),
-                "insertion AUC (higher is better)": float(c.insertion_auc[0]),
-            }
-        )
-        for fraction, gone, shown in zip(c.fractions.tolist(), c.deletion[0].tolist(), c.insertion[0].tolist()):
-            curves.append({"method": title, "fraction of pixels": fraction, "deletion": gone, "insertion": shown})
+    if not cancelled:
+        clean = {"random": faithfulness.random_maps(x), **{name: m[:1] for name, m in maps.items()}}
+        for name, heat in clean.items():
+            c = faithfulness.curves(model, x, heat, source, steps)
+            title = "random (control)" if name == "random" else heatmaps.METHODS[name].title
+            rows.append(
+                {
+                    "method": title,
+                    "deletion AUC (lower is better)": float(c.deletion_auc[0]),
+                    "insertion AUC (higher is better)": float(c.insertion_auc[0]),
+                }
+            )
+            for fraction, gone, shown in zip(c.fractions.tolist(), c.deletion[0].tolist(), c.insertion[0].tolist()):
+                curves.append({"method": title, "fraction of pixels": fraction, "deletion": gone, "insertion": shown})
+        if callback is not None:
+            callback(total, total, {})
     return {
         "source_class": source,
         "adversarial_class": other,
@@ -284,4 +298,6 @@ def every_method(model, result, methods: Sequence[str] | None = None, steps: int
             reverse=True,
         ),
         "curves": curves,
+        "cancelled": cancelled,
+        "methods": len(methods),
     }

@@ -29,7 +29,17 @@ import torch
 from . import attribution, cam
 from .common import normalise, resolve_target
 
-__all__ = ["ATTRIBUTION_METHODS", "CAM_METHODS", "METHODS", "Method", "compute", "grad_cam", "normalise", "saliency"]
+__all__ = [
+    "ATTRIBUTION_METHODS",
+    "CAM_METHODS",
+    "METHODS",
+    "Method",
+    "compute",
+    "grad_cam",
+    "normalise",
+    "passes",
+    "saliency",
+]
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,19 @@ METHODS: dict[str, Method] = {
 }
 CAM_METHODS = tuple(n for n, m in METHODS.items() if m.kind == "cam")
 ATTRIBUTION_METHODS = tuple(n for n, m in METHODS.items() if m.kind == "attribution")
+
+
+def passes(method: str, channels: int = 0) -> float:
+    """One image's cost of `method` with its default options, in forward+backward passes (a forward alone
+    counts a third): what prices a run of several methods. `channels` is the CAM layer's, for Score-CAM."""
+    record = _method(method)
+    if method == "scorecam":
+        return (channels + 1) / 3
+    if method == "smoothgrad":
+        return float(record.options["samples"][0])
+    if method == "integrated-gradients":
+        return float(record.options["steps"][0])
+    return 1.0 if record.gradients else 1 / 3
 
 
 def _method(method: str, kinds=("cam", "attribution")) -> Method:

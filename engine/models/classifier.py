@@ -83,6 +83,7 @@ class Classifier(nn.Module):
         self.layers_unavailable = None if self._block_names else layers_unavailable
         self._cam_layer = f"net.{cam_layer}" if cam_layer else (self._block_names[-1] if self._block_names else None)
         self._layers: list[LayerInfo] | None = None
+        self._probed: dict[str, tuple[int, ...]] = {}
         # Hooks mutate this shared module; analyses that register them hold this lock.
         self.lock = threading.RLock()
         self.precision = "fp32"
@@ -162,14 +163,24 @@ class Classifier(nn.Module):
         if self.layers_unavailable:
             raise self._no_layers()
         if self._layers is None:
-            with self.lock, torch.no_grad():
-                probe = torch.zeros((1, *self.input_size), device=self.device)
-                with capture_activations(self, self._block_names) as acts:
-                    self(probe)
-                self._layers = [
-                    LayerInfo(i, name, tuple(acts[name].shape[1:])) for i, name in enumerate(self._block_names)
-                ]
+            shapes = self._probe(self._block_names)
+            self._layers = [LayerInfo(i, name, shapes[name]) for i, name in enumerate(self._block_names)]
         return list(self._layers)
+
+    def activation_shape(self, name: str) -> tuple[int, ...]:
+        """One image's activation shape at module `name`: from the catalogue, or (a user's model can name its
+        CAM layer outside it) by one probe forward, kept."""
+        for info in self.layers():
+            if info.name == name:
+                return info.shape
+        if name not in self._probed:
+            self._probed[name] = self._probe([name])[name]
+        return self._probed[name]
+
+    def _probe(self, names: list[str]) -> dict[str, tuple[int, ...]]:
+        with self.lock, torch.no_grad(), capture_activations(self, names) as acts:
+            self(torch.zeros((1, *self.input_size), device=self.device))
+        return {name: tuple(acts[name].shape[1:]) for name in names}
 
     def layer(self, key: int | str) -> LayerInfo:
         """Look up a catalogue entry by index or dotted name, with a clear error."""
