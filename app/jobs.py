@@ -41,16 +41,29 @@ def _clock(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def progress_text(label: str, step: float, total: int, elapsed: float, upper_bound: bool = False) -> str:
-    """'PGD: step 3 of 10 · 2 s, about 5 s left'; a share where steps are fractions of nested work; and for
-    attacks that stop at success, 'step 25, at most 7526' with no estimate (the end is not known)."""
+def progress_text(
+    label: str, step: float, total: int, elapsed: float, upper_bound: bool = False, queries: int | None = None
+) -> str:
+    """'PGD: step 3 of 10 · 2 s, about 5 s left'; a share where steps are fractions of nested work; for attacks
+    that stop at success, 'step 25, at most 7526' with no estimate (the end is not known); and for attacks that
+    only query the model, the queries spent (they stop when their budget is, not at success)."""
     fraction = min(step / max(total, 1), 1.0)
+    if queries is not None:
+        return f"{label}: step {int(step)}, at most {total} · {queries:,} queries · {_clock(elapsed)}"
     if upper_bound:
         return f"{label}: step {int(step)}, at most {total} (stops once it succeeds) · {_clock(elapsed)}"
     done = f"step {int(step)} of {total}" if float(step).is_integer() else f"{fraction:.0%}"
     if fraction <= 0 or elapsed < 1.0:
         return f"{label}: {done}"
     return f"{label}: {done} · {_clock(elapsed)}, about {_clock(elapsed * (1 - fraction) / fraction)} left"
+
+
+def _spent(state: dict) -> int | None:
+    """The most queries any image has spent, where the run counts them (a tensor per image, or a number)."""
+    queries = state.get("queries")
+    if queries is None:
+        return None
+    return int(queries.max()) if hasattr(queries, "max") else int(queries)
 
 
 class Progress:
@@ -95,7 +108,8 @@ class Progress:
         if now - self.drawn < _REDRAW_S and step < total:
             return True
         self.drawn = now
-        text = progress_text(self.label, step, total, now - self.started, bool((state or {}).get("upper_bound")))
+        state = state or {}
+        text = progress_text(self.label, step, total, now - self.started, bool(state.get("upper_bound")), _spent(state))
         return self._draw(min(step / max(total, 1), 1.0), text)
 
     @property

@@ -314,6 +314,9 @@ def _fmnist_settings() -> dict:
             "patch": {"images": 100, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8},
             # The Sweep results page's example: a few seconds here, error rising with ε.
             "sweep": {"attacks": ("fgsm", "pgd"), "eps": (0.05, 0.1, 0.2, 0.3), "images": 50},
+            # Universal δ: fitted on the first images, judged on the next; minibatches of 8 DeepFool steps
+            # take seconds where the paper's one-by-one loop takes half a minute on two cores.
+            "universal": {"fit": 128, "held_out": 512, "params": {"eps": 0.2, "max_iter": 5, "steps": 10, "batch": 8}},
         },
     )
 
@@ -347,6 +350,16 @@ def _imagenet_settings() -> dict:
             "patch": {"images": 4, "size": 1 / 7, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8},
             # FGSM makes every ε from one gradient: the only attack whose whole grid takes seconds on photos.
             "sweep": {"attacks": ("fgsm",), "eps": (0.003, 0.01, 0.03, 0.1), "images": 8},
+            # Query budgets of the Transfer lab's direct attack: each query is a forward of a photo model, so the
+            # attacks' own defaults (1,000 and 5,000) take minutes here; these take about half a minute.
+            "direct": {"hopskipjump": 200, "boundary": 400},
+            # The gallery holds 36 photos: a third to fit on, the rest held out. DeepFool's per-class gradients
+            # take minutes on a photo model; 3-step PGD (ε 0.04, about the paper's 10/255) takes seconds.
+            "universal": {
+                "fit": 12,
+                "held_out": 24,
+                "params": {"eps": 0.04, "max_iter": 3, "inner": "pgd", "steps": 3, "batch": 4},
+            },
         },
     )
 
@@ -449,6 +462,7 @@ def derived_defaults(input_size: tuple[int, int, int]) -> tuple[dict, dict, dict
                 "sigma": 0.1,
             },
             "patch": {"images": 40, "size": 0.25, "amplitude": 0.5, "reach": 0.5, "distances": 8, "directions": 8},
+            "universal": {"fit": 64, "held_out": 256, "params": {"eps": eps, "max_iter": 5, "steps": 10, "batch": 8}},
         }
         return (
             {"eps": eps},

@@ -47,6 +47,13 @@ TERMS: dict[str, tuple[str, str]] = {
         "It starts from an image the model already misclassifies (noise, or a batch image of the target class) and "
         "walks along the decision boundary towards the clean image; the query budget buys the closeness.",
     ),
+    "direct attack": (
+        "A label-only attack run on the black-box model itself: images go in, labels come back, each one a query.",
+        "The Transfer lab shows it beside transfer. A perturbation made on the white box costs the black box no "
+        "queries but may not fool it; the direct attack changes the black box's label as soon as it has a start, and "
+        "its queries buy a smaller perturbation. Both count success as a change of the black box's own answer on the "
+        "clean image, so their L2 compare directly (CLI: `transfer --direct hopskipjump --image fmnist:0`).",
+    ),
     "target class": (
         "For a targeted attack, the class the model should output; success means exactly that class.",
         "When no target is chosen the app takes the runner-up class of the clean image, or for AA a random class "
@@ -107,6 +114,13 @@ TERMS: dict[str, tuple[str, str]] = {
     "contour vs background": (
         "The averaged perturbation applied only on the object (inside its mask) or only on the background.",
         "Random ±ε signs on the same part are the control: the difference is what the perturbation's pattern adds.",
+    ),
+    "universal perturbation": (
+        "One δ fitted to a whole set of images at once, then added unchanged to images it never saw.",
+        "The fooling rate is the share of images whose prediction it changes (against the model's own clean "
+        "answer, as in the paper). Random noise of the same size is the control: where v fools far more held-out "
+        "images than the noise, it carries a direction the model reads as a class, and the flipped images pile "
+        "into a few dominant classes.",
     ),
     "robust model": (
         "A model trained on adversarial examples of its own (here FGSM from a random start), so small perturbations "

@@ -173,6 +173,54 @@ def test_cancel_and_resume_gives_the_uninterrupted_run(split):
         assert torch.equal(done.x_adv, full.x_adv) and torch.equal(done.iterations, full.iterations)
 
 
+@pytest.fixture(scope="module")
+def fashion():
+    """(LeNet, the first 384 Fashion-MNIST evaluation images, their labels), as the Anatomy page loads them."""
+    from engine import models
+    from engine.analysis.target_images import evaluation_split
+
+    model = models.load("fmnist-lenet-0")
+    (x, y), _ = evaluation_split(model, 384)
+    return model, x, y
+
+
+def test_study_fits_on_the_first_images_and_beats_noise_on_the_rest(fashion):
+    model, x, y = fashion
+    found = analysis.study(model, x, y, 128, seed=0, eps=0.2, max_iter=3, steps=10, batch=16)
+    train, held = found["train"], found["held_out"]
+    assert (train["n"], held["n"]) == (128, 256) and not found["stopped"]
+    # Measured over seeds 0-3 (128 fitted, 256 held out, ε 0.2, 3 passes of 16-image minibatches): v changes
+    # 43-55 % of the held-out predictions, ±0.2 random signs 16-25 %; 64 fitted images leave v barely above the
+    # noise on some seeds, hence 128.
+    assert held["fooling_rate"] > held["noise_fooling_rate"] + 0.15, held
+    for part in (train, held):
+        assert abs(sum(part["dominant"].values()) - 1.0) < 1e-9 and len(part["dominant"]) <= 7, part
+        assert part["linf"] <= 0.2 + 1e-6 and 0.8 <= part["clean_accuracy"] <= 1.0
+    assert float(found["v"].abs().max()) <= 0.2 + 1e-6 and found["v"].shape == (1, 1, 28, 28)
+    assert found["picture"].shape == (28, 28, 3) and found["picture"].dtype == np.uint8
+    assert analysis.seconds(model, 128, 256, found["params"]) > 0
+    assert "never saw" in analysis.summary(found)
+    # Cancelled (the page's Cancel: its callback says False): the partial v is judged and marked as such.
+    part = analysis.study(model, x, y, 128, eps=0.2, max_iter=3, steps=10, batch=16, callback=lambda s, t, st: s < 2)
+    assert part["stopped"] and part["steps"] == 2 and part["held_out"]["linf"] <= 0.2 + 1e-6
+
+
+def test_study_sizes_follow_the_domain_and_its_image_set():
+    from engine import domains
+
+    photos, fashion = domains.get("imagenet").defaults, domains.get("fashion-mnist").defaults
+    assert analysis.sizes(photos, 36) == (12, 24)  # the gallery: a third to fit on, the rest held out
+    assert analysis.sizes(fashion, 5000) == (128, 512)
+    assert analysis.sizes(fashion, 40) == (8, 32)  # a user's 40 images: the same proportion
+    assert analysis.sizes(fashion, 40, fit=30) == (30, 10)
+    with pytest.raises(ValueError, match="too few"):
+        analysis.sizes(fashion, 1)
+    with pytest.raises(ValueError, match="too few"):
+        analysis.sizes(fashion, 40, fit=40)
+    # Each part's shares add up to 1 whatever the number of classes: the rest are folded into one bar.
+    assert analysis._folded({"a": 0.5, "b": 0.3, "c": 0.2}, 2) == {"a": 0.5, "b": 0.3, analysis.OTHER: 0.2}
+
+
 def test_cli(capsys):
     out = cli_json(
         capsys,
@@ -198,3 +246,11 @@ def test_cli(capsys):
         assert out[part]["n"] == 16 and 0.0 <= out[part]["fooling_rate"] <= 1.0
         assert out[part]["linf"] <= 0.2 + 1e-6
     assert out["train"]["linf"] > 0.1
+    # The CLI computes what the Anatomy page shows: `study` on the same images with the same settings.
+    from engine import models
+    from engine.analysis.target_images import evaluation_split
+
+    model = models.load("fmnist-lenet-0")
+    (x, y), _ = evaluation_split(model, 32)
+    found = analysis.study(model, x, y, 16, **out["params"])
+    assert found["held_out"] == out["held_out"] and found["train"] == out["train"]

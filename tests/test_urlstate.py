@@ -38,3 +38,17 @@ def test_progress_text_says_steps_shares_and_time_left_in_words():
         == "JSMA: step 25, at most 7526 (stops once it succeeds) · 4 s"
     )
     assert progress_text("Sweep", 30, 60, 120.0) == "Sweep: step 30 of 60 · 2.0 min, about 2.0 min left"
+    # A label-only attack runs until its query budget is spent, success or not: the bar counts its queries.
+    assert (
+        progress_text("HopSkipJump", 4, 31, 3.0, upper_bound=True, queries=1234)
+        == "HopSkipJump: step 4, at most 31 · 1,234 queries · 3 s"
+    )
+
+
+def test_the_bar_of_a_label_only_attack_counts_the_queries_of_its_busiest_image():
+    import torch
+
+    from app.jobs import _spent
+
+    assert _spent({"queries": torch.tensor([120, 480, 3])}) == 480
+    assert _spent({"queries": 7}) == 7 and _spent({"upper_bound": True}) is None

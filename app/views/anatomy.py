@@ -1,4 +1,4 @@
-"""Anatomy of a perturbation: averaging, masking effect, checkerboards, similarity, noise classes."""
+"""Anatomy of a perturbation: averaging, masking effect, checkerboards, similarity, noise classes, universal δ."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from functools import partial
 
 import streamlit as st
 
-from app import figures, resources, state, widgets
+from app import figures, resources, state, universal_section, widgets
 from engine import cost, domains, targets
 from engine.analysis import checkerboard as cb
 from engine.analysis import masking
@@ -34,9 +34,12 @@ def _mask(model, domain, x, selection: state.Selection):
 
 def page() -> None:
     started = widgets.page_start("Anatomy of a perturbation", "anatomy")
-    if started is None:
-        return
-    selection, model, black_models = started
+    if started is not None:
+        _one_image(*started)
+        universal_section.show(started[1])  # needs no averaged image: shown whatever the sections above did
+
+
+def _one_image(selection, model, black_models) -> None:
     presenting = st.session_state.get("presentation")
     judges = black_models or [model]
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)

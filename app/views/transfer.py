@@ -6,7 +6,7 @@ import functools
 
 import streamlit as st
 
-from app import figures, resources, state, widgets
+from app import direct_section, figures, resources, state, widgets
 from engine import domains, glossary, images
 from engine.analysis import transfer
 
@@ -131,6 +131,7 @@ def page() -> None:
             )
         st.dataframe(rows, width="stretch")
         st.download_button("Sweep (CSV)", transfer.to_csv(rows), "transfer.csv", "text/csv")
+    direct_section.show(selection, white, black_models, rows, data)
     if layered:
         _target_picker(white, selection)
 

@@ -7,7 +7,7 @@ import sys
 
 from engine import domains, targets
 
-from . import options
+from . import direct, options
 from .inputs import labelled
 from .inputs import model as open_model
 
@@ -43,6 +43,8 @@ def cmd_transfer(args) -> int:
     white = open_model(args, args.model)
     blacks = [open_model(args, name) for name in args.black]
     methods = list(METHODS) if "all" in args.attack else list(dict.fromkeys(args.attack))
+    if args.direct:
+        return direct.cmd(args, white, blacks, methods)
     own = domains.of(white).defaults
     x, y, _, bank = labelled(args, white, options.count(args.n) or own["images"])
     if args.bank_per_class is not None:
@@ -120,5 +122,6 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="iterations (default: the domain's)")
     options.add_n(p, "number of evaluation images (default: the domain's)")
     p.add_argument("--sweep", choices=["eps", "layer"], default=None)
+    direct.add_flags(p)
     options.add_common(p, seed=True)
     p.set_defaults(func=cmd_transfer)

@@ -8,7 +8,7 @@ import json
 from engine import domains
 
 from . import options
-from .inputs import domain_for, labelled, save_pair
+from .inputs import dataset, domain_for, labelled, save_pair
 from .inputs import model as open_model
 
 
@@ -18,24 +18,18 @@ def cmd_universal(args) -> int:
     options.count(args.n)
     options.count(args.held_out, "--held-out")
     model = open_model(args, args.model or domain_for(args).sources[0])
-    n = args.n if args.n is not None else int(domains.of(model).defaults["images"])
-    held = args.held_out if args.held_out is not None else n
+    domain = domains.of(model)
+    # The Anatomy page's sizes and settings: the domain's defaults, within what its image set holds.
+    available = len(dataset(args)) if args.data and not domain.custom else domain.capacity()
+    n, held = universal.sizes(domain.defaults, available, args.n, args.held_out)
     x, y, _, _ = labelled(args, model, n + held)
-    if x.shape[0] <= n:
-        raise ValueError(f"the domain has {x.shape[0]} images: too few for {n} to fit on and any held out")
-    params = options.own_params(["universal"], options.given_params(args))["universal"]
-    v, result = universal.fit(model, x[:n], y[:n], seed=args.seed, **params)
-    norm = result.params["norm"]
-    out = {
-        "model": model.name,
-        "params": result.params,
-        "seconds": result.seconds,
-        "steps": int(result.iterations.max()),
-        "train": universal.evaluate(model, v, x[:n], y[:n], norm=norm, seed=args.seed),
-        "held_out": universal.evaluate(model, v, x[n:], y[n:], norm=norm, seed=args.seed),
-    }
+    given = options.own_params(["universal"], options.given_params(args))["universal"]
+    params = {**domain.defaults["universal"]["params"], **given}
+    found = universal.study(model, x, y, n, seed=args.seed, **params)
+    picture, v = found.pop("picture"), found.pop("v")
+    out = {"model": model.name, **found}
     if args.out:
-        out["files"] = save_pair(args.out, universal.display(v), v[0].cpu().numpy())
+        out["files"] = save_pair(args.out, picture, v[0].numpy())
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -62,7 +56,7 @@ def register(sub) -> None:
     options.add_data(p)
     options.add_n(p, "images the perturbation is fitted on: the first N evaluation images (default: the domain's)")
     p.add_argument(
-        "--held-out", type=int, default=None, help="images after those it is judged on (default: as many as --n)"
+        "--held-out", type=int, default=None, help="images after those it is judged on (default: the domain's)"
     )
     p.add_argument("--out", metavar="STEM", help="write δ as STEM.png (mid-grey = 0) and STEM.npy")
     options.add_common(p, seed=True)
