@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from bench_common import parser as bench_parser  # noqa: E402
-from bench_common import spread, timed
+from bench_common import spread, timed, two_cores
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from engine import attacks, images, models  # noqa: E402
@@ -79,7 +79,7 @@ def first_render(page: str | None, query: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, repeats=5, quick_help="Fashion-MNIST only, one repetition (CI)", device=False)
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    two_cores()
     repeats = 1 if args.quick else args.repeats
     cases = [("fmnist-lenet-0", "fmnist:0")] + ([] if args.quick else [("efficientnet-lite0", "chelsea")])
 

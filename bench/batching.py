@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_common import parser as bench_parser  # noqa: E402
-from bench_common import timed
+from bench_common import timed, two_cores
 
 from engine import attacks, images, models  # noqa: E402
 from engine.attacks.averaging import averaged  # noqa: E402
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = args.device
-    torch.set_num_threads(2)
+    two_cores()
     repeats = 1 if args.quick else args.repeats
     fm = ["fmnist-lenet-0", "fmnist-vgg-0", "fmnist-resnet-0", "fmnist-mobilenet-0"]
     x = fashion_mnist.test_split()[0][:1]

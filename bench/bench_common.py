@@ -125,6 +125,12 @@ def streamlit_server(log: Path, timeout_s: float = 90.0, env: dict | None = None
             proc.wait(timeout=20)
 
 
+def two_cores() -> None:
+    """The figures are for a two-core machine: at most two torch threads, and never more than the caller had (a
+    test runs a bench's quick mode with its worker's share of the cores, beside another worker)."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
 # The app at rest: Streamlit marks its root with the script's state, its running badge is gone, no skeleton
 # waits for a chart, and Plotly has laid out every chart (it draws after the data arrives).
 IDLE = """() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import CHROMIUM_FLAGS, ROOT, choose, parser, streamlit_server  # noqa: E402
+from bench_common import CHROMIUM_FLAGS, ROOT, choose, parser, streamlit_server, two_cores  # noqa: E402
 
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "fixtures")]  # engine; own_world; make_own_world
 CHROMIUM = "/usr/bin/chromium"
@@ -181,7 +181,7 @@ def train(net, seen, epochs: int) -> None:
     import torch
     from torch import nn
 
-    torch.set_num_threads(2)
+    two_cores()
     x, y = fixture_pictures(seen, TRAIN_PER_CLASS, seed=0)
     x = (x - seen.mean) / seen.std
     torch.manual_seed(0)

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_common import two_cores  # noqa: E402
+
 from engine import attacks, images, models  # noqa: E402
 from engine.datasets import fashion_mnist  # noqa: E402
 
@@ -28,7 +31,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torchattacks
 
-    torch.set_num_threads(2)
+    two_cores()
     model = models.load(args.model, device="cpu")
     if model.domain == "fashion-mnist":
         x = fashion_mnist.test_split()[0][:256]

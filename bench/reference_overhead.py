@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import peers  # noqa: E402
-from bench_common import cell, fooled, ratio, spread, timed  # noqa: E402
+from bench_common import cell, fooled, ratio, spread, timed, two_cores  # noqa: E402
 from bench_common import parser as bench_parser
 
 from engine import attacks, images, models, targets  # noqa: E402
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
         help="autocast precision of the models (both libraries attack the same model)",
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    two_cores()
     repeats = 1 if args.quick else args.repeats
     steps = 2 if args.quick else 10
     report = []

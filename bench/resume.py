@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import cell, parser, spread, timed  # noqa: E402
+from bench_common import cell, parser, spread, timed, two_cores  # noqa: E402
 
 from engine import attacks, images, models  # noqa: E402
 from engine.datasets import fashion_mnist  # noqa: E402
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     cli = parser(__doc__, repeats=4, quick_help="a few steps per attack")
     cli.add_argument("--attack", choices=sorted({c[0] for c in CASES}), help="only this attack's cases")
     args = cli.parse_args(argv)
-    torch.set_num_threads(2)
+    two_cores()
     loaded, rows = {}, []
     for name, model_name, size, params in [c for c in CASES if args.attack in (None, c[0])]:
         if model_name not in loaded:

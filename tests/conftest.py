@@ -87,7 +87,12 @@ def pytest_make_collect_report(collector):
 # each other's threads; most tests attack small models, whose operations are too short for a second thread to
 # pay for itself.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+torch.set_num_threads(_THREADS)
+# The same share for what a worker starts (its app server, CLI commands, worker processes): two app servers
+# with a thread per core each, beside the workers and Chromium, oversubscribed the cores, and torch's spinning
+# threads made the browser tests 2-4× slower than alone (the whole suite: 879 s; this: see README).
+os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 # The suite's jobs (and the app servers it starts) queue among themselves, never behind a developer's own app
 # or CLI job on the same machine (engine.compute's lock files). Each worker has its own queue: workers are
 # separate test sessions, like two machines.
