@@ -213,8 +213,10 @@ def apgd_run(
                 run["since"], run["k"] = 0, max(run["k"] - shrink, shortest)
             run["x_adv"], run["grad"], run["step"] = x_new, grad, i + 1
             ctx.iterations[rows[idx]] += 1
-            full, out = preview(run)
+            # The merged picture costs a copy of the batch per step: made only where a callback shows it.
+            full = preview(run)[0] if ctx.callback is not None else None
             if not ctx.report(done + restart * steps + i + 1, total, x_adv=full, upper_bound=restarts > 1):
+                _, out = preview(run)
                 kept = {"restart": restart, "fooled": fooled, "x_res": x_res, "loss_res": loss_res, "run": run}
                 merged_fooled = fooled.clone()
                 merged_fooled[idx] |= run["fooled"]

@@ -181,9 +181,11 @@ def fab(ctx: Context, eps: float, steps: int, restarts: int, alpha_max: float, e
                 run_best[better], run_norm[better] = x1[better], norm[better]
                 x1[hit] = x0[hit] + (x1[hit] - x0[hit]) * beta
             ctx.iterations[idx] += 1
-            current = out.clone()
-            within = run_norm <= eps
-            current[idx[within]] = run_best[within].view(-1, *shape)
+            current = None  # the merged picture costs a copy of the batch per step: made only for a callback
+            if ctx.callback is not None:
+                current = out.clone()
+                within = run_norm <= eps
+                current[idx[within]] = run_best[within].view(-1, *shape)
             if not ctx.report(restart * steps + step + 1, total, x_adv=current, upper_bound=restarts > 1):
                 ctx.keep(
                     restart=restart,
