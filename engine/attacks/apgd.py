@@ -192,11 +192,12 @@ def apgd_run(
             x_new = project(x_adv + a * (z - x_adv) + (1.0 - a) * (x_adv - run["x_old"]), lo, hi)
             run["x_old"] = x_adv
             values, grad, hit = gradient(x_new, idx)
-            run["x_best_adv"] = torch.where(hit.view(-1, 1, 1, 1), x_new, run["x_best_adv"])
+            # Row copies in place: few rows change per step, and a where() would rewrite the whole batch thrice.
+            run["x_best_adv"][hit] = x_new[hit]
             run["fooled"] = run["fooled"] | hit
             better = values > run["loss_best"]
-            run["x_best"] = torch.where(better.view(-1, 1, 1, 1), x_new, run["x_best"])
-            run["grad_best"] = torch.where(better.view(-1, 1, 1, 1), grad, run["grad_best"])
+            run["x_best"][better] = x_new[better]
+            run["grad_best"][better] = grad[better]
             run["loss_best"] = torch.where(better, values, run["loss_best"])
             run["rises"] += values > run["loss_prev"]
             run["loss_prev"] = values
