@@ -106,10 +106,17 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
             if abort:
                 break
         with torch.no_grad():
-            upper = torch.where(found, torch.minimum(upper, const), upper)
-            lower = torch.where(found, lower, torch.maximum(lower, const))
-            const = torch.where(torch.isfinite(upper), (lower + upper) / 2.0, const * 10.0)
+            const, lower, upper = next_const(found, const, lower, upper)
     return torch.where(torch.isfinite(best_l2).view(view), best_adv, last_adv)
+
+
+def next_const(found, const, lower, upper):
+    """(c, lower, upper) for the next round of the binary search over c, per example: a c that succeeded is the
+    new upper bound and one that failed the new lower; bisect once an upper bound exists, else try c × 10."""
+    upper = torch.where(found, torch.minimum(upper, const), upper)
+    lower = torch.where(found, lower, torch.maximum(lower, const))
+    const = torch.where(torch.isfinite(upper), (lower + upper) / 2.0, const * 10.0)
+    return const, lower, upper
 
 
 SPEC = AttackSpec(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
+from engine.attacks.cw import next_const
 from engine.attacks.margins import margin
 
 C = Param("c", float, 1e-3, 0.0, 1e4, "weight of the classification term (initial value of the search)", low_open=True)
@@ -106,9 +107,7 @@ def ead(
                 )
                 return torch.where(torch.isfinite(best_dist).view(view), best_adv, x_k)
         with torch.no_grad():
-            upper = torch.where(found, torch.minimum(upper, const), upper)
-            lower = torch.where(found, lower, torch.maximum(lower, const))
-            const = torch.where(torch.isfinite(upper), (lower + upper) / 2.0, const * 10.0)
+            const, lower, upper = next_const(found, const, lower, upper)
     return torch.where(torch.isfinite(best_dist).view(view), best_adv, x_k)
 
 
