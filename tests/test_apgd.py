@@ -181,7 +181,10 @@ def test_cancel_and_resume_gives_the_uninterrupted_run(digits, at):
     full = Cancel()
     a = attacks.run("apgd", model, x[:16], callback=full, **kw)
     assert full.seen[-1] == (20, 20) and 0 < a.success_rate < 1  # the second restart ran, on some images only
-    assert int(a.iterations.min()) == 10 and int(a.iterations.max()) == 20
+    # A row leaves the batch once it fooled the model: the unfooled ones took every step of both restarts, and
+    # some fooled ones stopped inside the first.
+    assert a.iterations[~a.success].tolist() == [20] * int((~a.success).sum())
+    assert int(a.iterations[a.success].min()) < 10
     part = attacks.run("apgd", model, x[:16], callback=Cancel(at[0]), **kw)
     for more in [*at[1:], None]:
         assert part.stopped_early and attacks.progress_of(part)[1] == 20
@@ -202,4 +205,25 @@ def test_apgd_run_on_some_rows_with_their_own_targets(digits):
     alone = attacks.run("apgd", model, x[rows], y=y[rows], target=goal[rows], eps=0.1, steps=8, loss="dlr", seed=5)
     assert torch.allclose(out.x_adv, alone.x_adv, atol=1e-6)
     assert torch.equal(out.fooled, alone.success)
-    assert ctx.iterations[rows].tolist() == [8] * 4 and int(ctx.iterations.sum()) == 32
+    assert torch.equal(ctx.iterations[rows], alone.iterations) and int(ctx.iterations.sum()) == int(
+        alone.iterations.sum()
+    )
+
+
+def test_a_row_that_fooled_the_model_costs_no_more_passes(digits):
+    """Each row pays one pass at its random start and one per step it takes, and stops taking steps once it
+    fooled the model; the unfooled rows take every step."""
+    model, x, y = digits
+    x, y = x[:64], y[:64]
+    rows = []
+    hook = model.register_forward_pre_hook(lambda module, inputs: rows.append(inputs[0].shape[0]))
+    try:
+        result = attacks.run("apgd", model, x, y=y, eps=0.1, steps=STEPS, loss="ce", seed=0, score=False)
+    finally:
+        hook.remove()
+    steps = result.iterations
+    assert sum(rows) == x.shape[0] + int(steps.sum())
+    with torch.no_grad():
+        fooled = model(result.x_adv).argmax(1) != y
+    assert steps[~fooled].tolist() == [STEPS] * int((~fooled).sum())
+    assert 0 < int(fooled.sum()) and int(steps[fooled].min()) < STEPS and int(steps.sum()) < x.shape[0] * STEPS

@@ -75,10 +75,15 @@ def _past_the_gate(page, shows, timeout_s: int = 240) -> None:
     is this machine's speed, timed once per model under whatever else it runs, so any run may ask."""
     shown = _shown(page, shows)
     anyway = page.get_by_role("button", name="Run anyway")
-    shown.or_(anyway.first).first.wait_for(timeout=timeout_s * 1000)
-    if anyway.count():
-        anyway.first.click()
-        shown.wait_for(timeout=timeout_s * 1000)
+    try:
+        shown.or_(anyway.first).first.wait_for(timeout=timeout_s * 1000)
+        if anyway.count():
+            anyway.first.click()
+            shown.wait_for(timeout=timeout_s * 1000)
+    except playwright.TimeoutError as timeout:
+        # What the page showed instead is what tells a slow machine from a wrong page.
+        text = page.locator("[data-testid='stMain']").inner_text()[:1500]
+        raise AssertionError(f"{shows!r} never showed in {timeout_s} s; the page shows:\n{text}") from timeout
 
 
 def _result(page, marker, timeout_s: int = 240) -> None:

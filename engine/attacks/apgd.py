@@ -8,8 +8,10 @@ coordinate is ±ε (the authors' start), takes a first step of size 2ε and then
 At checkpoints w_j (the fractions p₀ = 0, p₁ = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)
 of the steps) an example halves η and goes back to its best point when the loss rose in at most
 a fraction ρ of the steps since the last checkpoint, or when neither η nor the best loss changed
-since then. Step sizes, checkpoints and restarts are per example, all in one batch. A restart
-attacks only the examples no earlier run fooled.
+since then. Step sizes, checkpoints and restarts are per example, all in one batch. An example
+leaves the batch at the step that fools the model, with that point as its result (the authors'
+code keeps stepping it and returns its last fooling point: the same success, at the cost of every
+step), and a restart attacks only the examples no earlier run fooled.
 
 The loss is cross-entropy or DLR, the difference of logits ratio, which is invariant to the
 logits' scale. Targeted, CE goes towards the target and DLR is the paper's targeted ratio
@@ -28,6 +30,23 @@ from engine.attacks.base import AttackSpec, Context, Param
 from engine.attacks.params import EPS
 
 MOMENTUM = 0.75
+# The loop's state per live row, which leaves the batch with its row once that row fooled the model.
+LIVE = (
+    "live",
+    "lower",
+    "upper",
+    "x_adv",
+    "x_old",
+    "grad",
+    "eta",
+    "x_best",
+    "grad_best",
+    "loss_best",
+    "loss_prev",
+    "last_best",
+    "reduced",
+    "rises",
+)
 LOSSES = ("ce", "dlr")
 
 STEPS = Param("steps", int, 100, 1, 10000, "iterations per restart (100 in the paper)")
@@ -50,8 +69,8 @@ def apgd_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
             if target is not None
             else F.cross_entropy(logits, y, reduction="none")
         )
-    ordered = logits.sort(dim=1, descending=True).values
-    last = logits.shape[1] - 1
+    ordered = logits.topk(min(4, logits.shape[1]), dim=1).values
+    last = ordered.shape[1] - 1
     # With fewer classes than the ratio names, the smallest logit stands in for the missing ones.
     top, third, fourth = ordered[:, 0], ordered[:, min(2, last)], ordered[:, min(3, last)]
     own = logits.gather(1, y[:, None]).squeeze(1)
@@ -113,8 +132,8 @@ def apgd_run(
     lower, upper = ctx.clamp(x - eps), ctx.clamp(x + eps)
     first_k, shrink, shortest = checkpoint_lengths(steps)
 
-    def project(v, lo, hi):
-        return torch.minimum(torch.maximum(v, lo), hi)
+    def project_(v, lo, hi):
+        return torch.minimum(torch.maximum(v, lo, out=v), hi, out=v)
 
     def gradient(v, idx):
         with torch.enable_grad():
@@ -134,20 +153,39 @@ def apgd_run(
         fooled = torch.zeros(m, dtype=torch.bool, device=x.device)
         x_res, loss_res = x.clone(), torch.full((m,), -float("inf"), device=x.device)
 
+    def best(r):
+        """The run's best point and loss per row of its `idx`: retired rows' as they left, live rows' as they are."""
+        x_best, loss_best = r["x_best_all"].clone(), r["loss_best_all"].clone()
+        x_best[r["live"]], loss_best[r["live"]] = r["x_best"], r["loss_best"]
+        return x_best, loss_best
+
     def preview(r):
         """Every row's result so far: earlier restarts merged with the current run `r`."""
         out = x_res.clone()
         if r is not None:
             idx = r["idx"]
-            better = r["loss_best"] > loss_res[idx]
+            x_best, loss_best = best(r)
+            better = loss_best > loss_res[idx]
             out[idx] = torch.where(
                 r["fooled"].view(-1, 1, 1, 1),
                 r["x_best_adv"],
-                torch.where(better.view(-1, 1, 1, 1), r["x_best"], x_res[idx]),
+                torch.where(better.view(-1, 1, 1, 1), x_best, x_res[idx]),
             )
         full = (x_all if image is None else image).clone()
         full[rows] = out
         return full, out
+
+    def retire(r, x_now, hit):
+        """Rows that fooled the model at `x_now` keep it as their result and leave the batch: more steps would
+        only trade one fooling point for another, so they cost no forward or backward from here on."""
+        if not bool(hit.any()):
+            return
+        gone = r["live"][hit]
+        r["x_best_adv"][gone], r["fooled"][gone] = x_now[hit], True
+        r["x_best_all"][gone], r["loss_best_all"][gone] = r["x_best"][hit], r["loss_best"][hit]
+        stay = ~hit
+        for key in LIVE:
+            r[key] = r[key][stay]
 
     while restart < restarts:
         if run is None:
@@ -162,6 +200,15 @@ def apgd_run(
             run = {
                 "idx": idx,
                 "step": 0,
+                # Per row of idx: the result of a row that fooled, and the best point and loss it left with.
+                "x_best_adv": x_adv.clone(),
+                "fooled": torch.zeros(idx.numel(), dtype=torch.bool, device=x.device),
+                "x_best_all": x_adv.clone(),
+                "loss_best_all": values.clone(),
+                # Per live row (positions `live` in idx), the rows not yet fooled: the loop's state.
+                "live": torch.arange(idx.numel(), device=x.device),
+                "lower": lower[idx],
+                "upper": upper[idx],
                 "x_adv": x_adv,
                 "x_old": x_adv.clone(),
                 "grad": grad,
@@ -178,23 +225,24 @@ def apgd_run(
                 # The authors' code skips the "nothing changed" test at the first checkpoint.
                 "reduced": torch.ones(idx.numel(), dtype=torch.bool, device=x.device),
                 "rises": torch.zeros(idx.numel(), dtype=torch.long, device=x.device),
-                "x_best_adv": x_adv.clone(),
-                "fooled": hit,
                 "since": 0,
                 "k": first_k,
             }
+            retire(run, x_adv, hit)
         idx = run["idx"]
-        lo, hi = lower[idx], upper[idx]
         for i in range(run["step"], steps):
-            x_adv, grad = run["x_adv"], run["grad"]
+            if run["live"].numel() == 0:
+                break
+            x_adv, grad, live = run["x_adv"], run["grad"], run["live"]
+            lo, hi = run["lower"], run["upper"]
             a = MOMENTUM if i > 0 else 1.0
-            z = project(x_adv + run["eta"] * grad.sign(), lo, hi)
-            x_new = project(x_adv + a * (z - x_adv) + (1.0 - a) * (x_adv - run["x_old"]), lo, hi)
+            # In place, one buffer: z = P(x + η·sign(∇)), then P(α·z + (1 − α)·x + (1 − α)(x − x_prev)).
+            momentum = x_adv - run["x_old"]
+            x_new = project_(x_adv.addcmul(run["eta"], grad.sign()), lo, hi)
+            x_new = project_(x_new.lerp_(x_adv, 1.0 - a).add_(momentum, alpha=1.0 - a), lo, hi)
             run["x_old"] = x_adv
-            values, grad, hit = gradient(x_new, idx)
-            # Row copies in place: few rows change per step, and a where() would rewrite the whole batch thrice.
-            run["x_best_adv"][hit] = x_new[hit]
-            run["fooled"] = run["fooled"] | hit
+            values, grad, hit = gradient(x_new, idx[live])
+            # Row copies in place: few rows change per step, and a where() would rewrite the whole batch.
             better = values > run["loss_best"]
             run["x_best"][better] = x_new[better]
             run["grad_best"][better] = grad[better]
@@ -208,26 +256,31 @@ def apgd_run(
                 run["reduced"], run["last_best"] = halve, run["loss_best"].clone()
                 back = halve.view(-1, 1, 1, 1)
                 run["eta"] = torch.where(back, run["eta"] / 2.0, run["eta"])
-                x_new = torch.where(back, run["x_best"], x_new)
+                x_next = torch.where(back, run["x_best"], x_new)
                 grad = torch.where(back, run["grad_best"], grad)
                 run["rises"] = torch.zeros_like(run["rises"])
                 run["since"], run["k"] = 0, max(run["k"] - shrink, shortest)
-            run["x_adv"], run["grad"], run["step"] = x_new, grad, i + 1
-            ctx.iterations[rows[idx]] += 1
+            else:
+                x_next = x_new
+            run["x_adv"], run["grad"], run["step"] = x_next, grad, i + 1
+            ctx.iterations[rows[idx[live]]] += 1
+            retire(run, x_new, hit)
             # The merged picture costs a copy of the batch per step: made only where a callback shows it.
             full = preview(run)[0] if ctx.callback is not None else None
-            if not ctx.report(done + restart * steps + i + 1, total, x_adv=full, upper_bound=restarts > 1):
+            # A run ends early once every row fooled the model: its steps are the most it takes.
+            if not ctx.report(done + restart * steps + i + 1, total, x_adv=full, upper_bound=True):
                 _, out = preview(run)
                 kept = {"restart": restart, "fooled": fooled, "x_res": x_res, "loss_res": loss_res, "run": run}
                 merged_fooled = fooled.clone()
                 merged_fooled[idx] |= run["fooled"]
                 merged_loss = loss_res.clone()
-                merged_loss[idx] = torch.maximum(loss_res[idx], run["loss_best"])
+                merged_loss[idx] = torch.maximum(loss_res[idx], best(run)[1])
                 return Outcome(out, merged_fooled, merged_loss, kept)
         _, x_res = preview(run)
         # A fooled row keeps that run's loss; otherwise the best over the runs.
+        run_loss = best(run)[1]
         loss_res = loss_res.clone()
-        loss_res[idx] = torch.where(run["fooled"] | (run["loss_best"] > loss_res[idx]), run["loss_best"], loss_res[idx])
+        loss_res[idx] = torch.where(run["fooled"] | (run_loss > loss_res[idx]), run_loss, loss_res[idx])
         fooled = fooled.clone()
         fooled[idx] |= run["fooled"]
         restart, run = restart + 1, None
@@ -249,7 +302,7 @@ SPEC = AttackSpec(
     (EPS, STEPS, LOSS, RESTARTS, RHO),
     norm="linf",
     targeted=True,
-    stops_early=True,  # a restart runs only on the images still unfooled, none once all are
+    stops_early=True,  # a step runs only on the images still unfooled, none once all are
     # One forward and backward per step, plus one at each restart's random start.
     work=lambda v, shape: float((v["steps"] + 1) * v["restarts"]),
     reference="Croce & Hein 2020, Reliable evaluation of adversarial robustness with an ensemble of diverse "

@@ -11,10 +11,10 @@ the search walks along the boundary towards x0. It minimises the norm: ε only
 decides, at the end, which images count as fooled (the rest stay clean), and
 restarts after the first start from a random point at ε/2 and attack only those.
 
-Gradients: one forward of the batch, then one backward per class on the kept
+Gradients: one forward of the batch, then one backward per other class on the kept
 graph (Σ_i (f_j − f_y)(x_i) gives every row's ∇(f_j − f_y), as in DeepFool);
-FAB-T needs one. Models with more than `CANDIDATES` classes are linearised only
-towards the clean image's highest-ranked classes: 1,000 backwards per step on
+FAB-T needs one. Models with more than `CANDIDATES` other classes are linearised
+only towards the clean image's highest-ranked ones: 1,000 backwards per step on
 ImageNet are what the reference code would pay.
 """
 
@@ -37,7 +37,7 @@ ETA = Param("eta", float, 1.05, 1.0, 10.0, "overshoot η of each projection onto
 BETA = Param(
     "beta", float, 0.9, 0.0, 1.0, "after a success the iterate moves back to x + β·δ (nearer the image)", low_open=True
 )
-# Classes (the clean image's highest ranked, its own included) an untargeted step linearises.
+# Other classes than y (the clean image's highest ranked) an untargeted step linearises.
 CANDIDATES = 10
 
 
@@ -92,8 +92,7 @@ def projection_linf(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> t
 def _hyperplanes(ctx: Context, x1: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor | None):
     """f_j − f_y and ∇(f_j − f_y) at x1 (batch rows `rows`): m×k and m×k×D.
 
-    Untargeted, j runs over `candidates` (m×k, y's own column set to 1e10 so that it is never the nearest);
-    targeted (`candidates` None) over the target alone."""
+    Untargeted, j runs over `candidates` (m×k, never y); targeted (`candidates` None) over the target alone."""
     y = ctx.y[rows]
     k = 1 if candidates is None else candidates.shape[1]
     per_chunk = chunk_size(x1.shape[1:])
@@ -111,10 +110,7 @@ def _hyperplanes(ctx: Context, x1: torch.Tensor, rows: torch.Tensor, candidates:
             columns = [
                 torch.autograd.grad(diff[:, j].sum(), xs, retain_graph=j < k - 1)[0].flatten(1) for j in range(k)
             ]
-        diff = diff.detach()
-        if candidates is not None:
-            diff[candidates[lo : lo + per_chunk] == ys[:, None]] = 1e10
-        diffs.append(diff)
+        diffs.append(diff.detach())
         grads.append(torch.stack(columns, 1))
     return torch.cat(diffs), torch.cat(grads)
 
@@ -152,11 +148,9 @@ def fab(ctx: Context, eps: float, steps: int, restarts: int, alpha_max: float, e
         out = x.clone()
         candidates = None
         if not ctx.targeted:
-            k = min(CANDIDATES, logits.shape[1])
-            candidates = logits.topk(k, dim=1).indices
-            # y must be a candidate for its column to be masked out; it is the top one when the image is right.
-            missing = ~(candidates == ctx.y[:, None]).any(1)
-            candidates[missing, -1] = ctx.y[missing]
+            # The other classes, highest ranked first: y's own hyperplane f_y − f_y would cost a backward for nothing.
+            others = logits.scatter(1, ctx.y[:, None], -float("inf"))
+            candidates = others.topk(min(CANDIDATES, logits.shape[1] - 1), dim=1).indices
         restart, first, x1 = 0, 0, None
     while restart < restarts:
         idx = todo.nonzero().squeeze(1)
