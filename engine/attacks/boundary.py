@@ -79,16 +79,16 @@ def _proposals(ctx: Context, x, adv, spherical, source):
     unnormalised = x - adv
     norms = unnormalised.norm(dim=1)
     direction = unnormalised / norms[:, None]
+    # In place on the draw's buffer (the same arithmetic, fewer batch-sized allocations per query).
     eta = torch.randn(x.shape, generator=ctx.generator, device=x.device)
-    eta = eta - (eta * direction).sum(1, keepdim=True) * direction
-    eta = eta * (spherical * norms / eta.norm(dim=1))[:, None]
-    on_sphere = x + (eta - unnormalised) / (spherical.square() + 1).sqrt()[:, None]
-    on_sphere = ctx.clamp(on_sphere)
+    eta.sub_((eta * direction).sum(1, keepdim=True) * direction)
+    eta.mul_((spherical * norms / eta.norm(dim=1))[:, None])
+    on_sphere = ctx.clamp(eta.sub_(unnormalised).div_((spherical.square() + 1).sqrt()[:, None]).add_(x))
     towards = x - on_sphere
     towards_norms = towards.norm(dim=1)
     # The step's length, corrected for how far the clip moved the point off the sphere.
     lengths = (source * norms + towards_norms - norms).clamp_min(0) / towards_norms
-    candidate = ctx.clamp(on_sphere + lengths[:, None] * towards)
+    candidate = ctx.clamp(towards.mul_(lengths[:, None]).add_(on_sphere))
     return candidate.view(shape), on_sphere.view(shape)
 
 
@@ -119,18 +119,21 @@ def boundary(
         source = torch.full((n,), source_step, device=x.device)
         stats_spherical = Window.new(n, SPHERICAL_WINDOW, x.device)
         stats_step = Window.new(n, STEP_WINDOW, x.device)
+    distance = (adv - x).flatten(1).norm(dim=1)  # kept up to date below: each step changes few rows
     for t in range(first, total):
         check = (t + 1) % STATS_EVERY == 0
-        distance = (adv - x).flatten(1).norm(dim=1)
         active = found & (source >= CONVERGED) & (distance > 0) & (oracle.left() >= (2 if check else 1))
         if not bool(active.any()):
             break
         rows = active.nonzero().squeeze(1)
-        candidate, on_sphere = _proposals(ctx, x[rows], adv[rows], spherical[rows], source[rows])
+        every = rows.numel() == n  # then the batch itself, not a copy of all its rows
+        x_rows = x if every else x[rows]
+        candidate, on_sphere = _proposals(ctx, x_rows, adv if every else adv[rows], spherical[rows], source[rows])
         is_adv = oracle(candidate, rows)
-        closer = (candidate - x[rows]).flatten(1).norm(dim=1) < distance[rows]
-        better = is_adv & closer
+        lengths = (candidate - x_rows).flatten(1).norm(dim=1)
+        better = is_adv & (lengths < distance[rows])
         adv[rows[better]] = candidate[better]
+        distance[rows[better]] = lengths[better]
         if check:
             Window.append(stats_spherical, rows, oracle(on_sphere, rows))
             Window.append(stats_step, rows, is_adv)
