@@ -68,6 +68,8 @@ SLICES = {
     ("art", "cw", "fmnist-lenet-0"): 64,
     ("art", "deepfool", "efficientnet-lite0"): 2,
     ("art", "ead", "fmnist-lenet-0"): 64,
+    ("art", "hopskipjump", "fmnist-lenet-0"): 16,
+    ("art", "boundary", "fmnist-lenet-0"): 16,
 }
 TARGETS = {"deepfool": 0.1, "jsma": 0.1}  # ours/peer at most this: ≥ 10× faster; 1.0 for every other attack
 # Pairs whose success differs because the algorithms differ (read in their source), not because of the mapping.
@@ -80,6 +82,8 @@ DIFFERENT = {
     ("art", "jsma"): "its JSMA changes the two most salient single features per step, no search over pairs",
     ("art", "ead"): "its EAD zeroes the whole gradient (the L2 term's too) wherever the margin is met, and its "
     "FISTA momentum is k/(k+3) where the authors' code has (k+1)/(k+4)",
+    ("art", "cw-linf"): "its Adam stops as soon as the loss is below 0.001: with κ = 0 the image then sits on the "
+    "boundary, where the true class often still wins the argmax, and counts as not fooled",
     ("foolbox", "ead"): "its EAD sets the upper bound of c to the last successful c, not the smallest, and its FISTA "
     "momentum is k/(k+3)",
 }
@@ -169,6 +173,17 @@ def _torchattacks(name, model, p):
         "jsma": lambda: targeted(ta.JSMA(model, theta=float(p["theta"]), gamma=p["max_distortion"])),
         "apgd": lambda: ta.APGD(
             model, eps=p["eps"], steps=p["steps"], loss=p["loss"], n_restarts=p["restarts"], rho=p["rho"], seed=0
+        ),
+        # EAD's two decision rules are two classes there: EADEN (elastic-net) and EADL1.
+        "ead": lambda: (ta.EADEN if p["decision_rule"] == "en" else ta.EADL1)(
+            model,
+            kappa=p["kappa"],
+            lr=p["lr"],
+            binary_search_steps=p["binary_search_steps"],
+            max_iterations=p["steps"],
+            abort_early=False,
+            initial_const=p["c"],
+            beta=p["beta"],
         ),
         # Its untargeted FAB takes every class's gradient (ours the top 10): comparable up to 10 classes.
         "fab": lambda: (
@@ -295,8 +310,18 @@ def _art(name, model, p):
     from art.attacks import evasion as ev
     from art.estimators.classification import PyTorchClassifier
 
+    class Float32(torch.nn.Module):
+        """ART's label-only attacks blend images in float64, which they hand the model as they are."""
+
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            return self.net(x.float())
+
     clf = PyTorchClassifier(
-        model,
+        Float32() if name in ("hopskipjump", "boundary") else model,
         loss=torch.nn.CrossEntropyLoss(),
         input_shape=tuple(model.input_size),
         nb_classes=model.num_classes,
@@ -368,6 +393,56 @@ def _art(name, model, p):
         "jsma": lambda: ev.SaliencyMapMethod(
             clf, theta=float(p["theta"]), gamma=p["max_distortion"], batch_size=n, **quiet
         ),
+        "apgd": lambda: ev.AutoProjectedGradientDescent(
+            clf,
+            norm=np.inf,
+            eps=p["eps"],
+            eps_step=2 * p["eps"],  # the authors' first step, 2ε, as ours takes
+            max_iter=p["steps"],
+            nb_random_init=p["restarts"],
+            batch_size=n,
+            loss_type={"ce": "cross_entropy", "dlr": "difference_logits_ratio"}[p["loss"]],
+            **quiet,
+        ),
+        "cw-linf": lambda: ev.CarliniLInfMethod(
+            clf,
+            confidence=p["kappa"],
+            learning_rate=p["lr"],
+            max_iter=p["steps"],
+            decrease_factor=p["tau_factor"],
+            initial_const=p["c"],
+            largest_const=p["c_max"],
+            const_factor=p["c_factor"],
+            batch_size=n,
+            **quiet,
+        ),
+        # No query budget in ART either: its iterations are the ones our budget plans (see _decision_steps), its
+        # gradient estimates grow from init_eval as Foolbox's do (no gamma: its θ is fixed).
+        "hopskipjump": lambda: ev.HopSkipJump(
+            clf,
+            norm=2 if p["norm"] == "l2" else np.inf,
+            max_iter=_decision_steps(name, model, p),
+            init_eval=p["grad_queries"],
+            init_size=100,
+            batch_size=n,
+            **quiet,
+        ),
+        # One orthogonal trial and one step towards the image per iteration (num_trial = sample_size = 1): about
+        # the queries of one of our steps; ART divides its steps by step_adapt < 1 where we multiply by > 1.
+        "boundary": lambda: ev.BoundaryAttack(
+            clf,
+            targeted=False,
+            delta=p["spherical_step"],
+            epsilon=p["source_step"],
+            step_adapt=1.0 / p["step_adaptation"],
+            max_iter=_decision_steps(name, model, p),
+            num_trial=1,
+            sample_size=1,
+            init_size=100,
+            batch_size=n,
+            **quiet,
+        ),
+        # No "autoattack": ART's AutoAttack has no FAB-T stage, so it is not the standard suite compared here.
         # Its sequential loop (our batch = 1) with its DeepFool; delta is 1 − our target rate.
         "universal": lambda: ev.UniversalPerturbation(
             clf,

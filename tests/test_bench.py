@@ -181,9 +181,11 @@ def test_peers_quick(capsys):
     search = "cw, 2 search steps"
     apgd, universal = ("apgd", "apgd, dlr"), ("universal, batch 1", "universal, batch 32")
     has = {  # what each library has, read in its source: nothing missing, nothing made up
-        "torchattacks": {"fgsm", "pgd", "mifgsm", "cw", "deepfool", "square", "jsma", *apgd, "fab", "autoattack"},
+        "torchattacks": {"fgsm", "pgd", "mifgsm", "cw", "deepfool", "square", "jsma", *apgd, "fab", "autoattack"}
+        | {"ead"},
         "Foolbox": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool", "ead", "hopskipjump", "boundary"},
-        "ART": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool", "square", "jsma", "ead", *universal},
+        "ART": {"fgsm", "pgd", "mifgsm", "cw", search, "deepfool", "square", "jsma", "ead", *universal, *apgd}
+        | {"cw-linf", "hopskipjump", "boundary"},
         "adv-lib": {"pgd", "cw", search, "deepfool", *apgd, "fab", "cw-linf"},
         "advertorch": {"fgsm", "pgd", "mifgsm", "cw", search, "jsma", "ead"},
     }
