@@ -159,24 +159,6 @@ def test_explorer_default_example(server, local_only, shots):
     page.close()
 
 
-@pytest.mark.parametrize(
-    "path,button,expect",
-    [
-        ("transfer", "Run sweep", "tSuc on fmnist-resnet-1"),
-        ("features", "Compute", "Plane distance to target"),
-        ("anatomy", "Average", "Contour vs background"),
-        ("jsma", "Run JSMA", "changed features in red"),
-    ],
-)
-def test_every_page_runs_its_analysis(server, local_only, shots, path, button, expect):
-    page = local_only.new_page()
-    page.set_viewport_size({"width": 1500, "height": 1400})
-    _press(page, f"{server}/{path}?model=fmnist-lenet-0&image=fmnist:0", button, expect)
-    _no_exception(page)
-    page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
-    page.close()
-
-
 def test_a_link_reopens_the_perturbation_view_and_lab_pages_keep_the_view(server, local_only):
     """The view radio is in the link, and moving to a lab page keeps model, image and models."""
     page = local_only.new_page()

@@ -302,6 +302,22 @@ def test_photo_defaults_show_something(server, browser, shots, names):
         context.close()
 
 
+def _shows(text: str):
+    def check(page) -> None:
+        assert page.get_by_text(text).count() >= 1, byo.main_text(page)[:1500]
+
+    return check
+
+
+def _jsma_reaches_and_marks_its_changes(page) -> None:
+    _jsma_reaches(page)
+    _shows("changed features in red")(page)
+
+
+# The README's pictures of these pages are this walk's screenshots (UPDATE_SCREENSHOTS=1 writes them).
+README_PAGES = ("transfer", "features", "anatomy", "jsma")
+
+
 def test_fashion_mnist_defaults_show_something(server, browser, shots):
     context, page = _open(browser, server)
     try:
@@ -311,10 +327,18 @@ def test_fashion_mnist_defaults_show_something(server, browser, shots):
             "fmnist",
             ["transfer", "jsma", "anatomy", "patch", "features", "sweeps", "quiz"],
             shots,
-            {"jsma": _jsma_reaches, "patch": _patch_draws_its_patch, "quiz": _quiz_table_fits},
+            {
+                "transfer": _shows("tSuc on fmnist-resnet-1"),
+                "jsma": _jsma_reaches_and_marks_its_changes,
+                "patch": _patch_draws_its_patch,
+                "quiz": _quiz_table_fits,
+            },
         )
     finally:
         context.close()
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        for name in README_PAGES:
+            shutil.copyfile(shots / f"fmnist-{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
 
 
 def test_own_model_transfer_default_says_what_it_shows(server, browser, shots, tmp_path):

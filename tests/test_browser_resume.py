@@ -14,7 +14,7 @@ from test_browser import FMNIST, _choose, _headline, _no_exception, _open, _sett
 
 pytestmark = [pytest.mark.slow]
 
-STEPS, SEARCHES = 500, 9  # ~25 s uninterrupted on 2 cores: the cancel at a third still lands mid-run
+STEPS, SEARCHES = 300, 6  # ~10 s uninterrupted on 2 cores: the cancel at a third still lands mid-run
 TOTAL = STEPS * SEARCHES
 
 
