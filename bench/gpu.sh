@@ -15,10 +15,13 @@
 #     tar czf .gpu/peers.tgz --exclude=__pycache__ .peers
 # and adds /.gpu/ to .git/info/exclude. Then the one device call (the device tool's `run`):
 #     run(command="bash bench/gpu.sh", carry=[".gpu"], timeout_s=540)
-# A rerun on the same warm machine is the same call. Options:
+# (from the checkout the session started in: the tool sends that one, so merge first). The results file comes
+# back through $OUT (the reply's files_at): copy it into bench/ and commit it. A rerun on the same warm machine
+# is the same call. Options:
 #     bash bench/gpu.sh --plan             # the steps and their time limits, nothing run
 #     DEVICE=cpu bash bench/gpu.sh --dry-run   # every step on tiny settings on the CPU: proves the script runs
-#     BUDGET=470 PYTHON=python3            # seconds for all steps; the interpreter
+#     BUDGET=470 SCALE=1 PYTHON=python3    # seconds for all steps; × each step's limit; the interpreter
+# The dry run on 2 busy cores: DEVICE=cpu BUDGET=1800 SCALE=5 bash bench/gpu.sh --dry-run
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +53,7 @@ fi
 
 DEVICE=${DEVICE:-cuda}
 BUDGET=${BUDGET:-470}  # seconds for every step together: the call's 8 minutes less the install
+SCALE=${SCALE:-1}  # each step's limit × SCALE: a dry run on a small, shared CPU needs more time than the GPU
 DRY=""
 [ "$MODE" = dry ] && DRY="--dry"
 REPEATS=5
@@ -106,6 +110,7 @@ torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)"
 STATUS=()
 for step in "${STEPS[@]}"; do
   IFS='|' read -r name limit cmd <<< "$step"
+  limit=$((limit * SCALE))
   left=$((BUDGET - SECONDS))
   [ "$left" -lt "$limit" ] && limit=$left
   if [ "$limit" -lt 10 ]; then
