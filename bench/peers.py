@@ -711,10 +711,11 @@ def _ours(case: Case, model, y):
     return run
 
 
-def measure(model, x, case_list, libraries, repeats, slices, warm_up=True, peer_model=None) -> list[dict]:
+def measure(model, x, case_list, libraries, repeats, slices, warm_up=True, peer_model=None, on_row=None) -> list[dict]:
     """After one untimed run each (`warm_up`), interleaved repetitions of ours and every peer that has
     the attack, the order rotated and reversed every other repetition (whoever ran first runs last next).
-    The peers attack `peer_model` (default: `model` itself); success is judged on `model` for all."""
+    The peers attack `peer_model` (default: `model` itself); success is judged on `model` for all.
+    `on_row(row)` is called as each row is measured."""
     with torch.no_grad():
         logits = model(x)
     y = logits.argmax(1)  # every library attacks the model's own predictions
@@ -771,6 +772,8 @@ def measure(model, x, case_list, libraries, repeats, slices, warm_up=True, peer_
                     else None,
                 }
             )
+            if on_row is not None:
+                on_row(rows[-1])
     return rows
 
 
@@ -855,6 +858,9 @@ def main(argv=None) -> int:
         default="same",
         help="same: our model object; as-given: the same model without the engine's inference rewrites",
     )
+    parser.add_argument(
+        "--stream", action="store_true", help="print each table row as it is measured (the full table still ends)"
+    )
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     # Quick mode checks rather than times: on a shared CPU one thread is many times faster than two.
@@ -876,6 +882,13 @@ def _run(args) -> int:
         return [c for c in case_list if args.attacks is None or c.attack in args.attacks]
 
     rows = []
+    on_row = None
+    if args.stream:  # a long GPU run shows its rows as they come, and a killed one keeps them
+        print("\n".join(table([]).splitlines()[:2]), flush=True)
+
+        def on_row(row):  # the target column needs every peer's row: the final table has it
+            print(table([row]).splitlines()[2].rsplit("|", 2)[0] + "|  |", flush=True)
+
     for name in args.models:
         model = models.load(name, device=args.device)
         peer_model = None
@@ -892,7 +905,15 @@ def _run(args) -> int:
         if args.quick and not digits:  # the photo path of each peer's adapters (3 channels, 1,000 classes)
             case_list = [c for c in case_list if c.attack == "fgsm"]
         rows += measure(
-            model, x.to(model.device), case_list, found, repeats, slices, warm_up=not args.quick, peer_model=peer_model
+            model,
+            x.to(model.device),
+            case_list,
+            found,
+            repeats,
+            slices,
+            warm_up=not args.quick,
+            peer_model=peer_model,
+            on_row=on_row,
         )
     report = {
         "device": str(args.device),

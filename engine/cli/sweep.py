@@ -53,6 +53,8 @@ def cmd_sweep(args) -> int:
         data=args.data,
     )
     executor = sweep.make_executor(workers=args.workers, retries=args.retries, ray=args.ray)
+    if not isinstance(executor, sweep.RayExecutor):  # Ray's GPUs are the cluster's, not this machine's
+        sweep.devices.devices(args.device)  # a GPU this machine lacks: refused before the results file is made
     report = sweep.run_sweep(
         grid, args.out, executor=executor, resume=args.resume, overwrite=args.overwrite, progress=not args.json
     )
@@ -128,6 +130,11 @@ def register(sub) -> None:
     )
     p.add_argument("--retries", type=int, default=2, help="times a failed or killed job is run again")
     p.add_argument("--seed", type=int, default=0, help="random target classes and random starts")
-    p.add_argument("--device", default="cpu", help="cpu (default: one job per core) or cuda")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default: one job per core); cuda: every GPU, shards dealt round-robin, one worker per GPU "
+        "(on Ray: half a GPU per task); or a list of GPUs, cuda:0,cuda:1",
+    )
     options.add_json(p)
     p.set_defaults(func=cmd_sweep)

@@ -13,9 +13,12 @@ reads such a file back (the app's "Sweep results" page) and `summarise` pools th
                 eps=[0.05, 0.1], images=200, shard_size=50)
     run_sweep(grid, "results/sweep.parquet", executor=LocalExecutor(workers=4))
 
-Ray is imported only inside `RayExecutor.run`: the app and the CLI never pay for it.
+On GPUs (`device="cuda"`), devices.py deals the shards over every GPU (local) or asks Ray for a share of
+one GPU per task. Ray is imported only inside `RayExecutor.run`: the app and the CLI never pay for it.
 """
 
+from engine.sweep import devices
+from engine.sweep.devices import gpu_count
 from engine.sweep.executors import ROOT, LocalExecutor, Progress, RayExecutor, SerialExecutor, Task, make_executor
 from engine.sweep.grid import AXES, Grid, Job
 from engine.sweep.runner import BATCH, describe_error, failed_rows, run_job
@@ -50,7 +53,9 @@ __all__ = [
     "SerialExecutor",
     "Task",
     "describe_error",
+    "devices",
     "failed_rows",
+    "gpu_count",
     "load_results",
     "make_executor",
     "rows_frame",

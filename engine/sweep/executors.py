@@ -12,10 +12,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from engine.sweep import devices
 from engine.sweep.grid import Job
 from engine.sweep.runner import describe_error, failed_rows, run_job
 
@@ -47,7 +49,7 @@ class SerialExecutor(_Retrying):
         return "serial"
 
     def run(self, jobs: Iterable[Job]) -> Iterator[list[dict]]:
-        for job in jobs:
+        for job in devices.place(list(jobs)):
             attempt = 1
             while True:
                 try:
@@ -68,65 +70,82 @@ def _init_worker(threads: int) -> None:
 
 
 class LocalExecutor(_Retrying):
-    """Jobs in a pool of worker processes on this machine (default: one per core).
+    """Jobs in pools of worker processes on this machine: one pool per device the jobs are placed on
+    (devices.place: a CPU sweep has one pool, by default one process per core; a GPU sweep one pool
+    per GPU, by default one process each, its shards dealt round-robin over the GPUs).
 
-    At most `workers` jobs are in flight, so when a worker dies (BrokenProcessPool) the jobs
-    that may have been on it are known: each is charged one attempt and re-queued on a fresh
-    pool. A job that raises is re-queued the same way; after `retries` it becomes failed rows.
+    At most a pool's size of its jobs are in flight, so when a worker dies (BrokenProcessPool) the
+    jobs that may have been on it are known: each is charged one attempt and re-queued on a fresh
+    pool for that device. A job that raises is re-queued the same way; after `retries` it becomes failed rows.
     """
 
     def __init__(self, workers: int | None = None, retries: int = 2, task: Task = run_job):
         super().__init__(retries, task)
-        self.workers = workers or os.cpu_count() or 1
-        if self.workers < 1:
+        if workers is not None and workers < 0:
             raise ValueError("workers must be at least 1")
+        self.workers = workers or None
+        self.sizes: dict = {}  # the last run's worker processes per device
 
     def describe(self) -> str:
-        return f"local, {self.workers} worker{'s' * (self.workers != 1)}"
+        gpus = {d: n for d, n in self.sizes.items() if devices.is_cuda(d)}
+        workers = sum(self.sizes.values()) or self.workers or os.cpu_count() or 1
+        text = f"local, {workers} worker{'s' * (workers != 1)}"
+        return f"{text} on {len(gpus)} GPU{'s' * (len(gpus) != 1)} ({', '.join(gpus)})" if gpus else text
 
     def run(self, jobs: Iterable[Job]) -> Iterator[list[dict]]:
         import multiprocessing
 
-        queue = deque((job, 1) for job in jobs)
-        workers = max(1, min(self.workers, len(queue)))
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        placed = devices.place(list(jobs))
+        sizes = self.sizes = devices.lanes(placed, self.workers, os.cpu_count() or 1)
+        queues = {device: deque() for device in sizes}
+        for job in placed:
+            queues[job.device].append((job, 1))
+        threads = max(1, (os.cpu_count() or 1) // max(1, sum(sizes.values())))
         # spawn, not fork: forking a process whose torch already started its thread pools can hang.
         context = multiprocessing.get_context("spawn")
-        while queue:
-            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
-            running: dict = {}
-            try:
-                while queue or running:
-                    while queue and len(running) < workers:
+        pools: dict = {}
+        running: dict = {}  # future -> (job, attempt); job.device names its pool
+        try:
+            while any(queues.values()) or running:
+                for device, queue in queues.items():
+                    busy = sum(job.device == device for job, _ in running.values())
+                    while queue and busy < sizes[device]:
+                        if device not in pools:
+                            pools[device] = ProcessPoolExecutor(
+                                sizes[device], mp_context=context, initializer=_init_worker, initargs=(threads,)
+                            )
                         job, attempt = queue.popleft()
-                        running[pool.submit(self.task, job, attempt)] = (job, attempt)
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    broken = False
-                    for future in done:
-                        job, attempt = running.pop(future)
-                        try:
-                            rows = future.result()
-                        except BrokenProcessPool:
-                            broken = True
-                            rows = self._again(queue, job, attempt, "the worker process died")
-                        except Exception as err:  # noqa: BLE001 - the job raised in its worker: recorded, retried
-                            rows = self._again(queue, job, attempt, describe_error(err))
-                        if rows is not None:
-                            yield rows
-                    if broken:  # the pool is unusable: re-queue what was in flight, start a new one
-                        for job, attempt in running.values():
-                            rows = self._again(queue, job, attempt, "the worker process died")
+                        running[pools[device].submit(self.task, job, attempt)] = (job, attempt)
+                        busy += 1
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = set()
+                for future in done:
+                    job, attempt = running.pop(future)
+                    try:
+                        rows = future.result()
+                    except BrokenProcessPool:
+                        broken.add(job.device)
+                        rows = self._again(queues, job, attempt, "the worker process died")
+                    except Exception as err:  # noqa: BLE001 - the job raised in its worker: recorded, retried
+                        rows = self._again(queues, job, attempt, describe_error(err))
+                    if rows is not None:
+                        yield rows
+                for device in broken:  # that pool is unusable: re-queue what was in flight on it, start a new one
+                    for future, (job, attempt) in list(running.items()):
+                        if job.device == device:
+                            del running[future]
+                            rows = self._again(queues, job, attempt, "the worker process died")
                             if rows is not None:
                                 yield rows
-                        running.clear()
-                        break
-            finally:
+                    pools.pop(device).shutdown(wait=False, cancel_futures=True)
+        finally:
+            for pool in pools.values():
                 pool.shutdown(wait=not running, cancel_futures=True)
 
-    def _again(self, queue: deque, job: Job, attempt: int, message: str) -> list[dict] | None:
+    def _again(self, queues: dict, job: Job, attempt: int, message: str) -> list[dict] | None:
         failed = self.settle(job, attempt, message)
         if failed is None:
-            queue.append((job, attempt + 1))
+            queues[job.device].append((job, attempt + 1))
         return failed
 
 
@@ -175,16 +194,18 @@ class RayExecutor(_Retrying):
         ray = self._connect()
         # Workers on other nodes find `engine` in the same checkout path as here (README, "Sweeps").
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-        remote = ray.remote(_ray_task).options(
-            num_cpus=1, max_retries=0, retry_exceptions=False, runtime_env={"env_vars": {"PYTHONPATH": path}}
-        )
+        remote = ray.remote(_ray_task)
+        fixed = {"max_retries": 0, "retry_exceptions": False, "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+        # The cluster's GPUs, not this driver's: a head node without one may lead GPU workers.
+        gpus = float(ray.cluster_resources().get("GPU", 0))
         pending: dict = {}
 
         def submit(job: Job, attempt: int) -> None:
-            pending[remote.remote(self.task, job, attempt)] = (job, attempt)
+            task = remote.options(**fixed, **devices.ray_options(job.device, gpus))
+            pending[task.remote(self.task, job, attempt)] = (job, attempt)
 
         for job in jobs:
-            submit(job, 1)
+            submit(replace(job, device=devices.ray_device(job.device)), 1)
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
