@@ -120,7 +120,12 @@ def resolve(precision: str, device_type: str, batch: int, parameters: int) -> st
 
 
 def requested(model) -> str:
-    return getattr(model, "precision", "fp32")
+    """The model's setting; a wrapper without one (a bank of models) takes its models' common one."""
+    own = getattr(model, "precision", None)
+    if own is None and isinstance(model, torch.nn.Module):
+        inner = {m.precision for m in model.modules() if isinstance(getattr(m, "precision", None), str)}
+        own = inner.pop() if len(inner) == 1 else None
+    return own or "fp32"
 
 
 def of_run(model, x: torch.Tensor) -> str:

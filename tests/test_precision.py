@@ -168,3 +168,22 @@ def test_cli_defaults_to_auto_and_rejects_a_bad_precision(capsys):
     assert main([*args, "--precision", "fp8"]) == 2
     err = capsys.readouterr().err
     assert "--precision: invalid choice: 'fp8'" in err and "'auto'" in err and "'tf32'" in err
+
+
+def test_a_bank_of_models_runs_in_their_common_precision(digits_pair):
+    """A wrapper without a setting of its own (engine.attacks.averaging's bank) takes its models' one."""
+    (white, other), _, _ = digits_pair
+
+    class Bank(torch.nn.Module):
+        def __init__(self, *members):
+            super().__init__()
+            self.members = torch.nn.ModuleList(members)
+
+    assert precision.requested(Bank(white, other)) == "auto"
+    other.set_precision("bf16")
+    try:
+        assert precision.requested(Bank(other)) == "bf16"
+        assert precision.requested(Bank(white, other)) == "fp32"  # no common one: exact
+    finally:
+        other.set_precision("auto")
+    assert precision.requested(torch.nn.Linear(2, 2)) == "fp32"
