@@ -59,7 +59,8 @@ def run_record(result: AttackResult, model) -> dict:
     """The whole run: attack, parameters, seed, timing, environment and per-example rows."""
     return {
         "model": model.name,
-        "precision": getattr(model, "precision", "fp32"),
+        "precision": result.precision,  # what the attack computed in: `auto` resolved
+        "precision_requested": getattr(model, "precision", "fp32"),
         "attack": result.attack,
         "params": result.params,
         "seed": result.seed,

@@ -75,6 +75,7 @@ def run(
     callback: Callback | None = None,
     target_images=None,
     score=True,
+    compile=None,
     **params,
 ) -> AttackResult:
     """Run attack `name` on a batch `x` in [0, 1].
@@ -88,6 +89,8 @@ def run(
     classes are the targets unless `target` says otherwise.
     `score=False` skips the clean and final forwards that fill `logits_*`/`success`
     (the clean one is still needed when `y` is None): the attack's own cost only.
+    `compile=True` runs a fixed-shape loop (BIM, PGD, MI-FGSM) as one compiled step, built once per model,
+    shape and attack and reused (engine.attacks.compiled); None lets engine.precision decide (off on the CPU).
     """
     return execute(
         get(name),
@@ -99,6 +102,7 @@ def run(
         callback=callback,
         target_images=target_images,
         score=score,
+        compile=compile,
         **params,
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine import progress
+from engine import precision, progress
 from engine.attacks.projections import clamp_unit, project_linf
 
 Callback = progress.Callback
@@ -160,6 +160,10 @@ class Context:
     total: int | None = None  # the `total` of the last report: how far a stopped run had to go
     # An ensemble's record per stage (AutoAttack: robust accuracy after each attack); None for single attacks.
     stages: list[dict] | None = None
+    # The mode every forward of the run computes in (engine.precision), and whether a fixed-shape loop runs its
+    # compiled step (engine.attacks.compiled) instead of the eager one.
+    precision: str = "fp32"
+    compile: str = ""  # a torch.compile backend, "" for the eager loop
 
     def __post_init__(self):
         self.iterations = torch.zeros(self.x.shape[0], dtype=torch.long, device=self.x.device)
@@ -278,6 +282,7 @@ class AttackResult:
     # What `engine.attacks.resume` needs to carry a stopped run on to the end; None once the run finished.
     checkpoint: dict | None = None
     stages: list[dict] | None = None  # `Context.stages`: per stage of an ensemble (AutoAttack), e.g. robust accuracy
+    precision: str = "fp32"  # the mode the attack computed in (engine.precision); under `auto` it scored in fp32
 
     @property
     def delta(self) -> torch.Tensor:
@@ -318,7 +323,7 @@ def finalize(
         x_adv = clamp_unit(x_adv)
     logits_adv = success = None
     if score:
-        with torch.no_grad():
+        with torch.no_grad(), precision.running(scoring_mode(ctx.model, ctx.precision), x_adv.device.type):
             logits_adv = ctx.model(x_adv)
         success = ctx.reached(logits_adv.argmax(1))
     return AttackResult(
@@ -337,7 +342,14 @@ def finalize(
         seconds=seconds,
         seed=seed,
         stages=ctx.stages,
+        precision=ctx.precision,
     )
+
+
+def scoring_mode(model, mode: str) -> str:
+    """The mode clean and final predictions are made in: fp32 when the model's precision is `auto`, so that the
+    policy's choice of arithmetic never changes which images count as fooled; else the one asked for."""
+    return "fp32" if precision.requested(model) == "auto" else mode
 
 
 def _as_labels(value, n: int, num_classes: int, what: str, device) -> torch.Tensor:
@@ -407,13 +419,25 @@ def check_input(x) -> torch.Tensor:
 
 
 def execute(
-    spec: AttackSpec, model, x, y=None, target=None, seed=0, callback=None, target_images=None, score=True, **params
+    spec: AttackSpec,
+    model,
+    x,
+    y=None,
+    target=None,
+    seed=0,
+    callback=None,
+    target_images=None,
+    score=True,
+    compile=None,
+    **params,
 ) -> AttackResult:
     """Validate, run and finalize one attack (the body of `engine.attacks.run`).
 
     `score=False` returns only the adversarial batch (`logits_*` and `success` are None):
     with labels given it costs exactly the attack's own passes, which is what batch
     jobs that score the images themselves (transfer tables, sweeps) want.
+    `compile`: run a fixed-shape loop's compiled step (True, or a torch.compile backend name), its eager one
+    (False), or let engine.precision decide by device and batch (None).
     """
     x = check_input(x)
     if spec.needs_target_images:
@@ -426,15 +450,16 @@ def execute(
         raise ValueError(f"{spec.name} does not take target images")
     values = resolve_params(spec, model_defaults(model), params)
     check_seed(seed)
+    mode = precision.of_run(model, x)
+    backend = precision.compile_backend(compile, x.device.type, x.shape[0], precision.parameter_count(model))
 
     logits_clean = None
     num_classes = getattr(model, "num_classes", None)
-    if score or y is None or num_classes is None:
-        with torch.no_grad():
+    with torch.no_grad(), precision.running(scoring_mode(model, mode), x.device.type):
+        if score or y is None or num_classes is None:
             logits_clean = model(x)
-        num_classes = logits_clean.shape[1]
-    if target is None and target_images is not None:
-        with torch.no_grad():
+            num_classes = logits_clean.shape[1]
+        if target is None and target_images is not None:
             target = model(target_images).argmax(1)  # the class the target images stand for
     y = logits_clean.argmax(1) if y is None else y
     y, target = resolve_labels(spec, num_classes, x.shape[0], x.device, y, target)
@@ -442,7 +467,15 @@ def execute(
     generator = torch.Generator(device=x.device)
     generator.manual_seed(seed)
     ctx = Context(
-        model=model, x=x, y=y, target=target, generator=generator, callback=callback, target_images=target_images
+        model=model,
+        x=x,
+        y=y,
+        target=target,
+        generator=generator,
+        callback=callback,
+        target_images=target_images,
+        precision=mode,
+        compile=backend,
     )
     return _attack(spec, ctx, values, logits_clean, seed, score, num_classes)
 
@@ -460,7 +493,8 @@ def _attack(
     """Run the attack on a ready context and finalize; a run its callback stopped gets a checkpoint."""
     generator_start = ctx.generator.get_state()
     start = time.perf_counter()
-    x_adv = spec.fn(ctx, **values)
+    with precision.running(ctx.precision, ctx.x.device.type):
+        x_adv = spec.fn(ctx, **values)
     if ctx.x.device.type == "cuda":
         torch.cuda.synchronize(ctx.x.device)
     seconds = seconds_before + time.perf_counter() - start
@@ -480,6 +514,8 @@ def _attack(
                 "score": score,
                 "num_classes": num_classes,
                 "model": getattr(ctx.model, "name", None),
+                "precision": ctx.precision,
+                "compile": ctx.compile,
             }
         )
     return result
@@ -516,6 +552,9 @@ def resume_run(spec: AttackSpec, result: AttackResult, model, callback: Callback
         callback=callback,
         target_images=checkpoint["target_images"],
         resume=copied(checkpoint["state"]),
+        # The rest of the run computes as its start did, whatever the batch or the model's setting now.
+        precision=checkpoint.get("precision", precision.of_run(model, result.x)),
+        compile=checkpoint.get("compile", ""),
     )
     ctx.iterations = checkpoint["iterations"].clone()
     ctx.queries = copied(checkpoint["queries"])

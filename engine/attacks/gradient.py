@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from engine.attacks import compiled
 from engine.attacks.base import AttackSpec, Context, loss_gradient
 from engine.attacks.params import ALPHA, ALPHA_PGD, DECAY, EPS, PGD_ALPHA_FACTOR, RANDOM_START, STEPS
 from engine.attacks.projections import project_linf
@@ -30,14 +31,29 @@ def sign_iterations(
         first = 0
         x_adv = ctx.clamp(x + (2.0 * ctx.rand(*x.shape) - 1.0) * eps) if random_start else x.clone()
         momentum = torch.zeros_like(x) if decay is not None else None
+    fused = None
+    if ctx.compile and compiled.eligible(ctx.model):
+        fused = compiled.sign_step(
+            ctx.model,
+            x,
+            targeted=ctx.targeted,
+            clip=ctx.clip,
+            momentum=momentum is not None,
+            mode=ctx.precision,
+            backend=ctx.compile,
+        )
+        constants = [torch.tensor(float(v), dtype=x.dtype, device=x.device) for v in (alpha, eps, decay or 0.0)]
     for step in range(first, steps):
-        grad = loss_gradient(ctx, x_adv)
-        if momentum is not None:
-            scale = grad.abs().mean(dim=tuple(range(1, x.dim())), keepdim=True)
-            # Confident examples have gradients far below 1e-12, so only an exact zero is guarded.
-            grad = grad / torch.where(scale > 0, scale, torch.ones_like(scale)) + decay * momentum
-            momentum = grad
-        x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps, ctx.clip)
+        if fused is not None:
+            x_adv, momentum = fused(x_adv, x, ctx.labels, *constants, momentum)
+        else:
+            grad = loss_gradient(ctx, x_adv)
+            if momentum is not None:
+                scale = grad.abs().mean(dim=tuple(range(1, x.dim())), keepdim=True)
+                # Confident examples have gradients far below 1e-12, so only an exact zero is guarded.
+                grad = grad / torch.where(scale > 0, scale, torch.ones_like(scale)) + decay * momentum
+                momentum = grad
+            x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps, ctx.clip)
         ctx.iterations.fill_(step + 1)
         if not ctx.report(step + 1, steps, x_adv=x_adv):
             ctx.keep(step=step + 1, x_adv=x_adv, momentum=momentum)

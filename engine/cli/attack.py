@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from engine import attacks, domains, images, targets
@@ -47,7 +48,7 @@ def cmd_attack(args) -> int:
             layer=params.get("layer"),
             rule=args.target_image or targets.FARTHEST,
         )
-    result = attacks.run(spec.name, model, x, target=target, seed=args.seed, **params, **extra)
+    result = attacks.run(spec.name, model, x, target=target, seed=args.seed, compile=args.compile, **params, **extra)
     record = run_record(result, model)
     record["image"] = str(args.image)
     if twin is not None:
@@ -176,6 +177,14 @@ def _add_attack(sub) -> None:
         action="store_true",
         help="also run it on the model's adversarially trained twin (or a robust model's plain one); with "
         "--save-delta, each δ is written display-normalised",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run BIM/PGD/MI-FGSM's step compiled (torch.compile; CUDA graphs on a GPU): worth it for repeated "
+        "small batches on a GPU, not for one CPU run, where building it takes tens of seconds (default: the "
+        "precision policy's choice, off on the CPU)",
     )
     options.add_common(p, seed=True)
     options.add_attack_params(p)

@@ -26,7 +26,7 @@ def model(args, name: str):
             "ARCH=WEIGHTS.pt, timm:ARCH=WEIGHTS or hf:FOLDER"
         )
     found = models.open_model(
-        name, getattr(args, "device", None), getattr(args, "precision", "fp32"), getattr(args, "model_meta", None)
+        name, getattr(args, "device", None), getattr(args, "precision", "auto"), getattr(args, "model_meta", None)
     )
     opened[name] = _with_data(args, found)
     return opened[name]

@@ -121,9 +121,10 @@ def add_common(p: argparse.ArgumentParser, seed: bool = False) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: best present)")
     p.add_argument(
         "--precision",
-        default="fp32",
+        default="auto",
         choices=list(PRECISIONS),
-        help="fp32, or bf16/fp16 autocast of the networks (logits stay float32; mostly for GPUs)",
+        help="auto (default: TF32 or bf16 where the batch is large enough on a GPU, fp32 on the CPU; scores stay "
+        "fp32), or fp32, tf32, bf16/fp16 autocast of the networks (logits stay float32)",
     )
     p.add_argument(
         "--model-meta",

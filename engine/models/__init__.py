@@ -6,7 +6,7 @@ from engine.models.classifier import Classifier, LayerInfo
 from engine.models.registry import ModelUnavailable, available, load, names, register_model, unregister_model
 
 
-def open_model(spec: str, device=None, precision: str = "fp32", sidecar=None) -> Classifier:
+def open_model(spec: str, device=None, precision: str = "auto", sidecar=None) -> Classifier:
     """A registered model by name, else a user's own from a file or spec (`engine.models.formats.load`)."""
     if spec in names():
         return load(spec, device=device, precision=precision)

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import precision as policy
 from engine.hooks import capture_activations
 from engine.models import inference
 
-# Mixed precision: the network body runs in a half-width float under autocast,
-# logits come back in float32 so losses, margins and comparisons stay exact.
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The precisions a model can be set to (engine.precision): `auto` and the modes it picks from.
+PRECISIONS: tuple[str, ...] = policy.CHOICES
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Classifier(nn.Module):
         self._probed: dict[str, tuple[int, ...]] = {}
         # Hooks mutate this shared module; analyses that register them hold this lock.
         self.lock = threading.RLock()
-        self.precision = "fp32"
+        self.precision = "auto"
         self.eval()
         self.requires_grad_(False)
         hooked = {n[len("net.") :] for n in [*self._block_names, *([self._cam_layer] if self._cam_layer else [])]}
@@ -141,20 +141,27 @@ class Classifier(nn.Module):
         return x
 
     def set_precision(self, precision: str) -> Classifier:
-        """'fp32' (default), 'bf16' or 'fp16' autocast for the network body; see bench/reference_overhead.py
-        --precision for the speed and agreement it buys on a device."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}: choose from {', '.join(PRECISIONS)}")
-        self.precision = precision
+        """'auto' (default: engine.precision picks per attack run, and predicts in fp32), 'fp32', 'tf32', or
+        'bf16'/'fp16' autocast for the network body; see bench/reference_overhead.py --precision for the speed
+        and agreement each buys on a device."""
+        self.precision = policy.check(precision)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mode = policy.effective(self.precision)
+        with policy.tf32_flags(mode, x.device.type):
+            return self.logits_in(x, mode)
+
+    def logits_in(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        """The logits computed in `mode` (fp32, tf32, bf16, fp16), the TF32 switches as the caller set them."""
         x = (self.fit_input(x) - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        dtype = PRECISIONS[self.precision]
+        dtype = policy.AUTOCAST.get(mode)
         if dtype is None:
             return self.net(x)
+        # Mixed precision: the body runs in a half-width float, logits come back in float32 so losses, margins
+        # and comparisons stay exact.
         with torch.autocast(device_type=x.device.type, dtype=dtype):
             return self.net(x).float()
 

@@ -110,9 +110,9 @@ def available() -> list[dict]:
     return rows
 
 
-def load(name: str, device: str | torch.device | None = None, precision: str = "fp32") -> Classifier:
+def load(name: str, device: str | torch.device | None = None, precision: str = "auto") -> Classifier:
     """Build model `name` in eval mode with frozen weights on `device` (default: best present),
-    computing in `precision` ('fp32', or 'bf16'/'fp16' autocast)."""
+    computing in `precision` (engine.precision: 'auto', 'fp32', 'tf32', or 'bf16'/'fp16' autocast)."""
     ensure_builtins()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
