@@ -14,7 +14,7 @@ import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 from engine.attacks.cw import next_const
-from engine.attacks.margins import margin, robust, tolerance
+from engine.attacks.margins import margin, robust
 
 C = Param("c", float, 1e-3, 0.0, 1e4, "weight of the classification term (initial value of the search)", low_open=True)
 BETA = Param("beta", float, 1e-3, 0.0, 1.0, "weight β of the L1 term: the shrinkage threshold")
@@ -72,9 +72,7 @@ def ead(
             y_k.requires_grad_(True)
             logits_y = ctx.logits(y_k)
             m = margin(logits_y, ctx.labels, ctx.targeted)
-            # The loss keeps pushing until the margin a success needs (margins.robust), at least κ.
-            floor = tolerance(logits_y).clamp_min(kappa)
-            smooth = (const * (m + floor).clamp_min(0.0)).sum() + (y_k - x).pow(2).sum()
+            smooth = (const * (m + kappa).clamp_min(0.0)).sum() + (y_k - x).pow(2).sum()
             g = torch.autograd.grad(smooth, y_k)[0]
             with torch.no_grad():
                 z = y_k.detach() - lr * (1.0 - k / steps) ** 0.5 * g
@@ -89,6 +87,7 @@ def ead(
                 l1 = delta.abs().sum(1)
                 dist = l1 if decision_rule == "l1" else delta.pow(2).sum(1) + beta * l1
                 mk = margin(logits, ctx.labels, ctx.targeted)
+                # Only a success by a margin rounding cannot undo (margins.robust) is kept.
                 ok = robust(logits, ctx.labels, ctx.targeted) & (mk <= -kappa)
                 found |= ok
                 better = ok & (dist < best_dist)
