@@ -15,6 +15,7 @@ import torch
 
 from engine import attacks, cost
 from engine.attacks.cw_linf import max_rounds
+from engine.attacks.margins import robust
 
 pytestmark = pytest.mark.oracle
 
@@ -116,9 +117,13 @@ def test_ead_matches_advertorch(digits, targeted, rule):
         warnings.simplefilter("ignore")  # its deprecated add_(Number, Tensor) overload
         ref, ref_s = _timed(lambda: attack.perturb(x, target if targeted else y))
     _compare(f"ead ({rule}) vs advertorch", ours, ours_s, ref, ref_s, model, x, y, target, _l1)
-    # The same algorithm step for step: all but a few images (a search that flips on a rounding) agree closely.
+    # The same algorithm step for step: all but a few images (a search that flips on a rounding) agree closely,
+    # among those where advertorch's success holds past rounding; where it keeps one within rounding of the
+    # boundary, ours keeps a later one that is robustly across (margins.robust).
+    with torch.no_grad():
+        firm = robust(model(ref), target if targeted else y, targeted)
     close = (ours.x_adv - ref).flatten(1).abs().amax(1) < 1e-3
-    assert float(close.float().mean()) >= 0.9
+    assert float(close[firm].float().mean()) >= 0.9
     assert int(ours.iterations.max()) == EAD["steps"] * EAD["binary_search_steps"]
     assert cost.attack_passes(model, "ead", params) == pytest.approx(EAD["steps"] * EAD["binary_search_steps"] * 4 / 3)
 

@@ -19,7 +19,7 @@ import math
 import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
-from engine.attacks.decision import Oracle, queries_param, starting_points, to_boundary
+from engine.attacks.decision import Oracle, outward, queries_param, starting_points, to_boundary
 
 N_QUERIES = queries_param(5000)
 SPHERICAL = Param(
@@ -164,7 +164,7 @@ def boundary(
                 stats_step=stats_step,
             )
             break
-    return adv
+    return outward(ctx, adv)
 
 
 SPEC = AttackSpec(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from engine.attacks.base import AttackSpec, Context, Param
-from engine.attacks.margins import margin
+from engine.attacks.margins import margin, robust, tolerance
 
 C = Param("c", float, 1.0, 0.0, 1e4, "weight of the classification term (initial value when searching)", low_open=True)
 KAPPA = Param("kappa", float, 0.0, 0.0, 1000.0, "confidence κ: logit margin required beyond the boundary")
@@ -67,12 +67,14 @@ def cw(ctx: Context, c: float, kappa: float, lr: float, steps: int, binary_searc
             l2 = (adv - x).flatten(1).pow(2).sum(1)
             logits = ctx.logits(adv)
             m = margin(logits, ctx.labels, ctx.targeted)
-            cost = (l2 + const * m.clamp_min(-kappa)).sum()
+            # The loss keeps pushing until the margin a success needs (margins.robust), at least κ.
+            floor = tolerance(logits).clamp_min(kappa)
+            cost = (l2 + const * torch.maximum(m, -floor)).sum()
             opt.zero_grad(set_to_none=True)
             w.grad = torch.autograd.grad(cost, w)[0]
             opt.step()
             with torch.no_grad():
-                ok = m <= -kappa if kappa > 0 else m < 0
+                ok = robust(logits, ctx.labels, ctx.targeted) & (m <= -kappa)
                 better = ok & (l2 < best_l2)
                 best_l2 = torch.where(better, l2, best_l2)
                 best_adv = torch.where(better.view(view), adv, best_adv)

@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from engine.attacks.base import AttackSpec, Context, Param, reached
-from engine.attacks.margins import margin
+from engine.attacks.base import AttackSpec, Context, Param
+from engine.attacks.margins import margin, robust, tolerance
 
 C = Param("c", float, 1e-2, 1e-8, 1e4, "initial weight of the classification term (grows on each failed round)")
 C_MAX = Param("c_max", float, 20.0, 1e-8, 1e4, "an image stops once its c reaches this")
@@ -100,12 +100,13 @@ def cw_linf(
         logits = ctx.logits(adv, rows)
         m = margin(logits, labels, ctx.targeted)
         over = ((adv - xw).abs() - w["tau"].view(view)).clamp_min(0.0).flatten(1).sum(1)
-        loss = over + w["const"] * (m + kappa).clamp_min(0.0)
+        # The loss keeps pushing until the margin a success needs (margins.robust), at least κ.
+        loss = over + w["const"] * (m + tolerance(logits).clamp_min(kappa)).clamp_min(0.0)
         g = torch.autograd.grad(loss.sum(), z)[0]
         with torch.no_grad():
             adv = adv.detach()
             linf = (adv - xw).flatten(1).abs().amax(1)
-            ok = reached(logits.argmax(1), ctx.y[rows], labels if ctx.targeted else None) if kappa == 0 else m <= -kappa
+            ok = robust(logits, labels, ctx.targeted) & (m <= -kappa)
             better = ok & (linf < w["best_linf"])
             if bool(better.any()):
                 w["best_linf"] = torch.where(better, linf, w["best_linf"])

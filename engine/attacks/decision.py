@@ -25,6 +25,10 @@ def queries_param(default: int) -> Param:
 # batch; most models misclassify the first uniform image already).
 NOISE_DRAWS = 100
 CPU_CHUNK = 256
+# A label-only attack cannot read its margin: its point is within one bisection (or one step of its walk) of the
+# boundary, where the rounding of another device, precision or batch flips the label back. It returns the point
+# this much further from the image along its own perturbation, past the band that rounding moves the boundary.
+OUTWARD = 0.02
 
 
 class Oracle:
@@ -55,6 +59,11 @@ class Oracle:
             )
         self.ctx.queries.index_add_(0, rows, torch.ones_like(rows))
         return self.ctx.reached(pred, rows)
+
+
+def outward(ctx: Context, adv: torch.Tensor) -> torch.Tensor:
+    """The result a decision attack returns: its point moved OUTWARD further from the image (the clean image stays)."""
+    return ctx.clamp(ctx.x + (1.0 + OUTWARD) * (adv - ctx.x))
 
 
 def view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 from engine.attacks.chunks import chunk_size
+from engine.attacks.margins import robust, tolerance
 
 STEPS = Param("steps", int, 50, 1, 1000, "maximum iterations")
 OVERSHOOT = Param("overshoot", float, 0.02, 0.0, 10.0, "overshoot ξ: final step is (1 + ξ)·r")
@@ -42,6 +43,7 @@ def _boundary_geometry(ctx: Context, x_cur: torch.Tensor, rows: torch.Tensor, ca
 
 def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> torch.Tensor:
     x, y = ctx.x, ctx.y
+    logits = None
     if ctx.resume:
         first, cand, r_total = ctx.resume["step"], ctx.resume["candidates"], ctx.resume["r_total"]
         x_adv, active = ctx.resume["x_adv"], ctx.resume["active"]
@@ -51,18 +53,26 @@ def deepfool(ctx: Context, steps: int, overshoot: float, num_classes: int) -> to
         k = min(num_classes, logits.shape[1]) - 1
         cand = logits.scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
         first, r_total, x_adv = 0, torch.zeros_like(x), x.clone()
-        active = logits.argmax(1) == y  # an image already misclassified needs no step
+        active = torch.ones_like(y, dtype=torch.bool)
     for step in range(first, steps):
         idx = active.nonzero().squeeze(1)
-        if step > 0:
+        if logits is None:
             # A plain forward finds the images already across; only the rest pay for k gradients.
             with torch.no_grad():
-                still = ctx.logits(x_adv[idx], idx).argmax(1) == y[idx]
-            active[idx[~still]] = False
-            idx = idx[still]
+                logits = ctx.logits(x_adv[idx], idx)
+        else:
+            logits = logits[idx]
+        # Across by a margin the arithmetic's noise cannot undo (margins.robust); an image only just across
+        # takes one more step, aimed at that margin instead of the boundary.
+        done = robust(logits, y[idx], False)
+        active[idx[done]] = False
+        idx, logits = idx[~done], logits[~done]
         if idx.numel() == 0:
             break
+        level = torch.where(logits.argmax(1) != y[idx], tolerance(logits), torch.zeros_like(logits[:, 0]))
+        logits = None
         f, w = _boundary_geometry(ctx, x_adv[idx], idx, cand[idx])
+        f = f - level[:, None]
         w_norm = w.norm(dim=2).clamp_min(1e-12)
         nearest = (f.abs() / w_norm).argmin(dim=1)
         f_l = f.gather(1, nearest[:, None]).squeeze(1)

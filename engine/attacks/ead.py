@@ -14,7 +14,7 @@ import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 from engine.attacks.cw import next_const
-from engine.attacks.margins import margin
+from engine.attacks.margins import margin, robust
 
 C = Param("c", float, 1e-3, 0.0, 1e4, "weight of the classification term (initial value of the search)", low_open=True)
 BETA = Param("beta", float, 1e-3, 0.0, 1.0, "weight β of the L1 term: the shrinkage threshold")
@@ -70,7 +70,8 @@ def ead(
                 const = torch.where(torch.isfinite(upper), upper, const)
         for k in range(first, steps):
             y_k.requires_grad_(True)
-            m = margin(ctx.logits(y_k), ctx.labels, ctx.targeted)
+            logits_y = ctx.logits(y_k)
+            m = margin(logits_y, ctx.labels, ctx.targeted)
             smooth = (const * (m + kappa).clamp_min(0.0)).sum() + (y_k - x).pow(2).sum()
             g = torch.autograd.grad(smooth, y_k)[0]
             with torch.no_grad():
@@ -86,7 +87,8 @@ def ead(
                 l1 = delta.abs().sum(1)
                 dist = l1 if decision_rule == "l1" else delta.pow(2).sum(1) + beta * l1
                 mk = margin(logits, ctx.labels, ctx.targeted)
-                ok = ctx.reached(logits.argmax(1)) if kappa == 0 else mk <= -kappa
+                # Only a success by a margin rounding cannot undo (margins.robust) is kept.
+                ok = robust(logits, ctx.labels, ctx.targeted) & (mk <= -kappa)
                 found |= ok
                 better = ok & (dist < best_dist)
                 best_dist = torch.where(better, dist, best_dist)

@@ -18,7 +18,16 @@ import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 from engine.attacks.chunks import chunk_size
-from engine.attacks.decision import Oracle, bisect, bisection_steps, blend, queries_param, starting_points, view
+from engine.attacks.decision import (
+    Oracle,
+    bisect,
+    bisection_steps,
+    blend,
+    outward,
+    queries_param,
+    starting_points,
+    view,
+)
 
 N_QUERIES = queries_param(1000)
 NORM = Param(
@@ -150,7 +159,7 @@ def hopskipjump(ctx: Context, n_queries: int, norm: str, gamma: float, grad_quer
         if not ctx.report(t + 1, total, x_adv=best, queries=ctx.queries, upper_bound=True):
             ctx.keep(step=t + 1, total=total, found=found, adv=adv, best=best)
             break
-    return best
+    return outward(ctx, best)
 
 
 SPEC = AttackSpec(

@@ -21,6 +21,7 @@ import math
 import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
+from engine.attacks.margins import robust
 
 THETA = Param("theta", int, 1, -1, 1, "+1 increases features to 1 (increasing variant), −1 decreases them to 0")
 MAX_DISTORTION = Param(
@@ -33,12 +34,12 @@ PAIRS = Param("pairs", int, 1, 1, 1024, "best pairs changed per step (1 = the pa
 def jacobian_terms(
     ctx: Context, x_adv: torch.Tensor, target: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """α (target logit's gradient), β (gradient of the other logits' sum), and the current prediction."""
+    """α (target logit's gradient), β (gradient of the other logits' sum), and the current logits."""
     x_var = x_adv.detach().requires_grad_(True)
     logits = ctx.logits(x_var)
     alpha = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x_var, retain_graph=True)[0].flatten(1)
     total = torch.autograd.grad(logits.sum(), x_var)[0].flatten(1)
-    return alpha, total - alpha, logits.detach().argmax(1)
+    return alpha, total - alpha, logits.detach()
 
 
 def positive_saliency_share(alpha: torch.Tensor, beta: torch.Tensor, theta: int = 1) -> torch.Tensor:
@@ -94,8 +95,10 @@ def jsma(ctx: Context, theta: int, max_distortion: float, candidates: int, pairs
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        alpha, beta, pred = jacobian_terms(ctx, flat[idx].view(-1, *x.shape[1:]), ctx.target[idx])
-        done = (pred == ctx.target[idx]) | (changed[idx].sum(1) + 2 * pairs > budget) | (domain[idx].sum(1) < 2)
+        alpha, beta, logits = jacobian_terms(ctx, flat[idx].view(-1, *x.shape[1:]), ctx.target[idx])
+        # At the target by a margin rounding cannot undo (margins.robust), not merely its argmax.
+        there = robust(logits, ctx.target[idx], True)
+        done = there | (changed[idx].sum(1) + 2 * pairs > budget) | (domain[idx].sum(1) < 2)
         active[idx[done]] = False
         keep = ~done
         idx, alpha, beta = idx[keep], alpha[keep], beta[keep]
