@@ -54,7 +54,7 @@ CASES = [
     ("jsma", {"max_distortion": 0.3}),
     ("hopskipjump", {"n_queries": 150}),
     ("boundary", {"n_queries": 100}),
-    ("fab", {"eps": 0.3, "steps": 10}),
+    ("apgd", {"eps": 0.3, "steps": 10, "loss": "dlr"}),
 ]
 
 

@@ -9,9 +9,10 @@ At checkpoints w_j (the fractions p₀ = 0, p₁ = 0.22, p_{j+1} = p_j + max(p_j
 of the steps) an example halves η and goes back to its best point when the loss rose in at most
 a fraction ρ of the steps since the last checkpoint, or when neither η nor the best loss changed
 since then. Step sizes, checkpoints and restarts are per example, all in one batch. An example
-leaves the batch at the step that fools the model, with that point as its result (the authors'
-code keeps stepping it and returns its last fooling point: the same success, at the cost of every
-step), and a restart attacks only the examples no earlier run fooled.
+leaves the batch at the step that fools the model by a margin other arithmetic keeps
+(`margins.robust`), with that point as its result (the authors' code keeps stepping it and returns
+its last fooling point: the same success, at the cost of every step), and a restart attacks only
+the examples no earlier run fooled.
 
 The loss is cross-entropy or DLR, the difference of logits ratio, which is invariant to the
 logits' scale. Targeted, CE goes towards the target and DLR is the paper's targeted ratio
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.attacks.base import AttackSpec, Context, Param
+from engine.attacks.margins import robust
 from engine.attacks.params import EPS
 
 MOMENTUM = 0.75
@@ -143,7 +145,8 @@ def apgd_run(
             grad = torch.autograd.grad(values.sum(), v)[0]
         pred = logits.detach().argmax(1)
         hit = pred == goal[idx] if goal is not None else pred != y[idx]
-        return values.detach(), grad.detach(), hit
+        firm = robust(logits, goal[idx] if goal is not None else y[idx], goal is not None)
+        return values.detach(), grad.detach(), hit, firm
 
     if state is not None:
         restart, fooled, x_res, loss_res = state["restart"], state["fooled"], state["x_res"], state["loss_res"]
@@ -175,15 +178,22 @@ def apgd_run(
         full[rows] = out
         return full, out
 
-    def retire(r, x_now, hit):
-        """Rows that fooled the model at `x_now` keep it as their result and leave the batch: more steps would
-        only trade one fooling point for another, so they cost no forward or backward from here on."""
-        if not bool(hit.any()):
+    def record(r, x_now, hit):
+        """Rows that fool the model at `x_now` count as fooled, with `x_now` as their result (the latest such)."""
+        if bool(hit.any()):
+            seen = r["live"][hit]
+            r["x_best_adv"][seen], r["fooled"][seen] = x_now[hit], True
+
+    def retire(r, x_now, firm):
+        """Rows that fool the model at `x_now` by a margin other arithmetic keeps (margins.robust) leave the batch
+        with it: more steps would only trade one such point for another, so they cost no pass from here on. A row
+        fooled by less keeps stepping, further across."""
+        if not bool(firm.any()):
             return
-        gone = r["live"][hit]
-        r["x_best_adv"][gone], r["fooled"][gone] = x_now[hit], True
-        r["x_best_all"][gone], r["loss_best_all"][gone] = r["x_best"][hit], r["loss_best"][hit]
-        stay = ~hit
+        gone = r["live"][firm]
+        r["x_best_adv"][gone], r["fooled"][gone] = x_now[firm], True
+        r["x_best_all"][gone], r["loss_best_all"][gone] = r["x_best"][firm], r["loss_best"][firm]
+        stay = ~firm
         for key in LIVE:
             r[key] = r[key][stay]
 
@@ -196,7 +206,7 @@ def apgd_run(
             t = 2.0 * ctx.rand(*xi.shape) - 1.0
             scale = t.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             x_adv = ctx.clamp(xi + eps * t / scale)
-            values, grad, hit = gradient(x_adv, idx)
+            values, grad, hit, firm = gradient(x_adv, idx)
             run = {
                 "idx": idx,
                 "step": 0,
@@ -228,7 +238,8 @@ def apgd_run(
                 "since": 0,
                 "k": first_k,
             }
-            retire(run, x_adv, hit)
+            record(run, x_adv, hit)
+            retire(run, x_adv, firm)
         idx = run["idx"]
         for i in range(run["step"], steps):
             if run["live"].numel() == 0:
@@ -241,7 +252,7 @@ def apgd_run(
             x_new = project_(x_adv.addcmul(run["eta"], grad.sign()), lo, hi)
             x_new = project_(x_new.lerp_(x_adv, 1.0 - a).add_(momentum, alpha=1.0 - a), lo, hi)
             run["x_old"] = x_adv
-            values, grad, hit = gradient(x_new, idx[live])
+            values, grad, hit, firm = gradient(x_new, idx[live])
             # Row copies in place: few rows change per step, and a where() would rewrite the whole batch.
             better = values > run["loss_best"]
             run["x_best"][better] = x_new[better]
@@ -264,7 +275,8 @@ def apgd_run(
                 x_next = x_new
             run["x_adv"], run["grad"], run["step"] = x_next, grad, i + 1
             ctx.iterations[rows[idx[live]]] += 1
-            retire(run, x_new, hit)
+            record(run, x_new, hit)
+            retire(run, x_new, firm)
             # The merged picture costs a copy of the batch per step: made only where a callback shows it.
             full = preview(run)[0] if ctx.callback is not None else None
             # A run ends early once every row fooled the model: its steps are the most it takes.

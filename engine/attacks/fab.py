@@ -26,7 +26,6 @@ import torch
 
 from engine.attacks.base import FORWARD_PASS, AttackSpec, Context, Param
 from engine.attacks.chunks import chunk_size
-from engine.attacks.margins import robust, tolerance
 from engine.attacks.params import EPS
 
 STEPS = Param("steps", int, 100, 1, 1000, "iterations per restart")
@@ -91,7 +90,7 @@ def projection_linf(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> t
 
 
 def _hyperplanes(ctx: Context, x1: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor | None):
-    """f_j − f_y − tolerance and ∇(f_j − f_y) at x1 (batch rows `rows`): m×k and m×k×D.
+    """f_j − f_y and ∇(f_j − f_y) at x1 (batch rows `rows`): m×k and m×k×D.
 
     Untargeted, j runs over `candidates` (m×k, never y); targeted (`candidates` None) over the target alone."""
     y = ctx.y[rows]
@@ -106,9 +105,7 @@ def _hyperplanes(ctx: Context, x1: torch.Tensor, rows: torch.Tensor, candidates:
             others = logits.gather(
                 1, ctx.target[rs][:, None] if candidates is None else candidates[lo : lo + per_chunk]
             )
-            # The hyperplanes sit at the margin a success needs (margins.robust), not at the boundary itself:
-            # a step onto f_j = f_y would leave a success that rounding undoes.
-            diff = others - logits.gather(1, ys[:, None]) - tolerance(logits)[:, None]
+            diff = others - logits.gather(1, ys[:, None])
             # Rows are independent (eval mode): the gradient of a column's sum is every row's own gradient.
             columns = [
                 torch.autograd.grad(diff[:, j].sum(), xs, retain_graph=j < k - 1)[0].flatten(1) for j in range(k)
@@ -147,7 +144,7 @@ def fab(ctx: Context, eps: float, steps: int, restarts: int, alpha_max: float, e
     else:
         with torch.no_grad():
             logits = ctx.logits(x)
-        todo = ~robust(logits, ctx.labels, ctx.targeted)  # an image already fooled needs no search
+        todo = ~ctx.reached(logits.argmax(1))  # an image already fooled needs no search
         out = x.clone()
         candidates = None
         if not ctx.targeted:
@@ -172,8 +169,7 @@ def fab(ctx: Context, eps: float, steps: int, restarts: int, alpha_max: float, e
             df, dg = _hyperplanes(ctx, x1.view(-1, *shape), idx, cand)
             with torch.no_grad():
                 x1 = ctx.clamp(fab_step(x1, x0, df, dg, alpha_max, eta))
-                # A success by a margin rounding cannot undo (margins.robust), not merely by the argmax.
-                hit = robust(ctx.logits(x1.view(-1, *shape), idx), ctx.labels[idx], ctx.targeted)
+                hit = ctx.reached(ctx.logits(x1.view(-1, *shape), idx).argmax(1), idx)
                 norm = (x1 - x0).abs().amax(dim=1)
                 better = hit & (norm < run_norm)
                 run_best[better], run_norm[better] = x1[better], norm[better]
