@@ -184,14 +184,13 @@ def apgd_run(
             seen = r["live"][hit]
             r["x_best_adv"][seen], r["fooled"][seen] = x_now[hit], True
 
-    def retire(r, x_now, firm):
-        """Rows that fool the model at `x_now` by a margin other arithmetic keeps (margins.robust) leave the batch
-        with it: more steps would only trade one such point for another, so they cost no pass from here on. A row
-        fooled by less keeps stepping, further across."""
+    def retire(r, firm):
+        """Rows that fool the model by a margin other arithmetic keeps (margins.robust) leave the batch with the
+        point `record` kept: more steps would only trade one such point for another, so they cost no pass from
+        here on. A row fooled by less keeps stepping, further across. (`firm` rows are among `record`'s hits.)"""
         if not bool(firm.any()):
             return
         gone = r["live"][firm]
-        r["x_best_adv"][gone], r["fooled"][gone] = x_now[firm], True
         r["x_best_all"][gone], r["loss_best_all"][gone] = r["x_best"][firm], r["loss_best"][firm]
         stay = ~firm
         for key in LIVE:
@@ -239,7 +238,7 @@ def apgd_run(
                 "k": first_k,
             }
             record(run, x_adv, hit)
-            retire(run, x_adv, firm)
+            retire(run, firm)
         idx = run["idx"]
         for i in range(run["step"], steps):
             if run["live"].numel() == 0:
@@ -276,7 +275,7 @@ def apgd_run(
             run["x_adv"], run["grad"], run["step"] = x_next, grad, i + 1
             ctx.iterations[rows[idx[live]]] += 1
             record(run, x_new, hit)
-            retire(run, x_new, firm)
+            retire(run, firm)
             # The merged picture costs a copy of the batch per step: made only where a callback shows it.
             full = preview(run)[0] if ctx.callback is not None else None
             # A run ends early once every row fooled the model: its steps are the most it takes.
