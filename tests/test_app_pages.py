@@ -3,6 +3,7 @@
 Pages run on a Fashion-MNIST model so that each analysis finishes in seconds.
 """
 
+import builtins
 import io
 import threading
 from pathlib import Path
@@ -294,7 +295,17 @@ def test_bring_your_own_model(tmp_path):
     assert at.session_state["last_run_key"].model == "mine"
 
 
-def test_two_sessions_at_once_get_what_they_get_alone():
+def test_two_sessions_at_once_get_what_they_get_alone(monkeypatch):
+    # CPython 3.11's compiler keeps its AST recursion depth per interpreter, not per thread: two threads compiling
+    # a script at the same moment fail with "AST constructor recursion depth mismatch" (seen once in the suite).
+    # Each AppTest compiles the page itself, so only the compiling is taken in turn; the sessions still overlap.
+    turn, plain = threading.Lock(), builtins.compile
+
+    def compile_in_turn(*args, **kwargs):
+        with turn:
+            return plain(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "compile", compile_in_turn)
     jobs = {"fgsm": {"eps": 0.1}, "bim": {"eps": 0.15, "steps": 5}}
     model = models.load(FMNIST, device="cpu")
     x = fashion_mnist.test_split()[0][:1]
