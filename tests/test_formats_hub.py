@@ -1,6 +1,7 @@
 """Weights on a known architecture (torchvision, timm), Hugging Face folders, and reading weights files
 (engine.models.formats: torchvision, timm, hf, weights). Everything is built here; nothing is downloaded."""
 
+import gzip
 import io
 import json
 import math
@@ -9,6 +10,7 @@ import zipfile
 
 import pytest
 import torch
+import torchvision
 import torchvision.models as tvm
 from conftest import hooks_left
 from safetensors.torch import save as save_safetensors
@@ -95,6 +97,19 @@ def test_architecture_is_guessed_from_the_state_dict(resnet18):
     assert info["arch"] == "resnet18" and info["class_names"] == 10 and info["input_size"] == [3, 224, 224]
     assert info["resize_size"] == 256 and info["mean"] == pytest.approx(IMAGENET_MEAN)
     assert len(tv_format.describe("resnet18")["class_names"]) == 1000
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "googlenet", "densenet121", "regnet_x_400mf"])
+def test_the_committed_signatures_are_this_torchvisions(arch):
+    """The file the guess reads instead of building 80 models: measured on the installed torchvision, every
+    architecture in it, and each the same as building it now (GoogLeNet's aux heads, DenseNet's keys, RegNet's
+    tensor-computed widths)."""
+    stored = json.loads(gzip.decompress(tv_format.SIGNATURES.read_bytes()))
+    assert stored["torchvision"] == torchvision.__version__, "rerun: python scripts/torchvision_signatures.py"
+    assert sorted(stored["signatures"]) == tv_format.ARCHITECTURES
+    shapes, head = tv_format.measure(arch)
+    assert stored["signatures"][arch] == [{k: list(v) for k, v in shapes.items()}, sorted(head)]
+    assert head  # a head is found, so a fine-tuned file's width can be read
 
 
 def test_weights_of_another_architecture_name_the_layer_and_the_likely_one(resnet18_files):

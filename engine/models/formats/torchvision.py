@@ -15,9 +15,13 @@ on), which is how a fine-tuned copy of those weights behaves.
 from __future__ import annotations
 
 import difflib
+import gzip
+import json
 import warnings
+from pathlib import Path
 
 import torch
+import torchvision
 import torchvision.models as tvm
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -48,6 +52,10 @@ _FAMILY_HINTS = {
     "features": ("vgg", "alexnet", "densenet", "mobilenet", "efficientnet", "convnext", "squeezenet", "swin"),
 }
 _signatures: dict[str, tuple[dict[str, tuple[int, ...]], frozenset[str]]] = {}
+# Every architecture's signature, measured once for the pinned torchvision (scripts/torchvision_signatures.py):
+# measuring means building the model twice, and a file that matches none of them would otherwise wait for all
+# 80 builds (tens of seconds on two cores) to be told to pick its architecture.
+SIGNATURES = Path(__file__).resolve().parents[3] / "assets" / "torchvision_signatures.json.gz"
 
 
 def _shape(shape) -> str:
@@ -94,15 +102,33 @@ def _build_meta(arch: str, **kw) -> nn.Module:
                 return tvm.get_model(arch, weights=None, **kw)
 
 
+def measure(arch: str) -> tuple[dict[str, tuple[int, ...]], frozenset[str]]:
+    """(shape of every state_dict entry at 1000 classes, the entries that are the classification head), by building
+    the architecture on the meta device at two head widths."""
+    shapes = [
+        {k: tuple(v.shape) for k, v in _build_meta(arch, **_kwargs(arch, n)).state_dict().items()}
+        for n in _PROBE_CLASSES
+    ]
+    return shapes[0], frozenset(k for k in shapes[0] if shapes[0][k] != shapes[1][k])
+
+
+def _measured() -> None:
+    """Fill the signatures from the committed file once, when it was measured on this torchvision."""
+    try:
+        stored = json.loads(gzip.decompress(SIGNATURES.read_bytes()))
+    except (OSError, ValueError):
+        return
+    if stored.get("torchvision") != torchvision.__version__:
+        return
+    for arch, (shapes, head) in stored["signatures"].items():
+        _signatures.setdefault(arch, ({k: tuple(v) for k, v in shapes.items()}, frozenset(head)))
+
+
 def _signature(arch: str) -> tuple[dict[str, tuple[int, ...]], frozenset[str]]:
-    """(shape of every state_dict entry at 1000 classes, the entries that are the classification head)."""
+    if not _signatures:
+        _measured()
     if arch not in _signatures:
-        shapes = [
-            {k: tuple(v.shape) for k, v in _build_meta(arch, **_kwargs(arch, n)).state_dict().items()}
-            for n in _PROBE_CLASSES
-        ]
-        head = frozenset(k for k in shapes[0] if shapes[0][k] != shapes[1][k])
-        _signatures[arch] = (shapes[0], head)
+        _signatures[arch] = measure(arch)
     return _signatures[arch]
 
 
