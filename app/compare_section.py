@@ -10,6 +10,13 @@ from engine import attacks, glossary, images
 from engine.analysis.sparsity import SIDE_BY_SIDE, side_by_side, side_by_side_seconds, side_by_side_sentence
 
 BUTTON = "Compare FGSM, DeepFool and Mask-FGSM"
+NUMBERS_HELP = f"L0: {glossary.help_text('L0')} SSIM: {glossary.help_text('SSIM')} Success: the model's answer changed."
+
+
+def numbers_line(row: dict) -> str:
+    """One method's L0, SSIM and success on one line: a narrow column has no room for three metrics."""
+    success = "yes" if row["success_rate"] == 1.0 else "no"
+    return f"L0 **{row['l0_pct']:.1f} %** · SSIM **{row['ssim']:.3f}** · success **{success}**"
 
 
 def show(result, model, run: state.RunSpec) -> None:
@@ -36,16 +43,17 @@ def show(result, model, run: state.RunSpec) -> None:
     if found["cancelled"]:
         st.warning(f"Cancelled after {len(found['rows'])} of {found['methods']} methods. Compare again for the rest.")
     names = model.class_names
+    if found["clean"] is not None:
+        st.caption(
+            f"{model.name} calls the clean image {names[found['clean']]}. Each attack runs alone on it, untargeted, "
+            "at its default settings. Perturbations: mid-grey is no change."
+        )
     for column, row in zip(st.columns(found["methods"]), found["rows"]):
         with column.container(key=f"side-by-side-{row['method']}"):
-            st.markdown(f"**{attacks.get(row['method']).title}** → {names[row['answer']]}")
-            st.image(images.enlarged(row["adversarial"]), caption="adversarial image", width="stretch")
-            st.image(images.enlarged(row["perturbation"]), caption="perturbation (mid-grey: none)", width="stretch")
-            numbers = (
-                ("L0", f"{row['l0_pct']:.1f} %", "L0"),
-                ("SSIM", f"{row['ssim']:.3f}", "SSIM"),
-                ("Success", "yes" if row["success_rate"] == 1.0 else "no", None),
-            )
-            for cell, (label, value, term) in zip(st.columns(3), numbers):
-                cell.metric(label, value, help=glossary.help_text(term) if term else None)
+            title = attacks.get(row["method"]).title.split(" (")[0]  # "Mask-FGSM (Grad-CAM-masked FGSM)"
+            st.markdown(f"**{title}** → {names[row['answer']]}")
+            st.markdown(numbers_line(row), help=NUMBERS_HELP)
+            pictures = ((row["adversarial"], "adversarial image"), (row["perturbation"], "perturbation"))
+            for cell, (picture, caption) in zip(st.columns(2), pictures):
+                cell.image(images.enlarged(picture, 160), caption=caption, width="stretch")
     widgets.what_it_shows(side_by_side_sentence(found))

@@ -27,6 +27,7 @@ def test_the_side_by_side_rows_are_the_three_attacks_run_alone(fmnist):
     image = x[3:4]
     found = sparsity.side_by_side(model, image, seed=5)
     assert not found["cancelled"] and [r["method"] for r in found["rows"]] == ["fgsm", "deepfool", "maskfgsm"]
+    assert found["clean"] == int(model(image).argmax())
     for row, (name, kw) in zip(found["rows"], sparsity.SIDE_BY_SIDE):
         alone = attacks.run(name, model, image, seed=5, **kw)
         numbers = perturbation_report(image, alone.x_adv)[0]

@@ -88,7 +88,8 @@ def side_by_side(
 ) -> dict:
     """FGSM, DeepFool and Mask-FGSM on one image (1×C×H×W), as the paper's Fig. 5 shows them: per method its
     `comparison_table` row, the adversarial image and the perturbation (uint8 pictures), and the class the model
-    gives it. `cancelled` is True where `callback` stopped a method: the rows before it are kept."""
+    gives it, and `clean`, the class it gives the clean image. `cancelled` is True where `callback` stopped a
+    method: the rows before it are kept."""
     found = _compared(model, x[:1], None if y is None else y[:1], SIDE_BY_SIDE, seed, callback)
     rows = [
         {
@@ -99,7 +100,8 @@ def side_by_side(
         }
         for row, result in found
     ]
-    return {"rows": rows, "methods": len(SIDE_BY_SIDE), "cancelled": len(rows) < len(SIDE_BY_SIDE)}
+    clean = int(found[0][1].pred_clean[0]) if found else None
+    return {"rows": rows, "clean": clean, "methods": len(SIDE_BY_SIDE), "cancelled": len(rows) < len(SIDE_BY_SIDE)}
 
 
 # Heat-map thresholds of the trade-off sweep, loosest first.
