@@ -9,10 +9,10 @@ the curves and matrices a .png.
 
     python experiments/seed_tables.py jsma_table          # ~10 min on 2 busy cores
     python experiments/seed_tables.py jsma_robustness     # ~5 min
-    python experiments/seed_tables.py jsma_curve          # ~5 min
-    python experiments/seed_tables.py jsma_hardness       # ~5 min
-    python experiments/seed_tables.py mask_tradeoff       # ~5 min
-    python experiments/seed_tables.py mask_tradeoff_photos  # ~10 min
+    python experiments/seed_tables.py jsma_curve          # ~2 min
+    python experiments/seed_tables.py jsma_hardness       # ~9 min
+    python experiments/seed_tables.py mask_tradeoff       # ~20 min on 2 busy cores
+    python experiments/seed_tables.py mask_tradeoff_photos  # ~13 min
     python experiments/seed_tables.py aa_target_choice    # ~10 min
     python experiments/seed_tables.py aa_layer_sweep      # ~12 min
     python experiments/seed_tables.py jsma_table --quick  # seconds: every step, tiny sizes (nothing is written)
