@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import figures, heat_section, resources, run_controls, state, urlstate, widgets
+from app import compare_section, figures, heat_section, resources, run_controls, state, urlstate, widgets
 from app.views import deck
 from engine import glossary, report
 from engine.analysis.panels import EPS_INTRO, eps_panels, eps_view, model_heading
@@ -73,6 +73,7 @@ def show(result, model, black_models: list, panels: dict, selection: state.Selec
     with right:
         _models(panels, row)
     run_controls.twin_section(result, model, run)
+    compare_section.show(result, model, run)
     widgets.download_row(report.result_files(result, record, panels["predictions"], selection.image_label))
     return resume
 

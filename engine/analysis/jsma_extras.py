@@ -211,6 +211,7 @@ def hardness_matrix(model, x, y, *, classes=None, upsilons=None, per_pair: int =
                 "target": t,
                 "images": int(xs.shape[0]),
                 "success_rate": float(torch.isfinite(d).float().mean()),
+                "mean_distortion": float(d[torch.isfinite(d)].mean()) if reached else None,
                 "hardness": hardness(d, upsilons) if reached else None,
             }
         )
@@ -311,6 +312,8 @@ def jsma_table(
                 "success_se": binomial_se(wins, n),
                 "mean_distortion": float(d[hit].mean()) if wins else None,
                 "distortion_sd": float(d[hit].std()) if wins > 1 else None,
+                # One run at the largest Υ holds every smaller Υ's result: the success-vs-Υ curve for free.
+                "curve": success_curve(d.cpu(), np.linspace(0.0, max_distortion, 30)) if n else [],
             }
         )
     return rows

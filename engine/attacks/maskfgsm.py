@@ -1,6 +1,6 @@
 """Mask-FGSM (Yu 2022; docs/sources.md): an FGSM step weighted by the thresholded Grad-CAM map.
 
-    S = GradCAM(x*) for the source class (upsampled, in [0, 1]);  S[S ≤ P_th] = 0
+    S = GradCAM(x*) for the source class (upsampled, in [0, 1]);  S[S < P_th] = 0
     η = ε·sign(∇x J(x*));  x* = x + S ⊙ η
 
 With `steps` = 1 this is the single-step Eq. 5. With more steps it is
@@ -10,6 +10,10 @@ changed pixels ‖δ‖₀ is below τ; `steps` caps the loop, which the paper l
 open (a fixed point that does not fool the model would otherwise spin forever).
 The paper's loop condition reads "while F(X*) ≠ Y", which would stop before the first
 step on any correctly classified image; it is read as "while F(X*) = Y" (keep going until fooled).
+
+`mask` "binary" keeps the threshold but drops the weighting (x* = x + 1[S ≥ P_th] ⊙ η): it
+separates where the map points from how much it scales the step, and at P_th = 0 it is
+FGSM exactly.
 """
 
 from __future__ import annotations
@@ -21,22 +25,34 @@ from engine.attacks.params import EPS
 from engine.heatmaps import grad_cam
 from engine.metrics import norms
 
-P_TH = Param("p_th", float, 0.5, 0.0, 1.0, "heat-map threshold P_th: pixels with S ≤ P_th are left alone")
+P_TH = Param("p_th", float, 0.5, 0.0, 1.0, "heat-map threshold P_th: pixels with S < P_th are left alone")
 STEPS = Param("steps", int, 1, 1, 100, "1 = single step (Eq. 5); more = Algorithm 1's loop, at most this many passes")
 TAU = Param("tau", float, 100.0, 0.0, 100.0, "Algorithm 1's L0 budget τ, in % of pixels", low_open=True)
+MASK = Param(
+    "mask",
+    str,
+    "weighted",
+    help="weighted: the step is scaled by the map S (the paper); binary: the full step wherever S ≥ P_th",
+    choices=("weighted", "binary"),
+)
 
 
-def masked_step(ctx: Context, x_star: torch.Tensor, idx: torch.Tensor, eps: float, p_th: float) -> torch.Tensor:
+def masked_step(
+    ctx: Context, x_star: torch.Tensor, idx: torch.Tensor, eps: float, p_th: float, mask: str = "weighted"
+) -> torch.Tensor:
     """x + F(S, P_th) ⊙ η with S and η measured at x_star, for the examples `idx`."""
     sub = Context(
         ctx.model, ctx.x[idx], ctx.y[idx], None if ctx.target is None else ctx.target[idx], ctx.generator, None
     )
     heat = grad_cam(ctx.model, x_star, target=ctx.y[idx])  # the source class's evidence
-    heat = torch.where(heat > p_th, heat, torch.zeros_like(heat)).unsqueeze(1)
+    # ≥ as Algorithm 1 writes it (Eq. 6 has >): the two differ only where S equals P_th, and at P_th = 0 the
+    # binary mask then covers every pixel.
+    kept = heat >= p_th
+    heat = (kept.to(heat.dtype) if mask == "binary" else torch.where(kept, heat, torch.zeros_like(heat))).unsqueeze(1)
     return ctx.x[idx] + heat * eps * loss_gradient(sub, x_star).sign()
 
 
-def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> torch.Tensor:
+def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float, mask: str) -> torch.Tensor:
     if ctx.resume:
         first, x_adv, active = ctx.resume["step"], ctx.resume["x_adv"], ctx.resume["active"]
     else:
@@ -46,7 +62,7 @@ def mask_fgsm(ctx: Context, eps: float, p_th: float, steps: int, tau: float) -> 
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        x_adv[idx] = masked_step(ctx, x_adv[idx], idx, eps, p_th).clamp(0.0, 1.0)
+        x_adv[idx] = masked_step(ctx, x_adv[idx], idx, eps, p_th, mask).clamp(0.0, 1.0)
         ctx.iterations[idx] += 1
         with torch.no_grad():
             pred = ctx.model(x_adv[idx]).argmax(1)
@@ -63,7 +79,7 @@ SPEC = AttackSpec(
     "maskfgsm",
     "Mask-FGSM (Grad-CAM-masked FGSM)",
     mask_fgsm,
-    (EPS, P_TH, STEPS, TAU),
+    (EPS, P_TH, STEPS, TAU, MASK),
     norm="linf",
     targeted=True,
     averageable=False,

@@ -23,12 +23,24 @@ def cmd_compare_l0(args) -> int:
 
     model = open_model(args, args.model)
     x, y = evaluation_images(args, model, options.count(args.n) or domains.of(model).defaults["images"])
-    rows = comparison_table(model, x, y, seed=args.seed)
+    return emit(comparison_table(model, x, y, seed=args.seed), args.json, _l0_line)
 
-    def line(r):
-        return f"{r['method']:<10} success {r['success_rate']:6.1%}  L0 {r['l0_pct']:6.2f} %  SSIM {r['ssim']:.4f}"
 
-    return emit(rows, args.json, line)
+def _l0_line(r) -> str:
+    return f"{r['method']:<10} success {r['success_rate']:6.1%}  L0 {r['l0_pct']:6.2f} %  SSIM {r['ssim']:.4f}"
+
+
+def cmd_mask_tradeoff(args) -> int:
+    from engine.analysis.sparsity import P_THS, mask_tradeoff
+
+    model = open_model(args, args.model)
+    x, y = evaluation_images(args, model, options.count(args.n) or domains.of(model).defaults["images"])
+    rows = mask_tradeoff(
+        model, x, y, p_ths=args.p_th or P_THS, masks=args.mask, seed=args.seed, steps=args.steps, tau=args.tau
+    )
+    return emit(
+        rows, args.json, lambda r: ("" if r["p_th"] is None else f"P_th {r['p_th']:.2f} {r['mask']:<8} ") + _l0_line(r)
+    )
 
 
 def cmd_jsma_hardness(args) -> int:
@@ -116,6 +128,25 @@ def register_compare(sub) -> None:
     options.add_n(p, "the first N evaluation images: gallery photos or test images (default: the domain's)")
     options.add_common(p, seed=True)
     p.set_defaults(func=cmd_compare_l0)
+
+    p = sub.add_parser(
+        "mask-tradeoff", help="Mask-FGSM's L0 against its success over the heat-map threshold P_th, beside FGSM"
+    )
+    options.add_data(p)
+    options.add_model(p, required=True)
+    options.add_n(p, "the first N evaluation images: gallery photos or test images (default: the domain's)")
+    p.add_argument("--p-th", type=float, nargs="+", default=None, help="thresholds (default: 0 to 0.95)")
+    p.add_argument(
+        "--mask",
+        nargs="+",
+        default=["weighted"],
+        choices=["weighted", "binary"],
+        help="weighted: the step scaled by the map (the paper); binary: the full step wherever S ≥ P_th",
+    )
+    p.add_argument("--steps", type=int, default=None, help="Algorithm 1's passes at most (default 10; 1 is Eq. 5)")
+    p.add_argument("--tau", type=float, default=None, help="Algorithm 1's L0 budget τ in %% of pixels (default 20)")
+    options.add_common(p, seed=True)
+    p.set_defaults(func=cmd_mask_tradeoff)
 
 
 def register(sub) -> None:
