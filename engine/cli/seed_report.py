@@ -12,7 +12,8 @@ from pathlib import Path
 from engine import datasets, domains
 
 from . import options
-from .inputs import dataset, same_domain
+from .inputs import dataset
+from .inputs import model as open_model
 
 
 class _Bar:
@@ -42,7 +43,11 @@ class _Bar:
 def cmd_report(args) -> int:
     from engine import seed_report
 
-    model, *blacks = same_domain(args, [args.model, *(args.black or [])])
+    model = open_model(args, args.model)
+    blacks = [open_model(args, name) for name in args.black or []]
+    odd = [b.name for b in blacks if list(b.class_names) != list(model.class_names)]
+    if odd:
+        raise ValueError(f"{odd[0]} does not have {model.name}'s classes: a black box must judge the same classes")
     if args.data and not domains.of(model).custom:  # a built-in model on the user's images: its judges stay
         model.domain_record = datasets.as_domain(domains.of(model), dataset(args), f"data:{args.data}", model)
     todo, skipped = seed_report.plan(model, args.checks, blacks)

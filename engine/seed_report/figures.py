@@ -12,7 +12,7 @@ from PIL import Image
 from engine import images
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-_W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 660, 300, 60, 210, 20, 45
+_W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 680, 300, 60, 235, 20, 45
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -79,7 +79,7 @@ def line_chart(series: list[tuple[str, list, list]], x_label: str, y_label: str,
             f'<line x1="{_W - _RIGHT + 10}" x2="{_W - _RIGHT + 30}" y1="{ly - 4}" y2="{ly - 4}" '
             f'stroke="{colour}" stroke-width="2"{dash}/>'
         )
-        out.append(_text(_W - _RIGHT + 34, ly, name[:30], "start"))
+        out.append(_text(_W - _RIGHT + 34, ly, name[:34], "start"))
     out.append("</svg>")
     return "".join(out)
 
@@ -113,7 +113,7 @@ def bar_chart(groups: list[str], series: list[tuple[str, list]], y_label: str) -
         ly = _TOP + 14 + 18 * s
         colour = COLOURS[s % len(COLOURS)]
         out.append(f'<rect x="{_W - _RIGHT + 10}" y="{ly - 10}" width="14" height="10" fill="{colour}"/>')
-        out.append(_text(_W - _RIGHT + 30, ly, name[:30], "start"))
+        out.append(_text(_W - _RIGHT + 30, ly, name[:34], "start"))
     out.append(_text(14, _TOP + plot_h / 2, y_label, extra=f' transform="rotate(-90 14 {_TOP + plot_h / 2:.1f})"'))
     out.append("</svg>")
     return "".join(out)

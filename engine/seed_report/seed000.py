@@ -16,12 +16,12 @@ def _needs(ctx: Context) -> str | None:
 
 def _aa(ctx: Context) -> Section:
     model = ctx.model
-    judges = ctx.load(ctx.others("judges")[: ctx.size(1, 2, 2)])
+    judges = ctx.load(ctx.others("judges")[: ctx.size(1, 4, 2)])
     eps = max(ctx.domain.defaults["transfer"]["eps"])
     steps = ctx.size(2, 10, 5)
     indexes = [layer.index for layer in model.layers()]
     layers = transfer.default_layers(indexes)
-    x, y, _ = ctx.images(ctx.size(4, 50, 8))
+    x, y, _ = ctx.images(ctx.size(4, 200, 16))
     _, bank = evaluation_split(model, x.shape[0])
     jobs = transfer.plan(["aa", "tmifgsm"], [eps], layers)
     rows = transfer.run_plan(model, judges, jobs, x, y, steps=steps, seed=ctx.seed, bank=bank, callback=ctx.callback)

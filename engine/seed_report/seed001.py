@@ -10,7 +10,7 @@ from .base import Check, Context, Figure, Section, Table, needs_few_classes, pct
 
 def _variants(ctx: Context) -> Section:
     model = ctx.model
-    n = ctx.size(2, 10, 4)
+    n = ctx.size(2, 30, 4)
     upsilon = ctx.domain.defaults["jsma"]["upsilon"]
     x, y, _ = ctx.images(n)
     rows = jsma_table([model], x, y, max_distortion=upsilon, callback=ctx.callback)

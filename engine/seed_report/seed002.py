@@ -39,11 +39,11 @@ def _mean(rows: list[dict], key: str, value: str) -> dict:
 def _recognisable(ctx: Context) -> Section:
     model = ctx.model
     sources, judges = _roles(ctx)
-    sources, judges = ctx.load(sources[: ctx.size(1, 2, 1)]), ctx.load(judges[: ctx.size(1, 4, 2)])
+    sources, judges = ctx.load(sources[: ctx.size(1, 5, 1)]), ctx.load(judges[: ctx.size(1, 4, 2)])
     budget = ctx.domain.averaging
     eps, sigma = budget["eps"], budget["sigma"]
-    steps, copies = ctx.size(2, 10, 5), ctx.size(2, 10, 4)
-    x, y, keys = ctx.images(ctx.size(2, 20, 4))
+    steps, copies = ctx.size(2, 10, 5), ctx.size(2, budget["copies"], budget["copies"])
+    x, y, keys = ctx.images(ctx.size(2, 50, 8))
     bim = {"eps": eps, "steps": steps, "alpha": 2 * eps / steps}
     deltas = recognisable.perturbations(
         [model, *sources], x, y, {"bim": bim}, copies=copies, sigma=sigma, seed=ctx.seed, callback=ctx.callback
@@ -126,7 +126,7 @@ def _recognisable(ctx: Context) -> Section:
 def _checkerboard(ctx: Context) -> Section:
     model = ctx.model
     sigmas = ctx.size((0.05, 0.5), (0.05, 0.1, 0.2, 0.5), (0.05, 0.2, 0.5))
-    copies = ctx.size(2, 64, 8)
+    copies = ctx.size(2, ctx.domain.defaults["checkerboard_copies"], ctx.domain.defaults["checkerboard_copies"])
     settings = {"eps": ctx.domain.averaging["eps"], "steps": ctx.size(2, 10, 5)}
     x, _, keys = ctx.images(1)
     rows = checkerboard.for_settings(model, x, sigmas, copies, settings, callback=ctx.callback)

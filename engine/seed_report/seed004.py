@@ -19,7 +19,7 @@ SHOWN = ("fgsm", "deepfool", "maskfgsm")  # Fig. 5's three columns
 
 def _table(ctx: Context) -> Section:
     model = ctx.model
-    x, y, _ = ctx.images(ctx.size(2, 20, 4))
+    x, y, _ = ctx.images(ctx.size(2, 100, 8))
     rows = []
     for i, variant in enumerate(DEFAULT_VARIANTS):
         if not ctx.go(i, len(DEFAULT_VARIANTS) + 1):
@@ -67,10 +67,14 @@ def _table(ctx: Context) -> Section:
     )
 
 
+def _round(v):
+    return None if v is None else round(v, 4)
+
+
 def _patch(ctx: Context) -> Section:
     model = ctx.model
     s = patches.defaults(model)
-    n = ctx.size(2, 40, 4)
+    n = ctx.size(2, s["images"], 12)
     distances = s["distances"][:3] if ctx.tiny else s["distances"]
     x, y, _ = ctx.images(n)
     found = patches.patch_distance(
@@ -89,7 +93,8 @@ def _patch(ctx: Context) -> Section:
         "The patch's effect by its distance from the Grad-CAM peak",
         ["distance (px)", "placements", "drop of p(true)", "flipped %", "drop over random positions", "± SE"],
         [
-            [r["distance"], r["n"], r["drop_mean"], pct(r["success"]), r["over_random_mean"], r["over_random_se"]]
+            [r["distance"], r["n"], _round(r["drop_mean"]), pct(r["success"])]
+            + [_round(r["over_random_mean"]), _round(r["over_random_se"])]
             for r in rows
         ],
     )
