@@ -116,7 +116,7 @@ class Check:
     paper: str  # the paper's figure(s), as the summary table shows them
     run: Callable[[Context], Section]
     needs: Callable[[Context], str | None] = lambda ctx: None  # why it does not apply to ctx.model, None if it does
-    # Seconds at report size on two shared CPU cores, measured (small images, photos): what the app's gate shows.
+    # CPU seconds at report size (small images, photos), measured with one thread: what the app's gate shows.
     seconds: tuple[float, float] = (60.0, 120.0)
 
 

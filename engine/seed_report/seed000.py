@@ -85,5 +85,6 @@ register(
         "AA at its best layer ≈ 75 % tSuc, +32.6 points over TMI-FGSM",
         _aa,
         needs=_needs,
+        seconds=(5.0, 40.0),
     )
 )

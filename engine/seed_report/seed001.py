@@ -68,5 +68,6 @@ register(
         "increasing 97.1 % success at 4.02 % distortion; decreasing 64.7 %",
         _variants,
         needs=needs_few_classes,
+        seconds=(5.0, 60.0),
     )
 )

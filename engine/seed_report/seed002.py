@@ -168,6 +168,7 @@ register(
         "recognised: 5.5 % single → 56 % noisy multi; accuracy 63.3 % → 13.2 %; object 32–37 % vs background 60–69 %",
         _recognisable,
         needs=_needs,
+        seconds=(30.0, 80.0),
     )
 )
 register(
@@ -178,5 +179,6 @@ register(
         "As σ grows, the average over noisy copies shows a grid whose period grows.",
         "period ~1 px at σ = 0.05 to ~30 px at σ = 0.5",
         _checkerboard,
+        seconds=(2.0, 10.0),
     )
 )

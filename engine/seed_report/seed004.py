@@ -138,6 +138,7 @@ register(
         "L0 % / SSIM: FGSM 100 / 0.978, JSMA 4.52 / 0.991, DeepFool 74.37 / 0.990, Mask-FGSM 3.82 / 0.997",
         _table,
         needs=needs_layers,
+        seconds=(2.0, 70.0),
     )
 )
 register(
@@ -149,5 +150,6 @@ register(
         "qualitative: the effect decays with the distance",
         _patch,
         needs=needs_layers,
+        seconds=(1.0, 15.0),
     )
 )
