@@ -200,3 +200,14 @@ def test_the_guide_page_button_waits_behind_its_time_then_offers_the_file(monkey
     assert any("Checkerboard" in m.value for m in at.markdown)
     downloads = at.get("download_button")
     assert len(downloads) == 1 and "Download the report" in downloads[0].proto.label
+
+
+def test_the_first_ctrl_c_cancels_the_report_and_the_second_stops_at_once():
+    from engine.cli.seed_report import _Bar
+
+    bar = _Bar(quiet=True)
+    assert bar(0, 6, {}) is True
+    bar.interrupt(None, None)  # the runner sees False at its next step and writes a PARTIAL report
+    assert bar(1, 6, {}) is False
+    with pytest.raises(KeyboardInterrupt):
+        bar.interrupt(None, None)
