@@ -13,7 +13,7 @@ import sys
 from engine import domains
 from engine.models import ModelUnavailable
 
-from . import attack, averaging, features, jsma, listing, quiz, recognisable, sweep, transfer, universal
+from . import attack, averaging, features, jsma, listing, quiz, recognisable, seed_report, sweep, transfer, universal
 from .options import EXIT_USAGE, Parser, fail
 
 # Commands that only read the catalogue or write a file: they never wait behind a running job.
@@ -34,6 +34,7 @@ _GROUPS = (
     features.register_patch,
     sweep.register,
     universal.register,
+    seed_report.register,
     listing.register_files,
 )
 
