@@ -106,6 +106,18 @@ TERMS: dict[str, tuple[str, str]] = {
         "a class.",
         "It needs several images of each class; with one photo per class it is not defined.",
     ),
+    "class distance": (
+        "How far AA's target class lies from the image's own class at a layer: the distance between the two "
+        "classes' centroids in the plane of the top two principal components of clean features.",
+        "Averaged over the images with the target class each was given, and divided by the plane's RMS spread so "
+        "that layers compare; zero when the target is the image's own class.",
+    ),
+    "layer predictor": (
+        "Separability, class distance and AA's tSuc per layer, on one chart: do the first two point at the layer "
+        "whose AA examples transfer best?",
+        "Inkawhich et al. (2019) found that the layers whose AA examples transfer best have well separated classes, "
+        "and that the best layer does not depend on the black-box model; the chart checks both on the chosen models.",
+    ),
     "noisy multi-model averaging": (
         "One attack's perturbations averaged over several source models and Gaussian-noisy copies of the image.",
         "Model-specific noise cancels in the average; what remains transfers better and can look like the object. "
