@@ -107,49 +107,141 @@ def _se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
 
 
-def verdict(found: dict) -> list[str]:
-    """Does each curve's best layer give AA's best tSuc, and does the best layer depend on the judge? Each
-    answered against twice the standard error of a difference of two rates (√2 · SE), so noise is not a finding."""
-    rows, best = found["rows"], found["best"]
+CURVES = (("separability", "separability", "separability"), ("class distance", "class_distance", "class_distance_rel"))
+
+
+def _rho(xs, ys) -> float | None:
+    from scipy.stats import spearmanr
+
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None
+    return float(spearmanr(xs, ys).statistic)
+
+
+def findings(found: dict) -> dict:
+    """Whether each curve's best layer is AA's and whether the best layer depends on the judge, each against
+    2√2·SE (twice the standard error of a difference of two rates): noise is not a finding. The rates of two
+    layers are measured on the same images, so this margin is conservative."""
+    rows, best, blacks = found["rows"], found["best"], found["blacks"]
     at = {r["layer"]: r for r in rows}
     top = at[best["tSuc"]]
-    n = min(r["black"][b]["n"] for r in rows for b in found["blacks"])
+    n = min(r["black"][b]["n"] for r in rows for b in blacks)
     # The mean over judges of rates on the same images: its SE is at most the judges' mean SE.
-    margin = (
-        2 * math.sqrt(2) * sum(_se(top["black"][b]["tSuc"] or 0, n) for b in found["blacks"]) / len(found["blacks"])
-    )
-    out = []
-    for label, key in (("separability", "separability"), ("class distance", "class_distance"), ("AA travel", "travel")):
-        got = at[best[key]]["tSuc"]
-        gap = top["tSuc"] - got
-        said = "predicts the best layer" if gap <= margin else "does not predict it"
-        out.append(
-            f"- {label} peaks at layer {best[key]}, where AA's mean tSuc is {pct(got)} %, {100 * gap:.1f} points "
-            f"below the best layer's {pct(top['tSuc'])} % (2√2·SE ≈ {100 * margin:.1f} points): {said}."
+    margin = 2 * math.sqrt(2) * sum(_se(top["black"][b]["tSuc"] or 0, n) for b in blacks) / len(blacks)
+    means = [r["tSuc"] for r in rows]
+    curves = {}
+    for label, best_key, key in CURVES:
+        got = at[best[best_key]]["tSuc"]
+        rho = rank_agreement(found, key)
+        per_judge = {b: _rho([r[key] for r in rows], [r["black"][b]["tSuc"] or 0 for r in rows]) for b in blacks}
+        curves[label] = {
+            "layer": best[best_key],
+            "tSuc": got,
+            "gap": top["tSuc"] - got,
+            "rho": rho,
+            "rho_per_judge": per_judge,
+            # Within the noise of AA's best layer; where the whole curve is that flat, any layer would be.
+            "predicts": "no" if top["tSuc"] - got > margin else "yes" if max(means) - min(means) > margin else "any",
+        }
+    judges = []
+    own_best = {b: max(rows, key=lambda r: r["black"][b]["tSuc"] or 0)["layer"] for b in blacks}
+    for b in blacks:
+        own = at[own_best[b]]["black"][b]["tSuc"] or 0
+        # If the best layer did not depend on the judge, every other judge's best layer would do as well here.
+        other = min(set(own_best.values()), key=lambda layer: at[layer]["black"][b]["tSuc"] or 0)
+        judges.append(
+            {
+                "black": b,
+                "layer": own_best[b],
+                "tSuc": own,
+                "other_layer": other,
+                "at_other": at[other]["black"][b]["tSuc"] or 0,
+                "gap": own - (at[other]["black"][b]["tSuc"] or 0),
+                "limit": 2 * math.sqrt(2) * _se(own, n),
+            }
         )
-    spread = []
-    for b in found["blacks"]:
-        own = max(rows, key=lambda r: r["black"][b]["tSuc"] or 0)
-        gap = (own["black"][b]["tSuc"] or 0) - (top["black"][b]["tSuc"] or 0)
-        limit = 2 * math.sqrt(2) * _se(own["black"][b]["tSuc"] or 0, n)
-        spread.append((b, own["layer"], gap, limit))
-    apart = [s for s in spread if s[2] > s[3]]
+    return {
+        "best": best["tSuc"],
+        "best_tSuc": top["tSuc"],
+        "span": max(means) - min(means),
+        "margin": margin,
+        "curves": curves,
+        "judges": judges,
+        "depends": [j["black"] for j in judges if j["gap"] > j["limit"]],
+    }
+
+
+def verdict(found: dict) -> list[str]:
+    f = findings(found)
+    fmt = lambda v: "—" if v is None else f"{v:+.2f}"  # noqa: E731
+    out = [
+        f"- AA's mean tSuc spans {100 * f['span']:.1f} points over the layers (best: layer {f['best']}, "
+        f"{pct(f['best_tSuc'])} %; 2√2·SE ≈ {100 * f['margin']:.1f} points)"
+        + (": on the mean over judges the layers hardly differ." if f["span"] <= f["margin"] else ".")
+    ]
+    for label, c in f["curves"].items():
+        out.append(
+            f"- {label} peaks at layer {c['layer']} (mean tSuc {pct(c['tSuc'])} %, {100 * c['gap']:.1f} points below "
+            f"the best); over the layers it ranks them against the mean tSuc at ρ {fmt(c['rho'])}, against each "
+            "judge's at "
+            + ", ".join(f"{b} {fmt(v)}" for b, v in c["rho_per_judge"].items())
+            + {
+                "yes": ": its best layer is AA's, within the noise.",
+                "any": ": its best layer is within the noise of AA's, as every layer is.",
+                "no": ": its best layer is not AA's.",
+            }[c["predicts"]]
+        )
     out.append(
-        "- Per judge, its own best layer against the common best layer "
-        f"{best['tSuc']}: "
+        "- Each judge's own best layer against the worst, for it, of the other judges' best layers: "
         + "; ".join(
-            f"{b} layer {layer}, {100 * gap:+.1f} points (2√2·SE {100 * lim:.1f})" for b, layer, gap, lim in spread
+            f"{j['black']} layer {j['layer']} {pct(j['tSuc'])} % vs layer {j['other_layer']} {pct(j['at_other'])} % "
+            f"({100 * j['gap']:+.1f} points; 2√2·SE {100 * j['limit']:.1f})"
+            for j in f["judges"]
         )
         + ". "
         + (
-            "No judge's best layer beats the common one by more than the noise: the data agree with the paper's "
-            "claim that the best layer does not depend on the black box."
-            if not apart
-            else "For " + ", ".join(s[0] for s in apart) + " the best layer beats the common one beyond the noise: "
-            "here the best layer depends on the black box."
+            "No judge loses more than the noise at another judge's best layer: as the paper says, the best layer "
+            "does not depend on the black box."
+            if not f["depends"]
+            else "For " + ", ".join(f["depends"]) + " another judge's best layer loses more than the noise: here the "
+            "best layer depends on the black box."
         )
     )
     return out
+
+
+def summary() -> None:
+    """experiments/results/layer_predictor.md: one line per white box of every committed layer_predictor_*.json."""
+    lines = [
+        "# Layer predictor: do separability and class distance pick AA's best layer? (seed 000)",
+        "",
+        "Per white box, from experiments/results/layer_predictor_<model>.md (made by "
+        "`python experiments/layer_predictor.py <models>`): the layer each curve puts first, AA's best layer by "
+        "mean tSuc over the four judges and by each judge, and the rank correlation of each curve with the mean "
+        "tSuc over the layers. 'Picks AA's best?': yes where the curve's best layer gives a mean tSuc within "
+        "2√2·SE of the best layer's, 'any' where every layer does (a flat mean curve), no otherwise.",
+        "",
+        "| white box | layers | separability best (ρ) | class distance best (ρ) | AA best (mean tSuc) | "
+        "best per judge | picks AA's best? (separability/distance) | depends on the judge? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(RESULTS.glob("layer_predictor_*.json")):
+        found = json.loads(path.read_text())["result"]
+        f = findings(found)
+        sep, dist = f["curves"]["separability"], f["curves"]["class distance"]
+        rho = lambda c: "—" if c["rho"] is None else f"{c['rho']:+.2f}"  # noqa: E731
+        lines.append(
+            f"| {found['white']} | {len(found['rows'])} | {sep['layer']} ({rho(sep)}) | "
+            f"{dist['layer']} ({rho(dist)}) | {f['best']} ({pct(f['best_tSuc'])} %) | "
+            + ", ".join(f"{j['black'].removeprefix('fmnist-')} {j['layer']}" for j in f["judges"])
+            + f" | {'/'.join(c['predicts'] for c in f['curves'].values())} | "
+            + ("yes: " + ", ".join(d.removeprefix("fmnist-") for d in f["depends"]) if f["depends"] else "no")
+            + " |"
+        )
+    notes = RESULTS / "layer_predictor_notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    (RESULTS / "layer_predictor.md").write_text("\n".join(lines) + "\n")
 
 
 def plot(found: dict, path: Path) -> None:
@@ -170,11 +262,10 @@ def plot(found: dict, path: Path) -> None:
         values = [r[key] for r in rows]
         top = max(values) or 1.0
         ax.plot(layers, [v / top for v in values], "o-", color=colour, label=f"{label} (max {top:.3g})", lw=2)
-    for b in found["blacks"]:
+    for b, colour in zip(found["blacks"], ("C4", "C5", "C6", "C7", "C8", "C9")):
         values = [r["black"][b]["tSuc"] or 0.0 for r in rows]
         top = max(values) or 1.0
-        ax.plot(layers, [v / top for v in values], ":", color="C3", alpha=0.45, lw=1)
-    ax.plot([], [], ":", color="C3", alpha=0.45, label="tSuc per judge")
+        ax.plot(layers, [v / top for v in values], ":", color=colour, lw=1.2, label=f"tSuc on {b}")
     ax.set_xlabel("layer of the white box (input → output)")
     ax.set_ylabel("each curve over its own maximum")
     ax.set_xticks(layers)
@@ -216,6 +307,8 @@ def main() -> int:
         stem.with_suffix(".md").write_text(md)
         plot(saved["result"], stem.with_suffix(".png"))
         print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
+    if not args.quick:
+        summary()
     return 0
 
 
