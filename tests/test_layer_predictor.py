@@ -130,6 +130,8 @@ def test_cli_layer_predictor(capsys):
             "24",
             "--steps",
             "2",
+            "--bank-per-class",
+            "5",
             "--layer",
             "0",
             "3",
@@ -151,8 +153,8 @@ def test_feature_space_page_draws_the_three_curves():
     at.query_params["model"] = "fmnist-lenet-0"
     at.run()
     at.switch_page("views/features.py").run()
-    at.number_input(key="features.n").set_value(20)
-    at.number_input(key="features.steps").set_value(2)
+    at.number_input(key="features.n").set_value(10)
+    at.number_input(key="features.steps").set_value(1)
     at.run()
     at.button(key="layer_predictor").click().run()
     assert not at.exception, at.exception
