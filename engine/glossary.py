@@ -167,7 +167,15 @@ TERMS: dict[str, tuple[str, str]] = {
         "A perturbation spread evenly over the image scores the mask's area; more than that means it concentrates on "
         "the object. Reported per number n of averaged copies (`contour --copies-sweep` in the CLI).",
     ),
-    "checkerboard period": ("The dominant period, in pixels, of a noisy single-model average's power spectrum.", ""),
+    "checkerboard period": (
+        "The period, in pixels, of the grid in a noisy single-model average: the shortest one whose repeating part "
+        "holds its periodic energy.",
+        "Read once the object's own shape (below four cycles per side) is removed; the share is the part of what is "
+        "left that repeats with that period, beyond what noise would. Strided layers leave grids of their strides "
+        "(up to 32 px on a 224-px EfficientNet-Lite0, 4 or 8 px on the Fashion-MNIST zoo), lattices whose "
+        "harmonics are as strong as the fundamental: the power spectrum's strongest peak, also shown, then reads "
+        "a harmonic.",
+    ),
     "perturbation quiz": (
         "Name the class of an image from its display-normalised perturbation alone, choosing among a few classes.",
         "The thesis' human test, for a class: each question's picture is the perturbation an attack made against one "
