@@ -329,6 +329,11 @@ def part_photo_gradient() -> list[dict]:
 
 def md_averages(rows: list[dict]) -> list[str]:
     lines = [
+        "Grid period 1 means no grid (nothing repeats beyond noise). Its share: of the perturbation less its "
+        "object-sized part (below four cycles per side), what repeats with that period beyond chance. The "
+        "stride column: of the whole perturbation, what repeats with the model's total stride beyond chance. "
+        "s: seconds on the shared 2-core machine.",
+        "",
         "| varied | model | side | attack | copies | σ | strongest peak (px) | prominence | grid period (px) | "
         "its share | share at the model's stride (px) | s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""Feature space: per-layer separability, and the PCA plane with the AA trajectory drawn on it."""
+"""Feature space: per-layer separability, the layer predictor and the PCA plane with the AA trajectory drawn on it."""
 
 from __future__ import annotations
 

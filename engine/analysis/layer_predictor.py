@@ -188,6 +188,10 @@ def chart_rows(found: dict) -> list[dict]:
     return out
 
 
+def _ranks(rho: float) -> str:
+    return "as tSuc does" if rho >= 0.5 else "against tSuc" if rho <= -0.5 else "with little relation to tSuc"
+
+
 def sentence(found: dict) -> str:
     """What the three curves say, in words: where each peaks, and whether the curves rank layers as tSuc does."""
     rows = found["rows"]
@@ -197,8 +201,7 @@ def sentence(found: dict) -> str:
     top = next(r for r in rows if r["layer"] == best["tSuc"])
     rho = {k: rank_agreement(found, k) for k in ("separability", "class_distance_rel")}
     agree = "; ".join(
-        f"{label} ranks the layers {'as tSuc does' if v > 0.5 else 'unlike tSuc' if v < 0 else 'loosely as tSuc does'}"
-        f" (Spearman ρ {v:+.2f})"
+        f"{label} ranks the layers {_ranks(v)} (Spearman ρ {v:+.2f})"
         for label, v in (("separability", rho["separability"]), ("the class distance", rho["class_distance_rel"]))
         if v is not None
     )
