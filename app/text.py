@@ -31,8 +31,10 @@ EXPLAIN = {
     "every direction, on many images. If the model's evidence sits where its heat map is hot, a patch there "
     "should hurt most and the effect should fade with distance; the same patch at random positions is the "
     "yardstick for 'anywhere'.",
-    "checkerboard": "Noisy single-model averages at growing σ: a grid pattern appears whose period grows with σ; the "
-    "number is the dominant period of the 2-D power spectrum.",
+    "checkerboard": "Noisy single-model averages at growing σ: the thesis saw a grid appear whose period grows with "
+    "σ. The number is the grid's period (the shortest that holds what repeats, read after removing the object's "
+    "shape), or 'no grid'; strided layers leave grids at their strides, and here σ mostly changes how strong the "
+    "grid is.",
     "jsma": "JSMA changes a few pixels at a time, picking the pair whose gradients raise the target class most while "
     "lowering the others (saliency map); among a thousand classes it weighs the target against its strongest "
     "rival instead. The slider replays the pixels changed per iteration; hardness integrates distortion over "

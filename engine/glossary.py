@@ -106,6 +106,18 @@ TERMS: dict[str, tuple[str, str]] = {
         "a class.",
         "It needs several images of each class; with one photo per class it is not defined.",
     ),
+    "class distance": (
+        "How far AA's target class lies from the image's own class at a layer: the distance between the two "
+        "classes' centroids in the plane of the top two principal components of clean features.",
+        "Averaged over the images with the target class each was given, and divided by the plane's RMS spread so "
+        "that layers compare; zero when the target is the image's own class.",
+    ),
+    "layer predictor": (
+        "Separability, class distance and AA's tSuc per layer, on one chart: do the first two point at the layer "
+        "whose AA examples transfer best?",
+        "Inkawhich et al. (2019) found that the layers whose AA examples transfer best have well separated classes, "
+        "and that the best layer does not depend on the black-box model; the chart checks both on the chosen models.",
+    ),
     "noisy multi-model averaging": (
         "One attack's perturbations averaged over several source models and Gaussian-noisy copies of the image.",
         "Model-specific noise cancels in the average; what remains transfers better and can look like the object. "
@@ -155,7 +167,15 @@ TERMS: dict[str, tuple[str, str]] = {
         "A perturbation spread evenly over the image scores the mask's area; more than that means it concentrates on "
         "the object. Reported per number n of averaged copies (`contour --copies-sweep` in the CLI).",
     ),
-    "checkerboard period": ("The dominant period, in pixels, of a noisy single-model average's power spectrum.", ""),
+    "checkerboard period": (
+        "The period, in pixels, of the grid in a noisy single-model average: the shortest one whose repeating part "
+        "holds its periodic energy.",
+        "Read once the object's own shape (below four cycles per side) is removed; the share is the part of what is "
+        "left that repeats with that period, beyond what noise would. Strided layers leave grids of their strides "
+        "(up to 32 px on a 224-px EfficientNet-Lite0, 4 or 8 px on the Fashion-MNIST zoo), lattices whose "
+        "harmonics are as strong as the fundamental: the power spectrum's strongest peak, also shown, then reads "
+        "a harmonic.",
+    ),
     "perturbation quiz": (
         "Name the class of an image from its display-normalised perturbation alone, choosing among a few classes.",
         "The thesis' human test, for a class: each question's picture is the perturbation an attack made against one "

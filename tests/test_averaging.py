@@ -154,7 +154,8 @@ def test_checkerboard_rows_per_sigma(pair):
     for row in rows:
         alone = averaged("bim", [models[0]], x[:1], copies=8, sigma=row["sigma"], seed=0, eps=0.2, steps=3).delta[0]
         assert torch.allclose(row["delta"], alone, atol=1e-6)
-        assert row["period"] == checkerboard.dominant_period(alone)["period"]
+        assert row["period"] == checkerboard.grid_period(alone)["period"]
+        assert row["peak_period"] == checkerboard.dominant_period(alone)["period"]
     assert not torch.allclose(rows[0]["delta"], rows[1]["delta"])
 
 

@@ -1,11 +1,11 @@
-"""Feature space: per-layer separability, and the PCA plane with the AA trajectory drawn on it."""
+"""Feature space: per-layer separability, the layer predictor and the PCA plane with the AA trajectory drawn on it."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from app import figures, resources, state, widgets
+from app import figures, layer_section, resources, state, widgets
 from app.jobs import Progress
 from engine import domains
 from engine.analysis import features
@@ -59,7 +59,7 @@ def page() -> None:
     started = widgets.page_start("Feature space", "features")
     if started is None:
         return
-    selection, model, _ = started
+    selection, model, black_models = started
     if not widgets.has_layers(model, "Feature space") or not widgets.has_images(model, "Feature space"):
         return
     domain = domains.of(model)
@@ -80,6 +80,8 @@ def page() -> None:
     eps = c[2].number_input("AA ε", 0.001, 1.0, own["eps"], step=0.01, format="%.3f", key="features.eps")
     steps = c[3].number_input("AA steps", 1, 100, 10, key="features.steps")
     go = form.form_submit_button("Compute", type="primary")
+    with st.expander("Which layer should AA attack? Separability, class distance and AA's tSuc per layer"):
+        layer_section.show(selection, model, black_models, int(n), float(eps), int(steps), source)
 
     x = resources.image_tensor(selection.model, selection.image_key, selection.upload).to(model.device)
     key = ("plane", selection.model, selection.image_key, source, layer, int(n), float(eps), int(steps))

@@ -37,8 +37,8 @@ def cmd_checkerboard(args) -> int:
         rows,
         args.json,
         lambda r: (
-            f"σ={r['sigma']:<6g} period {r['period']:6.2f} px  "
-            f"(fy {r['fy']:+.3f}, fx {r['fx']:+.3f})  prominence {r['prominence']:.1f}"
+            f"σ={r['sigma']:<6g} period {r['period']:>3} px (share {r['share']:.3f})  strongest spectral peak "
+            f"{r['peak_period']:6.2f} px (fy {r['fy']:+.3f}, fx {r['fx']:+.3f}, prominence {r['prominence']:.1f})"
         ),
     )
 

@@ -15,7 +15,7 @@ from engine import domains, heatmaps
 from engine.analysis import patch_distance
 
 from . import options
-from .inputs import emit, evaluation_images, image_batch, load_image, save_pair
+from .inputs import emit, evaluation_images, image_batch, labelled, load_image, save_pair
 from .inputs import model as open_model
 
 
@@ -73,13 +73,13 @@ def cmd_separability(args) -> int:
     )
 
 
-def _batch_progress():
+def _batch_progress(word: str = "batch"):
     shown = []
 
     def say(done, total, state):  # about ten lines however many batches
         if not shown or done == total or done - shown[-1] >= max(1, total // 10):
             shown.append(done)
-            print(f"  batch {int(done)}/{total}", file=sys.stderr, flush=True)
+            print(f"  {word} {int(done)}/{total}", file=sys.stderr, flush=True)
 
     return say
 
@@ -212,6 +212,64 @@ def register_separability(sub) -> None:
     options.add_n(p)
     options.add_common(p)
     p.set_defaults(func=cmd_separability)
+    # The layer predictor builds on separability: it sits beside it in `--help`.
+    register_layer_predictor(sub)
+
+
+def cmd_layer_predictor(args) -> int:
+    from engine import targets
+    from engine.analysis.layer_predictor import best_layers, layer_predictor
+
+    white = open_model(args, args.model)
+    own = domains.of(white).defaults
+    blacks = [open_model(args, name) for name in args.black or domains.of(white).judges]
+    x, y, _, bank = labelled(args, white, options.count(args.n) or own["features"]["images"])
+    if args.bank_per_class is not None:
+        bank = targets.first_per_class(*bank, args.bank_per_class)
+    found = layer_predictor(
+        white,
+        blacks,
+        x,
+        y,
+        eps=args.eps if args.eps is not None else own["features"]["eps"],
+        steps=args.steps if args.steps is not None else own["transfer"]["steps"],
+        seed=args.seed,
+        bank=bank,
+        layers=args.layer,
+        callback=None if args.json else _batch_progress("layers done"),
+    )
+    found["best"] = best_layers(found)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"{white.name} → {', '.join(found['blacks'])}: {found['images']} images, ε {found['eps']:g}")
+    print(f"{'layer':>5} {'name':<24}{'separab.':>9}{'class dist':>11}{'travel':>8}{'pixel L2':>9}{'tSuc':>7}")
+    for r in found["rows"]:
+        print(
+            f"{r['layer']:>5} {r['name']:<24}{r['separability']:>9.3f}{r['class_distance_rel'] or 0:>11.3f}"
+            f"{r['travel_rel'] or 0:>8.3f}{r['pixel_l2']:>9.3f}{r['tSuc']:>7.1%}"
+        )
+    print("best layer by " + ", ".join(f"{k} {v}" for k, v in found["best"].items() if k != "per_black"))
+    return 0
+
+
+def register_layer_predictor(sub) -> None:
+    p = sub.add_parser(
+        "layer-predictor",
+        help="per layer: class separability, source-to-target class distance (PCA) and AA's tSuc on black boxes",
+    )
+    options.add_data(p)
+    options.add_model(p, required=True)
+    options.add_black(p)
+    options.add_n(p, "evaluation images (default: the domain's Feature-space count, 300 on Fashion-MNIST)")
+    p.add_argument("--eps", type=float, default=None, help="AA's ε (default: the domain's Feature-space ε)")
+    p.add_argument("--steps", type=int, default=None, help="AA iterations (default: the domain's transfer steps)")
+    p.add_argument("--layer", type=int, nargs="+", default=None, help="catalogue indexes (default: every layer)")
+    p.add_argument(
+        "--bank-per-class", type=int, default=None, metavar="K", help="keep the first K bank images of each class"
+    )
+    options.add_common(p, seed=True)
+    p.set_defaults(func=cmd_layer_predictor)
 
 
 def register_patch(sub) -> None:
