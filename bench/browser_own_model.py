@@ -16,6 +16,7 @@ pictures is printed.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -489,6 +490,7 @@ def main(argv=None) -> int:
     cli = parser(__doc__, repeats=1, quick_help="TorchScript only, Explorer and JSMA lab", device=False)
     cli.add_argument("--formats", nargs="+", choices=FORMATS, help="default: all six")
     cli.add_argument("--timeout", type=int, default=180, help="seconds before a page counts as not finished")
+    cli.add_argument("--url", default=None, help="time an app already running there instead of starting one")
     args = cli.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -498,7 +500,10 @@ def main(argv=None) -> int:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         files, trained = model_files(Path(tmp), formats)  # before the server: training has the cores to itself
-        with streamlit_server(Path(tmp) / "streamlit.log") as url, sync_playwright() as p:
+        with (
+            contextlib.nullcontext(args.url) if args.url else streamlit_server(Path(tmp) / "streamlit.log") as url,
+            sync_playwright() as p,
+        ):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             for fmt in formats:
                 context, page = session(browser, url, files, fmt)
