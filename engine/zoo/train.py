@@ -99,13 +99,21 @@ def half_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def fit(
-    arch: str, seed: int, epochs: int, train, test=None, log=print, eps: float | None = None, name: str | None = None
+    arch: str,
+    seed: int,
+    epochs: int,
+    train,
+    test=None,
+    log=print,
+    eps: float | None = None,
+    name: str | None = None,
+    width: int | None = None,
 ) -> tuple[torch.nn.Module, float]:
     """Train one network from its seed, on FGSM-RS examples at `eps` when given; returns it (eval mode) and the
-    seconds it took."""
+    seconds it took. `width`: the architecture's channels, when not the zoo's."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    net, _, _ = archs.build(arch)
+    net, _, _ = archs.build(arch, width)
     x_train, y_train = train
     steps = epochs * ((x_train.shape[0] + BATCH - 1) // BATCH)
     opt = torch.optim.AdamW(net.parameters(), lr=MAX_LR, weight_decay=5e-4)
