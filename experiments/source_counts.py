@@ -18,9 +18,11 @@ held-out seed-1 models judge: accuracy on x + ε·sign(δ) and the share of disp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -43,12 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="noise and the ensemble's order")
     parser.add_argument("--per-class", type=int, default=None, help="images per class (default: the table's 5)")
     parser.add_argument("--copies", type=int, default=None, help="noisy copies per source (default: the table's 20)")
+    parser.add_argument("--max-sources", type=int, default=None, help="stop the pool here (a first sitting)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "out" / "source_counts",
+        help="each source's own δ is kept here, so a later run with more sources reuses the ones done",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     cfg = CONFIG[DOMAIN]
     first = cfg["sources"]
     names = ensemble.pool(first, args.seed)
+    names = names[: args.max_sources]
     counts = [c for c in COUNTS if c < len(names)] + [len(names)]
     copies, per_class = args.copies or cfg["copies"], args.per_class or cfg["per_class"]
     attacks = {a: cfg["attacks"][a] for a in args.attacks}
@@ -77,9 +87,26 @@ def main(argv: list[str] | None = None) -> int:
     }
     for attack, params in attacks.items():
         t = time.perf_counter()
+        settings = {"attack": attack, "params": params, "copies": copies, "sigma": cfg["sigma"], "seed": args.seed}
+        path = args.cache / (hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12] + ".pt")
+        kept = torch.load(path, weights_only=True) if path.exists() else {}
+        # Source i's δ depends on its noise, drawn for its place: reused only for the same model in the same place.
+        done = {i: kept[f"{i}:{n}"] for i, n in enumerate(names) if f"{i}:{n}" in kept and kept["x"].equal(x)}
+        log(f"{attack}: {len(done)} sources' δ reused from {path.name}")
         deltas = source_counts.nested_deltas(
-            loaded, x, y, attack, params, counts, copies=copies, sigma=cfg["sigma"], seed=args.seed, callback=_logger()
+            loaded,
+            x,
+            y,
+            attack,
+            params,
+            counts,
+            copies=copies,
+            sigma=cfg["sigma"],
+            seed=args.seed,
+            callback=_logger(partial(_keep, path, x, names, done)),
+            done=done,
         )
+        _keep(path, x, names, done)
         out["strength"] += source_counts.strength_curve(judges, x, y, attack, deltas, cfg["eps"], seed=args.seed)
         out["recognisability"] += source_counts.recognisability_curve(judges, y, attack, deltas, DOMAIN)
         log(f"{attack}: {time.perf_counter() - t:.0f} s")
@@ -95,12 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _logger():
+def _keep(path: Path, x: torch.Tensor, names: list[str], done: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = torch.load(path, weights_only=True) if path.exists() else {}
+    kept = kept if "x" in kept and kept["x"].equal(x) else {"x": x}
+    torch.save({**kept, **{f"{i}:{names[i]}": d for i, d in done.items()}}, path)
+
+
+def _logger(keep):
+    """Logs each source as it starts and keeps the δ of those finished, so a stopped run loses one source at most."""
     seen = set()
 
     def progress(step, total, state):
         if state.get("part") not in seen:
             seen.add(state.get("part"))
+            keep()
             log(f"  {state.get('attack')}: source {state.get('part')}/{total} ({state.get('source')})")
 
     return progress
@@ -146,6 +182,7 @@ def plot(out: dict, path: Path) -> None:
         ax.set_xticks(out["counts"], [str(k) for k in out["counts"]])
         ax.set_xlabel("source models averaged (noisy multi-model)")
         ax.set_ylabel("%")
+        ax.set_ylim(bottom=0)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -1,14 +1,15 @@
 """The thesis' judging protocol (the true class among K choices) and the curve over the number of source models."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from engine import models
-from engine.__main__ import main
 from engine.analysis import recognisable, source_counts
 from engine.attacks.averaging import averaged
+from engine.cli import main
 from engine.datasets import fashion_mnist
 from engine.metrics import predict_labels
 from engine.zoo import ensemble
@@ -82,8 +83,12 @@ def test_the_curve_averages_nested_source_sets(lenets):
     sources, judge, x, y = lenets
     sources = [*sources, judge]  # four sources; any model will do for the arithmetic
     params, copies, sigma = {"eps": 0.2, "steps": 3}, 2, 0.2
-    deltas = source_counts.nested_deltas(sources, x, y, "bim", params, [4, 1, 2], copies=copies, sigma=sigma, seed=5)
-    assert list(deltas) == [1, 2, 4]
+    run = dict(copies=copies, sigma=sigma, seed=5)
+    done = {}  # a first run over two sources, then the whole curve reusing their δ
+    source_counts.nested_deltas(sources, x, y, "bim", params, [2], **run, done=done)
+    assert sorted(done) == [0, 1]
+    deltas = source_counts.nested_deltas(sources, x, y, "bim", params, [4, 1, 2], **run, done=done)
+    assert list(deltas) == [1, 2, 4] and sorted(done) == [0, 1, 2, 3]
     # Each point is the plain average over the first k sources with the same seed: the 1-source point is the
     # single-source average, the 4-source point the all-sources one, and the 2-source point uses the 4-set's first
     # two models on the 4-set's noise (nested).
@@ -111,10 +116,15 @@ def test_the_curve_averages_nested_source_sets(lenets):
 
 
 def test_the_ensemble_pool_keeps_the_first_sources_first_in_a_seeded_order(monkeypatch):
-    monkeypatch.setattr(ensemble, "names", lambda: [f"e{i}" for i in range(12)] + ["a"])
-    pool = ensemble.pool(["a", "b"], seed=0)
-    assert pool[:2] == ["a", "b"] and sorted(pool[2:]) == sorted(f"e{i}" for i in range(12))
-    assert pool == ensemble.pool(["a", "b"], seed=0) and pool != ensemble.pool(["a", "b"], seed=1)
+    planned = [ensemble.model_name(a, s) for a, s, *_ in ensemble.PLAN]
+    monkeypatch.setattr(ensemble, "names", lambda: planned)
+    pool = ensemble.pool(["a", planned[0]], seed=0)
+    assert pool[:2] == ["a", planned[0]] and sorted(pool[2:]) == sorted(planned[1:])
+    assert pool == ensemble.pool(["a", planned[0]], seed=0) and pool != ensemble.pool(["a", planned[0]], seed=1)
+    # A model's place does not move as more are trained: with half of them, the order is the same subsequence.
+    monkeypatch.setattr(ensemble, "names", lambda: planned[::2])
+    half = ensemble.pool(["a", planned[0]], seed=0)
+    assert half == [n for n in pool if n in {"a", *planned[::2]}]
 
 
 @pytest.mark.slow
@@ -146,8 +156,18 @@ def test_cli_source_counts_and_choices(capsys):
     assert sorted(r["sources"] for r in rows) == [1, 2] and {r["choices"] for r in rows} == {3}
     rows = _run(capsys, "strength", *small, "--source-counts", "1", "2")
     assert [r["sources"] for r in rows] == [None, None, 1, 2]
-    assert {r["choices"] for r in _run(capsys, "recognizability", *small, "--choices", "all")} == {10}
-    assert {r["choices"] for r in _run(capsys, "recognizability", *small)} == {10}  # the domain's default
-    assert main(["recognizability", *small, "--choices", "one"]) != 0
     assert main(["strength", *small, "--source-counts", "3"]) != 0  # more than the two sources given
+    assert main(["recognizability", *small, "--choices", "one"]) != 0
     capsys.readouterr()
+
+
+def test_cli_choices_default_to_the_domains():
+    from engine.cli.recognisable import _choices
+
+    photo, grey = SimpleNamespace(domain="imagenet", num_classes=1000), SimpleNamespace(domain=FM, num_classes=10)
+    assert _choices(SimpleNamespace(choices=None), photo) == 20  # the thesis' judges chose among 20
+    assert _choices(SimpleNamespace(choices=None), grey) == 10
+    assert _choices(SimpleNamespace(choices="all"), photo) is None
+    assert _choices(SimpleNamespace(choices="50"), grey) == 10
+    with pytest.raises(ValueError, match="--choices"):
+        _choices(SimpleNamespace(choices="1"), grey)

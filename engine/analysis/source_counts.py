@@ -45,36 +45,40 @@ def nested_deltas(
     target: torch.Tensor | None = None,
     seed: int = 0,
     callback: progress.Callback | None = None,
+    done: dict[int, torch.Tensor] | None = None,
 ) -> dict[int, torch.Tensor]:
     """count → the noisy multi-model δ of `attack` over the first `count` of `sources`.
 
     The noise is drawn once with `seed` for the largest count, as `averaged` draws it, so for a deterministic
-    attack each point equals `averaged` over the first `count` sources with the same seed. Once cancelled, the
-    counts finished so far come back."""
+    attack each point equals `averaged` over the first `count` sources with the same seed; source i's noise does
+    not depend on the largest count. `done`: source index → its own δ from an earlier run with the same settings,
+    reused, and filled in with the sources attacked now. Once cancelled, the counts finished so far come back."""
     counts = check_counts(list(counts), len(sources))
     params = dict(params)
     copies, sigma = params.pop("copies", copies), params.pop("sigma", sigma)  # an attack's own, as in Table 4.2
     largest = counts[-1]
     generator = torch.Generator(device=x.device).manual_seed(seed)
     noise = torch.randn((largest, copies, *x.shape), generator=generator, device=x.device) * sigma
-    total, out = torch.zeros_like(x), {}
+    total, out, done = torch.zeros_like(x), {}, {} if done is None else done
     for i, model in enumerate(sources[:largest]):
-        result = averaged(
-            attack,
-            [model],
-            x,
-            y=y,
-            target=target,
-            copies=copies,
-            sigma=sigma,
-            seed=seed,
-            noise=noise[i : i + 1],
-            callback=progress.part(callback, i, largest, attack=attack, source=getattr(model, "name", str(i))),
-            **params,
-        )
-        if result.stopped_early:
-            break
-        total += result.delta
+        if i not in done:
+            result = averaged(
+                attack,
+                [model],
+                x,
+                y=y,
+                target=target,
+                copies=copies,
+                sigma=sigma,
+                seed=seed,
+                noise=noise[i : i + 1],
+                callback=progress.part(callback, i, largest, attack=attack, source=getattr(model, "name", str(i))),
+                **params,
+            )
+            if result.stopped_early:
+                break
+            done[i] = result.delta
+        total += done[i]
         if i + 1 in counts:
             out[i + 1] = total / (i + 1)
     return out

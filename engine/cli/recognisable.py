@@ -113,6 +113,8 @@ def _choices(args, model) -> int | None:
 def cmd_recognizability(args) -> int:
     from engine.analysis import recognisable, source_counts
 
+    if args.choices not in (None, "all") and not args.choices.isdigit():  # before the averaging it would wait for
+        raise ValueError(f"--choices must be a whole number of at least 2, or all; got {args.choices!r}")
     s = setup(args)
     domain = s.sources[0].domain
     choices = _choices(args, s.sources[0])

@@ -75,11 +75,12 @@ def _network(arch: str, width: int, name: str, path) -> torch.nn.Module:
 
 
 def pool(first: list[str], seed: int = 0) -> list[str]:
-    """Source models for a source-count curve: `first` in its order, then the ensemble in a seeded order, so the
-    first k of any longer list are the same k models."""
-    rest = [n for n in names() if n not in first]
-    order = np.random.default_rng(seed).permutation(len(rest)).tolist()
-    return list(first) + [rest[i] for i in order]
+    """Source models for a source-count curve: `first` in its order, then the trained ensemble models in an order
+    seeded over the whole plan, so the first k of any longer list are the same k models."""
+    planned = [model_name(a, s) for a, s, *_ in PLAN]
+    trained = set(names())
+    order = np.random.default_rng(seed).permutation(len(planned)).tolist()
+    return list(first) + [planned[i] for i in order if planned[i] in trained and planned[i] not in first]
 
 
 def train_one(arch: str, seed: int, width: int, epochs: int, data, test, log=print) -> dict:
@@ -89,23 +90,8 @@ def train_one(arch: str, seed: int, width: int, epochs: int, data, test, log=pri
     path = DIR / f"{name}.pt"
     torch.save(train.half_state(net), path)
     check = _network(arch, width, name, path)  # scored on what is committed: the float16 weights reloaded
-    x_test, y_test = test
-    entry = {
-        "name": name,
-        "arch": arch,
-        "width": width,
-        "seed": seed,
-        "role": "ensemble",
-        "epochs": epochs,
-        "params": sum(p.numel() for p in check.parameters()),
-        "file": path.name,
-        "bytes": path.stat().st_size,
-        "test_accuracy": round(train.accuracy(check, x_test, y_test), 4),
-        "slice500_accuracy": round(train.accuracy(check, x_test[:500], y_test[:500]), 4),
-        "train_seconds": round(seconds, 1),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
+    entry = {"name": name, "arch": arch, "width": width, "seed": seed, "role": "ensemble"}
+    entry.update(train.measured(check, path, epochs, seconds, test))
     manifest.write_entry(entry, MANIFEST)
     log(f"{name}: saved {path.name} ({entry['bytes'] / 1024:.0f} KB), test accuracy {entry['test_accuracy']:.4f}")
     return entry
@@ -142,7 +128,7 @@ def card() -> str:
         f"{len(rows)} models, {total / 2**20:.2f} MB of weights, "
         f"{sum(r['train_seconds'] for r in rows.values()) / 60:.0f} min of training (wall time on the shared "
         f"2-core machine)" + (f"; test accuracy {min(accuracy):.2%} to {max(accuracy):.2%}." if accuracy else "."),
-        "Training log: train.log.",
+        "Training logs: train*.log (two processes, one thread each, one from each end of the plan).",
         "",
     ]
     return "\n".join(lines)
@@ -155,6 +141,9 @@ def main(argv=None) -> int:
     group.add_argument("--model", nargs="+", help="these planned models (retrained)")
     group.add_argument("--card", action="store_true", help="only rewrite README.md from ensemble.json")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--reverse", action="store_true", help="with --all, from the end of the plan (a second process meets the first)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -164,10 +153,12 @@ def main(argv=None) -> int:
         if unknown:
             print(f"error: {unknown[0]} is not in the plan: {', '.join(plan)}", file=sys.stderr)
             return 2
-        todo = args.model or [n for n in plan if n not in read()]
+        todo = args.model or [n for n in plan if n not in read()][:: -1 if args.reverse else 1]
         data, test = fashion_mnist.train_split(), fashion_mnist.test_split()
         start = time.perf_counter()
         for name in todo:
+            if not args.model and name in read():  # another process trained it meanwhile
+                continue
             train_one(*plan[name], data, test, log=lambda m: print(m, flush=True))
             (DIR / "README.md").write_text(card())
         print(f"trained {len(todo)} models in {time.perf_counter() - start:.0f} s", flush=True)

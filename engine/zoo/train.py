@@ -167,6 +167,22 @@ def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=pri
     return entry
 
 
+def measured(net: torch.nn.Module, path, epochs: int, seconds: float, test) -> dict:
+    """A card's record of the weights saved at `path` and loaded into `net`: size, accuracy, training."""
+    x_test, y_test = test
+    return {
+        "epochs": epochs,
+        "params": sum(p.numel() for p in net.parameters()),
+        "file": path.name,
+        "bytes": path.stat().st_size,
+        "test_accuracy": round(accuracy(net, x_test, y_test), 4),
+        "slice500_accuracy": round(accuracy(net, x_test[:500], y_test[:500]), 4),
+        "train_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
 def record(arch: str, seed: int, role: str, epochs: int, seconds: float, test, eps: float | None = None) -> dict:
     """zoo.json's entry for saved weights, measured on what is committed: the float16 weights reloaded into a
     fresh float32 network."""
@@ -177,21 +193,7 @@ def record(arch: str, seed: int, role: str, epochs: int, seconds: float, test, e
         {k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()}
     )
     x_test, y_test = test
-    entry = {
-        "name": name,
-        "arch": arch,
-        "seed": seed,
-        "role": role,
-        "epochs": epochs,
-        "params": sum(p.numel() for p in check.parameters()),
-        "file": path.name,
-        "bytes": path.stat().st_size,
-        "test_accuracy": round(accuracy(check, x_test, y_test), 4),
-        "slice500_accuracy": round(accuracy(check, x_test[:500], y_test[:500]), 4),
-        "train_seconds": round(seconds, 1),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
+    entry = {"name": name, "arch": arch, "seed": seed, "role": role, **measured(check, path, epochs, seconds, test)}
     if eps is not None:
         entry["adversarial_training"] = {
             "method": "FGSM from a random start",
