@@ -1,5 +1,6 @@
 """The thesis' judging protocol (the true class among K choices) and the curve over the number of source models."""
 
+import argparse
 import json
 from types import SimpleNamespace
 
@@ -133,6 +134,7 @@ def test_every_ensemble_model_loads_and_scores_its_card():
     assert len(rows) >= 32 and {r["arch"] for r in rows.values()} >= {"lenet", "mlp", "vgg", "resnet", "densenet"}
     assert sum(r["bytes"] for r in rows.values()) < 15 * 2**20
     assert not set(rows) & set(models.names())  # not in the registry: no picker or every-model loop sees them
+    assert (ensemble.DIR / "README.md").read_text() == ensemble.card()
     x, y = fashion_mnist.evaluation_slice(500)
     for name, row in rows.items():
         model = ensemble.load(name, "cpu")
@@ -162,12 +164,15 @@ def test_cli_source_counts_and_choices(capsys):
 
 
 def test_cli_choices_default_to_the_domains():
+    from engine.cli import options
     from engine.cli.recognisable import _choices
 
     photo, grey = SimpleNamespace(domain="imagenet", num_classes=1000), SimpleNamespace(domain=FM, num_classes=10)
     assert _choices(SimpleNamespace(choices=None), photo) == 20  # the thesis' judges chose among 20
     assert _choices(SimpleNamespace(choices=None), grey) == 10
     assert _choices(SimpleNamespace(choices="all"), photo) is None
-    assert _choices(SimpleNamespace(choices="50"), grey) == 10
-    with pytest.raises(ValueError, match="--choices"):
-        _choices(SimpleNamespace(choices="1"), grey)
+    assert _choices(SimpleNamespace(choices=50), grey) == 10
+    assert options.choices("7") == 7 and options.choices("all") == "all"
+    for bad in ("1", "one", "-3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="at least 2"):
+            options.choices(bad)

@@ -102,19 +102,13 @@ def cmd_strength(args) -> int:
 
 def _choices(args, model) -> int | None:
     """--choices: a number, 'all' (None), or the domain's (the thesis' 20 on photos), at most every class."""
-    value = args.choices if args.choices is not None else str(domains.of(model).averaging.get("choices", "all"))
-    if value == "all":
-        return None
-    if not value.isdigit() or int(value) < 2:
-        raise ValueError(f"--choices must be a whole number of at least 2, or all; got {value!r}")
-    return min(int(value), model.num_classes)
+    value = args.choices if args.choices is not None else domains.of(model).averaging.get("choices", "all")
+    return None if value == "all" else min(value, model.num_classes)
 
 
 def cmd_recognizability(args) -> int:
     from engine.analysis import recognisable, source_counts
 
-    if args.choices not in (None, "all") and not args.choices.isdigit():  # before the averaging it would wait for
-        raise ValueError(f"--choices must be a whole number of at least 2, or all; got {args.choices!r}")
     s = setup(args)
     domain = s.sources[0].domain
     choices = _choices(args, s.sources[0])
@@ -243,6 +237,7 @@ def register(sub) -> None:
         if func is cmd_recognizability:
             p.add_argument(
                 "--choices",
+                type=options.choices,
                 default=None,
                 metavar="K",
                 help="each judge picks among the true class and K-1 others drawn with --seed, as the thesis' "
