@@ -403,15 +403,26 @@ def _choices_lines(out: dict) -> list[str]:
         + (f" ({', '.join(part['image names'])})" if part["image names"] else "")
         + f", their perturbations made again with the settings above; each judge picks the highest of its logits "
         f"over the image's class and {k - 1} others drawn at random (mean over {part['draws']} draws; chance "
-        f"{100 / k:.0f} %), beside its pick among all {classes} classes. `--recognisability-only "
-        f"{part['images']}` in {part['seconds'] / 60:.0f} min at {part['threads']} thread"
-        f"{'s' if part['threads'] > 1 else ''}.",
+        f"{100 / k:.0f} %), beside its pick among all {classes} classes: {part['images'] * len(out['config']['tests'])}"
+        f" verdicts per cell (× {part['draws']} draws). `--recognisability-only {part['images']}` at "
+        f"{part['threads']} thread{'s' if part['threads'] > 1 else ''}: judging {part['seconds'] / 60:.0f} min"
+        + (f", after {part['perturbation minutes']} min making them" if "perturbation minutes" in part else "")
+        + " (the log: recognisable_imagenet_choices.log).",
         "",
         f"| attack | setting | among {k} | among all {classes} |",
         "|---|---|---|---|",
     ]
     for (attack, setting), value in among.items():
         lines.append(f"| {attack} | {setting} | {100 * value:.1f} % | {100 * every[(attack, setting)]:.1f} % |")
+    single, noisy = among.get(("bim", "single-model")), among.get(("bim", "noisy multi-model"))
+    if single is not None and noisy is not None:
+        lines += [
+            "",
+            f"BIM among {k}: single-model {100 * single:.1f} % (thesis 5.5 %), noisy multi-model {100 * noisy:.1f} % "
+            f"(thesis 56 %), chance {100 / k:.0f} %: "
+            + ("the thesis' rise appears." if noisy - single >= 0.2 else "the thesis' rise does not appear here.")
+            + f" n = {part['images']} images × {len(out['config']['tests'])} judge(s) per cell.",
+        ]
     return lines
 
 
