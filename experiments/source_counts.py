@@ -179,7 +179,7 @@ def plot(out: dict, path: Path) -> None:
     )
     for ax, title in zip(axes, titles):
         ax.set_xscale("log", base=2)
-        ax.set_xticks(out["counts"], [str(k) for k in out["counts"]])
+        ax.set_xticks(out["counts"], [str(k) for k in out["counts"]], rotation=45, fontsize=8)
         ax.set_xlabel("source models averaged (noisy multi-model)")
         ax.set_ylabel("%")
         ax.set_ylim(bottom=0)
@@ -196,19 +196,29 @@ def plot(out: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def verdict(values: dict[int, float], more_is_growth: bool) -> str:
-    """Whether a curve grows with the count: its change from the first to the last count, and how many of its
-    steps go the growing way."""
+def verdict(values: dict[int, float], more_is_growth: bool, verdicts: int) -> str:
+    """Whether a curve grows with the count: its change from the first to the last count, how many of its steps go
+    the growing way, and its change from 2 sources on against two binomial standard deviations of one point."""
     ks = list(values)
     sign = 1 if more_is_growth else -1
     steps = [sign * (values[b] - values[a]) for a, b in zip(ks, ks[1:])]
     change = sign * (values[ks[-1]] - values[ks[0]])
     ups = sum(s > 0 for s in steps)
     grows = change >= 0.05 and ups >= len(steps) / 2
-    return (
+    text = (
         f"{'grows' if grows else 'does not grow'}: {100 * values[ks[0]]:.1f} % at {ks[0]} → "
         f"{100 * values[ks[-1]]:.1f} % at {ks[-1]} sources, {ups} of {len(steps)} steps the growing way"
     )
+    if 2 in values and ks[-1] > 2:
+        later = sign * (values[ks[-1]] - values[2])
+        p = values[2]
+        noise = 2 * (p * (1 - p) / verdicts) ** 0.5
+        text += (
+            f"; from 2 to {ks[-1]} sources {100 * later:+.1f} points (growing way), "
+            f"{'beyond' if later > noise else 'within'} the {100 * noise:.1f} points of two binomial sd of one "
+            f"point ({verdicts} verdicts)"
+        )
+    return text
 
 
 def markdown(out: dict, png: str) -> str:
@@ -245,9 +255,12 @@ def markdown(out: dict, png: str) -> str:
         "fewer averaged perturbations (§5.2.1). Here, against the count of sources:",
         "",
     ]
+    verdicts = out["images"] * len(out["judges"])
     for attack, (acc, rec) in c["curves"].items():
-        lines.append(f"- {attack}, strength (accuracy falling): {verdict(acc, more_is_growth=False)}.")
-        lines.append(f"- {attack}, recognisability: {verdict(rec, more_is_growth=True)}.")
+        lines.append(f"- {attack}, strength (accuracy falling): {verdict(acc, False, verdicts)}.")
+        lines.append(f"- {attack}, recognisability: {verdict(rec, True, verdicts)}.")
+    if "reading" in out:  # written by hand after the run, into the JSON
+        lines += ["", f"**In short:** {out['reading']}"]
     accuracies = list(out["ensemble accuracy"].values())
     if accuracies:
         lines += [
