@@ -45,7 +45,8 @@ class Domain:
     std: tuple[float, ...]
     # Attack parameters that differ from the attacks' own defaults (small grey images need a larger ε).
     attack_defaults: dict = field(default_factory=dict)
-    # The averaging analyses' budget ε, Gaussian copies and σ, and the display peak of targeted perturbations.
+    # The averaging analyses' budget ε, Gaussian copies and σ, the display peak of targeted perturbations, and the
+    # classes a judge of recognisability chooses among (the true one and choices − 1 drawn; the thesis' 20).
     averaging: dict = field(default_factory=dict)
     # Per analysis, the settings the app and the CLI start from (each finishes in seconds on two cores).
     defaults: dict = field(default_factory=dict)
@@ -282,7 +283,7 @@ def _fmnist_settings() -> dict:
     """Fashion-MNIST's budgets and page defaults (also those of a user's small grey images)."""
     return dict(
         attack_defaults={"eps": 0.2},
-        averaging={"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0},
+        averaging={"eps": 0.2, "copies": 20, "sigma": 0.2, "peak": 1.0, "choices": 10},
         defaults={
             "images": 50,
             "anatomy": {"copies": 20, "sigma": 0.2, "eps": 0.2, "steps": 20},
@@ -325,7 +326,7 @@ def _imagenet_settings() -> dict:
     """The photos' budgets and page defaults (also those of a user's larger images)."""
     return dict(
         attack_defaults={},
-        averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5},
+        averaging={"eps": 0.02, "copies": 10, "sigma": 0.05, "peak": 0.5, "choices": 20},
         defaults={
             "images": 8,
             "anatomy": {"copies": 4, "sigma": 0.05, "eps": 0.02, "steps": 10},
@@ -466,7 +467,7 @@ def derived_defaults(input_size: tuple[int, int, int]) -> tuple[dict, dict, dict
         }
         return (
             {"eps": eps},
-            {"eps": eps, "copies": 10, "sigma": 0.1, "peak": 0.5},
+            {"eps": eps, "copies": 10, "sigma": 0.1, "peak": 0.5, "choices": 10},
             defaults,
             f"{c}×{h}×{w} colour images (ε = 8/255, as on CIFAR-10)",
         )

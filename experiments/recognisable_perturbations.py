@@ -31,7 +31,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine import images, models
+from engine import domains, images, models
 from engine.analysis import checkerboard, masking, recognisable
 from engine.datasets import fashion_mnist
 from engine.report import environment
@@ -190,11 +190,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="recompute only the checkerboard section of an existing results file",
     )
+    parser.add_argument(
+        "--recognisability-only",
+        type=int,
+        metavar="N",
+        help="add to an existing results file the recognisability of the first N images' perturbations, judged "
+        "among the domain's choices (the thesis' 20 on photos; DRAWS draws of the other classes) and among every "
+        "class",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = quick(CONFIG[args.domain]) if args.quick else CONFIG[args.domain]
     if args.checkerboard_only:
         return redo_checkerboard(args, cfg)
+    if args.recognisability_only:
+        return redo_recognisability(args, cfg, args.recognisability_only)
     started = time.perf_counter()
     sources = [models.load(n, device="cpu") for n in cfg["sources"]]
     if args.domain == "imagenet" and not args.quick:  # the thesis' held-out judges, where their weights are cached
@@ -331,6 +341,91 @@ def redo_checkerboard(args, cfg: dict) -> int:
     return 0
 
 
+DRAWS = 10  # seeds of the K − 1 other classes each photo's judge chooses among: judging is cheap, the draw is noisy
+
+
+def redo_recognisability(args, cfg: dict, count: int) -> int:
+    """The recognisability section at the thesis' protocol (the true class among the domain's K choices, as its
+    judges chose among 20) beside every class, on the first `count` images, into the existing results file."""
+    started = time.perf_counter()
+    stem = f"recognisable_{args.domain}{'_quick' if args.quick else ''}"
+    path = args.out / f"{stem}.json"
+    out = json.loads(path.read_text())
+    sources = [models.load(n, device="cpu") for n in cfg["sources"]]
+    tests = [models.load(n, device="cpu") for n in out["config"]["tests"]]
+    if args.domain == "fashion-mnist":
+        x, y, _ = fmnist_images(cfg["per_class"], sources + tests)
+        x, y, names = x[:count], y[:count], None
+    else:
+        x, _, names = gallery_images(sources[0], args.quick)
+        x, names = x[:count], names[:count]
+        with torch.no_grad():
+            y = sum(torch.softmax(m(x), 1) for m in sources + tests).argmax(1)
+    log(f"{args.domain}: recognisability of {x.shape[0]} images, judged by {[m.name for m in tests]}")
+    chunk = args.chunk or (6 if names else x.shape[0])
+    deltas = chunked_perturbations(sources, x, y, cfg, chunk, args.cache / f"recognisable_{args.domain}")
+    choices = domains.get(args.domain).averaging["choices"]
+    rows = recognisable.recognisability_table(tests, y, deltas, args.domain)
+    for seed in range(DRAWS):
+        rows += [
+            {**r, "draw": seed}
+            for r in recognisable.recognisability_table(tests, y, deltas, args.domain, choices=choices, seed=seed)
+        ]
+    out["recognisability choices"] = {
+        "images": x.shape[0],
+        "image names": names,
+        "choices": choices,
+        "draws": DRAWS,
+        "rows": rows,
+        "seconds": time.perf_counter() - started,
+        "threads": torch.get_num_threads(),
+    }
+    path.write_text(json.dumps(out, indent=1))
+    (args.out / f"{stem}.md").write_text(markdown(out))
+    log(f"recognisability among {choices} choices added to {stem} in {out['recognisability choices']['seconds']:.0f} s")
+    return 0
+
+
+def _choices_lines(out: dict) -> list[str]:
+    """The recognisability table at the thesis' protocol (K choices) beside every class, where it was run."""
+    part = out.get("recognisability choices")
+    if part is None:
+        return []
+    k, rows = part["choices"], part["rows"]
+    every = _mean_by([r for r in rows if "draw" not in r], ("attack", "setting"), "source class share")
+    among = _mean_by([r for r in rows if "draw" in r], ("attack", "setting"), "source class share")
+    classes = next(r["choices"] for r in rows if "draw" not in r)
+    lines = [
+        "",
+        f"### Judged as the thesis' judges chose: the true class among {k}",
+        "",
+        f"The first {part['images']} images"
+        + (f" ({', '.join(part['image names'])})" if part["image names"] else "")
+        + f", their perturbations made again with the settings above; each judge picks the highest of its logits "
+        f"over the image's class and {k - 1} others drawn at random (mean over {part['draws']} draws; chance "
+        f"{100 / k:.0f} %), beside its pick among all {classes} classes: {part['images'] * len(out['config']['tests'])}"
+        f" verdicts per cell (× {part['draws']} draws). `--recognisability-only {part['images']}` at "
+        f"{part['threads']} thread{'s' if part['threads'] > 1 else ''}: judging {part['seconds'] / 60:.0f} min"
+        + (f", after {part['perturbation minutes']} min making them" if "perturbation minutes" in part else "")
+        + " (the log: recognisable_imagenet_choices.log).",
+        "",
+        f"| attack | setting | among {k} | among all {classes} |",
+        "|---|---|---|---|",
+    ]
+    for (attack, setting), value in among.items():
+        lines.append(f"| {attack} | {setting} | {100 * value:.1f} % | {100 * every[(attack, setting)]:.1f} % |")
+    single, noisy = among.get(("bim", "single-model")), among.get(("bim", "noisy multi-model"))
+    if single is not None and noisy is not None:
+        lines += [
+            "",
+            f"BIM among {k}: single-model {100 * single:.1f} % (thesis 5.5 %), noisy multi-model {100 * noisy:.1f} % "
+            f"(thesis 56 %), chance {100 / k:.0f} %: "
+            + ("the thesis' rise appears." if noisy - single >= 0.2 else "the thesis' rise does not appear here.")
+            + f" n = {part['images']} images × {len(out['config']['tests'])} judge(s) per cell.",
+        ]
+    return lines
+
+
 def _mean_by(rows: list[dict], keys: tuple[str, ...], value: str) -> dict:
     groups: dict = {}
     for r in rows:
@@ -375,9 +470,10 @@ def markdown(out: dict) -> str:
     rec = _mean_by(out["recognisability"], ("attack", "setting"), "source class share")
     for attack in out["config"]["attacks"]:
         lines.append(f"| {attack} | " + " | ".join(pct(rec.get((attack, s))) for s in recognisable.SETTINGS) + " |")
+    lines += _choices_lines(out)
     lines += [
         "",
-        "Thesis, ImageNet BIM: 5.5 % single vs 56 % noisy multi-model.",
+        "Thesis, ImageNet BIM: 5.5 % single vs 56 % noisy multi-model (judges choosing among 20 classes).",
         "",
         "## Contour vs background (BIM δ', mean test accuracy; control = random ±ε on the same pixels)",
         "",

@@ -87,6 +87,14 @@ def test_anatomy_averages_masks_and_extras(fm):
     fm.button(key="FormSubmitter:anatomy-form-Average").click().run()
     ok(fm)
     assert len(fm.get("plotly_chart")) == 4  # averages, area sweep, its derivative, L∞ sweep
+    assert "Recognisability" in [h.value for h in fm.header]
+    assert fm.number_input(key="anatomy.choices").value == 10  # Fashion-MNIST's judges choose among every class
+    fm.number_input(key="anatomy.choices").set_value(2).run()  # judged again among 2, no new averaging
+    ok(fm)
+    table = next(d.value for d in fm.dataframe if "judged as" in d.value)
+    assert set(table["setting"]) == {"single-model", "multi-model", "noisy multi-model"}
+    assert all(len(among.split(", ")) == 2 for among in table["among"])
+    assert all(judged in among.split(", ") for judged, among in zip(table["judged as"], table["among"]))
     fm.slider(key="anatomy.grow").set_value(2).run()  # a display-side change: no new averaging
     ok(fm)
     fm.number_input(key="anatomy.cb_copies").set_value(8)

@@ -6,7 +6,7 @@ from functools import partial
 
 import streamlit as st
 
-from app import figures, resources, state, universal_section, widgets
+from app import figures, recognisable_section, resources, state, universal_section, widgets
 from engine import cost, domains, targets
 from engine.analysis import checkerboard as cb
 from engine.analysis import masking
@@ -88,11 +88,8 @@ def _one_image(selection, model, black_models) -> None:
     if "noisy multi-model" not in deltas:
         st.warning("Cancelled before the noisy multi-model average finished: the sections below need it.")
         return
-    if targeted:
-        st.header("Generation effect")
-        st.caption(rec.generation_caption(model.class_names[int(labels[1][0])]))
-        st.dataframe(rec.generation_rows(verdicts, model.class_names), width="stretch")
     y = rec.consensus_labels([model, *judges], x)
+    recognisable_section.show(model, judges, y, labels, deltas, verdicts)
 
     st.header("Contour vs background")
     mask = _mask(model, domain, x, selection)

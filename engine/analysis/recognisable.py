@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from engine import domains, progress
@@ -168,15 +169,45 @@ def strength_table(
     return rows
 
 
+def choice_sets(y: torch.Tensor, num_classes: int, choices: int | None, seed: int = 0) -> torch.Tensor | None:
+    """N×`choices` classes a judge chooses among for each image: its class (column 0) and `choices` − 1 other
+    classes drawn with `seed`, as the thesis' judges chose among 20. None (or every class): the judge's own argmax.
+    """
+    if choices is None or choices >= num_classes:
+        return None
+    if isinstance(choices, bool) or not isinstance(choices, int) or choices < 2:
+        raise ValueError(f"choices must be a whole number ≥ 2 (or all), got {choices!r}")
+    rng = np.random.default_rng(seed)
+    truth = y.tolist()
+    # Drawn among the num_classes − 1 others, then shifted past the true class: each other class equally likely.
+    drawn = [[c + (c >= t) for c in rng.choice(num_classes - 1, choices - 1, replace=False).tolist()] for t in truth]
+    return torch.tensor([[t, *d] for t, d in zip(truth, drawn)], dtype=torch.long, device=y.device)
+
+
+def judge(model, x: torch.Tensor, sets: torch.Tensor | None = None, batch: int = 500) -> torch.Tensor:
+    """The class `model` names for every image of `x`: its argmax over all classes, or over row i of `sets` only."""
+    if sets is None:
+        return predict_labels(model, x, batch)
+    with torch.no_grad():
+        logits = torch.cat([model(x[lo : lo + batch]) for lo in range(0, x.shape[0], batch)])
+    sets = sets.to(logits.device)
+    return sets.gather(1, logits.gather(1, sets).argmax(1, keepdim=True)).squeeze(1)
+
+
 def verdicts(
-    tests: Sequence, deltas: dict[tuple[str, str], torch.Tensor], domain: str, targeted: bool = False
+    tests: Sequence,
+    deltas: dict[tuple[str, str], torch.Tensor],
+    domain: str,
+    targeted: bool = False,
+    sets: torch.Tensor | None = None,
 ) -> dict[tuple[str, str, str], torch.Tensor]:
-    """What each test model calls each display-normalised perturbation: (attack, setting, model) → N labels."""
+    """What each test model calls each display-normalised perturbation: (attack, setting, model) → N labels,
+    chosen among each image's `sets` row when given."""
     out = {}
     for (attack, setting), delta in deltas.items():
         shown = display_normalise(delta, domain, targeted)
         for m in tests:
-            out[(attack, setting, m.name)] = predict_labels(m, shown)
+            out[(attack, setting, m.name)] = judge(m, shown, sets)
     return out
 
 
@@ -186,12 +217,17 @@ def recognisability_table(
     deltas: dict[tuple[str, str], torch.Tensor],
     domain: str,
     targeted: bool = False,
+    choices: int | None = None,
+    seed: int = 0,
 ) -> list[dict]:
     """Table 4.3's shape: the share of display-normalised perturbations that test models classify as the source
-    class."""
+    class, choosing among `choices` classes per image (`choice_sets`; None: all of them)."""
+    classes = len(tests[0].class_names) if tests else 0
+    sets = choice_sets(y, classes, choices, seed)
+    shown = classes if sets is None else sets.shape[1]
     return [
-        {"attack": attack, "setting": setting, "model": model, "source class share": _share(pred, y)}
-        for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted).items()
+        {"attack": attack, "setting": setting, "model": model, "choices": shown, "source class share": _share(pred, y)}
+        for (attack, setting, model), pred in verdicts(tests, deltas, domain, targeted, sets).items()
     ]
 
 
@@ -375,6 +411,32 @@ def generation_verdicts(
     return target_recognisability_table(judges, *aimed, {("", s): d for s, d in deltas.items()}, domain)
 
 
+def recognition_rows(
+    judges: Sequence,
+    y: torch.Tensor,
+    deltas: dict[str, torch.Tensor],
+    domain,
+    class_names: Sequence[str],
+    choices: int | None = None,
+    seed: int = 0,
+) -> list[dict]:
+    """Untargeted δ (setting → δ of one image), shown alone to each judge choosing among `choices` classes (the
+    image's and others drawn with `seed`; None: every class): the class it names and whether that is the image's."""
+    sets = choice_sets(y, len(class_names), choices, seed)
+    picked = verdicts(judges, {("", s): d for s, d in deltas.items()}, domain, sets=sets)
+    among = ", ".join(class_names[c] for c in sets[0].tolist()) if sets is not None else f"all {len(class_names)}"
+    return [
+        {
+            "setting": setting,
+            "judge": judge,
+            "judged as": class_names[int(pred[0])],
+            "the image's class": bool(pred[0] == y[0].to(pred.device)),
+            "among": among,
+        }
+        for (_, setting, judge), pred in picked.items()
+    ]
+
+
 def judged_titles(
     verdict_rows: list[dict] | None, class_names: Sequence[str], settings: Sequence[str]
 ) -> dict[str, str]:
@@ -432,8 +494,6 @@ def similarity_matrices(
     settings: Sequence[str] = ("single-model", "noisy multi-model"),
 ) -> dict:
     """setting → the symmetric matrix of mean cosine similarities between `attacks` (1 on the diagonal)."""
-    import numpy as np
-
     out = {}
     for setting in settings:
         m = np.eye(len(attacks))

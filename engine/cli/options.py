@@ -188,6 +188,15 @@ def parse_target(value: str | None, model) -> int | None:
     raise ValueError(f"target {value!r} is neither a class index nor a class name of {model.name}")
 
 
+def choices(text: str) -> int | str:
+    """--choices K: a whole number of classes, at least 2, or 'all'."""
+    if text == "all":
+        return text
+    if not text.isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 2, or all; got {text!r}")
+    return int(text)
+
+
 def count(value: int | None, flag: str = "--n") -> int | None:
     if value is not None and value < 1:
         raise ValueError(f"{flag} must be at least 1 (got {value})")

@@ -26,12 +26,27 @@ def _targets(args, model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | No
     return targets.choose(model, x, policy, y=y, seed=args.seed)
 
 
+def _sources(args, domain) -> list:
+    """--models (default: the domain's sources); with --source-counts beyond them and no --models, the domain's
+    averaging ensemble follows in an order seeded by --seed."""
+    names = list(args.models or domain.sources)
+    counts = getattr(args, "source_counts", None)
+    if counts and max(counts) > len(names) and not args.models:
+        from engine.zoo import ensemble
+
+        if domain.name == ensemble.DOMAIN:
+            extra = ensemble.pool(names, args.seed)[len(names) : max(counts)]
+            return [open_model(args, n) for n in names] + [ensemble.load(n, args.device) for n in extra]
+    return [open_model(args, n) for n in names]
+
+
 def setup(args) -> SimpleNamespace:
-    """Models, images, labels, targets and the perturbations of every (attack, setting)."""
-    from engine.analysis import recognisable
+    """Models, images, labels, targets and the perturbations of every (attack, setting), or with --source-counts
+    those of the noisy multi-model average over the first k sources for each count k."""
+    from engine.analysis import recognisable, source_counts
 
     domain = domain_for(args, [args.model, *(args.models or [])])
-    sources = [open_model(args, n) for n in args.models or domain.sources]
+    sources = _sources(args, domain)
     black = [open_model(args, n) for n in args.black or domain.judges]
     single = open_model(args, args.model) if args.model else sources[0]
     settings = domains.of(sources[0]).averaging
@@ -45,17 +60,19 @@ def setup(args) -> SimpleNamespace:
     sigma = args.sigma if args.sigma is not None else settings["sigma"]
     eps = args.quantise_eps if args.quantise_eps is not None else settings["eps"]
     given = options.given_params(args)
-    deltas = recognisable.perturbations(
-        sources,
-        x,
-        y,
-        options.own_params(args.attack, given),
-        single=single,
-        copies=copies,
-        sigma=sigma,
-        target=target,
-        seed=args.seed,
-    )
+    params = options.own_params(args.attack, given)
+    if getattr(args, "source_counts", None):
+        if args.model:  # the single model leads, so the first point is the single-source average
+            sources = [single] + [m for m in sources if m.name != single.name]
+        counts = source_counts.check_counts(args.source_counts, len(sources))
+        attack = args.attack[0]
+        deltas = source_counts.nested_deltas(
+            sources, x, y, attack, params[attack], counts, copies=copies, sigma=sigma, target=target, seed=args.seed
+        )
+    else:
+        deltas = recognisable.perturbations(
+            sources, x, y, params, single=single, copies=copies, sigma=sigma, target=target, seed=args.seed
+        )
     return SimpleNamespace(
         sources=sources,
         black=black,
@@ -73,21 +90,36 @@ def setup(args) -> SimpleNamespace:
 
 
 def cmd_strength(args) -> int:
-    from engine.analysis import recognisable
+    from engine.analysis import recognisable, source_counts
 
     s = setup(args)
-    return emit(recognisable.strength_table(s.black, s.x, s.y, s.deltas, s.eps, seed=args.seed), args.json, rows_line)
+    if args.source_counts:
+        rows = source_counts.strength_curve(s.black, s.x, s.y, args.attack[0], s.deltas, s.eps, seed=args.seed)
+    else:
+        rows = recognisable.strength_table(s.black, s.x, s.y, s.deltas, s.eps, seed=args.seed)
+    return emit(rows, args.json, rows_line)
+
+
+def _choices(args, model) -> int | None:
+    """--choices: a number, 'all' (None), or the domain's (the thesis' 20 on photos), at most every class."""
+    value = args.choices if args.choices is not None else domains.of(model).averaging.get("choices", "all")
+    return None if value == "all" else min(value, model.num_classes)
 
 
 def cmd_recognizability(args) -> int:
-    from engine.analysis import recognisable
+    from engine.analysis import recognisable, source_counts
 
     s = setup(args)
     domain = s.sources[0].domain
-    if s.target is None:
-        rows = recognisable.recognisability_table(s.black, s.y, s.deltas, domain)
-    else:
+    choices = _choices(args, s.sources[0])
+    if s.target is not None:
         rows = recognisable.target_recognisability_table(s.black, s.y, s.target, s.deltas, domain)
+    elif args.source_counts:
+        rows = source_counts.recognisability_curve(
+            s.black, s.y, args.attack[0], s.deltas, domain, choices=choices, seed=args.seed
+        )
+    else:
+        rows = recognisable.recognisability_table(s.black, s.y, s.deltas, domain, choices=choices, seed=args.seed)
     return emit(rows, args.json, rows_line)
 
 
@@ -192,7 +224,26 @@ def register(sub) -> None:
         p = sub.add_parser(name, help=text)
         _add_shared(p)
         p.set_defaults(func=func)
+        if func is not cmd_similarity:
+            p.add_argument(
+                "--source-counts",
+                type=int,
+                nargs="+",
+                metavar="K",
+                help="the curve against the number of source models: the noisy multi-model average over the first "
+                "K sources for each K (e.g. 1 2 4 8 16 32; nested sets, the first --attack only). Without --models, "
+                "the domain's sources come first, then its averaging ensemble in an order seeded by --seed",
+            )
         if func is cmd_recognizability:
+            p.add_argument(
+                "--choices",
+                type=options.choices,
+                default=None,
+                metavar="K",
+                help="each judge picks among the true class and K-1 others drawn with --seed, as the thesis' "
+                "judges chose among 20; 'all' for every class (default: the domain's, 20 on the ImageNet photos, "
+                "every class on Fashion-MNIST); untargeted only",
+            )
             p.add_argument(
                 "--targeted",
                 nargs="?",

@@ -27,38 +27,40 @@ def _pooled(stages: OrderedDict[str, nn.Module], width: int) -> nn.Sequential:
     return nn.Sequential(stages)
 
 
-def lenet() -> nn.Sequential:
+def lenet(width: int = 6) -> nn.Sequential:
     """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: the MNIST model of the
     JSMA paper (Papernot et al. 2016)."""
+    second = 8 * width // 3  # LeNet's 6 → 16 channels
     return nn.Sequential(
         OrderedDict(
-            conv1=nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU()),
+            conv1=nn.Sequential(nn.Conv2d(1, width, 5, padding=2), nn.ReLU()),
             pool1=nn.MaxPool2d(2),
-            conv2=nn.Sequential(nn.Conv2d(6, 16, 5), nn.ReLU()),
+            conv2=nn.Sequential(nn.Conv2d(width, second, 5), nn.ReLU()),
             pool2=nn.MaxPool2d(2),
             flatten=nn.Flatten(),
-            fc1=nn.Sequential(nn.Linear(16 * 5 * 5, 120), nn.ReLU()),
+            fc1=nn.Sequential(nn.Linear(second * 5 * 5, 120), nn.ReLU()),
             fc2=nn.Sequential(nn.Linear(120, 84), nn.ReLU()),
             logits=nn.Linear(84, 10),
         )
     )
 
 
-def vgg() -> nn.Sequential:
+def vgg(width: int = 16) -> nn.Sequential:
     """VGG-style: stacked 3×3 conv + batch norm, max pooling, a small MLP head."""
+    w = width
     return nn.Sequential(
         OrderedDict(
-            conv1=_conv_bn(1, 16),
-            conv2=_conv_bn(16, 16),
+            conv1=_conv_bn(1, w),
+            conv2=_conv_bn(w, w),
             pool1=nn.MaxPool2d(2),
-            conv3=_conv_bn(16, 32),
-            conv4=_conv_bn(32, 32),
+            conv3=_conv_bn(w, 2 * w),
+            conv4=_conv_bn(2 * w, 2 * w),
             pool2=nn.MaxPool2d(2),
-            conv5=_conv_bn(32, 64),
+            conv5=_conv_bn(2 * w, 4 * w),
             pool3=nn.MaxPool2d(2),
             flatten=nn.Flatten(),
-            fc1=nn.Sequential(nn.Linear(64 * 3 * 3, 128), nn.ReLU(), nn.Dropout(0.3)),
-            logits=nn.Linear(128, 10),
+            fc1=nn.Sequential(nn.Linear(4 * w * 3 * 3, 8 * w), nn.ReLU(), nn.Dropout(0.3)),
+            logits=nn.Linear(8 * w, 10),
         )
     )
 
@@ -84,17 +86,18 @@ class BasicBlock(nn.Module):
         return self.relu(self.body(x) + self.skip(x))
 
 
-def resnet() -> nn.Sequential:
+def resnet(width: int = 16) -> nn.Sequential:
     """A small ResNet (He et al. 2016): a 16-channel stem, then basic blocks at 14×14 and 7×7."""
+    w = width
     return _pooled(
         OrderedDict(
-            stem=_conv_bn(1, 16),
-            block1=BasicBlock(16, 32, 2),
-            block2=BasicBlock(32, 32, 1),
-            block3=BasicBlock(32, 64, 2),
-            block4=BasicBlock(64, 64, 1),
+            stem=_conv_bn(1, w),
+            block1=BasicBlock(w, 2 * w, 2),
+            block2=BasicBlock(2 * w, 2 * w, 1),
+            block3=BasicBlock(2 * w, 4 * w, 2),
+            block4=BasicBlock(4 * w, 4 * w, 1),
         ),
-        64,
+        4 * w,
     )
 
 
@@ -115,12 +118,12 @@ def _transition(cin, cout):
     return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2))
 
 
-def densenet() -> nn.Sequential:
-    """A small DenseNet (Huang et al. 2017): a strided stem, two dense blocks of 4 layers, growth 12."""
-    stages: OrderedDict[str, nn.Module] = OrderedDict(stem=_conv_bn(1, 24, 3, 2))
-    ch = 24
+def densenet(width: int = 24) -> nn.Sequential:
+    """A small DenseNet (Huang et al. 2017): a strided stem, two dense blocks of 4 layers, growth width / 2."""
+    stages: OrderedDict[str, nn.Module] = OrderedDict(stem=_conv_bn(1, width, 3, 2))
+    ch = width
     for i in (1, 2):
-        stages[f"dense{i}"], ch = _dense_block(ch, 12, 4)
+        stages[f"dense{i}"], ch = _dense_block(ch, width // 2, 4)
         if i < 2:
             stages[f"transition{i}"] = _transition(ch, ch // 2)
             ch //= 2
@@ -132,28 +135,29 @@ def _separable(cin, cout, stride):
     return nn.Sequential(_conv_bn(cin, cin, 3, stride, groups=cin), _conv_bn(cin, cout, 1))
 
 
-def mobilenet() -> nn.Sequential:
+def mobilenet(width: int = 16) -> nn.Sequential:
     """MobileNet-style (Howard et al. 2017): depthwise-separable convolutions."""
+    w = width
     return _pooled(
         OrderedDict(
-            stem=_conv_bn(1, 16),
-            sep1=_separable(16, 32, 2),
-            sep2=_separable(32, 64, 1),
-            sep3=_separable(64, 128, 2),
-            sep4=_separable(128, 128, 1),
+            stem=_conv_bn(1, w),
+            sep1=_separable(w, 2 * w, 2),
+            sep2=_separable(2 * w, 4 * w, 1),
+            sep3=_separable(4 * w, 8 * w, 2),
+            sep4=_separable(8 * w, 8 * w, 1),
         ),
-        128,
+        8 * w,
     )
 
 
-def mlp() -> nn.Sequential:
+def mlp(width: int = 512) -> nn.Sequential:
     """A fully connected baseline: no convolution, no spatial prior."""
     return nn.Sequential(
         OrderedDict(
             flatten=nn.Flatten(),
-            fc1=nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2)),
-            fc2=nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2)),
-            logits=nn.Linear(256, 10),
+            fc1=nn.Sequential(nn.Linear(784, width), nn.ReLU(), nn.Dropout(0.2)),
+            fc2=nn.Sequential(nn.Linear(width, width // 2), nn.ReLU(), nn.Dropout(0.2)),
+            logits=nn.Linear(width // 2, 10),
         )
     )
 
@@ -170,11 +174,12 @@ CONVOLUTIONAL = {"lenet", "vgg", "resnet", "densenet", "mobilenet"}
 _NOT_BLOCKS = (nn.Flatten, nn.Dropout, nn.AdaptiveAvgPool2d)
 
 
-def build(arch: str) -> tuple[nn.Sequential, list[str], str | None]:
-    """(network, layer catalogue, Grad-CAM layer) for an architecture name."""
+def build(arch: str, width: int | None = None) -> tuple[nn.Sequential, list[str], str | None]:
+    """(network, layer catalogue, Grad-CAM layer) for an architecture name; `width`: its channels (units for the
+    MLP) in place of the zoo's, where a lighter model will do."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown zoo architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    net = ARCHITECTURES[arch]()
+    net = ARCHITECTURES[arch]() if width is None else ARCHITECTURES[arch](width)
     return (net, *catalogue(net, arch))
 
 

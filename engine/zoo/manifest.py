@@ -10,17 +10,17 @@ MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
 MANIFEST = MODELS_DIR / "zoo.json"
 
 
-def read() -> dict[str, dict]:
-    if not MANIFEST.is_file():
+def read(path: Path = MANIFEST) -> dict[str, dict]:
+    if not path.is_file():
         return {}
-    return json.loads(MANIFEST.read_text())
+    return json.loads(path.read_text())
 
 
-def write_entry(entry: dict) -> None:
+def write_entry(entry: dict, path: Path = MANIFEST) -> None:
     """Add or replace one model's record; safe when several training processes finish at once."""
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(MODELS_DIR / ".zoo.lock", "w") as lock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / ".zoo.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = read()
+        rows = read(path)
         rows[entry["name"]] = entry
-        MANIFEST.write_text(json.dumps(dict(sorted(rows.items())), indent=2) + "\n")
+        path.write_text(json.dumps(dict(sorted(rows.items())), indent=2) + "\n")

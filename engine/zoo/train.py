@@ -99,13 +99,21 @@ def half_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def fit(
-    arch: str, seed: int, epochs: int, train, test=None, log=print, eps: float | None = None, name: str | None = None
+    arch: str,
+    seed: int,
+    epochs: int,
+    train,
+    test=None,
+    log=print,
+    eps: float | None = None,
+    name: str | None = None,
+    width: int | None = None,
 ) -> tuple[torch.nn.Module, float]:
     """Train one network from its seed, on FGSM-RS examples at `eps` when given; returns it (eval mode) and the
-    seconds it took."""
+    seconds it took. `width`: the architecture's channels, when not the zoo's."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    net, _, _ = archs.build(arch)
+    net, _, _ = archs.build(arch, width)
     x_train, y_train = train
     steps = epochs * ((x_train.shape[0] + BATCH - 1) // BATCH)
     opt = torch.optim.AdamW(net.parameters(), lr=MAX_LR, weight_decay=5e-4)
@@ -159,6 +167,22 @@ def train_one(arch: str, seed: int, role: str, epochs: int, train, test, log=pri
     return entry
 
 
+def measured(net: torch.nn.Module, path, epochs: int, seconds: float, test) -> dict:
+    """A card's record of the weights saved at `path` and loaded into `net`: size, accuracy, training."""
+    x_test, y_test = test
+    return {
+        "epochs": epochs,
+        "params": sum(p.numel() for p in net.parameters()),
+        "file": path.name,
+        "bytes": path.stat().st_size,
+        "test_accuracy": round(accuracy(net, x_test, y_test), 4),
+        "slice500_accuracy": round(accuracy(net, x_test[:500], y_test[:500]), 4),
+        "train_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
 def record(arch: str, seed: int, role: str, epochs: int, seconds: float, test, eps: float | None = None) -> dict:
     """zoo.json's entry for saved weights, measured on what is committed: the float16 weights reloaded into a
     fresh float32 network."""
@@ -169,21 +193,7 @@ def record(arch: str, seed: int, role: str, epochs: int, seconds: float, test, e
         {k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()}
     )
     x_test, y_test = test
-    entry = {
-        "name": name,
-        "arch": arch,
-        "seed": seed,
-        "role": role,
-        "epochs": epochs,
-        "params": sum(p.numel() for p in check.parameters()),
-        "file": path.name,
-        "bytes": path.stat().st_size,
-        "test_accuracy": round(accuracy(check, x_test, y_test), 4),
-        "slice500_accuracy": round(accuracy(check, x_test[:500], y_test[:500]), 4),
-        "train_seconds": round(seconds, 1),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
+    entry = {"name": name, "arch": arch, "seed": seed, "role": role, **measured(check, path, epochs, seconds, test)}
     if eps is not None:
         entry["adversarial_training"] = {
             "method": "FGSM from a random start",
