@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import sqlite3
 
 import numpy as np
@@ -225,3 +226,17 @@ def test_results_pool_the_class_per_kind_with_difficulty_and_every_answer_in_the
 def test_the_qr_code_is_a_square_png():
     picture = Image.open(io.BytesIO(classroom.qr_png("http://127.0.0.1:8501/quiz?room=K7PX3M")))
     assert picture.format == "PNG" and picture.size[0] == picture.size[1] >= 21 * 6
+
+
+def test_the_operator_lists_rooms_and_purges_the_expired_ones_from_the_cli(tmp_path, monkeypatch, capsys):
+    from conftest import cli_json
+
+    db = tmp_path / "rooms.sqlite3"
+    monkeypatch.setenv("PE_CLASSROOM_DB", str(db))
+    classroom.Store(db, clock=lambda: 0.0).open_room(_quiz(), hours=1)  # long expired
+    fresh = classroom.Store(db).open_room(_quiz(), hours=1)
+    listed = cli_json(capsys, "classroom", "--json")
+    assert listed["database"] == str(db) and [r["open"] for r in listed["rooms"]] == [False, True]
+    assert "host" not in json.dumps(listed) and fresh.host not in json.dumps(listed)  # no teacher's key leaks
+    purged = cli_json(capsys, "classroom", "--expire", "1", "--json")
+    assert purged["purged"] == 1 and [r["code"] for r in purged["rooms"]] == [fresh.code]
