@@ -16,7 +16,6 @@ POLL_S = 1.5  # how often a student's page looks whether the teacher moved on
 CSS = """<style>
 .st-key-choices button {min-height: 3.4rem;}
 .st-key-choices button p {font-size: 1.25rem;}
-.stMainBlockContainer {padding-top: 3rem;}
 </style>"""
 
 

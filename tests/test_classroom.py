@@ -182,6 +182,7 @@ def test_names_are_checked_kept_as_typed_and_escaped_where_shown(room):
         shown = classroom.shown_name(name)
         assert "<" not in shown and ">" not in shown
         assert "](" not in shown and "**" not in shown and "`" not in shown.replace("\\`", "")
+    assert classroom.shown_name("O'Brien & Zoë") == "O'Brien &amp; Zoë"  # an entity Markdown shows as "&"
     with pytest.raises(classroom.RoomError, match="at most 40"):
         store.join(opened.code, "x" * 41)
     with pytest.raises(classroom.RoomError, match="Type a name"):
