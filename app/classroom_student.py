@@ -11,7 +11,7 @@ from app.classroom_section import picture
 from engine import classroom
 
 ROOM, ME = "room", "me"  # the query parameters of a student's link
-POLL_S = 1.5  # how often a student's page looks whether the teacher moved on
+POLL_S = 2.0  # how often a student's page looks whether the teacher moved on
 # Phones: the picture fills the width (a column is the whole screen there) and each choice is a thumb-sized button.
 CSS = """<style>
 .st-key-choices button {min-height: 3.4rem;}

@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     latencies, server_side = [], []
     with streamlit_server(folder / "streamlit.log", env={"PE_CLASSROOM_DB": str(db)}) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        teacher = browser.new_page(viewport={"width": 1280, "height": 720})
+        context = browser.new_context()
+        context.set_default_timeout(300_000)  # a loaded machine: every wait ends as soon as the page shows it
+        teacher = context.new_page()
+        teacher.set_viewport_size({"width": 1280, "height": 720})
         teacher.goto(f"{url}/quiz?model=fmnist-lenet-0&image=fmnist:0", wait_until="domcontentloaded")
         _settle(teacher, "Open a classroom")
         teacher.get_by_text("Open a classroom").click()
@@ -74,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             run_anyway.click()
         _settle(teacher, f"Question 1 of {questions}")
         code = teacher.locator(".st-key-room-code").inner_text().strip()
-        students = [browser.new_page(viewport={"width": 390, "height": 844}) for _ in range(STUDENTS)]
+        students = []
+        for _ in range(STUDENTS):  # a context each: eight browsers, eight sessions
+            c = browser.new_context(viewport={"width": 390, "height": 844})
+            c.set_default_timeout(300_000)
+            students.append(c.new_page())
         for page in students:
             page.goto(f"{url}/quiz?room={code}", wait_until="commit")
         for i, page in enumerate(students):
