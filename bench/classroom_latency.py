@@ -38,9 +38,9 @@ CLICK_AT = """([at, k]) => { setTimeout(() => {
     }, at - Date.now()); }"""
 
 
-def _settle(page, text: str) -> None:
-    page.get_by_text(text).first.wait_for(timeout=300_000)
-    page.wait_for_function(IDLE, timeout=300_000)
+def _settle(page, text: str, timeout_ms: int = 300_000) -> None:
+    page.get_by_text(text).first.wait_for(timeout=timeout_ms)
+    page.wait_for_function(IDLE, timeout=timeout_ms)
 
 
 def _stored(db: Path, question: int) -> list[float]:
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__, repeats=3, quick_help="one question", device=False)
     args = p.parse_args(argv)
     questions = 1 if args.quick else args.repeats
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     folder = Path(tempfile.mkdtemp(prefix="classroom-bench-"))
@@ -90,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             page.get_by_role("button", name="Join").click()
         for q in range(1, questions + 1):
             for page in students:
-                _settle(page, f"Question {q} of {questions}")
+                try:
+                    _settle(page, f"Question {q} of {questions}", 120_000)
+                except PlaywrightTimeout:  # a page a loaded machine left behind: reloaded, as a person would
+                    page.reload(wait_until="domcontentloaded")
+                    _settle(page, f"Question {q} of {questions}")
             _settle(teacher, f"0 of {STUDENTS} answered")
             teacher.evaluate(WATCH)
             at = int(time.time() * 1000) + 2000
@@ -104,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 shown = min(t for n, t in seen if n >= k) / 1000
                 latencies.append(shown - clicks[k - 1])
                 server_side.append(when - clicks[k - 1])
+            print(f"question {q}: click → count " + " ".join(f"{v:.2f}" for v in latencies[-len(stored) :]), flush=True)
             teacher.get_by_role("button", name="Reveal the answer").click()
             button = "See the results" if q == questions else "Next question"
             _settle(teacher, button)
