@@ -369,6 +369,23 @@ def bars(labels: Sequence[str], values: Sequence[float], title: str, height: int
     return _figure([bar], title={"text": title}, height=height, margin=MARGIN, yaxis={"tickformat": ".0%"})
 
 
+def class_answers(labels: Sequence[str], counts: Sequence[int], right: int, title: str, height: int = 330) -> go.Figure:
+    """A class's answers to one question: a bar per choice, the right one (index `right`) green and ticked."""
+    bar = {
+        "type": "bar",
+        "x": [("✓ " if i == right else "") + label for i, label in enumerate(labels)],
+        "y": list(counts),
+        "marker": {"color": ["#2e7d32" if i == right else "#9e9e9e" for i in range(len(labels))]},
+        "text": [str(c) for c in counts],
+        "textposition": "outside",
+        "hovertemplate": "%{x}: %{y}<extra></extra>",
+    }
+    top = max([1, *counts]) * 1.25  # room above the tallest bar for its number
+    return _figure(
+        [bar], title={"text": title}, height=height, margin=MARGIN, yaxis={"visible": False, "range": [0, top]}
+    )
+
+
 MARKED = {
     "source": dict(size=16, symbol="circle", color="black"),
     "target": dict(size=16, symbol="star", color="gold", line=dict(color="black", width=1)),

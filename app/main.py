@@ -14,7 +14,7 @@ import traceback  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from app import jobs, resources, state, urlstate, widgets  # noqa: E402
+from app import classroom_section, classroom_student, jobs, resources, state, urlstate, widgets  # noqa: E402
 from engine import domains, targets  # noqa: E402
 
 LOG = logging.getLogger("perturbation_explorer")
@@ -87,9 +87,22 @@ CSS = """<style>
 </style>"""
 
 
+def _pages(position: str = "sidebar"):
+    return st.navigation(
+        [
+            st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
+            for file, title, icon, path in PAGES
+        ],
+        position=position,
+    )
+
+
 def run() -> None:
-    # A projector link, or switching the deck on, folds the sidebar away: the slide gets the whole screen.
+    # A projector link, or switching the deck on, folds the sidebar away: the slide gets the whole screen. So does
+    # a classroom link, the teacher's (the projector) and a student's (a phone).
+    room = st.query_params.get("room")
     presenting = st.session_state.get("presentation", st.query_params.get("present") == "1")
+    presenting = presenting or room is not None or classroom_section.hosting()
     # A local file: an icon name would make the browser fetch it from a font host (nothing is fetched offline).
     st.set_page_config(
         page_title="Perturbation Explorer",
@@ -98,6 +111,10 @@ def run() -> None:
         initial_sidebar_state="collapsed" if presenting else "auto",
     )
     st.html(CSS)
+    if room is not None:  # a student: the room's question alone, none of the lab's sidebar, models or pages
+        _pages("hidden")
+        classroom_student.page(room)
+        return
     resources.check_models()
     apply_url()
     st.sidebar.title("Perturbation Explorer")
@@ -119,22 +136,18 @@ def run() -> None:
     with blacks_box:
         st.session_state["blacks_chosen"] = widgets.blacks_ui(model)
     # Every rerun goes through this entry point and its sidebar, then runs the chosen page file.
-    page = st.navigation(
-        [
-            st.Page(file, title=title, icon=icon, url_path=path, default=(path == "explorer"))
-            for file, title, icon, path in PAGES
-        ]
-    )
+    page = _pages()
     if page.url_path not in ("", "explorer"):  # the lab pages keep the shared part of the view in the link too
-        st.query_params.from_dict(
-            urlstate.encode(
-                model,
-                st.session_state["selection"].image_key,
-                None,
-                st.session_state["blacks_chosen"],
-                present=bool(st.session_state.get("presentation")),
-            )
+        view = urlstate.encode(
+            model,
+            st.session_state["selection"].image_key,
+            None,
+            st.session_state["blacks_chosen"],
+            present=bool(st.session_state.get("presentation")),
         )
+        # The teacher's room key stays: a reload or a server restart comes back to the room.
+        kept = {k: st.query_params[k] for k in urlstate.CLASSROOM_KEYS if k in st.query_params}
+        st.query_params.from_dict({**view, **kept})
     # Streamlit's own stop and rerun are BaseExceptions, not Exceptions: they pass every clause below untouched.
     try:
         page.run()

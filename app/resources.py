@@ -52,6 +52,21 @@ def attack_rows(domain: str) -> list[dict]:
     return attacks.available(domains.get(domain).attack_defaults)
 
 
+@st.cache_resource(show_spinner=False)
+def _classroom_store(path: str):
+    from engine import classroom as rooms
+
+    return rooms.Store(path)
+
+
+def classroom():
+    """The classroom database (engine.classroom: PE_CLASSROOM_DB, else the user's cache folder), one for every
+    session: each of its calls opens its own connection."""
+    from engine import classroom as rooms
+
+    return _classroom_store(str(rooms.default_path()))
+
+
 def model(name: str):
     """A model by name: this session's uploaded models first, else the shared cached one."""
     own = state.own_models()

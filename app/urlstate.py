@@ -11,6 +11,7 @@ from engine import attacks, domains
 
 PARAM_PREFIX = "p."
 KEYS = ("model", "image", "attack", "seed", "target", "blacks", "view", "present", "slide")
+CLASSROOM_KEYS = ("room", "me", "host")  # a classroom's student and teacher links (app/classroom_*.py)
 # The Explorer's perturbation views (as the URL names them → as the page labels them), and presentation
 # mode's slides (the URL numbers them from 1).
 VIEWS = {"signed": "signed δ", "amplified": "amplified |δ|", "display": "display-normalised"}
@@ -23,7 +24,7 @@ def parse(query: dict[str, str], usable_models: dict[str, str]) -> tuple[dict, l
     values: dict = {}
     problems: list[str] = []
     for key in query:
-        if key not in KEYS and not key.startswith(PARAM_PREFIX):
+        if key not in KEYS + CLASSROOM_KEYS and not key.startswith(PARAM_PREFIX):
             problems.append(f"unknown URL parameter {key!r} ignored")
     model = query.get("model")
     if model is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -71,13 +72,19 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@contextlib.contextmanager
-def streamlit_server(log: Path, timeout_s: float = 90.0, env: dict | None = None):
-    """`streamlit run app/main.py` on a free port of 127.0.0.1, as a user starts it (with `env` added to
-    the environment); yields its URL."""
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(
+    log: Path, timeout_s: float = 90.0, env: dict | None = None, port: int | None = None, stop: int = signal.SIGTERM
+):
+    """`streamlit run app/main.py` on `port` (default: a free one) of 127.0.0.1, as a user starts it (with `env`
+    added to the environment); yields its URL. Leaving sends `stop` (SIGKILL: a crash, nothing shut down)."""
+    port = free_port() if port is None else port
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [
@@ -117,7 +124,7 @@ def streamlit_server(log: Path, timeout_s: float = 90.0, env: dict | None = None
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
+        proc.send_signal(stop)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:  # a script thread deep in a long computation does not stop at once

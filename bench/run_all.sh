@@ -32,4 +32,5 @@ if [[ -z "$SUFFIX" ]]; then
     run profile_cw $PY bench/profile_cw.py
     run browser_first_result $PY bench/browser_first_result.py --repeats 2
     run concurrency $PY bench/concurrency.py
+    run classroom_latency $PY bench/classroom_latency.py
 fi

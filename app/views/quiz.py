@@ -6,13 +6,16 @@ import time
 
 import streamlit as st
 
-from app import resources, state, widgets
+from app import classroom_section, resources, state, widgets
 from app.jobs import Progress
 from engine import cost, domains, images
 from engine.analysis import quiz, quiz_views
 
 
 def page() -> None:
+    if classroom_section.hosting():  # a teacher's room: its pictures and answers come from the classroom database
+        classroom_section.teach()
+        return
     started = widgets.page_start("Perturbation quiz", "quiz")
     if started is None:
         return
@@ -54,6 +57,7 @@ def _start(model) -> None:
     names = quiz.source_names(model.name, [n for n in domain.sources if n in usable])
     settings = quiz.Settings.for_domain(domain)
     st.caption(quiz_views.settings_sentence(names, settings, domain.indexed))
+    classroom_section.offer(model, names, settings, len(keys))
     sizes = {"questions": int(count), "choices": int(choices), "seed": int(seed)}
     key = ("quiz", tuple(names), *sizes.values())
     if not (go or widgets.pending("quiz") == key):
@@ -116,9 +120,8 @@ def _results(session: state.QuizSession, blacks) -> None:
     unanswered = quiz_views.unanswered_sentence(s)
     if unanswered:
         st.caption(unanswered)
-    st.table(
-        quiz_views.score_rows(s), hide_index=True
-    )  # a table wraps its cells: a grid cuts the last column at 1280 px
+    # A table wraps its cells: a grid cuts the last column at 1280 px.
+    st.table(quiz_views.score_rows(s), hide_index=True)
     _machine(session, blacks)
     answers = quiz.answers_csv(made, session.answers)
     st.download_button(

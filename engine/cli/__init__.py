@@ -17,7 +17,7 @@ from . import attack, averaging, features, jsma, listing, quiz, recognisable, se
 from .options import EXIT_USAGE, Parser, fail
 
 # Commands that only read the catalogue or write a file: they never wait behind a running job.
-LIGHT_COMMANDS = {"models", "attacks", "export-fmnist", "download"}
+LIGHT_COMMANDS = {"models", "attacks", "export-fmnist", "download", "classroom"}
 
 # In the order `python -m engine --help` lists them.
 _GROUPS = (
@@ -31,6 +31,7 @@ _GROUPS = (
     recognisable.register,
     averaging.register,
     quiz.register,
+    quiz.register_classroom,
     features.register_patch,
     sweep.register,
     universal.register,

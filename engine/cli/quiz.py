@@ -166,3 +166,43 @@ def register(sub) -> None:
     options.add_common(p, seed=True)
     options.add_attack_params(p)
     p.set_defaults(func=cmd_quiz)
+
+
+def cmd_classroom(args) -> int:
+    import time
+
+    from engine import classroom
+
+    store = classroom.Store()
+    purged = None if args.expire is None else store.purge(args.expire)
+    rows = store.rooms()
+    if args.json:
+        print(json.dumps({"database": str(store.path), "purged": purged, "rooms": rows}, indent=2))
+        return 0
+    print(
+        f"{store.path}: {len(rows)} room{'s' if len(rows) != 1 else ''}"
+        + ("" if purged is None else f", {purged} purged")
+    )
+    for r in rows:
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["expires"]))
+        state = f"open until {until}" if r["open"] else f"expired {until}"
+        print(
+            f"{r['code']}  {state}  question {r['question']} of {r['questions']} ({r['phase']})  "
+            f"{r['students']} students, {r['answers']} answers"
+        )
+    return 0
+
+
+def register_classroom(sub) -> None:
+    p = sub.add_parser(
+        "classroom", help="the classroom quiz's rooms in PE_CLASSROOM_DB: list them, delete the expired ones"
+    )
+    p.add_argument(
+        "--expire",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="delete the rooms (answers and pictures included) that expired at least HOURS ago (0: every expired one)",
+    )
+    options.add_json(p)
+    p.set_defaults(func=cmd_classroom)
