@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
+import pytest
 
 # The browser tests' marks (slow; skipped, with the reason, where Chromium is missing) and their waits.
 from test_browser import _no_exception, _past_the_gate, _settle, playwright, pytestmark  # noqa: F401
@@ -60,6 +61,8 @@ def _choices(page):
     return page.locator(".st-key-choices button")
 
 
+# Nine pages and two server starts: minutes beside the other worker, past the suite's 600 s on a busy machine.
+@pytest.mark.timeout(1500)
 def test_a_class_of_eight_answers_once_each_and_the_room_survives_a_restart(browser, tmp_path, shots):
     db, port = tmp_path / "rooms.sqlite3", free_port()
     env = {"PE_CLASSROOM_DB": str(db)}
