@@ -147,12 +147,16 @@ def test_a_users_model_gets_the_checks_its_images_and_models_allow():
     assert seed_report.plan(model)[0] == []  # no labelled images yet: nothing applies, each check says why
     images = datasets.open_zip(own_world.zip_bytes())
     model.domain_record = datasets.as_domain(domains.of(model), images, "zip:r", model)
-    single = {"jsma-variants", "checkerboard", "mask-fgsm", "patch-distance"}
+    single = {"jsma-variants", "jsma-curve", "checkerboard", "mask-fgsm", "mask-tradeoff", "patch-distance"}
+    judged = {"aa-transfer", "layer-predictor"}
     todo, skipped = seed_report.plan(model)
-    assert {c.name for c in todo} == single and {s["name"] for s in skipped} == {"aa-transfer", "recognisable"}
-    # The user's black box lets AA's transfer run; noisy multi-model averaging still needs other source models.
+    assert {c.name for c in todo} == single
+    assert {s["name"] for s in skipped} == judged | {"recognisable", "source-counts"}
+    # The user's black box lets AA's checks run; noisy multi-model averaging still needs other source models, and
+    # the source-count curve the Fashion-MNIST ensemble.
     todo, skipped = seed_report.plan(model, blacks=[own_world.classifier("black")])
-    assert {c.name for c in todo} == single | {"aa-transfer"} and [s["name"] for s in skipped] == ["recognisable"]
+    assert {c.name for c in todo} == single | judged
+    assert [s["name"] for s in skipped] == ["recognisable", "source-counts"]
 
 
 @pytest.mark.slow
