@@ -173,6 +173,6 @@ register(
         "qualitative: separability and tSuc peak at the same layer for every black box",
         _predictor,
         needs=_needs,
-        seconds=(60.0, 60.0),
+        seconds=(10.0, 30.0),
     )
 )

@@ -255,7 +255,7 @@ register(
         "qualitative: stronger and more recognisable with more models (100–270 averaged)",
         _counts,
         needs=_needs_ensemble,
-        seconds=(40.0, 0.0),
+        seconds=(40.0, 0.0),  # photos: does not apply
     )
 )
 register(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine import attacks, images
 from engine.analysis import patch_distance as patches
 from engine.analysis import patch_results
-from engine.analysis.sparsity import DEFAULT_VARIANTS, comparison_table, mask_tradeoff
+from engine.analysis.sparsity import DEFAULT_VARIANTS, P_THS, comparison_table, mask_tradeoff
 
 from . import figures
 from .base import Check, Context, Figure, Section, Table, needs_layers, pct, register
@@ -69,8 +69,8 @@ def _table(ctx: Context) -> Section:
 
 def _tradeoff(ctx: Context) -> Section:
     model = ctx.model
-    x, y, _ = ctx.images(ctx.size(2, 100, 4))
-    p_ths = ctx.size((0.0, 0.9), (0.0, 0.3, 0.5, 0.7, 0.8, 0.9), (0.0, 0.5, 0.9))
+    x, y, _ = ctx.images(ctx.size(2, 300, 12))
+    p_ths = ctx.size((0.0, 0.9), P_THS, (0.0, 0.3, 0.5, 0.7, 0.8, 0.9))
     rows = mask_tradeoff(model, x, y, p_ths=p_ths, seed=ctx.seed, callback=ctx.callback)
     if ctx.stopped or len(rows) < len(p_ths) + 1:
         return Section({}, "", complete=False)
@@ -190,7 +190,7 @@ register(
         "Mask-FGSM L0 3.82 %, SSIM 0.997 (no success rate given)",
         _tradeoff,
         needs=needs_layers,
-        seconds=(30.0, 60.0),
+        seconds=(6.0, 30.0),
     )
 )
 register(
