@@ -146,8 +146,8 @@ def _predictor(ctx: Context) -> Section:
     headline = (
         f"best separated layer {best['separability']}, best transferring {best['tSuc']}"
         + ("" if rho is None else f" (Spearman ρ {rho:+.2f})")
-        + f"; best layer per black box: {', '.join(str(v) for v in sorted(judged))} "
-        "(paper: the best separated layer transfers best, whatever the black box)"
+        + f"; best layer per black box: {', '.join(str(v) for v in sorted(judged))} (paper: one layer, the best "
+        "separated)"
     )
     return Section(
         settings,
