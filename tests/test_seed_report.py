@@ -89,15 +89,16 @@ def test_a_cancel_after_the_first_check_gives_a_partial_report_of_that_check(len
     _assert_offline(html)
 
 
-def test_a_check_cut_short_is_left_out_whole(lenet):
+@pytest.mark.parametrize("name", ["checkerboard", "layer-predictor", "jsma-curve", "mask-tradeoff", "source-counts"])
+def test_a_check_cut_short_is_left_out_whole(lenet, name):
     calls = []
 
     def cancel_inside(step, total, state):
         calls.append(step)
         return len(calls) < 3  # the check's own progress, after its start
 
-    report = seed_report.run(lenet, names=["checkerboard"], tiny=True, callback=cancel_inside)
-    assert report["partial"] and report["checks"] == [] and report["not_run"] == ["checkerboard"]
+    report = seed_report.run(lenet, names=[name], tiny=True, callback=cancel_inside)
+    assert report["partial"] and report["checks"] == [] and report["not_run"] == [name]
     assert _sections(seed_report.render(report)) == []
 
 
@@ -147,12 +148,16 @@ def test_a_users_model_gets_the_checks_its_images_and_models_allow():
     assert seed_report.plan(model)[0] == []  # no labelled images yet: nothing applies, each check says why
     images = datasets.open_zip(own_world.zip_bytes())
     model.domain_record = datasets.as_domain(domains.of(model), images, "zip:r", model)
-    single = {"jsma-variants", "checkerboard", "mask-fgsm", "patch-distance"}
+    single = {"jsma-variants", "jsma-curve", "checkerboard", "mask-fgsm", "mask-tradeoff", "patch-distance"}
+    judged = {"aa-transfer", "layer-predictor"}
     todo, skipped = seed_report.plan(model)
-    assert {c.name for c in todo} == single and {s["name"] for s in skipped} == {"aa-transfer", "recognisable"}
-    # The user's black box lets AA's transfer run; noisy multi-model averaging still needs other source models.
+    assert {c.name for c in todo} == single
+    assert {s["name"] for s in skipped} == judged | {"recognisable", "source-counts"}
+    # The user's black box lets AA's checks run; noisy multi-model averaging still needs other source models, and
+    # the source-count curve the Fashion-MNIST ensemble.
     todo, skipped = seed_report.plan(model, blacks=[own_world.classifier("black")])
-    assert {c.name for c in todo} == single | {"aa-transfer"} and [s["name"] for s in skipped] == ["recognisable"]
+    assert {c.name for c in todo} == single | judged
+    assert [s["name"] for s in skipped] == ["recognisable", "source-counts"]
 
 
 @pytest.mark.slow
