@@ -5,12 +5,10 @@ restart comes back to the same room."""
 
 from __future__ import annotations
 
-import io
 import os
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from app import figures, resources, widgets
 from app.jobs import Progress
@@ -32,7 +30,7 @@ def hosting() -> bool:
 
 def picture(png: bytes, side: int) -> np.ndarray:
     """A stored question picture, enlarged with square pixels (the browser would blur a 28-px picture)."""
-    return images.enlarged(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), side)
+    return images.enlarged(np.asarray(images.decode(png).convert("RGB")), side)
 
 
 def offer(model, names: list[str], settings: quiz.Settings, askable: int) -> None:

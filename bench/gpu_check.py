@@ -99,11 +99,15 @@ COMMANDS: dict[str, list[list[str]] | str] = {
         + ["--steps", "5", "--out", "{out}/sweep.csv"]
     ],
     "universal": [["--model", LENET, "--n", "32", "--held-out", "32", "--max-iter", "1"]],
+    "layer-predictor": [["--model", LENET, "--n", "32", "--steps", "3", "--layer", "0", "3", "--bank-per-class", "10"]],
+    "mask-tradeoff": [["--model", LENET, "--n", "16", "--p-th", "0", "0.5"]],
+    "report": [["--model", LENET, "--quick", "--out", "{out}/report.html"]],
+    "classroom": [["--json"]],
     "export-fmnist": [["--index", "0", "--out", "{out}/fmnist0.png"]],
     "download": "needs the network, which the GPU machine lacks",
 }
 DRY_COMMANDS = ("models", "attack", "export-fmnist")  # --dry: one run each, enough to check the step works
-NO_DEVICE = {"models", "attacks", "export-fmnist"}  # commands without --device
+NO_DEVICE = {"models", "attacks", "export-fmnist", "classroom"}  # commands without --device
 # Images whose success may differ between devices: float sums in another order flip an image that ends on the
 # decision boundary (the boundary attacks stop there by design). More than this is a disagreement.
 AGREE_TOLERANCE = 0.05
