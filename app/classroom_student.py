@@ -36,11 +36,24 @@ def page(text: str) -> None:
         _join(store, code, None if token is None else str(err))
         return
     st.markdown(f"**Room {code}** · {classroom.shown_name(view.name)}")
+    _live(code, token)
+
+
+# The whole view is the fragment that polls: it draws the teacher's current question itself. A poll that asked
+# for a full-app rerun instead left, in two of four test runs, one page that never updated again (the rerun and
+# the poll's timer seem to race in Streamlit's frontend), and that student missed the rest of the quiz.
+@st.fragment(run_every=POLL_S)
+def _live(code: str, token: str) -> None:
+    store = resources.classroom()
+    try:
+        view = store.student(code, token)
+    except classroom.RoomError as err:
+        st.info(str(err))
+        return
     if view.phase == "finished":
         _finished(view)
     else:
         _question(store, code, token, view)
-    _follow(code, (view.current, view.phase))
 
 
 def _other_code() -> None:
@@ -90,7 +103,7 @@ def _question(store: classroom.Store, code: str, token: str, view: classroom.Stu
                     store.answer(code, token, q.number, c)
                 except classroom.RoomError as err:
                     st.warning(str(err))
-                st.rerun()
+                st.rerun(scope="fragment")
     truth = view.truth.get(q.number)
     if truth is not None:
         verdict = "no answer from you" if mine is None else "you were right" if mine == truth else "not this time"
@@ -114,14 +127,3 @@ def _finished(view: classroom.StudentView) -> None:
         for n, t in sorted(view.truth.items())
     ]
     st.dataframe(rows, hide_index=True, width="stretch")
-
-
-@st.fragment(run_every=POLL_S)
-def _follow(code: str, seen: tuple[int, str]) -> None:
-    """Rerun the page once the teacher has moved on (or the room has ended)."""
-    try:
-        now = resources.classroom().where(code)
-    except classroom.RoomError:
-        now = None
-    if now != seen:
-        st.rerun(scope="app")
