@@ -147,6 +147,31 @@ IDLE = """() => document.querySelector('[data-testid=stApp]')?.dataset.testScrip
         p => p._fullLayout && p.querySelector('.main-svg'))"""
 
 
+# Set on the page before a click: becomes true once the script leaves rest, which the frontend marks the moment
+# it sends the click to the server (whatever the server's load).
+_RAN_SINCE = """() => { const app = document.querySelector('[data-testid=stApp]'); window.__ranSince = false;
+    new MutationObserver((_, seen) => { if (app.dataset.testScriptState !== 'notRunning') {
+        window.__ranSince = true; seen.disconnect(); } })
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']}); }"""
+
+
+def click_to_run(page, button, tries: int = 3, patience_s: float = 20) -> None:
+    """Click `button` (a locator) and see the app take the click: its script starts. A person whose click did
+    not take (a layout shift under the pointer, a frame redrawn mid-click) clicks again, and so does this; a click
+    that took is never repeated, so nothing runs twice."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        page.evaluate(_RAN_SINCE)
+        button.click()
+        try:
+            page.wait_for_function("() => window.__ranSince", timeout=patience_s * 1000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+
+
 def choose(page, label: str, option: str, timeout_s: float = 120) -> None:
     """Pick `option` in the selectbox labelled `label`, as a person does: open it, type, click the entry, and
     see the box show it.

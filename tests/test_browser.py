@@ -20,7 +20,7 @@ from conftest import BROWSER_TIMEOUT_MS, require
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import IDLE, choose  # noqa: E402
+from bench_common import IDLE, choose, click_to_run  # noqa: E402
 
 playwright = require("playwright.sync_api")
 pytestmark = [
@@ -114,13 +114,13 @@ def _press(page, link: str, button: str, marker: str, timeout_s: int = 240) -> N
 
 def _click_until(page, button: str, marker, timeout_s: int = 240) -> None:
     """Click `button` on the open page and wait for the result, `marker`, past the gate."""
-    page.get_by_role("button", name=button).first.click()
+    click_to_run(page, page.get_by_role("button", name=button).first)
     _result(page, marker, timeout_s)
 
 
 def _start(page, button: str, running: str) -> None:
     """Click `button` and wait until the bar shows `running`, past the gate."""
-    page.get_by_role("button", name=button).first.click()
+    click_to_run(page, page.get_by_role("button", name=button).first)
     _past_the_gate(page, running, BROWSER_TIMEOUT_MS // 1000)
 
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
 import browser_own_model as byo  # noqa: E402  (the app server is conftest's `server`)
+from bench_common import click_to_run  # noqa: E402
 
 playwright = require("playwright.sync_api")
 pytestmark = [
@@ -212,7 +213,7 @@ def _jsma_reaches_and_draws_its_curve(page) -> None:
 
 def _click_and_wait(page, button: str, marker: str) -> None:
     """Click `button` and wait for `marker` (confirming a run this machine prices as long), then for the charts."""
-    page.get_by_role("button", name=button).first.click()
+    click_to_run(page, page.get_by_role("button", name=button).first)
     anyway = page.get_by_role("button", name="Run anyway")
     page.get_by_text(marker).or_(anyway).first.wait_for(timeout=300_000)
     if anyway.count():
