@@ -102,11 +102,22 @@ else:
     os.environ.setdefault("PE_COMPUTE_DIR", tempfile.mkdtemp(prefix="pe-compute-"))
 
 
+# The modules whose tests take a minute or more each in the suite (walks of every page, nine browsers, a server
+# restart), longest first: started first, they run beside the short tests instead of ending the run alone.
+LONGEST = ("test_browser_defaults.py", "test_browser_classroom.py", "test_browser_own_world.py", "test_browser_deck.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The slow tests first. Work stealing (pyproject's `--dist worksteal`) hands each worker half the list and lets
-    a worker that runs dry take half of what the other has left, so the slow tests get shared and the run ends on
-    short ones instead of one worker finishing a long browser test alone while the other idles."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow tests first, the longest of them before the rest. Work stealing (pyproject's `--dist worksteal`)
+    hands each worker half the list and lets a worker that runs dry take half of what the other has left, so the
+    slow tests get shared and the run ends on short ones instead of one worker finishing a long browser test alone
+    while the other idles."""
+
+    def order(item) -> tuple[bool, int]:
+        name = item.path.name
+        return item.get_closest_marker("slow") is None, LONGEST.index(name) if name in LONGEST else len(LONGEST)
+
+    items.sort(key=order)
 
 
 def _correct(model):
