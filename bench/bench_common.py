@@ -147,12 +147,25 @@ IDLE = """() => document.querySelector('[data-testid=stApp]')?.dataset.testScrip
         p => p._fullLayout && p.querySelector('.main-svg'))"""
 
 
-# Set on the page before a click: becomes true once the script leaves rest, which the frontend marks the moment
-# it sends the click to the server (whatever the server's load).
-_RAN_SINCE = """() => { const app = document.querySelector('[data-testid=stApp]'); window.__ranSince = false;
-    new MutationObserver((_, seen) => { if (app.dataset.testScriptState !== 'notRunning') {
-        window.__ranSince = true; seen.disconnect(); } })
-    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']}); }"""
+# Counts the app's finished runs from now on, and notes whether a run has started since (Streamlit marks its root
+# with the script's state; the frontend leaves "notRunning" the moment it sends a click, whatever the server's load).
+WATCH_RUNS = """() => {
+    const app = document.querySelector('[data-testid=stApp]');
+    if (!window.__runs) {
+        window.__runs = {done: 0, running: false, started: false};
+        new MutationObserver(() => {
+            const s = app.getAttribute('data-test-script-state');
+            if (s !== 'notRunning') window.__runs.started = true;
+            if (s === 'running') window.__runs.running = true;
+            else if (s === 'notRunning' && window.__runs.running) {
+                window.__runs.running = false;
+                window.__runs.done++;
+            }
+        }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    }
+    window.__runs.done = 0;
+    window.__runs.started = false;
+}"""
 
 
 def click_to_run(page, button, tries: int = 3, patience_s: float = 20) -> None:
@@ -162,10 +175,10 @@ def click_to_run(page, button, tries: int = 3, patience_s: float = 20) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(tries):
-        page.evaluate(_RAN_SINCE)
+        page.evaluate(WATCH_RUNS)
         button.click()
         try:
-            page.wait_for_function("() => window.__ranSince", timeout=patience_s * 1000)
+            page.wait_for_function("() => window.__runs.started", timeout=patience_s * 1000)
             return
         except PlaywrightTimeout:
             if attempt == tries - 1:

@@ -30,7 +30,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import CHROMIUM_FLAGS, ROOT, choose, parser, streamlit_server, two_cores  # noqa: E402
+from bench_common import (  # noqa: E402
+    CHROMIUM_FLAGS,
+    ROOT,
+    WATCH_RUNS,
+    choose,
+    parser,
+    streamlit_server,
+    two_cores,
+)
 
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "fixtures")]  # engine; own_world; make_own_world
 CHROMIUM = "/usr/bin/chromium"
@@ -330,7 +338,7 @@ def add_model(page, path: Path, fields: dict[str, str], timeout_s: float = 180) 
 def rerun_done(page, action, timeout_s: float = 180) -> None:
     """Do `action` (a click that reruns the app) and wait until that rerun has finished: until then the sidebar
     is the old one, and a click on it may land on an element the rerun then replaces."""
-    page.evaluate(_WATCH_RUNS)
+    page.evaluate(WATCH_RUNS)
     action()
     page.wait_for_function(
         "() => window.__runs.done > 0 && document.querySelector("
@@ -363,22 +371,6 @@ def alerts(page) -> list[str]:
     return page.locator("[data-testid='stMain'] [data-testid='stAlert']").all_inner_texts()
 
 
-# Counts the app's finished runs from now on (Streamlit marks its root with the script's state).
-_WATCH_RUNS = """() => {
-    const app = document.querySelector('[data-testid=stApp]');
-    if (!window.__runs) {
-        window.__runs = {done: 0, running: false};
-        new MutationObserver(() => {
-            const s = app.getAttribute('data-test-script-state');
-            if (s === 'running') window.__runs.running = true;
-            else if (s === 'notRunning' && window.__runs.running) {
-                window.__runs.running = false;
-                window.__runs.done++;
-            }
-        }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-    }
-    window.__runs.done = 0;
-}"""
 # The marker; a confirmation to click; or, once a run has ended, an error or a note the page did not show before
 # (a run that ends without either is followed by another: a page that reruns itself to show its result).
 _OUTCOME = """([marker, before]) => {
@@ -401,7 +393,7 @@ def first_result(page, title: str, button: str | None, marker: str, timeout_s: f
     to confirm a long run}."""
     from playwright.sync_api import TimeoutError as Timeout
 
-    page.evaluate(_WATCH_RUNS)
+    page.evaluate(WATCH_RUNS)
     start = time.perf_counter()
     go_to(page, title)
     page.wait_for_function(
@@ -419,7 +411,7 @@ def first_result(page, title: str, button: str | None, marker: str, timeout_s: f
             return {"seconds": None, "sentence": (alerts(page) or ["(no button, no note)"])[-1], "asked": False}
         wait_idle(page, timeout_s)
         before = alerts(page)
-        page.evaluate(_WATCH_RUNS)
+        page.evaluate(WATCH_RUNS)
         start = time.perf_counter()
         press.click()
     asked = False
@@ -435,7 +427,7 @@ def first_result(page, title: str, button: str | None, marker: str, timeout_s: f
         if found == "asked":
             asked = True
             page.get_by_role("button", name="Run anyway").first.click()
-            page.evaluate(_WATCH_RUNS)
+            page.evaluate(WATCH_RUNS)
             found = page.wait_for_function(
                 _OUTCOME, arg=[marker, before], timeout=timeout_s * 1000, polling=100
             ).json_value()
