@@ -337,11 +337,12 @@ def add_model(page, path: Path, fields: dict[str, str], timeout_s: float = 180) 
 
 def rerun_done(page, action, timeout_s: float = 180) -> None:
     """Do `action` (a click that reruns the app) and wait until that rerun has finished: until then the sidebar
-    is the old one, and a click on it may land on an element the rerun then replaces."""
+    is the old one, and a click on it may land on an element the rerun then replaces. A rerun short enough that
+    the page never drew "running" (its states drawn at once) still drew "rerunRequested": it counts as begun."""
     page.evaluate(WATCH_RUNS)
     action()
     page.wait_for_function(
-        "() => window.__runs.done > 0 && document.querySelector("
+        "() => (window.__runs.done > 0 || window.__runs.started) && document.querySelector("
         '"[data-testid=stApp][data-test-script-state=notRunning]")',
         timeout=timeout_s * 1000,
     )
