@@ -91,8 +91,13 @@ _THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
 torch.set_num_threads(_THREADS)
 # The same share for what a worker starts (its app server, CLI commands, worker processes): two app servers
 # with a thread per core each, beside the workers and Chromium, oversubscribed the cores, and torch's spinning
-# threads made the browser tests 2-4× slower than alone (the whole suite: 879 s; this: see README).
-os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+# threads made the browser tests 2-4× slower than alone. Set, not defaulted, in a worker: the controller
+# imports this file first, with no workers counted, and its own share (two threads) would come to the workers
+# with its environment (their app servers then ran two spinning threads each: 2.5× the CPU time of one).
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 # The suite's jobs (and the app servers it starts) queue among themselves, never behind a developer's own app
 # or CLI job on the same machine (engine.compute's lock files). Each worker has its own queue: workers are
 # separate test sessions, like two machines.
