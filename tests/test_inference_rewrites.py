@@ -59,10 +59,12 @@ def test_rewritten_network_keeps_logits_gradients_and_catalogue(name):
 def test_the_rewrites_happen_where_they_should():
     lite, lenet, mlp = (models.load(n) for n in ("efficientnet-lite0", "fmnist-lenet-0", "fmnist-mlp-0"))
     assert lite.folded_batch_norms == 49 and lite.channels_last  # every batch norm of Lite0 follows a convolution
+    assert lite.folded_paddings == 12  # its stride-1 "same" convolutions; the five stride-2 ones pad unevenly
     assert lenet.folded_batch_norms == 0 and lenet.channels_last  # no batch norm to fold
     assert mlp.folded_batch_norms == 0 and not mlp.channels_last  # no convolution: nothing to gain
     with as_given():
-        assert models.load("efficientnet-lite0").folded_batch_norms == 0
+        plain = models.load("efficientnet-lite0")
+        assert plain.folded_batch_norms == 0 and plain.folded_paddings == 0
 
 
 def test_pgd_on_the_rewritten_network_fools_the_same_images():
@@ -133,3 +135,51 @@ def test_folding_and_layout_only_where_they_keep_the_function(kwargs, blocks, fo
     with torch.no_grad():
         expected = reference((x - 0.5) / 0.5)
         assert torch.allclose(model(x), expected, rtol=1e-4, atol=1e-5)
+
+
+class _SamePadConv(nn.Conv2d):
+    """TensorFlow's "same" padding as ported networks write it: a zero-padding module, then an unpadded conv."""
+
+    def __init__(self, channels, kernel, stride):
+        super().__init__(channels, channels, kernel, stride)
+        total = kernel - stride  # for an input side divisible by the stride
+        self.static_padding = nn.ZeroPad2d((total // 2, total - total // 2, total // 2, total - total // 2))
+
+    def forward(self, x):
+        return nn.functional.conv2d(self.static_padding(x), self.weight, self.bias, self.stride)
+
+
+@pytest.mark.parametrize(
+    "blocks, folded",
+    [
+        (("fc",), 2),  # both stride-1 convolutions; the stride-2 one pads (1, 2): no padding of a conv does that
+        (("b",), 1),  # the catalogue hooks b: it stays the module it was
+    ],
+)
+def test_even_same_padding_becomes_the_convolutions_own(blocks, folded):
+    torch.manual_seed(0)
+    net = nn.Sequential()
+    net.add_module("a", _SamePadConv(2, 3, 1))
+    net.add_module("down", _SamePadConv(2, 5, 2))
+    net.add_module("b", _SamePadConv(2, 5, 1))
+    net.add_module("flat", nn.Flatten())
+    net.add_module("fc", nn.Linear(2 * 4 * 4, 3))
+    x = torch.rand(3, 2, 8, 8)
+    with torch.no_grad():
+        expected = net(x)
+    model = Classifier(
+        net,
+        name="t",
+        domain="fashion-mnist",
+        input_size=(2, 8, 8),
+        class_names=list("abc"),
+        mean=(0.0, 0.0),
+        std=(1.0, 1.0),
+        block_names=blocks,
+    )
+    assert model.folded_paddings == folded
+    assert isinstance(net.down, _SamePadConv)
+    assert type(net.a) is nn.Conv2d and net.a.padding == (1, 1)
+    assert isinstance(net.b, _SamePadConv) == ("b" in blocks)
+    with torch.no_grad():
+        assert torch.allclose(model(x), expected, atol=1e-5)

@@ -90,7 +90,9 @@ class Classifier(nn.Module):
         self.eval()
         self.requires_grad_(False)
         hooked = {n[len("net.") :] for n in [*self._block_names, *([self._cam_layer] if self._cam_layer else [])]}
-        self.folded_batch_norms, self.channels_last = inference.prepare(net, self.input_size, hooked)
+        self.folded_batch_norms, self.folded_paddings, self.channels_last = inference.prepare(
+            net, self.input_size, hooked
+        )
 
     def _no_layers(self) -> ValueError:
         return ValueError(

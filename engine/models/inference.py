@@ -1,16 +1,21 @@
 """Rewrites of a frozen network that leave its function unchanged and make it cheaper to run.
 
-Attacks and analyses spend nearly all their time in the network's forward and backward passes, so two
+Attacks and analyses spend nearly all their time in the network's forward and backward passes, so three
 rewrites pay everywhere at once, for every page and every attack:
 
 - **Batch norm folded into the convolution before it.** In eval mode a batch norm is a per-channel affine
   map, so it can be multiplied into the convolution's weights: one pass over the activations less, forward
   and backward. Only a convolution whose one use is the batch norm is folded, and never a module that the
   layer catalogue hooks (its output would change meaning).
+- **Same padding folded into the convolution.** A convolution ported from TensorFlow ("same" padding, e.g.
+  EfficientNet's `Conv2dStaticSamePadding`) pads its input with a separate zero-padding module first: a copy
+  of every activation, forward and backward, and a slow one on channels-last tensors. Where that padding is
+  the same on both sides (every stride-1 convolution), the convolution's own padding does the same work
+  without the copy. A stride-2 convolution's padding is one pixel longer on one side and stays as it is.
 - **Channels-last memory.** On CPU, PyTorch's oneDNN convolutions run faster on N×H×W×C tensors than on
   N×C×H×W ones; the layout is not part of a tensor's value.
 
-bench/README.md §9 has what each buys (`python bench/inference_rewrites.py`). Both are checked on a probe
+bench/README.md §9 has what they buy (`python bench/inference_rewrites.py`). All are checked on a probe
 batch against the network as it was, and taken back if its outputs moved by more than rounding, so a network
 with a layout-sensitive op (a `.view` over channels, a custom kernel) or a batch norm that a trace cannot
 see runs as given.
@@ -97,21 +102,50 @@ def fold_batch_norms(net: nn.Module, keep: set[str]) -> list[tuple[str, nn.Modul
     return undo
 
 
+def fold_same_paddings(net: nn.Module, keep: set[str]) -> list[tuple[str, nn.Module]]:
+    """Replace each convolution that zero-pads its input by the same amount on opposite sides in a module of its
+    own (`static_padding`) by a plain convolution with that padding, in place; returns what to put back to undo.
+    The new convolution shares the old one's weight and bias."""
+    undo = []
+    for name, conv in list(net.named_modules()):
+        pad = getattr(conv, "static_padding", None)
+        if not isinstance(conv, nn.Conv2d) or not isinstance(pad, nn.ZeroPad2d) or name in keep:
+            continue
+        left, right, top, bottom = pad.padding
+        if left != right or top != bottom or conv.padding != (0, 0) or conv.padding_mode != "zeros":
+            continue
+        plain = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=(top, left),
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+        )
+        plain.weight, plain.bias = conv.weight, conv.bias
+        plain.train(conv.training)
+        undo.append((name, _swap(net, name, plain)))
+    return undo
+
+
 def _has_conv(net: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in net.modules())
 
 
-def prepare(net: nn.Module, input_shape: tuple[int, ...], keep: set[str]) -> tuple[int, bool]:
-    """Apply both rewrites to an eval-mode network where they keep its outputs; returns (batch norms folded,
-    channels-last on). `keep`: module names (relative to `net`) that are hooked and must stay as they are."""
+def prepare(net: nn.Module, input_shape: tuple[int, ...], keep: set[str]) -> tuple[int, int, bool]:
+    """Apply the rewrites to an eval-mode network where they keep its outputs; returns (batch norms folded,
+    paddings folded, channels-last on). `keep`: module names (relative to `net`) that are hooked and must stay
+    as they are."""
     if _AS_GIVEN.get() or not _has_conv(net) or isinstance(net, torch.jit.ScriptModule):
-        return 0, False
+        return 0, 0, False
     probe = torch.randn((2, *input_shape), generator=torch.Generator().manual_seed(0))
     try:
         with torch.no_grad():
             reference = net(probe)
     except Exception:  # noqa: BLE001 - a network that fails on the probe is the registry's to report, unchanged
-        return 0, False
+        return 0, 0, False
 
     def same(channels_last: bool) -> bool:
         x = probe.contiguous(memory_format=torch.channels_last) if channels_last else probe
@@ -124,13 +158,15 @@ def prepare(net: nn.Module, input_shape: tuple[int, ...], keep: set[str]) -> tup
             out, reference, rtol=RTOL, atol=ATOL * float(reference.abs().max())
         )
 
-    undo = fold_batch_norms(net, keep)
-    if undo and not same(False):
-        for name, module in reversed(undo):
+    # After the batch norms: folding swaps convolutions for copies, and the paddings are looked for in what runs.
+    folded = fold_batch_norms(net, keep)
+    padded = fold_same_paddings(net, keep)
+    if (folded or padded) and not same(False):
+        for name, module in reversed(folded + padded):
             _swap(net, name, module)
-        undo = []
+        folded, padded = [], []
     net.to(memory_format=torch.channels_last)
     channels_last = same(True)
     if not channels_last:
         net.to(memory_format=torch.contiguous_format)
-    return len(undo) // 2, channels_last
+    return len(folded) // 2, len(padded), channels_last
