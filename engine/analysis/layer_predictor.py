@@ -88,6 +88,7 @@ def layer_predictor(
         return go
 
     y_np = y.cpu().numpy()
+    labels = transfer.clean_labels(white, blacks, x)  # every layer's AA starts from the same clean images
     for i, layer in enumerate(layers):
         x_adv, target, _ = transfer.adversarial(
             white,
@@ -108,7 +109,7 @@ def layer_predictor(
         found = class_distance(clean, y_np, target.cpu().numpy())
         moved = found["plane"].transform(features(white, x_adv, layer).double().cpu().numpy())
         travel = np.linalg.norm(moved - found["plane"].transform(clean), axis=1)
-        scores = transfer.score_blacks(white, blacks, x, y, x_adv, target)
+        scores = transfer.score_blacks(white, blacks, x, y, x_adv, target, labels)
         s = sep[layer]
         rows.append(
             {
@@ -125,7 +126,7 @@ def layer_predictor(
                 "black": {b.name: m for b, m in zip(blacks, scores)},
                 "tSuc": float(np.mean([m["tSuc"] or 0.0 for m in scores])) if scores else None,
                 # On the white box itself, over the images it classifies correctly (with or without black boxes).
-                "white_tSuc": transfer.score_blacks(white, [white], x, y, x_adv, target)[0]["tSuc"],
+                "white_tSuc": transfer.score_blacks(white, [white], x, y, x_adv, target, labels[:1] * 2)[0]["tSuc"],
             }
         )
     pixels = sep.get(-1)

@@ -121,12 +121,22 @@ def adversarial(
     return torch.cat(out), target, params
 
 
-def score_blacks(white, blacks: Sequence, x, y, x_adv, target) -> list[dict]:
-    """`transfer_metrics` of one adversarial batch on each black-box model, in order."""
-    white_clean, white_adv = predict_labels(white, x), predict_labels(white, x_adv)
+def clean_labels(white, blacks: Sequence, x) -> list[torch.Tensor]:
+    """The white-box model's labels of the clean images, then each black-box model's: the same for every job
+    of a sweep over those images, so a sweep predicts them once and hands them to `score_blacks`."""
+    return [predict_labels(model, x) for model in (white, *blacks)]
+
+
+def score_blacks(
+    white, blacks: Sequence, x, y, x_adv, target, clean: Sequence[torch.Tensor] | None = None
+) -> list[dict]:
+    """`transfer_metrics` of one adversarial batch on each black-box model, in order (`clean`: `clean_labels`
+    of these models and images, where the caller has them)."""
+    clean = clean_labels(white, blacks, x) if clean is None else clean
+    white_adv = predict_labels(white, x_adv)
     return [
-        transfer_metrics(y, target, white_clean, predict_labels(black, x), white_adv, predict_labels(black, x_adv))
-        for black in blacks
+        transfer_metrics(y, target, clean[0], black_clean, white_adv, predict_labels(black, x_adv))
+        for black, black_clean in zip(blacks, clean[1:], strict=True)
     ]
 
 
@@ -145,12 +155,13 @@ def evaluate(
     target_image: str = targets.FARTHEST,
     batch: int = 250,
     callback: progress.Callback | None = None,
+    clean: Sequence[torch.Tensor] | None = None,
 ) -> list[dict]:
     """Attack `x` on `white` with `method` and score the result on every black-box model.
 
     Target classes are drawn once per image from `seed` (the same for every method),
     AA's target images come from `bank` (default: the images of x, y that `white` gets right)
-    by the `target_image` rule. One row per black-box model.
+    by the `target_image` rule (`clean`: see `score_blacks`). One row per black-box model.
     """
     if method not in METHODS:
         raise ValueError(f"unknown transfer method {method!r}; choose from {', '.join(METHODS)}")
@@ -181,7 +192,7 @@ def evaluate(
             "images": int(x.shape[0]),
             **metrics,
         }
-        for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))
+        for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target, clean))
     ]
 
 
@@ -215,6 +226,7 @@ def run_plan(
 
     given = targets.bank(white, x, y) if kw.get("bank") is None else kw["bank"]
     checked: list[TargetBank] = []  # AA's bank at the last layer: one forward over the bank per layer, not per job
+    clean = clean_labels(white, blacks, x) if jobs else None
     for i, (method, eps, layer) in enumerate(jobs):
         bank = given
         if attacks.get(METHODS[method][0]).needs_target_images and not isinstance(given, TargetBank):
@@ -231,6 +243,7 @@ def run_plan(
             eps=eps,
             layer=layer,
             callback=progress.part(watch if callback else None, i, len(jobs), method=method, eps=eps),
+            clean=clean,
             **{**kw, "bank": bank},
         )
         if stopped:

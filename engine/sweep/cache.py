@@ -30,6 +30,8 @@ _TARGET_BANKS: dict[tuple, Any] = {}  # one entry: a bank's activations can be l
 # gradient instead of recomputing it. Least recently used first out, beyond this many stored values.
 _DIRECTIONS: dict[tuple, torch.Tensor] = {}
 _DIRECTION_ELEMENTS = 64 * 2**20
+_CLEAN: dict[tuple, list[torch.Tensor]] = {}  # a few integers per image: many shards fit
+_CLEAN_KEYS = 1024
 
 
 def model(name: str, device: str | None) -> tuple[Any, int]:
@@ -69,6 +71,16 @@ def bank(white, layer: int, count: int, imageset: ImageSet) -> TargetBank:
         _TARGET_BANKS.clear()
         _TARGET_BANKS[key] = target_bank(white, imageset.bank_x, imageset.bank_y, layer)
     return _TARGET_BANKS[key]
+
+
+def clean_labels(key: tuple, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
+    """The clean images' labels stored under `key` (a shard of an image set on a white box and its black
+    boxes), made by `make` when they are not: every attack and ε of the grid scores against the same ones."""
+    if key not in _CLEAN:
+        while len(_CLEAN) >= _CLEAN_KEYS:
+            _CLEAN.pop(next(iter(_CLEAN)))
+        _CLEAN[key] = make()
+    return _CLEAN[key]
 
 
 def direction(key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:

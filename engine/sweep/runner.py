@@ -14,7 +14,7 @@ import time
 import torch
 
 from engine import attacks, targets
-from engine.analysis.transfer import METHODS, adversarial, score_blacks
+from engine.analysis.transfer import METHODS, adversarial, clean_labels, score_blacks
 from engine.attacks.activation import layer_name
 from engine.metrics import norms
 from engine.sweep import cache
@@ -47,6 +47,8 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
     else:
         x_adv, target, params = _attack(job, white, x, y, target, bank)
     size = norms(x_adv - x)
+    shard = (job.white, tuple(job.blacks), job.device, job.data, job.images, job.start, job.stop)
+    clean = cache.clean_labels(shard, lambda: clean_labels(white, blacks, x))
     rows = [
         {
             **_identity(job, black.name, attempt),
@@ -56,7 +58,7 @@ def run_job(job: Job, attempt: int = 1) -> list[dict]:
             "linf": float(size["linf"].mean()),
             "loads": loads,
         }
-        for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target))
+        for black, metrics in zip(blacks, score_blacks(white, blacks, x, y, x_adv, target, clean))
     ]
     seconds = time.perf_counter() - started
     return [{**row, "seconds": seconds} for row in rows]
