@@ -296,17 +296,26 @@ def wait_idle(page, timeout_s: float = 300) -> None:
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=timeout_s * 1000)
 
 
-def open_section(page, title: str) -> None:
-    """Unfold the sidebar expander `title` unless it is open."""
+def open_section(page, title: str, tries: int = 3) -> None:
+    """Unfold the sidebar expander `title` unless it is open. A click that lands while the app redraws the
+    sidebar can be lost with the old element: then the app is let come to rest, and the summary clicked again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     details = (
         page.locator("[data-testid='stSidebar'] details").filter(has=page.locator("summary", has_text=title)).first
     )
-    details.wait_for(timeout=60_000)
-    if details.get_attribute("open") is None:
+    opened = page.locator("[data-testid='stSidebar'] details[open]").filter(has=page.locator("summary", has_text=title))
+    details.wait_for(timeout=120_000)
+    for _ in range(tries):
+        if details.get_attribute("open") is not None:
+            return
         details.locator("summary").first.click()
-    page.locator("[data-testid='stSidebar'] details[open]").filter(
-        has=page.locator("summary", has_text=title)
-    ).first.wait_for(timeout=30_000)
+        try:
+            opened.first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            wait_idle(page)
+    raise AssertionError(f"the sidebar section {title!r} never opened")
 
 
 def upload(page, label: str, path: Path) -> None:

@@ -151,7 +151,7 @@ def _titles_clear_of_the_toolbar(page, where: str) -> None:
     for chart in page.locator("[data-testid='stMain'] .js-plotly-plot").all():
         chart.hover()
         bar = chart.locator(".modebar")
-        bar.wait_for(state="visible", timeout=10_000)
+        bar.wait_for(state="visible")
         box = bar.bounding_box()
         for title in chart.locator(".gtitle, .annotation-text").all():
             t = title.bounding_box()
