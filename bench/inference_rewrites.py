@@ -1,7 +1,8 @@
 """What the engine's inference rewrites buy: each model with and without them, interleaved (issue 17).
 
-engine/models/inference.py folds every batch norm that follows a convolution into it and runs the
-convolutions channels-last. For each model this times one forward + backward to the input (the step every
+engine/models/inference.py folds every batch norm that follows a convolution into it, turns an even "same"
+zero-padding in front of a convolution into the convolution's own padding, and runs the convolutions
+channels-last. For each model this times one forward + backward to the input (the step every
 gradient attack repeats) and PGD-10 end to end, on the model as the engine builds it and as given
 (`inference.as_given()`), alternating ABBA, and prints the ratio rewritten / as given with its spread, the
 largest logit difference and whether PGD fooled the same images.
@@ -73,6 +74,7 @@ def measure(name: str, n: int, repeats: int, steps: int) -> dict:
         "batch": n,
         "pgd_steps": steps,
         "folded_batch_norms": fast.folded_batch_norms,
+        "folded_paddings": fast.folded_paddings,
         "channels_last": fast.channels_last,
         "max_logit_difference": float((logits_fast - logits_plain).abs().max()),
         "logit_scale": float(logits_plain.abs().max()),
@@ -114,14 +116,15 @@ def main(argv=None) -> int:
         "ratio rewritten / as given per repetition, median (min–max)\n"
     )
     print(
-        "| model | batch | batch norms folded | channels-last | fwd+bwd rewritten | as given | ratio "
+        "| model | batch | batch norms folded | paddings folded | channels-last | fwd+bwd rewritten | as given | ratio "
         "| PGD rewritten | as given | ratio | images fooled differently | largest logit difference |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         step, pgd = r["fwd+bwd"], r["pgd"]
         print(
-            f"| {r['model']} | {r['batch']} | {r['folded_batch_norms']} | {'yes' if r['channels_last'] else 'no'} "
+            f"| {r['model']} | {r['batch']} | {r['folded_batch_norms']} | {r['folded_paddings']} "
+            f"| {'yes' if r['channels_last'] else 'no'} "
             f"| {cell(step['rewritten'])} | {cell(step['as given'])} | {step['ratio']['median']:.2f} "
             f"({step['ratio']['min']:.2f}–{step['ratio']['max']:.2f}) | {cell(pgd['rewritten'])} "
             f"| {cell(pgd['as given'])} | {pgd['ratio']['median']:.2f} "
