@@ -16,11 +16,13 @@ from engine.metrics import perturbation_report, topk
 
 def environment(device: torch.device | str) -> dict:
     """Versions and device, so a saved result says how to reproduce it."""
-    import torchvision
+    from importlib.metadata import version
 
     return {
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        # The installed distribution's version, read without importing torchvision (a second of torch._dynamo at
+        # the start of every command); torch's own entry names the build (+cu130, +cpu).
+        "torchvision": version("torchvision"),
         "python": platform.python_version(),
         "device": str(device),
     }

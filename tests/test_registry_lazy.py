@@ -107,3 +107,32 @@ def test_first_lookups_register_the_builtins_once_plainly_in_a_race_and_after_a_
     # EfficientNet-Lite registers before the zoo: the failure must have taken those names back out.
     assert flaky["state"] == ["pending", 0]
     assert flaky["names"] == plain["first"]
+
+
+TORCHVISION_ON_FIRST_USE = """
+import json
+import sys
+
+from engine import attacks, domains, models, report
+
+model = models.load("fmnist-lenet-0")
+x = domains.of(model).load("fmnist:0", model)
+attacks.run("fgsm", model, x, eps=0.1)
+report.environment("cpu")
+before = "torchvision" in sys.modules
+rows = {r["name"]: r for r in models.available()}
+print(json.dumps({"before": before, "after": "torchvision" in sys.modules, "resnet18": rows["resnet18"]}))
+"""
+
+
+def test_torchvision_is_imported_only_where_a_torchvision_model_is_looked_at():
+    """A command or worker process that attacks a Fashion-MNIST model never imports torchvision (a second of
+    torch._dynamo at every start); asking whether the torchvision models load here does."""
+    done = subprocess.run(
+        [sys.executable, "-c", TORCHVISION_ON_FIRST_USE], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"] is False and seen["after"] is True
+    resnet = seen["resnet18"]  # its weights are in the torch cache, or the row says where to get them
+    assert resnet["available"] or "download https://download.pytorch.org/" in resnet["reason"], resnet

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import torch
-import torchvision.models as tvm
 from torch import nn
 
 from engine.domains import IMAGENET_NAME
@@ -27,8 +26,16 @@ _DENSENET_KEY = re.compile(
 )
 
 
+def _models():
+    # Imported on first use: torchvision's models bring torch._dynamo with them (about a second), which a command
+    # or a worker process that never touches a torchvision model should not pay for at start-up.
+    import torchvision.models
+
+    return torchvision.models
+
+
 def _weights(arch: str):
-    return tvm.get_model_weights(arch).DEFAULT
+    return _models().get_model_weights(arch).DEFAULT
 
 
 def checkpoint_path(arch: str) -> Path:
@@ -108,7 +115,7 @@ def _check(arch: str):
 def build(arch: str, state: dict | None = None, name: str | None = None) -> Classifier:
     """A torchvision architecture wrapped as a Classifier; `state` defaults to the cached checkpoint."""
     weights = _weights(arch)
-    net = tvm.get_model(arch, weights=None)
+    net = _models().get_model(arch, weights=None)
     if state is None:
         state = load_state_dict_file(checkpoint_path(arch), arch)
     if arch.startswith("densenet"):
