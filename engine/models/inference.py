@@ -9,9 +9,9 @@ rewrites pay everywhere at once, for every page and every attack:
   layer catalogue hooks (its output would change meaning).
 - **Same padding folded into the convolution.** A convolution ported from TensorFlow ("same" padding, e.g.
   EfficientNet's `Conv2dStaticSamePadding`) pads its input with a separate zero-padding module first: a copy
-  of every activation, forward and backward, and a slow one on channels-last tensors. Where that padding is
-  the same on both sides (every stride-1 convolution), the convolution's own padding does the same work
-  without the copy. A stride-2 convolution's padding is one pixel longer on one side and stays as it is.
+  of the activations, forward and backward. Where that padding is the same on both sides (every stride-1
+  convolution), the convolution's own padding does the same work without the copy. A stride-2 convolution's
+  padding is one pixel longer on one side and stays as it is.
 - **Channels-last memory.** On CPU, PyTorch's oneDNN convolutions run faster on N×H×W×C tensors than on
   N×C×H×W ones; the layout is not part of a tensor's value.
 
