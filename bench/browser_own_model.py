@@ -348,13 +348,24 @@ def rerun_done(page, action, timeout_s: float = 180) -> None:
     """Do `action` (a click that reruns the app) and wait until that rerun has finished: until then the sidebar
     is the old one, and a click on it may land on an element the rerun then replaces. A rerun short enough that
     the page never drew "running" (its states drawn at once) still drew "rerunRequested": it counts as begun."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.evaluate(WATCH_RUNS)
     action()
-    page.wait_for_function(
-        "() => (window.__runs.done > 0 || window.__runs.started) && document.querySelector("
-        '"[data-testid=stApp][data-test-script-state=notRunning]")',
-        timeout=timeout_s * 1000,
-    )
+    try:
+        page.wait_for_function(
+            "() => (window.__runs.done > 0 || window.__runs.started) && document.querySelector("
+            '"[data-testid=stApp][data-test-script-state=notRunning]")',
+            timeout=timeout_s * 1000,
+        )
+    except PlaywrightTimeout as timeout:
+        # Whether the rerun never began or never ended, and what the page shows, tell a lost click from a queue.
+        runs = page.evaluate("() => window.__runs")
+        state = page.locator("[data-testid=stApp]").get_attribute("data-test-script-state")
+        raise AssertionError(
+            f"the rerun did not finish in {timeout_s:.0f} s (runs seen: {runs}, script state: {state}); the page "
+            f"shows:\n{main_text(page)[:1500]}"
+        ) from timeout
 
 
 def pick_white_box_and_images(page, name: str, images: Path, timeout_s: float = 180) -> None:
