@@ -9,6 +9,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from footprint import hooks_left  # noqa: E402, F401  (tests import it from here)
 from tiny_models import held_out, linear_classifier, load_digits_classifier  # noqa: E402
 
 
@@ -204,10 +205,6 @@ def browser():
         b = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         yield _Browser(b)
         b.close()
-
-
-def hooks_left(model: torch.nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
 
 def cli_json(capsys, *argv):

@@ -19,11 +19,8 @@ TOTAL = STEPS * SEARCHES
 
 
 def _bar_step(page, word: str) -> int | None:
-    text = (
-        page.locator("[data-testid='stProgress']").first.inner_text()
-        if page.locator("[data-testid='stProgress']").count()
-        else ""
-    )
+    # One read in the page: a count, then a wait for the bar, would hang when the run ends between the two.
+    text = page.evaluate("() => document.querySelector(\"[data-testid='stProgress']\")?.innerText ?? ''")
     found = re.search(rf"{word} C&W L2: step (\d+) of (\d+)", text)
     if found is None:
         return None
