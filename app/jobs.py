@@ -24,7 +24,7 @@ _ACTIVE: dict[int, Progress] = {}  # script thread → its unfinished bar (one s
 _STORE_TRIES = 4  # each raise consumes one pending request; a STOP repeats forever, so the tries are bounded
 # Each bar update is a message to the browser: a small model's C&W takes thousands of steps a second,
 # so the bar redraws at most this often (a click is still seen within this time).
-_REDRAW_S = 0.1
+_REDRAW_S = 0.25
 
 
 def is_script_control(exc: BaseException) -> bool:

@@ -43,7 +43,9 @@ ATTACKS = {
 
 
 def _idle(page, timeout_ms: int) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms, polling=100
+    )
 
 
 def first_result(browser, link: str, button: str | None, marker: str, timeout_s: int = 600) -> tuple[float, bool]:

@@ -357,6 +357,7 @@ def rerun_done(page, action, timeout_s: float = 180) -> None:
             "() => (window.__runs.done > 0 || window.__runs.started) && document.querySelector("
             '"[data-testid=stApp][data-test-script-state=notRunning]")',
             timeout=timeout_s * 1000,
+            polling=100,
         )
     except PlaywrightTimeout as timeout:
         # Whether the rerun never began or never ended, and what the page shows, tell a lost click from a queue.
@@ -421,6 +422,7 @@ def first_result(page, title: str, button: str | None, marker: str, timeout_s: f
         "t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)",
         arg=title,
         timeout=timeout_s * 1000,
+        polling=100,
     )
     before = []
     if button is not None:

@@ -38,7 +38,9 @@ RUNS = [
 def _idle(page, text: str) -> None:
     page.get_by_text(text).first.wait_for(timeout=600_000)
     for pause in (1500, 1000):
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000, polling=100
+        )
         page.wait_for_timeout(pause)
 
 
@@ -71,6 +73,7 @@ def _finished(page, started: float) -> float:
         "() => !document.querySelector('[data-testid=\"stProgress\"]') && "
         "!document.querySelector('[data-testid=\"stStatusWidget\"]')",
         timeout=600_000,
+        polling=100,
     )
     page.get_by_text("SSIM").first.wait_for()
     return time.perf_counter() - started
@@ -107,6 +110,7 @@ def main() -> None:
                 "?.innerText || ''); return m && +m[1] >= least; }",
                 arg=int(0.3 * total),
                 timeout=600_000,
+                polling=100,
             )
             page.get_by_role("button", name="Cancel").click()
             before = time.perf_counter() - started

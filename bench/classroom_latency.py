@@ -45,7 +45,7 @@ CLICK_AT = """([at, k]) => { setTimeout(() => {
 
 def _settle(page, text: str, timeout_ms: int = 300_000) -> None:
     page.get_by_text(text).first.wait_for(timeout=timeout_ms)
-    page.wait_for_function(IDLE, timeout=timeout_ms)
+    page.wait_for_function(IDLE, timeout=timeout_ms, polling=100)
 
 
 def _stored(db: Path, question: int) -> list[float]:

@@ -65,7 +65,7 @@ def _settle(page, text, timeout_s: int = 240) -> None:
     _shown(page, text).wait_for(timeout=timeout_s * 1000)
     # A rerun that a click asked for reaches the page a moment later: at rest twice, a moment apart.
     for _ in range(2):
-        page.wait_for_function(IDLE, timeout=timeout_s * 1000)
+        page.wait_for_function(IDLE, timeout=timeout_s * 1000, polling=100)
         page.wait_for_timeout(400)
 
 
@@ -166,7 +166,7 @@ def test_a_link_reopens_the_perturbation_view_and_lab_pages_keep_the_view(server
     assert page.get_by_role("radio", name="amplified |δ|").is_checked()
     page.get_by_role("link", name="JSMA lab").click()
     page.wait_for_function(
-        "() => location.pathname.endsWith('/jsma') && location.search.includes('model=fmnist-lenet-0')"
+        "() => location.pathname.endsWith('/jsma') && location.search.includes('model=fmnist-lenet-0')", polling=100
     )
     assert "image=fmnist%3A0" in page.url or "image=fmnist:0" in page.url, page.url
     _no_exception(page)
@@ -177,14 +177,16 @@ def test_fgsm_eps_slider_redraws_without_a_new_attack(server, local_only):
     page = local_only.new_page()
     _open(page, f"{server}/?{FMNIST}&attack=fgsm&p.eps=0.05", "Every ε at once")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.annotation-text')].some(e => e.textContent === 'adversarial at ε 0.05')"
+        "() => [...document.querySelectorAll('.annotation-text')].some(e => e.textContent === 'adversarial at ε 0.05')",
+        polling=100,
     )  # Plotly draws last
     page.get_by_role("slider", name="FGSM ε").focus()
     for _ in range(6):
         page.keyboard.press("ArrowRight")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.annotation-text')].some("
-        "e => e.textContent.startsWith('adversarial at ε') && !e.textContent.endsWith('ε 0.05'))"
+        "e => e.textContent.startsWith('adversarial at ε') && !e.textContent.endsWith('ε 0.05'))",
+        polling=100,
     )
     assert page.get_by_text("Running FGSM").count() == 0
     _no_exception(page)
@@ -252,7 +254,7 @@ def test_switching_the_image_keeps_the_chosen_attack(server, local_only):
     _choose(page, "Class", "Sneaker")
     _result(page, "SSIM")
     page.wait_for_function(
-        "() => document.querySelector('h3') && document.querySelector('h3').innerText.includes('Sneaker')"
+        "() => document.querySelector('h3') && document.querySelector('h3').innerText.includes('Sneaker')", polling=100
     )
     assert _headline(page).startswith("FGSM (ε 0.1): Sneaker"), _headline(page)
     _no_exception(page)
@@ -330,13 +332,14 @@ def test_a_heat_map_method_is_picked_and_every_method_compared_with_its_faithful
     _choose(page, "Heat-map method", "Integrated Gradients")
     page.wait_for_function(  # the heat maps' titles name the method (wrapped titles join without their spaces)
         "() => [...document.querySelectorAll('.annotation-text')].some("
-        "a => a.textContent.replace(/ /g, '').includes('clean·IntegratedGradientsof'))"
+        "a => a.textContent.replace(/ /g, '').includes('clean·IntegratedGradientsof'))",
+        polling=100,
     )
-    page.wait_for_function(IDLE)
+    page.wait_for_function(IDLE, polling=100)
     page.get_by_text("Every heat-map method side by side").click()
     # A click that lands while the app still reruns for the method just picked is lost: click at rest.
     page.get_by_role("button", name="Compare the methods").wait_for()
-    page.wait_for_function(IDLE)
+    page.wait_for_function(IDLE, polling=100)
     _click_until(page, "Compare the methods", "Faithfulness")
     _no_exception(page)
     for method in (
@@ -371,7 +374,7 @@ def test_switching_the_model_keeps_the_attack_and_a_bad_upload_keeps_the_result(
     _open(page, f"{server}/?attack=fgsm&p.eps=0.01")
     assert _headline(page).startswith("FGSM (ε 0.01): Egyptian cat"), _headline(page)
     _choose(page, "White-box model", "efficientnet-lite1")
-    page.wait_for_function("() => location.search.includes('model=efficientnet-lite1')", timeout=120_000)
+    page.wait_for_function("() => location.search.includes('model=efficientnet-lite1')", timeout=120_000, polling=100)
     _result(page, "SSIM")
     assert _headline(page).startswith("FGSM (ε 0.01)"), _headline(page)
     page.get_by_role("radiogroup", name="Source image").get_by_text("Upload").click()
@@ -407,6 +410,7 @@ def test_the_two_cosine_maps_share_one_colour_scale(server, local_only):
         "() => [...document.querySelectorAll('.js-plotly-plot')].filter("
         "p => (p.layout.title?.text || '').includes('cosine similarity')).length === 2",
         timeout=240_000,
+        polling=100,
     )
     scales = page.evaluate(
         "() => [...document.querySelectorAll('.js-plotly-plot')].filter("
@@ -496,7 +500,7 @@ def test_an_uploaded_torchscript_model_is_attacked_in_the_explorer(server, local
     page.get_by_role("button", name="Add model").click()
     page.get_by_text("Added my-lenet").first.wait_for()
     _choose(page, "White-box model", "my-lenet")
-    page.wait_for_function("() => location.search.includes('model=my-lenet')")
+    page.wait_for_function("() => location.search.includes('model=my-lenet')", polling=100)
     _result(page, "SSIM")
     _no_exception(page)
     assert _headline(page).startswith("PGD"), _headline(page)
@@ -601,7 +605,8 @@ def test_patch_distance_runs_its_default_and_the_slider_moves_the_patch(server, 
     assert any(n.startswith("random positions") for n in names) and "share flipped" in names, names
     page.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')].some("
-        "p => (p.layout.title?.text || '').includes('patch at '))"
+        "p => (p.layout.title?.text || '').includes('patch at '))",
+        polling=100,
     )
     # The default view shows a patch that fits the image, never a skipped spot.
     assert page.get_by_text("this placement would leave the image").count() == 0
@@ -613,7 +618,8 @@ def test_patch_distance_runs_its_default_and_the_slider_moves_the_patch(server, 
         page.keyboard.press("ArrowRight")
     page.wait_for_function(
         f"() => {{ const t = [...document.querySelectorAll('.js-plotly-plot')].map(p => p.layout"
-        f".title?.text || '').find(t => t.includes('patch at')) || ''; return t && t !== {before!r}; }}"
+        f".title?.text || '').find(t => t.includes('patch at')) || ''; return t && t !== {before!r}; }}",
+        polling=100,
     )
     _settle(page, "Numbers per distance")
     after = _view_title(page)
@@ -623,14 +629,16 @@ def test_patch_distance_runs_its_default_and_the_slider_moves_the_patch(server, 
     page.wait_for_function(
         "() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].filter(p => (p.layout"
         ".title?.text || '').includes('margin')).map(p => p.layout.shapes.filter(s => s.yref === "
-        f"'paper').map(s => s.x0))) === '[[{moved:g}]]'"
+        f"'paper').map(s => s.x0))) === '[[{moved:g}]]'",
+        polling=100,
     )
     page.get_by_role("slider", name="Direction (°, counter-clockwise from right)").focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
         f"() => [...document.querySelectorAll('.js-plotly-plot')].some("
         f"p => (p.layout.title?.text || '').includes('patch at') && !(p.layout.title?.text || '')"
-        f".includes({after.split(',')[-1].strip()!r}))"
+        f".includes({after.split(',')[-1].strip()!r}))",
+        polling=100,
     )
     _no_exception(page)
     page.screenshot(path=str(shots / "patch.png"), full_page=True)

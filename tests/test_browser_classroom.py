@@ -122,7 +122,7 @@ def test_a_class_of_eight_answers_once_each_and_the_room_survives_a_restart(brow
         assert _choices(students[2]).nth(2).is_disabled()
         # Layout on a phone: the picture takes the width, the choices are thumb-sized.
         phone = students[3]
-        phone.wait_for_function(LOADED)
+        phone.wait_for_function(LOADED, polling=100)
         assert phone.locator("[data-testid='stImage'] img").first.bounding_box()["width"] >= 0.85 * PHONE["width"]
         assert min(_choices(phone).nth(k).bounding_box()["height"] for k in range(3)) >= 48
         phone.screenshot(path=str(shots / "classroom-student.png"), full_page=True)

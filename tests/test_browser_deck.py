@@ -42,10 +42,10 @@ def _press(page, key: str, slide: int) -> None:
     for _ in range(3):
         page.keyboard.press(key)
         try:
-            page.wait_for_function(f"() => location.search.includes('slide={slide}')", timeout=20_000)
+            page.wait_for_function(f"() => location.search.includes('slide={slide}')", timeout=20_000, polling=100)
             return
         except PlaywrightTimeout:
-            page.wait_for_function(IDLE, timeout=240_000)
+            page.wait_for_function(IDLE, timeout=240_000, polling=100)
             if f"slide={slide}" in page.url:
                 return
     raise AssertionError(f"{key} never took the deck to slide {slide}")
@@ -101,12 +101,12 @@ def test_turning_the_deck_on_folds_the_sidebar_and_its_controls_stay_whole(serve
     page.get_by_text("Presentation mode").click()
     _slide(page, 0)
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right <= 0"
+        "() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right <= 0", polling=100
     )
     # With the sidebar opened again the slide bar's buttons keep their whole words.
     page.locator("[data-testid='stExpandSidebarButton']").click()
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right > 0"
+        "() => document.querySelector('[data-testid=\"stSidebar\"]').getBoundingClientRect().right > 0", polling=100
     )
     for name in ("◀ Back", "Next ▶"):
         button = page.get_by_role("button", name=name)

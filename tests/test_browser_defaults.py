@@ -102,7 +102,7 @@ def shots(tmp_path_factory) -> Path:
 def _frames(page) -> None:
     """Two animation frames: the charts have been laid out at the window's present size."""
     page.wait_for_function(
-        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))", polling=100
     )
 
 
@@ -113,7 +113,7 @@ def _screenshot(page, path: Path) -> None:
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": byo.VIEWPORT["width"], "height": min(max(height, byo.VIEWPORT["height"]), 5000)})
     _frames(page)
-    page.wait_for_function(DRAWN)
+    page.wait_for_function(DRAWN, polling=100)
     page.screenshot(path=str(path))
     page.set_viewport_size(byo.VIEWPORT)
 
@@ -123,7 +123,10 @@ def _default_result(page, name: str) -> None:
     title, button, marker = PAGES[name]
     byo.go_to(page, title)
     page.wait_for_function(
-        "t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)", arg=title, timeout=120_000
+        "t => document.querySelector('[data-testid=stMain] h1')?.innerText.startsWith(t)",
+        arg=title,
+        timeout=120_000,
+        polling=100,
     )
     byo.wait_idle(page)  # the page before's elements are gone: a marker found now is this page's
     _click_and_wait(page, button, marker)
@@ -220,7 +223,7 @@ def _click_and_wait(page, button: str, marker: str) -> None:
         anyway.first.click()
         page.get_by_text(marker).first.wait_for(timeout=300_000)
     byo.wait_idle(page)
-    page.wait_for_function(DRAWN)
+    page.wait_for_function(DRAWN, polling=100)
 
 
 def _quiz_table_fits(page) -> None:

@@ -57,6 +57,7 @@ def test_a_label_only_attack_on_a_black_box_counts_its_queries_and_cancels(serve
     page.wait_for_function(
         f"() => {{ const m = /{bar}/.exec(document.body.innerText); return m && +m[1].replace(/,/g, '') >= 500; }}",
         timeout=BROWSER_TIMEOUT_MS,
+        polling=100,
     )
     page.get_by_role("button", name="Cancel").click()
     _settle(page, "Cancelled after")

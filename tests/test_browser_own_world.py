@@ -70,7 +70,7 @@ def _screenshot(page, path: Path) -> None:
     page.set_viewport_size({"width": byo.VIEWPORT["width"], "height": min(max(height, byo.VIEWPORT["height"]), 4000)})
     # Two animation frames: the charts have been laid out again at the new size.
     page.wait_for_function(
-        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))", polling=100
     )
     page.screenshot(path=str(path))
     page.set_viewport_size(byo.VIEWPORT)

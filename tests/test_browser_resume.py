@@ -52,6 +52,7 @@ def test_cancel_then_run_it_to_the_end_continues_with_the_partial_result_on_scre
         "() => { const m = /Running C&W L2: step (\\d+)/.exec(document.body.innerText); "
         f"return m && +m[1] >= {TOTAL * 0.3}; }}",
         timeout=300_000,
+        polling=100,
     )
     seen = _bar_step(page, "Running")
     page.get_by_role("button", name="Cancel").click()

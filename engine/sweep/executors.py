@@ -113,7 +113,6 @@ class LocalExecutor(_Retrying):
         return f"{text} on {len(gpus)} GPU{'s' * (len(gpus) != 1)} ({', '.join(gpus)})" if gpus else text
 
     def run(self, jobs: Iterable[Job]) -> Iterator[list[dict]]:
-
         placed = devices.place(list(jobs))
         sizes = self.sizes = devices.lanes(placed, self.workers, os.cpu_count() or 1)
         queues = {device: deque() for device in sizes}
