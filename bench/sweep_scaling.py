@@ -2,7 +2,7 @@
 
 Grid: fgsm, pgd and aa at ε 0.05 and 0.1 (AA at layer 3) on fmnist-lenet-0, scored on
 fmnist-resnet-1 and fmnist-vgg-1, 2,000 test images in shards of 250: 48 jobs. Worker
-processes pay a start-up (spawn, import torch, load the models once), so a small grid
+processes pay a start-up (forked from the fork server, load the models once), so a small grid
 runs fastest in one process; this one is big enough for the workers to pay it back. Repetitions
 interleave the executors; medians and (min–max) are printed, with the speed-up over the
 serial run and whether every metric equals the serial run's. Ray's start-up (ray.init
