@@ -1,4 +1,4 @@
-"""The app's latency and memory, measured headless with Streamlit's AppTest (issue 7; targets in issue 8).
+"""The app's latency and memory, measured headless with Streamlit's AppTest.
 
 - click-to-result: submitting PGD-10 in the Explorer form until the page has rendered
   every panel, next to the engine's own `attacks.run` time for the same attack in the

@@ -1,4 +1,4 @@
-"""Batching, measured side by side (issue 8 §3).
+"""Batching, measured side by side.
 
 1. Noisy multi-model averaging of one image (the interactive case): one batched call of
    `averaged` over m models × n copies vs a loop of m·n single-copy calls with the same

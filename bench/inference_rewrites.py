@@ -1,4 +1,4 @@
-"""What the engine's inference rewrites buy: each model with and without them, interleaved (issue 17).
+"""What the engine's inference rewrites buy: each model with and without them, interleaved.
 
 engine/models/inference.py folds every batch norm that follows a convolution into it, turns an even "same"
 zero-padding in front of a convolution into the convolution's own padding, and runs the convolutions

@@ -1,10 +1,10 @@
-"""Seed 004's table on efficientnet-lite0 and the sample gallery: FGSM, JSMA, DeepFool, Mask-FGSM.
+"""Yu 2022's table on efficientnet-lite0 and the sample gallery: FGSM, JSMA, DeepFool, Mask-FGSM.
 
     python bench/l0_ssim_table.py            # → bench/results_l0_ssim_lite0.md
     python bench/l0_ssim_table.py --quick    # CI smoke mode: a Fashion-MNIST model, 8 images
 
 Success rate, mean L0 (% of pixels changed), mean SSIM (scikit-image) and time per method.
-Seed 004 (DenseNet-161, ImageNet) for comparison: FGSM 100 % / 0.978, JSMA 4.52 % / 0.991,
+Yu 2022 (DenseNet-161, ImageNet) for comparison: FGSM 100 % / 0.978, JSMA 4.52 % / 0.991,
 DeepFool 74.37 % / 0.990, Mask-FGSM 3.82 % / 0.997 (L0 / SSIM).
 """
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         f"# FGSM / JSMA / DeepFool / Mask-FGSM on {name} ({x.shape[0]} images)",
         "",
         "Written by bench/l0_ssim_table.py. L0 = % of pixels changed by ≥ half an 8-bit level; "
-        "L0 any = % of pixels changed at all (the seed's ‖δ‖₀). Photos: the sample gallery, labelled as "
+        "L0 any = % of pixels changed at all (the paper's ‖δ‖₀). Photos: the sample gallery, labelled as "
         "assets/images/labels.json says.",
         "",
         "| method | parameters | success | mean L0 % | mean L0 any % | mean SSIM | mean L2 | seconds |",

@@ -1,4 +1,4 @@
-"""Our attacks against every peer library that has them (issue 17): one run, one machine, same inputs.
+"""Our attacks against every peer library that has them: one run, one machine, same inputs.
 
 For each attack × model × peer: median seconds (min–max) of interleaved repetitions, the
 ratio ours/peer taken within each repetition (median and min–max), and the success of each.

@@ -1,4 +1,4 @@
-"""Where C&W's time goes: cProfile of one run of ours and of torchattacks' on the same model and batch (issue 8).
+"""Where C&W's time goes: cProfile of one run of ours and of torchattacks' on the same model and batch.
 
 python bench/profile_cw.py                          # efficientnet-lite0, batch 8, 10 steps
 python bench/profile_cw.py --model fmnist-lenet-0   # Fashion-MNIST, the committed test split

@@ -1,4 +1,4 @@
-"""Our attacks against torchattacks' on the same model, batch and parameters, and against the cost floor (issue 8).
+"""Our attacks against torchattacks' on the same model, batch and parameters, and against the cost floor.
 
 For each attack: median seconds of ours and of torchattacks (interleaved repetitions,
 spread printed), the ratio ours/theirs, both success rates, and for iterative
@@ -58,7 +58,7 @@ PARAMS = {
     "deepfool": lambda eps, steps: {"steps": steps, "num_classes": 10},
     "jsma": lambda eps, steps: {"max_distortion": 0.1},
 }
-# Iterations that each cost one forward+backward of the batch (the floor of SPEC §1's iterative attacks).
+# Iterations that each cost one forward+backward of the batch (the floor of the standard iterative attacks).
 FLOOR_ITERATIONS = {
     "fgsm": lambda steps: 1,
     "bim": lambda steps: steps,

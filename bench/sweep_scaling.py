@@ -1,4 +1,4 @@
-"""The same transfer sweep on one process, local worker processes and Ray, side by side (issue 8 §5).
+"""The same transfer sweep on one process, local worker processes and Ray, side by side.
 
 Grid: fgsm, pgd and aa at ε 0.05 and 0.1 (AA at layer 3) on fmnist-lenet-0, scored on
 fmnist-resnet-1 and fmnist-vgg-1, 2,000 test images in shards of 250: 48 jobs. Worker

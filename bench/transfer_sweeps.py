@@ -1,4 +1,4 @@
-"""AA vs TMIFGSM / TPGD / ITCM transfer on the Fashion-MNIST zoo (SPEC §2 experiments; issue 5).
+"""AA vs TMIFGSM / TPGD / ITCM transfer on the Fashion-MNIST zoo (the experiments of Inkawhich et al. 2019).
 
     python bench/transfer_sweeps.py            # 500 images, two pairs → bench/results_transfer_sweeps.json + .md
     python bench/transfer_sweeps.py --quick    # CI smoke mode: 20 images, one ε, one layer

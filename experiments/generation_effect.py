@@ -1,4 +1,4 @@
-"""The generation effect (seed 002 §4.8.5; SPEC §3): targeted averaged perturbations draw the target class.
+"""The generation effect (Menn 2023, §4.8.5): targeted averaged perturbations draw the target class.
 
 For the same images, BIM perturbations are made untargeted and targeted in the
 three settings (single model, multi-model, noisy multi-model). Held-out judges

@@ -1,4 +1,4 @@
-"""Seed 000's layer analyses (Inkawhich et al. 2019, Figs 3-5 and 7) on the Fashion-MNIST zoo's white boxes: per layer,
+"""The layer analyses of Inkawhich et al. 2019 (Figs 3-5 and 7) on the Fashion-MNIST zoo's white boxes: per layer,
 class separability, the source-to-target class distance in the PCA plane and AA's tSuc on the held-out models.
 
 Writes experiments/results/layer_predictor_<model>.json (the command and every number), .md (the table and what
@@ -55,7 +55,7 @@ def markdown(found: dict, shown: str, seconds: int) -> str:
     rows, blacks, best = found["rows"], found["blacks"], found["best"]
     n = min(r["black"][b]["n"] for r in rows for b in blacks)
     lines = [
-        f"# Which layer should AA attack? {found['white']} (seed 000, Figs 3-5, 7)",
+        f"# Which layer should AA attack? {found['white']} (Inkawhich et al. 2019, Figs 3-5, 7)",
         "",
         f"Made by `python experiments/layer_predictor.py {found['white']}` ({seconds} s), which runs:",
         "",
@@ -213,7 +213,7 @@ def verdict(found: dict) -> list[str]:
 def summary() -> None:
     """experiments/results/layer_predictor.md: one line per white box of every committed layer_predictor_*.json."""
     lines = [
-        "# Layer predictor: do separability and class distance pick AA's best layer? (seed 000)",
+        "# Layer predictor: do separability and class distance pick AA's best layer? (Inkawhich et al. 2019)",
         "",
         "Per white box, from experiments/results/layer_predictor_<model>.md (made by "
         "`python experiments/layer_predictor.py <models>`): the layer each curve puts first, AA's best layer by "

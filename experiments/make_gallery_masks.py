@@ -1,4 +1,4 @@
-"""Object masks of the gallery photos for the contour-vs-background analysis (SPEC §3).
+"""Object masks of the gallery photos for the contour-vs-background analysis (Menn 2023, §4.8).
 
 GrabCut (engine.analysis.masking.grabcut_mask) from a hand-chosen rectangle per
 photo, at a working size of 320 px, written at the photo's full size to

@@ -1,4 +1,4 @@
-"""Seed 004 Figs. 3–4 on this project's models: `python -m engine patch-distance`, written up.
+"""Yu 2022, Figs. 3–4, on this project's models: `python -m engine patch-distance`, written up.
 
     python experiments/patch_distance.py imagenet        # all 36 gallery photos, efficientnet-lite0
     python experiments/patch_distance.py fashion-mnist   # 200 test images, fmnist-resnet-0
@@ -129,7 +129,7 @@ def markdown(record: dict, command: str, seconds: float) -> str:
         f"Spearman ρ(distance, drop of p(true)): {_f(rho['ring'], '+.3f')} on the rings, "
         f"{_f(rho['control'], '+.3f')} at random positions (negative: the effect fades with distance).",
         "",
-        "**Seed 004's finding (§3.2, Fig. 4):** the closer the noise patch is to the heat-map centre, the more "
+        "**Yu 2022's finding (§3.2, Fig. 4):** the closer the noise patch is to the heat-map centre, the more "
         "confident the model is in a wrong class; the farther, the more it keeps the true class — the attack "
         "effect decays with distance from the heat-map centre.",
         "",

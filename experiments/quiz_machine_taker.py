@@ -1,4 +1,4 @@
-"""The perturbation quiz taken by held-out models: a reference for a class's score (seed 002 §4.8.2.2).
+"""The perturbation quiz taken by held-out models: a reference for a class's score (Menn 2023, §4.8.2.2).
 
 One quiz on a domain (its source models, quiz settings and built-in images), taken by each of the
 domain's held-out judges from the same 8-bit pictures, restricted to the same choices. Writes
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Chance: {_percent(out['chance'])} (1 of {out['choices']}).",
         "",
-        f"Thesis (seed 002 §4.8.2.2): {_percent(t['accuracy'])} for {t['what']} ({t['questions']} perturbations, "
+        f"Thesis (Menn 2023, §4.8.2.2): {_percent(t['accuracy'])} for {t['what']} ({t['questions']} perturbations, "
         f"{t['takers']} people; chance {_percent(t['chance'])}). A different taker (people, not models), dataset "
         "and number of choices: the figure sits beside ours, it is not the same measurement.",
         "",

@@ -1,4 +1,4 @@
-"""Reproduce the thesis' analyses of human-recognisable perturbations (SPEC §3; seed 002) on this project's models.
+"""Reproduce the thesis' analyses of human-recognisable perturbations (Menn 2023) on this project's models.
 
 Writes experiments/results/recognisable_<domain>.json (every number) and .md (the
 tables, next to the thesis' figures), plus a PNG of the perturbations.

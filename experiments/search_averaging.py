@@ -1,4 +1,4 @@
-"""Search-based attack averaging (seed 002 §5.1): Square from δ = 0, averaged over n noisy copies.
+"""Search-based attack averaging (Menn 2023, §5.1): Square from δ = 0, averaged over n noisy copies.
 
 Square Attack only queries the model's outputs. Started from zero rather than the
 paper's ±ε stripes, every pixel it moves was chosen by its random search. For each
@@ -135,7 +135,7 @@ def markdown(out: dict, png: str) -> str:
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
     cfg = out["config"]
     lines = [
-        "# Search-based attack averaging (seed 002 §5.1)",
+        "# Search-based attack averaging (Menn 2023, §5.1)",
         "",
         f"Square Attack {json.dumps(cfg['attack'])} on Fashion-MNIST, single source model, {cfg['images']} test "
         f"images, n noisy copies at σ = {cfg['sigma']} averaged (calibrated, unclipped; Eq 4.1 with m = 1). Judges: "

@@ -1,10 +1,11 @@
-"""Seed 001's JSMA table, curves, hardness and R(F), seed 004's Mask-FGSM trade-off, and seed 000's AA target-image
-choice and layer sweep, on the Fashion-MNIST zoo (and Mask-FGSM on the photo model too).
+"""The JSMA table, curves, hardness and R(F) of Papernot et al. 2016, the Mask-FGSM trade-off of Yu 2022, and the AA
+target-image choice and layer sweep of Inkawhich et al. 2019, on the Fashion-MNIST zoo (and Mask-FGSM on the photo
+model too; docs/sources.md has each paper's setting and reported numbers).
 
 Each part runs one or more `python -m engine ... --json` commands (the CLI is the
 one place these experiments are put together) and writes
 experiments/results/<part>.json (the commands and every number) and .md (the
-table, with the seed's figure beside it and what does not carry over), and for
+table, with the paper's figure beside it and what does not carry over), and for
 the curves and matrices a .png.
 
     python experiments/seed_tables.py jsma_table          # ~10 min on 2 busy cores
@@ -115,14 +116,14 @@ def rate_cell(rate, n) -> str:
     return "—" if rate is None else f"{pct(rate)} ± {pct(se(rate, n))}"
 
 
-# ---- JSMA (seed 001) ------------------------------------------------------------------------------------------------
+# ---- JSMA (Papernot et al. 2016) -------------------------------------------------------------------------------------
 
 
 def md_jsma_table(results: list) -> list[str]:
     rows = [r for result in results for r in result]
     lines = [
         "| model | variant | pair search | images | pairs | success % ± SE | mean distortion % (sd) | "
-        "seed (MNIST LeNet): success %, mean distortion % |",
+        "paper (MNIST LeNet): success %, mean distortion % |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -142,21 +143,21 @@ def md_jsma_table(results: list) -> list[str]:
     seed_gap = 100 * (SEED_TABLE[1]["success_rate"] - SEED_TABLE[-1]["success_rate"])
     return lines + [
         "",
-        f"Υ = {pct(rows[0]['upsilon'])} % of the 784 features for both variants (the seed's largest Υ). Increasing "
-        f"minus decreasing success: {'; '.join(gaps)} (seed: {seed_gap:+.1f} points). Rates are over every (image, "
+        f"Υ = {pct(rows[0]['upsilon'])} % of the 784 features for both variants (the paper's largest Υ). Increasing "
+        f"minus decreasing success: {'; '.join(gaps)} (paper: {seed_gap:+.1f} points). Rates are over every (image, "
         "other class) pair of the images the model classifies correctly; SE = √(p(1−p)/n) over the pairs (the 9 "
         "pairs of one image are not independent, so the true uncertainty is somewhat larger). 'top 64' is the "
         "engine's default pair search among each step's 64 most salient features; 'all pairs' is the paper's.",
         "",
         "What does not reproduce, and why: the ranking does (increasing beats decreasing), the sizes do not. The "
-        "seed's 97.1 % is on MNIST, where a digit is a thin stroke on a black background and raising background "
+        "paper's 97.1 % is on MNIST, where a digit is a thin stroke on a black background and raising background "
         "pixels to 1 draws the strokes of another digit; a Fashion-MNIST garment fills much of the image with "
         "mid-grey texture, and telling a shirt from a coat takes more than a few strokes, so success at the same Υ "
         "is lower and the distortion of a success higher. The same property shrinks the gap: the decreasing variant "
         "has a garment's many non-zero pixels to darken, where on MNIST lowering pixels can only erase the digit. "
         "The top-64 restriction costs success against the full pair search (compare the rows of a model). The zoo's "
-        "LeNets are small and trained for 15 epochs (≈ 91 % test accuracy; the seed's MNIST net ≈ 99 %), and the "
-        "sample is hundreds of pairs, not the seed's 270,000 crafted samples. As in the seed, F is the last layer "
+        "LeNets are small and trained for 15 epochs (≈ 91 % test accuracy; the paper's MNIST net ≈ 99 %), and the "
+        "sample is hundreds of pairs, not the paper's 270,000 crafted samples. As in the paper, F is the last layer "
         "before the softmax (the logits).",
     ]
 
@@ -182,7 +183,7 @@ def md_jsma_robustness(results: list) -> list[str]:
         "(images the model classifies correctly, each towards every other class). Image numbers are Fashion-MNIST "
         "test indices; classes are 0 T-shirt/top … 9 ankle boot.",
         "",
-        "The seed defines R(F) and says a larger R means a model harder to attack, but gives no value for its MNIST "
+        "The paper defines R(F) and says a larger R means a model harder to attack, but gives no value for its MNIST "
         "network, so there is no figure to reproduce; what it implies, that R ranks models by how hard JSMA finds "
         "them, is a claim these numbers allow one to check against each model's JSMA success (jsma_table) only for "
         "the two LeNets here. R is a minimum: it can only fall as more images are evaluated, so it compares models "
@@ -190,7 +191,7 @@ def md_jsma_robustness(results: list) -> list[str]:
     ]
 
 
-# ---- AA (seed 000) --------------------------------------------------------------------------------------------------
+# ---- AA (Inkawhich et al. 2019) --------------------------------------------------------------------------------------
 
 
 def _rows(results: list) -> list[dict]:
@@ -251,15 +252,16 @@ def md_aa_target_choice(results: list) -> list[str]:
             diffs.append(f"AA ({best}) − TMIFGSM: " + ", ".join(f"{v:+.1f}" for v in d))
         lines += ["", f"tSuc differences in points, judges in the order above: {'; '.join(diffs)}.", ""]
     return lines + [
-        "Seed: AA picks the farthest-in-class target image (SPEC §2) and compares no other rule; its best CIFAR-10 "
-        "layer reaches ≈ 75 % tSuc (DenseNet-121 → ResNet-50, ε = 0.07), 32.6 points above TMIFGSM. It suggests, "
+        "Paper (Inkawhich et al. 2019): AA picks the farthest-in-class target image and compares no other rule; "
+        "its best CIFAR-10 layer reaches ≈ 75 % tSuc (DenseNet-121 → ResNet-50, ε = 0.07), 32.6 points above "
+        "TMIFGSM. It suggests, "
         "as future work, pushing towards the class centroid instead; nearest-mean is the bank image closest to that "
         "centroid at the layer, and random in-class is the control.",
         "",
         "What does not carry over: 28 × 28 grey images and small (≈ 50 k-parameter) models, far from ImageNet-scale "
         "networks on CIFAR-10; transfer needs ε ≈ 0.1–0.2 here. n is a few hundred images and every row shares them "
         "and their targets, so the rows are paired: a difference of a few points between rules is within about "
-        "√2 × SE of noise. The seed's AA lead over TMIFGSM (+32.6 points) is to be compared with the last "
+        "√2 × SE of noise. The paper's AA lead over TMIFGSM (+32.6 points) is to be compared with the last "
         "difference of each ε above.",
     ]
 
@@ -306,21 +308,22 @@ def md_aa_layer_sweep(results: list) -> list[str]:
             "",
         ]
     return lines + [
-        "Seed: tSuc peaks at a middle-to-deep layer (DenseNet-121 L = 21 of its sampled layers) and AA beats TMIFGSM "
-        "by 32.6 points tSuc at ε = 0.07 on CIFAR-10; the layer-wise shape did not depend on the black-box model.",
+        "Paper (Inkawhich et al. 2019): tSuc peaks at a middle-to-deep layer (DenseNet-121 L = 21 of its sampled "
+        "layers) and AA beats TMIFGSM by 32.6 points tSuc at ε = 0.07 on CIFAR-10; the layer-wise shape did not "
+        "depend on the black-box model.",
         "",
         "What does not carry over: the zoo's DenseNet has 11 catalogue blocks and ≈ 46 k parameters, on 28 × 28 "
-        "grey images, and its deepest catalogue block is not the logits layer the seed's sweep ends on; whether AA "
+        "grey images, and its deepest catalogue block is not the logits layer the paper's sweep ends on; whether AA "
         "beats the baselines, where its best layer lies and whether that depends on the judge are whatever the rows "
         "and the per-judge best layers above show.",
     ]
 
 
-# ---- JSMA curves and hardness (seed 001), Mask-FGSM's trade-off (seed 004) ------------------------------------------
+# ---- JSMA curves and hardness (Papernot et al. 2016), Mask-FGSM's trade-off (Yu 2022) --------------------------------
 
 CLASSES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
 CURVE_AT = [2, 4, 8, 15, 22, 29]  # points of the 30-point curve (Υ from 0 to 14.5 %) shown in the table
-# The seed's Table 1 (DenseNet-161, ImageNet): L0 % and SSIM; it gives no success rate.
+# Yu 2022's Table 1 (DenseNet-161, ImageNet): L0 % and SSIM; it gives no success rate.
 MASK_SEED = {"fgsm": (100.0, 0.978), "jsma": (4.52, 0.991), "deepfool": (74.37, 0.990), "maskfgsm": (3.821, 0.997)}
 
 
@@ -350,7 +353,7 @@ def md_jsma_curve(results: list) -> list[str]:
         "deterministic, so a smaller Υ is the same run cut short). Pair search among each step's 64 most salient "
         "features; F = logits.",
         "",
-        "| model | variant | pairs | " + " | ".join(f"Υ = {100 * u:.1f} %" for u in ups) + " | seed at 14.5 % |",
+        "| model | variant | pairs | " + " | ".join(f"Υ = {100 * u:.1f} %" for u in ups) + " | paper at 14.5 % |",
         "|---|---|---|" + "---|" * len(ups) + "---|",
     ]
     late = []
@@ -378,13 +381,13 @@ def md_jsma_curve(results: list) -> list[str]:
         "",
         "![success rate against Υ](jsma_curve.png)",
         "",
-        "Seed (MNIST LeNet, 270,000 crafted samples): 97.1 % (increasing) and 64.7 % (decreasing) at Υ = 14.5 %; "
+        "Paper (MNIST LeNet, 270,000 crafted samples): 97.1 % (increasing) and 64.7 % (decreasing) at Υ = 14.5 %; "
         "'raising Υ does not raise the success rate much: a moderate Υ is enough'.",
         "",
         f"Here: increasing leads decreasing {'; '.join(leads)}. Success gained over the last third of Υ "
         f"({100 * 2 * rows[0]['upsilon'] / 3:.1f} → {100 * rows[0]['upsilon']:.1f} %): {'; '.join(late)}. So the "
-        "decreasing variant lands on the seed's figure, the increasing one falls short of it by about 25 points, "
-        "and the curves have not flattened by Υ = 14.5 % the way the seed's have: a Fashion-MNIST garment needs "
+        "decreasing variant lands on the paper's figure, the increasing one falls short of it by about 25 points, "
+        "and the curves have not flattened by Υ = 14.5 % the way the paper's have: a Fashion-MNIST garment needs "
         "more changed pixels than an MNIST digit, whose strokes on a black background are redrawn by a few "
         "raised pixels. Other differences: a top-64 pair search (the full search gains ≈ 5–14 points, "
         "jsma_table.md) and small 15-epoch LeNets.",
@@ -408,7 +411,7 @@ def png_jsma_curve(results: list, path: Path) -> None:
             marker,
             color="black",
             markersize=11,
-            label=f"seed (MNIST), θ = {theta:+d}",
+            label=f"paper (MNIST), θ = {theta:+d}",
         )
     ax.set(
         xlabel="Υ, largest share of features changed (%)",
@@ -449,7 +452,7 @@ def md_jsma_hardness(results: list) -> list[str]:
         f"{PER_PAIR} test images of each source class s crafted towards t (increasing variant, top-64 pair "
         "search, F = logits). Rows: source class; columns: target. H × 1000 below; — where no image reached t "
         "within Υ (no distortion to integrate). Then the success rate and the mean distortion of the successes "
-        "per pair, the seed's Fig. 13 grids.",
+        "per pair, the paper's Fig. 13 grids.",
         "",
     ]
     notes = []
@@ -489,13 +492,13 @@ def md_jsma_hardness(results: list) -> list[str]:
         "",
         *notes,
         "",
-        "Seed (MNIST): Figs. 13–14 draw the success rate, the distortion and H per (source, target) pair as "
+        "Paper (MNIST): Figs. 13–14 draw the success rate, the distortion and H per (source, target) pair as "
         "10 × 10 grids, with no numbers in the text. Its readings: the targets reached with little distortion "
         "are the ones reached most often, some source classes are harder to leave than others (the model is "
         "more confident in them), and H gives the same picture as the distortion grid. Here H also follows "
         "from how far the success rate climbs: the integral runs over τ only up to the pair's final success, "
         "so a pair reached rarely has a small H even when each success costs many features. Read H with the "
-        "success grid beside it. The seed's first reading (little distortion, high success) holds where r above "
+        "success grid beside it. The paper's first reading (little distortion, high success) holds where r above "
         "is negative; a positive r of H with success is the integral's range at work, not a contradiction.",
     ]
 
@@ -573,7 +576,7 @@ def md_mask_tradeoff(results: list, part: str = "mask_tradeoff") -> list[str]:
         "",
         *summary,
         "",
-        f"Seed (DenseNet-161, ImageNet, 10,000 images; L0 / SSIM): {seed}. It reports no success rate: the text "
+        f"Yu 2022 (DenseNet-161, ImageNet, 10,000 images; L0 / SSIM): {seed}. It reports no success rate: the text "
         "says Mask-FGSM 'reaches the goal' with 3.821 % of the input perturbed on average, and no P_th. Here the "
         "sweep shows the trade-off that a single number hides: tightening P_th shrinks L0, SSIM rises and success "
         "falls; an L0 near the paper's comes only at a fraction of FGSM's success (on photos as on Fashion-MNIST). "
@@ -621,15 +624,15 @@ def png_mask_tradeoff(results: list, path: Path, part: str = "mask_tradeoff") ->
 
 
 MARKDOWN = {
-    "jsma_table": ("JSMA: increasing vs decreasing (seed 001)", md_jsma_table),
-    "jsma_robustness": ("JSMA robustness R(F) of every zoo model (seed 001)", md_jsma_robustness),
-    "aa_target_choice": ("AA: target-image choice (seed 000)", md_aa_target_choice),
-    "aa_layer_sweep": ("AA: layer-depth sweep with baselines (seed 000)", md_aa_layer_sweep),
-    "jsma_curve": ("JSMA: success rate against Υ, θ = ±1 (seed 001)", md_jsma_curve),
-    "jsma_hardness": ("JSMA: hardness H(s, t) of every class pair (seed 001)", md_jsma_hardness),
-    "mask_tradeoff": ("Mask-FGSM: L0 against success over the threshold P_th (seed 004)", md_mask_tradeoff),
+    "jsma_table": ("JSMA: increasing vs decreasing (Papernot et al. 2016)", md_jsma_table),
+    "jsma_robustness": ("JSMA robustness R(F) of every zoo model (Papernot et al. 2016)", md_jsma_robustness),
+    "aa_target_choice": ("AA: target-image choice (Inkawhich et al. 2019)", md_aa_target_choice),
+    "aa_layer_sweep": ("AA: layer-depth sweep with baselines (Inkawhich et al. 2019)", md_aa_layer_sweep),
+    "jsma_curve": ("JSMA: success rate against Υ, θ = ±1 (Papernot et al. 2016)", md_jsma_curve),
+    "jsma_hardness": ("JSMA: hardness H(s, t) of every class pair (Papernot et al. 2016)", md_jsma_hardness),
+    "mask_tradeoff": ("Mask-FGSM: L0 against success over the threshold P_th (Yu 2022)", md_mask_tradeoff),
     "mask_tradeoff_photos": (
-        "Mask-FGSM on photos: L0 against success over the threshold P_th (seed 004)",
+        "Mask-FGSM on photos: L0 against success over the threshold P_th (Yu 2022)",
         partial(md_mask_tradeoff, part="mask_tradeoff_photos"),
     ),
 }

@@ -1,4 +1,4 @@
-"""Activation Attack (SPEC §2) and its target-image choice."""
+"""Activation Attack (Inkawhich et al. 2019) and its target-image choice."""
 
 import pytest
 import torch

@@ -357,7 +357,7 @@ def test_fgsm_unscored_is_one_forward_and_one_backward(digits):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: none on this machine")
 @pytest.mark.parametrize("name", ["fgsm", "bim", "pgd", "mifgsm", "aa"])
 def test_gradient_attack_loops_never_wait_for_the_host_on_a_gpu(name):
-    """Issue 8: after the first step, an iterative attack's loop runs with CUDA's sync debug
+    """After the first step, an iterative attack's loop runs with CUDA's sync debug
     mode set to raise: any .item(), bool() on a tensor or .cpu() copy in the loop fails here."""
     from engine import models
     from engine.datasets import fashion_mnist
@@ -379,7 +379,7 @@ def test_gradient_attack_loops_never_wait_for_the_host_on_a_gpu(name):
 
 @pytest.mark.parametrize("targeted", [False, True])
 def test_fgsm_at_many_eps_is_one_run_per_eps(targeted):
-    """Issue 17 item 5: one gradient, then every ε in one batched forward, gives each ε's own FGSM run."""
+    """One gradient, then every ε in one batched forward, gives each ε's own FGSM run."""
     from engine import attacks, models
 
     white, black = models.load("fmnist-lenet-0", device="cpu"), models.load("fmnist-mlp-0", device="cpu")

@@ -1,4 +1,4 @@
-"""Noisy multi-model averaging (SPEC §3, Eq 4.1) and the thesis' analyses on tiny digits models."""
+"""Noisy multi-model averaging (Menn 2023, Eq 4.1) and the thesis' analyses on tiny digits models."""
 
 import numpy as np
 import pytest

@@ -236,7 +236,7 @@ def test_cancelling_the_jsma_curve_keeps_a_lower_bound(server, local_only):
 
 def test_jsma_lab_table_and_robustness(server, local_only):
     """On the JSMA lab, the increasing-vs-decreasing table and R(F) run from their button,
-    with the seed's figures beside them."""
+    with the paper's figures beside them."""
     page = local_only.new_page()
     page.set_viewport_size({"width": 1500, "height": 1400})
     _press(page, f"{server}/jsma?{FMNIST}", "Run JSMA", "changed features in red")

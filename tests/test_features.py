@@ -1,4 +1,4 @@
-"""Per-layer separability, the PCA plane and AA trajectories (SPEC §2 analyses) on the zoo."""
+"""Per-layer separability, the PCA plane and AA trajectories (the analyses of Inkawhich et al. 2019) on the zoo."""
 
 import numpy as np
 import pytest

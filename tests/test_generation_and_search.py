@@ -1,4 +1,4 @@
-"""The generation effect (targeted recognisability, seed 002 §4.8.5) and Square averaged from δ = 0 (§5.1)."""
+"""The generation effect (targeted recognisability, Menn 2023, §4.8.5) and Square averaged from δ = 0 (§5.1)."""
 
 import json
 

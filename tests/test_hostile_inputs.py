@@ -1,4 +1,4 @@
-"""Hostile uploads (issue 9): every file of the generated corpus gives an image or a clear message —
+"""Hostile uploads: every file of the generated corpus gives an image or a clear message —
 in the engine, the CLI (exit code 2, one line) and the app (an error box, state kept) — never a crash."""
 
 import subprocess

@@ -1,4 +1,4 @@
-"""JSMA (SPEC §4) and Mask-FGSM (SPEC §5): budgets, directions, masks, and the seed-001 extras."""
+"""JSMA (Papernot et al. 2016) and Mask-FGSM (Yu 2022): budgets, directions, masks, and the JSMA paper's extras."""
 
 import numpy as np
 import pytest
@@ -29,7 +29,7 @@ def test_jsma_changes_at_most_upsilon_only_in_thetas_direction(digits, theta):
 def test_jsma_beats_random_features_of_the_same_count(digits, theta, floor):
     """Saturating JSMA's features beats saturating as many random ones. Measured over fixture seeds
     0/10/20/30 at n = 64: θ = +1 reaches 0.64-0.83 against 0-0.05 at random; θ = −1 (weaker, as in the
-    seed's 97.1 % vs 64.7 %) 0.17-0.58 against 0-0.02. Each floor is ≥ 3.5 standard errors below the
+    paper's 97.1 % vs 64.7 %) 0.17-0.58 against 0-0.02. Each floor is ≥ 3.5 standard errors below the
     smallest measured gap."""
     model, x, y = digits
     target = (y + 1) % 10

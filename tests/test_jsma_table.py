@@ -1,4 +1,4 @@
-"""Seed 001's increasing-vs-decreasing table and robustness R(F) (SPEC §4), on the committed digits CNN."""
+"""Papernot et al. 2016's increasing-vs-decreasing JSMA table and robustness R(F), on the committed digits CNN."""
 
 import math
 
@@ -10,7 +10,7 @@ from engine import attacks, targets
 from engine.analysis.jsma_extras import adversarial_distance, binomial_se, jsma_table, robustness, source_target_pairs
 from engine.cli import main
 
-UPSILON = 0.3  # 8×8 digits have 64 features: the seed's 14.5 % would allow only 4 pair steps
+UPSILON = 0.3  # 8×8 digits have 64 features: the paper's 14.5 % would allow only 4 pair steps
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,7 @@ def test_unknown_device_is_a_value_error():
 
 
 def test_bf16_autocast_keeps_predictions_and_attack_budgets():
-    """Mixed precision (issue 8) on the CPU: same top-1 on the test split, float32 logits,
+    """Mixed precision on the CPU: same top-1 on the test split, float32 logits,
     and a PGD run under bf16 stays in its budget and still fools the float32 model."""
     from engine import attacks
     from engine.datasets import fashion_mnist

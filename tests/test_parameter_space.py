@@ -1,4 +1,4 @@
-"""Every attack's declared parameter space, property-based (issue 9): inside the ranges that
+"""Every attack's declared parameter space, property-based: inside the ranges that
 `attacks.available()` declares → a valid result within its budget; outside → a ValueError that
 names the parameter. A pre-hook on the model proves that NaN or ±inf never reaches it."""
 

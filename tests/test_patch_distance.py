@@ -1,4 +1,4 @@
-"""Patch position vs heat-map centre (engine.analysis.patch_distance; seed 004 Figs. 3–4)."""
+"""Patch position vs heat-map centre (engine.analysis.patch_distance; Yu 2022, Figs. 3–4)."""
 
 import json
 import math

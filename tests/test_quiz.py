@@ -1,4 +1,4 @@
-"""The perturbation quiz (seed 002 §4.8.2.2): plan, pictures, machine taker, score, CSV and CLI."""
+"""The perturbation quiz (Menn 2023, §4.8.2.2): plan, pictures, machine taker, score, CSV and CLI."""
 
 import csv
 import io

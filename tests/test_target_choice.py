@@ -1,4 +1,4 @@
-"""AA's target image (SPEC §2; seed 000): every rule picks from images the model classifies as the target class."""
+"""AA's target image (Inkawhich et al. 2019): every rule picks from images the model classifies as the target class."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Transfer metrics (SPEC §2) on hand-built predictions, and the evaluation loop on tiny models."""
+"""Transfer metrics (Inkawhich et al. 2019) on hand-built predictions, and the evaluation loop on tiny models."""
 
 import pytest
 import torch

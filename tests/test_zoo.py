@@ -1,4 +1,4 @@
-"""The committed Fashion-MNIST zoo (issue 4): every model loads and reproduces its model card."""
+"""The committed Fashion-MNIST zoo: every model loads and reproduces its model card."""
 
 import gzip
 import json

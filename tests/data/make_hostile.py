@@ -1,4 +1,4 @@
-"""Write the hostile-upload corpus (issue 9): odd, broken and malicious image files, made here, never downloaded.
+"""Write the hostile-upload corpus: odd, broken and malicious image files, made here, never downloaded.
 
     python tests/data/make_hostile.py OUT_DIR
 
