@@ -160,7 +160,7 @@ def test_jsma_lab_table_and_robustness_match_the_engine(fm):
     ok(fm)
     table = fm.dataframe[0].value
     assert list(table["variant"]) == ["increasing (θ = +1)", "decreasing (θ = -1)"]
-    assert all(table["seed (MNIST)"].str.startswith(("97.1%", "64.7%")))
+    assert all(table["paper (MNIST)"].str.startswith(("97.1%", "64.7%")))
     x, y = fashion_mnist.evaluation_slice(1)
     model = models.load(FMNIST, device="cpu")
     expected = robustness(model, x, y)

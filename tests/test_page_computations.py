@@ -130,8 +130,8 @@ def test_shown_table_puts_the_published_figures_next_to_each_variant():
     shown = jsma_extras.shown_table(rows)
     assert [r["variant"] for r in shown] == ["increasing (θ = +1)", "decreasing (θ = -1)"]
     assert shown[0]["success"] == "50.0% ± —" and shown[1]["mean distortion"] == "—"
-    assert shown[0]["seed (MNIST)"] == "97.1%, distortion 4.0%"
-    assert shown[1]["seed (MNIST)"] == "64.7%, distortion not given"
+    assert shown[0]["paper (MNIST)"] == "97.1%, distortion 4.0%"
+    assert shown[1]["paper (MNIST)"] == "64.7%, distortion not given"
 
 
 def test_target_choices_leave_out_the_class_the_model_gives(digits):

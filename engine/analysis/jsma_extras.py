@@ -526,7 +526,7 @@ def shown_table(rows: list[dict]) -> list[dict]:
                 "pairs": r["pairs"],
                 "success": f"{_percent(r['success_rate'])} ± {_percent(r['success_se'])}",
                 "mean distortion": _percent(r["mean_distortion"]),
-                "seed (MNIST)": f"{_percent(paper['success_rate'])}, distortion {distortion}",
+                "paper (MNIST)": f"{_percent(paper['success_rate'])}, distortion {distortion}",
             }
         )
     return out
@@ -548,8 +548,8 @@ def target_choices(model, x: torch.Tensor) -> list[int]:
 
 def too_many_classes(num_classes: int) -> str:
     return (
-        f"The seed's table attacks each image towards every other class: {num_classes - 1} attacks per image "
-        "here. Choose a model with few classes (a Fashion-MNIST one) for it."
+        f"The paper's table (Papernot et al. 2016) attacks each image towards every other class: "
+        f"{num_classes - 1} attacks per image here. Choose a model with few classes (a Fashion-MNIST one) for it."
     )
 
 
@@ -557,8 +557,8 @@ def table_caption(upsilon: float) -> str:
     """What the increasing-vs-decreasing table counts, and what the published figures next to it are."""
     return (
         f"Υ = {upsilon:.1%}. Success is over every (image, other class) pair of the images the model gets right; "
-        "mean distortion is the share of features changed, over the successes. The seed's figures are for an "
-        "MNIST LeNet at Υ = 14.5 % (no distortion given for the decreasing variant)."
+        "mean distortion is the share of features changed, over the successes. The paper's figures (Papernot et al. "
+        "2016) are for an MNIST LeNet at Υ = 14.5 % (no distortion given for the decreasing variant)."
     )
 
 
@@ -582,5 +582,5 @@ def robustness_caption(r: dict) -> str:
     return (
         f"A(X, t) = 1 − the share of features whose saliency towards t is positive, over {r['pairs']} pairs; "
         "a small A means many features help the attack. R(F) is the smallest: the model's most exposed pair. "
-        "The seed defines R(F) but reports no value for its network."
+        "The paper defines R(F) but reports no value for its network."
     )
