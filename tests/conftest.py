@@ -165,30 +165,84 @@ def lite0():
 BROWSER_TIMEOUT_MS = int(float(os.environ.get("PE_BROWSER_TIMEOUT_S", "120")) * 1000)
 
 
-class _Browser:
-    """A Playwright browser whose contexts and pages wait up to BROWSER_TIMEOUT_MS by default."""
+class _Window:
+    """A fresh window of the person's own browser: tabs of its profile at one viewport, closed together. Each tab is
+    an app session of its own (the app keeps nothing in cookies or storage)."""
 
-    def __init__(self, browser):
-        self._browser = browser
+    def __init__(self, profile, viewport: dict | None):
+        self._profile, self._viewport = profile, viewport
+        self._pages: list = []
+        self._handlers: list[tuple] = []
+
+    def new_page(self):
+        page = self._profile.new_page()
+        if self._viewport:
+            page.set_viewport_size(self._viewport)
+        for event, handler in self._handlers:
+            page.on(event, handler)
+        self._pages.append(page)
+        return page
+
+    def on(self, event: str, handler) -> None:
+        """`handler` on every tab of this window, those open now and those opened later."""
+        self._handlers.append((event, handler))
+        for page in self._pages:
+            page.on(event, handler)
+
+    def close(self) -> None:
+        for page in self._pages:
+            if not page.is_closed():
+                page.close()
+
+
+class _Browser:
+    """The browsers of a test module: one person's (`window`, `new_page`) and other people's (`new_context`).
+    Their pages wait up to BROWSER_TIMEOUT_MS by default.
+
+    The person's browser keeps a profile on disk, as a real one does, rather than a blank context per test: with
+    its cache Chromium compiles the app's scripts once, where a blank context compiled them again on each page
+    load (about 2 of a load's 4-7 CPU-s). Several people at once (a class, a queue) each get a blank context of
+    a second Chromium: one profile would share one network stack between them, which no class of phones does."""
+
+    def __init__(self, playwright, executable: str, flags: list[str], profile: Path):
+        self._launch = {"executable_path": executable, "args": flags}
+        self._playwright = playwright
+        self._profile = playwright.chromium.launch_persistent_context(
+            profile, viewport={"width": 1280, "height": 720}, **self._launch
+        )
+        self._profile.set_default_timeout(BROWSER_TIMEOUT_MS)
+        self._others = None
+
+    def window(self, viewport: dict | None = None) -> _Window:
+        return _Window(self._profile, viewport)
+
+    def new_page(self, viewport: dict | None = None):
+        return self.window(viewport).new_page()
 
     def new_context(self, **kwargs):
-        context = self._browser.new_context(**kwargs)
+        """Another person's browser: a blank context, nothing shared with the person's own or another's."""
+        if self._others is None:
+            self._others = self._playwright.chromium.launch(**self._launch)
+        context = self._others.new_context(**kwargs)
         context.set_default_timeout(BROWSER_TIMEOUT_MS)
         return context
 
-    def new_page(self, **kwargs):
-        page = self._browser.new_page(**kwargs)
-        page.context.set_default_timeout(BROWSER_TIMEOUT_MS)
-        return page
+    def close(self) -> None:
+        self._profile.close()
+        if self._others is not None:
+            self._others.close()
 
-    def __getattr__(self, name):
-        return getattr(self._browser, name)
+
+@pytest.fixture(scope="session")
+def browser_profile(tmp_path_factory) -> Path:
+    """The person's browser profile, shared by the modules of one test worker: its cache outlives each module."""
+    return tmp_path_factory.mktemp("chromium-profile")
 
 
 # Per module, unlike the server: bench scripts that test_bench.py runs in-process start Playwright's sync API
 # themselves, which cannot run while another instance is open in the same thread.
 @pytest.fixture(scope="module")
-def browser():
+def browser(browser_profile):
     """Debian's Chromium driven by Playwright, as the real-browser tests launch it (never a downloaded browser)."""
     import shutil
 
@@ -202,9 +256,9 @@ def browser():
     from bench_common import CHROMIUM_FLAGS
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield _Browser(b)
-        b.close()
+        browsers = _Browser(p, executable, CHROMIUM_FLAGS, browser_profile)
+        yield browsers
+        browsers.close()
 
 
 def cli_json(capsys, *argv):

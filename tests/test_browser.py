@@ -31,8 +31,8 @@ pytestmark = [
 
 @pytest.fixture
 def local_only(browser):
-    """A fresh browser context (no cookies, no session) that records every request to another host."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    """A fresh window (pages with no app session yet) that records every request to another host."""
+    context = browser.window(viewport={"width": 1400, "height": 1100})
     outside: list[str] = []
     context.on(
         "request",

@@ -81,7 +81,7 @@ def test_every_slide_fits_the_screen_in_large_type_and_the_arrow_keys_page(serve
     _slide(page, 3)
     link = page.url
     page.close()
-    context = browser.new_context(viewport={"width": width, "height": height})  # no session: the link alone
+    context = browser.window(viewport={"width": width, "height": height})  # no session: the link alone
     again = context.new_page()
     _open(again, link, "Next ▶")  # the link reruns its attack: past the gate where this machine prices it long
     _slide(again, 3)

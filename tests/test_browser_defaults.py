@@ -192,7 +192,7 @@ def _visit(page, world: str, names, shots: Path, checks: dict | None = None) -> 
 
 
 def _open(browser, server):
-    context = browser.new_context(viewport=byo.VIEWPORT)
+    context = browser.window(viewport=byo.VIEWPORT)
     page = context.new_page()
     page.goto(server + "/guide", wait_until="domcontentloaded")
     page.get_by_text("Bring your own model").first.wait_for(timeout=240_000)

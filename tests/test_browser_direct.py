@@ -19,7 +19,7 @@ LONG = 100_000  # Boundary's queries at this budget take a minute or more here: 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context = browser.window(viewport={"width": 1280, "height": 720})
     yield context.new_page()
     context.close()
 

@@ -81,7 +81,7 @@ def test_own_onnx_models_and_pictures_work_on_every_page(bare_server, browser, t
     files = _files(tmp_path)
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    context = browser.new_context(viewport=byo.VIEWPORT)
+    context = browser.window(viewport=byo.VIEWPORT)
     page = context.new_page()
     try:
         page.goto(server + "/", wait_until="domcontentloaded")
