@@ -152,21 +152,23 @@ IDLE = """() => document.querySelector('[data-testid=stApp]')?.dataset.testScrip
 # Counts the app's finished runs from now on, and notes whether a run has started since (Streamlit marks its root
 # with the script's state; the frontend leaves "notRunning" the moment it sends a click, whatever the server's load).
 # The observer watches the whole document, not the root element it first found: were that element ever replaced,
-# an observer of the old one would never see another run, and every later wait would run to its bound.
+# an observer of the old one would never see another run, and every later wait would run to its bound. It reads
+# each change's old value as well as the state now: a busy page hands over several changes at once, and by then
+# the state may be back at "notRunning" with only the old values telling that a run came and went.
 WATCH_RUNS = """() => {
     if (!window.__runs) {
         window.__runs = {done: 0, running: false, started: false};
         new MutationObserver(records => {
             for (const record of records) {
-                const s = record.target.getAttribute('data-test-script-state');
-                if (s !== 'notRunning') window.__runs.started = true;
-                if (s === 'running') window.__runs.running = true;
-                else if (s === 'notRunning' && window.__runs.running) {
+                const before = record.oldValue, s = record.target.getAttribute('data-test-script-state');
+                if (s !== 'notRunning' || (before && before !== 'notRunning')) window.__runs.started = true;
+                if (s === 'running' || before === 'running') window.__runs.running = true;
+                if (s === 'notRunning' && window.__runs.running) {
                     window.__runs.running = false;
                     window.__runs.done++;
                 }
             }
-        }).observe(document.documentElement, {attributes: true, subtree: true,
+        }).observe(document.documentElement, {attributes: true, subtree: true, attributeOldValue: true,
                                               attributeFilter: ['data-test-script-state']});
     }
     window.__runs.done = 0;

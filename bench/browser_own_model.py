@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
     CHROMIUM_FLAGS,
+    IDLE,
     ROOT,
     WATCH_RUNS,
     choose,
@@ -344,21 +345,30 @@ def add_model(page, path: Path, fields: dict[str, str], timeout_s: float = 180) 
     return name
 
 
-def rerun_done(page, action, timeout_s: float = 180) -> None:
+def rerun_done(page, action, timeout_s: float = 180, seen_s: float = 20) -> None:
     """Do `action` (a click that reruns the app) and wait until that rerun has finished: until then the sidebar
     is the old one, and a click on it may land on an element the rerun then replaces. A rerun short enough that
-    the page never drew "running" (its states drawn at once) still drew "rerunRequested": it counts as begun."""
+    the page never drew "running" (its states drawn at once) still drew "rerunRequested": it counts as begun.
+
+    A page busy enough to draw a short rerun's states all at once may leave nothing for the watcher to see (the
+    state only ever read "notRunning"). Where no rerun has been seen after `seen_s`, the app at rest twice, a
+    moment apart, counts as done; a rerun still going keeps it waiting, up to `timeout_s` in all."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    seen = (
+        "() => (window.__runs.done > 0 || window.__runs.started) && document.querySelector("
+        '"[data-testid=stApp][data-test-script-state=notRunning]")'
+    )
+    deadline = time.monotonic() + timeout_s
     page.evaluate(WATCH_RUNS)
     action()
     try:
-        page.wait_for_function(
-            "() => (window.__runs.done > 0 || window.__runs.started) && document.querySelector("
-            '"[data-testid=stApp][data-test-script-state=notRunning]")',
-            timeout=timeout_s * 1000,
-            polling=100,
-        )
+        try:
+            page.wait_for_function(seen, timeout=seen_s * 1000, polling=100)
+        except PlaywrightTimeout:
+            for _ in range(2):
+                page.wait_for_function(IDLE, timeout=max(deadline - time.monotonic(), 0.001) * 1000, polling=100)
+                page.wait_for_timeout(400)
     except PlaywrightTimeout as timeout:
         # Whether the rerun never began or never ended, and what the page shows, tell a lost click from a queue.
         runs = page.evaluate("() => window.__runs")
