@@ -70,21 +70,27 @@ DRAWN = """() => !document.querySelector('[data-testid=stMain] [data-testid=stSk
         p => p._fullLayout && p.querySelector('.main-svg'))"""
 
 
-# The revealed quiz pictures that are a single flat colour (an attack that changed nothing), by caption.
-BLANK_PICTURES = """() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage]')].filter(box => {
-    const img = box.querySelector('img');
-    if (!img || !img.naturalWidth) return false;
-    const canvas = document.createElement('canvas');
-    canvas.width = img.naturalWidth;
-    canvas.height = img.naturalHeight;
-    const context = canvas.getContext('2d');
-    context.drawImage(img, 0, 0);
-    const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
-    for (let i = 4; i < pixels.length; i += 4) {
-        if (pixels[i] !== pixels[0] || pixels[i + 1] !== pixels[1] || pixels[i + 2] !== pixels[2]) return false;
-    }
-    return true;
-}).map(box => box.innerText)"""
+# The revealed quiz pictures that are a single flat colour (an attack that changed nothing), by caption. Each
+# picture is read once it has loaded and decoded: a canvas drawn from a picture still arriving stays transparent,
+# one flat colour, whatever the picture holds.
+BLANK_PICTURES = """async () => {
+    const boxes = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage]')];
+    await Promise.all(boxes.map(box => box.querySelector('img')?.decode().catch(() => null)));
+    return boxes.filter(box => {
+        const img = box.querySelector('img');
+        if (!img || !img.naturalWidth) return false;
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth;
+        canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let i = 4; i < pixels.length; i += 4) {
+            if (pixels[i] !== pixels[0] || pixels[i + 1] !== pixels[1] || pixels[i + 2] !== pixels[2]) return false;
+        }
+        return true;
+    }).map(box => box.innerText);
+}"""
 
 
 @pytest.fixture(scope="module")
