@@ -149,6 +149,14 @@ IDLE = """() => document.querySelector('[data-testid=stApp]')?.dataset.testScrip
         p => p._fullLayout && p.querySelector('.main-svg'))"""
 
 
+def at_rest(page, timeout_s: float) -> None:
+    """Until the app is at rest twice, a moment apart: a rerun that a click asked for reaches the page a moment
+    later, and a single look could land before it."""
+    for _ in range(2):
+        page.wait_for_function(IDLE, timeout=max(timeout_s, 0.001) * 1000, polling=100)
+        page.wait_for_timeout(400)
+
+
 # Counts the app's finished runs from now on, and notes whether a run has started since (Streamlit marks its root
 # with the script's state; the frontend leaves "notRunning" the moment it sends a click, whatever the server's load).
 # The observer watches the whole document, not the root element it first found: were that element ever replaced,

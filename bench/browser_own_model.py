@@ -32,9 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
     CHROMIUM_FLAGS,
-    IDLE,
     ROOT,
     WATCH_RUNS,
+    at_rest,
     choose,
     parser,
     streamlit_server,
@@ -366,9 +366,7 @@ def rerun_done(page, action, timeout_s: float = 180, seen_s: float = 20) -> None
         try:
             page.wait_for_function(seen, timeout=seen_s * 1000, polling=100)
         except PlaywrightTimeout:
-            for _ in range(2):
-                page.wait_for_function(IDLE, timeout=max(deadline - time.monotonic(), 0.001) * 1000, polling=100)
-                page.wait_for_timeout(400)
+            at_rest(page, deadline - time.monotonic())
     except PlaywrightTimeout as timeout:
         # Whether the rerun never began or never ended, and what the page shows, tell a lost click from a queue.
         runs = page.evaluate("() => window.__runs")

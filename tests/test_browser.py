@@ -20,7 +20,7 @@ from conftest import BROWSER_TIMEOUT_MS, require
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_common import IDLE, choose, click_to_run  # noqa: E402
+from bench_common import IDLE, at_rest, choose, click_to_run  # noqa: E402
 
 playwright = require("playwright.sync_api")
 pytestmark = [
@@ -63,10 +63,7 @@ def _shown(page, marker):
 def _settle(page, text, timeout_s: int = 240) -> None:
     """A cold server's first paint is blank: wait for `text` (or a locator), then for the app to be at rest."""
     _shown(page, text).wait_for(timeout=timeout_s * 1000)
-    # A rerun that a click asked for reaches the page a moment later: at rest twice, a moment apart.
-    for _ in range(2):
-        page.wait_for_function(IDLE, timeout=timeout_s * 1000, polling=100)
-        page.wait_for_timeout(400)
+    at_rest(page, timeout_s)
 
 
 def _past_the_gate(page, shows, timeout_s: int = 240) -> None:
